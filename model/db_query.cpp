@@ -1,0 +1,197 @@
+#include "model/db_query.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <charconv>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "model/db_errors.hpp"
+#include "model/error.hpp"
+
+namespace cmdb::model {
+namespace {
+
+// Which statements each live connection has prepared. Keyed by the connection pointer; a
+// reconnect yields a new pointer, and a reused pointer that lost its statements is healed
+// by the retry in QueryPrepared.
+std::mutex prepared_mutex;
+std::unordered_map<PGconn*, std::set<std::string>> prepared;  // guarded by prepared_mutex
+
+[[noreturn]] void ThrowResultError(PGconn* conn, PGresult* result) {
+  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  std::string message = result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn);
+  std::string sqlstate = state != nullptr ? state : "08000";
+  if (result != nullptr) PQclear(result);
+  ThrowDbError(sqlstate, message);
+}
+
+PgResult Check(PGconn* conn, PGresult* result) {
+  ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) ThrowResultError(conn, result);
+  return PgResult(result);
+}
+
+struct ParamArrays {
+  std::vector<const char*> values;
+  explicit ParamArrays(const PgParams& params) {
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  }
+};
+
+}  // namespace
+
+PgResult::PgResult(PGresult* result) : result_(result) {}
+PgResult::PgResult(PgResult&& other) noexcept : result_(other.result_) { other.result_ = nullptr; }
+PgResult::~PgResult() {
+  if (result_ != nullptr) PQclear(result_);
+}
+int PgResult::rows() const { return PQntuples(result_); }
+bool PgResult::IsNull(int row, int col) const { return PQgetisnull(result_, row, col) != 0; }
+std::string_view PgResult::Text(int row, int col) const {
+  return {PQgetvalue(result_, row, col),
+          static_cast<std::size_t>(PQgetlength(result_, row, col))};
+}
+std::int64_t PgResult::Int(int row, int col) const {
+  std::string_view text = Text(row, col);
+  std::int64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+std::optional<std::int64_t> PgResult::OptionalInt(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return Int(row, col);
+}
+std::optional<std::string> PgResult::OptionalText(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return std::string(Text(row, col));
+}
+bool PgResult::Bool(int row, int col) const { return Text(row, col) == "t"; }
+std::int64_t PgResult::affected() const {
+  const char* n = PQcmdTuples(result_);
+  return n != nullptr && *n != '\0' ? std::atoll(n) : 0;
+}
+
+PgResult Query(soci::session& sql, const std::string& query, const PgParams& params) {
+  PGconn* conn = NativeConnection(sql);
+  ParamArrays arrays(params);
+  PGresult* result = PQexecParams(conn, query.c_str(), static_cast<int>(params.size()), nullptr,
+                                  arrays.values.data(), nullptr, nullptr, 0);
+  return Check(conn, result);
+}
+
+PgResult QueryPrepared(soci::session& sql, const char* name, const std::string& query,
+                       const PgParams& params) {
+  PGconn* conn = NativeConnection(sql);
+  auto is_prepared = [&] {
+    std::lock_guard lock(prepared_mutex);
+    return prepared[conn].contains(name);
+  };
+  auto prepare = [&] {
+    PGresult* r = PQprepare(conn, name, query.c_str(), static_cast<int>(params.size()), nullptr);
+    Check(conn, r);
+    std::lock_guard lock(prepared_mutex);
+    prepared[conn].insert(name);
+  };
+  if (!is_prepared()) prepare();
+  ParamArrays arrays(params);
+  PGresult* result = PQexecPrepared(conn, name, static_cast<int>(params.size()),
+                                    arrays.values.data(), nullptr, nullptr, 0);
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  if (state != nullptr && std::string_view(state) == "26000") {  // statement vanished
+    PQclear(result);
+    prepare();
+    result = PQexecPrepared(conn, name, static_cast<int>(params.size()), arrays.values.data(),
+                            nullptr, nullptr, 0);
+  }
+  return Check(conn, result);
+}
+
+}  // namespace cmdb::model
+
+namespace cmdb::model {
+
+void CopyBuffer::Field(std::string_view value) {
+  if (!first_in_row_) data_ += '\t';
+  first_in_row_ = false;
+  for (char c : value) {
+    switch (c) {
+      case '\\':
+        data_ += "\\\\";
+        break;
+      case '\t':
+        data_ += "\\t";
+        break;
+      case '\n':
+        data_ += "\\n";
+        break;
+      case '\r':
+        data_ += "\\r";
+        break;
+      default:
+        data_ += c;
+    }
+  }
+}
+
+void CopyBuffer::Null() {
+  if (!first_in_row_) data_ += '\t';
+  first_in_row_ = false;
+  data_ += "\\N";
+}
+
+void CopyBuffer::Int(std::int64_t value) {
+  if (!first_in_row_) data_ += '\t';
+  first_in_row_ = false;
+  data_ += std::to_string(value);
+}
+
+void CopyBuffer::EndRow() {
+  data_ += '\n';
+  first_in_row_ = true;
+  ++rows_;
+}
+
+std::string TextArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuffer& buffer) {
+  PGconn* conn = NativeConnection(sql);
+  PGresult* start = PQexec(conn, copy_statement.c_str());
+  if (PQresultStatus(start) != PGRES_COPY_IN) ThrowResultError(conn, start);
+  PQclear(start);
+  const std::string& data = buffer.data();
+  constexpr std::size_t kChunk = 1 << 20;
+  for (std::size_t offset = 0; offset < data.size(); offset += kChunk) {
+    std::size_t n = std::min(kChunk, data.size() - offset);
+    if (PQputCopyData(conn, data.data() + offset, static_cast<int>(n)) != 1) {
+      ThrowDbError("08000", PQerrorMessage(conn));
+    }
+  }
+  if (PQputCopyEnd(conn, nullptr) != 1) ThrowDbError("08000", PQerrorMessage(conn));
+  PGresult* result = PQgetResult(conn);
+  ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_COMMAND_OK) {
+    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+    ThrowResultError(conn, result);
+  }
+  PQclear(result);
+  while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+}
+
+}  // namespace cmdb::model

@@ -1,0 +1,90 @@
+#pragma once
+// Parameterised queries through the libpq connection under a SOCI session. SOCI owns the
+// sessions, the pool and transactions; queries whose shape is built at run time (filters)
+// or that run on every request (prepared) go through these thin wrappers, which bind every
+// value as a parameter, never by string concatenation. Not thread-safe: one session, one
+// thread, as SOCI.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern "C" {
+typedef struct pg_result PGresult;  // NOLINT(modernize-use-using): libpq's declaration
+}
+
+namespace soci {
+class session;
+}
+
+namespace cmdb::model {
+
+using PgParam = std::optional<std::string>;  // nullopt binds SQL NULL
+using PgParams = std::vector<PgParam>;
+
+// A query result; columns are read as text.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* result);
+  PgResult(PgResult&& other) noexcept;
+  PgResult& operator=(PgResult&&) = delete;
+  PgResult(const PgResult&) = delete;
+  PgResult& operator=(const PgResult&) = delete;
+  ~PgResult();
+
+  int rows() const;
+  bool IsNull(int row, int col) const;
+  std::string_view Text(int row, int col) const;
+  std::int64_t Int(int row, int col) const;
+  std::optional<std::int64_t> OptionalInt(int row, int col) const;
+  std::optional<std::string> OptionalText(int row, int col) const;
+  bool Bool(int row, int col) const;
+  std::int64_t affected() const;  // rows changed by INSERT/UPDATE/DELETE
+
+ private:
+  PGresult* result_;
+};
+
+// Runs `query` with $1..$n bound to `params`. Throws through ThrowDbError.
+PgResult Query(soci::session& sql, const std::string& query, const PgParams& params = {});
+
+// Like Query, but prepares the statement once per connection under `name` and reuses it.
+PgResult QueryPrepared(soci::session& sql, const char* name, const std::string& query,
+                       const PgParams& params = {});
+
+// Formats an integer parameter.
+inline PgParam P(std::int64_t v) { return std::to_string(v); }
+inline PgParam P(std::string_view v) { return std::string(v); }
+inline PgParam P(const std::string& v) { return v; }
+inline PgParam P(const char* v) { return std::string(v); }
+inline PgParam P(const std::optional<std::string>& v) { return v; }
+
+}  // namespace cmdb::model
+
+namespace cmdb::model {
+
+// Builds the text of a COPY ... FROM STDIN (text format) one row at a time.
+class CopyBuffer {
+ public:
+  void Field(std::string_view value);  // escaped
+  void Null();
+  void Int(std::int64_t value);
+  void EndRow();
+  const std::string& data() const { return data_; }
+  std::size_t rows() const { return rows_; }
+
+ private:
+  std::string data_;
+  bool first_in_row_ = true;
+  std::size_t rows_ = 0;
+};
+
+// Formats a PostgreSQL array literal of text values: {"a","b \"c\""}.
+std::string TextArrayLiteral(const std::vector<std::string>& values);
+
+// Streams `buffer` into `copy_statement` ("COPY t (a, b) FROM STDIN"). Throws via ThrowDbError.
+void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuffer& buffer);
+
+}  // namespace cmdb::model

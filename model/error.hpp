@@ -1,0 +1,60 @@
+#pragma once
+// The one error type thrown across layers. It carries a canonical code (Abseil's names),
+// a detail that is safe to show to API clients and, for validation failures, the list of
+// offending fields. Immutable once thrown; thread-safe to read.
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cmdb::model {
+
+enum class ErrorCode {
+  kInvalidArgument,     // malformed request: bad JSON, bad query parameter
+  kValidationFailed,    // well-formed but semantically invalid body; carries field errors
+  kNotFound,            // the addressed object does not exist
+  kAlreadyExists,       // unique key taken
+  kConflict,            // object in use, serialization failure, concurrent update
+  kFailedPrecondition,  // a referenced object is missing (foreign key)
+  kVersionMismatch,     // If-Match named a stale version
+  kPayloadTooLarge,     // request body over the configured limit
+  kUnsupportedMediaType,
+  kUnavailable,         // database unreachable, pool exhausted
+  kInternal,
+};
+
+// One offending field of a validation failure, as in problem+json `errors`.
+struct FieldError {
+  std::string field;
+  std::string message;
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, std::string detail);
+  Error(ErrorCode code, std::string detail, std::vector<FieldError> errors);
+
+  ErrorCode code() const { return code_; }
+  const std::vector<FieldError>& field_errors() const { return errors_; }
+
+ private:
+  ErrorCode code_;
+  std::vector<FieldError> errors_;
+};
+
+// Collects field errors while validating a whole document, so a client hears about every
+// bad field at once. ThrowIfAny() throws kValidationFailed when anything was added.
+class FieldErrors {
+ public:
+  void Add(std::string field, std::string message);
+  bool empty() const { return errors_.empty(); }
+  std::size_t size() const { return errors_.size(); }
+  const std::vector<FieldError>& items() const { return errors_; }
+  std::vector<FieldError> Take() { return std::move(errors_); }
+  void ThrowIfAny(const std::string& detail);
+
+ private:
+  std::vector<FieldError> errors_;
+};
+
+}  // namespace cmdb::model

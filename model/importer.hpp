@@ -1,0 +1,57 @@
+#pragma once
+// Bulk import of CIs and relations: every row validated first, CIs upserted by their type's
+// `identify_by` sets (tried in order; by name only when the row carries no complete set),
+// written set-based with COPY and recorded in history with source "import". Atomic by
+// default: one bad row rejects the whole import. Borrows one session; not thread-safe.
+
+#include <boost/json/value.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/ci_repository.hpp"
+
+namespace soci {
+class session;
+}
+
+namespace cmdb::model {
+
+struct ImportOptions {
+  bool atomic = true;  // false: commit the good rows, report the bad ones
+  WriteContext ctx{"anonymous", "import"};
+};
+
+struct ImportRowError {
+  std::string row;    // "cis[3]", "relations[0]" or "line 7"
+  std::string field;  // "attributes.memory_mb", "" for the whole row
+  std::string message;
+};
+
+struct ImportCounts {
+  int created = 0;
+  int updated = 0;
+  int unchanged = 0;
+  int rejected = 0;
+};
+
+struct ImportResult {
+  ImportCounts cis;
+  ImportCounts relations;
+  std::vector<ImportRowError> errors;
+  std::vector<CiId> ci_ids;  // per CI row, in input order; 0 for a rejected row
+};
+
+// Imports `{"cis": [...], "relations": [...]}`. Relation ends are CI ids or objects naming a CI
+// by identity: {"type": "server", "name": "db-01"} or {"type": "server", "identity":
+// {"serial": "X1"}}. Throws kInvalidArgument for a document of the wrong shape, and in atomic
+// mode kValidationFailed listing every bad row; partial mode reports them in the result.
+ImportResult ImportDocument(soci::session& sql, const boost::json::value& document,
+                            const ImportOptions& options);
+
+// Imports CSV rows of one CI type: columns name, status, owner, tags (separated by ';') and
+// attribute names; an empty cell leaves the attribute unset. Same errors as ImportDocument.
+ImportResult ImportCsv(soci::session& sql, std::string_view type, std::string_view csv,
+                       const ImportOptions& options);
+
+}  // namespace cmdb::model

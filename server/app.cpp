@@ -1,0 +1,156 @@
+#include "server/app.hpp"
+
+#include <optional>
+
+#include "model/db_migrations.hpp"
+#include "model/db_pool.hpp"
+#include "model/demo_estate.hpp"
+#include "model/embedded_postgres.hpp"
+#include "model/error.hpp"
+#include "server/http_server.hpp"
+#include "server/metrics.hpp"
+#include "server/router.hpp"
+
+namespace cmdb::docs {
+std::vector<std::pair<std::string_view, std::string_view>> DocFiles();
+}
+
+namespace cmdb::server {
+
+void ParseListen(const std::string& listen, std::string& host, std::uint16_t& port) {
+  std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= listen.size()) {
+    throw model::Error(model::ErrorCode::kInvalidArgument,
+                       "--listen must be host:port, such as 127.0.0.1:8080");
+  }
+  host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port_text = listen.substr(colon + 1);
+  unsigned long value = 0;
+  try {
+    std::size_t used = 0;
+    value = std::stoul(port_text, &used);
+    if (used != port_text.size()) throw std::invalid_argument("port");
+  } catch (const std::exception&) {
+    value = 70000;
+  }
+  if (value > 65535) {
+    throw model::Error(model::ErrorCode::kInvalidArgument,
+                       "--listen has an invalid port '" + port_text + "'");
+  }
+  port = static_cast<std::uint16_t>(value);
+}
+
+struct App::Impl {
+  ServeConfig config;
+  std::unique_ptr<model::EmbeddedPostgres> postgres;
+  std::unique_ptr<model::DbPool> pool;
+  Metrics metrics;
+  std::unique_ptr<Router> router;
+  AppContext context;
+  std::unique_ptr<HttpServer> http;
+  std::string openapi;
+  int demo_loaded = 0;
+};
+
+App::App(ServeConfig config) : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+}
+
+App::~App() {
+  try {
+    Stop();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+  }
+}
+
+void App::Start() {
+  Impl& s = *impl_;
+  std::string host;
+  std::uint16_t port = 0;
+  ParseListen(s.config.listen, host, port);
+  try {
+    std::string dsn = s.config.database;
+    if (dsn.empty()) {
+      s.postgres = std::make_unique<model::EmbeddedPostgres>(
+          model::EmbeddedPostgresOptions{s.config.data_dir, s.config.durable, ""});
+      LogLine("info", "starting embedded PostgreSQL", {{"data_dir", s.config.data_dir}});
+      s.postgres->Start();
+      dsn = s.postgres->ConnectionString();
+    }
+    s.pool = std::make_unique<model::DbPool>(dsn, s.config.pool_size);
+    {
+      model::DbSession session = s.pool->Lease();
+      for (const std::string& name : model::ApplyMigrations(session.sql())) {
+        LogLine("info", "applied migration", {{"migration", name}});
+      }
+      if (s.config.demo) {
+        s.demo_loaded = model::LoadDemoEstate(session.sql());
+        LogLine("info", s.demo_loaded > 0 ? "loaded the demo estate"
+                                          : "demo estate skipped: the database already holds CIs",
+                {{"cis", std::to_string(s.demo_loaded)}});
+      }
+    }
+    for (const auto& [name, text] : cmdb::docs::DocFiles()) {
+      if (name == "openapi.json") s.openapi = std::string(text);
+    }
+    s.router = std::make_unique<Router>(ApiRoutes());
+    s.context.db = s.pool.get();
+    s.context.metrics = &s.metrics;
+    s.context.openapi_json = s.openapi;
+    s.context.log_requests = s.config.log_requests;
+    model::DbPool* pool = s.pool.get();
+    s.metrics.AddGauge("cmdb_db_pool_in_use", "Database sessions leased right now.",
+                       [pool] { return static_cast<double>(pool->in_use()); });
+    s.metrics.AddGauge("cmdb_db_pool_size", "Database sessions in the pool.",
+                       [pool] { return static_cast<double>(pool->size()); });
+    HttpServerOptions options;
+    options.address = host;
+    options.port = port;
+    options.io_threads = s.config.io_threads;
+    options.worker_threads = s.config.pool_size;
+    options.body_limit = s.config.body_limit;
+    options.read_timeout = s.config.read_timeout;
+    options.max_connections = s.config.max_connections;
+    Router* router = s.router.get();
+    AppContext* context = &s.context;
+    s.http = std::make_unique<HttpServer>(
+        options, [router, context](Request& request) { return router->Dispatch(request, *context); });
+    s.http->Start();
+    HttpServer* http = s.http.get();
+    s.metrics.AddGauge("cmdb_http_open_connections", "Open client connections.",
+                       [http] { return static_cast<double>(http->open_connections()); });
+  } catch (...) {
+    Stop();
+    throw;
+  }
+}
+
+void App::Stop() {
+  Impl& s = *impl_;
+  if (s.http) {
+    s.http->Stop();
+    s.http.reset();
+  }
+  s.pool.reset();
+  if (s.postgres) {
+    s.postgres->Stop();
+    s.postgres.reset();
+  }
+}
+
+std::uint16_t App::port() const { return impl_->http ? impl_->http->port() : 0; }
+
+std::string App::base_url() const {
+  std::string host;
+  std::uint16_t ignored = 0;
+  ParseListen(impl_->config.listen, host, ignored);
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(port());
+}
+
+int App::demo_cis_loaded() const { return impl_->demo_loaded; }
+
+}  // namespace cmdb::server

@@ -1,0 +1,51 @@
+#pragma once
+// Wires the long-lived objects of `cmdb serve`: the embedded PostgreSQL (or none, with
+// --database), the connection pool, migrations, the demo estate, the router and the HTTP
+// listener. Start/Stop from one thread.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace cmdb::server {
+
+struct ServeConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./cmdb-data";
+  std::string database;          // libpq URI or keyword string; empty: embedded PostgreSQL
+  bool demo = false;
+  std::size_t pool_size = 8;     // database sessions = worker threads
+  std::size_t io_threads = 1;
+  std::size_t body_limit = 16 * 1024 * 1024;
+  std::size_t max_connections = 1024;
+  std::chrono::seconds read_timeout{30};
+  bool durable = true;           // embedded cluster: fsync on
+  bool log_requests = true;
+};
+
+// Parses "host:port" ("127.0.0.1:8080", "[::1]:0"). Throws model::Error{kInvalidArgument}.
+void ParseListen(const std::string& listen, std::string& host, std::uint16_t& port);
+
+class App {
+ public:
+  explicit App(ServeConfig config);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  // Starts everything; throws model::Error naming what failed (and stops what had started).
+  void Start();
+  // Drains HTTP, closes the pool and stops the embedded PostgreSQL. Idempotent.
+  void Stop();
+
+  std::uint16_t port() const;
+  std::string base_url() const;
+  int demo_cis_loaded() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cmdb::server

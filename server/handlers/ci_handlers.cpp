@@ -1,0 +1,150 @@
+#include <boost/json.hpp>
+
+#include "model/ci_repository.hpp"
+#include "model/ci_type.hpp"
+#include "model/db_pool.hpp"
+#include "server/handlers/handlers.hpp"
+
+namespace cmdb::server::handlers {
+
+using model::Error;
+using model::ErrorCode;
+
+namespace {
+
+Response CiResponse(int status, const model::ConfigurationItem& ci) {
+  Response response = JsonResponse(status, model::CiToJson(ci));
+  response.headers.emplace_back("ETag", ETag(ci.version));
+  if (status == 201) {
+    response.headers.emplace_back("Location", "/api/v1/cis/" + std::to_string(ci.id));
+  }
+  return response;
+}
+
+model::WriteContext Writer(const Request& request) {
+  // Until access control lands every write is anonymous; the request id ties history to logs.
+  (void)request;
+  return model::WriteContext{"anonymous", "api"};
+}
+
+Response NoContent() {
+  Response response;
+  response.status = 204;
+  response.content_type.clear();
+  return response;
+}
+
+}  // namespace
+
+Response ListCis(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"type", "status", "owner", "tag", "q", "as_of", "limit", "cursor"},
+                   /*allow_attr=*/true);
+  model::CiFilter filter;
+  filter.limit = ParseLimit(request);
+  filter.after = DecodeCursor(request);
+  filter.as_of = ParseAsOf(request);
+  for (const auto& [key, value] : request.query) {
+    if (key == "type") filter.type = value;
+    if (key == "status") {
+      if (!model::IsValidCiStatus(value)) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "status must be one of planned, active, maintenance, retired");
+      }
+      filter.status = value;
+    }
+    if (key == "owner") filter.owner = value;
+    if (key == "tag") filter.tags.push_back(value);
+    if (key == "q") filter.q = value;
+    if (key.rfind("attr.", 0) == 0) {
+      std::string name = key.substr(5);
+      if (!model::IsValidIdentifier(name)) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "attr.<name> needs an attribute name such as attr.hostname");
+      }
+      filter.attrs.emplace_back(std::move(name), value);
+    }
+  }
+  model::DbSession session = ctx.db->Lease();
+  model::CiPage page = model::CiRepository(session.sql()).List(filter);
+  boost::json::array items;
+  items.reserve(page.items.size());
+  for (const auto& ci : page.items) items.emplace_back(model::CiToJson(ci));
+  boost::json::object body{{"items", std::move(items)}};
+  body["next_cursor"] = page.next_after ? boost::json::value(EncodeCursor(*page.next_after))
+                                        : boost::json::value(nullptr);
+  return JsonResponse(200, body);
+}
+
+Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  boost::json::value body = ParseJsonBody(request);
+  model::FieldErrors errors;
+  model::ConfigurationItem draft = model::CiFromJson(body, errors);
+  errors.ThrowIfAny("the CI is invalid");
+  model::DbSession session = ctx.db->Lease();
+  return CiResponse(201, model::CiRepository(session.sql()).Create(draft, Writer(request)));
+}
+
+Response GetCi(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {"as_of"});
+  model::CiId id = ParseId(params.at("id"), "CI id");
+  std::optional<model::Timestamp> as_of = ParseAsOf(request);
+  model::DbSession session = ctx.db->Lease();
+  std::optional<model::ConfigurationItem> ci = model::CiRepository(session.sql()).FindById(id, as_of);
+  if (!ci) {
+    throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist" +
+                                          (as_of ? " at " + model::FormatTimestamp(*as_of) : ""));
+  }
+  return CiResponse(200, *ci);
+}
+
+Response PatchCi(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  model::CiId id = ParseId(params.at("id"), "CI id");
+  boost::json::value patch = ParseJsonBody(request);
+  if (!patch.is_object()) {
+    throw Error(ErrorCode::kInvalidArgument, "a merge patch (RFC 7396) must be a JSON object");
+  }
+  std::optional<std::int64_t> if_match = ParseIfMatch(request);
+  model::DbSession session = ctx.db->Lease();
+  return CiResponse(200,
+                    model::CiRepository(session.sql()).Patch(id, patch, if_match, Writer(request)));
+}
+
+Response DeleteCi(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  model::CiId id = ParseId(params.at("id"), "CI id");
+  std::optional<std::int64_t> if_match = ParseIfMatch(request);
+  model::DbSession session = ctx.db->Lease();
+  model::CiRepository(session.sql()).Delete(id, if_match, Writer(request));
+  return NoContent();
+}
+
+Response GetCiHistory(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {"limit", "cursor"});
+  model::CiId id = ParseId(params.at("id"), "CI id");
+  int limit = ParseLimit(request);
+  std::int64_t before = DecodeCursor(request);
+  model::DbSession session = ctx.db->Lease();
+  std::vector<model::CiVersion> versions = model::CiRepository(session.sql())
+      .History(id, limit + 1, before > 0 ? std::optional<std::int64_t>(before) : std::nullopt);
+  boost::json::array items;
+  for (std::size_t i = 0; i < versions.size() && i < static_cast<std::size_t>(limit); ++i) {
+    const auto& v = versions[i];
+    items.emplace_back(boost::json::object{{"version", v.version},
+                                           {"changed_at", model::FormatTimestamp(v.changed_at)},
+                                           {"changed_by", v.changed_by},
+                                           {"source", v.source},
+                                           {"operation", v.deleted ? "delete"
+                                                         : v.version == 1 ? "create"
+                                                                          : "update"},
+                                           {"diff", v.diff}});
+  }
+  boost::json::object body{{"items", std::move(items)}};
+  body["next_cursor"] = versions.size() > static_cast<std::size_t>(limit)
+                            ? boost::json::value(EncodeCursor(versions[static_cast<std::size_t>(limit) - 1].version))
+                            : boost::json::value(nullptr);
+  return JsonResponse(200, body);
+}
+
+}  // namespace cmdb::server::handlers

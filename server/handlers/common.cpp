@@ -1,0 +1,130 @@
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "model/error.hpp"
+#include "model/json.hpp"
+#include "server/handlers/handlers.hpp"
+
+namespace cmdb::server::handlers {
+
+using model::Error;
+using model::ErrorCode;
+
+boost::json::value ParseJsonBody(const Request& request) {
+  std::string media = request.MediaType();
+  bool json = media == "application/json" ||
+              (media.size() > 5 && media.compare(media.size() - 5, 5, "+json") == 0);
+  if (!json) {
+    throw Error(ErrorCode::kUnsupportedMediaType,
+                "send the body as application/json" +
+                    (media.empty() ? std::string(" (no Content-Type was given)")
+                                   : " (not " + media + ")"));
+  }
+  if (request.body.empty()) throw Error(ErrorCode::kInvalidArgument, "the request body is empty");
+  return model::ParseJson(request.body);
+}
+
+Response JsonResponse(int status, const boost::json::value& body) {
+  Response response;
+  response.status = status;
+  response.body = boost::json::serialize(body);
+  return response;
+}
+
+std::int64_t ParseId(std::string_view text, std::string_view what) {
+  std::int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc::result_out_of_range) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(what) + " '" + std::string(text.substr(0, 40)) +
+                    "' is out of range: ids are positive 64-bit integers");
+  }
+  if (ec != std::errc() || ptr != text.data() + text.size() || value <= 0 || text[0] == '+') {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(what) + " must be a positive integer, not '" +
+                    std::string(text.substr(0, 40)) + "'");
+  }
+  return value;
+}
+
+std::optional<std::int64_t> ParseIfMatch(const Request& request) {
+  std::string_view v = request.Header("if-match");
+  if (v.empty() || v == "*") return std::nullopt;
+  if (v.substr(0, 2) == "W/") v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  std::int64_t version = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
+  if (ec != std::errc() || ptr != v.data() + v.size() || version <= 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "If-Match must be an ETag from this server, such as \"3\"");
+  }
+  return version;
+}
+
+int ParseLimit(const Request& request) {
+  std::optional<std::string> limit = request.Query("limit");
+  if (!limit) return 100;
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
+  if (ec != std::errc() || ptr != limit->data() + limit->size() || value < 1 || value > 1000) {
+    throw Error(ErrorCode::kInvalidArgument, "limit must be an integer from 1 to 1000");
+  }
+  return value;
+}
+
+std::optional<model::Timestamp> ParseAsOf(const Request& request) {
+  std::optional<std::string> text = request.Query("as_of");
+  if (!text) return std::nullopt;
+  std::optional<model::Timestamp> ts = model::ParseTimestamp(*text);
+  if (!ts) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "as_of must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z");
+  }
+  if (*ts > model::Timestamp::Now()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "as_of is in the future; history can only be read up to now");
+  }
+  return ts;
+}
+
+std::string EncodeCursor(std::int64_t after) {
+  // Opaque to clients; "i" + id in hex keeps it URL-safe without escaping.
+  char buf[24];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, after, 16);
+  return "i" + std::string(buf, ptr);
+}
+
+std::int64_t DecodeCursor(const Request& request) {
+  std::optional<std::string> cursor = request.Query("cursor");
+  if (!cursor) return 0;
+  std::int64_t after = 0;
+  if (cursor->size() < 2 || (*cursor)[0] != 'i') {
+    throw Error(ErrorCode::kInvalidArgument, "cursor is not one this server returned");
+  }
+  auto [ptr, ec] = std::from_chars(cursor->data() + 1, cursor->data() + cursor->size(), after, 16);
+  if (ec != std::errc() || ptr != cursor->data() + cursor->size() || after < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "cursor is not one this server returned");
+  }
+  return after;
+}
+
+void CheckQueryParams(const Request& request, std::initializer_list<std::string_view> allowed,
+                      bool allow_attr) {
+  for (const auto& [key, value] : request.query) {
+    bool ok = false;
+    for (std::string_view name : allowed) ok = ok || key == name;
+    if (allow_attr && key.rfind("attr.", 0) == 0) ok = true;
+    if (!ok) {
+      std::string list;
+      for (std::string_view name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
+      if (allow_attr) list += ", attr.<name>";
+      throw Error(ErrorCode::kInvalidArgument,
+                  "unknown query parameter '" + key.substr(0, 60) + "'; this endpoint takes " +
+                      (list.empty() ? std::string("none") : list));
+    }
+  }
+}
+
+std::string ETag(std::int64_t version) { return "\"" + std::to_string(version) + "\""; }
+
+}  // namespace cmdb::server::handlers

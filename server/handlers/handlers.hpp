@@ -1,0 +1,72 @@
+#pragma once
+// Request handlers: each maps a Request to a Response in the shape of Beast's handle_request,
+// and can be called without a socket. They throw model::Error for client and server failures;
+// the router turns those into problem+json.
+
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/timestamp.hpp"
+#include "server/router.hpp"
+
+namespace cmdb::server::handlers {
+
+// --- helpers shared by handlers ---
+// Parses a JSON body; 415 unless the content type is JSON (`application/json`, `+json`),
+// 400 when empty or malformed.
+boost::json::value ParseJsonBody(const Request& request);
+Response JsonResponse(int status, const boost::json::value& body);
+// A positive 64-bit id from a path segment; 400 otherwise (naming `what`).
+std::int64_t ParseId(std::string_view text, std::string_view what);
+// If-Match as a version; nullopt when absent or "*"; 400 when malformed.
+std::optional<std::int64_t> ParseIfMatch(const Request& request);
+// `limit` (default 100, 1..1000); 400 otherwise.
+int ParseLimit(const Request& request);
+// `as_of` when present: RFC 3339, not in the future; 400 otherwise.
+std::optional<model::Timestamp> ParseAsOf(const Request& request);
+// Opaque keyset cursors.
+std::string EncodeCursor(std::int64_t after);
+std::int64_t DecodeCursor(const Request& request);
+// 400 naming the first query parameter not in `allowed` (and not attr.* when allowed).
+void CheckQueryParams(const Request& request, std::initializer_list<std::string_view> allowed,
+                      bool allow_attr = false);
+std::string ETag(std::int64_t version);
+
+// --- operational ---
+Response GetHealth(const Request&, const PathParams&, AppContext&);
+Response GetReady(const Request&, const PathParams&, AppContext&);
+Response GetMetrics(const Request&, const PathParams&, AppContext&);
+Response GetOpenApi(const Request&, const PathParams&, AppContext&);
+
+// --- CI types ---
+Response ListCiTypes(const Request&, const PathParams&, AppContext&);
+Response CreateCiType(const Request&, const PathParams&, AppContext&);
+Response GetCiType(const Request&, const PathParams&, AppContext&);
+Response PutCiType(const Request&, const PathParams&, AppContext&);
+Response DeleteCiType(const Request&, const PathParams&, AppContext&);
+
+// --- CIs ---
+Response ListCis(const Request&, const PathParams&, AppContext&);
+Response CreateCi(const Request&, const PathParams&, AppContext&);
+Response GetCi(const Request&, const PathParams&, AppContext&);
+Response PatchCi(const Request&, const PathParams&, AppContext&);
+Response DeleteCi(const Request&, const PathParams&, AppContext&);
+Response GetCiHistory(const Request&, const PathParams&, AppContext&);
+
+// --- relations ---
+Response ListRelationTypes(const Request&, const PathParams&, AppContext&);
+Response CreateRelationType(const Request&, const PathParams&, AppContext&);
+Response CreateRelation(const Request&, const PathParams&, AppContext&);
+Response ListRelations(const Request&, const PathParams&, AppContext&);
+Response GetRelation(const Request&, const PathParams&, AppContext&);
+Response DeleteRelation(const Request&, const PathParams&, AppContext&);
+Response GetRelationHistory(const Request&, const PathParams&, AppContext&);
+
+// --- import ---
+Response PostImport(const Request&, const PathParams&, AppContext&);
+
+}  // namespace cmdb::server::handlers

@@ -1,0 +1,268 @@
+// The only translation unit that includes Beast and Asio (they compile slowly).
+#include "server/http_server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <list>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "model/error.hpp"
+#include "server/problem.hpp"
+
+namespace cmdb::server {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+struct Session {
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  beast::tcp_stream stream;
+  bool busy = false;  // touched only on the session's strand
+};
+
+std::string NewRequestId() {
+  static const std::uint64_t prefix = std::random_device{}();
+  static std::atomic<std::uint64_t> counter{0};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08llx-%llx",
+                static_cast<unsigned long long>(prefix & 0xffffffffULL),
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return buf;
+}
+
+// A client-supplied X-Request-Id is echoed when it is short and printable.
+std::string RequestIdFrom(std::string_view given) {
+  if (!given.empty() && given.size() <= 64 &&
+      std::all_of(given.begin(), given.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      })) {
+    return std::string(given);
+  }
+  return NewRequestId();
+}
+
+http::response<http::string_body> ToBeast(const Response& response, unsigned version,
+                                          bool keep_alive, const std::string& request_id,
+                                          bool head) {
+  http::response<http::string_body> res{static_cast<http::status>(response.status), version};
+  res.set(http::field::server, "cmdb");
+  if (!response.content_type.empty()) res.set(http::field::content_type, response.content_type);
+  for (const auto& [name, value] : response.headers) res.set(name, value);
+  res.set("X-Request-Id", request_id);
+  res.keep_alive(keep_alive);
+  res.body() = response.body;
+  res.prepare_payload();
+  if (head) res.body().clear();
+  return res;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(HttpServerOptions opts, RequestHandler h)
+      : options(std::move(opts)), handler(std::move(h)), acceptor(ioc),
+        workers(options.worker_threads) {}
+
+  HttpServerOptions options;
+  RequestHandler handler;
+  asio::io_context ioc;
+  tcp::acceptor acceptor;
+  asio::thread_pool workers;
+  std::vector<std::thread> io_threads;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<bool> draining{false};
+  std::uint16_t bound_port = 0;
+  bool started = false;
+  bool stopped = false;
+  std::mutex sessions_mutex;
+  std::list<std::weak_ptr<Session>> sessions;  // guarded by sessions_mutex
+
+  asio::awaitable<void> Reject(tcp::socket socket, int status, std::string detail) {
+    beast::tcp_stream stream(std::move(socket));
+    Response problem = MakeProblemResponse(
+        status == 503 ? model::ErrorCode::kUnavailable : model::ErrorCode::kInvalidArgument,
+        std::move(detail), "/");
+    problem.status = status;
+    auto res = ToBeast(problem, 11, false, NewRequestId(), false);
+    stream.expires_after(std::chrono::seconds{5});
+    co_await http::async_write(stream, res, kTuple);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  asio::awaitable<void> RunSession(std::shared_ptr<Session> s) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options.body_limit);
+      parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
+      s->stream.expires_after(options.read_timeout);
+      auto [ec, bytes] = co_await http::async_read(s->stream, buffer, parser, kTuple);
+      if (ec) {
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+            ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+            ec == asio::error::eof || draining) {
+          break;
+        }
+        // The request could not be read: say why, then close (the stream is out of sync).
+        Response problem;
+        if (ec == http::error::body_limit) {
+          problem = MakeProblemResponse(model::ErrorCode::kPayloadTooLarge,
+                                        "the request body exceeds the limit of " +
+                                            std::to_string(options.body_limit) + " bytes",
+                                        "/");
+        } else if (ec == http::error::header_limit) {
+          problem = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
+                                        "the request headers are too large", "/");
+          problem.status = 431;
+        } else {
+          problem = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
+                                        "malformed HTTP request: " + ec.message(), "/");
+        }
+        auto res = ToBeast(problem, 11, false, NewRequestId(), false);
+        s->stream.expires_after(std::chrono::seconds{5});
+        co_await http::async_write(s->stream, res, kTuple);
+        break;
+      }
+      s->busy = true;
+      http::request<http::string_body> msg = parser.release();
+      Request request;
+      request.method = std::string(msg.method_string());
+      request.target = std::string(msg.target());
+      for (const auto& field : msg) {
+        std::string name(field.name_string());
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        request.headers.emplace_back(std::move(name), std::string(field.value()));
+      }
+      request.request_id = RequestIdFrom(request.Header("x-request-id"));
+      request.body = std::move(msg.body());
+      const bool keep_alive = msg.keep_alive() && !draining;
+      Response response;
+      if (!ParseTarget(request.target, request.path, request.query)) {
+        response = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
+                                       "the request target is malformed", "/");
+      } else {
+        // Handlers block on the database: run them on the worker pool, never on I/O threads.
+        response = co_await asio::co_spawn(
+            workers, [this, &request]() -> asio::awaitable<Response> { co_return handler(request); },
+            asio::use_awaitable);
+      }
+      auto res = ToBeast(response, msg.version(), keep_alive && !draining, request.request_id,
+                         request.method == "HEAD");
+      s->stream.expires_after(options.read_timeout);
+      auto [write_ec, written] = co_await http::async_write(s->stream, res, kTuple);
+      s->busy = false;
+      if (write_ec || !res.keep_alive() || draining) break;
+    }
+    beast::error_code ignored;
+    s->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  asio::awaitable<void> Accept() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kTuple);
+      if (ec) {
+        if (!acceptor.is_open() || draining) co_return;
+        // Out of file descriptors or a transient failure: back off briefly, keep serving.
+        asio::steady_timer timer(ioc, std::chrono::milliseconds{50});
+        co_await timer.async_wait(kTuple);
+        continue;
+      }
+      if (connections.load() >= options.max_connections) {
+        auto executor = socket.get_executor();
+        asio::co_spawn(executor,
+                       Reject(std::move(socket), 503,
+                              "too many open connections; retry shortly"),
+                       asio::detached);
+        continue;
+      }
+      auto session = std::make_shared<Session>(std::move(socket));
+      {
+        std::lock_guard lock(sessions_mutex);
+        sessions.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
+        sessions.push_back(session);
+      }
+      connections.fetch_add(1);
+      asio::co_spawn(session->stream.get_executor(), RunSession(session),
+                     [this, session](const std::exception_ptr&) { connections.fetch_sub(1); });
+    }
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
+
+HttpServer::~HttpServer() { Stop(std::chrono::seconds{0}); }
+
+void HttpServer::Start() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.address, ec);
+  if (ec) {
+    throw model::Error(model::ErrorCode::kInvalidArgument,
+                       "cannot listen on '" + impl_->options.address + "': not an IP address");
+  }
+  tcp::endpoint endpoint(address, impl_->options.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw model::Error(model::ErrorCode::kUnavailable,
+                       "cannot listen on " + impl_->options.address + ":" +
+                           std::to_string(impl_->options.port) + ": " + ec.message());
+  }
+  impl_->bound_port = acceptor.local_endpoint().port();
+  asio::co_spawn(impl_->ioc, impl_->Accept(), asio::detached);
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->options.io_threads); ++i) {
+    impl_->io_threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  impl_->started = true;
+}
+
+void HttpServer::Stop(std::chrono::seconds grace) {
+  if (!impl_->started || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->draining = true;
+  asio::post(impl_->ioc, [this] {
+    beast::error_code ignored;
+    impl_->acceptor.close(ignored);
+  });
+  // Idle keep-alive connections would wait for their timeout; close them now. Busy ones
+  // finish their request and then close because `draining` is set.
+  {
+    std::lock_guard lock(impl_->sessions_mutex);
+    for (auto& weak : impl_->sessions) {
+      if (auto s = weak.lock()) {
+        asio::post(s->stream.get_executor(), [s] {
+          if (!s->busy) s->stream.socket().cancel();
+        });
+      }
+    }
+  }
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (impl_->connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  impl_->ioc.stop();
+  for (auto& t : impl_->io_threads) t.join();
+  impl_->workers.join();
+}
+
+std::uint16_t HttpServer::port() const { return impl_->bound_port; }
+
+std::size_t HttpServer::open_connections() const { return impl_->connections.load(); }
+
+}  // namespace cmdb::server

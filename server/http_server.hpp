@@ -1,0 +1,52 @@
+#pragma once
+// The HTTP/1.1 listener and sessions (Boost.Beast, kept inside http_server.cpp). Reads each
+// request under a body limit and a timeout, hands it to a worker pool so blocking database
+// work never runs on the I/O threads, and writes the response. Stop() drains: it stops
+// accepting, lets in-flight requests finish and closes idle connections.
+// Start/Stop from one owner thread; the handler is called concurrently from workers.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "server/http_types.hpp"
+
+namespace cmdb::server {
+
+struct HttpServerOptions {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 8080;            // 0: any free port (see port())
+  std::size_t io_threads = 1;
+  std::size_t worker_threads = 8;
+  std::size_t body_limit = 16 * 1024 * 1024;
+  std::size_t header_limit = 16 * 1024;
+  std::chrono::seconds read_timeout{30};   // whole request, and idle keep-alive
+  std::size_t max_connections = 1024;
+};
+
+using RequestHandler = std::function<Response(Request&)>;
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, RequestHandler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts the threads. Throws model::Error{kUnavailable} when it cannot bind.
+  void Start();
+  // Stops accepting, waits up to `grace` for in-flight requests, then closes everything.
+  void Stop(std::chrono::seconds grace = std::chrono::seconds{10});
+
+  std::uint16_t port() const;
+  std::size_t open_connections() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cmdb::server

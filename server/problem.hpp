@@ -1,0 +1,26 @@
+#pragma once
+// The one place that knows HTTP status codes: model::ErrorCode -> problem+json (RFC 9457).
+
+#include <string>
+#include <string_view>
+
+#include "model/error.hpp"
+#include "server/http_types.hpp"
+
+namespace cmdb::server {
+
+struct ProblemType {
+  int status;
+  std::string_view slug;   // "/problems/<slug>"
+  std::string_view title;
+};
+
+ProblemType ProblemTypeFor(model::ErrorCode code);
+
+// A problem+json response for `error`; `instance` is the request path.
+Response MakeProblemResponse(const model::Error& error, std::string_view instance);
+
+// A problem+json response built from a code and detail directly (listener-level failures).
+Response MakeProblemResponse(model::ErrorCode code, std::string detail, std::string_view instance);
+
+}  // namespace cmdb::server

@@ -1,0 +1,173 @@
+#include "server/router.hpp"
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+
+#include "model/error.hpp"
+#include "model/timestamp.hpp"
+#include "server/handlers/handlers.hpp"
+#include "server/metrics.hpp"
+#include "server/problem.hpp"
+
+namespace cmdb::server {
+namespace {
+
+std::vector<std::string> Split(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    out.emplace_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::mutex log_mutex;
+
+}  // namespace
+
+void LogLine(std::string_view level, std::string_view message,
+             const std::vector<std::pair<std::string, std::string>>& fields) {
+  boost::json::object line{{"ts", model::FormatTimestamp(model::Timestamp::Now())},
+                           {"level", level},
+                           {"msg", message}};
+  for (const auto& [key, value] : fields) line[key] = value;
+  std::string text = boost::json::serialize(line);
+  text += '\n';
+  std::lock_guard lock(log_mutex);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+}
+
+std::vector<Route> ApiRoutes() {
+  using namespace handlers;  // NOLINT(google-build-using-namespace): the table reads better
+  return {
+      {"GET", "/health", GetHealth, "public"},
+      {"GET", "/ready", GetReady, "public"},
+      {"GET", "/metrics", GetMetrics, "public"},
+      {"GET", "/api/v1/openapi.json", GetOpenApi, "viewer"},
+      {"GET", "/api/v1/ci-types", ListCiTypes, "viewer"},
+      {"POST", "/api/v1/ci-types", CreateCiType, "asset_admin"},
+      {"GET", "/api/v1/ci-types/{name}", GetCiType, "viewer"},
+      {"PUT", "/api/v1/ci-types/{name}", PutCiType, "asset_admin"},
+      {"DELETE", "/api/v1/ci-types/{name}", DeleteCiType, "asset_admin"},
+      {"GET", "/api/v1/cis", ListCis, "viewer"},
+      {"POST", "/api/v1/cis", CreateCi, "asset_admin"},
+      {"GET", "/api/v1/cis/{id}", GetCi, "viewer"},
+      {"PATCH", "/api/v1/cis/{id}", PatchCi, "asset_admin"},
+      {"DELETE", "/api/v1/cis/{id}", DeleteCi, "asset_admin"},
+      {"GET", "/api/v1/cis/{id}/history", GetCiHistory, "viewer"},
+      {"GET", "/api/v1/relation-types", ListRelationTypes, "viewer"},
+      {"POST", "/api/v1/relation-types", CreateRelationType, "asset_admin"},
+      {"GET", "/api/v1/relations", ListRelations, "viewer"},
+      {"POST", "/api/v1/relations", CreateRelation, "asset_admin"},
+      {"GET", "/api/v1/relations/{id}", GetRelation, "viewer"},
+      {"DELETE", "/api/v1/relations/{id}", DeleteRelation, "asset_admin"},
+      {"GET", "/api/v1/relations/{id}/history", GetRelationHistory, "viewer"},
+      {"POST", "/api/v1/import", PostImport, "asset_admin"},
+  };
+}
+
+Router::Router(std::vector<Route> routes) : routes_(std::move(routes)) {
+  for (const Route& route : routes_) segments_.push_back(Split(route.pattern));
+}
+
+const Route* Router::Match(const Request& request, PathParams& params, bool& path_known) const {
+  std::vector<std::string> parts = Split(request.path);
+  path_known = false;
+  for (std::size_t i = 0; i < routes_.size(); ++i) {
+    const auto& pattern = segments_[i];
+    if (pattern.size() != parts.size()) continue;
+    PathParams candidate;
+    bool ok = true;
+    for (std::size_t s = 0; s < pattern.size() && ok; ++s) {
+      if (pattern[s].size() > 2 && pattern[s].front() == '{') {
+        if (parts[s].empty()) ok = false;
+        candidate[pattern[s].substr(1, pattern[s].size() - 2)] = parts[s];
+      } else {
+        ok = pattern[s] == parts[s];
+      }
+    }
+    if (!ok) continue;
+    path_known = true;
+    if (routes_[i].method == request.method ||
+        (request.method == "HEAD" && routes_[i].method == "GET")) {
+      params = std::move(candidate);
+      return &routes_[i];
+    }
+  }
+  return nullptr;
+}
+
+Response Router::Dispatch(const Request& request, AppContext& ctx) const {
+  auto started = std::chrono::steady_clock::now();
+  Response response;
+  std::string route_name = "unmatched";
+  try {
+    PathParams params;
+    bool path_known = false;
+    const Route* route = Match(request, params, path_known);
+    if (route == nullptr) {
+      if (path_known) {
+        std::string allowed;
+        std::vector<std::string> parts = Split(request.path);
+        for (std::size_t i = 0; i < routes_.size(); ++i) {
+          PathParams ignored;
+          bool ok = segments_[i].size() == parts.size();
+          for (std::size_t s = 0; ok && s < parts.size(); ++s) {
+            ok = segments_[i][s].front() == '{' || segments_[i][s] == parts[s];
+          }
+          if (ok) allowed += (allowed.empty() ? "" : ", ") + routes_[i].method;
+        }
+        response = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
+                                       "method " + request.method + " is not allowed here; use " +
+                                           allowed,
+                                       request.path);
+        response.status = 405;
+        response.headers.emplace_back("Allow", allowed);
+      } else {
+        response = MakeProblemResponse(model::ErrorCode::kNotFound,
+                                       "no endpoint at " + request.path, request.path);
+      }
+    } else {
+      route_name = route->pattern;
+      response = route->handler(request, params, ctx);
+    }
+  } catch (const model::Error& e) {
+    response = MakeProblemResponse(e, request.path);
+    if (e.code() == model::ErrorCode::kInternal || e.code() == model::ErrorCode::kUnavailable) {
+      LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
+      if (e.code() == model::ErrorCode::kInternal) {
+        response = MakeProblemResponse(model::ErrorCode::kInternal,
+                                       "the server failed; the request id is " +
+                                           request.request_id,
+                                       request.path);
+      }
+    }
+  } catch (const std::exception& e) {
+    LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
+    response = MakeProblemResponse(model::ErrorCode::kInternal,
+                                   "the server failed; the request id is " + request.request_id,
+                                   request.path);
+  }
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (ctx.metrics != nullptr) ctx.metrics->Record(request.method, route_name, response.status, seconds);
+  if (ctx.log_requests && route_name != "/health" && route_name != "/metrics") {
+    char ms[32];
+    std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
+    LogLine("info", "request",
+            {{"request_id", request.request_id},
+             {"method", request.method},
+             {"path", request.path},
+             {"route", route_name},
+             {"status", std::to_string(response.status)},
+             {"duration_ms", ms}});
+  }
+  return response;
+}
+
+}  // namespace cmdb::server

@@ -1,0 +1,64 @@
+#pragma once
+// The route table and dispatch: method + path pattern -> handler. Dispatch holds the one
+// try/catch of a request: a model::Error becomes problem+json, anything else a 500 whose real
+// message only reaches the log. Thread-safe after construction.
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/http_types.hpp"
+
+namespace cmdb::model {
+class DbPool;
+}
+
+namespace cmdb::server {
+
+class Metrics;
+
+// Long-lived objects a handler may use; built in main and shared by all requests.
+struct AppContext {
+  model::DbPool* db = nullptr;
+  Metrics* metrics = nullptr;
+  std::string_view openapi_json;
+  bool log_requests = true;  // one structured line per request on stderr
+};
+
+using PathParams = std::map<std::string, std::string, std::less<>>;
+using Handler = std::function<Response(const Request&, const PathParams&, AppContext&)>;
+
+struct Route {
+  std::string method;
+  std::string pattern;      // "/api/v1/cis/{id}"
+  Handler handler;
+  std::string_view role;    // role required once access control lands: "public", "viewer", ...
+};
+
+class Router {
+ public:
+  explicit Router(std::vector<Route> routes);
+
+  // Finds the route, runs it and turns failures into problem responses; records metrics and
+  // writes one structured log line per request. Never throws.
+  Response Dispatch(const Request& request, AppContext& ctx) const;
+
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  const Route* Match(const Request& request, PathParams& params, bool& path_known) const;
+
+  std::vector<Route> routes_;
+  std::vector<std::vector<std::string>> segments_;  // per route, the pattern's segments
+};
+
+// Every endpoint of the API, in one list.
+std::vector<Route> ApiRoutes();
+
+// Writes one JSON log line to stderr. Thread-safe.
+void LogLine(std::string_view level, std::string_view message,
+             const std::vector<std::pair<std::string, std::string>>& fields = {});
+
+}  // namespace cmdb::server
