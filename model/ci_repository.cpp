@@ -1,8 +1,8 @@
 #include "model/ci_repository.hpp"
 
-#include <soci/soci.h>
-
 #include <charconv>
+
+#include <soci/soci.h>
 
 #include "model/ci_type_repository.hpp"
 #include "model/db_errors.hpp"
@@ -45,20 +45,25 @@ void CheckVersion(std::optional<std::int64_t> if_match, const ConfigurationItem&
   }
 }
 
-void ValidateAgainstType(CiTypeRepository& types, const ConfigurationItem& ci) {
-  FieldErrors errors;
-  std::optional<CiType> type = types.Find(ci.type, /*lock_shared=*/true);
+void CollectTypeErrors(CiTypeRepository& types, const ConfigurationItem& ci, FieldErrors& errors,
+                       bool lock_shared) {
+  if (ci.type.empty()) return;  // already reported by the parser
+  std::optional<CiType> type = types.Find(ci.type, lock_shared);
   if (!type) {
     errors.Add("type", "unknown CI type '" + ci.type + "'");
   } else {
     ValidateCi(*type, ci, errors);
   }
+}
+
+void ValidateAgainstType(CiTypeRepository& types, const ConfigurationItem& ci) {
+  FieldErrors errors;
+  CollectTypeErrors(types, ci, errors, /*lock_shared=*/true);
   errors.ThrowIfAny("the CI is invalid");
 }
 
 // Records the CI's current row as a new version and closes the previous one.
-void RecordVersion(soci::session& sql, CiId id, const json::object& diff,
-                   const WriteContext& ctx) {
+void RecordVersion(soci::session& sql, CiId id, const json::object& diff, const WriteContext& ctx) {
   Query(sql,
         "UPDATE ci_versions v SET valid_to = c.updated_at FROM configuration_items c "
         "WHERE v.ci_id = $1 AND v.valid_to IS NULL AND c.id = $1",
@@ -100,8 +105,7 @@ ConfigurationItem CiFromRow(const PgResult& r, int row) {
   return ci;
 }
 
-std::optional<ConfigurationItem> CiRepository::FindById(CiId id,
-                                                        std::optional<Timestamp> as_of) {
+std::optional<ConfigurationItem> CiRepository::FindById(CiId id, std::optional<Timestamp> as_of) {
   if (as_of) {
     PgResult r = QueryPrepared(sql_, "ci_by_id_as_of",
                                std::string("SELECT ") + kVersionColumns +
@@ -114,8 +118,7 @@ std::optional<ConfigurationItem> CiRepository::FindById(CiId id,
   }
   PgResult r = QueryPrepared(
       sql_, "ci_by_id",
-      std::string("SELECT ") + kCiColumns + " FROM configuration_items c WHERE c.id = $1",
-      {P(id)});
+      std::string("SELECT ") + kCiColumns + " FROM configuration_items c WHERE c.id = $1", {P(id)});
   if (r.rows() == 0) return std::nullopt;
   return CiFromRow(r, 0);
 }
@@ -163,14 +166,19 @@ CiPage CiRepository::List(const CiFilter& filter) {
     where += " AND (" + alternatives + ")";
   }
   const int limit = filter.limit;
-  std::string query = std::string("SELECT ") + (history ? kVersionColumns : kCiColumns) +
-                      " FROM " + (history ? "ci_versions" : "configuration_items") + " c WHERE " +
-                      where + " ORDER BY " + id + " LIMIT " + std::to_string(limit + 1);
+  std::string query = std::string("SELECT ") + (history ? kVersionColumns : kCiColumns) + " FROM " +
+                      (history ? "ci_versions" : "configuration_items") + " c WHERE " + where +
+                      " ORDER BY " + id + " LIMIT " + std::to_string(limit + 1);
   PgResult r = Query(sql_, query, params);
   CiPage page;
   for (int i = 0; i < r.rows() && i < limit; ++i) page.items.push_back(CiFromRow(r, i));
   if (r.rows() > limit && !page.items.empty()) page.next_after = page.items.back().id;
   return page;
+}
+
+void CiRepository::Validate(const ConfigurationItem& draft, FieldErrors& errors) {
+  CiTypeRepository types(sql_);
+  CollectTypeErrors(types, draft, errors, /*lock_shared=*/false);
 }
 
 ConfigurationItem CiRepository::Create(const ConfigurationItem& draft, const WriteContext& ctx) {
@@ -212,9 +220,9 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
     CheckVersion(if_match, current);
     FieldErrors errors;
     ConfigurationItem next = ApplyCiPatch(current, patch, errors);
-    errors.ThrowIfAny("the patched CI is invalid");
     CiTypeRepository types(sql_);
-    ValidateAgainstType(types, next);
+    CollectTypeErrors(types, next, errors, /*lock_shared=*/true);
+    errors.ThrowIfAny("the patched CI is invalid");
     json::object diff = DiffCis(&current, &next);
     if (diff.empty()) {
       tr.commit();
@@ -238,8 +246,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
   }
 }
 
-void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match,
-                          const WriteContext& ctx) {
+void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const WriteContext& ctx) {
   try {
     soci::transaction tr(sql_);
     PgResult r = Query(sql_,

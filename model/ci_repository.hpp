@@ -4,12 +4,13 @@
 // so reading "as of T" is an index lookup. A repository borrows one leased session for one
 // request; not thread-safe.
 
-#include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <boost/json/object.hpp>
 
 #include "model/configuration_item.hpp"
 #include "model/timestamp.hpp"
@@ -34,11 +35,11 @@ struct CiFilter {
   std::optional<std::string> type;
   std::optional<std::string> status;
   std::optional<std::string> owner;
-  std::vector<std::string> tags;                             // every tag must be present
-  std::optional<std::string> q;                              // case-insensitive name substring
-  std::vector<std::pair<std::string, std::string>> attrs;    // attr.<name>=<value>
+  std::vector<std::string> tags;                           // every tag must be present
+  std::optional<std::string> q;                            // case-insensitive name substring
+  std::vector<std::pair<std::string, std::string>> attrs;  // attr.<name>=<value>
   std::optional<Timestamp> as_of;
-  CiId after = 0;                                            // keyset cursor
+  CiId after = 0;  // keyset cursor
   int limit = kDefaultPageSize;
 };
 
@@ -65,6 +66,9 @@ class CiRepository {
 
   // One page in id order; stable under concurrent inserts (new CIs get larger ids).
   CiPage List(const CiFilter& filter);
+
+  // Adds to `errors` what is wrong with `draft` against its type (unknown type, attributes).
+  void Validate(const ConfigurationItem& draft, FieldErrors& errors);
 
   // Validates `draft` against its type and stores it. Throws kValidationFailed (every bad
   // field, including an unknown type).

@@ -1,12 +1,12 @@
 #include "model/ci_type.hpp"
 
-#include <arpa/inet.h>
-#include <re2/re2.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <set>
+
+#include <arpa/inet.h>
+#include <re2/re2.h>
 
 #include "model/json.hpp"
 
@@ -87,8 +87,8 @@ std::string CheckScalar(const AttributeSpec& spec, const json::value& v) {
       if (spec.max_length && len > *spec.max_length) {
         return "must be at most " + std::to_string(*spec.max_length) + " characters long";
       }
-      if (spec.compiled_pattern && !RE2::PartialMatch(re2::StringPiece(s.data(), s.size()),
-                                                      *spec.compiled_pattern)) {
+      if (spec.compiled_pattern &&
+          !RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *spec.compiled_pattern)) {
         return "does not match the pattern " + spec.pattern;
       }
       return {};
@@ -150,8 +150,8 @@ void ParseAttributeSpec(const std::string& name, const json::value& v, Attribute
   }
   const json::object& o = v.get_object();
   static const std::set<std::string, std::less<>> kKeys = {
-      "type",       "required", "list",    "min",    "max",        "min_length",
-      "max_length", "pattern",  "values",  "description"};
+      "type",       "required",   "list",    "min",    "max",
+      "min_length", "max_length", "pattern", "values", "description"};
   for (const auto& [key, unused] : o) {
     if (!kKeys.contains(std::string_view(key))) {
       errors.Add(field + "." + std::string(key), "is not a known attribute property");
@@ -159,8 +159,9 @@ void ParseAttributeSpec(const std::string& name, const json::value& v, Attribute
   }
   const json::value* type = o.if_contains("type");
   if (type == nullptr || !type->is_string()) {
-    errors.Add(field + ".type", "is required: one of string, integer, number, boolean, ip, "
-                                "date, datetime, enum, json");
+    errors.Add(field + ".type",
+               "is required: one of string, integer, number, boolean, ip, "
+               "date, datetime, enum, json");
     return;
   }
   std::optional<AttributeKind> kind = KindFromName(type->get_string());
@@ -240,8 +241,9 @@ void ParseAttributeSpec(const std::string& name, const json::value& v, Attribute
   const json::value* values = o.if_contains("values");
   if (spec.kind == AttributeKind::kEnum) {
     if (values == nullptr || !values->is_array() || values->get_array().empty()) {
-      errors.Add(field + ".values", "is required for enum attributes: a non-empty array of "
-                                    "strings");
+      errors.Add(field + ".values",
+                 "is required for enum attributes: a non-empty array of "
+                 "strings");
     } else {
       std::set<std::string, std::less<>> seen;
       for (const auto& item : values->get_array()) {
@@ -336,8 +338,9 @@ CiType ParseCiType(const json::value& body, std::string_view path_name) {
   if (type.name.empty() && errors.empty()) {
     errors.Add("name", "is required");
   } else if (!type.name.empty() && !IsValidIdentifier(type.name)) {
-    errors.Add("name", "must start with a lowercase letter and hold only a-z, 0-9 and _ "
-                       "(at most 63 bytes)");
+    errors.Add("name",
+               "must start with a lowercase letter and hold only a-z, 0-9 and _ "
+               "(at most 63 bytes)");
   }
   if (const json::value* d = o.if_contains("description")) {
     if (!d->is_string() || d->get_string().size() > kMaxDescriptionLength) {
@@ -392,8 +395,9 @@ CiType ParseCiType(const json::value& body, std::string_view path_name) {
           if (it == type.attributes.end()) {
             errors.Add(field, "names '" + attr + "', which is not an attribute of this type");
           } else if (it->second.kind == AttributeKind::kJson || it->second.list) {
-            errors.Add(field, "names '" + attr + "', a json or list attribute, which cannot "
-                              "identify a CI");
+            errors.Add(field, "names '" + attr +
+                                  "', a json or list attribute, which cannot "
+                                  "identify a CI");
           } else if (std::find(names.begin(), names.end(), attr) != names.end()) {
             errors.Add(field, "names '" + attr + "' twice");
           }

@@ -4,8 +4,6 @@
 // Parsing a definition validates it completely; a CiType is immutable afterwards and safe
 // to share between threads.
 
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,6 +11,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include "model/error.hpp"
 #include "model/timestamp.hpp"
@@ -41,12 +42,12 @@ std::string_view AttributeKindName(AttributeKind kind);
 struct AttributeSpec {
   AttributeKind kind = AttributeKind::kString;
   bool required = false;
-  bool list = false;                // the value is an array of `kind` values
-  std::optional<double> min;        // integer/number: smallest allowed value
-  std::optional<double> max;        // integer/number: largest allowed value
+  bool list = false;                       // the value is an array of `kind` values
+  std::optional<double> min;               // integer/number: smallest allowed value
+  std::optional<double> max;               // integer/number: largest allowed value
   std::optional<std::int64_t> min_length;  // string: fewest characters
   std::optional<std::int64_t> max_length;  // string: most characters
-  std::string pattern;              // string: RE2 syntax, unanchored (JSON Schema semantics)
+  std::string pattern;                     // string: RE2 syntax, unanchored (JSON Schema semantics)
   std::shared_ptr<const re2::RE2> compiled_pattern;
   std::vector<std::string> values;  // enum: the allowed values
   std::string description;

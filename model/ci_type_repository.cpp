@@ -80,8 +80,8 @@ CiType CiTypeRepository::Create(const CiType& type) {
 CiType CiTypeRepository::Replace(const CiType& type, std::optional<std::int64_t> if_match) {
   try {
     soci::transaction tr(sql_);
-    PgResult current = Query(sql_, "SELECT version FROM ci_types WHERE name = $1 FOR UPDATE",
-                             {P(type.name)});
+    PgResult current =
+        Query(sql_, "SELECT version FROM ci_types WHERE name = $1 FOR UPDATE", {P(type.name)});
     if (current.rows() == 0) {
       throw Error(ErrorCode::kNotFound, "CI type '" + type.name + "' does not exist");
     }
@@ -94,15 +94,15 @@ CiType CiTypeRepository::Replace(const CiType& type, std::optional<std::int64_t>
     while (offenders.size() < 20) {
       PgResult batch = Query(sql_,
                              "SELECT id, attributes::text FROM configuration_items WHERE type = "
-                             "$1 AND id > $2 ORDER BY id LIMIT " + std::to_string(kBatch),
+                             "$1 AND id > $2 ORDER BY id LIMIT " +
+                                 std::to_string(kBatch),
                              {P(type.name), P(after)});
       for (int i = 0; i < batch.rows(); ++i) {
         FieldErrors ci_errors;
         ValidateAttributes(type, ParseJson(batch.Text(i, 1)).as_object(), ci_errors);
         if (!ci_errors.empty()) {
           const FieldError& first = ci_errors.items().front();
-          offenders.Add("cis[" + std::string(batch.Text(i, 0)) + "]." + first.field,
-                        first.message);
+          offenders.Add("cis[" + std::string(batch.Text(i, 0)) + "]." + first.field, first.message);
         }
       }
       if (batch.rows() < kBatch) break;

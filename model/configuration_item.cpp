@@ -25,8 +25,8 @@ std::size_t CodePointCount(std::string_view s) {
 }
 
 bool IsReadOnlyField(std::string_view key) {
-  static constexpr std::array<std::string_view, 5> kReadOnly = {
-      "id", "version", "created_at", "updated_at", "last_seen_at"};
+  static constexpr std::array<std::string_view, 5> kReadOnly = {"id", "version", "created_at",
+                                                                "updated_at", "last_seen_at"};
   return std::find(kReadOnly.begin(), kReadOnly.end(), key) != kReadOnly.end();
 }
 
@@ -54,8 +54,8 @@ bool IsValidCiStatus(std::string_view status) {
          status == "retired";
 }
 
-ConfigurationItem CiFromJson(const json::value& body, FieldErrors& errors,
-                             ReadOnlyFields read_only, const std::string& prefix) {
+ConfigurationItem CiFromJson(const json::value& body, FieldErrors& errors, ReadOnlyFields read_only,
+                             const std::string& prefix) {
   ConfigurationItem ci;
   if (!body.is_object()) {
     errors.Add(prefix.empty() ? "body" : prefix.substr(0, prefix.size() - 1),
@@ -115,8 +115,9 @@ ConfigurationItem CiFromJson(const json::value& body, FieldErrors& errors,
         if (!tag.is_string() || tag.get_string().empty() ||
             CodePointCount(tag.get_string()) > kMaxTagLength ||
             HasControlCharacters(tag.get_string())) {
-          errors.Add(prefix + "tags", "each tag must be a non-empty string of at most 100 "
-                                      "characters without control characters");
+          errors.Add(prefix + "tags",
+                     "each tag must be a non-empty string of at most 100 "
+                     "characters without control characters");
           break;
         }
         std::string t(tag.get_string());
@@ -137,7 +138,8 @@ ConfigurationItem CiFromJson(const json::value& body, FieldErrors& errors,
     }
   }
   if (const json::value* red = o.if_contains("redundancy"); red != nullptr && !red->is_null()) {
-    const json::value* k = red->is_object() ? red->get_object().if_contains("min_healthy") : nullptr;
+    const json::value* k =
+        red->is_object() ? red->get_object().if_contains("min_healthy") : nullptr;
     if (k == nullptr || !k->is_int64() || k->get_int64() < 1 || k->get_int64() > 1000000 ||
         red->get_object().size() != 1) {
       errors.Add(prefix + "redundancy.min_healthy",
@@ -179,8 +181,8 @@ json::object CiToJson(const ConfigurationItem& ci) {
   o["version"] = ci.version;
   o["created_at"] = FormatTimestamp(ci.created_at);
   o["updated_at"] = FormatTimestamp(ci.updated_at);
-  o["last_seen_at"] = ci.last_seen_at ? json::value(FormatTimestamp(*ci.last_seen_at))
-                                      : json::value(nullptr);
+  o["last_seen_at"] =
+      ci.last_seen_at ? json::value(FormatTimestamp(*ci.last_seen_at)) : json::value(nullptr);
   return o;
 }
 

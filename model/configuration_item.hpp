@@ -3,12 +3,13 @@
 // checked, JSON merge patch (RFC 7396) on the writable fields, and the field-level diff that
 // history records. Value types; thread-safe.
 
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include "model/ci_type.hpp"
 #include "model/error.hpp"

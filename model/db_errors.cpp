@@ -1,10 +1,10 @@
 #include "model/db_errors.hpp"
 
+#include <memory>
+
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
-
-#include <memory>
 
 #include "model/error.hpp"
 

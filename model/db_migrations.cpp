@@ -1,10 +1,10 @@
 #include "model/db_migrations.hpp"
 
-#include <soci/soci.h>
-
 #include <algorithm>
 #include <set>
 #include <utility>
+
+#include <soci/soci.h>
 
 #include "model/db_errors.hpp"
 #include "model/error.hpp"
@@ -61,8 +61,8 @@ std::vector<std::string> ApplyMigrations(soci::session& sql) {
       } catch (const Error& e) {
         throw Error(ErrorCode::kInternal, "migration " + m.name + " failed: " + e.what());
       }
-      sql << "INSERT INTO schema_migrations (number, name) VALUES (:n, :name)",
-          soci::use(m.number), soci::use(m.name);
+      sql << "INSERT INTO schema_migrations (number, name) VALUES (:n, :name)", soci::use(m.number),
+          soci::use(m.name);
       applied_now.push_back(m.name);
     }
     tr.commit();

@@ -14,8 +14,8 @@ class session;
 namespace cmdb::model {
 
 struct Migration {
-  int number = 0;         // from the file name: 0001_core_schema.sql -> 1
-  std::string name;       // the file name
+  int number = 0;    // from the file name: 0001_core_schema.sql -> 1
+  std::string name;  // the file name
   std::string_view sql;
 };
 

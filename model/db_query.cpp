@@ -1,12 +1,12 @@
 #include "model/db_query.hpp"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <charconv>
 #include <mutex>
 #include <set>
 #include <unordered_map>
+
+#include <libpq-fe.h>
 
 #include "model/db_errors.hpp"
 #include "model/error.hpp"
@@ -52,8 +52,7 @@ PgResult::~PgResult() {
 int PgResult::rows() const { return PQntuples(result_); }
 bool PgResult::IsNull(int row, int col) const { return PQgetisnull(result_, row, col) != 0; }
 std::string_view PgResult::Text(int row, int col) const {
-  return {PQgetvalue(result_, row, col),
-          static_cast<std::size_t>(PQgetlength(result_, row, col))};
+  return {PQgetvalue(result_, row, col), static_cast<std::size_t>(PQgetlength(result_, row, col))};
 }
 std::int64_t PgResult::Int(int row, int col) const {
   std::string_view text = Text(row, col);

@@ -42,18 +42,29 @@ class EstateBuilder {
 
 json::object Host(const std::string& name, const std::string& ip, const std::string& os,
                   std::int64_t cpus, std::int64_t memory_mb, const std::string& serial = "") {
-  json::object a{{"hostname", name}, {"fqdn", name + ".example.net"}, {"domain", "example.net"},
-                 {"ip", ip},         {"os", os},                      {"cpu_count", cpus},
-                 {"memory_mb", memory_mb}, {"env", "prod"}};
+  json::object a{{"hostname", name},
+                 {"fqdn", name + ".example.net"},
+                 {"domain", "example.net"},
+                 {"ip", ip},
+                 {"os", os},
+                 {"cpu_count", cpus},
+                 {"memory_mb", memory_mb},
+                 {"env", "prod"}};
   if (!serial.empty()) a["serial"] = serial;
   return a;
 }
 
 json::object Vm(const std::string& name, const std::string& ip, std::int64_t cpus,
                 std::int64_t memory_mb) {
-  return {{"hostname", name}, {"fqdn", name + ".example.net"}, {"ip", ip},
-          {"os", "Debian GNU/Linux"}, {"os_version", "12"}, {"cpu_count", cpus},
-          {"memory_mb", memory_mb}, {"instance_id", "vm-" + name}, {"hypervisor", "kvm"},
+  return {{"hostname", name},
+          {"fqdn", name + ".example.net"},
+          {"ip", ip},
+          {"os", "Debian GNU/Linux"},
+          {"os_version", "12"},
+          {"cpu_count", cpus},
+          {"memory_mb", memory_mb},
+          {"instance_id", "vm-" + name},
+          {"hypervisor", "kvm"},
           {"env", "prod"}};
 }
 
@@ -66,7 +77,9 @@ json::value DemoEstateDocument() {
        {{"service_code", "SHOP"}, {"criticality", "critical"}, {"sla", "99.9%"}, {"hours", "24x7"}},
        "ecommerce");
   e.Ci("business_service", "Payroll",
-       {{"service_code", "PAY"}, {"criticality", "high"}, {"sla", "99.5%"},
+       {{"service_code", "PAY"},
+        {"criticality", "high"},
+        {"sla", "99.5%"},
         {"hours", "Mon-Fri 07:00-19:00"}},
        "hr-it");
   // Applications.
@@ -86,29 +99,61 @@ json::value DemoEstateDocument() {
                          App{"payroll-batch", "PAYBATCH", "2024.2", "medium", "hr-it"},
                          App{"reporting", "REPORT", "1.4.0", "low", "bi-team"}}) {
     e.Ci("application", app.name,
-         {{"app_code", app.code}, {"version", app.version}, {"criticality", app.criticality},
+         {{"app_code", app.code},
+          {"version", app.version},
+          {"criticality", app.criticality},
           {"repository", std::string("git.example.net/") + app.name}},
          app.owner);
   }
   // Databases.
-  e.Ci("database", "shop-db", {{"engine", "postgresql"}, {"engine_version", "15.8"},
-                               {"host", "db-srv-01"}, {"port", 5432}, {"db_name", "shop"},
-                               {"size_gb", 420.5}}, "dba-team");
-  e.Ci("database", "shop-db-replica", {{"engine", "postgresql"}, {"engine_version", "15.8"},
-                                       {"host", "db-srv-02"}, {"port", 5432}, {"db_name", "shop"},
-                                       {"size_gb", 420.5}}, "dba-team");
-  e.Ci("database", "auth-db", {{"engine", "postgresql"}, {"engine_version", "15.8"},
-                               {"host", "db-srv-02"}, {"port", 5433}, {"db_name", "auth"},
-                               {"size_gb", 12}}, "dba-team");
-  e.Ci("database", "payroll-db", {{"engine", "oracle"}, {"engine_version", "19c"},
-                                  {"host", "db-srv-03"}, {"port", 1521}, {"db_name", "PAYPRD"},
-                                  {"size_gb", 880}}, "dba-team");
-  e.Ci("database", "search-index", {{"engine", "opensearch"}, {"engine_version", "2.11"},
-                                    {"host", "search-vm-01"}, {"port", 9200},
-                                    {"db_name", "products"}, {"size_gb", 64}}, "ecommerce");
-  e.Ci("database", "reporting-dw", {{"engine", "postgresql"}, {"engine_version", "16.2"},
-                                    {"host", "db-srv-03"}, {"port", 5432}, {"db_name", "dw"},
-                                    {"size_gb", 2100}}, "bi-team", {"prod", "analytics"});
+  e.Ci("database", "shop-db",
+       {{"engine", "postgresql"},
+        {"engine_version", "15.8"},
+        {"host", "db-srv-01"},
+        {"port", 5432},
+        {"db_name", "shop"},
+        {"size_gb", 420.5}},
+       "dba-team");
+  e.Ci("database", "shop-db-replica",
+       {{"engine", "postgresql"},
+        {"engine_version", "15.8"},
+        {"host", "db-srv-02"},
+        {"port", 5432},
+        {"db_name", "shop"},
+        {"size_gb", 420.5}},
+       "dba-team");
+  e.Ci("database", "auth-db",
+       {{"engine", "postgresql"},
+        {"engine_version", "15.8"},
+        {"host", "db-srv-02"},
+        {"port", 5433},
+        {"db_name", "auth"},
+        {"size_gb", 12}},
+       "dba-team");
+  e.Ci("database", "payroll-db",
+       {{"engine", "oracle"},
+        {"engine_version", "19c"},
+        {"host", "db-srv-03"},
+        {"port", 1521},
+        {"db_name", "PAYPRD"},
+        {"size_gb", 880}},
+       "dba-team");
+  e.Ci("database", "search-index",
+       {{"engine", "opensearch"},
+        {"engine_version", "2.11"},
+        {"host", "search-vm-01"},
+        {"port", 9200},
+        {"db_name", "products"},
+        {"size_gb", 64}},
+       "ecommerce");
+  e.Ci("database", "reporting-dw",
+       {{"engine", "postgresql"},
+        {"engine_version", "16.2"},
+        {"host", "db-srv-03"},
+        {"port", 5432},
+        {"db_name", "dw"},
+        {"size_gb", 2100}},
+       "bi-team", {"prod", "analytics"});
   // Clusters (k-of-n).
   e.Ci("cluster", "web-pool", {{"technology", "nginx"}, {"members_expected", 4}}, "ecommerce",
        {"prod"}, 2);
@@ -117,16 +162,21 @@ json::value DemoEstateDocument() {
   // Physical servers.
   for (int i = 1; i <= 4; ++i) {
     std::string n = "esx-0" + std::to_string(i);
-    e.Ci("server", n, Host(n, "10.10.1." + std::to_string(10 + i), "VMware ESXi", 64, 524288,
-                           "CZJ9" + std::to_string(1000 + i)), "platform-team", {"prod", "hypervisor"});
+    e.Ci("server", n,
+         Host(n, "10.10.1." + std::to_string(10 + i), "VMware ESXi", 64, 524288,
+              "CZJ9" + std::to_string(1000 + i)),
+         "platform-team", {"prod", "hypervisor"});
   }
   for (int i = 1; i <= 3; ++i) {
     std::string n = "db-srv-0" + std::to_string(i);
-    e.Ci("server", n, Host(n, "10.10.2." + std::to_string(10 + i), "Red Hat Enterprise Linux", 32,
-                           262144, "MXQ7" + std::to_string(2000 + i)), "dba-team", {"prod", "database"});
+    e.Ci("server", n,
+         Host(n, "10.10.2." + std::to_string(10 + i), "Red Hat Enterprise Linux", 32, 262144,
+              "MXQ7" + std::to_string(2000 + i)),
+         "dba-team", {"prod", "database"});
   }
-  e.Ci("server", "backup-srv-01", Host("backup-srv-01", "10.10.3.10", "Debian GNU/Linux", 16, 65536,
-                                       "CZJ95001"), "platform-team", {"prod", "backup"});
+  e.Ci("server", "backup-srv-01",
+       Host("backup-srv-01", "10.10.3.10", "Debian GNU/Linux", 16, 65536, "CZJ95001"),
+       "platform-team", {"prod", "backup"});
   e.Ci("server", "old-db-srv", Host("old-db-srv", "10.10.2.99", "CentOS", 8, 32768, "OLD0001"),
        "dba-team", {"legacy"}, 0, "retired");
   // VMs, with the hypervisor each runs on.
@@ -157,7 +207,8 @@ json::value DemoEstateDocument() {
   vms.push_back({"search-vm-01", "10.20.6.11", 8, 32768, "esx-03"});
   vms.push_back({"batch-vm-01", "10.20.5.20", 4, 16384, "esx-04"});
   vms.push_back({"report-vm-01", "10.20.7.11", 4, 16384, "esx-04"});
-  for (const VmSpec& vm : vms) e.Ci("vm", vm.name, Vm(vm.name, vm.ip, vm.cpus, vm.mem), "platform-team");
+  for (const VmSpec& vm : vms)
+    e.Ci("vm", vm.name, Vm(vm.name, vm.ip, vm.cpus, vm.mem), "platform-team");
   // Network.
   struct Net {
     const char* name;
@@ -174,8 +225,12 @@ json::value DemoEstateDocument() {
                        Net{"lb-01", "10.0.0.10", "load_balancer", "F5", "BIG-IP i5800"},
                        Net{"edge-router-01", "192.0.2.1", "router", "Juniper", "MX204"}}) {
     e.Ci("network_device", n.name,
-         {{"hostname", n.name}, {"ip", n.ip}, {"role", n.role}, {"vendor", n.vendor},
-          {"model", n.model}, {"serial", std::string("NET-") + n.name},
+         {{"hostname", n.name},
+          {"ip", n.ip},
+          {"role", n.role},
+          {"vendor", n.vendor},
+          {"model", n.model},
+          {"serial", std::string("NET-") + n.name},
           {"location", "DC1 row A"}},
          "network-team");
   }
@@ -205,15 +260,25 @@ json::value DemoEstateDocument() {
     vms.push_back({n, "", 0, 0, "esx-04"});
   }
   e.Ci("application", "shop-web-staging",
-       {{"app_code", "SHOPWEB-STG"}, {"version", "4.3.0-rc1"}, {"criticality", "low"}},
-       "ecommerce", {"staging"});
+       {{"app_code", "SHOPWEB-STG"}, {"version", "4.3.0-rc1"}, {"criticality", "low"}}, "ecommerce",
+       {"staging"});
   e.Ci("network_device", "san-01",
-       {{"hostname", "san-01"}, {"ip", "10.0.5.10"}, {"role", "other"}, {"vendor", "NetApp"},
-        {"model", "AFF A400"}, {"serial", "NET-san-01"}, {"location", "DC1 row B"}},
+       {{"hostname", "san-01"},
+        {"ip", "10.0.5.10"},
+        {"role", "other"},
+        {"vendor", "NetApp"},
+        {"model", "AFF A400"},
+        {"serial", "NET-san-01"},
+        {"location", "DC1 row B"}},
        "storage-team");
   e.Ci("network_device", "lb-02",
-       {{"hostname", "lb-02"}, {"ip", "10.0.0.11"}, {"role", "load_balancer"}, {"vendor", "F5"},
-        {"model", "BIG-IP i5800"}, {"serial", "NET-lb-02"}, {"location", "DC1 row A"}},
+       {{"hostname", "lb-02"},
+        {"ip", "10.0.0.11"},
+        {"role", "load_balancer"},
+        {"vendor", "F5"},
+        {"model", "BIG-IP i5800"},
+        {"serial", "NET-lb-02"},
+        {"location", "DC1 row A"}},
        "network-team", {"prod"}, 0, "planned");
   // Who needs whom.
   e.Rel("depends_on", "Online Shop", "shop-web");
@@ -275,7 +340,8 @@ json::value DemoEstateDocument() {
   e.Rel("depends_on", "payroll-app", "dns");
   e.Rel("depends_on", "payroll-batch", "mail-relay");
   e.Rel("depends_on", "monitoring", "dns");
-  for (int i = 1; i <= 3; ++i) e.Rel("runs_on", "shop-web-staging", "shop-stg-vm-0" + std::to_string(i));
+  for (int i = 1; i <= 3; ++i)
+    e.Rel("runs_on", "shop-web-staging", "shop-stg-vm-0" + std::to_string(i));
   for (int i = 1; i <= 4; ++i) e.Rel("connected_to", "esx-0" + std::to_string(i), "san-01");
   e.Rel("connected_to", "san-01", "core-sw-02");
   e.Rel("documents", "monitoring", "Online Shop");

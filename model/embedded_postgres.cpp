@@ -1,13 +1,5 @@
 #include "model/embedded_postgres.hpp"
 
-#include <fcntl.h>
-#include <libpq-fe.h>
-#include <pwd.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -16,6 +8,14 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "model/error.hpp"
 
@@ -81,8 +81,7 @@ std::string ReadFirstLine(const fs::path& path) {
 
 }  // namespace
 
-EmbeddedPostgres::EmbeddedPostgres(EmbeddedPostgresOptions options)
-    : options_(std::move(options)) {
+EmbeddedPostgres::EmbeddedPostgres(EmbeddedPostgresOptions options) : options_(std::move(options)) {
   fs::path root = fs::absolute(options_.data_dir).lexically_normal();
   options_.data_dir = root.string();
   pgdata_ = (root / "pgdata").string();
@@ -176,9 +175,7 @@ void EmbeddedPostgres::Start() {
     ClusterOwner owner = PostgresUser();
     ChownTree(root, owner);
     ChownTree(socket_dir_, owner);
-    {
-      std::ofstream touch(log_path_, std::ios::app);
-    }
+    { std::ofstream touch(log_path_, std::ios::app); }
     ChownTree(log_path_, owner);
     if (Run({"test", "-w", root.string()}, true) != 0) {
       throw Error(ErrorCode::kUnavailable,
@@ -191,19 +188,18 @@ void EmbeddedPostgres::Start() {
   }
   if (!fs::exists(fs::path(pgdata_) / "PG_VERSION")) {
     if (fs::exists(pgdata_)) fs::remove_all(pgdata_);  // a half-finished initdb
-    std::vector<std::string> initdb = {bin + "/initdb", "-D",      pgdata_,       "-U",
-                                       "postgres",      "-A",      "trust",       "-E",
-                                       "UTF8",          "--no-locale", "--no-instructions"};
+    std::vector<std::string> initdb = {
+        bin + "/initdb", "-D", pgdata_, "-U",          "postgres",         "-A",
+        "trust",         "-E", "UTF8",  "--no-locale", "--no-instructions"};
     if (!options_.durable) initdb.emplace_back("--no-sync");
     int rc = Run(initdb, true);
     if (rc != 0 || !fs::exists(fs::path(pgdata_) / "PG_VERSION")) {
-      throw Error(ErrorCode::kUnavailable,
-                  "initdb failed for " + pgdata_ + "; see " + log_path_);
+      throw Error(ErrorCode::kUnavailable, "initdb failed for " + pgdata_ + "; see " + log_path_);
     }
   }
   RecoverFromCrash();
-  std::string server_options = "-c listen_addresses='' -k " + socket_dir_ +
-                               " -p " + std::to_string(kPort) +
+  std::string server_options = "-c listen_addresses='' -k " + socket_dir_ + " -p " +
+                               std::to_string(kPort) +
                                " -c max_connections=200 -c shared_buffers=256MB";
   if (!options_.durable) {
     server_options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
@@ -212,17 +208,16 @@ void EmbeddedPostgres::Start() {
                 server_options, "start"},
                true);
   if (rc != 0) {
-    throw Error(ErrorCode::kUnavailable,
-                "the embedded PostgreSQL did not start; see " + log_path_);
+    throw Error(ErrorCode::kUnavailable, "the embedded PostgreSQL did not start; see " + log_path_);
   }
   running_ = true;
   // Create the application database on first start.
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn(
       PQconnectdb(ConnectionString("postgres").c_str()), &PQfinish);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    throw Error(ErrorCode::kUnavailable,
-                std::string("cannot connect to the embedded PostgreSQL: ") +
-                    PQerrorMessage(conn.get()));
+    throw Error(
+        ErrorCode::kUnavailable,
+        std::string("cannot connect to the embedded PostgreSQL: ") + PQerrorMessage(conn.get()));
   }
   std::unique_ptr<PGresult, decltype(&PQclear)> exists(
       PQexec(conn.get(), "SELECT 1 FROM pg_database WHERE datname = 'cmdb'"), &PQclear);

@@ -11,9 +11,9 @@
 namespace cmdb::model {
 
 struct EmbeddedPostgresOptions {
-  std::string data_dir;        // holds pgdata/, run/ (the socket) and postgresql.log
-  bool durable = true;         // false: fsync off, for throwaway test clusters
-  std::string bin_dir;         // empty: the newest /usr/lib/postgresql/<v>/bin
+  std::string data_dir;  // holds pgdata/, run/ (the socket) and postgresql.log
+  bool durable = true;   // false: fsync off, for throwaway test clusters
+  std::string bin_dir;   // empty: the newest /usr/lib/postgresql/<v>/bin
 };
 
 class EmbeddedPostgres {

@@ -19,7 +19,7 @@ enum class ErrorCode {
   kVersionMismatch,     // If-Match named a stale version
   kPayloadTooLarge,     // request body over the configured limit
   kUnsupportedMediaType,
-  kUnavailable,         // database unreachable, pool exhausted
+  kUnavailable,  // database unreachable, pool exhausted
   kInternal,
 };
 

@@ -1,11 +1,11 @@
 #include "model/importer.hpp"
 
-#include <soci/soci.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_map>
+
+#include <soci/soci.h>
 
 #include "model/ci_type_repository.hpp"
 #include "model/csv.hpp"
@@ -185,7 +185,8 @@ class Importer {
 
  private:
   void Report(const std::string& label, FieldErrors& errors) {
-    for (auto& e : errors.Take()) errors_.push_back({label, std::move(e.field), std::move(e.message)});
+    for (auto& e : errors.Take())
+      errors_.push_back({label, std::move(e.field), std::move(e.message)});
   }
 
   [[noreturn]] void ThrowRejected() {
@@ -241,12 +242,18 @@ class Importer {
       if (row.action == Action::kRejected) continue;
       const CiType& type = types_.at(row.draft.type);
       int used_set = 0;
-      std::vector<CiId> matches = index_.Match(type, row.draft.name, row.draft.attributes, used_set);
-      std::string by = used_set >= 0 ? "identify_by " + ToJsonText(IdentifyByToJson(type).as_array()[static_cast<std::size_t>(used_set)])
-                                     : std::string("name");
+      std::vector<CiId> matches =
+          index_.Match(type, row.draft.name, row.draft.attributes, used_set);
+      std::string by =
+          used_set >= 0
+              ? "identify_by " +
+                    ToJsonText(
+                        IdentifyByToJson(type).as_array()[static_cast<std::size_t>(used_set)])
+              : std::string("name");
       if (matches.size() > 1) {
-        Reject(row, "", "matches " + std::to_string(matches.size()) + " CIs by " + by +
-                            "; make the identifier unique or import by id");
+        Reject(row, "",
+               "matches " + std::to_string(matches.size()) + " CIs by " + by +
+                   "; make the identifier unique or import by id");
         continue;
       }
       if (matches.size() == 1) {
@@ -453,15 +460,16 @@ class Importer {
       matches = index_.Match(type->second, "\x01", identity->get_object(), used_set);
     } else if (const json::value* name = o.if_contains("name");
                name != nullptr && name->is_string()) {
-      matches = index_.Match(type->second, std::string(name->get_string()), json::object{},
-                             used_set);
+      matches =
+          index_.Match(type->second, std::string(name->get_string()), json::object{}, used_set);
     } else {
       message = "must give \"name\" or \"identity\"";
       return std::nullopt;
     }
     if (matches.size() != 1) {
-      message = matches.empty() ? "matches no CI" : "matches " + std::to_string(matches.size()) +
-                                                        " CIs; name it by id or a unique identity";
+      message = matches.empty() ? "matches no CI"
+                                : "matches " + std::to_string(matches.size()) +
+                                      " CIs; name it by id or a unique identity";
       return std::nullopt;
     }
     CiId id = matches.front();
@@ -626,7 +634,8 @@ class Importer {
       json::object diff{{"type", {{"old", nullptr}, {"new", row.type}}},
                         {"from", {{"old", nullptr}, {"new", row.from}}},
                         {"to", {{"old", nullptr}, {"new", row.to}}}};
-      for (const auto& [k, v] : row.attributes) diff[k] = json::object{{"old", nullptr}, {"new", v}};
+      for (const auto& [k, v] : row.attributes)
+        diff[k] = json::object{{"old", nullptr}, {"new", v}};
       ver_buf.Int(id);
       ver_buf.Int(1);
       ver_buf.Field(row.type);
@@ -674,7 +683,8 @@ ImportResult ImportDocument(soci::session& sql, const json::value& document,
   const json::object& o = document.get_object();
   FieldErrors shape;
   for (const auto& [key, unused] : o) {
-    if (key != "cis" && key != "relations") shape.Add(std::string(key), "is not a field of an import");
+    if (key != "cis" && key != "relations")
+      shape.Add(std::string(key), "is not a field of an import");
   }
   const json::value* cis = o.if_contains("cis");
   const json::value* relations = o.if_contains("relations");
@@ -714,9 +724,9 @@ ImportResult ImportCsv(soci::session& sql, std::string_view type_name, std::stri
     if (!seen.insert(column).second) header_errors.Add("header." + column, "appears twice");
     if (column == "name" || column == "status" || column == "owner" || column == "tags") continue;
     if (!type->attributes.contains(column)) {
-      header_errors.Add("header." + column,
-                        "is neither name, status, owner, tags nor an attribute of '" +
-                            type->name + "'");
+      header_errors.Add(
+          "header." + column,
+          "is neither name, status, owner, tags nor an attribute of '" + type->name + "'");
     }
   }
   if (!seen.contains("name")) header_errors.Add("header", "a name column is required");
@@ -726,9 +736,9 @@ ImportResult ImportCsv(soci::session& sql, std::string_view type_name, std::stri
     const CsvRecord& record = records[r];
     const std::string label = "line " + std::to_string(record.line);
     if (record.fields.size() != header.size()) {
-      importer.AddRowError(label, "", "has " + std::to_string(record.fields.size()) +
-                                          " fields; the header has " +
-                                          std::to_string(header.size()));
+      importer.AddRowError(label, "",
+                           "has " + std::to_string(record.fields.size()) +
+                               " fields; the header has " + std::to_string(header.size()));
       continue;
     }
     json::object row{{"type", type->name}};
@@ -752,7 +762,8 @@ ImportResult ImportCsv(soci::session& sql, std::string_view type_name, std::stri
         }
         row["tags"] = std::move(tags);
       } else {
-        std::optional<json::value> v = AttributeFromText(type->attributes.at(column), cell, message);
+        std::optional<json::value> v =
+            AttributeFromText(type->attributes.at(column), cell, message);
         if (!v) {
           bad_field = "attributes." + column;
           break;

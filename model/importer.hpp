@@ -4,10 +4,11 @@
 // written set-based with COPY and recorded in history with source "import". Atomic by
 // default: one bad row rejects the whole import. Borrows one session; not thread-safe.
 
-#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/json/value.hpp>
 
 #include "model/ci_repository.hpp"
 

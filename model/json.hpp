@@ -3,9 +3,10 @@
 // accessors that turn a wrong shape into a model::Error naming the field. Stateless;
 // thread-safe.
 
-#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
+
+#include <boost/json/value.hpp>
 
 namespace cmdb::model {
 

@@ -19,8 +19,8 @@ std::string_view PropagationName(Propagation p) {
 }
 
 std::optional<Propagation> PropagationFromName(std::string_view name) {
-  for (Propagation p : {Propagation::kToFrom, Propagation::kFromTo, Propagation::kBoth,
-                        Propagation::kNone}) {
+  for (Propagation p :
+       {Propagation::kToFrom, Propagation::kFromTo, Propagation::kBoth, Propagation::kNone}) {
     if (PropagationName(p) == name) return p;
   }
   return std::nullopt;

@@ -2,10 +2,11 @@
 // Relations between CIs and the relation types that say how failure propagates along them.
 // Value types and their JSON mapping; thread-safe.
 
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 #include <cstdint>
 #include <string>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include "model/configuration_item.hpp"
 #include "model/error.hpp"

@@ -32,19 +32,20 @@ Relation RelationRepository::Create(const Relation& draft, const WriteContext& c
   try {
     soci::transaction tr(sql_);
     FieldErrors errors;
-    PgResult type = Query(sql_, "SELECT 1 FROM relation_types WHERE name = $1 FOR KEY SHARE",
-                          {P(draft.type)});
+    PgResult type =
+        Query(sql_, "SELECT 1 FROM relation_types WHERE name = $1 FOR KEY SHARE", {P(draft.type)});
     if (type.rows() == 0) errors.Add("type", "unknown relation type '" + draft.type + "'");
-    PgResult ends = Query(sql_,
-                          "SELECT id FROM configuration_items WHERE id IN ($1, $2) FOR KEY SHARE",
-                          {P(draft.from), P(draft.to)});
+    PgResult ends =
+        Query(sql_, "SELECT id FROM configuration_items WHERE id IN ($1, $2) FOR KEY SHARE",
+              {P(draft.from), P(draft.to)});
     auto present = [&](CiId id) {
       for (int i = 0; i < ends.rows(); ++i) {
         if (ends.Int(i, 0) == id) return true;
       }
       return false;
     };
-    if (!present(draft.from)) errors.Add("from", "CI " + std::to_string(draft.from) + " does not exist");
+    if (!present(draft.from))
+      errors.Add("from", "CI " + std::to_string(draft.from) + " does not exist");
     if (!present(draft.to)) errors.Add("to", "CI " + std::to_string(draft.to) + " does not exist");
     errors.ThrowIfAny("the relation is invalid");
     PgResult r = Query(
@@ -56,9 +57,9 @@ Relation RelationRepository::Create(const Relation& draft, const WriteContext& c
             kRelationColumns,
         {P(draft.type), P(draft.from), P(draft.to), ToJsonText(draft.attributes)});
     if (r.rows() == 0) {
-      throw Error(ErrorCode::kAlreadyExists,
-                  "a " + draft.type + " relation from CI " + std::to_string(draft.from) +
-                      " to CI " + std::to_string(draft.to) + " already exists");
+      throw Error(ErrorCode::kAlreadyExists, "a " + draft.type + " relation from CI " +
+                                                 std::to_string(draft.from) + " to CI " +
+                                                 std::to_string(draft.to) + " already exists");
     }
     Relation created = RelationFromRow(r, 0);
     json::object diff{{"type", {{"old", nullptr}, {"new", created.type}}},
@@ -80,9 +81,9 @@ Relation RelationRepository::Create(const Relation& draft, const WriteContext& c
 }
 
 std::optional<Relation> RelationRepository::FindById(RelationId id) {
-  PgResult r = Query(sql_,
-                     std::string("SELECT ") + kRelationColumns + " FROM relations r WHERE r.id = $1",
-                     {P(id)});
+  PgResult r =
+      Query(sql_, std::string("SELECT ") + kRelationColumns + " FROM relations r WHERE r.id = $1",
+            {P(id)});
   if (r.rows() == 0) return std::nullopt;
   return RelationFromRow(r, 0);
 }
@@ -103,7 +104,8 @@ RelationPage RelationRepository::List(const RelationFilter& filter) {
                          where + " ORDER BY r.id LIMIT " + std::to_string(filter.limit + 1),
                      params);
   RelationPage page;
-  for (int i = 0; i < r.rows() && i < filter.limit; ++i) page.items.push_back(RelationFromRow(r, i));
+  for (int i = 0; i < r.rows() && i < filter.limit; ++i)
+    page.items.push_back(RelationFromRow(r, i));
   if (r.rows() > filter.limit && !page.items.empty()) page.next_after = page.items.back().id;
   return page;
 }
@@ -112,10 +114,10 @@ void RelationRepository::Delete(RelationId id, std::optional<std::int64_t> if_ma
                                 const WriteContext& ctx) {
   try {
     soci::transaction tr(sql_);
-    PgResult r = Query(sql_,
-                       std::string("SELECT ") + kRelationColumns +
-                           " FROM relations r WHERE r.id = $1 FOR UPDATE",
-                       {P(id)});
+    PgResult r = Query(
+        sql_,
+        std::string("SELECT ") + kRelationColumns + " FROM relations r WHERE r.id = $1 FOR UPDATE",
+        {P(id)});
     if (r.rows() == 0) {
       throw Error(ErrorCode::kNotFound, "relation " + std::to_string(id) + " does not exist");
     }

@@ -15,7 +15,7 @@ class session;
 namespace cmdb::model {
 
 struct RelationFilter {
-  std::optional<CiId> ci;            // relations from or to this CI
+  std::optional<CiId> ci;  // relations from or to this CI
   std::optional<std::string> type;
   RelationId after = 0;
   int limit = kDefaultPageSize;

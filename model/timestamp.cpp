@@ -127,8 +127,8 @@ std::optional<Timestamp> ParseTimestamp(std::string_view text) {
     return std::nullopt;
   }
   if (pos != text.size()) return std::nullopt;
-  std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) -
-                      offset_seconds;
+  std::int64_t secs =
+      days * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) - offset_seconds;
   return Timestamp{secs * 1000000 + micros};
 }
 

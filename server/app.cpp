@@ -88,8 +88,9 @@ void App::Start() {
       }
       if (s.config.demo) {
         s.demo_loaded = model::LoadDemoEstate(session.sql());
-        LogLine("info", s.demo_loaded > 0 ? "loaded the demo estate"
-                                          : "demo estate skipped: the database already holds CIs",
+        LogLine("info",
+                s.demo_loaded > 0 ? "loaded the demo estate"
+                                  : "demo estate skipped: the database already holds CIs",
                 {{"cis", std::to_string(s.demo_loaded)}});
       }
     }
@@ -116,8 +117,9 @@ void App::Start() {
     options.max_connections = s.config.max_connections;
     Router* router = s.router.get();
     AppContext* context = &s.context;
-    s.http = std::make_unique<HttpServer>(
-        options, [router, context](Request& request) { return router->Dispatch(request, *context); });
+    s.http = std::make_unique<HttpServer>(options, [router, context](Request& request) {
+      return router->Dispatch(request, *context);
+    });
     s.http->Start();
     HttpServer* http = s.http.get();
     s.metrics.AddGauge("cmdb_http_open_connections", "Open client connections.",

@@ -13,14 +13,14 @@ namespace cmdb::server {
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./cmdb-data";
-  std::string database;          // libpq URI or keyword string; empty: embedded PostgreSQL
+  std::string database;  // libpq URI or keyword string; empty: embedded PostgreSQL
   bool demo = false;
-  std::size_t pool_size = 8;     // database sessions = worker threads
+  std::size_t pool_size = 8;  // database sessions = worker threads
   std::size_t io_threads = 1;
   std::size_t body_limit = 16 * 1024 * 1024;
   std::size_t max_connections = 1024;
   std::chrono::seconds read_timeout{30};
-  bool durable = true;           // embedded cluster: fsync on
+  bool durable = true;  // embedded cluster: fsync on
   bool log_requests = true;
 };
 

@@ -3,14 +3,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <cctype>
 #include <list>
 #include <mutex>
 #include <random>
 #include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 #include "model/error.hpp"
 #include "server/problem.hpp"
@@ -43,8 +44,7 @@ std::string NewRequestId() {
 
 // A client-supplied X-Request-Id is echoed when it is short and printable.
 std::string RequestIdFrom(std::string_view given) {
-  if (!given.empty() && given.size() <= 64 &&
-      std::all_of(given.begin(), given.end(), [](char c) {
+  if (!given.empty() && given.size() <= 64 && std::all_of(given.begin(), given.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
       })) {
     return std::string(given);
@@ -71,7 +71,9 @@ http::response<http::string_body> ToBeast(const Response& response, unsigned ver
 
 struct HttpServer::Impl {
   Impl(HttpServerOptions opts, RequestHandler h)
-      : options(std::move(opts)), handler(std::move(h)), acceptor(ioc),
+      : options(std::move(opts)),
+        handler(std::move(h)),
+        acceptor(ioc),
         workers(options.worker_threads) {}
 
   HttpServerOptions options;
@@ -156,7 +158,8 @@ struct HttpServer::Impl {
       } else {
         // Handlers block on the database: run them on the worker pool, never on I/O threads.
         response = co_await asio::co_spawn(
-            workers, [this, &request]() -> asio::awaitable<Response> { co_return handler(request); },
+            workers,
+            [this, &request]() -> asio::awaitable<Response> { co_return handler(request); },
             asio::use_awaitable);
       }
       auto res = ToBeast(response, msg.version(), keep_alive && !draining, request.request_id,
@@ -183,8 +186,7 @@ struct HttpServer::Impl {
       if (connections.load() >= options.max_connections) {
         auto executor = socket.get_executor();
         asio::co_spawn(executor,
-                       Reject(std::move(socket), 503,
-                              "too many open connections; retry shortly"),
+                       Reject(std::move(socket), 503, "too many open connections; retry shortly"),
                        asio::detached);
         continue;
       }

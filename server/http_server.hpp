@@ -18,12 +18,12 @@ namespace cmdb::server {
 
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
-  std::uint16_t port = 8080;            // 0: any free port (see port())
+  std::uint16_t port = 8080;  // 0: any free port (see port())
   std::size_t io_threads = 1;
   std::size_t worker_threads = 8;
   std::size_t body_limit = 16 * 1024 * 1024;
   std::size_t header_limit = 16 * 1024;
-  std::chrono::seconds read_timeout{30};   // whole request, and idle keep-alive
+  std::chrono::seconds read_timeout{30};  // whole request, and idle keep-alive
   std::size_t max_connections = 1024;
 };
 

@@ -42,7 +42,8 @@ std::size_t ParseCount(const std::string& flag, const std::string& value, std::s
 }
 
 std::string Env(const char* name) {
-  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read once, before threads
+  const char* value =
+      std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read once, before threads
   return value != nullptr ? value : "";
 }
 
@@ -123,8 +124,7 @@ int main(int argc, char** argv) {
               << std::flush;
     int received = 0;
     sigwait(&signals, &received);
-    std::cerr << "cmdb: received " << (received == SIGINT ? "SIGINT" : "SIGTERM")
-              << ", draining\n";
+    std::cerr << "cmdb: received " << (received == SIGINT ? "SIGINT" : "SIGTERM") << ", draining\n";
     app.Stop();
     std::cerr << "cmdb: stopped\n";
     return 0;

@@ -61,8 +61,8 @@ std::string Metrics::Render() const {
           << "\"} " << cumulative << "\n";
     }
     cumulative += stats.buckets[kBuckets.size()];
-    out << "cmdb_http_request_duration_seconds_bucket{" << labels << ",le=\"+Inf\"} "
-        << cumulative << "\n";
+    out << "cmdb_http_request_duration_seconds_bucket{" << labels << ",le=\"+Inf\"} " << cumulative
+        << "\n";
     out << "cmdb_http_request_duration_seconds_sum{" << labels << "} " << stats.sum << "\n";
     out << "cmdb_http_request_duration_seconds_count{" << labels << "} " << stats.count << "\n";
   }

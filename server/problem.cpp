@@ -54,8 +54,7 @@ Response MakeProblemResponse(const model::Error& error, std::string_view instanc
   return response;
 }
 
-Response MakeProblemResponse(model::ErrorCode code, std::string detail,
-                             std::string_view instance) {
+Response MakeProblemResponse(model::ErrorCode code, std::string detail, std::string_view instance) {
   return MakeProblemResponse(model::Error(code, std::move(detail)), instance);
 }
 

@@ -11,7 +11,7 @@ namespace cmdb::server {
 
 struct ProblemType {
   int status;
-  std::string_view slug;   // "/problems/<slug>"
+  std::string_view slug;  // "/problems/<slug>"
   std::string_view title;
 };
 

@@ -1,9 +1,10 @@
 #include "server/router.hpp"
 
-#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+
+#include <boost/json.hpp>
 
 #include "model/error.hpp"
 #include "model/timestamp.hpp"
@@ -32,9 +33,8 @@ std::mutex log_mutex;
 
 void LogLine(std::string_view level, std::string_view message,
              const std::vector<std::pair<std::string, std::string>>& fields) {
-  boost::json::object line{{"ts", model::FormatTimestamp(model::Timestamp::Now())},
-                           {"level", level},
-                           {"msg", message}};
+  boost::json::object line{
+      {"ts", model::FormatTimestamp(model::Timestamp::Now())}, {"level", level}, {"msg", message}};
   for (const auto& [key, value] : fields) line[key] = value;
   std::string text = boost::json::serialize(line);
   text += '\n';
@@ -122,10 +122,9 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
           }
           if (ok) allowed += (allowed.empty() ? "" : ", ") + routes_[i].method;
         }
-        response = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
-                                       "method " + request.method + " is not allowed here; use " +
-                                           allowed,
-                                       request.path);
+        response = MakeProblemResponse(
+            model::ErrorCode::kInvalidArgument,
+            "method " + request.method + " is not allowed here; use " + allowed, request.path);
         response.status = 405;
         response.headers.emplace_back("Allow", allowed);
       } else {
@@ -142,8 +141,7 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
       LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
       if (e.code() == model::ErrorCode::kInternal) {
         response = MakeProblemResponse(model::ErrorCode::kInternal,
-                                       "the server failed; the request id is " +
-                                           request.request_id,
+                                       "the server failed; the request id is " + request.request_id,
                                        request.path);
       }
     }
@@ -155,7 +153,8 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
   }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (ctx.metrics != nullptr) ctx.metrics->Record(request.method, route_name, response.status, seconds);
+  if (ctx.metrics != nullptr)
+    ctx.metrics->Record(request.method, route_name, response.status, seconds);
   if (ctx.log_requests && route_name != "/health" && route_name != "/metrics") {
     char ms[32];
     std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);

@@ -32,9 +32,9 @@ using Handler = std::function<Response(const Request&, const PathParams&, AppCon
 
 struct Route {
   std::string method;
-  std::string pattern;      // "/api/v1/cis/{id}"
+  std::string pattern;  // "/api/v1/cis/{id}"
   Handler handler;
-  std::string_view role;    // role required once access control lands: "public", "viewer", ...
+  std::string_view role;  // role required once access control lands: "public", "viewer", ...
 };
 
 class Router {

@@ -80,8 +80,12 @@ Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
   boost::json::value body = ParseJsonBody(request);
   model::FieldErrors errors;
   model::ConfigurationItem draft = model::CiFromJson(body, errors);
-  errors.ThrowIfAny("the CI is invalid");
   model::DbSession session = ctx.db->Lease();
+  if (!errors.empty()) {
+    // Report the attribute problems in the same response as the field problems.
+    model::CiRepository(session.sql()).Validate(draft, errors);
+    errors.ThrowIfAny("the CI is invalid");
+  }
   return CiResponse(201, model::CiRepository(session.sql()).Create(draft, Writer(request)));
 }
 
@@ -90,7 +94,8 @@ Response GetCi(const Request& request, const PathParams& params, AppContext& ctx
   model::CiId id = ParseId(params.at("id"), "CI id");
   std::optional<model::Timestamp> as_of = ParseAsOf(request);
   model::DbSession session = ctx.db->Lease();
-  std::optional<model::ConfigurationItem> ci = model::CiRepository(session.sql()).FindById(id, as_of);
+  std::optional<model::ConfigurationItem> ci =
+      model::CiRepository(session.sql()).FindById(id, as_of);
   if (!ci) {
     throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist" +
                                           (as_of ? " at " + model::FormatTimestamp(*as_of) : ""));
@@ -126,8 +131,9 @@ Response GetCiHistory(const Request& request, const PathParams& params, AppConte
   int limit = ParseLimit(request);
   std::int64_t before = DecodeCursor(request);
   model::DbSession session = ctx.db->Lease();
-  std::vector<model::CiVersion> versions = model::CiRepository(session.sql())
-      .History(id, limit + 1, before > 0 ? std::optional<std::int64_t>(before) : std::nullopt);
+  std::vector<model::CiVersion> versions =
+      model::CiRepository(session.sql())
+          .History(id, limit + 1, before > 0 ? std::optional<std::int64_t>(before) : std::nullopt);
   boost::json::array items;
   for (std::size_t i = 0; i < versions.size() && i < static_cast<std::size_t>(limit); ++i) {
     const auto& v = versions[i];
@@ -135,15 +141,16 @@ Response GetCiHistory(const Request& request, const PathParams& params, AppConte
                                            {"changed_at", model::FormatTimestamp(v.changed_at)},
                                            {"changed_by", v.changed_by},
                                            {"source", v.source},
-                                           {"operation", v.deleted ? "delete"
+                                           {"operation", v.deleted        ? "delete"
                                                          : v.version == 1 ? "create"
                                                                           : "update"},
                                            {"diff", v.diff}});
   }
   boost::json::object body{{"items", std::move(items)}};
-  body["next_cursor"] = versions.size() > static_cast<std::size_t>(limit)
-                            ? boost::json::value(EncodeCursor(versions[static_cast<std::size_t>(limit) - 1].version))
-                            : boost::json::value(nullptr);
+  body["next_cursor"] =
+      versions.size() > static_cast<std::size_t>(limit)
+          ? boost::json::value(EncodeCursor(versions[static_cast<std::size_t>(limit) - 1].version))
+          : boost::json::value(nullptr);
   return JsonResponse(200, body);
 }
 

@@ -1,5 +1,6 @@
-#include <boost/json.hpp>
 #include <charconv>
+
+#include <boost/json.hpp>
 
 #include "model/error.hpp"
 #include "model/json.hpp"
@@ -15,10 +16,10 @@ boost::json::value ParseJsonBody(const Request& request) {
   bool json = media == "application/json" ||
               (media.size() > 5 && media.compare(media.size() - 5, 5, "+json") == 0);
   if (!json) {
-    throw Error(ErrorCode::kUnsupportedMediaType,
-                "send the body as application/json" +
-                    (media.empty() ? std::string(" (no Content-Type was given)")
-                                   : " (not " + media + ")"));
+    throw Error(
+        ErrorCode::kUnsupportedMediaType,
+        "send the body as application/json" +
+            (media.empty() ? std::string(" (no Content-Type was given)") : " (not " + media + ")"));
   }
   if (request.body.empty()) throw Error(ErrorCode::kInvalidArgument, "the request body is empty");
   return model::ParseJson(request.body);
@@ -40,9 +41,9 @@ std::int64_t ParseId(std::string_view text, std::string_view what) {
                     "' is out of range: ids are positive 64-bit integers");
   }
   if (ec != std::errc() || ptr != text.data() + text.size() || value <= 0 || text[0] == '+') {
-    throw Error(ErrorCode::kInvalidArgument,
-                std::string(what) + " must be a positive integer, not '" +
-                    std::string(text.substr(0, 40)) + "'");
+    throw Error(ErrorCode::kInvalidArgument, std::string(what) +
+                                                 " must be a positive integer, not '" +
+                                                 std::string(text.substr(0, 40)) + "'");
   }
   return value;
 }
@@ -118,9 +119,9 @@ void CheckQueryParams(const Request& request, std::initializer_list<std::string_
       std::string list;
       for (std::string_view name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
       if (allow_attr) list += ", attr.<name>";
-      throw Error(ErrorCode::kInvalidArgument,
-                  "unknown query parameter '" + key.substr(0, 60) + "'; this endpoint takes " +
-                      (list.empty() ? std::string("none") : list));
+      throw Error(ErrorCode::kInvalidArgument, "unknown query parameter '" + key.substr(0, 60) +
+                                                   "'; this endpoint takes " +
+                                                   (list.empty() ? std::string("none") : list));
     }
   }
 }

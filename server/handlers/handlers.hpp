@@ -3,12 +3,13 @@
 // and can be called without a socket. They throw model::Error for client and server failures;
 // the router turns those into problem+json.
 
-#include <boost/json/value.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/json/value.hpp>
 
 #include "model/timestamp.hpp"
 #include "server/router.hpp"

@@ -13,7 +13,9 @@ using model::ErrorCode;
 namespace {
 
 boost::json::object CountsJson(const model::ImportCounts& c) {
-  return {{"created", c.created}, {"updated", c.updated}, {"unchanged", c.unchanged},
+  return {{"created", c.created},
+          {"updated", c.updated},
+          {"unchanged", c.unchanged},
           {"rejected", c.rejected}};
 }
 
@@ -56,10 +58,9 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
   body["relations"] = CountsJson(result.relations);
   boost::json::array errors;
   for (const auto& e : result.errors) {
-    errors.push_back(boost::json::object{
-        {"row", e.row},
-        {"field", e.row + (e.field.empty() ? "" : "." + e.field)},
-        {"message", e.message}});
+    errors.push_back(boost::json::object{{"row", e.row},
+                                         {"field", e.row + (e.field.empty() ? "" : "." + e.field)},
+                                         {"message", e.message}});
   }
   body["errors"] = std::move(errors);
   boost::json::array ids;

@@ -25,7 +25,8 @@ Response CreateRelationType(const Request& request, const PathParams&, AppContex
   model::RelationType type = model::ParseRelationType(ParseJsonBody(request));
   model::DbSession session = ctx.db->Lease();
   Response response = JsonResponse(
-      201, model::RelationTypeToJson(model::CiTypeRepository(session.sql()).CreateRelationType(type)));
+      201,
+      model::RelationTypeToJson(model::CiTypeRepository(session.sql()).CreateRelationType(type)));
   response.headers.emplace_back("Location", "/api/v1/relation-types/" + type.name);
   return response;
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages cmdb needs to build, run and test. Idempotent: when every
+# package is present it returns in well under a second without touching apt.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost1.81-dev libboost-json1.81-dev
+  libsoci-dev libpq-dev libgraphviz-dev libre2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  postgresql-15
+  clang-format curl wrk
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  # (postgresql-15 ships the contrib extensions, pg_trgm among them, on Debian 12.)
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Quick start (b): install what is missing, check formatting, build with AddressSanitizer and
+# UndefinedBehaviorSanitizer (warnings are errors) and run every test. The database tests
+# start their own throwaway PostgreSQL unless CMDB_TEST_DSN names one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+echo "== format check"
+git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
+
+echo "== layering check"
+# Beast and Asio live in server/http_server.cpp only; SOCI and libpq never leave model/.
+if grep -rlE '#include <boost/(beast|asio)' --include='*.cpp' --include='*.hpp' model discovery reports server \
+    | grep -v '^server/http_server.cpp$'; then
+  echo "Beast/Asio included outside server/http_server.cpp" >&2; exit 1
+fi
+if grep -rlE '#include <(soci|libpq-fe)' --include='*.cpp' --include='*.hpp' server discovery reports; then
+  echo "SOCI/libpq included outside model/" >&2; exit 1
+fi
+
+echo "== build (asan preset, -Werror)"
+cmake --preset asan -DCMDB_WARNINGS_AS_ERRORS=ON >/dev/null
+cmake --build --preset asan
+
+echo "== tests"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+ctest --preset all --timeout 900 "$@"

@@ -1,0 +1,198 @@
+#include <thread>
+
+#include "model/timestamp.hpp"
+#include "tests/integration/pg_environment.hpp"
+
+namespace cmdb::testing {
+namespace {
+
+class CisApi : public ServerTest {
+ protected:
+  std::string Path(std::int64_t id, const std::string& suffix = "") {
+    return "/api/v1/cis/" + std::to_string(id) + suffix;
+  }
+};
+
+TEST_F(CisApi, CreateReturnsTheCiWithLocationAndETag) {
+  HttpResult r = Post("/api/v1/cis", R"({"type": "server", "name": "db-01", "status": "active",
+      "owner": "dba-team", "tags": ["prod"], "attributes": {"hostname": "db-01", "ip": "10.0.0.5", "memory_mb": 65536}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto ci = r.json();
+  std::int64_t id = ci.at("id").as_int64();
+  EXPECT_EQ(r.header("location"), Path(id));
+  EXPECT_EQ(r.header("etag"), "\"1\"");
+  EXPECT_EQ(ci.at("version"), 1);
+  EXPECT_EQ(ci.at("last_seen_at"), nullptr);
+  EXPECT_EQ(ci.at("attributes").at("memory_mb"), 65536);
+  EXPECT_TRUE(model::ParseTimestamp(ci.at("created_at").as_string()));
+  HttpResult again = Get(Path(id));
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.json(), ci);
+}
+
+TEST_F(CisApi, ValidationFailuresListEveryFieldAndWriteNothing) {
+  HttpResult r = Post("/api/v1/cis", R"({"type": "server", "name": "x", "status": "on fire",
+      "attributes": {"ip": "999.1.1.1", "memory_mb": "lots", "colour": "red"}})");
+  ASSERT_EQ(r.status, 422);
+  std::set<std::string> fields;
+  for (const auto& e : r.json().at("errors").as_array())
+    fields.insert(std::string(e.at("field").as_string()));
+  EXPECT_EQ(fields, (std::set<std::string>{"status", "attributes.ip", "attributes.memory_mb",
+                                           "attributes.colour"}));
+  HttpResult unknown_type = Post("/api/v1/cis", R"({"type": "toaster", "name": "x"})");
+  EXPECT_EQ(unknown_type.status, 422);
+  EXPECT_EQ(unknown_type.json().at("errors").at(0).at("field"), "type");
+  EXPECT_EQ(Get("/api/v1/cis").json().at("items").as_array().size(), 0U);
+}
+
+TEST_F(CisApi, MergePatchUpdatesWithHistoryAndETags) {
+  std::int64_t id = CreateCi(R"({"type": "server", "name": "db-01", "owner": "dba",
+      "attributes": {"memory_mb": 32768, "os": "Debian 12"}})");
+  HttpResult patched = Patch(
+      Path(id), R"({"attributes": {"memory_mb": 65536, "os": null}, "owner": null})", "\"1\"");
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  EXPECT_EQ(patched.header("etag"), "\"2\"");
+  auto ci = patched.json();
+  EXPECT_EQ(ci.at("owner"), nullptr);
+  EXPECT_EQ(ci.at("attributes"), boost::json::parse(R"({"memory_mb": 65536})"));
+
+  // A stale If-Match writes nothing.
+  HttpResult stale = Patch(Path(id), R"({"name": "renamed"})", "\"1\"");
+  EXPECT_EQ(stale.status, 412);
+  EXPECT_EQ(Get(Path(id)).json().at("name"), "db-01");
+  EXPECT_EQ(Get(Path(id)).json().at("version"), 2);
+
+  // A patch that changes nothing records no version.
+  EXPECT_EQ(Patch(Path(id), R"({"name": "db-01"})").json().at("version"), 2);
+
+  HttpResult history = Get(Path(id, "/history"));
+  ASSERT_EQ(history.status, 200);
+  auto items = history.json().at("items").as_array();
+  ASSERT_EQ(items.size(), 2U);
+  EXPECT_EQ(items[0].at("version"), 2);
+  EXPECT_EQ(items[0].at("source"), "api");
+  EXPECT_EQ(items[0].at("diff"), boost::json::parse(R"({
+      "owner": {"old": "dba", "new": null},
+      "memory_mb": {"old": 32768, "new": 65536},
+      "os": {"old": "Debian 12", "new": null}})"));
+  EXPECT_EQ(items[1].at("version"), 1);
+  EXPECT_EQ(items[1].at("operation"), "create");
+
+  HttpResult invalid = Patch(Path(id), R"({"attributes": {"memory_mb": -5}})");
+  EXPECT_EQ(invalid.status, 422);
+  EXPECT_EQ(invalid.json().at("errors").at(0).at("field"), "attributes.memory_mb");
+  EXPECT_EQ(Patch(Path(id), R"({"type": "vm"})").status, 422);
+}
+
+TEST_F(CisApi, AsOfReadsThePastFromHistory) {
+  std::int64_t id =
+      CreateCi(R"({"type": "server", "name": "app-01", "attributes": {"memory_mb": 1024}})");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::string between = model::FormatTimestamp(model::Timestamp::Now());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(Patch(Path(id), R"({"attributes": {"memory_mb": 2048}})").status, 200);
+  std::int64_t later = CreateCi(R"({"type": "server", "name": "app-02"})");
+
+  HttpResult then = Get(Path(id) + "?as_of=" + between);
+  ASSERT_EQ(then.status, 200) << then.body;
+  EXPECT_EQ(then.json().at("attributes").at("memory_mb"), 1024);
+  EXPECT_EQ(then.json().at("version"), 1);
+  EXPECT_EQ(Get(Path(id)).json().at("attributes").at("memory_mb"), 2048);
+  EXPECT_EQ(Get(Path(later) + "?as_of=" + between).status, 404);
+
+  auto listed = Get("/api/v1/cis?as_of=" + between).json().at("items").as_array();
+  ASSERT_EQ(listed.size(), 1U);
+  EXPECT_EQ(listed[0].at("id"), id);
+  EXPECT_EQ(listed[0].at("attributes").at("memory_mb"), 1024);
+
+  // Deleting keeps history readable, as of before the delete too.
+  std::string before_delete = model::FormatTimestamp(model::Timestamp::Now());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(Delete(Path(id)).status, 204);
+  EXPECT_EQ(Get(Path(id)).status, 404);
+  EXPECT_EQ(Get(Path(id) + "?as_of=" + before_delete).json().at("attributes").at("memory_mb"),
+            2048);
+  auto history = Get(Path(id, "/history")).json().at("items").as_array();
+  ASSERT_EQ(history.size(), 3U);
+  EXPECT_EQ(history[0].at("operation"), "delete");
+  EXPECT_EQ(history[0].at("diff").at("name"),
+            boost::json::parse(R"({"old": "app-01", "new": null})"));
+}
+
+TEST_F(CisApi, ListFiltersByEveryField) {
+  CreateCi(
+      R"({"type": "server", "name": "web-01", "owner": "web", "tags": ["prod", "web"], "attributes": {"os": "Debian 12", "cpu_count": 8, "ip_addresses": ["10.0.0.1", "10.0.0.2"]}})");
+  CreateCi(
+      R"({"type": "server", "name": "web-02", "status": "retired", "owner": "web", "tags": ["prod"], "attributes": {"os": "Debian 11", "cpu_count": 4}})");
+  CreateCi(
+      R"({"type": "vm", "name": "DB_vm_%", "owner": "dba", "tags": ["dev"], "attributes": {"os": "Debian 12"}})");
+  auto names = [&](const std::string& query) {
+    std::vector<std::string> out;
+    HttpResult r = Get("/api/v1/cis?" + query);
+    EXPECT_EQ(r.status, 200) << query << " " << r.body;
+    for (const auto& ci : r.json().at("items").as_array())
+      out.emplace_back(ci.at("name").as_string());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(names("type=server"), (V{"web-01", "web-02"}));
+  EXPECT_EQ(names("status=retired"), (V{"web-02"}));
+  EXPECT_EQ(names("owner=dba"), (V{"DB_vm_%"}));
+  EXPECT_EQ(names("tag=prod&tag=web"), (V{"web-01"}));
+  EXPECT_EQ(names("q=WEB"), (V{"web-01", "web-02"}));
+  EXPECT_EQ(names("q=_vm_%25"), (V{"DB_vm_%"}));  // LIKE wildcards are literal
+  EXPECT_EQ(names("q=B%25v"), (V{}));             // "%" matches only itself
+  EXPECT_EQ(names("attr.os=Debian%2012"), (V{"web-01", "DB_vm_%"}));
+  EXPECT_EQ(names("attr.cpu_count=8"), (V{"web-01"}));
+  EXPECT_EQ(names("attr.ip_addresses=10.0.0.2"), (V{"web-01"}));
+  EXPECT_EQ(names("type=server&attr.os=Debian%2012&owner=web"), (V{"web-01"}));
+  EXPECT_EQ(Get("/api/v1/cis?status=bogus").status, 400);
+  EXPECT_EQ(Get("/api/v1/cis?colour=red").status, 400);
+  EXPECT_EQ(Get("/api/v1/cis?attr.Bad-Name=1").status, 400);
+}
+
+TEST_F(CisApi, CursorPaginationIsStableUnderConcurrentInserts) {
+  for (int i = 0; i < 25; ++i)
+    CreateCi(R"({"type": "vm", "name": "vm-)" + std::to_string(i) + "\"}");
+  std::set<std::int64_t> seen;
+  std::string cursor;
+  int pages = 0;
+  int inserted = 0;
+  do {
+    HttpResult page = Get("/api/v1/cis?limit=10" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(page.status, 200);
+    for (const auto& ci : page.json().at("items").as_array()) {
+      EXPECT_TRUE(seen.insert(ci.at("id").as_int64()).second) << "duplicate across pages";
+    }
+    // Writers keep inserting while the client pages.
+    CreateCi(R"({"type": "vm", "name": "late-)" + std::to_string(inserted++) + "\"}");
+    auto next = page.json().at("next_cursor");
+    cursor = next.is_null() ? "" : std::string(next.as_string());
+    ++pages;
+  } while (!cursor.empty() && pages < 20);
+  // Every CI that existed before paging started was seen exactly once.
+  for (std::int64_t id = 1; id <= 25; ++id) EXPECT_TRUE(seen.contains(id)) << id;
+  EXPECT_EQ(Get("/api/v1/cis?limit=0").status, 400);
+  EXPECT_EQ(Get("/api/v1/cis?limit=1001").status, 400);
+  EXPECT_EQ(Get("/api/v1/cis?cursor=garbage").status, 400);
+}
+
+TEST_F(CisApi, HostileNamesRoundTripUnchanged) {
+  const std::string name = R"(<script>alert("x")</script> \ 'q' – сервер 日本 🚀)";
+  boost::json::object body{{"type", "server"}, {"name", name}};
+  HttpResult r = Post("/api/v1/cis", boost::json::serialize(body));
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Get(Path(r.json().at("id").as_int64())).json().at("name"), boost::json::value(name));
+}
+
+TEST_F(CisApi, UnknownAndOverflowingIdsAreTold) {
+  EXPECT_EQ(Get("/api/v1/cis/424242").status, 404);
+  EXPECT_EQ(Get("/api/v1/cis/9223372036854775808").status, 400);
+  EXPECT_EQ(Get("/api/v1/cis/abc").status, 400);
+  EXPECT_EQ(Patch("/api/v1/cis/424242", "{}").status, 404);
+  EXPECT_EQ(Delete("/api/v1/cis/424242").status, 404);
+  EXPECT_EQ(Get("/api/v1/cis/424242/history").status, 404);
+}
+
+}  // namespace
+}  // namespace cmdb::testing

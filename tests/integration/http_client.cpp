@@ -1,0 +1,90 @@
+#include "tests/integration/http_client.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "model/json.hpp"
+
+namespace cmdb::testing {
+
+const boost::json::value& HttpResult::json() const {
+  if (!parsed_) parsed_ = model::ParseJson(body);
+  return *parsed_;
+}
+
+std::string HttpResult::header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? "" : it->second;
+}
+
+std::string RawExchange(std::uint16_t port, const std::string& raw) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  timeval tv{60, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    throw std::runtime_error("connect failed");
+  }
+  std::size_t sent = 0;
+  while (sent < raw.size()) {
+    ssize_t n = send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close early (e.g. 413); read what it said
+    sent += static_cast<std::size_t>(n);
+  }
+  shutdown(fd, SHUT_WR);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+HttpResult ParseResponse(const std::string& text) {
+  HttpResult result;
+  std::size_t header_end = text.find("\r\n\r\n");
+  if (header_end == std::string::npos || text.compare(0, 9, "HTTP/1.1 ") != 0) {
+    throw std::runtime_error("not an HTTP response: " + text.substr(0, 200));
+  }
+  result.status = std::stoi(text.substr(9, 3));
+  std::size_t pos = text.find("\r\n") + 2;
+  while (pos < header_end) {
+    std::size_t end = text.find("\r\n", pos);
+    std::string line = text.substr(pos, end - pos);
+    std::size_t colon = line.find(':');
+    std::string name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    result.headers[name] = value;
+    pos = end + 2;
+  }
+  result.body = text.substr(header_end + 4);
+  return result;
+}
+
+HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body, const Headers& headers) {
+  std::string raw = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& [name, value] : headers) raw += name + ": " + value + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+    raw += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  raw += "\r\n" + body;
+  return ParseResponse(RawExchange(port, raw));
+}
+
+}  // namespace cmdb::testing

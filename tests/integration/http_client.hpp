@@ -1,0 +1,42 @@
+#pragma once
+// A deliberately small blocking HTTP/1.1 client for tests: one request per connection,
+// "Connection: close", read to EOF. Also sends raw bytes, for malformed-request tests.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/json.hpp>
+
+namespace cmdb::testing {
+
+struct HttpResult {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lowercase names
+  std::string body;
+
+  // The body parsed once; the reference lives as long as this result (so range-for over
+  // r.json().at("items").as_array() is safe).
+  const boost::json::value& json() const;
+  std::string header(const std::string& name) const;
+
+ private:
+  mutable std::optional<boost::json::value> parsed_;
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body = "",
+                       const Headers& headers = {{"Content-Type", "application/json"}});
+
+// Sends `raw` as is and returns everything the server sent back before closing.
+std::string RawExchange(std::uint16_t port, const std::string& raw);
+
+// Parses a full response text (status line, headers, body).
+HttpResult ParseResponse(const std::string& text);
+
+}  // namespace cmdb::testing

@@ -1,0 +1,176 @@
+#include "tests/integration/pg_environment.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+#include <libpq-fe.h>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+#include <unistd.h>
+
+#include "model/db_migrations.hpp"
+#include "model/embedded_postgres.hpp"
+
+namespace cmdb::testing {
+namespace {
+
+constexpr const char* kTemplate = "cmdb_test_template";
+std::string base_dsn;  // set once by the environment, before any test runs
+std::unique_ptr<model::EmbeddedPostgres> cluster;
+std::string cluster_dir;
+
+void Exec(const std::string& dsn, const std::string& sql) {
+  PGconn* conn = PQconnectdb(dsn.c_str());
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message = PQerrorMessage(conn);
+    PQfinish(conn);
+    throw std::runtime_error("cannot connect for '" + sql + "': " + message);
+  }
+  PGresult* r = PQexec(conn, sql.c_str());
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  std::string message = PQerrorMessage(conn);
+  PQclear(r);
+  PQfinish(conn);
+  if (!ok) throw std::runtime_error(sql + ": " + message);
+}
+
+class PgEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char* given = std::getenv("CMDB_TEST_DSN");  // NOLINT(concurrency-mt-unsafe): once
+    if (given != nullptr && *given != '\0') {
+      base_dsn = given;
+    } else {
+      char dir[] = "/tmp/cmdbpg-XXXXXX";
+      if (mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
+      cluster_dir = dir;
+      cluster = std::make_unique<model::EmbeddedPostgres>(
+          model::EmbeddedPostgresOptions{cluster_dir, /*durable=*/false, ""});
+      cluster->Start();
+      base_dsn = cluster->ConnectionString("postgres");
+    }
+    Exec(DsnFor("postgres"), std::string("DROP DATABASE IF EXISTS ") + kTemplate + " WITH (FORCE)");
+    Exec(DsnFor("postgres"), std::string("CREATE DATABASE ") + kTemplate);
+    {
+      soci::session sql(soci::postgresql,
+                        DsnFor(kTemplate) + " options='-c client_min_messages=warning'");
+      model::ApplyMigrations(sql);
+    }
+  }
+
+  void TearDown() override {
+    if (cluster) {
+      cluster->Stop();
+      cluster.reset();
+      std::error_code ec;
+      std::filesystem::remove_all(cluster_dir, ec);
+    }
+  }
+};
+
+std::string NextName() {
+  static std::atomic<int> counter{0};
+  return "cmdb_test_" + std::to_string(getpid()) + "_" + std::to_string(++counter);
+}
+
+}  // namespace
+
+std::string DsnFor(const std::string& database) { return base_dsn + " dbname=" + database; }
+
+std::string CreateEmptyDatabase() {
+  std::string name = NextName();
+  Exec(DsnFor("postgres"), "CREATE DATABASE " + name);
+  return name;
+}
+
+std::string CreateScratchDatabase() {
+  std::string name = NextName();
+  Exec(DsnFor("postgres"), "CREATE DATABASE " + name + " TEMPLATE " + kTemplate);
+  return name;
+}
+
+void DropDatabase(const std::string& name) {
+  Exec(DsnFor("postgres"), "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+}
+
+void PgTest::SetUp() {
+  database_ = CreateScratchDatabase();
+  dsn_ = DsnFor(database_);
+}
+
+void PgTest::TearDown() { DropDatabase(database_); }
+
+server::ServeConfig ServerTest::Config() const {
+  server::ServeConfig config;
+  config.database = dsn_;
+  config.listen = "127.0.0.1:0";
+  config.pool_size = 4;
+  config.log_requests = false;
+  return config;
+}
+
+void ServerTest::SetUp() {
+  PgTest::SetUp();
+  app_ = std::make_unique<server::App>(Config());
+  app_->Start();
+}
+
+void ServerTest::TearDown() {
+  if (app_) app_->Stop();
+  app_.reset();
+  PgTest::TearDown();
+}
+
+void ServerTest::Restart(const server::ServeConfig& config) {
+  app_->Stop();
+  app_ = std::make_unique<server::App>(config);
+  app_->Start();
+}
+
+HttpResult ServerTest::Get(const std::string& target) {
+  return HttpRequest(port(), "GET", target, "", {});
+}
+
+HttpResult ServerTest::Post(const std::string& target, const std::string& body,
+                            const std::string& content_type) {
+  return HttpRequest(port(), "POST", target, body, {{"Content-Type", content_type}});
+}
+
+HttpResult ServerTest::Patch(const std::string& target, const std::string& body,
+                             const std::string& if_match) {
+  Headers h{{"Content-Type", "application/merge-patch+json"}};
+  if (!if_match.empty()) h.emplace_back("If-Match", if_match);
+  return HttpRequest(port(), "PATCH", target, body, h);
+}
+
+HttpResult ServerTest::Put(const std::string& target, const std::string& body,
+                           const std::string& if_match) {
+  Headers h{{"Content-Type", "application/json"}};
+  if (!if_match.empty()) h.emplace_back("If-Match", if_match);
+  return HttpRequest(port(), "PUT", target, body, h);
+}
+
+HttpResult ServerTest::Delete(const std::string& target, const std::string& if_match) {
+  Headers h;
+  if (!if_match.empty()) h.emplace_back("If-Match", if_match);
+  return HttpRequest(port(), "DELETE", target, "", h);
+}
+
+std::int64_t ServerTest::CreateCi(const std::string& body) {
+  HttpResult r = Post("/api/v1/cis", body);
+  if (r.status != 201) {
+    ADD_FAILURE() << "creating " << body << " -> " << r.status << " " << r.body;
+    return 0;
+  }
+  return r.json().at("id").as_int64();
+}
+
+}  // namespace cmdb::testing
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new cmdb::testing::PgEnvironment);  // gtest owns it
+  return RUN_ALL_TESTS();
+}

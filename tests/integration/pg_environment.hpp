@@ -1,0 +1,57 @@
+#pragma once
+// The database side of the integration tests. The test binary's main() starts one throwaway
+// PostgreSQL cluster (or uses CMDB_TEST_DSN, a libpq keyword string), applies the migrations
+// to a template database once, and each test gets a fresh database copied from it.
+
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "server/app.hpp"
+#include "tests/integration/http_client.hpp"
+
+namespace cmdb::testing {
+
+// A connection string for `database` on the test cluster.
+std::string DsnFor(const std::string& database);
+
+// Creates an empty database with no migrations applied (for migration tests).
+std::string CreateEmptyDatabase();
+// Creates a migrated database from the template; returns its name.
+std::string CreateScratchDatabase();
+void DropDatabase(const std::string& name);
+
+class PgTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  std::string database_;
+  std::string dsn_;
+};
+
+// A running server on a scratch database, reached over real HTTP on a free port.
+class ServerTest : public PgTest {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  // Restarts the server on the same database with a changed configuration.
+  void Restart(const server::ServeConfig& config);
+  server::ServeConfig Config() const;
+
+  HttpResult Get(const std::string& target);
+  HttpResult Post(const std::string& target, const std::string& body,
+                  const std::string& content_type = "application/json");
+  HttpResult Patch(const std::string& target, const std::string& body,
+                   const std::string& if_match = "");
+  HttpResult Put(const std::string& target, const std::string& body,
+                 const std::string& if_match = "");
+  HttpResult Delete(const std::string& target, const std::string& if_match = "");
+  // Creates a CI and returns its id (asserting 201).
+  std::int64_t CreateCi(const std::string& body);
+
+  std::uint16_t port() const { return app_->port(); }
+  std::unique_ptr<server::App> app_;
+};
+
+}  // namespace cmdb::testing

@@ -1,0 +1,150 @@
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/pg_environment.hpp"
+
+namespace cmdb::testing {
+namespace {
+
+class Server : public ServerTest {};
+
+TEST_F(Server, OperationalEndpointsAnswer) {
+  HttpResult health = Get("/health");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.json().at("status"), "ok");
+  EXPECT_FALSE(health.header("x-request-id").empty());
+  EXPECT_EQ(Get("/ready").json().at("status"), "ready");
+  HttpResult openapi = Get("/api/v1/openapi.json");
+  ASSERT_EQ(openapi.status, 200);
+  EXPECT_EQ(openapi.json().at("openapi"), "3.1.0");
+  EXPECT_TRUE(openapi.json().at("paths").as_object().contains("/api/v1/cis/{id}"));
+  Get("/api/v1/cis/77");
+  HttpResult metrics = Get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(
+      metrics.body.find(
+          "cmdb_http_requests_total{method=\"GET\",route=\"/api/v1/cis/{id}\",status=\"404\"} 1"),
+      std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("cmdb_http_request_duration_seconds_bucket"), std::string::npos);
+  EXPECT_NE(metrics.body.find("cmdb_db_pool_size 4"), std::string::npos);
+}
+
+TEST_F(Server, EchoesAClientRequestId) {
+  HttpResult r = HttpRequest(port(), "GET", "/health", "", {{"X-Request-Id", "abc-123"}});
+  EXPECT_EQ(r.header("x-request-id"), "abc-123");
+}
+
+TEST_F(Server, ConnectionsOverTheCapGet503) {
+  server::ServeConfig config = Config();
+  config.max_connections = 1;
+  Restart(config);
+  // Hold one connection open with a half-sent request, then try another.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const char partial[] = "GET /health HTTP/1.1\r\n";
+  ASSERT_GT(send(fd, partial, sizeof partial - 1, 0), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Get("/health").status, 503);
+  close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Get("/health").status, 200);
+}
+
+TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermExitsCleanly) {
+  char dir[] = "/tmp/cmdbe2e-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  chmod(dir, 0755);  // the embedded PostgreSQL runs as `postgres` when we are root
+  const std::string data_dir = std::string(dir) + "/data";
+  // Runs `cmdb serve` on the embedded PostgreSQL, returns its pid and port.
+  auto start = [&](bool demo, int& out_fd) -> std::pair<pid_t, std::uint16_t> {
+    int pipefd[2];
+    EXPECT_EQ(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(pipefd[1], STDOUT_FILENO);
+      close(pipefd[0]);
+      std::vector<std::string> args = {CMDB_BINARY,  "serve",  "--listen",        "127.0.0.1:0",
+                                       "--data-dir", data_dir, "--no-request-log"};
+      if (demo) args.emplace_back("--demo");
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(pipefd[1]);
+    out_fd = pipefd[0];
+    FILE* out = fdopen(pipefd[0], "r");
+    char line[512];
+    std::uint16_t port = 0;
+    while (port == 0 && fgets(line, sizeof line, out) != nullptr) {
+      std::string s(line);
+      auto at = s.find("http://127.0.0.1:");
+      if (at != std::string::npos) port = static_cast<std::uint16_t>(std::stoi(s.substr(at + 17)));
+    }
+    return {pid, port};
+  };
+  auto stop = [](pid_t pid) {
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+  };
+  int fd = -1;
+  auto [pid, port] = start(true, fd);
+  ASSERT_NE(port, 0) << "cmdb did not print its URL";
+  auto services = HttpRequest(port, "GET", "/api/v1/cis?type=business_service", "", {}).json();
+  EXPECT_EQ(services.at("items").as_array().size(), 2U);
+  auto all =
+      HttpRequest(port, "GET", "/api/v1/cis?limit=1000", "", {}).json().at("items").as_array();
+  EXPECT_GE(all.size(), 60U);
+  EXPECT_LE(all.size(), 120U);
+  HttpResult created =
+      HttpRequest(port, "POST", "/api/v1/cis", R"({"type": "vm", "name": "kept"})");
+  ASSERT_EQ(created.status, 201);
+  int status = stop(pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // The embedded PostgreSQL stopped with it.
+  EXPECT_FALSE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
+
+  // Restart on the same folder (with --demo again: the estate is not loaded twice).
+  auto [pid2, port2] = start(true, fd);
+  ASSERT_NE(port2, 0);
+  auto kept = HttpRequest(port2, "GET", "/api/v1/cis?q=kept", "", {}).json().at("items").as_array();
+  EXPECT_EQ(kept.size(), 1U);
+  auto again =
+      HttpRequest(port2, "GET", "/api/v1/cis?limit=1000", "", {}).json().at("items").as_array();
+  EXPECT_EQ(again.size(), all.size() + 1);
+
+  // A crash (SIGKILL) leaves PostgreSQL running and a pid file behind; the next start recovers.
+  kill(pid2, SIGKILL);
+  waitpid(pid2, nullptr, 0);
+  EXPECT_TRUE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
+  auto [pid3, port3] = start(false, fd);
+  ASSERT_NE(port3, 0) << "no recovery after a crash";
+  EXPECT_EQ(
+      HttpRequest(port3, "GET", "/api/v1/cis?q=kept", "", {}).json().at("items").as_array().size(),
+      1U);
+  EXPECT_EQ(WEXITSTATUS(stop(pid3)), 0);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+}  // namespace cmdb::testing

@@ -1,0 +1,85 @@
+#include "model/json.hpp"
+
+#include <gtest/gtest.h>
+
+#include "model/error.hpp"
+
+namespace cmdb::model {
+namespace {
+
+ErrorCode CodeOf(std::string_view text) {
+  try {
+    ParseJson(text);
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return ErrorCode::kInternal;
+}
+
+TEST(ParseJson, AcceptsOrdinaryDocuments) {
+  json::value v = ParseJson(R"({"a": [1, 2.5, "x", null, true]})");
+  EXPECT_EQ(v.at("a").as_array().size(), 5U);
+}
+
+TEST(ParseJson, RejectsNestingDeeperThanTheLimitWithoutRecursing) {
+  std::string deep(100000, '[');
+  deep += std::string(100000, ']');
+  try {
+    ParseJson(deep);
+    FAIL() << "deep document accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("nesting deeper"), std::string::npos);
+  }
+  std::string ok(kMaxJsonDepth, '[');
+  ok += std::string(kMaxJsonDepth, ']');
+  EXPECT_NO_THROW(ParseJson(ok));
+}
+
+TEST(ParseJson, RejectsInvalidUtf8TrailingGarbageAndComments) {
+  EXPECT_EQ(CodeOf("\"\xC3\x28\""), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(CodeOf("\"\xED\xA0\x80\""), ErrorCode::kInvalidArgument);  // UTF-16 surrogate
+  EXPECT_EQ(CodeOf("{} {}"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(CodeOf("{\"a\": 1,}"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(CodeOf("// hi\n{}"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(CodeOf(""), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(CodeOf("{\"a\": 1"), ErrorCode::kInvalidArgument);
+}
+
+TEST(ParseJson, KeepsNonLatinScriptsAndEscapes) {
+  json::value v = ParseJson(R"({"n": "сервер \u00e9 日本 <b>\"q\"</b>"})");
+  EXPECT_EQ(v.at("n").as_string(), "сервер é 日本 <b>\"q\"</b>");
+}
+
+TEST(MergePatch, FollowsRfc7396Examples) {
+  // The test cases of RFC 7396 appendix A.
+  struct Case {
+    const char* target;
+    const char* patch;
+    const char* result;
+  };
+  const Case cases[] = {
+      {R"({"a":"b"})", R"({"a":"c"})", R"({"a":"c"})"},
+      {R"({"a":"b"})", R"({"b":"c"})", R"({"a":"b","b":"c"})"},
+      {R"({"a":"b"})", R"({"a":null})", R"({})"},
+      {R"({"a":"b","b":"c"})", R"({"a":null})", R"({"b":"c"})"},
+      {R"({"a":["b"]})", R"({"a":"c"})", R"({"a":"c"})"},
+      {R"({"a":"c"})", R"({"a":["b"]})", R"({"a":["b"]})"},
+      {R"({"a":{"b":"c"}})", R"({"a":{"b":"d","c":null}})", R"({"a":{"b":"d"}})"},
+      {R"({"a":[{"b":"c"}]})", R"({"a":[1]})", R"({"a":[1]})"},
+      {R"(["a","b"])", R"(["c","d"])", R"(["c","d"])"},
+      {R"({"a":"b"})", R"(["c"])", R"(["c"])"},
+      {R"({"a":"foo"})", "null", "null"},
+      {R"({"a":"foo"})", R"("bar")", R"("bar")"},
+      {R"({"e":null})", R"({"a":1})", R"({"e":null,"a":1})"},
+      {R"([1,2])", R"({"a":"b","c":null})", R"({"a":"b"})"},
+      {R"({})", R"({"a":{"bb":{"ccc":null}}})", R"({"a":{"bb":{}}})"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(MergePatch(ParseJson(c.target), ParseJson(c.patch)), ParseJson(c.result))
+        << c.target << " + " << c.patch;
+  }
+}
+
+}  // namespace
+}  // namespace cmdb::model

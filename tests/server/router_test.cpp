@@ -1,0 +1,134 @@
+#include "server/router.hpp"
+
+#include <gtest/gtest.h>
+
+#include "model/error.hpp"
+#include "model/json.hpp"
+#include "server/handlers/handlers.hpp"
+#include "server/metrics.hpp"
+
+namespace cmdb::server {
+namespace {
+
+Request Make(std::string method, std::string target, std::string body = "",
+             std::string content_type = "application/json") {
+  Request r;
+  r.method = std::move(method);
+  r.target = std::move(target);
+  EXPECT_TRUE(ParseTarget(r.target, r.path, r.query));
+  r.body = std::move(body);
+  if (!content_type.empty()) r.headers.emplace_back("content-type", content_type);
+  r.request_id = "test-1";
+  return r;
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest()
+      : router_(
+            {{"GET", "/things/{id}",
+              [](const Request&, const PathParams& p, AppContext&) {
+                return handlers::JsonResponse(200, {{"id", handlers::ParseId(p.at("id"), "id")}});
+              },
+              "viewer"},
+             {"POST", "/things",
+              [](const Request& r, const PathParams&, AppContext&) {
+                return handlers::JsonResponse(201, handlers::ParseJsonBody(r));
+              },
+              "asset_admin"},
+             {"GET", "/boom",
+              [](const Request&, const PathParams&, AppContext&) -> Response {
+                throw std::runtime_error("secret internals");
+              },
+              "viewer"}}) {
+    ctx_.metrics = &metrics_;
+    ctx_.log_requests = false;
+  }
+  Metrics metrics_;
+  AppContext ctx_;
+  Router router_;
+};
+
+TEST_F(RouterTest, MatchesPatternsAndPassesPathParameters) {
+  Response r = router_.Dispatch(Make("GET", "/things/42"), ctx_);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(model::ParseJson(r.body).at("id"), 42);
+}
+
+TEST_F(RouterTest, UnknownPathIs404AndWrongMethodIs405WithAllow) {
+  EXPECT_EQ(router_.Dispatch(Make("GET", "/nothing"), ctx_).status, 404);
+  Response r = router_.Dispatch(Make("DELETE", "/things/1"), ctx_);
+  EXPECT_EQ(r.status, 405);
+  ASSERT_FALSE(r.headers.empty());
+  EXPECT_EQ(r.headers[0].second, "GET");
+}
+
+TEST_F(RouterTest, UnexpectedExceptionsBecome500WithoutLeakingDetails) {
+  Response r = router_.Dispatch(Make("GET", "/boom"), ctx_);
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(r.body.find("secret"), std::string::npos);
+  EXPECT_NE(r.body.find("test-1"), std::string::npos);
+  EXPECT_NE(metrics_.Render().find("route=\"/boom\",status=\"500\"} 1"), std::string::npos);
+}
+
+TEST_F(RouterTest, IdsMustBePositiveAndFit64Bits) {
+  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/99999999999999999999999"), ctx_).status, 400);
+  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/-1"), ctx_).status, 400);
+  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/1x"), ctx_).status, 400);
+  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/0"), ctx_).status, 400);
+}
+
+TEST_F(RouterTest, BodiesNeedAJsonContentType) {
+  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{}", "text/plain"), ctx_).status, 415);
+  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{}", ""), ctx_).status, 415);
+  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{}", "application/json; charset=utf-8"), ctx_)
+                .status,
+            201);
+  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{", "application/json"), ctx_).status, 400);
+}
+
+TEST(Handlers, IfMatchAcceptsStrongWeakAndBareVersions) {
+  Request r;
+  r.headers = {{"if-match", "\"3\""}};
+  EXPECT_EQ(handlers::ParseIfMatch(r), 3);
+  r.headers = {{"if-match", "W/\"4\""}};
+  EXPECT_EQ(handlers::ParseIfMatch(r), 4);
+  r.headers = {{"if-match", "*"}};
+  EXPECT_EQ(handlers::ParseIfMatch(r), std::nullopt);
+  r.headers = {{"if-match", "\"abc\""}};
+  EXPECT_THROW(handlers::ParseIfMatch(r), model::Error);
+}
+
+TEST(Handlers, CursorsRoundTripAndRejectForgeries) {
+  Request r;
+  r.query = {{"cursor", handlers::EncodeCursor(123456789)}};
+  EXPECT_EQ(handlers::DecodeCursor(r), 123456789);
+  r.query = {{"cursor", "zzz"}};
+  EXPECT_THROW(handlers::DecodeCursor(r), model::Error);
+}
+
+TEST(Handlers, AsOfMustBeAPastRfc3339Timestamp) {
+  Request r;
+  r.query = {{"as_of", "2020-01-01T00:00:00Z"}};
+  EXPECT_TRUE(handlers::ParseAsOf(r));
+  r.query = {{"as_of", "2999-01-01T00:00:00Z"}};
+  EXPECT_THROW(handlers::ParseAsOf(r), model::Error);
+  r.query = {{"as_of", "last tuesday"}};
+  EXPECT_THROW(handlers::ParseAsOf(r), model::Error);
+}
+
+TEST(HttpTypes, ParsesTargetsAndRejectsBadEscapes) {
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> query;
+  ASSERT_TRUE(ParseTarget("/api/v1/cis?q=db%2001&attr.os=Debian+12&tag=a&tag=b", path, query));
+  EXPECT_EQ(path, "/api/v1/cis");
+  ASSERT_EQ(query.size(), 4U);
+  EXPECT_EQ(query[0].second, "db 01");
+  EXPECT_EQ(query[1].second, "Debian 12");
+  EXPECT_FALSE(ParseTarget("/a%zz", path, query));
+  EXPECT_FALSE(ParseTarget("/a?x=%4", path, query));
+  EXPECT_FALSE(ParseTarget("http://evil/", path, query));
+}
+
+}  // namespace
+}  // namespace cmdb::server
