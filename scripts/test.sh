@@ -26,4 +26,4 @@ cmake --build --preset asan
 echo "== tests"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-ctest --preset all --timeout 900 "$@"
+ctest --preset all -j2 --timeout 900 "$@"

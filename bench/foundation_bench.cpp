@@ -1,0 +1,234 @@
+// Benchmarks of the foundation issue, each side by side with its baseline in one run:
+//   1. import of N CIs (10 attributes each) through POST /api/v1/import
+//      vs COPY of the same rows into a bare table;
+//   2. GET /api/v1/cis/{id} under wrk (keep-alive, 32 connections, random ids)
+//      vs bare_server, a minimal Beast server returning a fixed body;
+//   3. one page of 1000 CIs (GET /api/v1/cis?limit=1000), paged through the estate.
+// It starts its own PostgreSQL cluster (fsync on) in a temporary folder, or uses --dsn.
+// Usage: foundation_bench [--cis N] [--seconds S] [--connections C] [--dsn DSN]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "model/embedded_postgres.hpp"
+#include "server/app.hpp"
+#include "tests/integration/http_client.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::string Run(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  pclose(p);
+  return out;
+}
+
+struct WrkResult {
+  double requests_per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  std::string raw;
+};
+
+double ToMs(const std::string& value, const std::string& unit) {
+  double v = std::stod(value);
+  if (unit == "us") return v / 1000;
+  if (unit == "s") return v * 1000;
+  return v;
+}
+
+WrkResult Wrk(std::uint16_t port, int seconds, int connections, const std::string& script) {
+  WrkResult r;
+  r.raw = Run("wrk -t1 -c" + std::to_string(connections) + " -d" + std::to_string(seconds) +
+              "s --latency -s " + script + " http://127.0.0.1:" + std::to_string(port) + "/ 2>&1");
+  std::smatch m;
+  if (std::regex_search(r.raw, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) {
+    r.requests_per_second = std::stod(m[1]);
+  }
+  if (std::regex_search(r.raw, m, std::regex(R"(50%\s+([0-9.]+)(us|ms|s))")))
+    r.p50_ms = ToMs(m[1], m[2]);
+  if (std::regex_search(r.raw, m, std::regex(R"(99%\s+([0-9.]+)(us|ms|s))")))
+    r.p99_ms = ToMs(m[1], m[2]);
+  return r;
+}
+
+void Exec(PGconn* conn, const std::string& sql) {
+  PGresult* r = PQexec(conn, sql.c_str());
+  if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+    std::fprintf(stderr, "%s: %s\n", sql.c_str(), PQerrorMessage(conn));
+    std::exit(1);
+  }
+  PQclear(r);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int cis = 100000;
+  int seconds = 10;
+  int connections = 32;
+  std::string dsn;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--cis") cis = std::stoi(argv[i + 1]);
+    if (flag == "--seconds") seconds = std::stoi(argv[i + 1]);
+    if (flag == "--connections") connections = std::stoi(argv[i + 1]);
+    if (flag == "--dsn") dsn = argv[i + 1];
+  }
+  char dir[] = "/tmp/cmdbbench-XXXXXX";
+  std::unique_ptr<cmdb::model::EmbeddedPostgres> cluster;
+  if (dsn.empty()) {
+    if (mkdtemp(dir) == nullptr) return 1;
+    cluster = std::make_unique<cmdb::model::EmbeddedPostgres>(
+        cmdb::model::EmbeddedPostgresOptions{dir, /*durable=*/true, ""});
+    cluster->Start();
+    dsn = cluster->ConnectionString("cmdb");
+  }
+  cmdb::server::ServeConfig config;
+  config.database = dsn;
+  config.listen = "127.0.0.1:0";
+  config.pool_size = 8;
+  config.io_threads = 1;
+  config.log_requests = false;
+  config.body_limit = 512u * 1024 * 1024;
+  config.read_timeout = std::chrono::seconds(600);
+  cmdb::server::App app(config);
+  app.Start();
+  const std::uint16_t port = app.port();
+
+  // --- 1. import vs COPY ---
+  boost::json::array rows;
+  std::string copy_data;
+  for (int i = 0; i < cis; ++i) {
+    std::string n = std::to_string(i);
+    boost::json::object attrs{
+        {"hostname", "host-" + n},
+        {"fqdn", "host-" + n + ".example.net"},
+        {"domain", "example.net"},
+        {"ip", "10." + std::to_string(i / 65536 % 256) + "." + std::to_string(i / 256 % 256) + "." +
+                   std::to_string(i % 256)},
+        {"os", "Debian GNU/Linux"},
+        {"os_version", "12"},
+        {"kernel", "6.1.0-18-amd64"},
+        {"cpu_count", 4 + i % 29},
+        {"memory_mb", 4096 * (1 + i % 16)},
+        {"serial", "SN" + n}};
+    copy_data += n + "\tserver\thost-" + n + "\t" + boost::json::serialize(attrs) + "\n";
+    rows.emplace_back(boost::json::object{{"type", "server"},
+                                          {"name", "host-" + n},
+                                          {"owner", "platform-team"},
+                                          {"tags", {"prod"}},
+                                          {"attributes", std::move(attrs)}});
+  }
+  const std::string body = boost::json::serialize(boost::json::object{{"cis", std::move(rows)}});
+  auto t0 = Clock::now();
+  cmdb::testing::HttpResult imported =
+      cmdb::testing::HttpRequest(port, "POST", "/api/v1/import", body);
+  const double import_s = Seconds(t0);
+  if (imported.status != 200) {
+    std::fprintf(stderr, "import failed: %d %s\n", imported.status,
+                 imported.body.substr(0, 500).c_str());
+    return 1;
+  }
+  PGconn* conn = PQconnectdb(dsn.c_str());
+  Exec(conn, "DROP TABLE IF EXISTS bench_bare_cis");
+  Exec(conn, "CREATE TABLE bench_bare_cis (id bigint, type text, name text, attributes jsonb)");
+  t0 = Clock::now();
+  PGresult* start = PQexec(conn, "COPY bench_bare_cis FROM STDIN");
+  PQclear(start);
+  PQputCopyData(conn, copy_data.data(), static_cast<int>(copy_data.size()));
+  PQputCopyEnd(conn, nullptr);
+  PQclear(PQgetResult(conn));
+  const double copy_s = Seconds(t0);
+  Exec(conn, "DROP TABLE bench_bare_cis");
+  long long versions = 0;
+  {
+    PGresult* r = PQexec(conn, "SELECT count(*) FROM ci_versions");
+    versions = std::atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+  }
+  PQfinish(conn);
+
+  // --- 3. pages of 1000 ---
+  std::vector<double> page_ms;
+  std::string cursor;
+  for (int p = 0; p < 100; ++p) {
+    auto t = Clock::now();
+    cmdb::testing::HttpResult page = cmdb::testing::HttpRequest(
+        port, "GET", "/api/v1/cis?limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor), "",
+        {});
+    page_ms.push_back(Seconds(t) * 1000);
+    const auto& next = page.json().at("next_cursor");
+    if (next.is_null()) break;
+    cursor = std::string(next.as_string());
+  }
+  std::sort(page_ms.begin(), page_ms.end());
+
+  // --- 2. GET by id vs the bare server ---
+  const std::string script =
+      std::string(dir[0] == '/' && cluster ? dir : "/tmp") + "/random_ids.lua";
+  {
+    std::ofstream lua(script);
+    lua << "math.randomseed(42)\nrequest = function()\n  return wrk.format('GET', "
+           "'/api/v1/cis/' .. math.random(1, "
+        << cis << "))\nend\n";
+  }
+  WrkResult ours = Wrk(port, seconds, connections, script);
+  pid_t bare = fork();
+  if (bare == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    execl(BARE_SERVER, BARE_SERVER, "18181", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  usleep(300000);
+  WrkResult base = Wrk(18181, seconds, connections, script);
+  kill(bare, SIGTERM);
+  waitpid(bare, nullptr, 0);
+
+  app.Stop();
+  if (cluster) {
+    cluster->Stop();
+    std::filesystem::remove_all(dir);
+  }
+
+  std::printf("\n| benchmark | cmdb | baseline | ratio | target |\n|---|---|---|---|---|\n");
+  std::printf(
+      "| import %d CIs (10 attributes, history written) | %.2f s = %.0f CIs/s | COPY into a bare "
+      "table: %.2f s = %.0f rows/s | %.1fx slower than COPY | >= 50k CIs/s |\n",
+      cis, import_s, cis / import_s, copy_s, cis / copy_s, import_s / copy_s);
+  std::printf(
+      "| GET /api/v1/cis/{id}, wrk -t1 -c%d %ds, random ids | %.0f req/s, p50 %.2f ms, p99 %.2f ms "
+      "| bare Beast server: %.0f req/s, p50 %.2f ms, p99 %.2f ms | %.0f%% of bare | >= 10k req/s, "
+      "p99 <= 10 ms |\n",
+      connections, seconds, ours.requests_per_second, ours.p50_ms, ours.p99_ms,
+      base.requests_per_second, base.p50_ms, base.p99_ms,
+      100.0 * ours.requests_per_second / std::max(1.0, base.requests_per_second));
+  std::printf(
+      "| GET /api/v1/cis?limit=1000 (%zu pages) | p50 %.1f ms, max %.1f ms | - | - | <= 50 ms |\n",
+      page_ms.size(), page_ms[page_ms.size() / 2], page_ms.back());
+  std::printf("\nhistory rows written by the import: %lld\n", versions);
+  if (ours.requests_per_second == 0) std::printf("\nwrk output:\n%s\n", ours.raw.c_str());
+  return 0;
+}
