@@ -228,7 +228,8 @@ int main(int argc, char** argv) {
   std::printf(
       "| GET /api/v1/cis?limit=1000 (%zu pages) | p50 %.1f ms, max %.1f ms | - | - | <= 50 ms |\n",
       page_ms.size(), page_ms[page_ms.size() / 2], page_ms.back());
-  std::printf("\nhistory rows written by the import: %lld\n", versions);
+  std::printf("\nhistory rows written by the import: %lld\nimport phases (s): %s\n", versions,
+              boost::json::serialize(imported.json().at("timings")).c_str());
   if (ours.requests_per_second == 0) std::printf("\nwrk output:\n%s\n", ours.raw.c_str());
   return 0;
 }

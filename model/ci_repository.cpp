@@ -63,7 +63,8 @@ void ValidateAgainstType(CiTypeRepository& types, const ConfigurationItem& ci) {
 }
 
 // Records the CI's current row as a new version and closes the previous one.
-void RecordVersion(soci::session& sql, CiId id, const json::object& diff, const WriteContext& ctx) {
+// A null `diff` marks a creation (see ci_versions in 0001_core_schema.sql).
+void RecordVersion(soci::session& sql, CiId id, const json::object* diff, const WriteContext& ctx) {
   Query(sql,
         "UPDATE ci_versions v SET valid_to = c.updated_at FROM configuration_items c "
         "WHERE v.ci_id = $1 AND v.valid_to IS NULL AND c.id = $1",
@@ -73,7 +74,8 @@ void RecordVersion(soci::session& sql, CiId id, const json::object& diff, const 
         "min_healthy, valid_from, changed_by, source, diff) SELECT id, version, type, name, "
         "status, owner, tags, attributes, min_healthy, updated_at, $2, $3, $4::jsonb FROM "
         "configuration_items WHERE id = $1",
-        {P(id), P(ctx.changed_by), P(ctx.source), ToJsonText(diff)});
+        {P(id), P(ctx.changed_by), P(ctx.source),
+         diff != nullptr ? PgParam(ToJsonText(*diff)) : PgParam()});
 }
 
 std::string EscapeLike(std::string_view text) {
@@ -196,7 +198,7 @@ ConfigurationItem CiRepository::Create(const ConfigurationItem& draft, const Wri
         {P(draft.type), P(draft.name), P(draft.status), P(draft.owner), TagsJson(draft.tags),
          ToJsonText(draft.attributes), OptionalInt(draft.min_healthy)});
     ConfigurationItem created = CiFromRow(r, 0);
-    RecordVersion(sql_, created.id, DiffCis(nullptr, &created), ctx);
+    RecordVersion(sql_, created.id, nullptr, ctx);
     tr.commit();
     return created;
   } catch (const soci::soci_error& e) {
@@ -238,7 +240,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
         {P(id), P(next.name), P(next.status), P(next.owner), TagsJson(next.tags),
          ToJsonText(next.attributes), OptionalInt(next.min_healthy)});
     ConfigurationItem updated = CiFromRow(u, 0);
-    RecordVersion(sql_, id, diff, ctx);
+    RecordVersion(sql_, id, &diff, ctx);
     tr.commit();
     return updated;
   } catch (const soci::soci_error& e) {
@@ -291,9 +293,9 @@ void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const W
 std::vector<CiVersion> CiRepository::History(CiId id, int limit,
                                              std::optional<std::int64_t> before_version) {
   PgResult r = Query(sql_,
-                     "SELECT version, cmdb_us(valid_from), changed_by, source, deleted, "
-                     "diff::text FROM ci_versions WHERE ci_id = $1 AND version < $2 "
-                     "ORDER BY version DESC LIMIT $3",
+                     std::string("SELECT ") + kVersionColumns +
+                         ", c.changed_by, c.source, c.deleted, c.diff::text FROM ci_versions c "
+                         "WHERE c.ci_id = $1 AND c.version < $2 ORDER BY c.version DESC LIMIT $3",
                      {P(id), P(before_version.value_or(INT64_MAX)), P(limit)});
   if (r.rows() == 0 && !before_version) {
     PgResult any = Query(sql_, "SELECT 1 FROM ci_versions WHERE ci_id = $1 LIMIT 1", {P(id)});
@@ -303,13 +305,14 @@ std::vector<CiVersion> CiRepository::History(CiId id, int limit,
   }
   std::vector<CiVersion> out;
   for (int i = 0; i < r.rows(); ++i) {
+    ConfigurationItem snapshot = CiFromRow(r, i);
     CiVersion v;
-    v.version = r.Int(i, 0);
-    v.changed_at = Timestamp{r.Int(i, 1)};
-    v.changed_by = r.Text(i, 2);
-    v.source = r.Text(i, 3);
-    v.deleted = r.Bool(i, 4);
-    v.diff = ParseJson(r.Text(i, 5)).as_object();
+    v.version = snapshot.version;
+    v.changed_at = snapshot.updated_at;
+    v.changed_by = r.Text(i, 12);
+    v.source = r.Text(i, 13);
+    v.deleted = r.Bool(i, 14);
+    v.diff = r.IsNull(i, 15) ? DiffCis(nullptr, &snapshot) : ParseJson(r.Text(i, 15)).as_object();
     out.push_back(std::move(v));
   }
   return out;

@@ -1,6 +1,7 @@
 #include "model/importer.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -36,14 +37,21 @@ class IdentityIndex {
  public:
   // Key of identifier set `set` in `attributes`, or "" when a value is missing or empty.
   static std::string Key(const std::vector<std::string>& set, const json::object& attributes) {
-    json::array values;
+    std::string key;
     for (const auto& name : set) {
       const json::value* v = attributes.if_contains(name);
       if (v == nullptr || v->is_null()) return {};
-      if (v->is_string() && v->get_string().empty()) return {};
-      values.push_back(*v);
+      if (v->is_string()) {
+        if (v->get_string().empty()) return {};
+        key += 's';
+        key.append(v->get_string().data(), v->get_string().size());
+      } else {
+        key += 'j';
+        key += ToJsonText(*v);
+      }
+      key += '\x1f';
     }
-    return ToJsonText(values);
+    return key;
   }
 
   void Load(soci::session& sql, const CiType& type) {
@@ -147,16 +155,25 @@ class Importer {
     }
     try {
       soci::transaction tr(sql_);
+      Phase("parse", started_);
+      auto t = std::chrono::steady_clock::now();
       LoadTypes();
       for (CiRow& row : rows_) ValidateRow(row);
+      t = Phase("validate", t);
       LockTypes();
+      t = Phase("lock_and_load_identities", t);
       Decide();
+      t = Phase("match", t);
       LoadCurrent();
+      t = Phase("load_matched", t);
       if (options_.atomic && !errors_.empty()) ThrowRejected();
       WriteCis();
+      t = Phase("write_cis_and_history", t);
       ImportRelations();
+      t = Phase("relations", t);
       if (options_.atomic && !errors_.empty()) ThrowRejected();
       tr.commit();
+      Phase("commit", t);
     } catch (const soci::soci_error& e) {
       ThrowDbError(e);
     }
@@ -180,7 +197,15 @@ class Importer {
       result.ci_ids.push_back(row.action == Action::kRejected ? 0 : row.id);
     }
     result.relations = relation_counts_;
+    result.phases = std::move(phases_);
     return result;
+  }
+
+  std::chrono::steady_clock::time_point Phase(const char* name,
+                                              std::chrono::steady_clock::time_point since) {
+    auto now = std::chrono::steady_clock::now();
+    phases_.push_back({name, std::chrono::duration<double>(now - since).count()});
+    return now;
   }
 
  private:
@@ -244,15 +269,14 @@ class Importer {
       int used_set = 0;
       std::vector<CiId> matches =
           index_.Match(type, row.draft.name, row.draft.attributes, used_set);
-      std::string by =
-          used_set >= 0
-              ? "identify_by " +
-                    ToJsonText(
-                        IdentifyByToJson(type).as_array()[static_cast<std::size_t>(used_set)])
-              : std::string("name");
+      auto by = [&] {
+        return used_set >= 0 ? "identify_by " + ToJsonText(IdentifyByToJson(type).as_array().at(
+                                                    static_cast<std::size_t>(used_set)))
+                             : std::string("name");
+      };
       if (matches.size() > 1) {
         Reject(row, "",
-               "matches " + std::to_string(matches.size()) + " CIs by " + by +
+               "matches " + std::to_string(matches.size()) + " CIs by " + by() +
                    "; make the identifier unique or import by id");
         continue;
       }
@@ -260,7 +284,7 @@ class Importer {
         CiId id = matches.front();
         auto [it, inserted] = claimed.emplace(id, row.label);
         if (!inserted) {
-          Reject(row, "", "names the same CI as " + it->second + " (by " + by + ")");
+          Reject(row, "", "names the same CI as " + it->second + " (by " + by() + ")");
           continue;
         }
         row.id = id;
@@ -350,14 +374,17 @@ class Importer {
       if (row.action == Action::kCreate) created.push_back(&row);
       if (row.action == Action::kUpdate) updated.push_back(&row);
     }
+    const auto write_started = std::chrono::steady_clock::now();
     PgResult clock = Query(sql_, "SELECT cmdb_us(clock_timestamp())");
     now_ = Timestamp{std::max(clock.Int(0, 0), latest_existing_ + 1)};
     const std::string now_text = FormatTimestamp(now_);
     if (!created.empty()) {
       PgResult ids = Query(sql_,
-                           "SELECT nextval(pg_get_serial_sequence('configuration_items', 'id')) "
-                           "FROM generate_series(1, $1)",
+                           "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence("
+                           "'configuration_items', 'id')::regclass AS seq) q, "
+                           "generate_series(1, $1)",
                            {P(static_cast<std::int64_t>(created.size()))});
+      Phase("allocate_ids", write_started);
       CopyBuffer buf;
       for (std::size_t i = 0; i < created.size(); ++i) {
         CiRow& row = *created[i];
@@ -368,7 +395,6 @@ class Importer {
         row.next.version = 1;
         row.next.created_at = now_;
         row.next.updated_at = now_;
-        row.diff = DiffCis(nullptr, &row.next);
         buf.Int(row.id);
         buf.Field(row.next.type);
         AddCiColumns(buf, row.next);
@@ -377,10 +403,12 @@ class Importer {
         buf.Field(now_text);
         buf.EndRow();
       }
+      auto t = Phase("encode_cis", write_started);
       CopyIn(sql_,
              "COPY configuration_items (id, type, name, status, owner, tags, attributes, "
              "min_healthy, version, created_at, updated_at) FROM STDIN",
              buf);
+      Phase("copy_cis", t);
     }
     if (!updated.empty()) {
       ExecuteRaw(sql_,
@@ -422,14 +450,20 @@ class Importer {
       versions.Field(now_text);
       versions.Field(options_.ctx.changed_by);
       versions.Field(options_.ctx.source);
-      versions.Field(ToJsonText(row.diff));
+      if (row.action == Action::kCreate) {
+        versions.Null();  // a creation's diff is derived on read
+      } else {
+        versions.Field(ToJsonText(row.diff));
+      }
       versions.EndRow();
     }
     if (versions.rows() > 0) {
+      auto t = std::chrono::steady_clock::now();
       CopyIn(sql_,
              "COPY ci_versions (ci_id, version, type, name, status, owner, tags, attributes, "
              "min_healthy, valid_from, changed_by, source, diff) FROM STDIN",
              versions);
+      Phase("copy_versions", t);
     }
   }
 
@@ -613,8 +647,8 @@ class Importer {
     }
     if (fresh.empty()) return;
     PgResult ids = Query(sql_,
-                         "SELECT nextval(pg_get_serial_sequence('relations', 'id')) FROM "
-                         "generate_series(1, $1)",
+                         "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('relations', "
+                         "'id')::regclass AS seq) q, generate_series(1, $1)",
                          {P(static_cast<std::int64_t>(fresh.size()))});
     const std::string now_text = FormatTimestamp(now_);
     CopyBuffer rel_buf;
@@ -670,6 +704,8 @@ class Importer {
   ImportCounts relation_counts_;
   std::int64_t latest_existing_ = 0;
   Timestamp now_;
+  std::vector<ImportPhase> phases_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace

@@ -23,6 +23,12 @@ struct ImportOptions {
   WriteContext ctx{"anonymous", "import"};
 };
 
+// Seconds spent in each phase of an import, for logs and benchmarks.
+struct ImportPhase {
+  std::string name;
+  double seconds = 0;
+};
+
 struct ImportRowError {
   std::string row;    // "cis[3]", "relations[0]" or "line 7"
   std::string field;  // "attributes.memory_mb", "" for the whole row
@@ -41,6 +47,7 @@ struct ImportResult {
   ImportCounts relations;
   std::vector<ImportRowError> errors;
   std::vector<CiId> ci_ids;  // per CI row, in input order; 0 for a rejected row
+  std::vector<ImportPhase> phases;
 };
 
 // Imports `{"cis": [...], "relations": [...]}`. Relation ends are CI ids or objects naming a CI

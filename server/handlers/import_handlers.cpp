@@ -68,6 +68,9 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     ids.emplace_back(id == 0 ? boost::json::value(nullptr) : boost::json::value(id));
   }
   body["ci_ids"] = std::move(ids);
+  boost::json::object phases;
+  for (const auto& phase : result.phases) phases[phase.name] = phase.seconds;
+  body["timings"] = std::move(phases);
   return JsonResponse(200, body);
 }
 
