@@ -439,10 +439,34 @@ json::object CiTypeToJson(const CiType& type) {
   return o;
 }
 
+bool ContainsNul(const json::value& value) {
+  switch (value.kind()) {
+    case json::kind::string:
+      return value.get_string().find('\0') != json::string::npos;
+    case json::kind::array:
+      for (const auto& item : value.get_array()) {
+        if (ContainsNul(item)) return true;
+      }
+      return false;
+    case json::kind::object:
+      for (const auto& [key, item] : value.get_object()) {
+        if (key.find('\0') != std::string_view::npos || ContainsNul(item)) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
 void ValidateAttributes(const CiType& type, const json::object& attributes, FieldErrors& errors,
                         std::string_view prefix) {
   for (const auto& [key, value] : attributes) {
     const std::string field = std::string(prefix) + std::string(key);
+    if (ContainsNul(value)) {
+      // PostgreSQL text and jsonb cannot hold U+0000.
+      errors.Add(field, "must not contain the NUL character (\\u0000)");
+      continue;
+    }
     auto it = type.attributes.find(std::string_view(key));
     if (it == type.attributes.end()) {
       errors.Add(field, "is not an attribute of type '" + type.name + "'");

@@ -85,6 +85,10 @@ boost::json::object CiTypeToJson(const CiType& type);
 void ValidateAttributes(const CiType& type, const boost::json::object& attributes,
                         FieldErrors& errors, std::string_view prefix = "attributes.");
 
+// True when a string (or object key) anywhere in `value` holds U+0000, which PostgreSQL's
+// text and jsonb types cannot store.
+bool ContainsNul(const boost::json::value& value);
+
 // Converts a CSV cell into the attribute's JSON value. Lists are written as a JSON array or
 // as values separated by ';'. Returns nullopt and sets `message` when the text does not fit.
 std::optional<boost::json::value> AttributeFromText(const AttributeSpec& spec,

@@ -27,6 +27,10 @@ void ThrowDbError(const std::string& sqlstate, const std::string& message) {
     throw Error(ErrorCode::kUnavailable, "the database is unavailable");
   }
   if (sqlstate == "57014") throw Error(ErrorCode::kUnavailable, "the query took too long");
+  if (sqlstate.rfind("22", 0) == 0) {
+    // Data exceptions: a value the database cannot store (validation should have caught it).
+    throw Error(ErrorCode::kInvalidArgument, "the database rejected a value: " + message);
+  }
   throw Error(ErrorCode::kInternal, "database error " + sqlstate + ": " + message);
 }
 

@@ -38,7 +38,14 @@ struct ParamArrays {
   std::vector<const char*> values;
   explicit ParamArrays(const PgParams& params) {
     values.reserve(params.size());
-    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    for (const auto& p : params) {
+      // libpq would cut the value at the NUL and store the rest silently; refuse instead.
+      if (p && p->find('\0') != std::string::npos) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "text values cannot contain the NUL character (\\u0000)");
+      }
+      values.push_back(p ? p->c_str() : nullptr);
+    }
   }
 };
 

@@ -571,10 +571,12 @@ class Importer {
       if (row.from != 0 && row.from == row.to) errors.Add("to", "a CI cannot relate to itself");
       if (const json::value* attrs = o.if_contains("attributes");
           attrs != nullptr && !attrs->is_null()) {
-        if (attrs->is_object()) {
-          row.attributes = attrs->get_object();
-        } else {
+        if (!attrs->is_object()) {
           errors.Add("attributes", "must be an object");
+        } else if (ContainsNul(*attrs)) {
+          errors.Add("attributes", "must not contain the NUL character (\\u0000)");
+        } else {
+          row.attributes = attrs->get_object();
         }
       }
       if (!errors.empty()) {

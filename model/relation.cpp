@@ -101,6 +101,8 @@ Relation RelationFromJson(const boost::json::value& body, FieldErrors& errors) {
   if (const auto* attrs = o.if_contains("attributes"); attrs != nullptr && !attrs->is_null()) {
     if (!attrs->is_object()) {
       errors.Add("attributes", "must be an object");
+    } else if (ContainsNul(*attrs)) {
+      errors.Add("attributes", "must not contain the NUL character (\\u0000)");
     } else {
       r.attributes = attrs->get_object();
     }

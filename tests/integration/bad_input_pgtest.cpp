@@ -95,6 +95,21 @@ TEST_F(BadInput, MalformedHttpGets400AndOversizedHeaders431) {
   ExpectNothingWrittenAndServerUp();
 }
 
+TEST_F(BadInput, NulCharactersAreRefusedNotStoredOrCrashed) {
+  HttpResult attr = Post("/api/v1/cis", R"({"type": "server", "name": "x",
+      "attributes": {"services": {"a\u0000b": 1}, "os": "De\u0000bian"}})");
+  ExpectProblem(attr, 422);
+  std::set<std::string> fields;
+  for (const auto& e : attr.json().at("errors").as_array())
+    fields.insert(std::string(e.at("field").as_string()));
+  EXPECT_EQ(fields, (std::set<std::string>{"attributes.services", "attributes.os"}));
+  ExpectProblem(Post("/api/v1/cis", R"({"type": "server", "name": "a\u0000b"})"), 422, "control");
+  // Fields the validators do not inspect still never produce a 500.
+  HttpResult type = Post("/api/v1/ci-types", R"({"name": "nul_type", "description": "a\u0000b"})");
+  EXPECT_EQ(type.status, 400) << type.body;
+  ExpectNothingWrittenAndServerUp();
+}
+
 TEST_F(BadInput, WrongMethodsAre405WithAllow) {
   HttpResult r = HttpRequest(port(), "PUT", "/api/v1/cis", "{}");
   ExpectProblem(r, 405);

@@ -123,6 +123,13 @@ TEST(CiType, ConvertsCsvCells) {
   EXPECT_NE(message.find("not a number"), std::string::npos);
 }
 
+TEST(CiType, FindsNulCharactersAnywhereInAValue) {
+  EXPECT_FALSE(ContainsNul(ParseJson(R"({"a": ["b", {"c": "d"}]})")));
+  EXPECT_TRUE(ContainsNul(ParseJson(R"({"a": ["b", {"c": "d\u0000"}]})")));
+  EXPECT_TRUE(ContainsNul(ParseJson(R"({"a\u0000": 1})")));
+  EXPECT_TRUE(ContainsNul(ParseJson(R"("\u0000")")));
+}
+
 TEST(CiType, IdentifiersAreLowercaseAndBounded) {
   EXPECT_TRUE(IsValidIdentifier("linux_host2"));
   EXPECT_FALSE(IsValidIdentifier("Linux"));
