@@ -113,6 +113,7 @@ void App::Start() {
     options.io_threads = s.config.io_threads;
     options.worker_threads = s.config.pool_size;
     options.body_limit = s.config.body_limit;
+    options.header_timeout = s.config.header_timeout;
     options.read_timeout = s.config.read_timeout;
     options.max_connections = s.config.max_connections;
     Router* router = s.router.get();

@@ -19,6 +19,7 @@ struct ServeConfig {
   std::size_t io_threads = 1;
   std::size_t body_limit = 16 * 1024 * 1024;
   std::size_t max_connections = 1024;
+  std::chrono::seconds header_timeout{10};
   std::chrono::seconds read_timeout{30};
   bool durable = true;  // embedded cluster: fsync on
   bool log_requests = true;

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -109,8 +110,15 @@ struct HttpServer::Impl {
       http::request_parser<http::string_body> parser;
       parser.body_limit(options.body_limit);
       parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
-      s->stream.expires_after(options.read_timeout);
-      auto [ec, bytes] = co_await http::async_read(s->stream, buffer, parser, kTuple);
+      // Two deadlines: the headers (also the idle keep-alive wait) must arrive within
+      // header_timeout, the body within read_timeout after them, so a client trickling
+      // bytes cannot hold a connection for long.
+      s->stream.expires_after(options.header_timeout);
+      auto [ec, bytes] = co_await http::async_read_header(s->stream, buffer, parser, kTuple);
+      if (!ec && !parser.is_done()) {
+        s->stream.expires_after(options.read_timeout);
+        std::tie(ec, bytes) = co_await http::async_read(s->stream, buffer, parser, kTuple);
+      }
       if (ec) {
         if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
             ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||

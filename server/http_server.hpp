@@ -23,7 +23,8 @@ struct HttpServerOptions {
   std::size_t worker_threads = 8;
   std::size_t body_limit = 16 * 1024 * 1024;
   std::size_t header_limit = 16 * 1024;
-  std::chrono::seconds read_timeout{30};  // whole request, and idle keep-alive
+  std::chrono::seconds header_timeout{10};  // request line and headers; idle keep-alive
+  std::chrono::seconds read_timeout{30};    // the body, once the headers are in
   std::size_t max_connections = 1024;
 };
 

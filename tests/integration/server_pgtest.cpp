@@ -65,6 +65,31 @@ TEST_F(Server, ConnectionsOverTheCapGet503) {
   EXPECT_EQ(Get("/health").status, 200);
 }
 
+TEST_F(Server, SlowHeadersAreCutOffAtTheHeaderTimeout) {
+  server::ServeConfig config = Config();
+  config.header_timeout = std::chrono::seconds(1);
+  Restart(config);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const char partial[] = "GET /health HTTP/1.1\r\nHost: x\r\n";  // never finished
+  ASSERT_GT(send(fd, partial, sizeof partial - 1, 0), 0);
+  auto started = std::chrono::steady_clock::now();
+  char buf[64];
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ssize_t n = recv(fd, buf, sizeof buf, 0);  // the server closes: 0 bytes
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  close(fd);
+  EXPECT_LE(n, 0);
+  EXPECT_GE(waited, 0.5);
+  EXPECT_LT(waited, 5.0);
+  EXPECT_EQ(Get("/health").status, 200);
+}
+
 TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermExitsCleanly) {
   char dir[] = "/tmp/cmdbe2e-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
