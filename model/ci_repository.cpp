@@ -45,6 +45,21 @@ void CheckVersion(std::optional<std::int64_t> if_match, const ConfigurationItem&
   }
 }
 
+// Locks the CI's row for the rest of the transaction and checks If-Match against it.
+// kNotFound; kVersionMismatch.
+ConfigurationItem LockForWrite(soci::session& sql, CiId id, std::optional<std::int64_t> if_match) {
+  PgResult r = Query(sql,
+                     std::string("SELECT ") + kCiColumns +
+                         " FROM configuration_items c WHERE c.id = $1 FOR UPDATE",
+                     {P(id)});
+  if (r.rows() == 0) {
+    throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
+  }
+  ConfigurationItem current = CiFromRow(r, 0);
+  CheckVersion(if_match, current);
+  return current;
+}
+
 void CollectTypeErrors(CiTypeRepository& types, const ConfigurationItem& ci, FieldErrors& errors,
                        bool lock_shared) {
   if (ci.type.empty()) return;  // already reported by the parser
@@ -211,15 +226,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
                                       const WriteContext& ctx) {
   try {
     soci::transaction tr(sql_);
-    PgResult r = Query(sql_,
-                       std::string("SELECT ") + kCiColumns +
-                           " FROM configuration_items c WHERE c.id = $1 FOR UPDATE",
-                       {P(id)});
-    if (r.rows() == 0) {
-      throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
-    }
-    ConfigurationItem current = CiFromRow(r, 0);
-    CheckVersion(if_match, current);
+    ConfigurationItem current = LockForWrite(sql_, id, if_match);
     FieldErrors errors;
     ConfigurationItem next = ApplyCiPatch(current, patch, errors);
     CiTypeRepository types(sql_);
@@ -251,15 +258,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
 void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const WriteContext& ctx) {
   try {
     soci::transaction tr(sql_);
-    PgResult r = Query(sql_,
-                       std::string("SELECT ") + kCiColumns +
-                           " FROM configuration_items c WHERE c.id = $1 FOR UPDATE",
-                       {P(id)});
-    if (r.rows() == 0) {
-      throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
-    }
-    ConfigurationItem current = CiFromRow(r, 0);
-    CheckVersion(if_match, current);
+    ConfigurationItem current = LockForWrite(sql_, id, if_match);
     PgResult now = Query(sql_, "SELECT cmdb_us(greatest(clock_timestamp(), $1::timestamptz))",
                          {FormatTimestamp(current.updated_at)});
     const PgParam ts = P(now.Int(0, 0));

@@ -169,15 +169,8 @@ json::object WritableCiJson(const ConfigurationItem& ci) {
 }
 
 json::object CiToJson(const ConfigurationItem& ci) {
-  json::object o;
-  o["id"] = ci.id;
-  o["type"] = ci.type;
-  o["name"] = ci.name;
-  o["status"] = ci.status;
-  o["owner"] = ci.owner ? json::value(*ci.owner) : json::value(nullptr);
-  o["tags"] = TagsJson(ci.tags);
-  o["attributes"] = ci.attributes;
-  o["redundancy"] = RedundancyJson(ci.min_healthy);
+  json::object o{{"id", ci.id}};
+  for (auto& [key, value] : WritableCiJson(ci)) o[key] = std::move(value);
   o["version"] = ci.version;
   o["created_at"] = FormatTimestamp(ci.created_at);
   o["updated_at"] = FormatTimestamp(ci.updated_at);

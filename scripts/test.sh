@@ -23,6 +23,25 @@ echo "== build (asan preset, -Werror)"
 cmake --preset asan -DCMDB_WARNINGS_AS_ERRORS=ON >/dev/null
 cmake --build --preset asan
 
+# A test binary that crashed (a sanitizer abort) cannot stop its throwaway cluster; sweep
+# what earlier runs left behind, and what this one leaves, so servers do not pile up.
+sweep_clusters() {
+  for d in /tmp/cmdbpg-* /tmp/cmdbe2e-*; do
+    [ -d "$d" ] || continue
+    for pgdata in "$d/pgdata" "$d/data/pgdata"; do
+      [ -f "$pgdata/postmaster.pid" ] || continue
+      if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | tail -1)/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
+      else
+        "$(ls -d /usr/lib/postgresql/*/bin | tail -1)/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
+      fi
+    done
+    rm -rf "$d"
+  done
+}
+sweep_clusters
+trap sweep_clusters EXIT
+
 echo "== tests"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

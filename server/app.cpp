@@ -1,6 +1,8 @@
 #include "server/app.hpp"
 
+#include <algorithm>
 #include <optional>
+#include <thread>
 
 #include "model/db_migrations.hpp"
 #include "model/db_pool.hpp"
@@ -57,6 +59,12 @@ struct App::Impl {
 
 App::App(ServeConfig config) : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
+  if (impl_->config.pool_size == 0) {
+    // Workers block on PostgreSQL, which shares the machine's cores: about two sessions per
+    // core keep both busy without drowning the scheduler in wake-ups (bench/foundation_bench).
+    impl_->config.pool_size =
+        std::clamp<std::size_t>(2 * std::max(1U, std::thread::hardware_concurrency()), 4, 32);
+  }
 }
 
 App::~App() {

@@ -15,7 +15,7 @@ struct ServeConfig {
   std::string data_dir = "./cmdb-data";
   std::string database;  // libpq URI or keyword string; empty: embedded PostgreSQL
   bool demo = false;
-  std::size_t pool_size = 8;  // database sessions = worker threads
+  std::size_t pool_size = 0;  // database sessions = worker threads; 0: 2 x CPU cores (4..32)
   std::size_t io_threads = 1;
   std::size_t body_limit = 16 * 1024 * 1024;
   std::size_t max_connections = 1024;

@@ -198,6 +198,8 @@ struct HttpServer::Impl {
                        asio::detached);
         continue;
       }
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);  // responses are written whole
       auto session = std::make_shared<Session>(std::move(socket));
       {
         std::lock_guard lock(sessions_mutex);

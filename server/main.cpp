@@ -19,7 +19,7 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --data-dir DIR         folder of the embedded PostgreSQL (env CMDB_DATA_DIR; default ./cmdb-data)
   --database URL         use this PostgreSQL instead of the embedded one (env CMDB_DATABASE_URL)
   --demo                 load a sample estate into an empty database
-  --pool-size N          database connections and worker threads (default 8)
+  --pool-size N          database connections and worker threads (default 2 x cores, 4..32)
   --io-threads N         HTTP I/O threads (default 1)
   --body-limit BYTES     largest request body accepted (default 16777216)
   --header-timeout SECS  time allowed for a request's headers, and idle keep-alive (default 10)

@@ -18,6 +18,20 @@ namespace {
 
 class Server : public ServerTest {};
 
+// An open TCP connection to the server, for tests that hold or half-send requests; -1 on failure.
+int ConnectLoopback(std::uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 TEST_F(Server, OperationalEndpointsAnswer) {
   HttpResult health = Get("/health");
   EXPECT_EQ(health.status, 200);
@@ -50,12 +64,8 @@ TEST_F(Server, ConnectionsOverTheCapGet503) {
   config.max_connections = 1;
   Restart(config);
   // Hold one connection open with a half-sent request, then try another.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int fd = ConnectLoopback(port());
+  ASSERT_GE(fd, 0);
   const char partial[] = "GET /health HTTP/1.1\r\n";
   ASSERT_GT(send(fd, partial, sizeof partial - 1, 0), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -69,12 +79,8 @@ TEST_F(Server, SlowHeadersAreCutOffAtTheHeaderTimeout) {
   server::ServeConfig config = Config();
   config.header_timeout = std::chrono::seconds(1);
   Restart(config);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int fd = ConnectLoopback(port());
+  ASSERT_GE(fd, 0);
   const char partial[] = "GET /health HTTP/1.1\r\nHost: x\r\n";  // never finished
   ASSERT_GT(send(fd, partial, sizeof partial - 1, 0), 0);
   auto started = std::chrono::steady_clock::now();
