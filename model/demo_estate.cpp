@@ -320,17 +320,20 @@ json::value DemoEstateDocument() {
   e.Rel("runs_on", "reporting-dw", "db-srv-03");
   e.Rel("depends_on", "shop-db-replica", "shop-db");
   for (const VmSpec& vm : vms) e.Rel("hosted_on", vm.name, vm.esx);
+  // Uplinks: a host needs its switch, a switch its core, the core the firewall; a host's
+  // failure does not take its switch down, so these are depends_on, not connected_to.
   for (int i = 1; i <= 4; ++i) {
-    e.Rel("connected_to", "esx-0" + std::to_string(i), i <= 2 ? "tor-sw-01" : "tor-sw-02");
+    e.Rel("depends_on", "esx-0" + std::to_string(i), i <= 2 ? "tor-sw-01" : "tor-sw-02");
   }
-  for (int i = 1; i <= 3; ++i) e.Rel("connected_to", "db-srv-0" + std::to_string(i), "tor-sw-02");
-  e.Rel("connected_to", "backup-srv-01", "tor-sw-01");
-  e.Rel("connected_to", "tor-sw-01", "core-sw-01");
-  e.Rel("connected_to", "tor-sw-02", "core-sw-02");
-  e.Rel("connected_to", "core-sw-01", "core-sw-02");
-  e.Rel("connected_to", "core-sw-01", "fw-01");
+  for (int i = 1; i <= 3; ++i) e.Rel("depends_on", "db-srv-0" + std::to_string(i), "tor-sw-02");
+  e.Rel("depends_on", "backup-srv-01", "tor-sw-01");
+  e.Rel("depends_on", "tor-sw-01", "core-sw-01");
+  e.Rel("depends_on", "tor-sw-02", "core-sw-02");
+  e.Rel("depends_on", "core-sw-01", "fw-01");
+  e.Rel("depends_on", "core-sw-02", "fw-01");
+  e.Rel("depends_on", "lb-01", "core-sw-01");
+  // The firewall-to-router link: a fault on it cuts both ends off.
   e.Rel("connected_to", "fw-01", "edge-router-01");
-  e.Rel("connected_to", "lb-01", "core-sw-01");
   e.Rel("runs_on", "dns", "dns-vm-01");
   e.Rel("runs_on", "dns", "dns-vm-02");
   e.Rel("runs_on", "monitoring", "mon-vm-01");
@@ -342,8 +345,8 @@ json::value DemoEstateDocument() {
   e.Rel("depends_on", "monitoring", "dns");
   for (int i = 1; i <= 3; ++i)
     e.Rel("runs_on", "shop-web-staging", "shop-stg-vm-0" + std::to_string(i));
-  for (int i = 1; i <= 4; ++i) e.Rel("connected_to", "esx-0" + std::to_string(i), "san-01");
-  e.Rel("connected_to", "san-01", "core-sw-02");
+  for (int i = 1; i <= 4; ++i) e.Rel("depends_on", "esx-0" + std::to_string(i), "san-01");
+  e.Rel("depends_on", "san-01", "core-sw-02");
   e.Rel("documents", "monitoring", "Online Shop");
   return e.Build();
 }

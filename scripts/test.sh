@@ -21,7 +21,7 @@ fi
 
 echo "== build (asan preset, -Werror)"
 cmake --preset asan -DCMDB_WARNINGS_AS_ERRORS=ON >/dev/null
-cmake --build --preset asan
+cmake --build --preset asan --target cmdb cmdb_unit_tests cmdb_pg_tests
 
 # A test binary that crashed (a sanitizer abort) cannot stop its throwaway cluster; sweep
 # what earlier runs left behind, and what this one leaves, so servers do not pile up.

@@ -9,6 +9,7 @@
 #include "model/demo_estate.hpp"
 #include "model/embedded_postgres.hpp"
 #include "model/error.hpp"
+#include "model/graph_cache.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
@@ -49,6 +50,7 @@ struct App::Impl {
   ServeConfig config;
   std::unique_ptr<model::EmbeddedPostgres> postgres;
   std::unique_ptr<model::DbPool> pool;
+  std::unique_ptr<model::GraphCache> graph;
   Metrics metrics;
   std::unique_ptr<Router> router;
   AppContext context;
@@ -105,8 +107,10 @@ void App::Start() {
     for (const auto& [name, text] : cmdb::docs::DocFiles()) {
       if (name == "openapi.json") s.openapi = std::string(text);
     }
+    s.graph = std::make_unique<model::GraphCache>(*s.pool, dsn);
     s.router = std::make_unique<Router>(ApiRoutes());
     s.context.db = s.pool.get();
+    s.context.graph = s.graph.get();
     s.context.metrics = &s.metrics;
     s.context.openapi_json = s.openapi;
     s.context.log_requests = s.config.log_requests;
@@ -145,6 +149,7 @@ void App::Stop() {
     s.http->Stop();
     s.http.reset();
   }
+  s.graph.reset();
   s.pool.reset();
   if (s.postgres) {
     s.postgres->Stop();

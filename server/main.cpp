@@ -122,6 +122,7 @@ int main(int argc, char** argv) {
               << "  curl -s '" << url << "/api/v1/cis?type=business_service'\n"
               << "  curl -s '" << url << "/api/v1/cis?q=shop&limit=5'\n"
               << "  curl -s " << url << "/api/v1/cis/1/history\n"
+              << "  curl -s '" << url << "/api/v1/cis/11/impact'   (with --demo: shop-db)\n"
               << "  curl -s " << url << "/api/v1/ci-types/server\n"
               << "Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
               << std::flush;

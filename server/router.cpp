@@ -60,6 +60,7 @@ std::vector<Route> ApiRoutes() {
       {"PATCH", "/api/v1/cis/{id}", PatchCi, "asset_admin"},
       {"DELETE", "/api/v1/cis/{id}", DeleteCi, "asset_admin"},
       {"GET", "/api/v1/cis/{id}/history", GetCiHistory, "viewer"},
+      {"GET", "/api/v1/cis/{id}/impact", GetCiImpact, "viewer"},
       {"GET", "/api/v1/relation-types", ListRelationTypes, "viewer"},
       {"POST", "/api/v1/relation-types", CreateRelationType, "asset_admin"},
       {"GET", "/api/v1/relations", ListRelations, "viewer"},

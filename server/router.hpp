@@ -13,7 +13,8 @@
 
 namespace cmdb::model {
 class DbPool;
-}
+class GraphCache;
+}  // namespace cmdb::model
 
 namespace cmdb::server {
 
@@ -22,6 +23,7 @@ class Metrics;
 // Long-lived objects a handler may use; built in main and shared by all requests.
 struct AppContext {
   model::DbPool* db = nullptr;
+  model::GraphCache* graph = nullptr;  // invalidated after every committed write
   Metrics* metrics = nullptr;
   std::string_view openapi_json;
   bool log_requests = true;  // one structured line per request on stderr

@@ -86,7 +86,10 @@ Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
     model::CiRepository(session.sql()).Validate(draft, errors);
     errors.ThrowIfAny("the CI is invalid");
   }
-  return CiResponse(201, model::CiRepository(session.sql()).Create(draft, Writer(request)));
+  model::ConfigurationItem created =
+      model::CiRepository(session.sql()).Create(draft, Writer(request));
+  GraphChanged(ctx);
+  return CiResponse(201, created);
 }
 
 Response GetCi(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -112,8 +115,10 @@ Response PatchCi(const Request& request, const PathParams& params, AppContext& c
   }
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   model::DbSession session = ctx.db->Lease();
-  return CiResponse(200,
-                    model::CiRepository(session.sql()).Patch(id, patch, if_match, Writer(request)));
+  model::ConfigurationItem patched =
+      model::CiRepository(session.sql()).Patch(id, patch, if_match, Writer(request));
+  GraphChanged(ctx);
+  return CiResponse(200, patched);
 }
 
 Response DeleteCi(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -122,6 +127,7 @@ Response DeleteCi(const Request& request, const PathParams& params, AppContext& 
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   model::DbSession session = ctx.db->Lease();
   model::CiRepository(session.sql()).Delete(id, if_match, Writer(request));
+  GraphChanged(ctx);
   return NoContent();
 }
 

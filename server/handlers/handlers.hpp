@@ -57,6 +57,10 @@ Response GetCi(const Request&, const PathParams&, AppContext&);
 Response PatchCi(const Request&, const PathParams&, AppContext&);
 Response DeleteCi(const Request&, const PathParams&, AppContext&);
 Response GetCiHistory(const Request&, const PathParams&, AppContext&);
+Response GetCiImpact(const Request&, const PathParams&, AppContext&);
+
+// Marks the in-memory graph out of date after a committed write.
+void GraphChanged(AppContext& ctx);
 
 // --- relations ---
 Response ListRelationTypes(const Request&, const PathParams&, AppContext&);

@@ -54,6 +54,7 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     model::DbSession session = ctx.db->Lease();
     result = model::ImportDocument(session.sql(), document, options);
   }
+  GraphChanged(ctx);
   boost::json::object body = CountsJson(result.cis);
   body["relations"] = CountsJson(result.relations);
   boost::json::array errors;

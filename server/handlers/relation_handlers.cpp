@@ -24,9 +24,9 @@ Response CreateRelationType(const Request& request, const PathParams&, AppContex
   CheckQueryParams(request, {});
   model::RelationType type = model::ParseRelationType(ParseJsonBody(request));
   model::DbSession session = ctx.db->Lease();
-  Response response = JsonResponse(
-      201,
-      model::RelationTypeToJson(model::CiTypeRepository(session.sql()).CreateRelationType(type)));
+  model::RelationType created = model::CiTypeRepository(session.sql()).CreateRelationType(type);
+  GraphChanged(ctx);
+  Response response = JsonResponse(201, model::RelationTypeToJson(created));
   response.headers.emplace_back("Location", "/api/v1/relation-types/" + type.name);
   return response;
 }
@@ -40,6 +40,7 @@ Response CreateRelation(const Request& request, const PathParams&, AppContext& c
   model::DbSession session = ctx.db->Lease();
   model::Relation created =
       model::RelationRepository(session.sql()).Create(draft, {"anonymous", "api"});
+  GraphChanged(ctx);
   Response response = JsonResponse(201, model::RelationToJson(created));
   response.headers.emplace_back("Location", "/api/v1/relations/" + std::to_string(created.id));
   response.headers.emplace_back("ETag", ETag(created.version));
@@ -80,6 +81,7 @@ Response DeleteRelation(const Request& request, const PathParams& params, AppCon
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   model::DbSession session = ctx.db->Lease();
   model::RelationRepository(session.sql()).Delete(id, if_match, {"anonymous", "api"});
+  GraphChanged(ctx);
   Response response;
   response.status = 204;
   response.content_type.clear();

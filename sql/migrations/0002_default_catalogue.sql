@@ -5,7 +5,7 @@ INSERT INTO relation_types (name, description, propagation, builtin) VALUES
   ('depends_on',   'from needs to in order to work',                    'to_from', true),
   ('runs_on',      'from (software) runs on to (a host)',               'to_from', true),
   ('hosted_on',    'from (a VM or container) is hosted on to',          'to_from', true),
-  ('contains',     'from contains to; a failed part reaches the whole', 'from_to', true),
+  ('contains',     'from contains to; a failed container takes its contents down', 'from_to', true),
   ('connected_to', 'a network link; failure travels both ways',         'both',    true),
   ('member_of',    'from is a member of the cluster to',                'from_to', true),
   ('documents',    'from documents to; no failure propagation',         'none',    true),

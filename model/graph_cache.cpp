@@ -1,0 +1,107 @@
+#include "model/graph_cache.hpp"
+
+#include <chrono>
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include "model/ci_type_repository.hpp"
+#include "model/db_errors.hpp"
+#include "model/db_pool.hpp"
+#include "model/db_query.hpp"
+
+namespace cmdb::model {
+
+DependencyGraph LoadDependencyGraph(soci::session& sql, std::optional<Timestamp> as_of) {
+  std::vector<GraphNode> nodes;
+  std::vector<GraphEdge> edges;
+  if (as_of) {
+    const PgParams t{P(as_of->micros)};
+    PgResult ci = Query(sql,
+                        "SELECT ci_id, type, name, status, coalesce(min_healthy, 0) FROM "
+                        "ci_versions WHERE NOT deleted AND valid_from <= cmdb_ts($1) AND "
+                        "(valid_to IS NULL OR valid_to > cmdb_ts($1))",
+                        t);
+    nodes.reserve(static_cast<std::size_t>(ci.rows()));
+    for (int i = 0; i < ci.rows(); ++i) {
+      nodes.push_back({ci.Int(i, 0), std::string(ci.Text(i, 1)), std::string(ci.Text(i, 2)),
+                       std::string(ci.Text(i, 3)), static_cast<std::int32_t>(ci.Int(i, 4))});
+    }
+    PgResult rel = Query(sql,
+                         "SELECT relation_id, from_ci, to_ci, type FROM relation_versions WHERE "
+                         "NOT deleted AND valid_from <= cmdb_ts($1) AND (valid_to IS NULL OR "
+                         "valid_to > cmdb_ts($1))",
+                         t);
+    for (int i = 0; i < rel.rows(); ++i) {
+      edges.push_back({rel.Int(i, 0), rel.Int(i, 1), rel.Int(i, 2), std::string(rel.Text(i, 3))});
+    }
+  } else {
+    PgResult ci = Query(sql,
+                        "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM "
+                        "configuration_items");
+    nodes.reserve(static_cast<std::size_t>(ci.rows()));
+    for (int i = 0; i < ci.rows(); ++i) {
+      nodes.push_back({ci.Int(i, 0), std::string(ci.Text(i, 1)), std::string(ci.Text(i, 2)),
+                       std::string(ci.Text(i, 3)), static_cast<std::int32_t>(ci.Int(i, 4))});
+    }
+    PgResult rel = Query(sql, "SELECT id, from_ci, to_ci, type FROM relations");
+    edges.reserve(static_cast<std::size_t>(rel.rows()));
+    for (int i = 0; i < rel.rows(); ++i) {
+      edges.push_back({rel.Int(i, 0), rel.Int(i, 1), rel.Int(i, 2), std::string(rel.Text(i, 3))});
+    }
+  }
+  // Relation types are not versioned; their propagation is read as it is now.
+  return DependencyGraph::Build(std::move(nodes), edges, CiTypeRepository(sql).ListRelationTypes());
+}
+
+GraphCache::GraphCache(DbPool& pool, std::string listen_dsn)
+    : pool_(pool), listen_dsn_(std::move(listen_dsn)) {
+  if (!listen_dsn_.empty()) listener_ = std::thread([this] { Listen(); });
+}
+
+GraphCache::~GraphCache() {
+  stopping_ = true;
+  if (listener_.joinable()) listener_.join();
+}
+
+std::shared_ptr<const DependencyGraph> GraphCache::Current() {
+  std::lock_guard lock(mutex_);
+  const std::uint64_t wanted = generation_.load(std::memory_order_acquire);
+  if (graph_ && graph_generation_ == wanted) return graph_;
+  DbSession session = pool_.Lease();
+  graph_ = std::make_shared<const DependencyGraph>(LoadDependencyGraph(session.sql()));
+  graph_generation_ = wanted;
+  reloads_.fetch_add(1, std::memory_order_relaxed);
+  return graph_;
+}
+
+void GraphCache::Listen() {
+  using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+  while (!stopping_) {
+    PGconn* conn = PQconnectdb(listen_dsn_.c_str());
+    if (PQstatus(conn) == CONNECTION_OK) {
+      PGresult* r = PQexec(conn, "LISTEN cmdb_graph");
+      const bool listening = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      // Anything may have changed while no listener was connected.
+      Invalidate();
+      while (listening && !stopping_) {
+        pollfd fd{PQsocket(conn), POLLIN, 0};
+        int ready = poll(&fd, 1, 200);
+        if (ready < 0) break;
+        if (ready == 0) continue;
+        if (PQconsumeInput(conn) == 0) break;  // connection lost: reconnect
+        bool changed = false;
+        while (PGnotify* notify = PQnotifies(conn)) {
+          changed = true;
+          PQfreemem(notify);
+        }
+        if (changed) Invalidate();
+      }
+    }
+    PQfinish(conn);
+    for (int i = 0; i < 10 && !stopping_; ++i) std::this_thread::sleep_for(100ms);
+  }
+}
+
+}  // namespace cmdb::model

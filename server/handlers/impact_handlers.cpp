@@ -1,0 +1,119 @@
+#include <charconv>
+
+#include <boost/json.hpp>
+
+#include "model/db_pool.hpp"
+#include "model/graph_cache.hpp"
+#include "server/handlers/handlers.hpp"
+
+namespace cmdb::server::handlers {
+
+using model::Error;
+using model::ErrorCode;
+
+namespace {
+
+int ParseBounded(const Request& request, const char* name, int fallback, int min, int max) {
+  std::optional<std::string> text = request.Query(name);
+  if (!text) return fallback;
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || ptr != text->data() + text->size() || value < min || value > max) {
+    throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be an integer from " +
+                                                 std::to_string(min) + " to " +
+                                                 std::to_string(max));
+  }
+  return value;
+}
+
+boost::json::object NodeJson(const model::GraphNode& node) {
+  return {{"id", node.id}, {"name", node.name}, {"type", node.type}, {"status", node.status}};
+}
+
+}  // namespace
+
+void GraphChanged(AppContext& ctx) {
+  if (ctx.graph != nullptr) ctx.graph->Invalidate();
+}
+
+Response GetCiImpact(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {"direction", "depth", "relation_types", "max_nodes", "as_of"});
+  model::ImpactQuery query;
+  query.root = ParseId(params.at("id"), "CI id");
+  std::string direction = request.Query("direction").value_or("down");
+  if (direction == "down") {
+    query.direction = model::ImpactDirection::kDown;
+  } else if (direction == "up") {
+    query.direction = model::ImpactDirection::kUp;
+  } else {
+    throw Error(ErrorCode::kInvalidArgument,
+                "direction must be down (what fails with this CI) or up (what it needs)");
+  }
+  query.max_depth = ParseBounded(request, "depth", -1, 0, 1000);
+  query.max_nodes = static_cast<std::size_t>(ParseBounded(request, "max_nodes", 10000, 1, 100000));
+  if (std::optional<std::string> types = request.Query("relation_types")) {
+    std::size_t start = 0;
+    while (start <= types->size()) {
+      std::size_t end = std::min(types->find(',', start), types->size());
+      if (end > start) query.relation_types.push_back(types->substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  std::optional<model::Timestamp> as_of = ParseAsOf(request);
+  std::shared_ptr<const model::DependencyGraph> graph;
+  if (as_of) {
+    // The past is read from history, not from the in-memory graph.
+    model::DbSession session = ctx.db->Lease();
+    graph = std::make_shared<const model::DependencyGraph>(
+        model::LoadDependencyGraph(session.sql(), as_of));
+  } else {
+    graph = ctx.graph->Current();
+  }
+  if (graph->Find(query.root) == nullptr) {
+    throw Error(ErrorCode::kNotFound, "CI " + std::to_string(query.root) + " does not exist" +
+                                          (as_of ? " at " + model::FormatTimestamp(*as_of) : ""));
+  }
+  model::ImpactResult result = graph->Impact(query);
+  boost::json::array nodes;
+  boost::json::array services;
+  for (const auto& n : result.nodes) {
+    const model::GraphNode* info = graph->Find(n.id);
+    boost::json::object node = NodeJson(*info);
+    node["distance"] = n.distance;
+    boost::json::array via;
+    for (auto id : n.via) via.emplace_back(id);
+    node["via"] = std::move(via);
+    if (info->type == "business_service" && n.distance > 0) {
+      services.push_back(
+          boost::json::object{{"id", info->id}, {"name", info->name}, {"distance", n.distance}});
+    }
+    nodes.push_back(std::move(node));
+  }
+  boost::json::array edges;
+  for (const auto& e : result.edges) {
+    edges.push_back(
+        boost::json::object{{"id", e.id}, {"type", e.type}, {"from", e.from}, {"to", e.to}});
+  }
+  boost::json::array absorbed;
+  for (const auto& a : result.absorbed) {
+    boost::json::object item = NodeJson(*graph->Find(a.id));
+    item["providers"] = a.providers;
+    item["failed"] = a.failed;
+    item["healthy"] = a.healthy;
+    item["min_healthy"] = a.min_healthy;
+    item["reason"] = std::to_string(a.healthy) + " of " + std::to_string(a.providers) +
+                     " providers stay healthy; " + std::to_string(a.min_healthy) + " are needed";
+    absorbed.push_back(std::move(item));
+  }
+  boost::json::object body{{"root", NodeJson(*graph->Find(query.root))},
+                           {"direction", direction},
+                           {"nodes", std::move(nodes)},
+                           {"edges", std::move(edges)},
+                           {"services", std::move(services)},
+                           {"absorbed", std::move(absorbed)},
+                           {"truncated", result.truncated}};
+  body["as_of"] = as_of ? boost::json::value(model::FormatTimestamp(*as_of)) : nullptr;
+  return JsonResponse(200, body);
+}
+
+}  // namespace cmdb::server::handlers

@@ -1,0 +1,169 @@
+#include <chrono>
+#include <thread>
+
+#include "model/demo_estate.hpp"
+#include "model/timestamp.hpp"
+#include "tests/integration/pg_environment.hpp"
+
+namespace cmdb::testing {
+namespace {
+
+class ImpactApi : public ServerTest {
+ protected:
+  void TearDown() override {
+    if (app2_) app2_->Stop();
+    app2_.reset();
+    ServerTest::TearDown();
+  }
+  std::unique_ptr<server::App> app2_;
+  void SetUp() override {
+    ServerTest::SetUp();
+    HttpResult r = Post("/api/v1/import", boost::json::serialize(model::DemoEstateDocument()));
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  std::int64_t IdOf(const std::string& name) {
+    HttpResult all = Get("/api/v1/cis?limit=1000");
+    for (const auto& ci : all.json().at("items").as_array()) {
+      if (ci.at("name").as_string() == name) return ci.at("id").as_int64();
+    }
+    ADD_FAILURE() << "no CI named " << name;
+    return 0;
+  }
+  std::set<std::string> Names(const boost::json::value& impact, const char* list = "nodes") {
+    std::set<std::string> out;
+    for (const auto& n : impact.at(list).as_array()) out.emplace(n.at("name").as_string());
+    return out;
+  }
+  HttpResult Impact(std::int64_t id, const std::string& query = "", std::uint16_t on_port = 0) {
+    return HttpRequest(on_port != 0 ? on_port : port(), "GET",
+                       "/api/v1/cis/" + std::to_string(id) + "/impact" + query, "", {});
+  }
+};
+
+TEST_F(ImpactApi, ADatabaseOutageReachesTheServicesThatNeedIt) {
+  HttpResult r = Impact(IdOf("shop-db"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto& body = r.json();
+  EXPECT_EQ(body.at("root").at("name"), "shop-db");
+  EXPECT_EQ(Names(body, "services"), (std::set<std::string>{"Online Shop"}));
+  std::set<std::string> nodes = Names(body);
+  for (const char* n : {"shop-db", "shop-api", "shop-checkout", "shop-web", "Online Shop",
+                        "shop-db-replica", "reporting"}) {
+    EXPECT_TRUE(nodes.contains(n)) << n;
+  }
+  EXPECT_FALSE(nodes.contains("Payroll"));
+  EXPECT_FALSE(nodes.contains("db-srv-01"));  // what shop-db runs on does not fail with it
+  for (const auto& n : body.at("nodes").as_array()) {
+    EXPECT_EQ(n.at("via").as_array().size(), static_cast<std::size_t>(n.at("distance").as_int64()));
+  }
+  EXPECT_FALSE(body.at("truncated").as_bool());
+}
+
+TEST_F(ImpactApi, RedundancyKeepsAClusterUpAndSaysWhy) {
+  HttpResult one = Impact(IdOf("web-vm-01"));
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(Names(one.json()), (std::set<std::string>{"web-vm-01"}));
+  ASSERT_EQ(one.json().at("absorbed").as_array().size(), 1U);
+  const auto& absorbed = one.json().at("absorbed").at(0);
+  EXPECT_EQ(absorbed.at("name"), "web-pool");
+  EXPECT_EQ(absorbed.at("providers"), 4);
+  EXPECT_EQ(absorbed.at("healthy"), 3);
+  EXPECT_EQ(absorbed.at("min_healthy"), 2);
+  // Hypervisor esx-01 hosts web-vm-01 (the pool keeps 3 of 4 and absorbs it) and
+  // checkout-vm-01 (shop-checkout has no redundancy, so the shop is reached).
+  HttpResult esx = Impact(IdOf("esx-01"));
+  EXPECT_TRUE(Names(esx.json(), "absorbed").contains("web-pool"));
+  EXPECT_TRUE(Names(esx.json()).contains("Online Shop"));  // through shop-checkout's VM
+}
+
+TEST_F(ImpactApi, UpListsWhatACiNeeds) {
+  HttpResult r = Impact(IdOf("payroll-app"), "?direction=up");
+  ASSERT_EQ(r.status, 200);
+  std::set<std::string> needs = Names(r.json());
+  for (const char* n : {"payroll-db", "db-srv-03", "payroll-vm-01", "auth-service", "dns"}) {
+    EXPECT_TRUE(needs.contains(n)) << n;
+  }
+  EXPECT_FALSE(needs.contains("Payroll"));
+}
+
+TEST_F(ImpactApi, DepthTypesAndCap) {
+  std::int64_t db = IdOf("shop-db");
+  auto depth1 = Impact(db, "?depth=1").json();
+  for (const auto& n : depth1.at("nodes").as_array()) EXPECT_LE(n.at("distance").as_int64(), 1);
+  auto runs_on_only = Impact(IdOf("db-srv-01"), "?relation_types=runs_on").json();
+  EXPECT_EQ(Names(runs_on_only), (std::set<std::string>{"db-srv-01", "shop-db"}));
+  auto capped = Impact(db, "?max_nodes=2").json();
+  EXPECT_EQ(capped.at("nodes").as_array().size(), 2U);
+  EXPECT_TRUE(capped.at("truncated").as_bool());
+}
+
+TEST_F(ImpactApi, BadParametersAreTold) {
+  std::int64_t db = IdOf("shop-db");
+  EXPECT_EQ(Impact(db, "?direction=sideways").status, 400);
+  EXPECT_EQ(Impact(db, "?depth=-5").status, 400);
+  EXPECT_EQ(Impact(db, "?depth=abc").status, 400);
+  EXPECT_EQ(Impact(db, "?max_nodes=0").status, 400);
+  EXPECT_EQ(Impact(db, "?max_nodes=1000000").status, 400);
+  HttpResult type = Impact(db, "?relation_types=depends_on,loves");
+  EXPECT_EQ(type.status, 400);
+  EXPECT_NE(type.body.find("loves"), std::string::npos);
+  EXPECT_EQ(Impact(db, "?as_of=yesterday").status, 400);
+  EXPECT_EQ(Impact(db, "?as_of=2999-01-01T00:00:00Z").status, 400);
+  EXPECT_EQ(Impact(db, "?colour=red").status, 400);
+  EXPECT_EQ(Impact(987654321).status, 404);
+}
+
+TEST_F(ImpactApi, WritesShowAtOnceAndAsOfReadsThePast) {
+  std::int64_t db = IdOf("payroll-db");
+  std::int64_t app = IdOf("reporting");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::string before = model::FormatTimestamp(model::Timestamp::Now());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(Names(Impact(db).json()).contains("reporting"));
+  ASSERT_EQ(Post("/api/v1/relations", R"({"type": "depends_on", "from": )" + std::to_string(app) +
+                                          R"(, "to": )" + std::to_string(db) + "}")
+                .status,
+            201);
+  EXPECT_TRUE(Names(Impact(db).json()).contains("reporting"));  // read-your-writes
+  auto past = Impact(db, "?as_of=" + before).json();
+  EXPECT_FALSE(Names(past).contains("reporting"));
+  EXPECT_EQ(past.at("as_of"), boost::json::value(before));
+  // History read as of now agrees with the in-memory graph.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const std::string now = model::FormatTimestamp(model::Timestamp::Now());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (const char* name : {"payroll-db", "esx-02", "core-sw-01", "auth-service"}) {
+    for (const char* dir : {"down", "up"}) {
+      auto present = Impact(IdOf(name), std::string("?direction=") + dir).json();
+      auto replayed = Impact(IdOf(name), std::string("?direction=") + dir + "&as_of=" + now).json();
+      EXPECT_EQ(present.at("nodes"), replayed.at("nodes")) << name << " " << dir;
+      EXPECT_EQ(present.at("edges"), replayed.at("edges")) << name << " " << dir;
+      EXPECT_EQ(present.at("absorbed"), replayed.at("absorbed")) << name << " " << dir;
+    }
+  }
+}
+
+TEST_F(ImpactApi, ASecondInstanceSeesARelationWithinASecond) {
+  app2_ = std::make_unique<server::App>(Config());
+  app2_->Start();
+  std::int64_t db = IdOf("payroll-db");
+  std::int64_t app = IdOf("shop-search");
+  // Instance B loads its graph before the write.
+  EXPECT_FALSE(Names(Impact(db, "", app2_->port()).json()).contains("shop-search"));
+  ASSERT_EQ(Post("/api/v1/relations", R"({"type": "depends_on", "from": )" + std::to_string(app) +
+                                          R"(, "to": )" + std::to_string(db) + "}")
+                .status,
+            201);
+  auto started = std::chrono::steady_clock::now();
+  bool seen = false;
+  while (!seen && std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) {
+    seen = Names(Impact(db, "", app2_->port()).json()).contains("shop-search");
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(seen) << "instance B did not see instance A's relation within a second";
+  app2_->Stop();
+  app2_.reset();
+}
+
+}  // namespace
+}  // namespace cmdb::testing

@@ -1,0 +1,191 @@
+#include "model/dependency_graph.hpp"
+
+#include <map>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+
+namespace cmdb::model {
+namespace {
+
+std::vector<RelationType> Types() {
+  return {{"depends_on", "", Propagation::kToFrom, true, {}},
+          {"contains", "", Propagation::kFromTo, true, {}},
+          {"connected_to", "", Propagation::kBoth, true, {}},
+          {"member_of", "", Propagation::kFromTo, true, {}},
+          {"documents", "", Propagation::kNone, true, {}}};
+}
+
+GraphNode Node(CiId id, std::int32_t min_healthy = 0, std::string type = "server") {
+  return {id, std::move(type), "ci-" + std::to_string(id), "active", min_healthy};
+}
+
+ImpactQuery Q(CiId root, ImpactDirection direction, int max_depth = -1,
+              std::vector<std::string> relation_types = {}, std::size_t max_nodes = 10000) {
+  ImpactQuery q;
+  q.root = root;
+  q.direction = direction;
+  q.max_depth = max_depth;
+  q.relation_types = std::move(relation_types);
+  q.max_nodes = max_nodes;
+  return q;
+}
+
+std::set<CiId> Ids(const ImpactResult& r) {
+  std::set<CiId> out;
+  for (const auto& n : r.nodes) out.insert(n.id);
+  return out;
+}
+
+TEST(DependencyGraph, FollowsEachRelationTypesPropagation) {
+  // app depends_on db; rack contains db; db connected_to switch; wiki documents db.
+  auto g = DependencyGraph::Build({Node(1), Node(2), Node(3), Node(4), Node(5)},
+                                  {{10, 1, 2, "depends_on"},
+                                   {11, 3, 2, "contains"},
+                                   {12, 2, 4, "connected_to"},
+                                   {13, 5, 2, "documents"}},
+                                  Types());
+  // db fails: app (depends on it) and switch (link) fail; not the rack, not the wiki.
+  auto down = g.Impact(Q(2, ImpactDirection::kDown));
+  EXPECT_EQ(Ids(down), (std::set<CiId>{2, 1, 4}));
+  // The rack fails: what it contains fails, and from there the app and the switch.
+  EXPECT_EQ(Ids(g.Impact(Q(3, ImpactDirection::kDown))), (std::set<CiId>{3, 2, 1, 4}));
+  // What the app needs: the db, and through it the rack and the switch.
+  EXPECT_EQ(Ids(g.Impact(Q(1, ImpactDirection::kUp))), (std::set<CiId>{1, 2, 3, 4}));
+}
+
+TEST(DependencyGraph, ReportsDistanceAndTheRelationPath) {
+  auto g = DependencyGraph::Build({Node(1), Node(2), Node(3)},
+                                  {{20, 1, 2, "depends_on"}, {21, 2, 3, "depends_on"}}, Types());
+  auto r = g.Impact(Q(3, ImpactDirection::kDown));
+  ASSERT_EQ(r.nodes.size(), 3U);
+  EXPECT_EQ(r.nodes[0].id, 3);
+  EXPECT_EQ(r.nodes[0].distance, 0);
+  EXPECT_EQ(r.nodes[2].id, 1);
+  EXPECT_EQ(r.nodes[2].distance, 2);
+  EXPECT_EQ(r.nodes[2].via, (std::vector<RelationId>{21, 20}));
+  ASSERT_EQ(r.edges.size(), 2U);
+  EXPECT_EQ(r.edges[0].id, 20);
+  EXPECT_EQ(r.edges[0].from, 1);
+  EXPECT_EQ(r.edges[0].to, 2);
+  EXPECT_EQ(r.edges[0].type, "depends_on");
+  EXPECT_EQ(r.edges[1].id, 21);
+}
+
+TEST(DependencyGraph, HandlesCycles) {
+  auto g = DependencyGraph::Build(
+      {Node(1), Node(2), Node(3)},
+      {{1, 1, 2, "depends_on"}, {2, 2, 3, "depends_on"}, {3, 3, 1, "depends_on"}}, Types());
+  auto r = g.Impact(Q(1, ImpactDirection::kDown));
+  EXPECT_EQ(Ids(r), (std::set<CiId>{1, 2, 3}));
+  EXPECT_EQ(r.edges.size(), 3U);
+}
+
+TEST(DependencyGraph, RedundancyAbsorbsFailuresWhileEnoughProvidersStayUp) {
+  // Cluster 10 needs 2 of its 3 members (member_of: a failed member reaches its cluster);
+  // app 20 runs on the cluster.
+  std::vector<GraphNode> nodes{Node(1), Node(2), Node(3), Node(10, 2, "cluster"), Node(20)};
+  std::vector<GraphEdge> edges{{1, 1, 10, "member_of"},
+                               {2, 2, 10, "member_of"},
+                               {3, 3, 10, "member_of"},
+                               {4, 20, 10, "depends_on"},
+                               {5, 99, 1, "depends_on"}};
+  nodes.push_back(Node(99));
+  edges.push_back({6, 1, 2, "connected_to"});  // members 1 and 2 share a link
+  auto g = DependencyGraph::Build(nodes, edges, Types());
+  // Member 3 alone fails: 2 of 3 stay up, the cluster absorbs it.
+  auto one = g.Impact(Q(3, ImpactDirection::kDown));
+  EXPECT_EQ(Ids(one), (std::set<CiId>{3}));
+  ASSERT_EQ(one.absorbed.size(), 1U);
+  EXPECT_EQ(one.absorbed[0].id, 10);
+  EXPECT_EQ(one.absorbed[0].providers, 3);
+  EXPECT_EQ(one.absorbed[0].healthy, 2);
+  EXPECT_EQ(one.absorbed[0].min_healthy, 2);
+  // Member 1 fails and takes member 2 down over the link: 1 of 3 left, the cluster and the
+  // app fail — whichever order the traversal met them in.
+  auto two = g.Impact(Q(1, ImpactDirection::kDown));
+  EXPECT_EQ(Ids(two), (std::set<CiId>{1, 2, 99, 10, 20}));
+  EXPECT_TRUE(two.absorbed.empty());
+  // Up direction ignores redundancy: the app needs all members.
+  EXPECT_EQ(Ids(g.Impact(Q(20, ImpactDirection::kUp))), (std::set<CiId>{20, 10, 1, 2, 3}));
+}
+
+TEST(DependencyGraph, DepthTypeFilterAndCap) {
+  std::vector<GraphNode> nodes;
+  std::vector<GraphEdge> edges;
+  for (CiId i = 1; i <= 10; ++i) nodes.push_back(Node(i));
+  for (CiId i = 2; i <= 10; ++i)
+    edges.push_back({i, i, i - 1, i % 2 == 0 ? "depends_on" : "connected_to"});
+  auto g = DependencyGraph::Build(nodes, edges, Types());
+  EXPECT_EQ(g.Impact(Q(1, ImpactDirection::kDown, 3)).nodes.size(), 4U);
+  EXPECT_EQ(g.Impact(Q(1, ImpactDirection::kDown, 0)).nodes.size(), 1U);
+  auto filtered = g.Impact(Q(1, ImpactDirection::kDown, -1, {"depends_on"}));
+  EXPECT_EQ(Ids(filtered), (std::set<CiId>{1, 2}));
+  auto capped = g.Impact(Q(1, ImpactDirection::kDown, -1, {}, 5));
+  EXPECT_EQ(capped.nodes.size(), 5U);
+  EXPECT_TRUE(capped.truncated);
+  EXPECT_FALSE(g.Impact(Q(1, ImpactDirection::kDown)).truncated);
+  EXPECT_THROW(g.Impact(Q(1, ImpactDirection::kDown, -1, {"nope"})), Error);
+  EXPECT_THROW(g.Impact(Q(42, ImpactDirection::kDown)), Error);
+}
+
+// The reference: breadth-first search straight over the edge list, no CSR, no redundancy.
+std::map<CiId, int> Reference(const std::vector<GraphEdge>& edges, CiId root, bool down,
+                              int max_depth) {
+  std::map<std::string, Propagation> prop;
+  for (const auto& t : Types()) prop[t.name] = t.propagation;
+  std::map<CiId, int> dist{{root, 0}};
+  std::vector<CiId> frontier{root};
+  for (int d = 0; !frontier.empty() && (max_depth < 0 || d < max_depth); ++d) {
+    std::vector<CiId> next;
+    for (CiId x : frontier) {
+      for (const auto& e : edges) {
+        Propagation p = prop[e.type];
+        bool fwd = p == Propagation::kFromTo || p == Propagation::kBoth;
+        bool bwd = p == Propagation::kToFrom || p == Propagation::kBoth;
+        CiId y = 0;
+        if (e.from == x && (down ? fwd : bwd)) y = e.to;
+        if (e.to == x && (down ? bwd : fwd)) y = e.from;
+        if (y != 0 && !dist.contains(y)) {
+          dist[y] = d + 1;
+          next.push_back(y);
+        }
+      }
+    }
+    frontier = std::move(next);
+  }
+  return dist;
+}
+
+TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
+  std::mt19937 rng(20261127);
+  const char* types[] = {"depends_on", "contains", "connected_to", "member_of", "documents"};
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = 2 + static_cast<int>(rng() % 40);
+    const int m = static_cast<int>(rng() % (3 * n));
+    std::vector<GraphNode> nodes;
+    for (CiId i = 1; i <= n; ++i) nodes.push_back(Node(i));
+    std::vector<GraphEdge> edges;
+    for (int k = 0; k < m; ++k) {
+      CiId a = 1 + static_cast<CiId>(rng() % n);
+      CiId b = 1 + static_cast<CiId>(rng() % n);
+      if (a != b) edges.push_back({k + 1, a, b, types[rng() % 5]});
+    }
+    auto g = DependencyGraph::Build(nodes, edges, Types());
+    CiId root = 1 + static_cast<CiId>(rng() % n);
+    bool down = rng() % 2 == 0;
+    int depth = static_cast<int>(rng() % 5) - 1;
+    auto got = g.Impact(Q(root, down ? ImpactDirection::kDown : ImpactDirection::kUp, depth));
+    auto want = Reference(edges, root, down, depth);
+    std::map<CiId, int> got_dist;
+    for (const auto& node : got.nodes) {
+      got_dist[node.id] = node.distance;
+      EXPECT_EQ(node.via.size(), static_cast<std::size_t>(node.distance));
+    }
+    ASSERT_EQ(got_dist, want) << "trial " << trial;
+  }
+}
+
+}  // namespace
+}  // namespace cmdb::model
