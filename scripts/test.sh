@@ -44,5 +44,6 @@ trap sweep_clusters EXIT
 
 echo "== tests"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --preset all -j2 --timeout 900 "$@"

@@ -10,6 +10,7 @@
 #include "model/embedded_postgres.hpp"
 #include "model/error.hpp"
 #include "model/graph_cache.hpp"
+#include "reports/graphviz_renderer.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
@@ -51,6 +52,7 @@ struct App::Impl {
   std::unique_ptr<model::EmbeddedPostgres> postgres;
   std::unique_ptr<model::DbPool> pool;
   std::unique_ptr<model::GraphCache> graph;
+  reports::GraphvizRenderer renderer;
   Metrics metrics;
   std::unique_ptr<Router> router;
   AppContext context;
@@ -111,6 +113,7 @@ void App::Start() {
     s.router = std::make_unique<Router>(ApiRoutes());
     s.context.db = s.pool.get();
     s.context.graph = s.graph.get();
+    s.context.renderer = &s.renderer;
     s.context.metrics = &s.metrics;
     s.context.openapi_json = s.openapi;
     s.context.log_requests = s.config.log_requests;

@@ -61,6 +61,7 @@ std::vector<Route> ApiRoutes() {
       {"DELETE", "/api/v1/cis/{id}", DeleteCi, "asset_admin"},
       {"GET", "/api/v1/cis/{id}/history", GetCiHistory, "viewer"},
       {"GET", "/api/v1/cis/{id}/impact", GetCiImpact, "viewer"},
+      {"GET", "/api/v1/cis/{id}/impact/graph", GetCiImpactGraph, "viewer"},
       {"GET", "/api/v1/relation-types", ListRelationTypes, "viewer"},
       {"POST", "/api/v1/relation-types", CreateRelationType, "asset_admin"},
       {"GET", "/api/v1/relations", ListRelations, "viewer"},

@@ -16,6 +16,10 @@ class DbPool;
 class GraphCache;
 }  // namespace cmdb::model
 
+namespace cmdb::reports {
+class GraphvizRenderer;
+}
+
 namespace cmdb::server {
 
 class Metrics;
@@ -24,6 +28,7 @@ class Metrics;
 struct AppContext {
   model::DbPool* db = nullptr;
   model::GraphCache* graph = nullptr;  // invalidated after every committed write
+  reports::GraphvizRenderer* renderer = nullptr;
   Metrics* metrics = nullptr;
   std::string_view openapi_json;
   bool log_requests = true;  // one structured line per request on stderr

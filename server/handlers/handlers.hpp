@@ -58,6 +58,7 @@ Response PatchCi(const Request&, const PathParams&, AppContext&);
 Response DeleteCi(const Request&, const PathParams&, AppContext&);
 Response GetCiHistory(const Request&, const PathParams&, AppContext&);
 Response GetCiImpact(const Request&, const PathParams&, AppContext&);
+Response GetCiImpactGraph(const Request&, const PathParams&, AppContext&);
 
 // Marks the in-memory graph out of date after a committed write.
 void GraphChanged(AppContext& ctx);

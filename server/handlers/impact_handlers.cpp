@@ -1,9 +1,12 @@
+#include <algorithm>
 #include <charconv>
 
 #include <boost/json.hpp>
 
 #include "model/db_pool.hpp"
 #include "model/graph_cache.hpp"
+#include "reports/graphviz_renderer.hpp"
+#include "reports/impact_picture.hpp"
 #include "server/handlers/handlers.hpp"
 
 namespace cmdb::server::handlers {
@@ -36,14 +39,38 @@ void GraphChanged(AppContext& ctx) {
   if (ctx.graph != nullptr) ctx.graph->Invalidate();
 }
 
-Response GetCiImpact(const Request& request, const PathParams& params, AppContext& ctx) {
-  CheckQueryParams(request, {"direction", "depth", "relation_types", "max_nodes", "as_of"});
+namespace {
+
+struct ComputedImpact {
   model::ImpactQuery query;
+  std::string direction;
+  std::optional<model::Timestamp> as_of;
+  std::shared_ptr<const model::DependencyGraph> graph;
+  model::ImpactResult result;
+};
+
+// Parses the impact parameters shared by the JSON and the picture endpoints and runs the
+// traversal, over the in-memory graph or, with as_of, over the graph rebuilt from history.
+ComputedImpact ComputeImpact(const Request& request, const PathParams& params, AppContext& ctx,
+                             std::initializer_list<std::string_view> extra_params = {}) {
+  std::vector<std::string_view> allowed = {"direction", "depth", "relation_types", "max_nodes",
+                                           "as_of"};
+  allowed.insert(allowed.end(), extra_params.begin(), extra_params.end());
+  for (const auto& [key, value] : request.query) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "unknown query parameter '" + key.substr(0, 60) +
+                      "'; impact takes direction, depth, relation_types, max_nodes, as_of" +
+                      (extra_params.size() > 0 ? ", format" : ""));
+    }
+  }
+  ComputedImpact c;
+  model::ImpactQuery& query = c.query;
   query.root = ParseId(params.at("id"), "CI id");
-  std::string direction = request.Query("direction").value_or("down");
-  if (direction == "down") {
+  c.direction = request.Query("direction").value_or("down");
+  if (c.direction == "down") {
     query.direction = model::ImpactDirection::kDown;
-  } else if (direction == "up") {
+  } else if (c.direction == "up") {
     query.direction = model::ImpactDirection::kUp;
   } else {
     throw Error(ErrorCode::kInvalidArgument,
@@ -59,21 +86,33 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
       start = end + 1;
     }
   }
-  std::optional<model::Timestamp> as_of = ParseAsOf(request);
-  std::shared_ptr<const model::DependencyGraph> graph;
-  if (as_of) {
+  c.as_of = ParseAsOf(request);
+  if (c.as_of) {
     // The past is read from history, not from the in-memory graph.
     model::DbSession session = ctx.db->Lease();
-    graph = std::make_shared<const model::DependencyGraph>(
-        model::LoadDependencyGraph(session.sql(), as_of));
+    c.graph = std::make_shared<const model::DependencyGraph>(
+        model::LoadDependencyGraph(session.sql(), c.as_of));
   } else {
-    graph = ctx.graph->Current();
+    c.graph = ctx.graph->Current();
   }
-  if (graph->Find(query.root) == nullptr) {
-    throw Error(ErrorCode::kNotFound, "CI " + std::to_string(query.root) + " does not exist" +
-                                          (as_of ? " at " + model::FormatTimestamp(*as_of) : ""));
+  if (c.graph->Find(query.root) == nullptr) {
+    throw Error(ErrorCode::kNotFound,
+                "CI " + std::to_string(query.root) + " does not exist" +
+                    (c.as_of ? " at " + model::FormatTimestamp(*c.as_of) : ""));
   }
-  model::ImpactResult result = graph->Impact(query);
+  c.result = c.graph->Impact(query);
+  return c;
+}
+
+}  // namespace
+
+Response GetCiImpact(const Request& request, const PathParams& params, AppContext& ctx) {
+  ComputedImpact c = ComputeImpact(request, params, ctx);
+  const model::ImpactQuery& query = c.query;
+  const std::string& direction = c.direction;
+  const std::optional<model::Timestamp>& as_of = c.as_of;
+  const std::shared_ptr<const model::DependencyGraph>& graph = c.graph;
+  const model::ImpactResult& result = c.result;
   boost::json::array nodes;
   boost::json::array services;
   for (const auto& n : result.nodes) {
@@ -114,6 +153,31 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
                            {"truncated", result.truncated}};
   body["as_of"] = as_of ? boost::json::value(model::FormatTimestamp(*as_of)) : nullptr;
   return JsonResponse(200, body);
+}
+
+}  // namespace cmdb::server::handlers
+
+namespace cmdb::server::handlers {
+
+Response GetCiImpactGraph(const Request& request, const PathParams& params, AppContext& ctx) {
+  std::string format = request.Query("format").value_or("svg");
+  reports::RenderFormat render_format = reports::RenderFormat::kSvg;
+  std::string content_type = "image/svg+xml";
+  if (format == "png") {
+    render_format = reports::RenderFormat::kPng;
+    content_type = "image/png";
+  } else if (format == "dot") {
+    render_format = reports::RenderFormat::kDot;
+    content_type = "text/vnd.graphviz; charset=utf-8";
+  } else if (format != "svg") {
+    throw Error(ErrorCode::kInvalidArgument, "format must be svg, png or dot");
+  }
+  ComputedImpact c = ComputeImpact(request, params, ctx, {"format"});
+  reports::ImpactPicture picture = reports::BuildImpactPicture(c.result, *c.graph, c.query.root);
+  Response response;
+  response.content_type = content_type;
+  response.body = ctx.renderer->Render(picture, render_format);
+  return response;
 }
 
 }  // namespace cmdb::server::handlers

@@ -143,6 +143,25 @@ TEST_F(ImpactApi, WritesShowAtOnceAndAsOfReadsThePast) {
   }
 }
 
+TEST_F(ImpactApi, RendersSvgPngAndDot) {
+  std::int64_t db = IdOf("shop-db");
+  HttpResult svg = Impact(db, "/graph");
+  ASSERT_EQ(svg.status, 200) << svg.body;
+  EXPECT_EQ(svg.header("content-type"), "image/svg+xml");
+  EXPECT_NE(svg.body.find("Online Shop"), std::string::npos);
+  HttpResult png = Impact(db, "/graph?format=png&direction=up");
+  ASSERT_EQ(png.status, 200);
+  EXPECT_EQ(png.header("content-type"), "image/png");
+  EXPECT_EQ(png.body.substr(0, 4), "\x89PNG");
+  HttpResult dot = Impact(db, "/graph?format=dot&depth=1");
+  ASSERT_EQ(dot.status, 200);
+  EXPECT_EQ(dot.body.rfind("digraph impact", 0), 0U);
+  EXPECT_EQ(dot.body.find("Online Shop"), std::string::npos);  // two hops away
+  EXPECT_EQ(Impact(db, "/graph?format=gif").status, 400);
+  EXPECT_EQ(Impact(db, "/graph?direction=left").status, 400);
+  EXPECT_EQ(Impact(987654321, "/graph").status, 404);
+}
+
 TEST_F(ImpactApi, ASecondInstanceSeesARelationWithinASecond) {
   app2_ = std::make_unique<server::App>(Config());
   app2_->Start();

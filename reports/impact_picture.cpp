@@ -1,0 +1,114 @@
+#include "reports/impact_picture.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace cmdb::reports {
+
+ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
+                                 const model::DependencyGraph& graph, model::CiId root,
+                                 const PictureLimits& limits) {
+  ImpactPicture picture;
+  const model::GraphNode* root_node = graph.Find(root);
+  picture.title = root_node != nullptr ? "Impact of " + root_node->name : "Impact";
+  std::unordered_map<model::RelationId, const model::ImpactEdge*> edge_by_id;
+  for (const auto& e : impact.edges) edge_by_id[e.id] = &e;
+  // The traversal tree: each CI's parent is the other end of the last relation on its path.
+  std::unordered_map<model::CiId, model::CiId> parent;
+  std::map<model::CiId, std::vector<const model::ImpactNode*>> children;
+  std::set<model::CiId> has_children;
+  for (const auto& n : impact.nodes) {
+    if (n.via.empty()) continue;
+    auto it = edge_by_id.find(n.via.back());
+    if (it == edge_by_id.end()) continue;
+    model::CiId p = it->second->from == n.id ? it->second->to : it->second->from;
+    parent[n.id] = p;
+    children[p].push_back(&n);
+    has_children.insert(p);
+  }
+  // Fold large fan-outs: keep services, CIs that lead further, and the first leaves.
+  std::set<model::CiId> folded;
+  std::map<std::pair<model::CiId, std::string>, std::size_t> folds;  // (parent, type) -> count
+  for (auto& [p, kids] : children) {
+    if (kids.size() <= limits.max_fanout) continue;
+    std::size_t kept_leaves = 0;
+    for (const model::ImpactNode* kid : kids) {
+      const model::GraphNode* info = graph.Find(kid->id);
+      bool keep = info->type == "business_service" || has_children.contains(kid->id);
+      if (!keep && kept_leaves < limits.max_fanout / 2) {
+        keep = true;
+        ++kept_leaves;
+      }
+      if (!keep) {
+        folded.insert(kid->id);
+        ++folds[{p, info->type}];
+      }
+    }
+  }
+  std::set<model::CiId> kept;
+  std::size_t beyond_cap = 0;
+  for (const auto& n : impact.nodes) {
+    if (folded.contains(n.id)) continue;
+    bool parent_kept = n.via.empty() || kept.contains(parent[n.id]);
+    if (!parent_kept || kept.size() + folds.size() >= limits.max_nodes) {
+      ++beyond_cap;
+      continue;
+    }
+    kept.insert(n.id);
+    const model::GraphNode* info = graph.Find(n.id);
+    PictureNode node;
+    node.key = "ci" + std::to_string(n.id);
+    node.id = n.id;
+    node.name = info->name;
+    node.type = info->type;
+    node.status = info->status;
+    node.distance = n.distance;
+    node.root = n.id == root;
+    node.service = info->type == "business_service";
+    picture.nodes.push_back(std::move(node));
+  }
+  for (const auto& e : impact.edges) {
+    if (kept.contains(e.from) && kept.contains(e.to)) {
+      picture.edges.push_back({"ci" + std::to_string(e.from), "ci" + std::to_string(e.to), e.type});
+    }
+  }
+  std::size_t summary = 0;
+  for (const auto& [key, count] : folds) {
+    if (!kept.contains(key.first)) {
+      beyond_cap += count;
+      continue;
+    }
+    PictureNode node;
+    node.key = "more" + std::to_string(++summary);
+    node.name = "+" + std::to_string(count) + " " + key.second;
+    node.type = key.second;
+    node.folded = count;
+    picture.edges.push_back({"ci" + std::to_string(key.first), node.key, "..."});
+    picture.nodes.push_back(std::move(node));
+  }
+  if (beyond_cap > 0) {
+    PictureNode node;
+    node.key = "more" + std::to_string(++summary);
+    node.name = "+" + std::to_string(beyond_cap) + " more CIs";
+    node.folded = beyond_cap;
+    picture.edges.push_back({"ci" + std::to_string(root), node.key, "..."});
+    picture.nodes.push_back(std::move(node));
+  }
+  for (const auto& a : impact.absorbed) {
+    const model::GraphNode* info = graph.Find(a.id);
+    PictureNode node;
+    node.key = "ci" + std::to_string(a.id);
+    node.id = a.id;
+    node.name = info->name + " (" + std::to_string(a.healthy) + "/" + std::to_string(a.providers) +
+                " up, needs " + std::to_string(a.min_healthy) + ")";
+    node.type = info->type;
+    node.status = info->status;
+    node.absorbed = true;
+    picture.nodes.push_back(std::move(node));
+  }
+  return picture;
+}
+
+}  // namespace cmdb::reports

@@ -1,0 +1,101 @@
+#include "reports/graphviz_renderer.hpp"
+
+#include <memory>
+#include <thread>
+
+#include <graphviz/cgraph.h>
+#include <gtest/gtest.h>
+
+#include "model/error.hpp"
+#include "reports/impact_picture.hpp"
+
+namespace cmdb::reports {
+namespace {
+
+model::DependencyGraph Star(int leaves, const std::string& centre_name) {
+  std::vector<model::GraphNode> nodes{{1, "database", centre_name, "active", 0},
+                                      {2, "business_service", "Shop", "active", 0}};
+  std::vector<model::GraphEdge> edges{{1, 2, 1, "depends_on"}};
+  for (int i = 0; i < leaves; ++i) {
+    nodes.push_back({100 + i, "vm", "vm-" + std::to_string(i), i == 0 ? "retired" : "active", 0});
+    edges.push_back({100 + i, 100 + i, 1, "depends_on"});
+  }
+  return model::DependencyGraph::Build(nodes, edges,
+                                       {{"depends_on", "", model::Propagation::kToFrom, true, {}}});
+}
+
+model::ImpactResult Down(const model::DependencyGraph& g, model::CiId root) {
+  model::ImpactQuery q;
+  q.root = root;
+  return g.Impact(q);
+}
+
+const std::string kHostile =
+    "db \"01\" <b>bold</b> \\N \\G back\\slash\nnew line сервер 日本 &amp;";
+
+TEST(ImpactPicture, FoldsLargeFanOutsIntoSummaryNodes) {
+  auto g = Star(240, "db");
+  ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1, {20, 300});
+  std::size_t ci_nodes = 0;
+  const PictureNode* summary = nullptr;
+  for (const auto& n : p.nodes) {
+    if (n.folded > 0) summary = &n;
+    if (n.id != 0) ++ci_nodes;
+  }
+  ASSERT_NE(summary, nullptr);
+  EXPECT_EQ(summary->name, "+230 vm");  // 10 leaves kept, the service kept, 230 folded
+  EXPECT_EQ(ci_nodes, 12U);             // root + service + 10 leaves
+}
+
+TEST(ImpactPicture, CapsTheNodeCountWhateverTheShape) {
+  auto g = Star(5000, "db");
+  ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1, {10000, 50});
+  EXPECT_LE(p.nodes.size(), 51U);
+  EXPECT_EQ(p.nodes.back().name, "+" + std::to_string(5002 - 50) + " more CIs");
+}
+
+TEST(GraphvizRenderer, EscapesLabelsSoDotReadsBackTheSameText) {
+  auto g = Star(3, kHostile);
+  ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1);
+  GraphvizRenderer renderer;
+  std::string dot = renderer.Render(p, RenderFormat::kDot);
+  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> parsed(agmemread(dot.c_str()), &agclose);
+  ASSERT_NE(parsed, nullptr) << dot;
+  Agnode_t* root = agnode(parsed.get(), const_cast<char*>("ci1"), 0);  // NOLINT
+  ASSERT_NE(root, nullptr);
+  std::string label = agget(root, const_cast<char*>("label"));  // NOLINT
+  EXPECT_EQ(label, EscapeLabel(kHostile) + "\\ndatabase");
+  EXPECT_EQ(EscapeLabel("a\\Nb\nc"), "a\\\\Nb c");
+}
+
+TEST(GraphvizRenderer, SvgCarriesEscapedTextAndNoMarkupFromLabels) {
+  auto g = Star(3, "<script>alert(1)</script>");
+  ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1);
+  GraphvizRenderer renderer;
+  std::string svg = renderer.Render(p, RenderFormat::kSvg);
+  EXPECT_EQ(svg.find("<script>"), std::string::npos);
+  EXPECT_NE(svg.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  std::string png = renderer.Render(p, RenderFormat::kPng);
+  ASSERT_GT(png.size(), 8U);
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+}
+
+TEST(GraphvizRenderer, ABusyRendererAnswersUnavailableInsteadOfQueueingForever) {
+  auto g = Star(2000, "db");
+  ImpactPicture big = BuildImpactPicture(Down(g, 1), g, 1, {10000, 2000});
+  GraphvizRenderer renderer;
+  std::thread slow([&] { renderer.Render(big, RenderFormat::kSvg); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto small = BuildImpactPicture(Down(g, 1), g, 1, {5, 5});
+  try {
+    renderer.Render(small, RenderFormat::kSvg, std::chrono::milliseconds(1));
+    // The big render may already have finished on a fast machine; then this one succeeded.
+  } catch (const model::Error& e) {
+    EXPECT_EQ(e.code(), model::ErrorCode::kUnavailable);
+  }
+  slow.join();
+}
+
+}  // namespace
+}  // namespace cmdb::reports
