@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
 #include "model/configuration_item.hpp"
@@ -41,12 +41,14 @@ struct ImpactQuery {
   int max_depth = -1;                       // -1: unlimited
   std::vector<std::string> relation_types;  // empty: every type
   std::size_t max_nodes = 10000;
+  bool include_edges = true;  // false: nodes and absorbed only (cheaper)
 };
 
 struct ImpactNode {
   CiId id = 0;
   int distance = 0;
-  std::vector<RelationId> via;  // relation ids from the root to this node
+  std::int64_t parent = -1;  // index in ImpactResult::nodes of the CI it was reached from
+  RelationId via_edge = 0;   // the relation it was reached over (0 for the root)
 };
 
 // A CI that redundancy kept up: `healthy` of `providers` are still up, `min_healthy` needed.
@@ -62,7 +64,7 @@ struct ImpactEdge {
   RelationId id = 0;
   CiId from = 0;
   CiId to = 0;
-  std::string type;
+  std::string_view type;  // points into the graph, which must outlive the result
 };
 
 struct ImpactResult {
@@ -70,6 +72,18 @@ struct ImpactResult {
   std::vector<ImpactEdge> edges;  // relations along which failure travels between nodes
   std::vector<AbsorbedNode> absorbed;
   bool truncated = false;
+};
+
+// The relation ids from the root to nodes[index] (the `via` of the API).
+std::vector<RelationId> ViaPath(const ImpactResult& result, std::size_t index);
+
+// A CI as the graph stores it; the views point into the graph, which must outlive them.
+struct NodeView {
+  CiId id = 0;
+  std::string_view name;
+  std::string_view type;
+  std::string_view status;
+  std::int32_t min_healthy = 0;
 };
 
 class DependencyGraph {
@@ -85,20 +99,43 @@ class DependencyGraph {
   // relation type in the filter.
   ImpactResult Impact(const ImpactQuery& query) const;
 
-  const GraphNode* Find(CiId id) const;
-  std::size_t node_count() const { return nodes_.size(); }
+  std::optional<NodeView> Find(CiId id) const;
+  std::size_t node_count() const { return ids_.size(); }
   std::size_t edge_count() const { return edge_ids_.size(); }
 
  private:
   using Index = std::uint32_t;
-  std::vector<GraphNode> nodes_;
-  std::unordered_map<CiId, Index> index_;
+  static constexpr Index kNoIndex = 0xFFFFFFFFU;
+  std::optional<Index> IndexOf(CiId id) const;
+  NodeView View(Index i) const;
+
+  // Nodes, column by column: names in one buffer, types and statuses as small indexes.
+  std::vector<CiId> ids_;
+  std::string names_;
+  std::vector<std::uint32_t> name_offsets_;  // size n + 1
+  std::vector<std::uint16_t> node_types_;
+  std::vector<std::string> node_type_names_;
+  std::vector<std::uint8_t> statuses_;
+  std::vector<std::string> status_names_;
+  std::vector<std::int32_t> min_healthy_;
+  // CI id -> index: a direct table when ids are dense (the usual case: one identity
+  // sequence), else a sorted list searched by bisection.
+  std::vector<Index> dense_index_;
+  std::vector<std::pair<CiId, Index>> sparse_index_;
   std::vector<std::string> type_names_;
   std::vector<Propagation> type_propagation_;
   // Outgoing (from -> to) and incoming (to <- from) adjacency, CSR: the edges of node i are
   // [offsets[i], offsets[i + 1]) in the neighbour/type/edge arrays.
+  // The relation type is repeated per slot so a traversal reads it next to the neighbour
+  // instead of chasing the edge index (a cache miss per relation on a large graph).
   std::vector<Index> out_offsets_, out_neighbours_, out_edges_;
   std::vector<Index> in_offsets_, in_neighbours_, in_edges_;
+  std::vector<std::uint8_t> out_spread_, in_spread_;  // per slot: bit 0 forward, bit 1 backward
+  std::vector<std::uint16_t> out_types_, in_types_;
+  // For CIs with redundancy: how many distinct CIs' failure reaches them over any relation
+  // type (the unfiltered case, computed once at build time).
+  std::vector<std::int32_t> provider_count_;
+  std::vector<std::uint8_t> provider_repeats_;  // 1: some provider has parallel relations
   std::vector<RelationId> edge_ids_;
   std::vector<std::uint16_t> edge_types_;
   std::vector<Index> edge_from_, edge_to_;

@@ -11,19 +11,15 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
                                  const model::DependencyGraph& graph, model::CiId root,
                                  const PictureLimits& limits) {
   ImpactPicture picture;
-  const model::GraphNode* root_node = graph.Find(root);
-  picture.title = root_node != nullptr ? "Impact of " + root_node->name : "Impact";
-  std::unordered_map<model::RelationId, const model::ImpactEdge*> edge_by_id;
-  for (const auto& e : impact.edges) edge_by_id[e.id] = &e;
+  std::optional<model::NodeView> root_node = graph.Find(root);
+  picture.title = root_node ? "Impact of " + std::string(root_node->name) : "Impact";
   // The traversal tree: each CI's parent is the other end of the last relation on its path.
   std::unordered_map<model::CiId, model::CiId> parent;
   std::map<model::CiId, std::vector<const model::ImpactNode*>> children;
   std::set<model::CiId> has_children;
   for (const auto& n : impact.nodes) {
-    if (n.via.empty()) continue;
-    auto it = edge_by_id.find(n.via.back());
-    if (it == edge_by_id.end()) continue;
-    model::CiId p = it->second->from == n.id ? it->second->to : it->second->from;
+    if (n.parent < 0) continue;
+    model::CiId p = impact.nodes[static_cast<std::size_t>(n.parent)].id;
     parent[n.id] = p;
     children[p].push_back(&n);
     has_children.insert(p);
@@ -35,7 +31,7 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
     if (kids.size() <= limits.max_fanout) continue;
     std::size_t kept_leaves = 0;
     for (const model::ImpactNode* kid : kids) {
-      const model::GraphNode* info = graph.Find(kid->id);
+      std::optional<model::NodeView> info = graph.Find(kid->id);
       bool keep = info->type == "business_service" || has_children.contains(kid->id);
       if (!keep && kept_leaves < limits.max_fanout / 2) {
         keep = true;
@@ -43,7 +39,7 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
       }
       if (!keep) {
         folded.insert(kid->id);
-        ++folds[{p, info->type}];
+        ++folds[{p, std::string(info->type)}];
       }
     }
   }
@@ -51,13 +47,13 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
   std::size_t beyond_cap = 0;
   for (const auto& n : impact.nodes) {
     if (folded.contains(n.id)) continue;
-    bool parent_kept = n.via.empty() || kept.contains(parent[n.id]);
+    bool parent_kept = n.parent < 0 || kept.contains(parent[n.id]);
     if (!parent_kept || kept.size() + folds.size() >= limits.max_nodes) {
       ++beyond_cap;
       continue;
     }
     kept.insert(n.id);
-    const model::GraphNode* info = graph.Find(n.id);
+    std::optional<model::NodeView> info = graph.Find(n.id);
     PictureNode node;
     node.key = "ci" + std::to_string(n.id);
     node.id = n.id;
@@ -71,7 +67,8 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
   }
   for (const auto& e : impact.edges) {
     if (kept.contains(e.from) && kept.contains(e.to)) {
-      picture.edges.push_back({"ci" + std::to_string(e.from), "ci" + std::to_string(e.to), e.type});
+      picture.edges.push_back(
+          {"ci" + std::to_string(e.from), "ci" + std::to_string(e.to), std::string(e.type)});
     }
   }
   std::size_t summary = 0;
@@ -97,12 +94,12 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
     picture.nodes.push_back(std::move(node));
   }
   for (const auto& a : impact.absorbed) {
-    const model::GraphNode* info = graph.Find(a.id);
+    std::optional<model::NodeView> info = graph.Find(a.id);
     PictureNode node;
     node.key = "ci" + std::to_string(a.id);
     node.id = a.id;
-    node.name = info->name + " (" + std::to_string(a.healthy) + "/" + std::to_string(a.providers) +
-                " up, needs " + std::to_string(a.min_healthy) + ")";
+    node.name = std::string(info->name) + " (" + std::to_string(a.healthy) + "/" +
+                std::to_string(a.providers) + " up, needs " + std::to_string(a.min_healthy) + ")";
     node.type = info->type;
     node.status = info->status;
     node.absorbed = true;

@@ -29,7 +29,7 @@ int ParseBounded(const Request& request, const char* name, int fallback, int min
   return value;
 }
 
-boost::json::object NodeJson(const model::GraphNode& node) {
+boost::json::object NodeJson(const model::NodeView& node) {
   return {{"id", node.id}, {"name", node.name}, {"type", node.type}, {"status", node.status}};
 }
 
@@ -95,7 +95,7 @@ ComputedImpact ComputeImpact(const Request& request, const PathParams& params, A
   } else {
     c.graph = ctx.graph->Current();
   }
-  if (c.graph->Find(query.root) == nullptr) {
+  if (!c.graph->Find(query.root)) {
     throw Error(ErrorCode::kNotFound,
                 "CI " + std::to_string(query.root) + " does not exist" +
                     (c.as_of ? " at " + model::FormatTimestamp(*c.as_of) : ""));
@@ -115,12 +115,13 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
   const model::ImpactResult& result = c.result;
   boost::json::array nodes;
   boost::json::array services;
-  for (const auto& n : result.nodes) {
-    const model::GraphNode* info = graph->Find(n.id);
+  for (std::size_t i = 0; i < result.nodes.size(); ++i) {
+    const model::ImpactNode& n = result.nodes[i];
+    std::optional<model::NodeView> info = graph->Find(n.id);
     boost::json::object node = NodeJson(*info);
     node["distance"] = n.distance;
     boost::json::array via;
-    for (auto id : n.via) via.emplace_back(id);
+    for (auto id : model::ViaPath(result, i)) via.emplace_back(id);
     node["via"] = std::move(via);
     if (info->type == "business_service" && n.distance > 0) {
       services.push_back(

@@ -1,5 +1,6 @@
 #include "model/dependency_graph.hpp"
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -64,8 +65,10 @@ TEST(DependencyGraph, ReportsDistanceAndTheRelationPath) {
   EXPECT_EQ(r.nodes[0].distance, 0);
   EXPECT_EQ(r.nodes[2].id, 1);
   EXPECT_EQ(r.nodes[2].distance, 2);
-  EXPECT_EQ(r.nodes[2].via, (std::vector<RelationId>{21, 20}));
+  EXPECT_EQ(ViaPath(r, 2), (std::vector<RelationId>{21, 20}));
   ASSERT_EQ(r.edges.size(), 2U);
+  std::sort(r.edges.begin(), r.edges.end(),
+            [](const ImpactEdge& a, const ImpactEdge& b) { return a.id < b.id; });
   EXPECT_EQ(r.edges[0].id, 20);
   EXPECT_EQ(r.edges[0].from, 1);
   EXPECT_EQ(r.edges[0].to, 2);
@@ -109,6 +112,25 @@ TEST(DependencyGraph, RedundancyAbsorbsFailuresWhileEnoughProvidersStayUp) {
   EXPECT_TRUE(two.absorbed.empty());
   // Up direction ignores redundancy: the app needs all members.
   EXPECT_EQ(Ids(g.Impact(Q(20, ImpactDirection::kUp))), (std::set<CiId>{20, 10, 1, 2, 3}));
+}
+
+TEST(DependencyGraph, AProviderWithTwoRelationsCountsOnce) {
+  // Member 1 is tied to cluster 10 twice (member_of, and the cluster depends_on it).
+  auto g = DependencyGraph::Build({Node(1), Node(2), Node(3), Node(10, 2, "cluster"), Node(20)},
+                                  {{1, 1, 10, "member_of"}, {2, 10, 1, "depends_on"},
+                                   {3, 2, 10, "member_of"}, {4, 3, 10, "member_of"},
+                                   {5, 20, 10, "depends_on"}},
+                                  Types());
+  auto one = g.Impact(Q(1, ImpactDirection::kDown));
+  EXPECT_EQ(Ids(one), (std::set<CiId>{1}));
+  ASSERT_EQ(one.absorbed.size(), 1U);
+  EXPECT_EQ(one.absorbed[0].providers, 3);
+  EXPECT_EQ(one.absorbed[0].failed, 1);
+  EXPECT_EQ(one.absorbed[0].healthy, 2);
+  // With a type filter the counts come from the filtered relations only.
+  auto members_only = g.Impact(Q(1, ImpactDirection::kDown, -1, {"member_of"}));
+  ASSERT_EQ(members_only.absorbed.size(), 1U);
+  EXPECT_EQ(members_only.absorbed[0].providers, 3);
 }
 
 TEST(DependencyGraph, DepthTypeFilterAndCap) {
@@ -179,9 +201,9 @@ TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
     auto got = g.Impact(Q(root, down ? ImpactDirection::kDown : ImpactDirection::kUp, depth));
     auto want = Reference(edges, root, down, depth);
     std::map<CiId, int> got_dist;
-    for (const auto& node : got.nodes) {
-      got_dist[node.id] = node.distance;
-      EXPECT_EQ(node.via.size(), static_cast<std::size_t>(node.distance));
+    for (std::size_t i = 0; i < got.nodes.size(); ++i) {
+      got_dist[got.nodes[i].id] = got.nodes[i].distance;
+      EXPECT_EQ(ViaPath(got, i).size(), static_cast<std::size_t>(got.nodes[i].distance));
     }
     ASSERT_EQ(got_dist, want) << "trial " << trial;
   }
