@@ -22,19 +22,25 @@ std::string HttpResult::header(const std::string& name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-std::string RawExchange(std::uint16_t port, const std::string& raw) {
+int ConnectLoopback(std::uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
-  timeval tv{60, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     close(fd);
-    throw std::runtime_error("connect failed");
+    return -1;
   }
+  return fd;
+}
+
+std::string RawExchange(std::uint16_t port, const std::string& raw) {
+  int fd = ConnectLoopback(port);
+  if (fd < 0) throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
+  timeval tv{60, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::size_t sent = 0;
   while (sent < raw.size()) {
     ssize_t n = send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);

@@ -33,6 +33,10 @@ HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std:
                        const std::string& body = "",
                        const Headers& headers = {{"Content-Type", "application/json"}});
 
+// An open TCP connection to 127.0.0.1:port, for tests that hold or half-send requests;
+// -1 on failure.
+int ConnectLoopback(std::uint16_t port);
+
 // Sends `raw` as is and returns everything the server sent back before closing.
 std::string RawExchange(std::uint16_t port, const std::string& raw);
 

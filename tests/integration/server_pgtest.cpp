@@ -18,20 +18,6 @@ namespace {
 
 class Server : public ServerTest {};
 
-// An open TCP connection to the server, for tests that hold or half-send requests; -1 on failure.
-int ConnectLoopback(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 TEST_F(Server, OperationalEndpointsAnswer) {
   HttpResult health = Get("/health");
   EXPECT_EQ(health.status, 200);

@@ -117,8 +117,10 @@ TEST(DependencyGraph, RedundancyAbsorbsFailuresWhileEnoughProvidersStayUp) {
 TEST(DependencyGraph, AProviderWithTwoRelationsCountsOnce) {
   // Member 1 is tied to cluster 10 twice (member_of, and the cluster depends_on it).
   auto g = DependencyGraph::Build({Node(1), Node(2), Node(3), Node(10, 2, "cluster"), Node(20)},
-                                  {{1, 1, 10, "member_of"}, {2, 10, 1, "depends_on"},
-                                   {3, 2, 10, "member_of"}, {4, 3, 10, "member_of"},
+                                  {{1, 1, 10, "member_of"},
+                                   {2, 10, 1, "depends_on"},
+                                   {3, 2, 10, "member_of"},
+                                   {4, 3, 10, "member_of"},
                                    {5, 20, 10, "depends_on"}},
                                   Types());
   auto one = g.Impact(Q(1, ImpactDirection::kDown));
