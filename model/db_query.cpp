@@ -201,3 +201,60 @@ void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuf
 }
 
 }  // namespace cmdb::model
+
+namespace cmdb::model {
+
+void CopyOut(soci::session& sql, const std::string& query,
+             const std::function<void(const std::vector<std::string_view>& fields)>& row) {
+  PGconn* conn = NativeConnection(sql);
+  const std::string statement = "COPY (" + query + ") TO STDOUT";
+  PGresult* start = PQexec(conn, statement.c_str());
+  if (PQresultStatus(start) != PGRES_COPY_OUT) ThrowResultError(conn, start);
+  PQclear(start);
+  std::vector<std::string_view> fields;
+  std::vector<std::string> unescaped;  // storage for fields that held escapes
+  for (;;) {
+    char* line = nullptr;
+    int length = PQgetCopyData(conn, &line, 0);
+    if (length == -1) break;  // done
+    if (length < 0) ThrowDbError("08000", PQerrorMessage(conn));
+    std::string_view text(line, static_cast<std::size_t>(length));
+    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    fields.clear();
+    unescaped.clear();
+    // Views into `unescaped` must survive its growth: reserve a slot per field up front.
+    unescaped.reserve(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\t')) + 1);
+    std::size_t start_at = 0;
+    for (;;) {
+      std::size_t tab = text.find('\t', start_at);
+      std::string_view field = text.substr(
+          start_at, tab == std::string_view::npos ? std::string_view::npos : tab - start_at);
+      if (field.find('\\') != std::string_view::npos && field != "\\N") {
+        // Text-format escapes; CI names cannot hold control characters, so only \\ matters,
+        // but every single-letter escape is honoured.
+        std::string out;
+        for (std::size_t i = 0; i < field.size(); ++i) {
+          if (field[i] != '\\' || i + 1 == field.size()) {
+            out += field[i];
+            continue;
+          }
+          char c = field[++i];
+          out += c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
+        }
+        unescaped.push_back(std::move(out));
+        field = unescaped.back();
+      }
+      fields.push_back(field);
+      if (tab == std::string_view::npos) break;
+      start_at = tab + 1;
+    }
+    row(fields);
+    PQfreemem(line);
+  }
+  PGresult* result = PQgetResult(conn);
+  if (PQresultStatus(result) != PGRES_COMMAND_OK) ThrowResultError(conn, result);
+  PQclear(result);
+  while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+}
+
+}  // namespace cmdb::model

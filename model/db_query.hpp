@@ -6,6 +6,7 @@
 // thread, as SOCI.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,5 +87,15 @@ std::string TextArrayLiteral(const std::vector<std::string>& values);
 
 // Streams `buffer` into `copy_statement` ("COPY t (a, b) FROM STDIN"). Throws via ThrowDbError.
 void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuffer& buffer);
+
+}  // namespace cmdb::model
+
+namespace cmdb::model {
+
+// Streams the rows of `COPY (query) TO STDOUT` (text format) to `row`, one call per row with
+// its fields unescaped. Memory stays flat however many rows there are. Throws via
+// ThrowDbError.
+void CopyOut(soci::session& sql, const std::string& query,
+             const std::function<void(const std::vector<std::string_view>& fields)>& row);
 
 }  // namespace cmdb::model

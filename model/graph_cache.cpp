@@ -1,5 +1,6 @@
 #include "model/graph_cache.hpp"
 
+#include <charconv>
 #include <chrono>
 
 #include <libpq-fe.h>
@@ -36,19 +37,21 @@ DependencyGraph LoadDependencyGraph(soci::session& sql, std::optional<Timestamp>
       edges.push_back({rel.Int(i, 0), rel.Int(i, 1), rel.Int(i, 2), std::string(rel.Text(i, 3))});
     }
   } else {
-    PgResult ci = Query(sql,
-                        "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM "
-                        "configuration_items");
-    nodes.reserve(static_cast<std::size_t>(ci.rows()));
-    for (int i = 0; i < ci.rows(); ++i) {
-      nodes.push_back({ci.Int(i, 0), std::string(ci.Text(i, 1)), std::string(ci.Text(i, 2)),
-                       std::string(ci.Text(i, 3)), static_cast<std::int32_t>(ci.Int(i, 4))});
-    }
-    PgResult rel = Query(sql, "SELECT id, from_ci, to_ci, type FROM relations");
-    edges.reserve(static_cast<std::size_t>(rel.rows()));
-    for (int i = 0; i < rel.rows(); ++i) {
-      edges.push_back({rel.Int(i, 0), rel.Int(i, 1), rel.Int(i, 2), std::string(rel.Text(i, 3))});
-    }
+    // Streamed with COPY: a million CIs never sit in one result set.
+    auto to_int = [](std::string_view text) {
+      std::int64_t v = 0;
+      std::from_chars(text.data(), text.data() + text.size(), v);
+      return v;
+    };
+    CopyOut(sql, "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM configuration_items",
+            [&](const std::vector<std::string_view>& f) {
+              nodes.push_back({to_int(f[0]), std::string(f[1]), std::string(f[2]),
+                               std::string(f[3]), static_cast<std::int32_t>(to_int(f[4]))});
+            });
+    CopyOut(sql, "SELECT id, from_ci, to_ci, type FROM relations",
+            [&](const std::vector<std::string_view>& f) {
+              edges.push_back({to_int(f[0]), to_int(f[1]), to_int(f[2]), std::string(f[3])});
+            });
   }
   // Relation types are not versioned; their propagation is read as it is now.
   return DependencyGraph::Build(std::move(nodes), edges, CiTypeRepository(sql).ListRelationTypes());
@@ -77,6 +80,11 @@ std::shared_ptr<const DependencyGraph> GraphCache::Current() {
 
 void GraphCache::Listen() {
   using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+  // Load the graph at start, off the request path, so the first impact query finds it ready.
+  try {
+    Current();
+  } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the first query retries
+  }
   while (!stopping_) {
     PGconn* conn = PQconnectdb(listen_dsn_.c_str());
     if (PQstatus(conn) == CONNECTION_OK) {

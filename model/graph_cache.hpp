@@ -1,6 +1,7 @@
 #pragma once
 // The in-memory dependency graph of one cmdb instance and what keeps it current. The graph is
-// loaded from PostgreSQL on first use and reloaded when it is out of date: Invalidate() after
+// loaded from PostgreSQL at start (by the listener thread) or on first use, and reloaded when
+// it is out of date: Invalidate() after
 // this instance's own writes (synchronously, so the writer's next read sees its write), and
 // a LISTEN on channel cmdb_graph (see 0003_graph_notifications.sql) for writes committed by
 // other instances. Thread-safe.
