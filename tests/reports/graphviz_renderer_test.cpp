@@ -82,8 +82,8 @@ TEST(GraphvizRenderer, SvgCarriesEscapedTextAndNoMarkupFromLabels) {
 }
 
 TEST(GraphvizRenderer, ABusyRendererAnswersUnavailableInsteadOfQueueingForever) {
-  auto g = Star(2000, "db");
-  ImpactPicture big = BuildImpactPicture(Down(g, 1), g, 1, {10000, 2000});
+  auto g = Star(600, "db");
+  ImpactPicture big = BuildImpactPicture(Down(g, 1), g, 1, {10000, 600});
   GraphvizRenderer renderer;
   std::thread slow([&] { renderer.Render(big, RenderFormat::kSvg); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
