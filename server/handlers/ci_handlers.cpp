@@ -44,6 +44,8 @@ Response ListCis(const Request& request, const PathParams&, AppContext& ctx) {
   filter.after = DecodeCursor(request);
   filter.as_of = ParseAsOf(request);
   for (const auto& [key, value] : request.query) {
+    // An empty filter (`?type=`) means no filter, as forms and scripts send them.
+    if (value.empty() && key != "tag" && key.rfind("attr.", 0) != 0) continue;
     if (key == "type") filter.type = value;
     if (key == "status") {
       if (!model::IsValidCiStatus(value)) {

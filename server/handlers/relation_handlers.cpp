@@ -52,8 +52,8 @@ Response ListRelations(const Request& request, const PathParams&, AppContext& ct
   model::RelationFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  if (auto ci = request.Query("ci")) filter.ci = ParseId(*ci, "ci");
-  if (auto type = request.Query("type")) filter.type = *type;
+  if (auto ci = request.Query("ci"); ci && !ci->empty()) filter.ci = ParseId(*ci, "ci");
+  if (auto type = request.Query("type"); type && !type->empty()) filter.type = *type;
   model::DbSession session = ctx.db->Lease();
   model::RelationPage page = model::RelationRepository(session.sql()).List(filter);
   boost::json::array items;

@@ -136,6 +136,7 @@ TEST_F(CisApi, ListFiltersByEveryField) {
   };
   using V = std::vector<std::string>;
   EXPECT_EQ(names("type=server"), (V{"web-01", "web-02"}));
+  EXPECT_EQ(names("type=&owner="), (V{"web-01", "web-02", "DB_vm_%"}));
   EXPECT_EQ(names("status=retired"), (V{"web-02"}));
   EXPECT_EQ(names("owner=dba"), (V{"DB_vm_%"}));
   EXPECT_EQ(names("tag=prod&tag=web"), (V{"web-01"}));
