@@ -145,15 +145,15 @@ void ParseAttributeSpec(const std::string& name, const json::value& v, Attribute
                         FieldErrors& errors) {
   const std::string field = "attributes." + name;
   if (!v.is_object()) {
-    errors.Add(field, "must be an object such as {\"type\": \"string\"}");
+    errors.Add(field, R"(must be an object such as {"type": "string"})");
     return;
   }
   const json::object& o = v.get_object();
-  static const std::set<std::string, std::less<>> kKeys = {
+  static const std::set<std::string, std::less<>> known_keys = {
       "type",       "required",   "list",    "min",    "max",
       "min_length", "max_length", "pattern", "values", "description"};
   for (const auto& [key, unused] : o) {
-    if (!kKeys.contains(std::string_view(key))) {
+    if (!known_keys.contains(std::string_view(key))) {
       errors.Add(field + "." + std::string(key), "is not a known attribute property");
     }
   }

@@ -50,6 +50,7 @@ void CheckVersion(std::optional<std::int64_t> if_match, std::int64_t current,
 std::vector<CiType> CiTypeRepository::List() {
   PgResult r = Query(sql_, std::string("SELECT ") + kTypeColumns + " FROM ci_types ORDER BY name");
   std::vector<CiType> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(TypeFromRow(r, i));
   return out;
 }
@@ -165,6 +166,7 @@ std::vector<RelationType> CiTypeRepository::ListRelationTypes() {
                      "SELECT name, description, propagation, builtin, cmdb_us(created_at) FROM "
                      "relation_types ORDER BY name");
   std::vector<RelationType> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(RelationTypeFromRow(r, i));
   return out;
 }

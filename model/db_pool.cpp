@@ -67,7 +67,7 @@ DbSession DbPool::Lease(std::chrono::milliseconds timeout) {
                   std::string("database unreachable: ") + e.get_error_message());
     }
   }
-  return DbSession(this, position, &sql);
+  return {this, position, &sql};
 }
 
 void DbPool::GiveBack(std::size_t position) {

@@ -14,7 +14,7 @@ namespace {
 class EstateBuilder {
  public:
   void Ci(const std::string& type, const std::string& name, json::object attributes,
-          const std::string& owner, std::vector<std::string> tags = {"prod"},
+          const std::string& owner, const std::vector<std::string>& tags = {"prod"},
           std::int64_t min_healthy = 0, const std::string& status = "active") {
     json::object ci{{"type", type}, {"name", name}, {"status", status}, {"owner", owner}};
     json::array t;

@@ -61,7 +61,7 @@ Workspace& ThreadWorkspace() {
 
 std::vector<RelationId> ViaPath(const ImpactResult& result, std::size_t index) {
   std::vector<RelationId> path;
-  for (std::int64_t at = static_cast<std::int64_t>(index);
+  for (auto at = static_cast<std::int64_t>(index);
        at >= 0 && result.nodes[static_cast<std::size_t>(at)].parent >= 0;
        at = result.nodes[static_cast<std::size_t>(at)].parent) {
     path.push_back(result.nodes[static_cast<std::size_t>(at)].via_edge);
@@ -245,7 +245,7 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
   };
   // The distinct CIs whose failure reaches `y` (parallel relations to one provider count once),
   // each with one relation that connects them.
-  auto Providers = [&](Index y) {
+  auto providers_of = [&](Index y) {
     std::vector<std::pair<Index, Index>> providers;
     for_each(y, !down, [&](Index p, Index e) { providers.emplace_back(p, e); });
     std::sort(providers.begin(), providers.end());
@@ -280,7 +280,7 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
   // distinct failed providers, so crossing the threshold is confirmed by an exact count.
   auto exact_failed = [&](Index y) {
     int failed = 0;
-    for (const auto& [p, e] : Providers(y)) {
+    for (const auto& [p, e] : providers_of(y)) {
       if (w.Seen(p) && w.Distance(p) >= 0) ++failed;
     }
     return failed;
@@ -296,7 +296,7 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
       } else if (down && min_healthy_[y] > 0) {
         w.Mark(y, -2);
         w.providers[y] =
-            filtered ? static_cast<std::int32_t>(Providers(y).size()) : provider_count_[y];
+            filtered ? static_cast<std::int32_t>(providers_of(y).size()) : provider_count_[y];
         w.failed_seen[y] = 1;
         pending.push_back(y);
       } else {
@@ -320,7 +320,7 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
       a.providers = w.providers[y];  // the running count is exact here
       a.failed = w.failed_seen[y];
     } else {
-      for (const auto& [p, e] : Providers(y)) {
+      for (const auto& [p, e] : providers_of(y)) {
         ++a.providers;
         if (w.Seen(p) && w.Distance(p) >= 0) ++a.failed;
       }

@@ -1,18 +1,20 @@
 #include "model/embedded_postgres.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <system_error>
 
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <pwd.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,8 +58,10 @@ struct ClusterOwner {
 };
 
 ClusterOwner PostgresUser() {
-  struct passwd* pw = getpwnam("postgres");
-  if (pw == nullptr) {
+  struct passwd entry {};
+  struct passwd* pw = nullptr;
+  std::array<char, 4096> buffer{};
+  if (getpwnam_r("postgres", &entry, buffer.data(), buffer.size(), &pw) != 0 || pw == nullptr) {
     throw Error(ErrorCode::kUnavailable,
                 "running as root, but there is no 'postgres' user to run the embedded "
                 "PostgreSQL; install the postgresql package or run cmdb as another user");
@@ -68,7 +72,8 @@ ClusterOwner PostgresUser() {
 void ChownTree(const fs::path& path, ClusterOwner owner) {
   if (chown(path.c_str(), owner.uid, owner.gid) != 0) {
     throw Error(ErrorCode::kUnavailable,
-                "cannot hand " + path.string() + " to the postgres user: " + std::strerror(errno));
+                "cannot hand " + path.string() +
+                    " to the postgres user: " + std::generic_category().message(errno));
   }
 }
 

@@ -4,11 +4,10 @@
 
 namespace cmdb::model {
 
-Error::Error(ErrorCode code, std::string detail)
-    : std::runtime_error(std::move(detail)), code_(code) {}
+Error::Error(ErrorCode code, const std::string& detail) : std::runtime_error(detail), code_(code) {}
 
-Error::Error(ErrorCode code, std::string detail, std::vector<FieldError> errors)
-    : std::runtime_error(std::move(detail)), code_(code), errors_(std::move(errors)) {}
+Error::Error(ErrorCode code, const std::string& detail, std::vector<FieldError> errors)
+    : std::runtime_error(detail), code_(code), errors_(std::move(errors)) {}
 
 void FieldErrors::Add(std::string field, std::string message) {
   // A hostile document could produce millions of errors; a client needs the first few hundred.

@@ -31,8 +31,8 @@ struct FieldError {
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorCode code, std::string detail);
-  Error(ErrorCode code, std::string detail, std::vector<FieldError> errors);
+  Error(ErrorCode code, const std::string& detail);
+  Error(ErrorCode code, const std::string& detail, std::vector<FieldError> errors);
 
   ErrorCode code() const { return code_; }
   const std::vector<FieldError>& field_errors() const { return errors_; }

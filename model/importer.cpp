@@ -471,7 +471,7 @@ class Importer {
   std::optional<CiId> ResolveEnd(const json::value& end, std::string& message) {
     if (end.is_int64() && end.get_int64() > 0) return end.get_int64();
     if (!end.is_object()) {
-      message = "must be a CI id or an object {\"type\", \"name\"} or {\"type\", \"identity\"}";
+      message = R"(must be a CI id or an object {"type", "name"} or {"type", "identity"})";
       return std::nullopt;
     }
     const json::object& o = end.get_object();
@@ -497,7 +497,7 @@ class Importer {
       matches =
           index_.Match(type->second, std::string(name->get_string()), json::object{}, used_set);
     } else {
-      message = "must give \"name\" or \"identity\"";
+      message = R"(must give "name" or "identity")";
       return std::nullopt;
     }
     if (matches.size() != 1) {
@@ -716,7 +716,7 @@ ImportResult ImportDocument(soci::session& sql, const json::value& document,
                             const ImportOptions& options) {
   if (!document.is_object()) {
     throw Error(ErrorCode::kInvalidArgument,
-                "an import document is an object {\"cis\": [...], \"relations\": [...]}");
+                R"(an import document is an object {"cis": [...], "relations": [...]})");
   }
   const json::object& o = document.get_object();
   FieldErrors shape;

@@ -1,5 +1,6 @@
 #include "model/timestamp.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -22,8 +23,8 @@ bool ReadDigits(std::string_view text, std::size_t pos, std::size_t count, int& 
 bool IsLeap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
 
 int DaysInMonth(int year, int month) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return month == 2 && IsLeap(year) ? 29 : kDays[month - 1];
+  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && IsLeap(year) ? 29 : kDays.at(static_cast<std::size_t>(month - 1));
 }
 
 // Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -31,7 +32,7 @@ std::int64_t DaysFromCivil(int y, int m, int d) {
   y -= m <= 2 ? 1 : 0;
   const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
   const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = static_cast<unsigned>((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+  const auto doy = static_cast<unsigned>((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
@@ -59,19 +60,19 @@ std::string FormatTimestamp(Timestamp ts) {
     frac += 1000000;
     secs -= 1;
   }
-  std::time_t t = static_cast<std::time_t>(secs);
+  auto t = static_cast<std::time_t>(secs);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[64];
+  std::array<char, 64> buf{};
   if (frac == 0) {
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+    std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   } else {
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+    std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
+                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                   static_cast<long long>(frac));
   }
-  return buf;
+  return buf.data();
 }
 
 bool IsValidDate(std::string_view text) {
@@ -121,14 +122,14 @@ std::optional<Timestamp> ParseTimestamp(std::string_view text) {
         !ReadDigits(text, pos + 4, 2, om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
-    offset_seconds = (oh * 3600 + om * 60) * (text[pos] == '-' ? -1 : 1);
+    offset_seconds = (oh * 3600LL + om * 60LL) * (text[pos] == '-' ? -1 : 1);
     pos += 6;
   } else {
     return std::nullopt;
   }
   if (pos != text.size()) return std::nullopt;
   std::int64_t secs =
-      days * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) - offset_seconds;
+      days * 86400 + hour * 3600LL + minute * 60LL + std::min(second, 59) - offset_seconds;
   return Timestamp{secs * 1000000 + micros};
 }
 

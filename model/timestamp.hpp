@@ -13,6 +13,7 @@ struct Timestamp {
   std::int64_t micros = 0;  // since 1970-01-01T00:00:00Z
 
   static Timestamp Now();
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   friend auto operator<=>(const Timestamp&, const Timestamp&) = default;
 };
 

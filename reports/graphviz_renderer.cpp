@@ -28,7 +28,7 @@ struct Process {
 };
 
 Process& Graphviz() {
-  static Process* process = new Process;  // NOLINT(cppcoreguidelines-owning-memory): never freed
+  static auto* process = new Process;  // NOLINT(cppcoreguidelines-owning-memory): never freed
   return *process;
 }
 
@@ -49,10 +49,6 @@ std::string EscapeLabel(std::string_view text) {
   }
   return out;
 }
-
-GraphvizRenderer::GraphvizRenderer() = default;
-
-GraphvizRenderer::~GraphvizRenderer() = default;
 
 std::string GraphvizRenderer::Render(const ImpactPicture& picture, RenderFormat format,
                                      std::chrono::milliseconds wait) {

@@ -17,8 +17,8 @@ enum class RenderFormat { kSvg, kPng, kDot };
 
 class GraphvizRenderer {
  public:
-  GraphvizRenderer();
-  ~GraphvizRenderer();
+  GraphvizRenderer() = default;
+  ~GraphvizRenderer() = default;
   GraphvizRenderer(const GraphvizRenderer&) = delete;
   GraphvizRenderer& operator=(const GraphvizRenderer&) = delete;
 

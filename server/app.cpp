@@ -67,7 +67,7 @@ App::App(ServeConfig config) : impl_(std::make_unique<Impl>()) {
     // Workers block on PostgreSQL, which shares the machine's cores: about two sessions per
     // core keep both busy without drowning the scheduler in wake-ups (bench/foundation_bench).
     impl_->config.pool_size =
-        std::clamp<std::size_t>(2 * std::max(1U, std::thread::hardware_concurrency()), 4, 32);
+        std::clamp<std::size_t>(2UL * std::max(1U, std::thread::hardware_concurrency()), 4, 32);
   }
 }
 

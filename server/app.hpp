@@ -17,7 +17,7 @@ struct ServeConfig {
   bool demo = false;
   std::size_t pool_size = 0;  // database sessions = worker threads; 0: 2 x CPU cores (4..32)
   std::size_t io_threads = 1;
-  std::size_t body_limit = 16 * 1024 * 1024;
+  std::size_t body_limit = std::size_t{16} * 1024 * 1024;
   std::size_t max_connections = 1024;
   std::chrono::seconds header_timeout{10};
   std::chrono::seconds read_timeout{30};

@@ -2,8 +2,10 @@
 #include "server/http_server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <list>
 #include <mutex>
 #include <random>
@@ -34,13 +36,13 @@ struct Session {
 };
 
 std::string NewRequestId() {
-  static const std::uint64_t prefix = std::random_device{}();
+  static const std::uint64_t prefix = std::random_device{}() & 0xffffffffU;
   static std::atomic<std::uint64_t> counter{0};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%08llx-%llx",
-                static_cast<unsigned long long>(prefix & 0xffffffffULL),
-                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
-  return buf;
+  std::array<char, 40> buf{};
+  char* end = std::to_chars(buf.data(), buf.data() + buf.size(), prefix, 16).ptr;
+  *end++ = '-';
+  end = std::to_chars(end, buf.data() + buf.size(), counter.fetch_add(1) + 1, 16).ptr;
+  return {buf.data(), end};
 }
 
 // A client-supplied X-Request-Id is echoed when it is short and printable.
@@ -94,8 +96,8 @@ struct HttpServer::Impl {
   asio::awaitable<void> Reject(tcp::socket socket, int status, std::string detail) {
     beast::tcp_stream stream(std::move(socket));
     Response problem = MakeProblemResponse(
-        status == 503 ? model::ErrorCode::kUnavailable : model::ErrorCode::kInvalidArgument,
-        std::move(detail), "/");
+        status == 503 ? model::ErrorCode::kUnavailable : model::ErrorCode::kInvalidArgument, detail,
+        "/");
     problem.status = status;
     auto res = ToBeast(problem, 11, false, NewRequestId(), false);
     stream.expires_after(std::chrono::seconds{5});
@@ -216,7 +218,12 @@ struct HttpServer::Impl {
 HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
 
-HttpServer::~HttpServer() { Stop(std::chrono::seconds{0}); }
+HttpServer::~HttpServer() {
+  try {
+    Stop(std::chrono::seconds{0});
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+  }
+}
 
 void HttpServer::Start() {
   beast::error_code ec;

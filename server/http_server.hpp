@@ -21,8 +21,8 @@ struct HttpServerOptions {
   std::uint16_t port = 8080;  // 0: any free port (see port())
   std::size_t io_threads = 1;
   std::size_t worker_threads = 8;
-  std::size_t body_limit = 16 * 1024 * 1024;
-  std::size_t header_limit = 16 * 1024;
+  std::size_t body_limit = std::size_t{16} * 1024 * 1024;
+  std::size_t header_limit = std::size_t{16} * 1024;
   std::chrono::seconds header_timeout{10};  // request line and headers; idle keep-alive
   std::chrono::seconds read_timeout{30};    // the body, once the headers are in
   std::size_t max_connections = 1024;

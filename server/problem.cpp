@@ -54,8 +54,9 @@ Response MakeProblemResponse(const model::Error& error, std::string_view instanc
   return response;
 }
 
-Response MakeProblemResponse(model::ErrorCode code, std::string detail, std::string_view instance) {
-  return MakeProblemResponse(model::Error(code, std::move(detail)), instance);
+Response MakeProblemResponse(model::ErrorCode code, const std::string& detail,
+                             std::string_view instance) {
+  return MakeProblemResponse(model::Error(code, detail), instance);
 }
 
 }  // namespace cmdb::server

@@ -21,6 +21,7 @@ ProblemType ProblemTypeFor(model::ErrorCode code);
 Response MakeProblemResponse(const model::Error& error, std::string_view instance);
 
 // A problem+json response built from a code and detail directly (listener-level failures).
-Response MakeProblemResponse(model::ErrorCode code, std::string detail, std::string_view instance);
+Response MakeProblemResponse(model::ErrorCode code, const std::string& detail,
+                             std::string_view instance);
 
 }  // namespace cmdb::server

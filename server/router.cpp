@@ -1,5 +1,6 @@
 #include "server/router.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -158,15 +159,15 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
   if (ctx.metrics != nullptr)
     ctx.metrics->Record(request.method, route_name, response.status, seconds);
   if (ctx.log_requests && route_name != "/health" && route_name != "/metrics") {
-    char ms[32];
-    std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
+    std::array<char, 32> ms{};
+    std::snprintf(ms.data(), ms.size(), "%.3f", seconds * 1000);
     LogLine("info", "request",
             {{"request_id", request.request_id},
              {"method", request.method},
              {"path", request.path},
              {"route", route_name},
              {"status", std::to_string(response.status)},
-             {"duration_ms", ms}});
+             {"duration_ms", ms.data()}});
   }
   return response;
 }

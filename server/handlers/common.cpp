@@ -1,3 +1,4 @@
+#include <array>
 #include <charconv>
 
 #include <boost/json.hpp>
@@ -65,9 +66,11 @@ std::optional<std::int64_t> ParseIfMatch(const Request& request) {
 int ParseLimit(const Request& request) {
   std::optional<std::string> limit = request.Query("limit");
   if (!limit) return 100;
+  const std::string& text = *limit;
+  const char* end = text.data() + text.size();
   int value = 0;
-  auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
-  if (ec != std::errc() || ptr != limit->data() + limit->size() || value < 1 || value > 1000) {
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || value < 1 || value > 1000) {
     throw Error(ErrorCode::kInvalidArgument, "limit must be an integer from 1 to 1000");
   }
   return value;
@@ -90,9 +93,9 @@ std::optional<model::Timestamp> ParseAsOf(const Request& request) {
 
 std::string EncodeCursor(std::int64_t after) {
   // Opaque to clients; "i" + id in hex keeps it URL-safe without escaping.
-  char buf[24];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, after, 16);
-  return "i" + std::string(buf, ptr);
+  std::array<char, 24> buf{};
+  auto [ptr, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), after, 16);
+  return "i" + std::string(buf.data(), ptr);
 }
 
 std::int64_t DecodeCursor(const Request& request) {

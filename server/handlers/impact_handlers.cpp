@@ -17,11 +17,13 @@ using model::ErrorCode;
 namespace {
 
 int ParseBounded(const Request& request, const char* name, int fallback, int min, int max) {
-  std::optional<std::string> text = request.Query(name);
-  if (!text) return fallback;
+  std::optional<std::string> given = request.Query(name);
+  if (!given) return fallback;
+  const std::string& text = *given;
+  const char* end = text.data() + text.size();
   int value = 0;
-  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || ptr != text->data() + text->size() || value < min || value > max) {
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || value < min || value > max) {
     throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be an integer from " +
                                                  std::to_string(min) + " to " +
                                                  std::to_string(max));

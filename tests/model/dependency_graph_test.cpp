@@ -1,6 +1,7 @@
 #include "model/dependency_graph.hpp"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <random>
 #include <set>
@@ -184,17 +185,18 @@ std::map<CiId, int> Reference(const std::vector<GraphEdge>& edges, CiId root, bo
 
 TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
   std::mt19937 rng(20261127);
-  const char* types[] = {"depends_on", "contains", "connected_to", "member_of", "documents"};
+  const std::array<const char*, 5> types = {"depends_on", "contains", "connected_to", "member_of",
+                                            "documents"};
   for (int trial = 0; trial < 200; ++trial) {
     const int n = 2 + static_cast<int>(rng() % 40);
-    const int m = static_cast<int>(rng() % (3 * n));
+    const int m = static_cast<int>(rng() % (3UL * static_cast<unsigned long>(n)));
     std::vector<GraphNode> nodes;
     for (CiId i = 1; i <= n; ++i) nodes.push_back(Node(i));
     std::vector<GraphEdge> edges;
     for (int k = 0; k < m; ++k) {
       CiId a = 1 + static_cast<CiId>(rng() % n);
       CiId b = 1 + static_cast<CiId>(rng() % n);
-      if (a != b) edges.push_back({k + 1, a, b, types[rng() % 5]});
+      if (a != b) edges.push_back({k + 1, a, b, types.at(rng() % 5)});
     }
     auto g = DependencyGraph::Build(nodes, edges, Types());
     CiId root = 1 + static_cast<CiId>(rng() % n);

@@ -58,7 +58,7 @@ TEST(MergePatch, FollowsRfc7396Examples) {
     const char* patch;
     const char* result;
   };
-  const Case cases[] = {
+  const std::vector<Case> cases = {
       {R"({"a":"b"})", R"({"a":"c"})", R"({"a":"c"})"},
       {R"({"a":"b"})", R"({"b":"c"})", R"({"a":"b","b":"c"})"},
       {R"({"a":"b"})", R"({"a":null})", R"({})"},

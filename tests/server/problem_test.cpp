@@ -10,17 +10,17 @@ namespace {
 using model::ErrorCode;
 
 TEST(Problem, MapsEveryErrorCodeToItsStatus) {
-  const std::pair<ErrorCode, int> table[] = {{ErrorCode::kInvalidArgument, 400},
-                                             {ErrorCode::kValidationFailed, 422},
-                                             {ErrorCode::kNotFound, 404},
-                                             {ErrorCode::kAlreadyExists, 409},
-                                             {ErrorCode::kConflict, 409},
-                                             {ErrorCode::kFailedPrecondition, 422},
-                                             {ErrorCode::kVersionMismatch, 412},
-                                             {ErrorCode::kPayloadTooLarge, 413},
-                                             {ErrorCode::kUnsupportedMediaType, 415},
-                                             {ErrorCode::kUnavailable, 503},
-                                             {ErrorCode::kInternal, 500}};
+  const std::vector<std::pair<ErrorCode, int>> table = {{ErrorCode::kInvalidArgument, 400},
+                                                        {ErrorCode::kValidationFailed, 422},
+                                                        {ErrorCode::kNotFound, 404},
+                                                        {ErrorCode::kAlreadyExists, 409},
+                                                        {ErrorCode::kConflict, 409},
+                                                        {ErrorCode::kFailedPrecondition, 422},
+                                                        {ErrorCode::kVersionMismatch, 412},
+                                                        {ErrorCode::kPayloadTooLarge, 413},
+                                                        {ErrorCode::kUnsupportedMediaType, 415},
+                                                        {ErrorCode::kUnavailable, 503},
+                                                        {ErrorCode::kInternal, 500}};
   for (const auto& [code, status] : table) {
     EXPECT_EQ(ProblemTypeFor(code).status, status) << static_cast<int>(code);
   }

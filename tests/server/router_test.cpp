@@ -11,7 +11,7 @@ namespace cmdb::server {
 namespace {
 
 Request Make(std::string method, std::string target, std::string body = "",
-             std::string content_type = "application/json") {
+             const std::string& content_type = "application/json") {
   Request r;
   r.method = std::move(method);
   r.target = std::move(target);
@@ -25,7 +25,7 @@ Request Make(std::string method, std::string target, std::string body = "",
 class RouterTest : public ::testing::Test {
  protected:
   RouterTest()
-      : router_(
+      : router(
             {{"GET", "/things/{id}",
               [](const Request&, const PathParams& p, AppContext&) {
                 return handlers::JsonResponse(200, {{"id", handlers::ParseId(p.at("id"), "id")}});
@@ -41,50 +41,50 @@ class RouterTest : public ::testing::Test {
                 throw std::runtime_error("secret internals");
               },
               "viewer"}}) {
-    ctx_.metrics = &metrics_;
-    ctx_.log_requests = false;
+    ctx.metrics = &metrics;
+    ctx.log_requests = false;
   }
-  Metrics metrics_;
-  AppContext ctx_;
-  Router router_;
+  Metrics metrics;
+  AppContext ctx;
+  Router router;
 };
 
 TEST_F(RouterTest, MatchesPatternsAndPassesPathParameters) {
-  Response r = router_.Dispatch(Make("GET", "/things/42"), ctx_);
+  Response r = router.Dispatch(Make("GET", "/things/42"), ctx);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(model::ParseJson(r.body).at("id"), 42);
 }
 
 TEST_F(RouterTest, UnknownPathIs404AndWrongMethodIs405WithAllow) {
-  EXPECT_EQ(router_.Dispatch(Make("GET", "/nothing"), ctx_).status, 404);
-  Response r = router_.Dispatch(Make("DELETE", "/things/1"), ctx_);
+  EXPECT_EQ(router.Dispatch(Make("GET", "/nothing"), ctx).status, 404);
+  Response r = router.Dispatch(Make("DELETE", "/things/1"), ctx);
   EXPECT_EQ(r.status, 405);
   ASSERT_FALSE(r.headers.empty());
   EXPECT_EQ(r.headers[0].second, "GET");
 }
 
 TEST_F(RouterTest, UnexpectedExceptionsBecome500WithoutLeakingDetails) {
-  Response r = router_.Dispatch(Make("GET", "/boom"), ctx_);
+  Response r = router.Dispatch(Make("GET", "/boom"), ctx);
   EXPECT_EQ(r.status, 500);
   EXPECT_EQ(r.body.find("secret"), std::string::npos);
   EXPECT_NE(r.body.find("test-1"), std::string::npos);
-  EXPECT_NE(metrics_.Render().find("route=\"/boom\",status=\"500\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.Render().find("route=\"/boom\",status=\"500\"} 1"), std::string::npos);
 }
 
 TEST_F(RouterTest, IdsMustBePositiveAndFit64Bits) {
-  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/99999999999999999999999"), ctx_).status, 400);
-  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/-1"), ctx_).status, 400);
-  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/1x"), ctx_).status, 400);
-  EXPECT_EQ(router_.Dispatch(Make("GET", "/things/0"), ctx_).status, 400);
+  EXPECT_EQ(router.Dispatch(Make("GET", "/things/99999999999999999999999"), ctx).status, 400);
+  EXPECT_EQ(router.Dispatch(Make("GET", "/things/-1"), ctx).status, 400);
+  EXPECT_EQ(router.Dispatch(Make("GET", "/things/1x"), ctx).status, 400);
+  EXPECT_EQ(router.Dispatch(Make("GET", "/things/0"), ctx).status, 400);
 }
 
 TEST_F(RouterTest, BodiesNeedAJsonContentType) {
-  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{}", "text/plain"), ctx_).status, 415);
-  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{}", ""), ctx_).status, 415);
-  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{}", "application/json; charset=utf-8"), ctx_)
-                .status,
-            201);
-  EXPECT_EQ(router_.Dispatch(Make("POST", "/things", "{", "application/json"), ctx_).status, 400);
+  EXPECT_EQ(router.Dispatch(Make("POST", "/things", "{}", "text/plain"), ctx).status, 415);
+  EXPECT_EQ(router.Dispatch(Make("POST", "/things", "{}", ""), ctx).status, 415);
+  EXPECT_EQ(
+      router.Dispatch(Make("POST", "/things", "{}", "application/json; charset=utf-8"), ctx).status,
+      201);
+  EXPECT_EQ(router.Dispatch(Make("POST", "/things", "{", "application/json"), ctx).status, 400);
 }
 
 TEST(Handlers, IfMatchAcceptsStrongWeakAndBareVersions) {
