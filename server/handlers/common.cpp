@@ -63,18 +63,22 @@ std::optional<std::int64_t> ParseIfMatch(const Request& request) {
   return version;
 }
 
-int ParseLimit(const Request& request) {
-  std::optional<std::string> limit = request.Query("limit");
-  if (!limit) return 100;
-  const std::string& text = *limit;
+int ParseIntParam(const Request& request, const char* name, int fallback, int min, int max) {
+  std::optional<std::string> given = request.Query(name);
+  if (!given) return fallback;
+  const std::string& text = *given;
   const char* end = text.data() + text.size();
   int value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || value < 1 || value > 1000) {
-    throw Error(ErrorCode::kInvalidArgument, "limit must be an integer from 1 to 1000");
+  if (ec != std::errc() || ptr != end || value < min || value > max) {
+    throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be an integer from " +
+                                                 std::to_string(min) + " to " +
+                                                 std::to_string(max));
   }
   return value;
 }
+
+int ParseLimit(const Request& request) { return ParseIntParam(request, "limit", 100, 1, 1000); }
 
 std::optional<model::Timestamp> ParseAsOf(const Request& request) {
   std::optional<std::string> text = request.Query("as_of");

@@ -25,6 +25,8 @@ Response JsonResponse(int status, const boost::json::value& body);
 std::int64_t ParseId(std::string_view text, std::string_view what);
 // If-Match as a version; nullopt when absent or "*"; 400 when malformed.
 std::optional<std::int64_t> ParseIfMatch(const Request& request);
+// Integer query parameter `name` in [min, max], `fallback` when absent; 400 otherwise.
+int ParseIntParam(const Request& request, const char* name, int fallback, int min, int max);
 // `limit` (default 100, 1..1000); 400 otherwise.
 int ParseLimit(const Request& request);
 // `as_of` when present: RFC 3339, not in the future; 400 otherwise.

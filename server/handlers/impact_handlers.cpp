@@ -16,21 +16,6 @@ using model::ErrorCode;
 
 namespace {
 
-int ParseBounded(const Request& request, const char* name, int fallback, int min, int max) {
-  std::optional<std::string> given = request.Query(name);
-  if (!given) return fallback;
-  const std::string& text = *given;
-  const char* end = text.data() + text.size();
-  int value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || value < min || value > max) {
-    throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be an integer from " +
-                                                 std::to_string(min) + " to " +
-                                                 std::to_string(max));
-  }
-  return value;
-}
-
 boost::json::object NodeJson(const model::NodeView& node) {
   return {{"id", node.id}, {"name", node.name}, {"type", node.type}, {"status", node.status}};
 }
@@ -53,19 +38,7 @@ struct ComputedImpact {
 
 // Parses the impact parameters shared by the JSON and the picture endpoints and runs the
 // traversal, over the in-memory graph or, with as_of, over the graph rebuilt from history.
-ComputedImpact ComputeImpact(const Request& request, const PathParams& params, AppContext& ctx,
-                             std::initializer_list<std::string_view> extra_params = {}) {
-  std::vector<std::string_view> allowed = {"direction", "depth", "relation_types", "max_nodes",
-                                           "as_of"};
-  allowed.insert(allowed.end(), extra_params.begin(), extra_params.end());
-  for (const auto& [key, value] : request.query) {
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "unknown query parameter '" + key.substr(0, 60) +
-                      "'; impact takes direction, depth, relation_types, max_nodes, as_of" +
-                      (extra_params.size() > 0 ? ", format" : ""));
-    }
-  }
+ComputedImpact ComputeImpact(const Request& request, const PathParams& params, AppContext& ctx) {
   ComputedImpact c;
   model::ImpactQuery& query = c.query;
   query.root = ParseId(params.at("id"), "CI id");
@@ -78,8 +51,8 @@ ComputedImpact ComputeImpact(const Request& request, const PathParams& params, A
     throw Error(ErrorCode::kInvalidArgument,
                 "direction must be down (what fails with this CI) or up (what it needs)");
   }
-  query.max_depth = ParseBounded(request, "depth", -1, 0, 1000);
-  query.max_nodes = static_cast<std::size_t>(ParseBounded(request, "max_nodes", 10000, 1, 100000));
+  query.max_depth = ParseIntParam(request, "depth", -1, 0, 1000);
+  query.max_nodes = static_cast<std::size_t>(ParseIntParam(request, "max_nodes", 10000, 1, 100000));
   if (std::optional<std::string> types = request.Query("relation_types")) {
     std::size_t start = 0;
     while (start <= types->size()) {
@@ -109,6 +82,7 @@ ComputedImpact ComputeImpact(const Request& request, const PathParams& params, A
 }  // namespace
 
 Response GetCiImpact(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {"direction", "depth", "relation_types", "max_nodes", "as_of"});
   ComputedImpact c = ComputeImpact(request, params, ctx);
   const model::ImpactQuery& query = c.query;
   const std::string& direction = c.direction;
@@ -175,7 +149,9 @@ Response GetCiImpactGraph(const Request& request, const PathParams& params, AppC
   } else if (format != "svg") {
     throw Error(ErrorCode::kInvalidArgument, "format must be svg, png or dot");
   }
-  ComputedImpact c = ComputeImpact(request, params, ctx, {"format"});
+  CheckQueryParams(request,
+                   {"direction", "depth", "relation_types", "max_nodes", "as_of", "format"});
+  ComputedImpact c = ComputeImpact(request, params, ctx);
   reports::ImpactPicture picture = reports::BuildImpactPicture(c.result, *c.graph, c.query.root);
   Response response;
   response.content_type = content_type;
