@@ -142,7 +142,7 @@ int EmbeddedPostgres::Run(const std::vector<std::string>& argv, bool as_cluster_
 void EmbeddedPostgres::RecoverFromCrash() {
   const fs::path pid_file = fs::path(pgdata_) / "postmaster.pid";
   if (!fs::exists(pid_file)) return;
-  const std::string bin = FindBinDir(options_.bin_dir);
+  const std::string& bin = options_.bin_dir;
   const std::string pid_text = ReadFirstLine(pid_file);
   const long pid = std::atol(pid_text.c_str());
   bool alive_postgres = false;
@@ -166,7 +166,9 @@ void EmbeddedPostgres::RecoverFromCrash() {
 
 void EmbeddedPostgres::Start() {
   if (running_) return;
-  const std::string bin = FindBinDir(options_.bin_dir);
+  // Resolved once: RecoverFromCrash and Stop use the same binaries.
+  options_.bin_dir = FindBinDir(options_.bin_dir);
+  const std::string& bin = options_.bin_dir;
   const fs::path root(options_.data_dir);
   std::error_code ec;
   fs::create_directories(root, ec);
@@ -239,7 +241,7 @@ void EmbeddedPostgres::Start() {
 void EmbeddedPostgres::Stop() {
   if (!running_) return;
   running_ = false;
-  const std::string bin = FindBinDir(options_.bin_dir);
+  const std::string& bin = options_.bin_dir;
   if (Run({bin + "/pg_ctl", "-D", pgdata_, "-m", "fast", "-w", "-t", "60", "stop"}, true) != 0) {
     Run({bin + "/pg_ctl", "-D", pgdata_, "-m", "immediate", "-w", "-t", "30", "stop"}, true);
   }

@@ -74,7 +74,6 @@ std::shared_ptr<const DependencyGraph> GraphCache::Current() {
   DbSession session = pool_.Lease();
   graph_ = std::make_shared<const DependencyGraph>(LoadDependencyGraph(session.sql()));
   graph_generation_ = wanted;
-  reloads_.fetch_add(1, std::memory_order_relaxed);
   return graph_;
 }
 

@@ -45,15 +45,12 @@ class GraphCache {
   // Marks the graph out of date (after this instance committed a write).
   void Invalidate() { generation_.fetch_add(1, std::memory_order_acq_rel); }
 
-  std::uint64_t reloads() const { return reloads_.load(std::memory_order_relaxed); }
-
  private:
   void Listen();
 
   DbPool& pool_;
   std::string listen_dsn_;
   std::atomic<std::uint64_t> generation_{1};
-  std::atomic<std::uint64_t> reloads_{0};
   std::mutex mutex_;                              // serialises reloads
   std::shared_ptr<const DependencyGraph> graph_;  // guarded by mutex_
   std::uint64_t graph_generation_ = 0;            // guarded by mutex_
