@@ -200,7 +200,7 @@ void CiRepository::Validate(const ConfigurationItem& draft, FieldErrors& errors)
 
 ConfigurationItem CiRepository::Create(const ConfigurationItem& draft, const WriteContext& ctx) {
   try {
-    soci::transaction tr(sql_);
+    Transaction tr(sql_);
     CiTypeRepository types(sql_);
     ValidateAgainstType(types, draft);
     PgResult r = Query(
@@ -214,7 +214,7 @@ ConfigurationItem CiRepository::Create(const ConfigurationItem& draft, const Wri
          ToJsonText(draft.attributes), OptionalInt(draft.min_healthy)});
     ConfigurationItem created = CiFromRow(r, 0);
     RecordVersion(sql_, created.id, nullptr, ctx);
-    tr.commit();
+    tr.Commit();
     return created;
   } catch (const soci::soci_error& e) {
     ThrowDbError(e);
@@ -225,7 +225,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
                                       std::optional<std::int64_t> if_match,
                                       const WriteContext& ctx) {
   try {
-    soci::transaction tr(sql_);
+    Transaction tr(sql_);
     ConfigurationItem current = LockForWrite(sql_, id, if_match);
     FieldErrors errors;
     ConfigurationItem next = ApplyCiPatch(current, patch, errors);
@@ -234,7 +234,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
     errors.ThrowIfAny("the patched CI is invalid");
     json::object diff = DiffCis(&current, &next);
     if (diff.empty()) {
-      tr.commit();
+      tr.Commit();
       return current;
     }
     PgResult u = Query(
@@ -248,7 +248,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
          ToJsonText(next.attributes), OptionalInt(next.min_healthy)});
     ConfigurationItem updated = CiFromRow(u, 0);
     RecordVersion(sql_, id, &diff, ctx);
-    tr.commit();
+    tr.Commit();
     return updated;
   } catch (const soci::soci_error& e) {
     ThrowDbError(e);
@@ -257,7 +257,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
 
 void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const WriteContext& ctx) {
   try {
-    soci::transaction tr(sql_);
+    Transaction tr(sql_);
     ConfigurationItem current = LockForWrite(sql_, id, if_match);
     PgResult now = Query(sql_, "SELECT cmdb_us(greatest(clock_timestamp(), $1::timestamptz))",
                          {FormatTimestamp(current.updated_at)});
@@ -283,7 +283,7 @@ void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const W
           "cmdb_ts($2), cmdb_ts($2), $3, $4, $5::jsonb FROM configuration_items WHERE id = $1",
           {P(id), ts, P(ctx.changed_by), P(ctx.source), ToJsonText(DiffCis(&current, nullptr))});
     Query(sql_, "DELETE FROM configuration_items WHERE id = $1", {P(id)});
-    tr.commit();
+    tr.Commit();
   } catch (const soci::soci_error& e) {
     ThrowDbError(e);
   }

@@ -80,7 +80,7 @@ CiType CiTypeRepository::Create(const CiType& type) {
 
 CiType CiTypeRepository::Replace(const CiType& type, std::optional<std::int64_t> if_match) {
   try {
-    soci::transaction tr(sql_);
+    Transaction tr(sql_);
     PgResult current =
         Query(sql_, "SELECT version FROM ci_types WHERE name = $1 FOR UPDATE", {P(type.name)});
     if (current.rows() == 0) {
@@ -123,7 +123,7 @@ CiType CiTypeRepository::Replace(const CiType& type, std::optional<std::int64_t>
                        {P(type.name), P(type.description), ToJsonText(AttributesToJson(type)),
                         ToJsonText(IdentifyByToJson(type))});
     CiType updated = TypeFromRow(r, 0);
-    tr.commit();
+    tr.Commit();
     return updated;
   } catch (const soci::soci_error& e) {
     ThrowDbError(e);
@@ -132,7 +132,7 @@ CiType CiTypeRepository::Replace(const CiType& type, std::optional<std::int64_t>
 
 void CiTypeRepository::Delete(std::string_view name, std::optional<std::int64_t> if_match) {
   try {
-    soci::transaction tr(sql_);
+    Transaction tr(sql_);
     PgResult current =
         Query(sql_, "SELECT version FROM ci_types WHERE name = $1 FOR UPDATE", {P(name)});
     if (current.rows() == 0) {
@@ -155,7 +155,7 @@ void CiTypeRepository::Delete(std::string_view name, std::optional<std::int64_t>
                       "stays readable");
     }
     Query(sql_, "DELETE FROM ci_types WHERE name = $1", {P(name)});
-    tr.commit();
+    tr.Commit();
   } catch (const soci::soci_error& e) {
     ThrowDbError(e);
   }

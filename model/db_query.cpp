@@ -258,3 +258,34 @@ void CopyOut(soci::session& sql, const std::string& query,
 }
 
 }  // namespace cmdb::model
+
+namespace cmdb::model {
+
+Transaction::Transaction(soci::session& sql) : sql_(sql) {
+  PGconn* conn = NativeConnection(sql);
+  nested_ = PQtransactionStatus(conn) != PQTRANS_IDLE;
+  // Savepoints nest strictly, so one name serves every level: ROLLBACK TO and RELEASE act on
+  // the most recent savepoint of that name.
+  Query(sql_, nested_ ? "SAVEPOINT cmdb_nested" : "BEGIN");
+}
+
+Transaction::~Transaction() {
+  if (done_) return;
+  try {
+    if (nested_) {
+      Query(sql_, "ROLLBACK TO SAVEPOINT cmdb_nested");
+      Query(sql_, "RELEASE SAVEPOINT cmdb_nested");
+    } else {
+      Query(sql_, "ROLLBACK");
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; a broken
+                   // connection rolls back by itself
+  }
+}
+
+void Transaction::Commit() {
+  Query(sql_, nested_ ? "RELEASE SAVEPOINT cmdb_nested" : "COMMIT");
+  done_ = true;
+}
+
+}  // namespace cmdb::model

@@ -99,3 +99,27 @@ void CopyOut(soci::session& sql, const std::string& query,
              const std::function<void(const std::vector<std::string_view>& fields)>& row);
 
 }  // namespace cmdb::model
+
+namespace cmdb::model {
+
+// A transaction on `sql`, or, when the session is already inside one, a savepoint in it, so
+// the repositories' own transactions compose into a caller's (a discovery run writes its CIs,
+// findings and decisions atomically). Rolls back unless Commit() was called. Do not mix with
+// soci::transaction on the same session.
+class Transaction {
+ public:
+  explicit Transaction(soci::session& sql);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void Commit();
+  bool nested() const { return nested_; }
+
+ private:
+  soci::session& sql_;
+  bool nested_ = false;
+  bool done_ = false;
+};
+
+}  // namespace cmdb::model

@@ -154,7 +154,7 @@ class Importer {
       throw Error(ErrorCode::kInvalidArgument, "an import holds at most 1000000 CIs");
     }
     try {
-      soci::transaction tr(sql_);
+      Transaction tr(sql_);
       Phase("parse", started_);
       auto t = std::chrono::steady_clock::now();
       LoadTypes();
@@ -172,7 +172,7 @@ class Importer {
       ImportRelations();
       t = Phase("relations", t);
       if (options_.atomic && !errors_.empty()) ThrowRejected();
-      tr.commit();
+      tr.Commit();
       Phase("commit", t);
     } catch (const soci::soci_error& e) {
       ThrowDbError(e);

@@ -30,7 +30,7 @@ Relation RelationFromRow(const PgResult& r, int row) {
 
 Relation RelationRepository::Create(const Relation& draft, const WriteContext& ctx) {
   try {
-    soci::transaction tr(sql_);
+    Transaction tr(sql_);
     FieldErrors errors;
     PgResult type =
         Query(sql_, "SELECT 1 FROM relation_types WHERE name = $1 FOR KEY SHARE", {P(draft.type)});
@@ -73,7 +73,7 @@ Relation RelationRepository::Create(const Relation& draft, const WriteContext& c
           " valid_from, changed_by, source, diff) SELECT id, version, type, from_ci, to_ci, "
           "attributes, updated_at, $2, $3, $4::jsonb FROM relations WHERE id = $1",
           {P(created.id), P(ctx.changed_by), P(ctx.source), ToJsonText(diff)});
-    tr.commit();
+    tr.Commit();
     return created;
   } catch (const soci::soci_error& e) {
     ThrowDbError(e);
@@ -113,7 +113,7 @@ RelationPage RelationRepository::List(const RelationFilter& filter) {
 void RelationRepository::Delete(RelationId id, std::optional<std::int64_t> if_match,
                                 const WriteContext& ctx) {
   try {
-    soci::transaction tr(sql_);
+    Transaction tr(sql_);
     PgResult r = Query(
         sql_,
         std::string("SELECT ") + kRelationColumns + " FROM relations r WHERE r.id = $1 FOR UPDATE",
@@ -138,7 +138,7 @@ void RelationRepository::Delete(RelationId id, std::optional<std::int64_t> if_ma
           "jsonb_build_object('deleted', jsonb_build_object('old', false, 'new', true)) "
           "FROM gone, now",
           {P(id), P(ctx.changed_by), P(ctx.source)});
-    tr.commit();
+    tr.Commit();
   } catch (const soci::soci_error& e) {
     ThrowDbError(e);
   }

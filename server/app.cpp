@@ -4,6 +4,9 @@
 #include <optional>
 #include <thread>
 
+#include <unistd.h>
+
+#include "discovery/run_worker.hpp"
 #include "model/db_migrations.hpp"
 #include "model/db_pool.hpp"
 #include "model/demo_estate.hpp"
@@ -52,6 +55,7 @@ struct App::Impl {
   std::unique_ptr<model::EmbeddedPostgres> postgres;
   std::unique_ptr<model::DbPool> pool;
   std::unique_ptr<model::GraphCache> graph;
+  std::unique_ptr<discovery::DiscoveryWorker> discovery;
   reports::GraphvizRenderer renderer;
   Metrics metrics;
   std::unique_ptr<Router> router;
@@ -110,6 +114,15 @@ void App::Start() {
       if (name == "openapi.json") s.openapi = std::string(text);
     }
     s.graph = std::make_unique<model::GraphCache>(*s.pool, dsn);
+    if (s.config.discovery_worker) {
+      char machine[256] = {};
+      gethostname(machine, sizeof machine - 1);
+      discovery::WorkerOptions worker;
+      worker.instance = std::string(machine) + ":" + std::to_string(getpid());
+      s.discovery = std::make_unique<discovery::DiscoveryWorker>(dsn, worker);
+      s.discovery->Start();
+      s.context.discovery = s.discovery.get();
+    }
     s.router = std::make_unique<Router>(ApiRoutes());
     s.context.db = s.pool.get();
     s.context.graph = s.graph.get();
@@ -151,6 +164,11 @@ void App::Stop() {
   if (s.http) {
     s.http->Stop();
     s.http.reset();
+  }
+  if (s.discovery) {
+    s.discovery->Stop();
+    s.discovery.reset();
+    s.context.discovery = nullptr;
   }
   s.graph.reset();
   s.pool.reset();

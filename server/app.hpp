@@ -23,6 +23,7 @@ struct ServeConfig {
   std::chrono::seconds read_timeout{30};
   bool durable = true;  // embedded cluster: fsync on
   bool log_requests = true;
+  bool discovery_worker = true;  // execute queued and scheduled discovery runs
 };
 
 // Parses "host:port" ("127.0.0.1:8080", "[::1]:0"). Throws model::Error{kInvalidArgument}.

@@ -26,6 +26,7 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --read-timeout SECS    time allowed for a request's body after its headers (default 30)
   --max-connections N    open connections accepted at once (default 1024)
   --no-request-log       do not log a line per request
+  --no-discovery-worker  leave discovery runs to other instances on the same database
   --help                 show this text
 )";
 
@@ -96,6 +97,8 @@ int main(int argc, char** argv) {
         config.max_connections = ParseCount(flag, value(), 1, 1000000);
       } else if (flag == "--no-request-log") {
         config.log_requests = false;
+      } else if (flag == "--no-discovery-worker") {
+        config.discovery_worker = false;
       } else if (flag == "--help" || flag == "-h") {
         std::cout << kUsage;
         return 0;

@@ -71,6 +71,19 @@ std::vector<Route> ApiRoutes() {
       {"DELETE", "/api/v1/relations/{id}", DeleteRelation, "asset_admin"},
       {"GET", "/api/v1/relations/{id}/history", GetRelationHistory, "viewer"},
       {"POST", "/api/v1/import", PostImport, "asset_admin"},
+      {"GET", "/api/v1/discovery/sources", ListDiscoverySources, "viewer"},
+      {"POST", "/api/v1/discovery/sources", CreateDiscoverySource, "asset_admin"},
+      {"GET", "/api/v1/discovery/sources/{id}", GetDiscoverySource, "viewer"},
+      {"PATCH", "/api/v1/discovery/sources/{id}", PatchDiscoverySource, "asset_admin"},
+      {"DELETE", "/api/v1/discovery/sources/{id}", DeleteDiscoverySource, "asset_admin"},
+      {"GET", "/api/v1/discovery/sources/{id}/stale", GetStaleCis, "viewer"},
+      {"GET", "/api/v1/discovery/runs", ListDiscoveryRuns, "viewer"},
+      {"POST", "/api/v1/discovery/runs", CreateDiscoveryRun, "asset_admin"},
+      {"GET", "/api/v1/discovery/runs/{id}", GetDiscoveryRun, "viewer"},
+      {"GET", "/api/v1/drift", ListDrift, "viewer"},
+      {"GET", "/api/v1/drift/{id}", GetDrift, "viewer"},
+      {"POST", "/api/v1/drift/{id}/accept", AcceptDrift, "asset_admin"},
+      {"POST", "/api/v1/drift/{id}/ignore", IgnoreDrift, "asset_admin"},
   };
 }
 

@@ -16,6 +16,10 @@ class DbPool;
 class GraphCache;
 }  // namespace cmdb::model
 
+namespace cmdb::discovery {
+class DiscoveryWorker;
+}
+
 namespace cmdb::reports {
 class GraphvizRenderer;
 }
@@ -29,6 +33,7 @@ struct AppContext {
   model::DbPool* db = nullptr;
   model::GraphCache* graph = nullptr;  // invalidated after every committed write
   reports::GraphvizRenderer* renderer = nullptr;
+  discovery::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   Metrics* metrics = nullptr;
   std::string_view openapi_json;
   bool log_requests = true;  // one structured line per request on stderr

@@ -77,4 +77,19 @@ Response GetRelationHistory(const Request&, const PathParams&, AppContext&);
 // --- import ---
 Response PostImport(const Request&, const PathParams&, AppContext&);
 
+// --- discovery and drift ---
+Response CreateDiscoverySource(const Request&, const PathParams&, AppContext&);
+Response ListDiscoverySources(const Request&, const PathParams&, AppContext&);
+Response GetDiscoverySource(const Request&, const PathParams&, AppContext&);
+Response PatchDiscoverySource(const Request&, const PathParams&, AppContext&);
+Response DeleteDiscoverySource(const Request&, const PathParams&, AppContext&);
+Response GetStaleCis(const Request&, const PathParams&, AppContext&);
+Response CreateDiscoveryRun(const Request&, const PathParams&, AppContext&);
+Response ListDiscoveryRuns(const Request&, const PathParams&, AppContext&);
+Response GetDiscoveryRun(const Request&, const PathParams&, AppContext&);
+Response ListDrift(const Request&, const PathParams&, AppContext&);
+Response GetDrift(const Request&, const PathParams&, AppContext&);
+Response AcceptDrift(const Request&, const PathParams&, AppContext&);
+Response IgnoreDrift(const Request&, const PathParams&, AppContext&);
+
 }  // namespace cmdb::server::handlers

@@ -1,0 +1,613 @@
+#include "discovery/reconcile.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include <arpa/inet.h>
+
+#include "model/error.hpp"
+#include "model/json.hpp"
+
+namespace cmdb::discovery {
+
+namespace json = boost::json;
+using model::FieldErrors;
+
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) s.remove_suffix(1);
+  return std::string(s);
+}
+
+bool LooksLikeMac(std::string_view s) {
+  if (s.size() != 17) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i % 3 == 2) {
+      if (s[i] != ':' && s[i] != '-') return false;
+    } else if (std::isxdigit(static_cast<unsigned char>(s[i])) == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// One spelling per value for the strings whose spelling varies: MAC addresses (case,
+// separator) and IPv6 addresses (case, zero compression).
+std::string CanonicalString(std::string_view s) {
+  if (LooksLikeMac(s)) {
+    std::string out = Lower(s);
+    std::replace(out.begin(), out.end(), '-', ':');
+    return out;
+  }
+  if (s.find(':') != std::string_view::npos && s.size() < INET6_ADDRSTRLEN) {
+    in6_addr addr{};
+    std::string text(s);
+    char buffer[INET6_ADDRSTRLEN] = {};
+    if (inet_pton(AF_INET6, text.c_str(), &addr) == 1 &&
+        inet_ntop(AF_INET6, &addr, buffer, sizeof buffer) != nullptr) {
+      return buffer;
+    }
+  }
+  return std::string(s);
+}
+
+// Canonical text of a value, for set comparison of list elements.
+std::string CanonicalText(const json::value& v) {
+  if (v.is_string()) return "s" + CanonicalString(v.get_string());
+  if (v.is_number()) {
+    double d = v.to_number<double>();
+    if (std::floor(d) == d && std::fabs(d) < 9e15)
+      return "n" + std::to_string(static_cast<std::int64_t>(d));
+    return "n" + model::ToJsonText(v);
+  }
+  return "j" + model::ToJsonText(v);
+}
+
+// Lookup key of one identifying value: case-insensitive.
+std::string KeyText(const json::value& v) {
+  if (v.is_string()) return "s" + Lower(CanonicalString(Trim(v.get_string())));
+  return CanonicalText(v);
+}
+
+bool IsLoopbackAddress(std::string_view s) {
+  if (s.rfind("127.", 0) == 0) {
+    in_addr addr{};
+    return inet_pton(AF_INET, std::string(s).c_str(), &addr) == 1;
+  }
+  if (s.find(':') != std::string_view::npos) {
+    in6_addr addr{};
+    return inet_pton(AF_INET6, std::string(s).c_str(), &addr) == 1 && IN6_IS_ADDR_LOOPBACK(&addr);
+  }
+  return false;
+}
+
+json::array SetJson(const std::vector<std::string>& set) {
+  json::array out;
+  for (const auto& name : set) out.emplace_back(name);
+  return out;
+}
+
+std::string SetText(const std::vector<std::string>& set) { return model::ToJsonText(SetJson(set)); }
+
+}  // namespace
+
+bool SameValue(const json::value& a, const json::value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.is_double() || b.is_double()) return a.to_number<double>() == b.to_number<double>();
+    if (a.is_uint64() && a.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)) {
+      return b.is_uint64() && a.get_uint64() == b.get_uint64();
+    }
+    if (b.is_uint64() && b.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)) return false;
+    return a.to_number<std::int64_t>() == b.to_number<std::int64_t>();
+  }
+  if (a.is_string() && b.is_string()) {
+    return a.get_string() == b.get_string() ||
+           CanonicalString(a.get_string()) == CanonicalString(b.get_string());
+  }
+  if (a.is_array() && b.is_array()) {
+    const json::array& x = a.get_array();
+    const json::array& y = b.get_array();
+    if (x.size() != y.size()) return false;
+    std::vector<std::string> xs;
+    std::vector<std::string> ys;
+    for (const auto& e : x) xs.push_back(CanonicalText(e));
+    for (const auto& e : y) ys.push_back(CanonicalText(e));
+    std::sort(xs.begin(), xs.end());
+    std::sort(ys.begin(), ys.end());
+    return xs == ys;
+  }
+  return a == b;
+}
+
+// --- source configuration ---
+
+SourceConfig ParseSourceConfig(const json::value& value, std::string_view kind,
+                               FieldErrors& errors) {
+  SourceConfig config;
+  config.stale_after_runs =
+      (kind == "nmap_xml" || kind == "ansible_facts") ? std::optional<int>(3) : std::nullopt;
+  if (value.is_null()) return config;
+  const json::object* o = value.if_object();
+  if (o == nullptr) {
+    errors.Add("config", "must be an object");
+    return config;
+  }
+  for (const auto& [key, v] : *o) {
+    const std::string field = "config." + std::string(key);
+    if (key == "ci_type") {
+      if (!v.is_string() || !model::IsValidIdentifier(v.get_string())) {
+        errors.Add(field, "must name a CI type");
+      } else {
+        config.ci_type = std::string(v.get_string());
+      }
+    } else if (key == "on_unmatched") {
+      if (v == "report") {
+        config.on_unmatched = OnUnmatched::kReport;
+      } else if (v == "create") {
+        config.on_unmatched = OnUnmatched::kCreate;
+      } else {
+        errors.Add(field, "must be report or create");
+      }
+    } else if (key == "mapping") {
+      if (!v.is_object()) {
+        errors.Add(field, "must be an object of observed name -> attribute name (or null)");
+        continue;
+      }
+      for (const auto& [from, to] : v.get_object()) {
+        if (to.is_null()) {
+          config.mapping[std::string(from)] = std::nullopt;
+        } else if (to.is_string() && model::IsValidIdentifier(to.get_string())) {
+          config.mapping[std::string(from)] = std::string(to.get_string());
+        } else {
+          errors.Add(field + "." + std::string(from), "must be an attribute name or null");
+        }
+      }
+    } else if (key == "stale_after_runs") {
+      if (v.is_null()) {
+        config.stale_after_runs.reset();
+      } else if (!v.is_int64() || v.get_int64() < 1 || v.get_int64() > 1000) {
+        errors.Add(field, "must be an integer from 1 to 1000, or null");
+      } else {
+        config.stale_after_runs = static_cast<int>(v.get_int64());
+      }
+    } else if (key == "junk_values") {
+      if (!v.is_array()) {
+        errors.Add(field, "must be a list of strings");
+        continue;
+      }
+      for (const auto& e : v.get_array()) {
+        if (!e.is_string()) {
+          errors.Add(field, "must be a list of strings");
+          break;
+        }
+        config.junk_values.emplace_back(e.get_string());
+      }
+    } else if (key == "loopback_identities" || key == "fill_missing") {
+      if (!v.is_bool()) {
+        errors.Add(field, "must be true or false");
+      } else {
+        (key == "fill_missing" ? config.fill_missing : config.loopback_identities) = v.get_bool();
+      }
+    } else if (key == "path") {
+      if (kind != "nmap_xml" && kind != "ansible_facts") {
+        errors.Add(field, "applies to nmap_xml and ansible_facts sources only");
+      } else if (!v.is_string() || v.get_string().empty() || v.get_string().front() != '/') {
+        errors.Add(field, "must be an absolute path on the server");
+      } else {
+        config.path = std::string(v.get_string());
+      }
+    } else {
+      errors.Add(field, "unknown field");
+    }
+  }
+  return config;
+}
+
+json::object SourceConfigToJson(const SourceConfig& config) {
+  json::object o;
+  o["ci_type"] = config.ci_type;
+  o["on_unmatched"] = config.on_unmatched == OnUnmatched::kCreate ? "create" : "report";
+  json::object mapping;
+  for (const auto& [from, to] : config.mapping) {
+    mapping[from] = to ? json::value(*to) : json::value(nullptr);
+  }
+  o["mapping"] = std::move(mapping);
+  o["stale_after_runs"] =
+      config.stale_after_runs ? json::value(*config.stale_after_runs) : json::value(nullptr);
+  json::array junk;
+  for (const auto& v : config.junk_values) junk.emplace_back(v);
+  o["junk_values"] = std::move(junk);
+  o["loopback_identities"] = config.loopback_identities;
+  o["fill_missing"] = config.fill_missing;
+  if (!config.path.empty()) o["path"] = config.path;
+  return o;
+}
+
+// --- junk ---
+
+const std::vector<std::string>& JunkRules::BuiltIn() {
+  static const std::vector<std::string> values = {"to be filled by o.e.m.",
+                                                  "to be filled by oem",
+                                                  "default string",
+                                                  "system serial number",
+                                                  "system product name",
+                                                  "chassis serial number",
+                                                  "not specified",
+                                                  "not applicable",
+                                                  "not available",
+                                                  "na",
+                                                  "n/a",
+                                                  "none",
+                                                  "null",
+                                                  "nil",
+                                                  "unknown",
+                                                  "undefined",
+                                                  "0",
+                                                  "123456789",
+                                                  "1234567890",
+                                                  "invalid",
+                                                  "empty",
+                                                  "serial",
+                                                  "oem",
+                                                  "o.e.m.",
+                                                  "localhost",
+                                                  "localhost.localdomain",
+                                                  "localdomain",
+                                                  "0.0.0.0",
+                                                  "ff:ff:ff:ff:ff:ff",
+                                                  "03000200-0400-0500-0006-000700080009",
+                                                  "00000000-0000-0000-0000-000000000000",
+                                                  "ffffffff-ffff-ffff-ffff-ffffffffffff"};
+  return values;
+}
+
+JunkRules::JunkRules(const std::vector<std::string>& extra, bool loopback_identities)
+    : values_(BuiltIn()), loopback_identities_(loopback_identities) {
+  for (const auto& v : extra) values_.push_back(Lower(Trim(v)));
+}
+
+std::string JunkRules::Why(const json::value& value) const {
+  if (value.is_null()) return "is null";
+  if (value.is_number() && value.to_number<double>() == 0) return "is 0";
+  if (!value.is_string()) return {};
+  const std::string text = Lower(Trim(value.get_string()));
+  if (text.empty()) return "is empty";
+  if (std::find(values_.begin(), values_.end(), text) != values_.end()) {
+    return "'" + std::string(value.get_string()) + "' is a placeholder, not an identifier";
+  }
+  // "0000000", "xxxxxx", "------", "000000000000" and all-zero MACs.
+  if (std::all_of(text.begin(), text.end(),
+                  [&](char c) { return c == text[0] || c == ':' || c == '-' || c == '.'; }) &&
+      std::string_view("0x*-.#?:").find(text[0]) != std::string_view::npos) {
+    return "'" + std::string(value.get_string()) + "' is a placeholder, not an identifier";
+  }
+  if (!loopback_identities_ && IsLoopbackAddress(text)) {
+    return "'" + std::string(value.get_string()) +
+           "' is a loopback address, which every host has (set loopback_identities for scans "
+           "of 127.0.0.0/8)";
+  }
+  return {};
+}
+
+// --- decisions ---
+
+std::string_view OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kMatched:
+      return "matched";
+    case Outcome::kCreated:
+      return "created";
+    case Outcome::kUnmatched:
+      return "unmatched";
+    case Outcome::kAmbiguous:
+      return "ambiguous";
+    case Outcome::kRejected:
+      return "rejected";
+  }
+  return "rejected";
+}
+
+std::string_view FindingActionName(FindingAction action) {
+  switch (action) {
+    case FindingAction::kOpen:
+      return "opened";
+    case FindingAction::kUpdate:
+      return "updated";
+    case FindingAction::kUnchanged:
+      return "still_open";
+    case FindingAction::kResolve:
+      return "resolved";
+    case FindingAction::kSuppressed:
+      return "ignored_before";
+  }
+  return "opened";
+}
+
+json::object Decision::ToJson() const {
+  json::object o;
+  o["seq"] = seq;
+  o["observation"] = label;
+  o["type"] = type;
+  o["outcome"] = OutcomeName(outcome);
+  o["ci"] = ci > 0 ? json::value(ci) : json::value(nullptr);
+  o["identify_by"] = matched_by.empty() ? json::value(nullptr) : json::value(SetJson(matched_by));
+  if (!candidates.empty()) {
+    json::array c;
+    for (auto id : candidates) c.emplace_back(id);
+    o["candidates"] = std::move(c);
+  }
+  o["tried"] = tried;
+  o["reason"] = reason;
+  json::array drift;
+  for (const auto& f : findings) {
+    drift.push_back(json::object{
+        {"attribute", f.attribute},
+        {"expected", f.expected},
+        {"actual", f.actual},
+        {"finding", f.finding_id > 0 ? json::value(f.finding_id) : json::value(nullptr)},
+        {"action", FindingActionName(f.action)}});
+  }
+  o["drift"] = std::move(drift);
+  if (!fill.empty()) o["filled"] = fill;
+  if (outcome == Outcome::kCreated) {
+    o["name"] = create_name;
+    o["attributes"] = create_attributes;
+  }
+  if (!notes.empty()) o["notes"] = notes;
+  return o;
+}
+
+Reconciler::Reconciler(SourceConfig config, JunkRules junk)
+    : config_(std::move(config)), junk_(std::move(junk)) {}
+
+const std::string& Reconciler::TypeOf(const Observation& observation) const {
+  return observation.type.empty() ? config_.ci_type : observation.type;
+}
+
+std::string Reconciler::Key(const std::vector<std::string>& set, const json::object& values,
+                            std::string& why) const {
+  std::string key;
+  for (const auto& name : set) {
+    const json::value* v = values.if_contains(name);
+    if (v == nullptr || v->is_null()) {
+      why = "no " + name;
+      return {};
+    }
+    if (std::string w = junk_.Why(*v); !w.empty()) {
+      why = name + " " + w;
+      return {};
+    }
+    key += KeyText(*v);
+    key += '\x1f';
+  }
+  return key;
+}
+
+void Reconciler::AddType(model::CiType type, std::vector<Candidate> candidates) {
+  TypeIndex& index = types_[type.name];
+  index.sets.assign(type.identify_by.size(), {});
+  for (std::size_t s = 0; s < type.identify_by.size(); ++s) {
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      std::string why;
+      std::string key = Key(type.identify_by[s], candidates[i].attributes, why);
+      if (!key.empty()) index.sets[s][std::move(key)].push_back(i);
+    }
+  }
+  index.type = std::move(type);
+  index.candidates = std::move(candidates);
+}
+
+void Reconciler::AddOpenFinding(CiId ci, const std::string& attribute, KnownFinding finding) {
+  open_[{ci, attribute}] = std::move(finding);
+}
+
+void Reconciler::AddIgnoredFinding(CiId ci, const std::string& attribute, KnownFinding finding) {
+  ignored_[{ci, attribute}] = std::move(finding);
+}
+
+Decision Reconciler::Decide(const Observation& observation, int seq) {
+  Decision d;
+  d.seq = seq;
+  d.label = observation.label;
+  d.type = TypeOf(observation);
+  if (!observation.skip_reason.empty()) {
+    d.outcome = Outcome::kRejected;
+    d.reason = observation.skip_reason;
+    return d;
+  }
+  auto it = types_.find(d.type);
+  if (it == types_.end()) {
+    d.outcome = Outcome::kRejected;
+    d.reason = "unknown CI type '" + d.type + "'";
+    return d;
+  }
+  TypeIndex& index = it->second;
+  const model::CiType& type = index.type;
+
+  // The observed values under their CI attribute names; identity values win.
+  json::object values;
+  auto put = [&](std::string_view key, const json::value& value) {
+    std::string name(key);
+    if (auto m = config_.mapping.find(name); m != config_.mapping.end()) {
+      if (!m->second) return;
+      name = *m->second;
+    }
+    values[name] = value;
+  };
+  for (const auto& [k, v] : observation.attributes) put(k, v);
+  for (const auto& [k, v] : observation.identity) put(k, v);
+
+  // Values usable as attributes: in the type, valid for it, not junk.
+  json::object usable;
+  for (const auto& [k, v] : values) {
+    if (k == "name") continue;
+    auto spec = type.attributes.find(k);
+    if (spec == type.attributes.end()) {
+      d.notes.push_back(
+          json::object{{"attribute", k}, {"note", "not an attribute of " + type.name}});
+      continue;
+    }
+    if (v.is_string()) {
+      if (std::string why = junk_.Why(v);
+          !why.empty() && why.find("loopback") == std::string::npos) {
+        d.notes.push_back(
+            json::object{{"attribute", k}, {"note", "junk value not compared: " + why}});
+        continue;
+      }
+    }
+    FieldErrors errors;
+    model::CiType one;
+    one.name = type.name;
+    one.attributes.emplace(k, spec->second);
+    one.attributes.at(k).required = false;
+    model::ValidateAttributes(one, json::object{{k, v}}, errors, "");
+    if (!errors.empty()) {
+      d.notes.push_back(json::object{
+          {"attribute", k},
+          {"note", "observed value not valid for the type: " + errors.items()[0].message}});
+      continue;
+    }
+    usable[k] = v;
+  }
+
+  bool any_complete = false;
+  std::vector<std::string> pending_keys;
+  for (std::size_t s = 0; s < type.identify_by.size(); ++s) {
+    const auto& set = type.identify_by[s];
+    std::string why;
+    std::string key = Key(set, values, why);
+    if (key.empty()) {
+      d.tried.push_back(json::object{{"identify_by", SetJson(set)}, {"result", why}});
+      pending_keys.emplace_back();
+      continue;
+    }
+    any_complete = true;
+    pending_keys.push_back(key);
+    std::set<std::size_t> hits;
+    int pending_seq = 0;
+    if (auto found = index.sets[s].find(key); found != index.sets[s].end()) {
+      hits.insert(found->second.begin(), found->second.end());
+    }
+    if (auto p = index.pending.find(std::to_string(s) + ":" + key); p != index.pending.end()) {
+      pending_seq = p->second;
+    }
+    if (hits.empty() && pending_seq > 0) {
+      d.outcome = Outcome::kAmbiguous;
+      d.tried.push_back(
+          json::object{{"identify_by", SetJson(set)},
+                       {"result", "the asset of observation #" + std::to_string(pending_seq)}});
+      d.reason = "identify_by " + SetText(set) + " names the same asset as observation #" +
+                 std::to_string(pending_seq) + ", which this run registers; not applied twice";
+      return d;
+    }
+    if (hits.empty()) {
+      d.tried.push_back(json::object{{"identify_by", SetJson(set)}, {"result", "no CI"}});
+      continue;
+    }
+    if (hits.size() > 1) {
+      d.outcome = Outcome::kAmbiguous;
+      for (auto i : hits) d.candidates.push_back(index.candidates[i].id);
+      d.tried.push_back(json::object{{"identify_by", SetJson(set)},
+                                     {"result", std::to_string(hits.size()) + " CIs"}});
+      d.reason = "identify_by " + SetText(set) + " matches " + std::to_string(hits.size()) +
+                 " CIs; they are never merged: resolve the duplicate records";
+      return d;
+    }
+    const Candidate& ci = index.candidates[*hits.begin()];
+    d.tried.push_back(
+        json::object{{"identify_by", SetJson(set)}, {"result", "CI " + std::to_string(ci.id)}});
+    if (auto seen = matched_.find(ci.id); seen != matched_.end()) {
+      d.outcome = Outcome::kAmbiguous;
+      d.candidates.push_back(ci.id);
+      d.reason = "CI " + std::to_string(ci.id) + " was already matched by observation #" +
+                 std::to_string(seen->second) + " of this run; not applied twice";
+      return d;
+    }
+    matched_[ci.id] = seq;
+    d.outcome = Outcome::kMatched;
+    d.ci = ci.id;
+    d.matched_by = set;
+    d.reason =
+        "matched CI " + std::to_string(ci.id) + " (" + ci.name + ") by identify_by " + SetText(set);
+    Compare(ci, usable, d);
+    return d;
+  }
+  if (!any_complete) {
+    d.outcome = Outcome::kUnmatched;
+    d.reason = "no identifier set of " + type.name +
+               " is complete, so nothing can identify this asset; not registered";
+    return d;
+  }
+  if (config_.on_unmatched == OnUnmatched::kReport) {
+    d.outcome = Outcome::kUnmatched;
+    d.reason = "no CI matches; reported as an unregistered asset (on_unmatched=report)";
+    return d;
+  }
+  d.outcome = Outcome::kCreated;
+  d.create_attributes = usable;
+  std::string name = observation.name;
+  if (const json::value* n = values.if_contains("name");
+      name.empty() && n != nullptr && n->is_string()) {
+    name = std::string(n->get_string());
+  }
+  for (const char* key : {"fqdn", "hostname", "ip"}) {
+    if (!name.empty()) break;
+    if (const json::value* v = usable.if_contains(key); v != nullptr && v->is_string()) {
+      name = std::string(v->get_string());
+    }
+  }
+  d.create_name = name.empty() ? observation.label : name;
+  d.reason = "no CI matches; registered as a new " + type.name + " (on_unmatched=create)";
+  for (std::size_t s = 0; s < pending_keys.size(); ++s) {
+    if (!pending_keys[s].empty())
+      index.pending.emplace(std::to_string(s) + ":" + pending_keys[s], seq);
+  }
+  return d;
+}
+
+void Reconciler::Compare(const Candidate& ci, const json::object& observed, Decision& d) const {
+  for (const auto& [k, v] : observed) {
+    const std::string attribute(k);
+    const json::value* recorded = ci.attributes.if_contains(k);
+    const bool missing = recorded == nullptr || recorded->is_null();
+    if (missing && config_.fill_missing) {
+      d.fill[k] = v;
+      continue;
+    }
+    const json::value expected = missing ? json::value(nullptr) : *recorded;
+    auto open = open_.find({ci.id, attribute});
+    if (!missing && SameValue(expected, v)) {
+      if (open != open_.end()) {
+        d.findings.push_back({FindingAction::kResolve, attribute, expected, v, open->second.id});
+      }
+      continue;
+    }
+    if (open != open_.end()) {
+      const bool same =
+          SameValue(open->second.actual, v) && SameValue(open->second.expected, expected);
+      d.findings.push_back({same ? FindingAction::kUnchanged : FindingAction::kUpdate, attribute,
+                            expected, v, open->second.id});
+      continue;
+    }
+    auto ignored = ignored_.find({ci.id, attribute});
+    if (ignored != ignored_.end() && SameValue(ignored->second.actual, v) &&
+        SameValue(ignored->second.expected, expected)) {
+      d.findings.push_back(
+          {FindingAction::kSuppressed, attribute, expected, v, ignored->second.id});
+      continue;
+    }
+    d.findings.push_back({FindingAction::kOpen, attribute, expected, v, 0});
+  }
+}
+
+}  // namespace cmdb::discovery

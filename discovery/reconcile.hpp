@@ -1,0 +1,157 @@
+#pragma once
+// Reconciliation: what one discovery observation means for the records. Pure and in memory:
+// the run executor (run_executor.hpp) loads the candidate CIs and open findings, asks the
+// Reconciler for a Decision per observation and writes the outcome. Every decision explains
+// itself: which identifier sets were tried, which value was junk, which CI matched and why
+// a finding was opened, updated, resolved or suppressed. Not thread-safe.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "discovery/observation.hpp"
+#include "model/ci_type.hpp"
+
+namespace cmdb::discovery {
+
+using CiId = std::int64_t;
+
+enum class OnUnmatched { kReport, kCreate };
+
+// A source's `config`, validated.
+struct SourceConfig {
+  std::string ci_type = "server";
+  OnUnmatched on_unmatched = OnUnmatched::kReport;
+  // Observed attribute name -> CI attribute name; nullopt drops the observed attribute.
+  std::map<std::string, std::optional<std::string>, std::less<>> mapping;
+  std::optional<int> stale_after_runs;   // nullopt: the source's runs are partial, no staleness
+  std::vector<std::string> junk_values;  // added to the built-in list
+  bool loopback_identities = false;      // loopback addresses identify (scans of 127.0.0.0/8)
+  bool fill_missing = true;              // an attribute the record lacks is filled in, not drift
+  std::string path;  // nmap_xml report file or ansible --tree folder, for payload-less runs
+};
+
+// Validates `config` for a source of `kind`; adds problems under "config.<field>".
+SourceConfig ParseSourceConfig(const boost::json::value& config, std::string_view kind,
+                               model::FieldErrors& errors);
+boost::json::object SourceConfigToJson(const SourceConfig& config);
+
+// Values that must never identify an asset: placeholders firmware and installers leave behind
+// ("To be filled by O.E.M.", "Default string", "0", ...), all-zero or broadcast MACs, and
+// loopback addresses unless the scan is of loopback addresses.
+class JunkRules {
+ public:
+  JunkRules(const std::vector<std::string>& extra, bool loopback_identities);
+  // Why `value` cannot identify anything, or "" when it can.
+  std::string Why(const boost::json::value& value) const;
+  static const std::vector<std::string>& BuiltIn();
+
+ private:
+  std::vector<std::string> values_;  // lower case, trimmed
+  bool loopback_identities_;
+};
+
+// A CI that observations of its type may match.
+struct Candidate {
+  CiId id = 0;
+  std::string name;
+  boost::json::object attributes;
+};
+
+enum class Outcome { kMatched, kCreated, kUnmatched, kAmbiguous, kRejected };
+std::string_view OutcomeName(Outcome outcome);
+
+enum class FindingAction {
+  kOpen,        // a new difference
+  kUpdate,      // an open finding whose observed (or recorded) value changed
+  kUnchanged,   // an open finding observed again with the same values
+  kResolve,     // reality is back at the record
+  kSuppressed,  // the same difference was ignored before
+};
+std::string_view FindingActionName(FindingAction action);
+
+struct FindingChange {
+  FindingAction action = FindingAction::kOpen;
+  std::string attribute;
+  boost::json::value expected;  // the record's value (null when it has none)
+  boost::json::value actual;    // the observed value
+  std::int64_t finding_id = 0;  // the existing finding; for kOpen, set once written
+};
+
+struct Decision {
+  int seq = 0;
+  std::string label;
+  std::string type;
+  Outcome outcome = Outcome::kUnmatched;
+  CiId ci = 0;  // matched or created CI
+  std::vector<std::string> matched_by;
+  std::vector<CiId> candidates;  // ambiguous: every CI that matched
+  boost::json::array tried;      // [{"identify_by": [...], "result": "..."}]
+  std::string reason;
+  std::vector<FindingChange> findings;
+  boost::json::object fill;  // attributes the record lacked, written by the run
+  std::string create_name;   // kCreated: the new CI's name and attributes
+  boost::json::object create_attributes;
+  boost::json::array notes;  // observed values not used, and why
+
+  boost::json::object ToJson() const;
+};
+
+struct KnownFinding {
+  std::int64_t id = 0;
+  boost::json::value expected;
+  boost::json::value actual;
+};
+
+class Reconciler {
+ public:
+  Reconciler(SourceConfig config, JunkRules junk);
+
+  // The CI type observations may name, with its CIs (indexed here by every identifier set).
+  void AddType(model::CiType type, std::vector<Candidate> candidates);
+  bool HasType(std::string_view name) const { return types_.contains(std::string(name)); }
+  void AddOpenFinding(CiId ci, const std::string& attribute, KnownFinding finding);
+  // The most recent ignored finding of (ci, attribute).
+  void AddIgnoredFinding(CiId ci, const std::string& attribute, KnownFinding finding);
+
+  // Decides what `observation` (number `seq` of the run) means. Remembers matches, so a second
+  // observation of the same CI in one run is reported as ambiguous, not applied twice.
+  Decision Decide(const Observation& observation, int seq);
+
+  // The type an observation is reconciled as.
+  const std::string& TypeOf(const Observation& observation) const;
+
+ private:
+  struct TypeIndex {
+    model::CiType type;
+    std::vector<Candidate> candidates;
+    std::vector<std::unordered_map<std::string, std::vector<std::size_t>>> sets;  // per set
+    std::unordered_map<std::string, int> pending;  // keys of CIs this run will create -> seq
+  };
+  // The lookup key of identifier set `set` in `values` (none, with the reason in `why`, when
+  // a value is missing or junk). Identifier sets hold scalar attributes only (ci_type.hpp).
+  std::string Key(const std::vector<std::string>& set, const boost::json::object& values,
+                  std::string& why) const;
+  void Compare(const Candidate& ci, const boost::json::object& observed, Decision& decision) const;
+
+  SourceConfig config_;
+  JunkRules junk_;
+  std::map<std::string, TypeIndex, std::less<>> types_;
+  std::map<std::pair<CiId, std::string>, KnownFinding> open_;
+  std::map<std::pair<CiId, std::string>, KnownFinding> ignored_;
+  std::unordered_map<CiId, int> matched_;  // CI -> seq of the observation that matched it
+};
+
+// True when two attribute values mean the same: numbers by value, lists as multisets.
+bool SameValue(const boost::json::value& a, const boost::json::value& b);
+
+}  // namespace cmdb::discovery

@@ -1,0 +1,623 @@
+#include "discovery/run_worker.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <boost/json/parse.hpp>
+#include <soci/soci.h>
+
+#include "discovery/collectors.hpp"
+#include "discovery/reconcile.hpp"
+#include "model/ci_type_repository.hpp"
+#include "model/db_errors.hpp"
+#include "model/db_pool.hpp"
+#include "model/db_query.hpp"
+#include "model/error.hpp"
+#include "model/importer.hpp"
+#include "model/json.hpp"
+
+namespace cmdb::discovery {
+
+namespace json = boost::json;
+using model::Error;
+using model::ErrorCode;
+using model::P;
+using model::PgParam;
+using model::PgResult;
+using model::Query;
+
+namespace {
+
+constexpr int kMaxAttempts = 3;
+constexpr std::uintmax_t kMaxInputFile = std::uintmax_t{256} * 1024 * 1024;
+
+std::string ReadInputFile(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) throw Error(ErrorCode::kInvalidArgument, "cannot read '" + path + "': " + ec.message());
+  if (size > kMaxInputFile) {
+    throw Error(ErrorCode::kInvalidArgument, "'" + path + "' is larger than 256 MiB");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool IsJsonType(const std::string& t) {
+  return t.empty() || t == "application/json" ||
+         (t.size() > 5 && t.compare(t.size() - 5, 5, "+json") == 0);
+}
+
+std::string DecodeBytea(std::string_view hex) {
+  if (hex.size() < 2 || hex.substr(0, 2) != "\\x") return std::string(hex);
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  std::string out;
+  out.reserve((hex.size() - 2) / 2);
+  for (std::size_t i = 2; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>((nibble(hex[i]) << 4) | nibble(hex[i + 1]));
+  }
+  return out;
+}
+
+bool IsLoopbackIp(const json::value* ip) {
+  if (ip == nullptr || !ip->is_string()) return false;
+  std::string_view s = ip->get_string();
+  return s.rfind("127.", 0) == 0 || s == "::1";
+}
+
+std::string IdArray(const std::vector<std::int64_t>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+std::vector<Observation> Collect(const Source& source, const std::string& content_type,
+                                 const std::string& payload) {
+  const std::string& kind = source.kind;
+  if (kind == "local_host") {
+    if (!payload.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "a local_host run observes this machine; it takes no body");
+    }
+    return {CollectLocalHost()};
+  }
+  if (kind == "agent") {
+    if (payload.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "an agent run needs its observations as the body");
+    }
+    if (!IsJsonType(content_type)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "agent observations are application/json, not " + content_type);
+    }
+    return ParseAgentPayload(model::ParseJson(payload));
+  }
+  if (payload.empty() && source.config.path.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "no input: post the " +
+                    std::string(kind == "nmap_xml" ? "nmap -oX report" : "ansible facts file") +
+                    " as the run's body, or set the source's config.path");
+  }
+  if (kind == "nmap_xml") {
+    if (!payload.empty() && !content_type.empty() && content_type != "application/xml" &&
+        content_type != "text/xml") {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "an nmap report is application/xml, not " + content_type);
+    }
+    return ParseNmapXml(payload.empty() ? ReadInputFile(source.config.path) : payload);
+  }
+  if (kind == "ansible_facts") {
+    if (!payload.empty()) {
+      if (!IsJsonType(content_type)) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "ansible facts are application/json, not " + content_type);
+      }
+      return {ParseAnsibleFacts(payload)};
+    }
+    if (std::filesystem::is_directory(source.config.path))
+      return ReadAnsibleTree(source.config.path);
+    return {ParseAnsibleFacts(ReadInputFile(source.config.path),
+                              std::filesystem::path(source.config.path).filename().string())};
+  }
+  throw Error(ErrorCode::kInvalidArgument, "unknown source kind " + kind);
+}
+
+namespace {
+
+// The work of one run inside its transaction.
+class RunExecution {
+ public:
+  RunExecution(soci::session& sql, std::int64_t run_id,
+               const std::function<void(std::int64_t, std::int64_t)>& progress)
+      : sql_(sql), run_id_(run_id), progress_(progress) {}
+
+  void Execute() {
+    PgResult r = Query(sql_,
+                       "SELECT r.source_id, r.dry_run, coalesce(r.content_type, ''), r.payload, "
+                       "cmdb_us(coalesce(r.started_at, clock_timestamp())) FROM discovery_runs r "
+                       "WHERE r.id = $1",
+                       {P(run_id_)});
+    if (r.rows() == 0) throw Error(ErrorCode::kNotFound, "run vanished");
+    DiscoveryStore store(sql_);
+    std::optional<Source> source = store.FindSource(r.Int(0, 0));
+    if (!source) throw Error(ErrorCode::kNotFound, "the run's source was deleted");
+    source_ = std::move(*source);
+    dry_run_ = r.Bool(0, 1);
+    observed_at_ = r.Int(0, 4);
+    const std::string content_type(r.Text(0, 2));
+    const std::string payload = r.IsNull(0, 3) ? std::string() : DecodeBytea(r.Text(0, 3));
+
+    std::vector<Observation> observations = Collect(source_, content_type, payload);
+    const auto total = static_cast<std::int64_t>(observations.size());
+    progress_(0, total);
+
+    bool loopback = source_.config.loopback_identities;
+    if (source_.kind == "nmap_xml" && !observations.empty()) {
+      // A scan of loopback addresses is identified by them; any other scan is not.
+      loopback =
+          loopback || std::all_of(observations.begin(), observations.end(), [](const auto& o) {
+            return IsLoopbackIp(o.attributes.if_contains("ip"));
+          });
+    }
+    Reconciler reconciler(source_.config, JunkRules(source_.config.junk_values, loopback));
+
+    model::Transaction tr(sql_);
+    std::set<std::string> types;
+    for (const auto& o : observations) types.insert(reconciler.TypeOf(o));
+    LoadTypes(reconciler, types);
+    decisions_.reserve(observations.size());
+    for (std::size_t i = 0; i < observations.size(); ++i) {
+      decisions_.push_back(reconciler.Decide(observations[i], static_cast<int>(i) + 1));
+      if ((i + 1) % 5000 == 0) progress_(static_cast<std::int64_t>(i) + 1, total);
+    }
+    if (!dry_run_) {
+      CreateCis();
+      FillRecords();
+      WriteFindings();
+      StampSeen();
+    }
+    WriteDecisions();
+    json::object counts = Counts(total);
+    Query(sql_,
+          "UPDATE discovery_runs SET state = 'succeeded', counts = $2::jsonb, progress_done = $3, "
+          "progress_total = $3, finished_at = clock_timestamp(), payload = NULL WHERE id = $1",
+          {P(run_id_), model::ToJsonText(counts), P(total)});
+    tr.Commit();
+  }
+
+ private:
+  void LoadTypes(Reconciler& reconciler, const std::set<std::string>& types) {
+    model::CiTypeRepository repo(sql_);
+    std::vector<std::string> known;
+    for (const auto& name : types) {
+      if (!model::IsValidIdentifier(name)) continue;
+      // Serialises with imports and other runs writing CIs of this type.
+      Query(sql_, "SELECT pg_advisory_xact_lock(hashtext('cmdb.import.' || $1))", {P(name)});
+      std::optional<model::CiType> type = repo.Find(name, /*lock_shared=*/true);
+      if (!type) continue;
+      std::vector<Candidate> candidates;
+      // The type name is a validated identifier ([a-z][a-z0-9_]*), safe inside the literal.
+      model::CopyOut(
+          sql_, "SELECT id, name, attributes FROM configuration_items WHERE type = '" + name + "'",
+          [&](const std::vector<std::string_view>& f) {
+            Candidate c;
+            c.id = std::stoll(std::string(f[0]));
+            c.name = std::string(f[1]);
+            c.attributes = json::parse(f[2]).as_object();
+            candidates.push_back(std::move(c));
+          });
+      reconciler.AddType(std::move(*type), std::move(candidates));
+      known.push_back(name);
+    }
+    if (known.empty()) return;
+    const std::string types_literal = model::TextArrayLiteral(known);
+    PgResult open =
+        Query(sql_,
+              "SELECT f.id, f.ci_id, f.attribute, f.expected::text, f.actual::text FROM "
+              "drift_findings f JOIN configuration_items c ON c.id = f.ci_id WHERE "
+              "f.state = 'open' AND c.type = ANY($1::text[])",
+              {types_literal});
+    auto value = [](const PgResult& r, int row, int col) {
+      return r.IsNull(row, col) ? json::value(nullptr) : json::parse(r.Text(row, col));
+    };
+    for (int i = 0; i < open.rows(); ++i) {
+      reconciler.AddOpenFinding(open.Int(i, 1), std::string(open.Text(i, 2)),
+                                {open.Int(i, 0), value(open, i, 3), value(open, i, 4)});
+    }
+    PgResult ignored = Query(
+        sql_,
+        "SELECT * FROM (SELECT DISTINCT ON (f.ci_id, f.attribute) f.id, f.ci_id, f.attribute, "
+        "f.expected::text, f.actual::text, f.state FROM drift_findings f JOIN configuration_items "
+        "c ON c.id = f.ci_id WHERE f.state <> 'open' AND c.type = ANY($1::text[]) ORDER BY "
+        "f.ci_id, f.attribute, f.id DESC) latest WHERE state = 'ignored'",
+        {types_literal});
+    for (int i = 0; i < ignored.rows(); ++i) {
+      reconciler.AddIgnoredFinding(ignored.Int(i, 1), std::string(ignored.Text(i, 2)),
+                                   {ignored.Int(i, 0), value(ignored, i, 3), value(ignored, i, 4)});
+    }
+  }
+
+  model::WriteContext Context() const {
+    return {"discovery:" + source_.name, "discovery:" + std::to_string(run_id_)};
+  }
+
+  void CreateCis() {
+    json::array cis;
+    std::vector<Decision*> rows;
+    for (auto& d : decisions_) {
+      if (d.outcome != Outcome::kCreated) continue;
+      cis.push_back(json::object{
+          {"type", d.type}, {"name", d.create_name}, {"attributes", d.create_attributes}});
+      rows.push_back(&d);
+    }
+    if (rows.empty()) return;
+    model::ImportOptions options;
+    options.atomic = false;
+    options.ctx = Context();
+    model::ImportResult result =
+        model::ImportDocument(sql_, json::object{{"cis", std::move(cis)}}, options);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      rows[i]->ci = i < result.ci_ids.size() ? result.ci_ids[i] : 0;
+    }
+    for (const auto& e : result.errors) {
+      // e.row is "cis[<i>]".
+      std::size_t i = std::stoul(e.row.substr(4));
+      if (i >= rows.size()) continue;
+      rows[i]->outcome = Outcome::kRejected;
+      rows[i]->ci = 0;
+      rows[i]->reason =
+          "could not register it: " + (e.field.empty() ? "" : e.field + ": ") + e.message;
+    }
+  }
+
+  void FillRecords() {
+    model::CiRepository cis(sql_);
+    for (auto& d : decisions_) {
+      if (d.outcome != Outcome::kMatched || d.fill.empty()) continue;
+      try {
+        cis.Patch(d.ci, json::object{{"attributes", d.fill}}, std::nullopt, Context());
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kValidationFailed) throw;
+        d.notes.push_back(
+            json::object{{"note", std::string("attributes not filled in: ") + e.what()}});
+        d.fill.clear();
+      }
+    }
+  }
+
+  void WriteFindings() {
+    json::array opened;
+    std::vector<FindingChange*> opened_changes;
+    json::array updated;
+    std::vector<std::int64_t> unchanged;
+    std::vector<std::int64_t> resolved;
+    for (auto& d : decisions_) {
+      if (d.outcome != Outcome::kMatched) continue;
+      for (auto& f : d.findings) {
+        switch (f.action) {
+          case FindingAction::kOpen:
+            opened.push_back(json::object{{"ci", d.ci},
+                                          {"attribute", f.attribute},
+                                          {"expected", f.expected},
+                                          {"actual", f.actual}});
+            opened_changes.push_back(&f);
+            break;
+          case FindingAction::kUpdate:
+            updated.push_back(
+                json::object{{"id", f.finding_id}, {"expected", f.expected}, {"actual", f.actual}});
+            break;
+          case FindingAction::kUnchanged:
+            unchanged.push_back(f.finding_id);
+            break;
+          case FindingAction::kResolve:
+            resolved.push_back(f.finding_id);
+            break;
+          case FindingAction::kSuppressed:
+            break;
+        }
+      }
+    }
+    const PgParam run = P(run_id_);
+    const PgParam at = P(observed_at_);
+    if (!opened.empty()) {
+      PgResult r = Query(sql_,
+                         "INSERT INTO drift_findings (ci_id, attribute, expected, actual, run_id, "
+                         "last_run_id, detected_at, observed_at) SELECT x.ci, x.attribute, "
+                         "x.expected, x.actual, $2, $2, cmdb_ts($3), cmdb_ts($3) FROM "
+                         "jsonb_to_recordset($1::jsonb) AS x(ci bigint, attribute text, expected "
+                         "jsonb, actual jsonb) RETURNING id, ci_id, attribute",
+                         {model::ToJsonText(opened), run, at});
+      std::map<std::pair<std::int64_t, std::string>, std::int64_t> ids;
+      for (int i = 0; i < r.rows(); ++i)
+        ids[{r.Int(i, 1), std::string(r.Text(i, 2))}] = r.Int(i, 0);
+      for (std::size_t i = 0; i < opened_changes.size(); ++i) {
+        auto found = ids.find({opened.at(i).at("ci").as_int64(), opened_changes[i]->attribute});
+        if (found != ids.end()) opened_changes[i]->finding_id = found->second;
+      }
+    }
+    if (!updated.empty()) {
+      Query(
+          sql_,
+          "UPDATE drift_findings f SET expected = x.expected, actual = x.actual, last_run_id = $2, "
+          "observed_at = cmdb_ts($3), updated_at = clock_timestamp(), version = f.version + 1 "
+          "FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, expected jsonb, actual jsonb) "
+          "WHERE f.id = x.id AND f.state = 'open'",
+          {model::ToJsonText(updated), run, at});
+    }
+    if (!unchanged.empty()) {
+      Query(sql_,
+            "UPDATE drift_findings SET last_run_id = $2, observed_at = cmdb_ts($3) WHERE id = "
+            "ANY($1::bigint[]) AND state = 'open'",
+            {IdArray(unchanged), run, at});
+    }
+    if (!resolved.empty()) {
+      Query(sql_,
+            "UPDATE drift_findings SET state = 'resolved', closed_at = clock_timestamp(), "
+            "closed_by = $4, last_run_id = $2, observed_at = cmdb_ts($3), updated_at = "
+            "clock_timestamp(), version = version + 1 WHERE id = ANY($1::bigint[]) AND state = "
+            "'open'",
+            {IdArray(resolved), run, at, P("discovery:" + std::to_string(run_id_))});
+    }
+  }
+
+  void StampSeen() {
+    std::vector<std::int64_t> seen;
+    for (const auto& d : decisions_) {
+      if ((d.outcome == Outcome::kMatched || d.outcome == Outcome::kCreated) && d.ci > 0) {
+        seen.push_back(d.ci);
+      }
+    }
+    if (seen.empty()) return;
+    const std::string ids = IdArray(seen);
+    // last_seen_at is not versioned: an observation that changes nothing changes no version.
+    Query(sql_,
+          "UPDATE configuration_items SET last_seen_at = greatest(last_seen_at, cmdb_ts($2)) "
+          "WHERE id = ANY($1::bigint[])",
+          {ids, P(observed_at_)});
+    Query(
+        sql_,
+        "INSERT INTO discovery_sightings (source_id, ci_id, last_run_id, last_seen_at) SELECT $1, "
+        "unnest($2::bigint[]), $3, cmdb_ts($4) ON CONFLICT (source_id, ci_id) DO UPDATE SET "
+        "last_run_id = excluded.last_run_id, last_seen_at = excluded.last_seen_at",
+        {P(source_.id), ids, P(run_id_), P(observed_at_)});
+  }
+
+  void WriteDecisions() {
+    model::CopyBuffer buffer;
+    for (const auto& d : decisions_) {
+      buffer.Int(run_id_);
+      buffer.Int(d.seq);
+      buffer.Field(OutcomeName(d.outcome));
+      if (d.ci > 0) {
+        buffer.Int(d.ci);
+      } else {
+        buffer.Null();
+      }
+      json::object o = d.ToJson();
+      if (dry_run_) o["dry_run"] = true;
+      buffer.Field(model::ToJsonText(o));
+      buffer.EndRow();
+    }
+    if (buffer.rows() > 0) {
+      model::CopyIn(sql_,
+                    "COPY discovery_decisions (run_id, seq, outcome, ci_id, decision) FROM STDIN",
+                    buffer);
+    }
+  }
+
+  json::object Counts(std::int64_t total) const {
+    std::int64_t matched = 0, created = 0, drifted = 0, unmatched = 0, ambiguous = 0, rejected = 0;
+    std::int64_t opened = 0, updated = 0, resolved = 0, filled = 0;
+    for (const auto& d : decisions_) {
+      switch (d.outcome) {
+        case Outcome::kMatched:
+          ++matched;
+          break;
+        case Outcome::kCreated:
+          ++created;
+          break;
+        case Outcome::kUnmatched:
+          ++unmatched;
+          break;
+        case Outcome::kAmbiguous:
+          ++ambiguous;
+          break;
+        case Outcome::kRejected:
+          ++rejected;
+          break;
+      }
+      bool drift = false;
+      for (const auto& f : d.findings) {
+        if (f.action == FindingAction::kOpen) ++opened;
+        if (f.action == FindingAction::kUpdate) ++updated;
+        if (f.action == FindingAction::kResolve) ++resolved;
+        drift = drift || f.action == FindingAction::kOpen || f.action == FindingAction::kUpdate ||
+                f.action == FindingAction::kUnchanged;
+      }
+      if (drift) ++drifted;
+      if (!d.fill.empty()) ++filled;
+    }
+    return {{"observed", total},
+            {"matched", matched},
+            {"created", created},
+            {"drifted", drifted},
+            {"unmatched", unmatched},
+            {"ambiguous", ambiguous},
+            {"rejected", rejected},
+            {"findings_opened", opened},
+            {"findings_updated", updated},
+            {"findings_resolved", resolved},
+            {"filled", filled}};
+  }
+
+  soci::session& sql_;
+  std::int64_t run_id_;
+  const std::function<void(std::int64_t, std::int64_t)>& progress_;
+  Source source_;
+  bool dry_run_ = false;
+  std::int64_t observed_at_ = 0;
+  std::vector<Decision> decisions_;
+};
+
+}  // namespace
+
+bool ExecuteRun(soci::session& sql, std::int64_t run_id,
+                const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  std::string error;
+  try {
+    RunExecution(sql, run_id, progress).Execute();
+    return true;
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kUnavailable) throw;
+    error = e.what();
+    for (const auto& f : e.field_errors()) error += "; " + f.field + ": " + f.message;
+  } catch (const soci::soci_error& e) {
+    error = std::string("database error: ") + e.what();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  Query(sql,
+        "UPDATE discovery_runs SET state = 'failed', error = $2, finished_at = clock_timestamp(), "
+        "payload = NULL WHERE id = $1",
+        {P(run_id), P(error.substr(0, 4000))});
+  return false;
+}
+
+// --- worker ---
+
+DiscoveryWorker::DiscoveryWorker(const std::string& dsn, WorkerOptions options)
+    : options_(std::move(options)), pool_(std::make_unique<model::DbPool>(dsn, 2)) {}
+
+DiscoveryWorker::~DiscoveryWorker() { Stop(); }
+
+void DiscoveryWorker::Start() {
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void DiscoveryWorker::Stop() {
+  stopping_ = true;
+  Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DiscoveryWorker::Wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  wake_.notify_all();
+}
+
+int DiscoveryWorker::RecoverAbandoned() {
+  model::DbSession session = pool_->Lease();
+  soci::session& sql = session.sql();
+  PgResult running =
+      Query(sql, "SELECT id FROM discovery_runs WHERE state = 'running' ORDER BY id");
+  int touched = 0;
+  for (int i = 0; i < running.rows(); ++i) {
+    const PgParam id = P(running.Int(i, 0));
+    // The lock is free only when no live session works on the run.
+    PgResult got = Query(sql, "SELECT pg_try_advisory_lock(cmdb_run_lock_key($1))", {id});
+    if (!got.Bool(0, 0)) continue;
+    try {
+      PgResult r = Query(
+          sql,
+          "UPDATE discovery_runs SET state = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'queued' "
+          "END, error = CASE WHEN attempts >= $2 THEN 'abandoned by a stopped instance ' || "
+          "attempts || ' times' ELSE NULL END, finished_at = CASE WHEN attempts >= $2 THEN "
+          "clock_timestamp() END, claimed_by = NULL, progress_done = 0 WHERE id = $1 AND state = "
+          "'running'",
+          {id, P(kMaxAttempts)});
+      touched += static_cast<int>(r.affected());
+    } catch (...) {
+      Query(sql, "SELECT pg_advisory_unlock(cmdb_run_lock_key($1))", {id});
+      throw;
+    }
+    Query(sql, "SELECT pg_advisory_unlock(cmdb_run_lock_key($1))", {id});
+  }
+  return touched;
+}
+
+bool DiscoveryWorker::ClaimAndExecute() {
+  model::DbSession session = pool_->Lease();
+  soci::session& sql = session.sql();
+  std::int64_t run_id = 0;
+  {
+    model::Transaction tr(sql);
+    PgResult next =
+        Query(sql,
+              "SELECT id FROM discovery_runs WHERE state = 'queued' ORDER BY id LIMIT 1 "
+              "FOR UPDATE SKIP LOCKED");
+    if (next.rows() == 0) return false;
+    run_id = next.Int(0, 0);
+    PgResult got = Query(sql, "SELECT pg_try_advisory_lock(cmdb_run_lock_key($1))", {P(run_id)});
+    if (!got.Bool(0, 0)) return false;  // being recovered elsewhere right now; next time
+    Query(sql,
+          "UPDATE discovery_runs SET state = 'running', attempts = attempts + 1, claimed_by = $2, "
+          "started_at = clock_timestamp(), progress_done = 0 WHERE id = $1",
+          {P(run_id), P(options_.instance)});
+    tr.Commit();
+  }
+  struct Unlock {
+    soci::session& sql;
+    std::int64_t id;
+    ~Unlock() {
+      try {
+        Query(sql, "SELECT pg_advisory_unlock(cmdb_run_lock_key($1))", {P(id)});
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a lost connection drops the lock too
+      }
+    }
+  } unlock{sql, run_id};
+  model::DbSession progress_session = pool_->Lease();
+  auto progress = [&](std::int64_t done, std::int64_t total) {
+    Query(progress_session.sql(),
+          "UPDATE discovery_runs SET progress_done = $2, progress_total = $3 WHERE id = $1",
+          {P(run_id), P(done), P(total)});
+  };
+  ExecuteRun(sql, run_id, progress);
+  return true;
+}
+
+int DiscoveryWorker::RunPending() {
+  RecoverAbandoned();
+  if (options_.schedule) {
+    model::DbSession session = pool_->Lease();
+    Query(session.sql(),
+          "WITH due AS (SELECT id, interval_seconds FROM discovery_sources WHERE interval_seconds "
+          "IS NOT NULL AND next_run_at <= clock_timestamp() FOR UPDATE SKIP LOCKED), "
+          "bumped AS (UPDATE discovery_sources s SET next_run_at = clock_timestamp() + "
+          "due.interval_seconds * interval '1 second' FROM due WHERE s.id = due.id RETURNING s.id) "
+          "INSERT INTO discovery_runs (source_id, trigger) SELECT b.id, 'schedule' FROM bumped b "
+          "WHERE NOT EXISTS (SELECT 1 FROM discovery_runs r WHERE r.source_id = b.id AND r.state "
+          "IN ('queued', 'running'))");
+  }
+  int executed = 0;
+  while (!stopping_ && ClaimAndExecute()) ++executed;
+  return executed;
+}
+
+void DiscoveryWorker::Loop() {
+  while (!stopping_) {
+    try {
+      RunPending();
+    } catch (const std::exception& e) {
+      // The database is unreachable or restarting: try again at the next poll.
+      std::fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"discovery worker: %s\"}\n", e.what());
+    }
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, options_.poll, [this] { return woken_ || stopping_.load(); });
+    woken_ = false;
+  }
+}
+
+}  // namespace cmdb::discovery

@@ -1,0 +1,84 @@
+#pragma once
+// Executes discovery runs. Runs are queued in PostgreSQL; any instance claims the oldest with
+// FOR UPDATE SKIP LOCKED and holds a session-level advisory lock on it while it works, so a
+// run whose lock is free while it says "running" was abandoned by a crashed instance and is
+// queued again (failed after three attempts). Each run is one transaction: CIs registered,
+// records filled in, findings opened, updated and resolved, decisions and counts all commit
+// together or not at all. A run that fails records its error; the worker goes on.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "discovery/discovery_store.hpp"
+#include "discovery/observation.hpp"
+
+namespace soci {
+class session;
+}
+namespace cmdb::model {
+class DbPool;
+}
+
+namespace cmdb::discovery {
+
+// Turns a run's payload (or, without one, the source's config.path or this machine) into
+// observations. Throws model::Error{kInvalidArgument} saying what is wrong with the input.
+std::vector<Observation> Collect(const Source& source, const std::string& content_type,
+                                 const std::string& payload);
+
+// Reconciles and writes one claimed run on `sql`; `progress(done, total)` is called while it
+// works. Marks the run succeeded or failed; returns true when it succeeded. Throws only when
+// the database fails.
+bool ExecuteRun(soci::session& sql, std::int64_t run_id,
+                const std::function<void(std::int64_t, std::int64_t)>& progress);
+
+struct WorkerOptions {
+  std::string instance = "cmdb";  // recorded in claimed_by
+  std::chrono::milliseconds poll{500};
+  bool schedule = true;  // queue runs of sources whose interval has come round
+};
+
+class DiscoveryWorker {
+ public:
+  // Opens its own two sessions to `dsn` (one works, one reports progress).
+  DiscoveryWorker(const std::string& dsn, WorkerOptions options);
+  ~DiscoveryWorker();
+  DiscoveryWorker(const DiscoveryWorker&) = delete;
+  DiscoveryWorker& operator=(const DiscoveryWorker&) = delete;
+
+  void Start();
+  // Finishes the run in progress, then stops. Idempotent.
+  void Stop();
+  // A run was queued: look now rather than at the next poll.
+  void Wake();
+
+  // One pass on the calling thread: recover abandoned runs, queue due sources, execute queued
+  // runs until none is left. Returns how many runs it executed.
+  int RunPending();
+
+  // Runs left "running" by a dead instance go back to the queue (or fail after 3 attempts).
+  // Returns how many were touched.
+  int RecoverAbandoned();
+
+ private:
+  bool ClaimAndExecute();
+  void Loop();
+
+  WorkerOptions options_;
+  std::unique_ptr<model::DbPool> pool_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool woken_ = false;  // guarded by mutex_
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace cmdb::discovery

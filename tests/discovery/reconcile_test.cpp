@@ -1,0 +1,218 @@
+#include "discovery/reconcile.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace cmdb::discovery {
+namespace {
+
+namespace json = boost::json;
+
+model::CiType ServerType() {
+  return model::ParseCiType(json::parse(R"({
+    "name": "server",
+    "attributes": {
+      "hostname": {"type": "string"}, "domain": {"type": "string"}, "fqdn": {"type": "string"},
+      "ip": {"type": "ip"}, "serial": {"type": "string"}, "machine_id": {"type": "string"},
+      "mac_addresses": {"type": "string", "list": true}, "os": {"type": "string"},
+      "memory_mb": {"type": "integer", "min": 0}, "open_ports": {"type": "integer", "list": true}},
+    "identify_by": [["serial"], ["machine_id"], ["hostname", "domain"], ["hostname"], ["ip"]]})"));
+}
+
+Candidate Ci(CiId id, const char* attributes) {
+  return {id, "ci-" + std::to_string(id), json::parse(attributes).as_object()};
+}
+
+Observation Obs(const char* attributes, const char* identity = "{}") {
+  Observation o;
+  o.attributes = json::parse(attributes).as_object();
+  o.identity = json::parse(identity).as_object();
+  o.label = "obs";
+  return o;
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  Reconciler Make(SourceConfig config = {}) {
+    Reconciler r(config, JunkRules(config.junk_values, config.loopback_identities));
+    r.AddType(ServerType(),
+              {Ci(1, R"({"serial": "S1", "hostname": "db-01", "memory_mb": 1024, "os": "Debian"})"),
+               Ci(2, R"({"serial": "S2", "hostname": "Web-01", "domain": "corp"})"),
+               Ci(3, R"({"hostname": "twin", "ip": "10.0.0.3"})"),
+               Ci(4, R"({"hostname": "twin", "ip": "10.0.0.4"})"),
+               Ci(5, R"({"serial": "To be filled by O.E.M.", "hostname": "oem-box"})")});
+    return r;
+  }
+};
+
+TEST_F(ReconcilerTest, MatchesByTheFirstCompleteIdentifierSet) {
+  Reconciler r = Make();
+  Decision d = r.Decide(Obs(R"({"serial": "S1", "hostname": "renamed"})"), 1);
+  EXPECT_EQ(d.outcome, Outcome::kMatched);
+  EXPECT_EQ(d.ci, 1);
+  EXPECT_EQ(d.matched_by, std::vector<std::string>{"serial"});
+  // Identity values compare case-insensitively; later sets are used when earlier ones are
+  // incomplete, and the log says why each set before was passed over.
+  Decision web = r.Decide(Obs(R"({"hostname": "WEB-01", "domain": "CORP"})"), 2);
+  EXPECT_EQ(web.outcome, Outcome::kMatched);
+  EXPECT_EQ(web.ci, 2);
+  ASSERT_EQ(web.tried.size(), 3U);
+  EXPECT_EQ(web.tried[0].at("result"), "no serial");
+  EXPECT_EQ(web.tried[1].at("result"), "no machine_id");
+  EXPECT_EQ(web.tried[2].at("result"), "CI 2");
+  // An IPv6 identifier matches whatever its spelling.
+  Reconciler v6(SourceConfig{}, JunkRules({}, false));
+  v6.AddType(ServerType(), {Ci(7, R"({"ip": "2001:db8::7"})")});
+  Decision ip = v6.Decide(Obs(R"({"ip": "2001:DB8:0:0:0:0:0:7"})"), 1);
+  EXPECT_EQ(ip.outcome, Outcome::kMatched);
+  EXPECT_EQ(ip.ci, 7);
+}
+
+TEST_F(ReconcilerTest, JunkNeverMatches) {
+  Reconciler r = Make();
+  for (const char* junk :
+       {"To be filled by O.E.M.", " default string ", "NA", "0", "000000000", "N/A", "None"}) {
+    json::object a{{"serial", junk}};
+    Observation o;
+    o.attributes = a;
+    Decision d = r.Decide(o, 1);
+    EXPECT_EQ(d.outcome, Outcome::kUnmatched) << junk;
+    EXPECT_NE(d.tried.at(0).at("result").as_string().find("placeholder"), json::string::npos)
+        << junk;
+  }
+  Decision lo = r.Decide(Obs(R"({"hostname": "localhost", "ip": "127.0.0.1"})"), 2);
+  EXPECT_EQ(lo.outcome, Outcome::kUnmatched);
+  EXPECT_NE(lo.tried.back().at("result").as_string().find("loopback"), json::string::npos);
+  // The placeholder serial of CI 5 is not an identifier on the record's side either.
+  SourceConfig config;
+  config.junk_values = {"ACME-SERIAL"};
+  Reconciler custom = Make(config);
+  EXPECT_EQ(custom.Decide(Obs(R"({"serial": "acme-serial"})"), 1).outcome, Outcome::kUnmatched);
+}
+
+TEST_F(ReconcilerTest, AmbiguousMatchesAreNeverMerged) {
+  Reconciler r = Make();
+  Decision d = r.Decide(Obs(R"({"hostname": "twin"})"), 1);
+  EXPECT_EQ(d.outcome, Outcome::kAmbiguous);
+  EXPECT_EQ(d.candidates, (std::vector<CiId>{3, 4}));
+  EXPECT_EQ(d.ci, 0);
+  EXPECT_TRUE(d.findings.empty());
+  // Twice the same CI in one run: the first observation applies, the second does not.
+  EXPECT_EQ(r.Decide(Obs(R"({"serial": "S1"})"), 2).outcome, Outcome::kMatched);
+  Decision twice = r.Decide(Obs(R"({"hostname": "db-01", "memory_mb": 1})"), 3);
+  EXPECT_EQ(twice.outcome, Outcome::kAmbiguous);
+  EXPECT_NE(twice.reason.find("observation #2"), std::string::npos);
+  EXPECT_TRUE(twice.findings.empty());
+}
+
+TEST_F(ReconcilerTest, UnmatchedIsReportedOrRegisteredOnce) {
+  Reconciler report = Make();
+  Decision d = report.Decide(Obs(R"({"serial": "NEW", "hostname": "new"})"), 1);
+  EXPECT_EQ(d.outcome, Outcome::kUnmatched);
+  EXPECT_NE(d.reason.find("on_unmatched=report"), std::string::npos);
+
+  SourceConfig config;
+  config.on_unmatched = OnUnmatched::kCreate;
+  Reconciler create = Make(config);
+  Decision c = create.Decide(
+      Obs(R"({"serial": "NEW", "hostname": "new", "fqdn": "new.corp", "colour": "red", "memory_mb": -1})"),
+      1);
+  EXPECT_EQ(c.outcome, Outcome::kCreated);
+  EXPECT_EQ(c.create_name, "new.corp");
+  EXPECT_EQ(c.create_attributes,
+            json::parse(R"({"serial": "NEW", "hostname": "new", "fqdn": "new.corp"})"));
+  EXPECT_EQ(c.notes.size(), 2U);  // colour is not an attribute; -1 is out of range
+  // The same asset again in the same run is not registered twice.
+  Decision again = create.Decide(Obs(R"({"serial": "new"})"), 2);
+  EXPECT_EQ(again.outcome, Outcome::kAmbiguous);
+  EXPECT_NE(again.reason.find("observation #1"), std::string::npos);
+  // Nothing complete to identify it by: never registered (it would be a new duplicate each run).
+  Decision nothing = create.Decide(Obs(R"({"os": "Debian", "serial": "0"})"), 3);
+  EXPECT_EQ(nothing.outcome, Outcome::kUnmatched);
+  EXPECT_NE(nothing.reason.find("nothing can identify"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, DriftFindingsFollowTheirLifecycle) {
+  Reconciler r = Make();
+  r.AddOpenFinding(1, "os", {10, json::value("Debian"), json::value("Ubuntu")});
+  r.AddIgnoredFinding(2, "os", {11, json::value(nullptr), json::value("Alpine")});
+  Decision d = r.Decide(
+      Obs(R"({"serial": "S1", "memory_mb": 2048, "os": "Debian", "open_ports": [443, 22]})"), 1);
+  ASSERT_EQ(d.outcome, Outcome::kMatched);
+  ASSERT_EQ(d.findings.size(), 2U);
+  EXPECT_EQ(d.findings[0].attribute, "memory_mb");
+  EXPECT_EQ(d.findings[0].action, FindingAction::kOpen);
+  EXPECT_EQ(d.findings[0].expected, 1024);
+  EXPECT_EQ(d.findings[0].actual, 2048);
+  EXPECT_EQ(d.findings[1].attribute, "os");  // back at the record: resolves finding 10
+  EXPECT_EQ(d.findings[1].action, FindingAction::kResolve);
+  EXPECT_EQ(d.findings[1].finding_id, 10);
+  EXPECT_EQ(d.fill, json::parse(R"({"open_ports": [443, 22]})"));  // the record had none
+
+  Reconciler again = Make();
+  again.AddOpenFinding(1, "memory_mb", {12, json::value(1024), json::value(2048)});
+  Decision same = again.Decide(Obs(R"({"serial": "S1", "memory_mb": 2048.0})"), 1);
+  ASSERT_EQ(same.findings.size(), 1U);
+  EXPECT_EQ(same.findings[0].action, FindingAction::kUnchanged);  // 2048.0 is 2048
+  Decision moved = Make().Decide(Obs(R"({"serial": "S1"})"), 1);
+  EXPECT_TRUE(moved.findings.empty());  // attributes not observed are not drift
+  Reconciler third = Make();
+  third.AddOpenFinding(1, "memory_mb", {12, json::value(1024), json::value(2048)});
+  Decision changed = third.Decide(Obs(R"({"serial": "S1", "memory_mb": 4096})"), 1);
+  EXPECT_EQ(changed.findings.at(0).action, FindingAction::kUpdate);
+  EXPECT_EQ(changed.findings.at(0).finding_id, 12);
+
+  // An ignored difference is not reported again while it stays the same.
+  SourceConfig strict;
+  strict.fill_missing = false;
+  Reconciler ignored = Make(strict);
+  ignored.AddIgnoredFinding(2, "os", {11, json::value(nullptr), json::value("Alpine")});
+  Decision quiet = ignored.Decide(Obs(R"({"serial": "S2", "os": "Alpine"})"), 1);
+  EXPECT_EQ(quiet.findings.at(0).action, FindingAction::kSuppressed);
+  Decision loud = Make(strict).Decide(Obs(R"({"serial": "S2", "os": "Alpine"})"), 1);
+  EXPECT_EQ(loud.findings.at(0).action, FindingAction::kOpen);
+  EXPECT_TRUE(loud.findings.at(0).expected.is_null());
+}
+
+TEST_F(ReconcilerTest, MappingRenamesAndDropsObservedAttributes) {
+  SourceConfig config;
+  config.mapping["asset_tag"] = "serial";
+  config.mapping["os"] = std::nullopt;
+  Reconciler r = Make(config);
+  Decision d = r.Decide(Obs(R"({"asset_tag": "S1", "os": "Windows"})"), 1);
+  EXPECT_EQ(d.outcome, Outcome::kMatched);
+  EXPECT_EQ(d.ci, 1);
+  EXPECT_TRUE(d.findings.empty());
+}
+
+TEST(SameValue, ComparesWhatMeansTheSame) {
+  EXPECT_TRUE(SameValue(json::value(2048), json::value(2048.0)));
+  EXPECT_TRUE(SameValue(json::parse("[22, 443]"), json::parse("[443, 22]")));
+  EXPECT_FALSE(SameValue(json::parse("[22, 443]"), json::parse("[22]")));
+  EXPECT_TRUE(SameValue(json::value("AA-BB-CC-DD-EE-FF"), json::value("aa:bb:cc:dd:ee:ff")));
+  EXPECT_TRUE(SameValue(json::value("2001:DB8:0:0::1"), json::value("2001:db8::1")));
+  EXPECT_FALSE(SameValue(json::value("Debian"), json::value("debian")));
+  EXPECT_FALSE(SameValue(json::value("1"), json::value(1)));
+}
+
+TEST(SourceConfigParsing, NamesEveryBadField) {
+  model::FieldErrors errors;
+  ParseSourceConfig(
+      json::parse(R"({"ci_type": "Bad Type", "on_unmatched": "merge", "mapping": {"a": 3},
+      "stale_after_runs": 0, "junk_values": [1], "fill_missing": "yes", "path": "relative", "x": 1})"),
+      "agent", errors);
+  std::set<std::string> fields;
+  for (const auto& e : errors.items()) fields.insert(e.field);
+  EXPECT_EQ(fields,
+            (std::set<std::string>{"config.ci_type", "config.on_unmatched", "config.mapping.a",
+                                   "config.stale_after_runs", "config.junk_values",
+                                   "config.fill_missing", "config.path", "config.x"}));
+  model::FieldErrors none;
+  SourceConfig nmap = ParseSourceConfig(json::value(nullptr), "nmap_xml", none);
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(nmap.stale_after_runs, 3);
+  EXPECT_EQ(nmap.ci_type, "server");
+}
+
+}  // namespace
+}  // namespace cmdb::discovery
