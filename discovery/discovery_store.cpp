@@ -1,9 +1,7 @@
 #include "discovery/discovery_store.hpp"
 
 #include <boost/json/parse.hpp>
-#include <soci/soci.h>
 
-#include "model/db_errors.hpp"
 #include "model/db_query.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
@@ -440,24 +438,20 @@ Finding Close(soci::session& sql, std::int64_t id, const char* state, const std:
 
 Finding DiscoveryStore::AcceptFinding(std::int64_t id, std::optional<std::int64_t> if_match,
                                       const model::WriteContext& ctx) {
-  try {
-    model::Transaction tr(sql_);
-    Finding f = LockOpenFinding(sql_, id, if_match, "accepted");
-    model::CiRepository cis(sql_);
-    if (!cis.FindById(f.ci)) {
-      throw Error(ErrorCode::kConflict,
-                  "CI " + std::to_string(f.ci) + " no longer exists; ignore the finding instead");
-    }
-    json::object attributes;
-    attributes[f.attribute] = f.actual;
-    model::WriteContext write{ctx.changed_by, "drift:" + std::to_string(id)};
-    cis.Patch(f.ci, json::object{{"attributes", std::move(attributes)}}, std::nullopt, write);
-    Finding closed = Close(sql_, id, "accepted", ctx.changed_by);
-    tr.Commit();
-    return closed;
-  } catch (const soci::soci_error& e) {
-    model::ThrowDbError(e);
+  model::Transaction tr(sql_);
+  Finding f = LockOpenFinding(sql_, id, if_match, "accepted");
+  model::CiRepository cis(sql_);
+  if (!cis.FindById(f.ci)) {
+    throw Error(ErrorCode::kConflict,
+                "CI " + std::to_string(f.ci) + " no longer exists; ignore the finding instead");
   }
+  json::object attributes;
+  attributes[f.attribute] = f.actual;
+  model::WriteContext write{ctx.changed_by, "drift:" + std::to_string(id)};
+  cis.Patch(f.ci, json::object{{"attributes", std::move(attributes)}}, std::nullopt, write);
+  Finding closed = Close(sql_, id, "accepted", ctx.changed_by);
+  tr.Commit();
+  return closed;
 }
 
 Finding DiscoveryStore::IgnoreFinding(std::int64_t id, std::optional<std::int64_t> if_match,

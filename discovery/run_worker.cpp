@@ -7,12 +7,10 @@
 #include <sstream>
 
 #include <boost/json/parse.hpp>
-#include <soci/soci.h>
 
 #include "discovery/collectors.hpp"
 #include "discovery/reconcile.hpp"
 #include "model/ci_type_repository.hpp"
-#include "model/db_errors.hpp"
 #include "model/db_pool.hpp"
 #include "model/db_query.hpp"
 #include "model/error.hpp"
@@ -479,8 +477,6 @@ bool ExecuteRun(soci::session& sql, std::int64_t run_id,
     if (e.code() == ErrorCode::kUnavailable) throw;
     error = e.what();
     for (const auto& f : e.field_errors()) error += "; " + f.field + ": " + f.message;
-  } catch (const soci::soci_error& e) {
-    error = std::string("database error: ") + e.what();
   } catch (const std::exception& e) {
     error = e.what();
   }

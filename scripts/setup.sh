@@ -6,10 +6,11 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev
-  libsoci-dev libpq-dev libgraphviz-dev libre2-dev
+  libsoci-dev libpq-dev libgraphviz-dev libre2-dev libexpat1-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15
   clang-format curl wrk
+  nmap ansible-core
 )
 
 missing=()
