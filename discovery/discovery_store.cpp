@@ -54,7 +54,8 @@ Source SourceFromRow(const PgResult& r, int row) {
 
 const char* const kRunColumns =
     "id, source_id, state, dry_run, trigger, error, progress_done, progress_total, counts::text, "
-    "attempts, claimed_by, cmdb_us(queued_at), cmdb_us(started_at), cmdb_us(finished_at)";
+    "attempts, claimed_by, cmdb_us(queued_at), cmdb_us(started_at), cmdb_us(finished_at), "
+    "timings::text";
 
 Run RunFromRow(const PgResult& r, int row) {
   Run run;
@@ -72,6 +73,7 @@ Run RunFromRow(const PgResult& r, int row) {
   run.queued_at = Timestamp{r.Int(row, 11)};
   run.started_at = OptTs(r, row, 12);
   run.finished_at = OptTs(r, row, 13);
+  run.timings = JsonColumn(r, row, 14);
   return run;
 }
 
@@ -181,6 +183,7 @@ json::object RunToJson(const Run& run) {
     for (const auto& [k, v] : run.counts.get_object()) counts[k] = v;
   }
   o["counts"] = std::move(counts);
+  o["timings"] = run.timings;
   return o;
 }
 
@@ -341,14 +344,32 @@ std::vector<Run> DiscoveryStore::ListRuns(std::optional<std::int64_t> source_id,
 DecisionPage DiscoveryStore::Decisions(std::int64_t run_id,
                                        const std::optional<std::string>& outcome,
                                        std::int64_t after, int limit) {
-  PgResult r =
-      Query(sql_,
-            "SELECT seq, decision::text FROM discovery_decisions WHERE run_id = $1 AND "
-            "seq > $2 AND ($3::text IS NULL OR outcome = $3) ORDER BY seq LIMIT $4",
-            {P(run_id), P(after), outcome ? P(*outcome) : PgParam(std::nullopt), P(limit + 1)});
   DecisionPage page;
-  for (int i = 0; i < r.rows() && i < limit; ++i) page.items.push_back(json::parse(r.Text(i, 1)));
-  if (r.rows() > limit && limit > 0) page.next_after = r.Int(limit - 1, 0);
+  std::int64_t from = after;
+  while (static_cast<int>(page.items.size()) <= limit) {
+    PgResult r =
+        Query(sql_,
+              "SELECT last_seq, decisions::text FROM discovery_decisions WHERE run_id = $1 "
+              "AND last_seq > $2 AND ($3::text IS NULL OR outcomes ? $3) ORDER BY first_seq "
+              "LIMIT 4",
+              {P(run_id), P(from), outcome ? P(*outcome) : PgParam(std::nullopt)});
+    if (r.rows() == 0) break;
+    for (int i = 0; i < r.rows() && static_cast<int>(page.items.size()) <= limit; ++i) {
+      json::value block = json::parse(r.Text(i, 1));
+      for (json::value& d : block.as_array()) {
+        const json::object& o = d.as_object();
+        if (o.at("seq").as_int64() <= after) continue;
+        if (outcome && o.at("outcome").as_string() != *outcome) continue;
+        page.items.push_back(std::move(d));
+        if (static_cast<int>(page.items.size()) > limit) break;
+      }
+      from = r.Int(i, 0);
+    }
+  }
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.resize(static_cast<std::size_t>(limit));
+    page.next_after = limit > 0 ? page.items.back().at("seq").as_int64() : after;
+  }
   return page;
 }
 

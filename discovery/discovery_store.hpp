@@ -42,7 +42,8 @@ struct Run {
   std::optional<std::string> error;
   std::int64_t done = 0;
   std::optional<std::int64_t> total;
-  boost::json::value counts;  // null until finished
+  boost::json::value counts;   // null until finished
+  boost::json::value timings;  // seconds per phase; null until finished
   int attempts = 0;
   std::optional<std::string> claimed_by;
   model::Timestamp queued_at;

@@ -403,6 +403,13 @@ void Reconciler::AddType(model::CiType type, std::vector<Candidate> candidates) 
       if (!key.empty()) index.sets[s][std::move(key)].push_back(i);
     }
   }
+  for (const auto& [name, spec] : type.attributes) {
+    model::CiType one;
+    one.name = type.name;
+    one.attributes.emplace(name, spec);
+    one.attributes.at(name).required = false;
+    index.single.emplace(name, std::move(one));
+  }
   index.type = std::move(type);
   index.candidates = std::move(candidates);
 }
@@ -446,39 +453,6 @@ Decision Reconciler::Decide(const Observation& observation, int seq) {
   };
   for (const auto& [k, v] : observation.attributes) put(k, v);
   for (const auto& [k, v] : observation.identity) put(k, v);
-
-  // Values usable as attributes: in the type, valid for it, not junk.
-  json::object usable;
-  for (const auto& [k, v] : values) {
-    if (k == "name") continue;
-    auto spec = type.attributes.find(k);
-    if (spec == type.attributes.end()) {
-      d.notes.push_back(
-          json::object{{"attribute", k}, {"note", "not an attribute of " + type.name}});
-      continue;
-    }
-    if (v.is_string()) {
-      if (std::string why = junk_.Why(v);
-          !why.empty() && why.find("loopback") == std::string::npos) {
-        d.notes.push_back(
-            json::object{{"attribute", k}, {"note", "junk value not compared: " + why}});
-        continue;
-      }
-    }
-    FieldErrors errors;
-    model::CiType one;
-    one.name = type.name;
-    one.attributes.emplace(k, spec->second);
-    one.attributes.at(k).required = false;
-    model::ValidateAttributes(one, json::object{{k, v}}, errors, "");
-    if (!errors.empty()) {
-      d.notes.push_back(json::object{
-          {"attribute", k},
-          {"note", "observed value not valid for the type: " + errors.items()[0].message}});
-      continue;
-    }
-    usable[k] = v;
-  }
 
   bool any_complete = false;
   std::vector<std::string> pending_keys;
@@ -539,7 +513,7 @@ Decision Reconciler::Decide(const Observation& observation, int seq) {
     d.matched_by = set;
     d.reason =
         "matched CI " + std::to_string(ci.id) + " (" + ci.name + ") by identify_by " + SetText(set);
-    Compare(ci, usable, d);
+    Compare(ci, Usable(index, values, &ci, d), d);
     return d;
   }
   if (!any_complete) {
@@ -554,6 +528,7 @@ Decision Reconciler::Decide(const Observation& observation, int seq) {
     return d;
   }
   d.outcome = Outcome::kCreated;
+  const json::object usable = Usable(index, values, nullptr, d);
   d.create_attributes = usable;
   std::string name = observation.name;
   if (const json::value* n = values.if_contains("name");
@@ -573,6 +548,46 @@ Decision Reconciler::Decide(const Observation& observation, int seq) {
       index.pending.emplace(std::to_string(s) + ":" + pending_keys[s], seq);
   }
   return d;
+}
+
+json::object Reconciler::Usable(const TypeIndex& index, const json::object& values,
+                                const Candidate* record, Decision& d) const {
+  json::object usable;
+  for (const auto& [k, v] : values) {
+    if (k == "name") continue;
+    // A value the record holds already is valid and not worth a note.
+    if (record != nullptr) {
+      const json::value* recorded = record->attributes.if_contains(k);
+      if (recorded != nullptr && SameValue(*recorded, v)) {
+        usable[k] = v;
+        continue;
+      }
+    }
+    auto single = index.single.find(k);
+    if (single == index.single.end()) {
+      d.notes.push_back(
+          json::object{{"attribute", k}, {"note", "not an attribute of " + index.type.name}});
+      continue;
+    }
+    if (v.is_string()) {
+      if (std::string why = junk_.Why(v);
+          !why.empty() && why.find("loopback") == std::string::npos) {
+        d.notes.push_back(
+            json::object{{"attribute", k}, {"note", "junk value not compared: " + why}});
+        continue;
+      }
+    }
+    FieldErrors errors;
+    model::ValidateAttributes(single->second, json::object{{k, v}}, errors, "");
+    if (!errors.empty()) {
+      d.notes.push_back(json::object{
+          {"attribute", k},
+          {"note", "observed value not valid for the type: " + errors.items()[0].message}});
+      continue;
+    }
+    usable[k] = v;
+  }
+  return usable;
 }
 
 void Reconciler::Compare(const Candidate& ci, const json::object& observed, Decision& d) const {

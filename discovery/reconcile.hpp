@@ -136,11 +136,17 @@ class Reconciler {
     std::vector<Candidate> candidates;
     std::vector<std::unordered_map<std::string, std::vector<std::size_t>>> sets;  // per set
     std::unordered_map<std::string, int> pending;  // keys of CIs this run will create -> seq
+    // Per attribute, a type holding only that attribute (optional), to validate one value.
+    std::map<std::string, model::CiType, std::less<>> single;
   };
   // The lookup key of identifier set `set` in `values` (none, with the reason in `why`, when
   // a value is missing or junk). Identifier sets hold scalar attributes only (ci_type.hpp).
   std::string Key(const std::vector<std::string>& set, const boost::json::object& values,
                   std::string& why) const;
+  // The observed values usable as attributes: in the type, valid for it, not junk; the others
+  // are noted in `d`. `record`: the matched CI, whose own values need no checking.
+  boost::json::object Usable(const TypeIndex& index, const boost::json::object& values,
+                             const Candidate* record, Decision& d) const;
   void Compare(const Candidate& ci, const boost::json::object& observed, Decision& decision) const;
 
   SourceConfig config_;

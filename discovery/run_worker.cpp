@@ -1,7 +1,10 @@
 #include "discovery/run_worker.hpp"
 
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <set>
 #include <sstream>
@@ -153,7 +156,20 @@ class RunExecution {
     const std::string content_type(r.Text(0, 2));
     const std::string payload = r.IsNull(0, 3) ? std::string() : DecodeBytea(r.Text(0, 3));
 
-    std::vector<Observation> observations = Collect(source_, content_type, payload);
+    Phase("read_run");
+    // Parsing the payload (one core) overlaps loading the CIs of the source's type (the other
+    // core and PostgreSQL).
+    std::future<std::vector<Observation>> collected =
+        std::async(std::launch::async, [&] { return Collect(source_, content_type, payload); });
+    model::Transaction tr(sql_);
+    std::map<std::string, Loaded, std::less<>> loaded;
+    try {
+      Load(source_.config.ci_type, loaded);
+    } catch (...) {
+      collected.wait();
+      throw;
+    }
+    std::vector<Observation> observations = collected.get();
     const auto total = static_cast<std::int64_t>(observations.size());
     progress_(0, total);
 
@@ -166,55 +182,81 @@ class RunExecution {
           });
     }
     Reconciler reconciler(source_.config, JunkRules(source_.config.junk_values, loopback));
-
-    model::Transaction tr(sql_);
-    std::set<std::string> types;
-    for (const auto& o : observations) types.insert(reconciler.TypeOf(o));
-    LoadTypes(reconciler, types);
+    for (const auto& o : observations) Load(reconciler.TypeOf(o), loaded);
+    std::vector<std::string> known;
+    for (auto& [name, l] : loaded) {
+      if (!l.type) continue;
+      reconciler.AddType(std::move(*l.type), std::move(l.candidates));
+      known.push_back(name);
+    }
+    LoadFindings(reconciler, known);
+    Phase("collect_and_load");
     decisions_.reserve(observations.size());
     for (std::size_t i = 0; i < observations.size(); ++i) {
       decisions_.push_back(reconciler.Decide(observations[i], static_cast<int>(i) + 1));
       if ((i + 1) % 5000 == 0) progress_(static_cast<std::int64_t>(i) + 1, total);
     }
+    Phase("reconcile");
     if (!dry_run_) {
       CreateCis();
+      Phase("register");
       FillRecords();
+      Phase("fill");
       WriteFindings();
-      StampSeen();
+      Phase("findings");
     }
-    WriteDecisions();
+    // The decisions are final now (CI and finding ids known): encode them on a second core
+    // while the sightings are written.
+    std::future<model::CopyBuffer> encoded =
+        std::async(std::launch::async, [this] { return EncodeDecisions(); });
+    if (!dry_run_) {
+      StampSeen();
+      Phase("last_seen");
+    }
+    model::CopyBuffer decisions = encoded.get();
+    Phase("decisions_encode");
+    WriteDecisions(decisions);
+    Phase("decisions_copy");
     json::object counts = Counts(total);
     Query(sql_,
           "UPDATE discovery_runs SET state = 'succeeded', counts = $2::jsonb, progress_done = $3, "
           "progress_total = $3, finished_at = clock_timestamp(), payload = NULL WHERE id = $1",
           {P(run_id_), model::ToJsonText(counts), P(total)});
     tr.Commit();
+    Phase("commit");
+    Query(sql_, "UPDATE discovery_runs SET timings = $2::jsonb WHERE id = $1",
+          {P(run_id_), model::ToJsonText(timings_)});
   }
 
  private:
-  void LoadTypes(Reconciler& reconciler, const std::set<std::string>& types) {
-    model::CiTypeRepository repo(sql_);
-    std::vector<std::string> known;
-    for (const auto& name : types) {
-      if (!model::IsValidIdentifier(name)) continue;
-      // Serialises with imports and other runs writing CIs of this type.
-      Query(sql_, "SELECT pg_advisory_xact_lock(hashtext('cmdb.import.' || $1))", {P(name)});
-      std::optional<model::CiType> type = repo.Find(name, /*lock_shared=*/true);
-      if (!type) continue;
-      std::vector<Candidate> candidates;
-      // The type name is a validated identifier ([a-z][a-z0-9_]*), safe inside the literal.
-      model::CopyOut(
-          sql_, "SELECT id, name, attributes FROM configuration_items WHERE type = '" + name + "'",
-          [&](const std::vector<std::string_view>& f) {
-            Candidate c;
-            c.id = std::stoll(std::string(f[0]));
-            c.name = std::string(f[1]);
-            c.attributes = json::parse(f[2]).as_object();
-            candidates.push_back(std::move(c));
-          });
-      reconciler.AddType(std::move(*type), std::move(candidates));
-      known.push_back(name);
-    }
+  struct Loaded {
+    std::optional<model::CiType> type;  // nullopt: no such type
+    std::vector<Candidate> candidates;
+  };
+
+  // Locks CI type `name` against imports and other runs and loads its CIs, once.
+  void Load(const std::string& name, std::map<std::string, Loaded, std::less<>>& loaded) {
+    if (loaded.contains(name)) return;
+    Loaded& l = loaded[name];
+    if (!model::IsValidIdentifier(name)) return;
+    // Serialises with imports and other runs writing CIs of this type.
+    Query(sql_, "SELECT pg_advisory_xact_lock(hashtext('cmdb.import.' || $1))", {P(name)});
+    l.type = model::CiTypeRepository(sql_).Find(name, /*lock_shared=*/true);
+    if (!l.type) return;
+    // The type name is a validated identifier ([a-z][a-z0-9_]*), safe inside the literal.
+    model::CopyOut(
+        sql_, "SELECT id, name, attributes FROM configuration_items WHERE type = '" + name + "'",
+        [&](const std::vector<std::string_view>& f) {
+          Candidate c;
+          c.id = std::stoll(std::string(f[0]));
+          c.name = std::string(f[1]);
+          c.attributes = json::parse(f[2]).as_object();
+          l.candidates.push_back(std::move(c));
+        });
+  }
+
+  // The open findings of the CIs of `known` types, and the latest closed ones if ignored.
+  void LoadFindings(Reconciler& reconciler, const std::vector<std::string>& known) {
     if (known.empty()) return;
     const std::string types_literal = model::TextArrayLiteral(known);
     PgResult open =
@@ -259,6 +301,7 @@ class RunExecution {
     if (rows.empty()) return;
     model::ImportOptions options;
     options.atomic = false;
+    options.create_only = true;  // reconciliation found no CI for any of them
     options.ctx = Context();
     model::ImportResult result =
         model::ImportDocument(sql_, json::object{{"cis", std::move(cis)}}, options);
@@ -292,7 +335,7 @@ class RunExecution {
   }
 
   void WriteFindings() {
-    json::array opened;
+    std::vector<std::int64_t> opened_ci;
     std::vector<FindingChange*> opened_changes;
     json::array updated;
     std::vector<std::int64_t> unchanged;
@@ -302,10 +345,7 @@ class RunExecution {
       for (auto& f : d.findings) {
         switch (f.action) {
           case FindingAction::kOpen:
-            opened.push_back(json::object{{"ci", d.ci},
-                                          {"attribute", f.attribute},
-                                          {"expected", f.expected},
-                                          {"actual", f.actual}});
+            opened_ci.push_back(d.ci);
             opened_changes.push_back(&f);
             break;
           case FindingAction::kUpdate:
@@ -325,21 +365,36 @@ class RunExecution {
     }
     const PgParam run = P(run_id_);
     const PgParam at = P(observed_at_);
-    if (!opened.empty()) {
-      PgResult r = Query(sql_,
-                         "INSERT INTO drift_findings (ci_id, attribute, expected, actual, run_id, "
-                         "last_run_id, detected_at, observed_at) SELECT x.ci, x.attribute, "
-                         "x.expected, x.actual, $2, $2, cmdb_ts($3), cmdb_ts($3) FROM "
-                         "jsonb_to_recordset($1::jsonb) AS x(ci bigint, attribute text, expected "
-                         "jsonb, actual jsonb) RETURNING id, ci_id, attribute",
-                         {model::ToJsonText(opened), run, at});
-      std::map<std::pair<std::int64_t, std::string>, std::int64_t> ids;
-      for (int i = 0; i < r.rows(); ++i)
-        ids[{r.Int(i, 1), std::string(r.Text(i, 2))}] = r.Int(i, 0);
+    if (!opened_changes.empty()) {
+      // Ids first (one round trip), then COPY: no per-row INSERT ... RETURNING.
+      PgResult ids = Query(sql_,
+                           "SELECT nextval(pg_get_serial_sequence('drift_findings', 'id')) FROM "
+                           "generate_series(1, $1)",
+                           {P(static_cast<std::int64_t>(opened_changes.size()))});
+      model::CopyBuffer buffer;
+      const std::string at_text = model::FormatTimestamp(model::Timestamp{observed_at_});
       for (std::size_t i = 0; i < opened_changes.size(); ++i) {
-        auto found = ids.find({opened.at(i).at("ci").as_int64(), opened_changes[i]->attribute});
-        if (found != ids.end()) opened_changes[i]->finding_id = found->second;
+        FindingChange& f = *opened_changes[i];
+        f.finding_id = ids.Int(static_cast<int>(i), 0);
+        buffer.Int(f.finding_id);
+        buffer.Int(opened_ci[i]);
+        buffer.Field(f.attribute);
+        if (f.expected.is_null()) {
+          buffer.Null();
+        } else {
+          buffer.Field(model::ToJsonText(f.expected));
+        }
+        buffer.Field(model::ToJsonText(f.actual));
+        buffer.Int(run_id_);
+        buffer.Int(run_id_);
+        buffer.Field(at_text);
+        buffer.Field(at_text);
+        buffer.EndRow();
       }
+      model::CopyIn(sql_,
+                    "COPY drift_findings (id, ci_id, attribute, expected, actual, run_id, "
+                    "last_run_id, detected_at, observed_at) FROM STDIN",
+                    buffer);
     }
     if (!updated.empty()) {
       Query(
@@ -374,39 +429,52 @@ class RunExecution {
       }
     }
     if (seen.empty()) return;
-    const std::string ids = IdArray(seen);
-    // last_seen_at is not versioned: an observation that changes nothing changes no version.
-    Query(sql_,
-          "UPDATE configuration_items SET last_seen_at = greatest(last_seen_at, cmdb_ts($2)) "
-          "WHERE id = ANY($1::bigint[])",
-          {ids, P(observed_at_)});
+    // A CI's last_seen_at is its latest sighting; it is not versioned, so an observation that
+    // changes nothing changes no version.
     Query(
         sql_,
         "INSERT INTO discovery_sightings (source_id, ci_id, last_run_id, last_seen_at) SELECT $1, "
-        "unnest($2::bigint[]), $3, cmdb_ts($4) ON CONFLICT (source_id, ci_id) DO UPDATE SET "
+        "unnest($2::bigint[]), $3, cmdb_ts($4) ON CONFLICT (ci_id, source_id) DO UPDATE SET "
         "last_run_id = excluded.last_run_id, last_seen_at = excluded.last_seen_at",
-        {P(source_.id), ids, P(run_id_), P(observed_at_)});
+        {P(source_.id), IdArray(seen), P(run_id_), P(observed_at_)});
   }
 
-  void WriteDecisions() {
+  // The decision log in blocks of kDecisionBlock observations (see 0004_discovery.sql).
+  static constexpr std::size_t kDecisionBlock = 500;
+
+  model::CopyBuffer EncodeDecisions() const {
     model::CopyBuffer buffer;
-    for (const auto& d : decisions_) {
-      buffer.Int(run_id_);
-      buffer.Int(d.seq);
-      buffer.Field(OutcomeName(d.outcome));
-      if (d.ci > 0) {
-        buffer.Int(d.ci);
-      } else {
-        buffer.Null();
+    std::string block;
+    json::object outcomes;
+    for (std::size_t first = 0; first < decisions_.size(); first += kDecisionBlock) {
+      const std::size_t last = std::min(decisions_.size(), first + kDecisionBlock);
+      block = "[";
+      outcomes.clear();
+      for (std::size_t i = first; i < last; ++i) {
+        const Decision& d = decisions_[i];
+        json::object o = d.ToJson();
+        if (dry_run_) o["dry_run"] = true;
+        if (i > first) block += ',';
+        block += model::ToJsonText(o);
+        json::value& count = outcomes[OutcomeName(d.outcome)];
+        count = count.is_int64() ? count.get_int64() + 1 : 1;
       }
-      json::object o = d.ToJson();
-      if (dry_run_) o["dry_run"] = true;
-      buffer.Field(model::ToJsonText(o));
+      block += ']';
+      buffer.Int(run_id_);
+      buffer.Int(decisions_[first].seq);
+      buffer.Int(decisions_[last - 1].seq);
+      buffer.Field(model::ToJsonText(outcomes));
+      buffer.Field(block);
       buffer.EndRow();
     }
+    return buffer;
+  }
+
+  void WriteDecisions(const model::CopyBuffer& buffer) {
     if (buffer.rows() > 0) {
       model::CopyIn(sql_,
-                    "COPY discovery_decisions (run_id, seq, outcome, ci_id, decision) FROM STDIN",
+                    "COPY discovery_decisions (run_id, first_seq, last_seq, outcomes, decisions) "
+                    "FROM STDIN",
                     buffer);
     }
   }
@@ -456,9 +524,19 @@ class RunExecution {
             {"filled", filled}};
   }
 
+  // Records the seconds since the previous phase ended under `name`.
+  void Phase(const char* name) {
+    const auto now = std::chrono::steady_clock::now();
+    timings_[name] =
+        std::round(std::chrono::duration<double>(now - phase_start_).count() * 1e4) / 1e4;
+    phase_start_ = now;
+  }
+
   soci::session& sql_;
   std::int64_t run_id_;
   const std::function<void(std::int64_t, std::int64_t)>& progress_;
+  std::chrono::steady_clock::time_point phase_start_ = std::chrono::steady_clock::now();
+  json::object timings_;
   Source source_;
   bool dry_run_ = false;
   std::int64_t observed_at_ = 0;

@@ -14,7 +14,7 @@ namespace cmdb::model {
 const char* const kCiColumns =
     "c.id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, c.attributes::text, "
     "c.min_healthy, c.version, cmdb_us(c.created_at), cmdb_us(c.updated_at), "
-    "cmdb_us(c.last_seen_at)";
+    "cmdb_us((SELECT max(s.last_seen_at) FROM discovery_sightings s WHERE s.ci_id = c.id))";
 
 namespace {
 

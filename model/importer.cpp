@@ -256,7 +256,7 @@ class Importer {
     // Two imports of one type must not both create the same CI; serialise them per type.
     for (const auto& name : used) {
       Query(sql_, "SELECT pg_advisory_xact_lock(hashtext('cmdb.import.' || $1))", {P(name)});
-      index_.Load(sql_, types_.at(name));
+      if (!options_.create_only) index_.Load(sql_, types_.at(name));
     }
   }
 

@@ -20,6 +20,9 @@ namespace cmdb::model {
 
 struct ImportOptions {
   bool atomic = true;  // false: commit the good rows, report the bad ones
+  // Every valid row is a new CI: the caller matched them against the estate already (a
+  // discovery run), so the identities of the existing CIs are not loaded.
+  bool create_only = false;
   WriteContext ctx{"anonymous", "import"};
 };
 

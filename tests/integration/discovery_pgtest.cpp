@@ -306,6 +306,53 @@ TEST_F(DiscoveryApi, ReconciliationOutcomesAreExplained) {
   EXPECT_EQ(rest.json().at("decisions").at(0).at("seq"), 5);
 }
 
+TEST_F(DiscoveryApi, TheDecisionLogPagesInInputOrderAndFiltersByOutcome) {
+  std::int64_t source = CreateSource(R"({"name": "agents", "kind": "agent"})");
+  std::string body = R"({"items": [)";
+  for (int i = 0; i < 1200; ++i) {
+    // Every 400th observation names a type that does not exist (rejected); the others are
+    // unknown serials (unmatched, reported).
+    body += i % 400 == 399 ? R"({"type": "nope", "identity": {"serial": "X"}},)"
+                           : R"({"identity": {"serial": "S)" + std::to_string(i) + R"("}},)";
+  }
+  body.back() = ']';
+  body += "}";
+  json::value run = Run(source, body);
+  ASSERT_EQ(run.at("state"), "succeeded") << run.at("error");
+  EXPECT_EQ(run.at("counts").at("unmatched"), 1197);
+  EXPECT_EQ(run.at("counts").at("rejected"), 3);
+  const std::string base = "/api/v1/discovery/runs/" + std::to_string(run.at("id").as_int64());
+  std::vector<std::int64_t> seqs;
+  std::string cursor;
+  for (int page = 0; page < 5; ++page) {
+    HttpResult r = Get(base + "?limit=700" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(r.status, 200);
+    for (const auto& d : r.json().at("decisions").as_array())
+      seqs.push_back(d.at("seq").as_int64());
+    if (r.json().at("next_cursor").is_null()) break;
+    cursor = std::string(r.json().at("next_cursor").as_string());
+  }
+  ASSERT_EQ(seqs.size(), 1200U);
+  for (std::size_t i = 0; i < seqs.size(); ++i)
+    EXPECT_EQ(seqs[i], static_cast<std::int64_t>(i) + 1);
+  // One outcome, across the blocks the log is stored in (500 observations each).
+  HttpResult rejected = Get(base + "?outcome=rejected&limit=2");
+  ASSERT_EQ(rejected.status, 200);
+  const json::array& first = rejected.json().at("decisions").as_array();
+  ASSERT_EQ(first.size(), 2U);
+  EXPECT_EQ(first[0].at("seq"), 400);
+  EXPECT_EQ(first[1].at("seq"), 800);
+  HttpResult rest = Get(base + "?outcome=rejected&limit=2&cursor=" +
+                        std::string(rejected.json().at("next_cursor").as_string()));
+  ASSERT_EQ(rest.json().at("decisions").as_array().size(), 1U);
+  EXPECT_EQ(rest.json().at("decisions").at(0).at("seq"), 1200);
+  EXPECT_TRUE(rest.json().at("next_cursor").is_null());
+  EXPECT_TRUE(Get(base + "?outcome=matched").json().at("decisions").as_array().empty());
+  HttpResult last = Get(base + "?limit=1&cursor=" + std::string("i") + "4ae");  // after seq 1198
+  ASSERT_EQ(last.status, 200);
+  EXPECT_EQ(last.json().at("decisions").at(0).at("seq"), 1199);
+}
+
 TEST_F(DiscoveryApi, DryRunDecidesTheSameAndWritesNothing) {
   std::int64_t db = CreateCi(
       R"({"type": "server", "name": "db-01", "attributes": {"serial": "S1", "memory_mb": 1024}})");
@@ -571,10 +618,10 @@ TEST_F(DiscoveryWorkers, TwoWorkersShareTheQueueAndNoRunExecutesTwice) {
   tb.join();
   EXPECT_EQ(done_a + done_b, 24);
   model::DbSession session = pool.Lease();
-  model::PgResult r =
-      model::Query(session.sql(),
-                   "SELECT state, attempts, (SELECT count(*) FROM discovery_decisions d "
-                   "WHERE d.run_id = r.id) FROM discovery_runs r ORDER BY id");
+  model::PgResult r = model::Query(session.sql(),
+                                   "SELECT state, attempts, (SELECT "
+                                   "sum(json_array_length(d.decisions)) FROM discovery_decisions d "
+                                   "WHERE d.run_id = r.id) FROM discovery_runs r ORDER BY id");
   ASSERT_EQ(r.rows(), 24);
   for (int i = 0; i < r.rows(); ++i) {
     EXPECT_EQ(r.Text(i, 0), "succeeded");

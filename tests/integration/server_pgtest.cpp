@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "server/router.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -27,7 +28,16 @@ TEST_F(Server, OperationalEndpointsAnswer) {
   HttpResult openapi = Get("/api/v1/openapi.json");
   ASSERT_EQ(openapi.status, 200);
   EXPECT_EQ(openapi.json().at("openapi"), "3.1.0");
-  EXPECT_TRUE(openapi.json().at("paths").as_object().contains("/api/v1/cis/{id}"));
+  // Every route of the router is documented, with its method.
+  const boost::json::object& paths = openapi.json().at("paths").as_object();
+  for (const server::Route& route : server::ApiRoutes()) {
+    std::string method = route.method;
+    for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const boost::json::value* path = paths.if_contains(route.pattern);
+    ASSERT_NE(path, nullptr) << route.pattern << " is not in docs/openapi.json";
+    EXPECT_TRUE(path->as_object().contains(method))
+        << route.method << " " << route.pattern << " is not in docs/openapi.json";
+  }
   Get("/api/v1/cis/77");
   HttpResult metrics = Get("/metrics");
   ASSERT_EQ(metrics.status, 200);
