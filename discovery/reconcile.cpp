@@ -29,54 +29,10 @@ std::string Trim(std::string_view s) {
   return std::string(s);
 }
 
-bool LooksLikeMac(std::string_view s) {
-  if (s.size() != 17) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (i % 3 == 2) {
-      if (s[i] != ':' && s[i] != '-') return false;
-    } else if (std::isxdigit(static_cast<unsigned char>(s[i])) == 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// One spelling per value for the strings whose spelling varies: MAC addresses (case,
-// separator) and IPv6 addresses (case, zero compression).
-std::string CanonicalString(std::string_view s) {
-  if (LooksLikeMac(s)) {
-    std::string out = Lower(s);
-    std::replace(out.begin(), out.end(), '-', ':');
-    return out;
-  }
-  if (s.find(':') != std::string_view::npos && s.size() < INET6_ADDRSTRLEN) {
-    in6_addr addr{};
-    std::string text(s);
-    char buffer[INET6_ADDRSTRLEN] = {};
-    if (inet_pton(AF_INET6, text.c_str(), &addr) == 1 &&
-        inet_ntop(AF_INET6, &addr, buffer, sizeof buffer) != nullptr) {
-      return buffer;
-    }
-  }
-  return std::string(s);
-}
-
-// Canonical text of a value, for set comparison of list elements.
-std::string CanonicalText(const json::value& v) {
-  if (v.is_string()) return "s" + CanonicalString(v.get_string());
-  if (v.is_number()) {
-    double d = v.to_number<double>();
-    if (std::floor(d) == d && std::fabs(d) < 9e15)
-      return "n" + std::to_string(static_cast<std::int64_t>(d));
-    return "n" + model::ToJsonText(v);
-  }
-  return "j" + model::ToJsonText(v);
-}
-
 // Lookup key of one identifying value: case-insensitive.
 std::string KeyText(const json::value& v) {
-  if (v.is_string()) return "s" + Lower(CanonicalString(Trim(v.get_string())));
-  return CanonicalText(v);
+  if (v.is_string()) return "s" + Lower(model::CanonicalAttributeString(Trim(v.get_string())));
+  return model::CanonicalAttributeText(v);
 }
 
 bool IsLoopbackAddress(std::string_view s) {
@@ -100,34 +56,6 @@ json::array SetJson(const std::vector<std::string>& set) {
 std::string SetText(const std::vector<std::string>& set) { return model::ToJsonText(SetJson(set)); }
 
 }  // namespace
-
-bool SameValue(const json::value& a, const json::value& b) {
-  if (a.is_number() && b.is_number()) {
-    if (a.is_double() || b.is_double()) return a.to_number<double>() == b.to_number<double>();
-    if (a.is_uint64() && a.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)) {
-      return b.is_uint64() && a.get_uint64() == b.get_uint64();
-    }
-    if (b.is_uint64() && b.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)) return false;
-    return a.to_number<std::int64_t>() == b.to_number<std::int64_t>();
-  }
-  if (a.is_string() && b.is_string()) {
-    return a.get_string() == b.get_string() ||
-           CanonicalString(a.get_string()) == CanonicalString(b.get_string());
-  }
-  if (a.is_array() && b.is_array()) {
-    const json::array& x = a.get_array();
-    const json::array& y = b.get_array();
-    if (x.size() != y.size()) return false;
-    std::vector<std::string> xs;
-    std::vector<std::string> ys;
-    for (const auto& e : x) xs.push_back(CanonicalText(e));
-    for (const auto& e : y) ys.push_back(CanonicalText(e));
-    std::sort(xs.begin(), xs.end());
-    std::sort(ys.begin(), ys.end());
-    return xs == ys;
-  }
-  return a == b;
-}
 
 // --- source configuration ---
 

@@ -85,6 +85,7 @@ struct FindingChange {
   boost::json::value expected;  // the record's value (null when it has none)
   boost::json::value actual;    // the observed value
   std::int64_t finding_id = 0;  // the existing finding; for kOpen, set once written
+  std::int64_t change = 0;      // the approved, in-window change that covers it (authorised)
 };
 
 struct Decision {
@@ -157,7 +158,9 @@ class Reconciler {
   std::unordered_map<CiId, int> matched_;  // CI -> seq of the observation that matched it
 };
 
-// True when two attribute values mean the same: numbers by value, lists as multisets.
-bool SameValue(const boost::json::value& a, const boost::json::value& b);
+// True when two attribute values mean the same (model::SameAttributeValue).
+inline bool SameValue(const boost::json::value& a, const boost::json::value& b) {
+  return model::SameAttributeValue(a, b);
+}
 
 }  // namespace cmdb::discovery

@@ -13,6 +13,7 @@
 
 #include "discovery/collectors.hpp"
 #include "discovery/reconcile.hpp"
+#include "model/change_repository.hpp"
 #include "model/ci_type_repository.hpp"
 #include "model/db_pool.hpp"
 #include "model/db_query.hpp"
@@ -197,6 +198,7 @@ class RunExecution {
       if ((i + 1) % 5000 == 0) progress_(static_cast<std::int64_t>(i) + 1, total);
     }
     Phase("reconcile");
+    Authorize();
     if (!dry_run_) {
       CreateCis();
       Phase("register");
@@ -334,11 +336,34 @@ class RunExecution {
     }
   }
 
+  // Drift on a CI that an approved or in-progress change covers at the observation time is
+  // authorised and names the change (model::AuthorizingChanges reads the change tables).
+  void Authorize() {
+    std::vector<std::int64_t> drifted;
+    for (const auto& d : decisions_) {
+      for (const auto& f : d.findings) {
+        if (f.action != FindingAction::kResolve && f.action != FindingAction::kSuppressed) {
+          drifted.push_back(d.ci);
+          break;
+        }
+      }
+    }
+    if (drifted.empty()) return;
+    std::map<std::int64_t, std::int64_t> changes =
+        model::AuthorizingChanges(sql_, drifted, model::Timestamp{observed_at_});
+    if (changes.empty()) return;
+    for (auto& d : decisions_) {
+      auto c = changes.find(d.ci);
+      if (c == changes.end()) continue;
+      for (auto& f : d.findings) f.change = c->second;
+    }
+  }
+
   void WriteFindings() {
     std::vector<std::int64_t> opened_ci;
     std::vector<FindingChange*> opened_changes;
     json::array updated;
-    std::vector<std::int64_t> unchanged;
+    json::array unchanged;
     std::vector<std::int64_t> resolved;
     for (auto& d : decisions_) {
       if (d.outcome != Outcome::kMatched) continue;
@@ -349,11 +374,16 @@ class RunExecution {
             opened_changes.push_back(&f);
             break;
           case FindingAction::kUpdate:
-            updated.push_back(
-                json::object{{"id", f.finding_id}, {"expected", f.expected}, {"actual", f.actual}});
+            updated.push_back(json::object{
+                {"id", f.finding_id},
+                {"expected", f.expected},
+                {"actual", f.actual},
+                {"change", f.change > 0 ? json::value(f.change) : json::value(nullptr)}});
             break;
           case FindingAction::kUnchanged:
-            unchanged.push_back(f.finding_id);
+            unchanged.push_back(json::object{
+                {"id", f.finding_id},
+                {"change", f.change > 0 ? json::value(f.change) : json::value(nullptr)}});
             break;
           case FindingAction::kResolve:
             resolved.push_back(f.finding_id);
@@ -389,27 +419,36 @@ class RunExecution {
         buffer.Int(run_id_);
         buffer.Field(at_text);
         buffer.Field(at_text);
+        buffer.Field(f.change > 0 ? "t" : "f");
+        if (f.change > 0) {
+          buffer.Int(f.change);
+        } else {
+          buffer.Null();
+        }
         buffer.EndRow();
       }
       model::CopyIn(sql_,
                     "COPY drift_findings (id, ci_id, attribute, expected, actual, run_id, "
-                    "last_run_id, detected_at, observed_at) FROM STDIN",
+                    "last_run_id, detected_at, observed_at, authorized, change_id) FROM STDIN",
                     buffer);
     }
     if (!updated.empty()) {
       Query(
           sql_,
           "UPDATE drift_findings f SET expected = x.expected, actual = x.actual, last_run_id = $2, "
-          "observed_at = cmdb_ts($3), updated_at = clock_timestamp(), version = f.version + 1 "
-          "FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, expected jsonb, actual jsonb) "
-          "WHERE f.id = x.id AND f.state = 'open'",
+          "observed_at = cmdb_ts($3), authorized = x.change IS NOT NULL, change_id = x.change, "
+          "updated_at = clock_timestamp(), version = f.version + 1 FROM "
+          "jsonb_to_recordset($1::jsonb) AS x(id bigint, expected jsonb, actual jsonb, change "
+          "bigint) WHERE f.id = x.id AND f.state = 'open'",
           {model::ToJsonText(updated), run, at});
     }
     if (!unchanged.empty()) {
+      // Whether a change covers it is decided again at every observation.
       Query(sql_,
-            "UPDATE drift_findings SET last_run_id = $2, observed_at = cmdb_ts($3) WHERE id = "
-            "ANY($1::bigint[]) AND state = 'open'",
-            {IdArray(unchanged), run, at});
+            "UPDATE drift_findings f SET last_run_id = $2, observed_at = cmdb_ts($3), authorized "
+            "= x.change IS NOT NULL, change_id = x.change FROM jsonb_to_recordset($1::jsonb) AS "
+            "x(id bigint, change bigint) WHERE f.id = x.id AND f.state = 'open'",
+            {model::ToJsonText(unchanged), run, at});
     }
     if (!resolved.empty()) {
       Query(sql_,
@@ -481,7 +520,7 @@ class RunExecution {
 
   json::object Counts(std::int64_t total) const {
     std::int64_t matched = 0, created = 0, drifted = 0, unmatched = 0, ambiguous = 0, rejected = 0;
-    std::int64_t opened = 0, updated = 0, resolved = 0, filled = 0;
+    std::int64_t opened = 0, updated = 0, resolved = 0, filled = 0, authorized = 0;
     for (const auto& d : decisions_) {
       switch (d.outcome) {
         case Outcome::kMatched:
@@ -505,8 +544,10 @@ class RunExecution {
         if (f.action == FindingAction::kOpen) ++opened;
         if (f.action == FindingAction::kUpdate) ++updated;
         if (f.action == FindingAction::kResolve) ++resolved;
-        drift = drift || f.action == FindingAction::kOpen || f.action == FindingAction::kUpdate ||
-                f.action == FindingAction::kUnchanged;
+        const bool open = f.action == FindingAction::kOpen || f.action == FindingAction::kUpdate ||
+                          f.action == FindingAction::kUnchanged;
+        drift = drift || open;
+        if (open && f.change > 0) ++authorized;
       }
       if (drift) ++drifted;
       if (!d.fill.empty()) ++filled;
@@ -521,6 +562,7 @@ class RunExecution {
             {"findings_opened", opened},
             {"findings_updated", updated},
             {"findings_resolved", resolved},
+            {"findings_authorized", authorized},
             {"filled", filled}};
   }
 

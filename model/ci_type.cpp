@@ -557,4 +557,79 @@ std::optional<json::value> AttributeFromText(const AttributeSpec& spec, std::str
   return json::value(std::move(items));
 }
 
+namespace {
+
+bool LooksLikeMac(std::string_view s) {
+  if (s.size() != 17) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i % 3 == 2) {
+      if (s[i] != ':' && s[i] != '-') return false;
+    } else if (std::isxdigit(static_cast<unsigned char>(s[i])) == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string CanonicalAttributeString(std::string_view s) {
+  if (LooksLikeMac(s)) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::replace(out.begin(), out.end(), '-', ':');
+    return out;
+  }
+  if (s.find(':') != std::string_view::npos && s.size() < INET6_ADDRSTRLEN) {
+    in6_addr addr{};
+    std::string text(s);
+    char buffer[INET6_ADDRSTRLEN] = {};
+    if (inet_pton(AF_INET6, text.c_str(), &addr) == 1 &&
+        inet_ntop(AF_INET6, &addr, buffer, sizeof buffer) != nullptr) {
+      return buffer;
+    }
+  }
+  return std::string(s);
+}
+
+std::string CanonicalAttributeText(const json::value& v) {
+  if (v.is_string()) return "s" + CanonicalAttributeString(v.get_string());
+  if (v.is_number()) {
+    double d = v.to_number<double>();
+    if (std::floor(d) == d && std::fabs(d) < 9e15)
+      return "n" + std::to_string(static_cast<std::int64_t>(d));
+    return "n" + ToJsonText(v);
+  }
+  return "j" + ToJsonText(v);
+}
+
+bool SameAttributeValue(const json::value& a, const json::value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.is_double() || b.is_double()) return a.to_number<double>() == b.to_number<double>();
+    if (a.is_uint64() && a.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)) {
+      return b.is_uint64() && a.get_uint64() == b.get_uint64();
+    }
+    if (b.is_uint64() && b.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)) return false;
+    return a.to_number<std::int64_t>() == b.to_number<std::int64_t>();
+  }
+  if (a.is_string() && b.is_string()) {
+    return a.get_string() == b.get_string() ||
+           CanonicalAttributeString(a.get_string()) == CanonicalAttributeString(b.get_string());
+  }
+  if (a.is_array() && b.is_array()) {
+    const json::array& x = a.get_array();
+    const json::array& y = b.get_array();
+    if (x.size() != y.size()) return false;
+    std::vector<std::string> xs;
+    std::vector<std::string> ys;
+    for (const auto& e : x) xs.push_back(CanonicalAttributeText(e));
+    for (const auto& e : y) ys.push_back(CanonicalAttributeText(e));
+    std::sort(xs.begin(), xs.end());
+    std::sort(ys.begin(), ys.end());
+    return xs == ys;
+  }
+  return a == b;
+}
+
 }  // namespace cmdb::model

@@ -261,6 +261,14 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
   order.push_back(root);
   w.Mark(root, 0);
   w.state[root].parent = kNoIndex;
+  for (CiId id : query.also_failing) {
+    std::optional<Index> x = IndexOf(id);
+    if (!x) throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
+    if (w.Seen(*x)) continue;
+    order.push_back(*x);
+    w.Mark(*x, 0);
+    w.state[*x].parent = kNoIndex;
+  }
   ImpactResult result;
   const std::size_t cap = std::max<std::size_t>(1, query.max_nodes);
   std::vector<Index> pending;  // redundant CIs reached but (so far) kept up

@@ -37,6 +37,7 @@ enum class ImpactDirection {
 
 struct ImpactQuery {
   CiId root = 0;
+  std::vector<CiId> also_failing;  // more CIs failing with the root (a change's CIs): distance 0
   ImpactDirection direction = ImpactDirection::kDown;
   int max_depth = -1;                       // -1: unlimited
   std::vector<std::string> relation_types;  // empty: every type

@@ -84,6 +84,19 @@ std::vector<Route> ApiRoutes() {
       {"GET", "/api/v1/drift/{id}", GetDrift, "viewer"},
       {"POST", "/api/v1/drift/{id}/accept", AcceptDrift, "asset_admin"},
       {"POST", "/api/v1/drift/{id}/ignore", IgnoreDrift, "asset_admin"},
+      {"GET", "/api/v1/changes", ListChanges, "viewer"},
+      {"POST", "/api/v1/changes", CreateChange, "asset_admin"},
+      {"GET", "/api/v1/changes/{id}", GetChange, "viewer"},
+      {"GET", "/api/v1/changes/{id}/events", GetChangeEvents, "viewer"},
+      {"POST", "/api/v1/changes/{id}/submit", SubmitChange, "asset_admin"},
+      {"POST", "/api/v1/changes/{id}/approve", ApproveChange, "change_reviewer"},
+      {"POST", "/api/v1/changes/{id}/reject", RejectChange, "change_reviewer"},
+      {"POST", "/api/v1/changes/{id}/start", StartChange, "asset_admin"},
+      {"POST", "/api/v1/changes/{id}/complete", CompleteChange, "asset_admin"},
+      {"POST", "/api/v1/changes/{id}/fail", FailChange, "asset_admin"},
+      {"POST", "/api/v1/changes/{id}/cancel", CancelChange, "asset_admin"},
+      {"GET", "/api/v1/changes/{id}/impact", GetChangeImpact, "viewer"},
+      {"GET", "/api/v1/changes/{id}/impact/graph", GetChangeImpactGraph, "viewer"},
   };
 }
 

@@ -77,6 +77,21 @@ Response GetRelationHistory(const Request&, const PathParams&, AppContext&);
 // --- import ---
 Response PostImport(const Request&, const PathParams&, AppContext&);
 
+// --- changes ---
+Response CreateChange(const Request&, const PathParams&, AppContext&);
+Response ListChanges(const Request&, const PathParams&, AppContext&);
+Response GetChange(const Request&, const PathParams&, AppContext&);
+Response GetChangeEvents(const Request&, const PathParams&, AppContext&);
+Response SubmitChange(const Request&, const PathParams&, AppContext&);
+Response ApproveChange(const Request&, const PathParams&, AppContext&);
+Response RejectChange(const Request&, const PathParams&, AppContext&);
+Response StartChange(const Request&, const PathParams&, AppContext&);
+Response CompleteChange(const Request&, const PathParams&, AppContext&);
+Response FailChange(const Request&, const PathParams&, AppContext&);
+Response CancelChange(const Request&, const PathParams&, AppContext&);
+Response GetChangeImpact(const Request&, const PathParams&, AppContext&);
+Response GetChangeImpactGraph(const Request&, const PathParams&, AppContext&);
+
 // --- discovery and drift ---
 Response CreateDiscoverySource(const Request&, const PathParams&, AppContext&);
 Response ListDiscoverySources(const Request&, const PathParams&, AppContext&);

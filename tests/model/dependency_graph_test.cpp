@@ -115,6 +115,28 @@ TEST(DependencyGraph, RedundancyAbsorbsFailuresWhileEnoughProvidersStayUp) {
   EXPECT_EQ(Ids(g.Impact(Q(20, ImpactDirection::kUp))), (std::set<CiId>{20, 10, 1, 2, 3}));
 }
 
+TEST(DependencyGraph, CisFailingTogetherCountAgainstRedundancyTogether) {
+  // Cluster 10 needs 2 of 3 members; each member alone is absorbed, two together are not
+  // (a change touching two members takes the cluster and its app down).
+  std::vector<GraphNode> nodes{Node(1), Node(2), Node(3), Node(10, 2, "cluster"), Node(20)};
+  std::vector<GraphEdge> edges{{1, 1, 10, "member_of"},
+                               {2, 2, 10, "member_of"},
+                               {3, 3, 10, "member_of"},
+                               {4, 20, 10, "depends_on"}};
+  auto g = DependencyGraph::Build(nodes, edges, Types());
+  EXPECT_EQ(Ids(g.Impact(Q(2, ImpactDirection::kDown))), (std::set<CiId>{2}));
+  ImpactQuery both = Q(2, ImpactDirection::kDown);
+  both.also_failing = {3, 2};  // the root repeated is harmless
+  ImpactResult r = g.Impact(both);
+  EXPECT_EQ(Ids(r), (std::set<CiId>{2, 3, 10, 20}));
+  EXPECT_TRUE(r.absorbed.empty());
+  EXPECT_EQ(r.nodes[1].id, 3);
+  EXPECT_EQ(r.nodes[1].distance, 0);
+  EXPECT_EQ(r.nodes[1].parent, -1);
+  both.also_failing = {404};
+  EXPECT_THROW(g.Impact(both), Error);
+}
+
 TEST(DependencyGraph, AProviderWithTwoRelationsCountsOnce) {
   // Member 1 is tied to cluster 10 twice (member_of, and the cluster depends_on it).
   auto g = DependencyGraph::Build({Node(1), Node(2), Node(3), Node(10, 2, "cluster"), Node(20)},

@@ -1,0 +1,241 @@
+#include <boost/json.hpp>
+
+#include "model/change_repository.hpp"
+#include "model/db_pool.hpp"
+#include "model/db_query.hpp"
+#include "model/graph_cache.hpp"
+#include "reports/graphviz_renderer.hpp"
+#include "reports/impact_picture.hpp"
+#include "server/handlers/handlers.hpp"
+
+namespace cmdb::server::handlers {
+
+namespace json = boost::json;
+using model::Error;
+using model::ErrorCode;
+
+namespace {
+
+Response ChangeResponse(int status, const model::Change& change) {
+  Response response = JsonResponse(status, model::ChangeToJson(change));
+  response.headers.emplace_back("ETag", ETag(change.version));
+  if (status == 201) {
+    response.headers.emplace_back("Location", "/api/v1/changes/" + std::to_string(change.id));
+  }
+  return response;
+}
+
+model::Change FindChange(model::ChangeRepository& repo, const PathParams& params) {
+  const std::int64_t id = ParseId(params.at("id"), "change id");
+  std::optional<model::Change> change = repo.Find(id);
+  if (!change) throw Error(ErrorCode::kNotFound, "change " + std::to_string(id) + " not found");
+  return *change;
+}
+
+model::WriteContext Writer() { return model::WriteContext{"anonymous", "api"}; }
+
+// A transition's body is empty or {"reason": "..."}.
+std::string ReasonOf(const Request& request) {
+  if (request.body.empty()) return {};
+  json::value body = ParseJsonBody(request);
+  const json::object* o = body.if_object();
+  if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, "the body is {\"reason\": \"...\"}");
+  for (const auto& [key, value] : *o) {
+    if (key != "reason") {
+      throw Error(ErrorCode::kValidationFailed, "the transition is invalid",
+                  {{std::string(key), "unknown field"}});
+    }
+    if (!value.is_string() || value.get_string().size() > 10000) {
+      throw Error(ErrorCode::kValidationFailed, "the transition is invalid",
+                  {{"reason", "must be a string of at most 10000 characters"}});
+    }
+  }
+  const json::value* reason = o->if_contains("reason");
+  return reason != nullptr ? std::string(reason->get_string()) : std::string();
+}
+
+Response Transition(const Request& request, const PathParams& params, AppContext& ctx,
+                    std::string_view action) {
+  CheckQueryParams(request, {});
+  const std::int64_t id = ParseId(params.at("id"), "change id");
+  const std::string reason = ReasonOf(request);
+  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
+  model::DbSession session = ctx.db->Lease();
+  model::Change change =
+      model::ChangeRepository(session.sql())
+          .Transition(id, action, reason, ParseIfMatch(request), *graph, Writer());
+  if (action == "complete") GraphChanged(ctx);  // the plan may have written CIs
+  return ChangeResponse(200, change);
+}
+
+}  // namespace
+
+Response CreateChange(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  json::value body = ParseJsonBody(request);
+  model::DbSession session = ctx.db->Lease();
+  return ChangeResponse(201, model::ChangeRepository(session.sql()).Create(body, Writer()));
+}
+
+Response ListChanges(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"state", "ci", "limit", "cursor"});
+  model::ChangeFilter filter;
+  filter.limit = ParseLimit(request);
+  filter.after = DecodeCursor(request);
+  if (auto state = request.Query("state"); state && !state->empty()) {
+    static const std::vector<std::string> states = {"draft",    "submitted",   "approved",
+                                                    "rejected", "in_progress", "completed",
+                                                    "failed",   "cancelled"};
+    if (std::find(states.begin(), states.end(), *state) == states.end()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "state must be one of draft, submitted, approved, rejected, in_progress, "
+                  "completed, failed, cancelled");
+    }
+    filter.state = *state;
+  }
+  if (auto ci = request.Query("ci"); ci && !ci->empty()) filter.ci = ParseId(*ci, "ci");
+  model::DbSession session = ctx.db->Lease();
+  std::vector<model::Change> changes = model::ChangeRepository(session.sql()).List(filter);
+  const auto limit = static_cast<std::size_t>(filter.limit);
+  json::array items;
+  for (std::size_t i = 0; i < changes.size() && i < limit; ++i) {
+    items.push_back(model::ChangeToJson(changes[i]));
+  }
+  json::object body{{"items", std::move(items)}};
+  body["next_cursor"] = changes.size() > limit ? json::value(EncodeCursor(changes[limit - 1].id))
+                                               : json::value(nullptr);
+  return JsonResponse(200, body);
+}
+
+Response GetChange(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  model::DbSession session = ctx.db->Lease();
+  model::ChangeRepository repo(session.sql());
+  return ChangeResponse(200, FindChange(repo, params));
+}
+
+Response GetChangeEvents(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  model::DbSession session = ctx.db->Lease();
+  model::ChangeRepository repo(session.sql());
+  model::Change change = FindChange(repo, params);
+  return JsonResponse(200, json::object{{"items", repo.Events(change.id)}});
+}
+
+Response SubmitChange(const Request& r, const PathParams& p, AppContext& c) {
+  return Transition(r, p, c, "submit");
+}
+Response ApproveChange(const Request& r, const PathParams& p, AppContext& c) {
+  return Transition(r, p, c, "approve");
+}
+Response RejectChange(const Request& r, const PathParams& p, AppContext& c) {
+  return Transition(r, p, c, "reject");
+}
+Response StartChange(const Request& r, const PathParams& p, AppContext& c) {
+  return Transition(r, p, c, "start");
+}
+Response CompleteChange(const Request& r, const PathParams& p, AppContext& c) {
+  return Transition(r, p, c, "complete");
+}
+Response FailChange(const Request& r, const PathParams& p, AppContext& c) {
+  return Transition(r, p, c, "fail");
+}
+Response CancelChange(const Request& r, const PathParams& p, AppContext& c) {
+  return Transition(r, p, c, "cancel");
+}
+
+Response GetChangeImpact(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
+  model::DbSession session = ctx.db->Lease();
+  model::ChangeRepository repo(session.sql());
+  model::Change change = FindChange(repo, params);
+  json::object body;
+  std::vector<model::CiId> impact_set;
+  if (change.assessment.is_object()) {
+    // What the reviewer saw at submit, unchanged by later graph edits.
+    body = change.assessment.as_object();
+    body["frozen"] = true;
+    if (json::value* at_submit = body.if_contains("collisions")) {
+      body["collisions_at_submit"] = std::move(*at_submit);
+    }
+    model::PgResult r = model::Query(
+        session.sql(), "SELECT array_to_json(impact_ci_ids)::text FROM changes WHERE id = $1",
+        {model::P(change.id)});
+    const json::value ids = json::parse(r.Text(0, 0));
+    for (const auto& id : ids.as_array()) impact_set.push_back(id.as_int64());
+  } else {
+    model::ChangeImpact impact = repo.ComputeImpact(change, *graph);
+    body = std::move(impact.assessment);
+    body["frozen"] = false;
+    impact_set = std::move(impact.impact_set);
+  }
+  body["change"] = change.id;
+  body["state"] = change.state;
+  // Collisions are always current: changes submitted after this one collide with it too.
+  body["collisions"] = repo.Collisions(change, impact_set);
+  return JsonResponse(200, body);
+}
+
+Response GetChangeImpactGraph(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {"format"});
+  std::string format = request.Query("format").value_or("svg");
+  reports::RenderFormat render_format = reports::RenderFormat::kSvg;
+  std::string content_type = "image/svg+xml";
+  if (format == "png") {
+    render_format = reports::RenderFormat::kPng;
+    content_type = "image/png";
+  } else if (format == "dot") {
+    render_format = reports::RenderFormat::kDot;
+    content_type = "text/vnd.graphviz; charset=utf-8";
+  } else if (format != "svg") {
+    throw Error(ErrorCode::kInvalidArgument, "format must be svg, png or dot");
+  }
+  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
+  model::Change change;
+  std::vector<model::CiId> drifted;
+  {
+    model::DbSession session = ctx.db->Lease();
+    model::ChangeRepository repo(session.sql());
+    change = FindChange(repo, params);
+  }
+  model::ImpactQuery query;
+  query.root = change.ci_ids.at(0);
+  query.also_failing.assign(change.ci_ids.begin() + 1, change.ci_ids.end());
+  query.max_nodes = 10000;
+  model::ImpactResult result;
+  try {
+    result = graph->Impact(query);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;
+    throw Error(ErrorCode::kConflict, std::string(e.what()) + " any more");
+  }
+  reports::ImpactPicture picture = reports::BuildImpactPicture(result, *graph, query.root);
+  picture.title = "Impact of change " + std::to_string(change.id) + ": " + change.title;
+  {
+    // The change's CIs are drawn as roots; CIs with open drift are marked.
+    std::string ids = "{";
+    for (const auto& node : picture.nodes) {
+      if (node.id > 0) ids += (ids.size() > 1 ? "," : "") + std::to_string(node.id);
+    }
+    ids += "}";
+    model::DbSession session = ctx.db->Lease();
+    model::PgResult r = model::Query(session.sql(),
+                                     "SELECT DISTINCT ci_id FROM drift_findings WHERE state = "
+                                     "'open' AND ci_id = ANY($1::bigint[])",
+                                     {ids});
+    for (int i = 0; i < r.rows(); ++i) drifted.push_back(r.Int(i, 0));
+  }
+  for (auto& node : picture.nodes) {
+    if (std::find(change.ci_ids.begin(), change.ci_ids.end(), node.id) != change.ci_ids.end()) {
+      node.root = true;
+    }
+    if (std::find(drifted.begin(), drifted.end(), node.id) != drifted.end()) node.drifted = true;
+  }
+  Response response;
+  response.content_type = content_type;
+  response.body = ctx.renderer->Render(picture, render_format);
+  return response;
+}
+
+}  // namespace cmdb::server::handlers
