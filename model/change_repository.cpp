@@ -321,13 +321,28 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
                                       {"actual", JsonOrNull(drift, i, 4)},
                                       {"authorized", drift.Bool(i, 5)}});
   }
+  PgResult incidents = Query(sql_,
+                             "SELECT id, title, severity, tier, state, array_to_json(ci_ids)::text "
+                             "FROM incidents WHERE state IN ('new', 'in_progress') AND ci_ids && "
+                             "$1::bigint[] ORDER BY severity, id LIMIT 1000",
+                             {IdArray(impact.impact_set)});
+  json::array open_incidents;
+  for (int i = 0; i < incidents.rows(); ++i) {
+    open_incidents.push_back(json::object{{"incident", incidents.Int(i, 0)},
+                                          {"title", incidents.Text(i, 1)},
+                                          {"severity", incidents.Int(i, 2)},
+                                          {"tier", incidents.Int(i, 3)},
+                                          {"state", incidents.Text(i, 4)},
+                                          {"ci_ids", json::parse(incidents.Text(i, 5))}});
+  }
   impact.assessment = {{"computed_at", FormatTimestamp(Timestamp::Now())},
                        {"affected_count", static_cast<std::int64_t>(impact.impact_set.size())},
                        {"affected", std::move(affected)},
                        {"affected_truncated", impact.impact_set.size() > kListedCis},
                        {"services", std::move(services)},
                        {"absorbed", std::move(absorbed)},
-                       {"open_drift", std::move(open_drift)}};
+                       {"open_drift", std::move(open_drift)},
+                       {"open_incidents", std::move(open_incidents)}};
   return impact;
 }
 

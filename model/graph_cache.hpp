@@ -43,7 +43,15 @@ class GraphCache {
   std::shared_ptr<const DependencyGraph> Current();
 
   // Marks the graph out of date (after this instance committed a write).
-  void Invalidate() { generation_.fetch_add(1, std::memory_order_acq_rel); }
+  void Invalidate() {
+    changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+
+  // When this instance last learnt of a write (or started). The current graph is the graph as
+  // of any later time, up to the notification latency of writes by other instances; as-of
+  // queries for earlier times must read history.
+  Timestamp changed_at() const { return Timestamp{changed_at_.load(std::memory_order_acquire)}; }
 
  private:
   void Listen();
@@ -51,6 +59,7 @@ class GraphCache {
   DbPool& pool_;
   std::string listen_dsn_;
   std::atomic<std::uint64_t> generation_{1};
+  std::atomic<std::int64_t> changed_at_{Timestamp::Now().micros};
   std::mutex mutex_;                              // serialises reloads
   std::shared_ptr<const DependencyGraph> graph_;  // guarded by mutex_
   std::uint64_t graph_generation_ = 0;            // guarded by mutex_

@@ -97,6 +97,21 @@ std::vector<Route> ApiRoutes() {
       {"POST", "/api/v1/changes/{id}/cancel", CancelChange, "asset_admin"},
       {"GET", "/api/v1/changes/{id}/impact", GetChangeImpact, "viewer"},
       {"GET", "/api/v1/changes/{id}/impact/graph", GetChangeImpactGraph, "viewer"},
+      {"GET", "/api/v1/service-calendar", GetServiceCalendar, "viewer"},
+      {"PUT", "/api/v1/service-calendar", PutServiceCalendar, "admin"},
+      {"GET", "/api/v1/incidents", ListIncidents, "viewer"},
+      {"POST", "/api/v1/incidents", CreateIncident, "incident_handler"},
+      {"GET", "/api/v1/incidents/{id}", GetIncident, "viewer"},
+      {"GET", "/api/v1/incidents/{id}/events", GetIncidentEvents, "viewer"},
+      {"POST", "/api/v1/incidents/{id}/assign", AssignIncident, "incident_handler"},
+      {"POST", "/api/v1/incidents/{id}/escalate", EscalateIncident, "incident_handler"},
+      {"POST", "/api/v1/incidents/{id}/resolve", ResolveIncident, "incident_handler"},
+      {"POST", "/api/v1/incidents/{id}/close", CloseIncident, "incident_handler"},
+      {"GET", "/api/v1/incidents/{id}/trace", GetIncidentTrace, "viewer"},
+      {"GET", "/api/v1/knowledge", ListArticles, "viewer"},
+      {"POST", "/api/v1/knowledge", CreateArticle, "incident_handler"},
+      {"GET", "/api/v1/knowledge/{id}", GetArticle, "viewer"},
+      {"POST", "/api/v1/knowledge/{id}/approve", ApproveArticle, "group_lead"},
   };
 }
 

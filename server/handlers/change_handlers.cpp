@@ -193,7 +193,6 @@ Response GetChangeImpactGraph(const Request& request, const PathParams& params, 
   }
   std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
   model::Change change;
-  std::vector<model::CiId> drifted;
   {
     model::DbSession session = ctx.db->Lease();
     model::ChangeRepository repo(session.sql());
@@ -212,26 +211,13 @@ Response GetChangeImpactGraph(const Request& request, const PathParams& params, 
   }
   reports::ImpactPicture picture = reports::BuildImpactPicture(result, *graph, query.root);
   picture.title = "Impact of change " + std::to_string(change.id) + ": " + change.title;
-  {
-    // The change's CIs are drawn as roots; CIs with open drift are marked.
-    std::string ids = "{";
-    for (const auto& node : picture.nodes) {
-      if (node.id > 0) ids += (ids.size() > 1 ? "," : "") + std::to_string(node.id);
-    }
-    ids += "}";
-    model::DbSession session = ctx.db->Lease();
-    model::PgResult r = model::Query(session.sql(),
-                                     "SELECT DISTINCT ci_id FROM drift_findings WHERE state = "
-                                     "'open' AND ci_id = ANY($1::bigint[])",
-                                     {ids});
-    for (int i = 0; i < r.rows(); ++i) drifted.push_back(r.Int(i, 0));
-  }
+  // The change's CIs are drawn as roots.
   for (auto& node : picture.nodes) {
     if (std::find(change.ci_ids.begin(), change.ci_ids.end(), node.id) != change.ci_ids.end()) {
       node.root = true;
     }
-    if (std::find(drifted.begin(), drifted.end(), node.id) != drifted.end()) node.drifted = true;
   }
+  MarkDriftAndIncidents(picture, ctx);
   Response response;
   response.content_type = content_type;
   response.body = ctx.renderer->Render(picture, render_format);

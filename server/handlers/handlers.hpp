@@ -62,6 +62,14 @@ Response GetCiHistory(const Request&, const PathParams&, AppContext&);
 Response GetCiImpact(const Request&, const PathParams&, AppContext&);
 Response GetCiImpactGraph(const Request&, const PathParams&, AppContext&);
 
+// Marks the CIs of an impact picture that have open drift or an open incident.
+}  // namespace cmdb::server::handlers
+namespace cmdb::reports {
+struct ImpactPicture;
+}
+namespace cmdb::server::handlers {
+void MarkDriftAndIncidents(reports::ImpactPicture& picture, AppContext& ctx);
+
 // Marks the in-memory graph out of date after a committed write.
 void GraphChanged(AppContext& ctx);
 
@@ -91,6 +99,23 @@ Response FailChange(const Request&, const PathParams&, AppContext&);
 Response CancelChange(const Request&, const PathParams&, AppContext&);
 Response GetChangeImpact(const Request&, const PathParams&, AppContext&);
 Response GetChangeImpactGraph(const Request&, const PathParams&, AppContext&);
+
+// --- incidents and knowledge ---
+Response GetServiceCalendar(const Request&, const PathParams&, AppContext&);
+Response PutServiceCalendar(const Request&, const PathParams&, AppContext&);
+Response CreateIncident(const Request&, const PathParams&, AppContext&);
+Response ListIncidents(const Request&, const PathParams&, AppContext&);
+Response GetIncident(const Request&, const PathParams&, AppContext&);
+Response GetIncidentEvents(const Request&, const PathParams&, AppContext&);
+Response AssignIncident(const Request&, const PathParams&, AppContext&);
+Response EscalateIncident(const Request&, const PathParams&, AppContext&);
+Response ResolveIncident(const Request&, const PathParams&, AppContext&);
+Response CloseIncident(const Request&, const PathParams&, AppContext&);
+Response GetIncidentTrace(const Request&, const PathParams&, AppContext&);
+Response CreateArticle(const Request&, const PathParams&, AppContext&);
+Response ListArticles(const Request&, const PathParams&, AppContext&);
+Response GetArticle(const Request&, const PathParams&, AppContext&);
+Response ApproveArticle(const Request&, const PathParams&, AppContext&);
 
 // --- discovery and drift ---
 Response CreateDiscoverySource(const Request&, const PathParams&, AppContext&);

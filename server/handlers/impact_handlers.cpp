@@ -1,9 +1,11 @@
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 #include <boost/json.hpp>
 
 #include "model/db_pool.hpp"
+#include "model/db_query.hpp"
 #include "model/graph_cache.hpp"
 #include "reports/graphviz_renderer.hpp"
 #include "reports/impact_picture.hpp"
@@ -153,10 +155,39 @@ Response GetCiImpactGraph(const Request& request, const PathParams& params, AppC
                    {"direction", "depth", "relation_types", "max_nodes", "as_of", "format"});
   ComputedImpact c = ComputeImpact(request, params, ctx);
   reports::ImpactPicture picture = reports::BuildImpactPicture(c.result, *c.graph, c.query.root);
+  MarkDriftAndIncidents(picture, ctx);
   Response response;
   response.content_type = content_type;
   response.body = ctx.renderer->Render(picture, render_format);
   return response;
+}
+
+}  // namespace cmdb::server::handlers
+
+namespace cmdb::server::handlers {
+
+void MarkDriftAndIncidents(reports::ImpactPicture& picture, AppContext& ctx) {
+  std::string ids = "{";
+  for (const auto& node : picture.nodes) {
+    if (node.id > 0) ids += (ids.size() > 1 ? "," : "") + std::to_string(node.id);
+  }
+  ids += "}";
+  if (ids == "{}") return;
+  model::DbSession session = ctx.db->Lease();
+  model::PgResult r = model::Query(
+      session.sql(),
+      "SELECT ci_id, 'd' FROM drift_findings WHERE state = 'open' AND ci_id = ANY($1::bigint[]) "
+      "UNION SELECT x.ci, 'i' FROM incidents i CROSS JOIN LATERAL unnest(i.ci_ids) AS x(ci) "
+      "WHERE i.state IN ('new', 'in_progress') AND i.ci_ids && $1::bigint[] AND x.ci = "
+      "ANY($1::bigint[])",
+      {ids});
+  std::set<std::int64_t> drifted;
+  std::set<std::int64_t> incident;
+  for (int i = 0; i < r.rows(); ++i) (r.Text(i, 1) == "d" ? drifted : incident).insert(r.Int(i, 0));
+  for (auto& node : picture.nodes) {
+    node.drifted = drifted.contains(node.id);
+    node.incident = incident.contains(node.id);
+  }
 }
 
 }  // namespace cmdb::server::handlers

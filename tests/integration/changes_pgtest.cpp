@@ -173,8 +173,14 @@ TEST_F(ChangesApi, OfConcurrentTransitionsExactlyOneWins) {
 }
 
 TEST_F(ChangesApi, SubmitFreezesTheAssessmentTheReviewerSaw) {
+  HttpResult incident =
+      Post("/api/v1/incidents", R"({"title": "slow checkout", "severity": 3, "ci_ids": [)" +
+                                    std::to_string(app_) + "]}");
+  ASSERT_EQ(incident.status, 201) << incident.body;
   std::int64_t c = CreateChange({db_}, 1, 2);
   json::value draft = Get("/api/v1/changes/" + std::to_string(c) + "/impact").json();
+  ASSERT_EQ(draft.at("open_incidents").as_array().size(), 1U) << draft;
+  EXPECT_EQ(draft.at("open_incidents").at(0).at("incident"), incident.json().at("id"));
   EXPECT_EQ(draft.at("frozen"), false);
   EXPECT_EQ(draft.at("affected_count"), 3);
   ASSERT_EQ(draft.at("services").as_array().size(), 1U);
@@ -201,6 +207,10 @@ TEST_F(ChangesApi, SubmitFreezesTheAssessmentTheReviewerSaw) {
   EXPECT_NE(svg.body.find("<svg"), std::string::npos);
   EXPECT_NE(svg.body.find("Impact of change"), std::string::npos);
   EXPECT_NE(svg.body.find("Shop"), std::string::npos);  // the service reached
+  // The CI with an open incident is drawn with a double border.
+  HttpResult dot = Get("/api/v1/changes/" + std::to_string(c) + "/impact/graph?format=dot");
+  ASSERT_EQ(dot.status, 200);
+  EXPECT_NE(dot.body.find("peripheries=2"), std::string::npos) << dot.body;
   EXPECT_EQ(Get("/api/v1/changes/" + std::to_string(c) + "/impact/graph?format=gif").status, 400);
 }
 

@@ -1,0 +1,677 @@
+#include "model/incident_repository.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <boost/json/parse.hpp>
+
+#include "model/db_query.hpp"
+#include "model/dependency_graph.hpp"
+#include "model/error.hpp"
+#include "model/graph_cache.hpp"
+#include "model/json.hpp"
+
+namespace cmdb::model {
+
+namespace {
+
+const char* const kIncidentColumns =
+    "id, title, description, severity, tier, state, assignee, array_to_json(ci_ids)::text, "
+    "cmdb_us(started_at), cmdb_us(tier_since), cmdb_us(response_due), cmdb_us(responded_at), "
+    "resolution, version, cmdb_us(created_at), cmdb_us(updated_at), cmdb_us(resolved_at), "
+    "cmdb_us(closed_at)";
+
+std::optional<Timestamp> OptTs(const PgResult& r, int row, int col) {
+  if (r.IsNull(row, col)) return std::nullopt;
+  return Timestamp{r.Int(row, col)};
+}
+json::value TsJson(const std::optional<Timestamp>& t) {
+  return t ? json::value(FormatTimestamp(*t)) : json::value(nullptr);
+}
+
+std::vector<CiId> IdsFromJson(std::string_view text) {
+  std::vector<CiId> out;
+  const json::value ids = json::parse(text);
+  for (const auto& id : ids.as_array()) out.push_back(id.as_int64());
+  return out;
+}
+
+std::string IdArray(const std::vector<CiId>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(ids[i]);
+  return out + "}";
+}
+
+json::array IdsJson(const std::vector<CiId>& ids) {
+  json::array out;
+  for (auto id : ids) out.emplace_back(id);
+  return out;
+}
+
+Incident IncidentFromRow(const PgResult& r, int row) {
+  Incident i;
+  i.id = r.Int(row, 0);
+  i.title = std::string(r.Text(row, 1));
+  i.description = std::string(r.Text(row, 2));
+  i.severity = static_cast<int>(r.Int(row, 3));
+  i.tier = static_cast<int>(r.Int(row, 4));
+  i.state = std::string(r.Text(row, 5));
+  i.assignee = r.OptionalText(row, 6);
+  i.ci_ids = IdsFromJson(r.Text(row, 7));
+  i.started_at = Timestamp{r.Int(row, 8)};
+  i.tier_since = Timestamp{r.Int(row, 9)};
+  i.response_due = Timestamp{r.Int(row, 10)};
+  i.responded_at = OptTs(r, row, 11);
+  i.resolution = r.OptionalText(row, 12);
+  i.version = r.Int(row, 13);
+  i.created_at = Timestamp{r.Int(row, 14)};
+  i.updated_at = Timestamp{r.Int(row, 15)};
+  i.resolved_at = OptTs(r, row, 16);
+  i.closed_at = OptTs(r, row, 17);
+  return i;
+}
+
+// Validates ci_ids: a non-empty list of existing CIs, each once. Adds problems to `errors`.
+std::vector<CiId> ParseCiIds(soci::session& sql, const json::value* ids, bool required,
+                             FieldErrors& errors) {
+  std::vector<CiId> out;
+  if (ids == nullptr) {
+    if (required) errors.Add("ci_ids", "required: a list of CI ids");
+    return out;
+  }
+  if (!ids->is_array() || (required && ids->get_array().empty()) ||
+      ids->get_array().size() > 10000) {
+    errors.Add("ci_ids",
+               required ? "required: a list of 1 to 10000 CI ids" : "must be a list of CI ids");
+    return out;
+  }
+  std::size_t index = 0;
+  for (const auto& id : ids->get_array()) {
+    const std::string field = "ci_ids[" + std::to_string(index++) + "]";
+    if (!id.is_int64() || id.get_int64() <= 0) {
+      errors.Add(field, "must be a CI id");
+    } else if (std::find(out.begin(), out.end(), id.get_int64()) != out.end()) {
+      errors.Add(field, "names CI " + std::to_string(id.get_int64()) + " twice");
+    } else {
+      out.push_back(id.get_int64());
+    }
+  }
+  if (out.empty()) return out;
+  PgResult r =
+      Query(sql, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[])", {IdArray(out)});
+  std::set<CiId> found;
+  for (int i = 0; i < r.rows(); ++i) found.insert(r.Int(i, 0));
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (!found.contains(out[i])) {
+      errors.Add("ci_ids[" + std::to_string(i) + "]",
+                 "CI " + std::to_string(out[i]) + " does not exist");
+    }
+  }
+  return out;
+}
+
+std::string RequiredTitle(const json::object& o, FieldErrors& errors) {
+  const json::value* title = o.if_contains("title");
+  if (title == nullptr || !title->is_string() || title->get_string().size() > 500 ||
+      std::all_of(title->get_string().begin(), title->get_string().end(),
+                  [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; })) {
+    errors.Add("title", "required: a non-blank string of at most 500 characters");
+    return {};
+  }
+  return std::string(title->get_string());
+}
+
+void CheckFields(const json::object& o, std::initializer_list<std::string_view> allowed,
+                 FieldErrors& errors) {
+  for (const auto& [key, value] : o) {
+    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
+      errors.Add(std::string(key), "unknown field");
+    }
+  }
+}
+
+std::string Duration(std::int64_t micros) {
+  const std::int64_t minutes = micros / 60000000;
+  if (minutes < 60) return std::to_string(minutes) + " min";
+  if (minutes < 48 * 60) {
+    return std::to_string(minutes / 60) + " h" +
+           (minutes % 60 != 0 ? " " + std::to_string(minutes % 60) + " min" : "");
+  }
+  return std::to_string(minutes / (24 * 60)) + " days";
+}
+
+}  // namespace
+
+std::string AllowedIncidentActions(std::string_view state, int tier) {
+  if (state == "new" || state == "in_progress") {
+    return tier < 3 ? "assign, escalate, resolve" : "assign, resolve";
+  }
+  if (state == "resolved") return "close";
+  return "none";
+}
+
+json::object IncidentToJson(const Incident& i, Timestamp now) {
+  json::object o{{"id", i.id},
+                 {"title", i.title},
+                 {"description", i.description},
+                 {"severity", i.severity},
+                 {"tier", i.tier},
+                 {"state", i.state},
+                 {"assignee", i.assignee ? json::value(*i.assignee) : json::value(nullptr)},
+                 {"ci_ids", IdsJson(i.ci_ids)},
+                 {"started_at", FormatTimestamp(i.started_at)},
+                 {"tier_since", FormatTimestamp(i.tier_since)},
+                 {"response_due", FormatTimestamp(i.response_due)},
+                 {"responded_at", TsJson(i.responded_at)},
+                 {"resolution", i.resolution ? json::value(*i.resolution) : json::value(nullptr)},
+                 {"allowed_actions", AllowedIncidentActions(i.state, i.tier)},
+                 {"version", i.version},
+                 {"created_at", FormatTimestamp(i.created_at)},
+                 {"updated_at", FormatTimestamp(i.updated_at)},
+                 {"resolved_at", TsJson(i.resolved_at)},
+                 {"closed_at", TsJson(i.closed_at)}};
+  // Met: answered by the due time. Overdue: not answered and past it.
+  o["response_met"] = i.responded_at ? json::value(i.responded_at->micros <= i.response_due.micros)
+                                     : json::value(nullptr);
+  o["overdue"] = !i.responded_at && now.micros > i.response_due.micros;
+  return o;
+}
+
+WorkingCalendar IncidentRepository::Calendar() {
+  PgResult r = Query(sql_, "SELECT config::text FROM service_calendar WHERE id = 1");
+  return ParseWorkingCalendar(r.rows() > 0 ? json::parse(r.Text(0, 0))
+                                           : json::value(json::object{}));
+}
+
+WorkingCalendar IncidentRepository::PutCalendar(const json::value& config) {
+  WorkingCalendar calendar = ParseWorkingCalendar(config);
+  Query(sql_,
+        "UPDATE service_calendar SET config = $1::jsonb, version = version + 1, updated_at = "
+        "clock_timestamp() WHERE id = 1",
+        {ToJsonText(config)});
+  return calendar;
+}
+
+Incident IncidentRepository::Create(const json::value& body, const WriteContext& ctx) {
+  const json::object* o = body.if_object();
+  if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, "an incident is a JSON object");
+  FieldErrors errors;
+  CheckFields(*o, {"title", "description", "severity", "tier", "ci_ids", "started_at", "assignee"},
+              errors);
+  Incident i;
+  i.title = RequiredTitle(*o, errors);
+  if (const json::value* d = o->if_contains("description")) {
+    if (!d->is_string() || d->get_string().size() > 100000) {
+      errors.Add("description", "must be a string of at most 100000 characters");
+    } else {
+      i.description = std::string(d->get_string());
+    }
+  }
+  const json::value* severity = o->if_contains("severity");
+  if (severity == nullptr || !severity->is_int64() || severity->get_int64() < 1 ||
+      severity->get_int64() > 4) {
+    errors.Add("severity", "required: 1 (critical) to 4 (low)");
+  } else {
+    i.severity = static_cast<int>(severity->get_int64());
+  }
+  if (const json::value* tier = o->if_contains("tier")) {
+    if (!tier->is_int64() || tier->get_int64() < 1 || tier->get_int64() > 3) {
+      errors.Add("tier", "must be 1 (first line), 2 (second line) or 3 (vendor)");
+    } else {
+      i.tier = static_cast<int>(tier->get_int64());
+    }
+  }
+  const Timestamp now = Timestamp::Now();
+  i.started_at = now;
+  if (const json::value* s = o->if_contains("started_at")) {
+    std::optional<Timestamp> t = s->is_string() ? ParseTimestamp(s->get_string()) : std::nullopt;
+    if (!t || t->micros > now.micros + 60LL * 1000000) {
+      errors.Add("started_at", "must be an RFC 3339 timestamp, not in the future");
+    } else {
+      i.started_at = *t;
+    }
+  }
+  if (const json::value* a = o->if_contains("assignee"); a != nullptr && !a->is_null()) {
+    if (!a->is_string() || a->get_string().empty() || a->get_string().size() > 200) {
+      errors.Add("assignee", "must be a name of 1 to 200 characters, or null");
+    } else {
+      i.assignee = std::string(a->get_string());
+    }
+  }
+  i.ci_ids = ParseCiIds(sql_, o->if_contains("ci_ids"), true, errors);
+  if (ContainsNul(body)) errors.Add("", "text values cannot contain the NUL character (\\u0000)");
+  errors.ThrowIfAny("the incident is invalid");
+  Transaction tr(sql_);
+  const WorkingCalendar calendar = Calendar();
+  // The response clock starts when the incident is raised in this tier.
+  const Timestamp due = ResponseDue(calendar, i.tier, now);
+  PgResult r = Query(
+      sql_,
+      std::string("INSERT INTO incidents (title, description, severity, tier, state, assignee, "
+                  "ci_ids, started_at, tier_since, response_due, created_by) VALUES ($1, $2, $3, "
+                  "$4, CASE WHEN $5::text IS NULL THEN 'new' ELSE 'in_progress' END, $5, "
+                  "$6::bigint[], cmdb_ts($7), cmdb_ts($8), cmdb_ts($9), $10) RETURNING ") +
+          kIncidentColumns,
+      {P(i.title), P(i.description), P(i.severity), P(i.tier), P(i.assignee), IdArray(i.ci_ids),
+       P(i.started_at.micros), P(now.micros), P(due.micros), P(ctx.changed_by)});
+  Incident created = IncidentFromRow(r, 0);
+  Query(sql_,
+        "INSERT INTO incident_events (incident_id, action, from_state, to_state, from_tier, "
+        "to_tier, by) VALUES ($1, 'create', NULL, $2, NULL, $3, $4)",
+        {P(created.id), P(created.state), P(created.tier), P(ctx.changed_by)});
+  tr.Commit();
+  return created;
+}
+
+std::optional<Incident> IncidentRepository::Find(std::int64_t id) {
+  PgResult r = Query(
+      sql_, std::string("SELECT ") + kIncidentColumns + " FROM incidents WHERE id = $1", {P(id)});
+  if (r.rows() == 0) return std::nullopt;
+  return IncidentFromRow(r, 0);
+}
+
+std::vector<Incident> IncidentRepository::List(const IncidentFilter& f) {
+  PgResult r = Query(
+      sql_,
+      std::string("SELECT ") + kIncidentColumns +
+          " FROM incidents WHERE id > $1 AND ($2::text IS NULL OR state = $2) AND ($3::bigint IS "
+          "NULL OR ci_ids @> ARRAY[$3::bigint]) AND ($4::integer IS NULL OR severity = $4) AND "
+          "($5::integer IS NULL OR tier = $5) ORDER BY id LIMIT $6",
+      {P(f.after), f.state ? P(*f.state) : PgParam(std::nullopt),
+       f.ci ? P(*f.ci) : PgParam(std::nullopt), f.severity ? P(*f.severity) : PgParam(std::nullopt),
+       f.tier ? P(*f.tier) : PgParam(std::nullopt), P(f.limit + 1)});
+  std::vector<Incident> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(IncidentFromRow(r, i));
+  return out;
+}
+
+Incident IncidentRepository::Act(std::int64_t id, std::string_view action, const json::object& body,
+                                 std::optional<std::int64_t> if_match, const WriteContext& ctx) {
+  FieldErrors errors;
+  auto text = [&](const char* field, bool required) -> std::optional<std::string> {
+    const json::value* v = body.if_contains(field);
+    if (v == nullptr || v->is_null()) {
+      if (required) errors.Add(field, "required");
+      return std::nullopt;
+    }
+    if (!v->is_string() || v->get_string().size() > 10000 ||
+        (required && v->get_string().find_first_not_of(" \t\r\n") == json::string::npos)) {
+      errors.Add(field, required ? "required: a non-blank string" : "must be a string");
+      return std::nullopt;
+    }
+    return std::string(v->get_string());
+  };
+  std::optional<std::string> assignee;
+  std::optional<std::string> reason;
+  if (action == "assign") {
+    CheckFields(body, {"assignee", "reason"}, errors);
+    assignee = text("assignee", true);
+    reason = text("reason", false);
+  } else if (action == "escalate") {
+    CheckFields(body, {"reason"}, errors);
+    reason = text("reason", true);
+  } else if (action == "resolve") {
+    CheckFields(body, {"resolution"}, errors);
+    reason = text("resolution", false);
+  } else if (action == "close") {
+    CheckFields(body, {"reason"}, errors);
+    reason = text("reason", false);
+  } else {
+    throw Error(ErrorCode::kNotFound, "no such action '" + std::string(action) + "'");
+  }
+  errors.ThrowIfAny("the " + std::string(action) + " request is invalid");
+  Transaction tr(sql_);
+  PgResult r = Query(
+      sql_, std::string("SELECT ") + kIncidentColumns + " FROM incidents WHERE id = $1 FOR UPDATE",
+      {P(id)});
+  if (r.rows() == 0)
+    throw Error(ErrorCode::kNotFound, "incident " + std::to_string(id) + " not found");
+  Incident i = IncidentFromRow(r, 0);
+  if (if_match && *if_match != i.version) {
+    throw Error(ErrorCode::kVersionMismatch, "incident " + std::to_string(id) + " is at version " +
+                                                 std::to_string(i.version) + ", not " +
+                                                 std::to_string(*if_match));
+  }
+  const std::string allowed = AllowedIncidentActions(i.state, i.tier);
+  bool ok = false;
+  for (std::size_t start = 0; start < allowed.size();) {
+    std::size_t end = allowed.find(", ", start);
+    if (allowed.substr(start, end == std::string::npos ? std::string::npos : end - start) == action)
+      ok = true;
+    start = end == std::string::npos ? allowed.size() : end + 2;
+  }
+  if (!ok) {
+    throw Error(
+        ErrorCode::kConflict,
+        "incident " + std::to_string(id) + " is " + i.state + " at tier " + std::to_string(i.tier) +
+            "; " + std::string(action) + " is not allowed now" +
+            (action == "escalate" && i.tier == 3 ? " (tier 3, the vendor, is the last)" : "") +
+            ". Allowed: " + allowed);
+  }
+  const Timestamp now = Timestamp::Now();
+  std::string state = i.state;
+  int tier = i.tier;
+  Timestamp due = i.response_due;
+  Timestamp tier_since = i.tier_since;
+  std::optional<Timestamp> responded = i.responded_at;
+  if (action == "assign") {
+    state = "in_progress";
+    if (!responded) responded = now;
+  } else if (action == "escalate") {
+    tier += 1;
+    tier_since = now;
+    due = ResponseDue(Calendar(), tier, now);  // the next tier's clock starts now
+    responded.reset();
+    assignee.reset();
+    state = "new";
+  } else if (action == "resolve") {
+    state = "resolved";
+    if (!responded) responded = now;
+  } else if (action == "close") {
+    state = "closed";
+  }
+  const bool clear_assignee = action == "escalate";
+  PgResult u = Query(
+      sql_,
+      std::string(
+          "UPDATE incidents SET state = $2, tier = $3, tier_since = cmdb_ts($4), response_due "
+          "= cmdb_ts($5), responded_at = cmdb_ts($6), assignee = CASE WHEN $7 THEN NULL "
+          "ELSE coalesce($8, assignee) END, resolution = CASE WHEN $2 = 'resolved' THEN $9 "
+          "ELSE resolution END, resolved_at = CASE WHEN $2 = 'resolved' THEN "
+          "clock_timestamp() ELSE resolved_at END, closed_at = CASE WHEN $2 = 'closed' "
+          "THEN clock_timestamp() ELSE closed_at END, version = version + 1, updated_at = "
+          "clock_timestamp() WHERE id = $1 RETURNING ") +
+          kIncidentColumns,
+      {P(id), P(state), P(tier), P(tier_since.micros), P(due.micros),
+       responded ? P(responded->micros) : PgParam(std::nullopt),
+       P(clear_assignee ? "true" : "false"), P(assignee), P(reason)});
+  Query(sql_,
+        "INSERT INTO incident_events (incident_id, action, from_state, to_state, from_tier, "
+        "to_tier, by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        {P(id), P(action), P(i.state), P(state), P(i.tier), P(tier), P(ctx.changed_by),
+         P(reason.value_or(assignee ? "assigned to " + *assignee : ""))});
+  tr.Commit();
+  return IncidentFromRow(u, 0);
+}
+
+json::array IncidentRepository::Events(std::int64_t id) {
+  PgResult r = Query(sql_,
+                     "SELECT cmdb_us(at), action, from_state, to_state, from_tier, to_tier, by, "
+                     "reason FROM incident_events WHERE incident_id = $1 ORDER BY at",
+                     {P(id)});
+  json::array out;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back(json::object{
+        {"at", FormatTimestamp(Timestamp{r.Int(i, 0)})},
+        {"action", r.Text(i, 1)},
+        {"from", r.IsNull(i, 2) ? json::value(nullptr) : json::value(r.Text(i, 2))},
+        {"to", r.Text(i, 3)},
+        {"from_tier", r.IsNull(i, 4) ? json::value(nullptr) : json::value(r.Int(i, 4))},
+        {"to_tier", r.Int(i, 5)},
+        {"by", r.Text(i, 6)},
+        {"reason", r.Text(i, 7)}});
+  }
+  return out;
+}
+
+json::object IncidentRepository::Trace(const Incident& incident, const TraceOptions& options) {
+  // The graph as it was when the incident started: the in-memory one when nothing changed
+  // since, else rebuilt from history.
+  std::shared_ptr<const DependencyGraph> rebuilt;
+  const DependencyGraph* graph = options.current;
+  bool from_history = false;
+  if (graph == nullptr || options.current_since.micros > incident.started_at.micros) {
+    rebuilt =
+        std::make_shared<const DependencyGraph>(LoadDependencyGraph(sql_, incident.started_at));
+    graph = rebuilt.get();
+    from_history = true;
+  }
+  std::vector<CiId> roots;
+  json::array missing;
+  for (CiId id : incident.ci_ids) {
+    if (graph->Find(id)) {
+      roots.push_back(id);
+    } else {
+      missing.emplace_back(id);
+    }
+  }
+  json::object out{{"incident", incident.id},
+                   {"as_of", FormatTimestamp(incident.started_at)},
+                   {"graph", from_history ? "history" : "current"},
+                   {"cis_missing_then", std::move(missing)}};
+  json::array services;
+  std::int64_t reached = 0;
+  std::map<CiId, int> upstream;  // CIs the incident's CIs depend on, with their distance
+  if (!roots.empty()) {
+    ImpactQuery q;
+    q.root = roots[0];
+    q.also_failing.assign(roots.begin() + 1, roots.end());
+    q.max_nodes = graph->node_count() + 1;
+    q.include_edges = false;
+    ImpactResult down = graph->Impact(q);
+    reached = static_cast<std::int64_t>(down.nodes.size());
+    for (const auto& n : down.nodes) {
+      std::optional<NodeView> v = graph->Find(n.id);
+      if (v && v->type == "business_service") {
+        services.push_back(json::object{{"ci", n.id}, {"name", v->name}, {"distance", n.distance}});
+      }
+    }
+    q.direction = ImpactDirection::kUp;
+    ImpactResult up = graph->Impact(q);
+    for (const auto& n : up.nodes) upstream.emplace(n.id, n.distance);
+  }
+  out["services"] = std::move(services);
+  out["reached_count"] = reached;
+  std::vector<CiId> involved;
+  for (const auto& [id, distance] : upstream) involved.push_back(id);
+  for (CiId id : incident.ci_ids) {
+    if (!upstream.contains(id)) {
+      involved.push_back(id);
+      upstream.emplace(id, 0);
+    }
+  }
+  const std::string involved_ids = IdArray(involved);
+
+  // Suspects: changes on those CIs completed within the look-back window before the start,
+  // or in progress when it started.
+  const std::int64_t window = std::int64_t{options.lookback_hours} * 3600 * 1000000;
+  PgResult c = Query(
+      sql_,
+      "SELECT c.id, c.title, c.state, array_to_json(c.ci_ids)::text, cmdb_us(e.at) FROM changes "
+      "c CROSS JOIN LATERAL (SELECT max(at) AS at FROM change_events WHERE change_id = c.id AND "
+      "to_state = c.state) e WHERE c.state IN ('completed', 'in_progress') AND c.ci_ids && "
+      "$1::bigint[] AND e.at <= cmdb_ts($2) AND (c.state = 'in_progress' OR e.at >= cmdb_ts($3))",
+      {involved_ids, P(incident.started_at.micros), P(incident.started_at.micros - window)});
+  struct Suspect {
+    json::object json;
+    int distance;
+    std::int64_t before;
+  };
+  std::vector<Suspect> suspects;
+  for (int i = 0; i < c.rows(); ++i) {
+    const std::int64_t when = c.Int(i, 4);
+    int best = 1 << 30;
+    CiId via = 0;
+    for (CiId ci : IdsFromJson(c.Text(i, 3))) {
+      auto u = upstream.find(ci);
+      if (u != upstream.end() && u->second < best) {
+        best = u->second;
+        via = ci;
+      }
+    }
+    std::optional<NodeView> v = graph->Find(via);
+    const std::string name = v ? std::string(v->name) : "CI " + std::to_string(via);
+    const std::string state(c.Text(i, 2));
+    const std::int64_t before = incident.started_at.micros - when;
+    std::string reason = (state == "completed" ? "completed " : "in progress since ") +
+                         Duration(before) + " before the incident started, on " + name +
+                         (best == 0 ? ", one of the incident's CIs"
+                                    : ", which the incident's CIs depend on (distance " +
+                                          std::to_string(best) + ")");
+    suspects.push_back({json::object{{"change", c.Int(i, 0)},
+                                     {"title", c.Text(i, 1)},
+                                     {"state", state},
+                                     {"at", FormatTimestamp(Timestamp{when})},
+                                     {"ci", via},
+                                     {"distance", best},
+                                     {"reason", reason}},
+                        best, before});
+  }
+  std::sort(suspects.begin(), suspects.end(), [](const Suspect& a, const Suspect& b) {
+    return a.distance != b.distance ? a.distance < b.distance : a.before < b.before;
+  });
+  json::array ranked;
+  for (auto& s : suspects) {
+    s.json["rank"] = static_cast<std::int64_t>(ranked.size()) + 1;
+    ranked.push_back(std::move(s.json));
+  }
+  out["suspect_changes"] = std::move(ranked);
+  out["lookback_hours"] = options.lookback_hours;
+
+  PgResult d = Query(sql_,
+                     "SELECT id, ci_id, attribute, expected::text, actual::text, authorized, "
+                     "change_id FROM drift_findings WHERE state = 'open' AND ci_id = "
+                     "ANY($1::bigint[]) ORDER BY id LIMIT 1000",
+                     {involved_ids});
+  json::array drift;
+  for (int i = 0; i < d.rows(); ++i) {
+    drift.push_back(json::object{
+        {"finding", d.Int(i, 0)},
+        {"ci", d.Int(i, 1)},
+        {"attribute", d.Text(i, 2)},
+        {"expected", d.IsNull(i, 3) ? json::value(nullptr) : json::parse(d.Text(i, 3))},
+        {"actual", d.IsNull(i, 4) ? json::value(nullptr) : json::parse(d.Text(i, 4))},
+        {"authorized", d.Bool(i, 5)},
+        {"change", d.IsNull(i, 6) ? json::value(nullptr) : json::value(d.Int(i, 6))}});
+  }
+  out["drift"] = std::move(drift);
+  PgResult k = Query(sql_,
+                     "SELECT id, title, array_to_json(ci_ids)::text FROM knowledge_articles WHERE "
+                     "state = 'approved' AND ci_ids && $1::bigint[] ORDER BY id LIMIT 100",
+                     {involved_ids});
+  json::array knowledge;
+  for (int i = 0; i < k.rows(); ++i) {
+    knowledge.push_back(json::object{
+        {"article", k.Int(i, 0)}, {"title", k.Text(i, 1)}, {"ci_ids", json::parse(k.Text(i, 2))}});
+  }
+  out["knowledge"] = std::move(knowledge);
+  return out;
+}
+
+// --- knowledge ---
+
+namespace {
+
+const char* const kArticleColumns =
+    "id, title, body, array_to_json(ci_ids)::text, state, approved_by, cmdb_us(approved_at), "
+    "version, cmdb_us(created_at), cmdb_us(updated_at)";
+
+Article ArticleFromRow(const PgResult& r, int row) {
+  Article a;
+  a.id = r.Int(row, 0);
+  a.title = std::string(r.Text(row, 1));
+  a.body = std::string(r.Text(row, 2));
+  a.ci_ids = IdsFromJson(r.Text(row, 3));
+  a.state = std::string(r.Text(row, 4));
+  a.approved_by = r.OptionalText(row, 5);
+  a.approved_at = OptTs(r, row, 6);
+  a.version = r.Int(row, 7);
+  a.created_at = Timestamp{r.Int(row, 8)};
+  a.updated_at = Timestamp{r.Int(row, 9)};
+  return a;
+}
+
+}  // namespace
+
+json::object ArticleToJson(const Article& a) {
+  return {{"id", a.id},
+          {"title", a.title},
+          {"body", a.body},
+          {"ci_ids", IdsJson(a.ci_ids)},
+          {"state", a.state},
+          {"approved_by", a.approved_by ? json::value(*a.approved_by) : json::value(nullptr)},
+          {"approved_at", TsJson(a.approved_at)},
+          {"version", a.version},
+          {"created_at", FormatTimestamp(a.created_at)},
+          {"updated_at", FormatTimestamp(a.updated_at)}};
+}
+
+Article KnowledgeRepository::Create(const json::value& body, const WriteContext& ctx) {
+  const json::object* o = body.if_object();
+  if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, "an article is a JSON object");
+  FieldErrors errors;
+  CheckFields(*o, {"title", "body", "ci_ids"}, errors);
+  Article a;
+  a.title = RequiredTitle(*o, errors);
+  const json::value* text = o->if_contains("body");
+  if (text == nullptr || !text->is_string() || text->get_string().empty() ||
+      text->get_string().size() > 1000000) {
+    errors.Add("body", "required: a string of 1 to 1000000 characters");
+  } else {
+    a.body = std::string(text->get_string());
+  }
+  a.ci_ids = ParseCiIds(sql_, o->if_contains("ci_ids"), false, errors);
+  if (ContainsNul(body)) errors.Add("", "text values cannot contain the NUL character (\\u0000)");
+  errors.ThrowIfAny("the article is invalid");
+  PgResult r = Query(sql_,
+                     std::string("INSERT INTO knowledge_articles (title, body, ci_ids, created_by) "
+                                 "VALUES ($1, $2, $3::bigint[], $4) RETURNING ") +
+                         kArticleColumns,
+                     {P(a.title), P(a.body), IdArray(a.ci_ids), P(ctx.changed_by)});
+  return ArticleFromRow(r, 0);
+}
+
+std::optional<Article> KnowledgeRepository::Find(std::int64_t id) {
+  PgResult r = Query(
+      sql_, std::string("SELECT ") + kArticleColumns + " FROM knowledge_articles WHERE id = $1",
+      {P(id)});
+  if (r.rows() == 0) return std::nullopt;
+  return ArticleFromRow(r, 0);
+}
+
+std::vector<Article> KnowledgeRepository::List(const ArticleFilter& f) {
+  PgResult r = Query(
+      sql_,
+      std::string("SELECT ") + kArticleColumns +
+          " FROM knowledge_articles WHERE id > $1 AND ($2::text IS NULL OR search @@ "
+          "plainto_tsquery('simple', $2)) AND ($3::text IS NULL OR state = $3) AND ($4::bigint "
+          "IS NULL OR ci_ids @> ARRAY[$4::bigint]) ORDER BY id LIMIT $5",
+      {P(f.after), f.q ? P(*f.q) : PgParam(std::nullopt),
+       f.state ? P(*f.state) : PgParam(std::nullopt), f.ci ? P(*f.ci) : PgParam(std::nullopt),
+       P(f.limit + 1)});
+  std::vector<Article> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(ArticleFromRow(r, i));
+  return out;
+}
+
+Article KnowledgeRepository::Approve(std::int64_t id, std::optional<std::int64_t> if_match,
+                                     const WriteContext& ctx) {
+  Transaction tr(sql_);
+  PgResult r = Query(sql_,
+                     std::string("SELECT ") + kArticleColumns +
+                         " FROM knowledge_articles WHERE id = $1 FOR UPDATE",
+                     {P(id)});
+  if (r.rows() == 0)
+    throw Error(ErrorCode::kNotFound, "article " + std::to_string(id) + " not found");
+  Article a = ArticleFromRow(r, 0);
+  if (if_match && *if_match != a.version) {
+    throw Error(ErrorCode::kVersionMismatch, "article " + std::to_string(id) + " is at version " +
+                                                 std::to_string(a.version) + ", not " +
+                                                 std::to_string(*if_match));
+  }
+  if (a.state != "draft") {
+    throw Error(ErrorCode::kConflict, "article " + std::to_string(id) + " is already approved");
+  }
+  PgResult u =
+      Query(sql_,
+            std::string("UPDATE knowledge_articles SET state = 'approved', approved_by = $2, "
+                        "approved_at = clock_timestamp(), version = version + 1, "
+                        "updated_at = clock_timestamp() WHERE id = $1 RETURNING ") +
+                kArticleColumns,
+            {P(id), P(ctx.changed_by)});
+  tr.Commit();
+  return ArticleFromRow(u, 0);
+}
+
+}  // namespace cmdb::model
