@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "bench/synthetic_estate.hpp"
 #include "model/db_errors.hpp"
 #include "model/db_migrations.hpp"
 #include "model/db_query.hpp"
@@ -32,6 +33,8 @@
 
 namespace {
 
+using cmdb::bench::Estate;
+using cmdb::bench::Generate;
 using cmdb::model::CiId;
 using Clock = std::chrono::steady_clock;
 
@@ -43,84 +46,6 @@ long RssKb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss;
-}
-
-struct Estate {
-  std::vector<cmdb::model::GraphNode> nodes;
-  std::vector<cmdb::model::GraphEdge> edges;
-  CiId first_core = 0, first_tor = 0, first_hv = 0, first_vm = 0, storage_hub = 0;
-};
-
-Estate Generate(std::size_t total) {
-  Estate e;
-  std::mt19937_64 rng(42);
-  auto add = [&](const char* type, std::size_t count, std::int32_t min_healthy = 0) {
-    CiId first = static_cast<CiId>(e.nodes.size()) + 1;
-    for (std::size_t i = 0; i < count; ++i) {
-      CiId id = static_cast<CiId>(e.nodes.size()) + 1;
-      e.nodes.push_back(
-          {id, type, std::string(type) + "-" + std::to_string(i), "active", min_healthy});
-    }
-    return first;
-  };
-  auto pick = [&](CiId first, std::size_t count) {
-    return first + static_cast<CiId>(rng() % count);
-  };
-  std::int64_t rel = 0;
-  auto link = [&](CiId from, CiId to, const char* type) {
-    e.edges.push_back({++rel, from, to, type});
-  };
-  const double f = static_cast<double>(total) / 1000000.0;
-  auto n = [&](double count) {
-    return std::max<std::size_t>(1, static_cast<std::size_t>(count * f));
-  };
-  std::size_t services = n(200), apps = n(20000), dbs = n(40000), clusters = n(20000), hubs = 4,
-              cores = n(100), tors = n(9680), hvs = n(300000);
-  CiId svc = add("business_service", services);
-  CiId app = add("application", apps);
-  CiId db = add("database", dbs);
-  CiId cl = add("cluster", clusters, 2);
-  CiId hub = add("network_device", hubs);  // DNS and storage: everything leans on them
-  CiId core = add("network_device", cores);
-  CiId tor = add("network_device", tors);
-  CiId hv = add("server", hvs);
-  std::size_t vms = total > e.nodes.size() ? total - e.nodes.size() : 1;
-  CiId vm = add("vm", vms);
-  e.first_core = core;
-  e.first_tor = tor;
-  e.first_hv = hv;
-  e.first_vm = vm;
-  e.storage_hub = hub;
-  for (std::size_t i = 0; i < apps; ++i) {
-    CiId a = app + static_cast<CiId>(i);
-    link(pick(svc, services), a, "depends_on");
-    for (int k = 0; k < 2; ++k) link(a, pick(db, dbs), "depends_on");
-    link(a, pick(app, apps), "depends_on");
-    link(a, pick(cl, clusters), "runs_on");
-    link(a, hub + 1, "depends_on");  // DNS
-  }
-  for (std::size_t i = 0; i < dbs; ++i) link(db + static_cast<CiId>(i), pick(vm, vms), "runs_on");
-  for (std::size_t i = 0; i < vms; ++i) {
-    CiId v = vm + static_cast<CiId>(i);
-    link(v, pick(hv, hvs), "hosted_on");
-    link(v, pick(cl, clusters), "member_of");
-    link(v, hub, "depends_on");  // storage
-    link(v, hub + 2, "documents");
-  }
-  for (std::size_t i = 0; i < hvs; ++i) {
-    CiId h = hv + static_cast<CiId>(i);
-    CiId t = tor + static_cast<CiId>(i % tors);
-    link(h, t, "depends_on");
-    link(h, tor + static_cast<CiId>((i + 1) % tors), "depends_on");
-    link(h, hub, "depends_on");
-  }
-  for (std::size_t i = 0; i < tors; ++i) {
-    link(tor + static_cast<CiId>(i), core + static_cast<CiId>(i % cores), "depends_on");
-  }
-  for (std::size_t i = 0; i + 1 < cores; i += 2) {
-    link(core + static_cast<CiId>(i), core + static_cast<CiId>(i + 1), "connected_to");
-  }
-  return e;
 }
 
 // The baseline: BFS over plain CSR arrays of "failure spreads from x to y" edges.
@@ -179,13 +104,7 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--cis" && i + 1 < argc) total = std::stoul(argv[++i]);
     if (std::string(argv[i]) == "--load") load = true;
   }
-  const std::vector<cmdb::model::RelationType> types = {
-      {"depends_on", "", cmdb::model::Propagation::kToFrom, true, {}},
-      {"runs_on", "", cmdb::model::Propagation::kToFrom, true, {}},
-      {"hosted_on", "", cmdb::model::Propagation::kToFrom, true, {}},
-      {"member_of", "", cmdb::model::Propagation::kFromTo, true, {}},
-      {"connected_to", "", cmdb::model::Propagation::kBoth, true, {}},
-      {"documents", "", cmdb::model::Propagation::kNone, true, {}}};
+  const std::vector<cmdb::model::RelationType> types = cmdb::bench::EstateRelationTypes();
   auto t0 = Clock::now();
   Estate e = Generate(total);
   std::printf("estate: %zu CIs, %zu relations (generated in %.0f ms)\n", e.nodes.size(),
@@ -271,39 +190,8 @@ int main(int argc, char** argv) {
     soci::session sql(soci::postgresql, cluster.ConnectionString("cmdb") +
                                             " options='-c client_min_messages=warning'");
     cmdb::model::ApplyMigrations(sql);
-    // Bulk-load the estate; foreign keys were checked by construction, so skip their triggers.
-    cmdb::model::ExecuteRaw(sql, "SET session_replication_role = replica");
     t0 = Clock::now();
-    {
-      cmdb::model::CopyBuffer cis;
-      for (const auto& node : e.nodes) {
-        cis.Int(node.id);
-        cis.Field(node.type);
-        cis.Field(node.name);
-        if (node.min_healthy > 0) {
-          cis.Int(node.min_healthy);
-        } else {
-          cis.Null();
-        }
-        cis.EndRow();
-      }
-      cmdb::model::CopyIn(sql, "COPY configuration_items (id, type, name, min_healthy) FROM STDIN",
-                          cis);
-    }
-    {
-      cmdb::model::CopyBuffer rels;
-      for (const auto& edge : e.edges) {
-        rels.Int(edge.id);
-        rels.Field(edge.type);
-        rels.Int(edge.from);
-        rels.Int(edge.to);
-        rels.EndRow();
-      }
-      cmdb::model::CopyIn(sql, "COPY relations (id, type, from_ci, to_ci) FROM STDIN", rels);
-    }
-    cmdb::model::ExecuteRaw(
-        sql,
-        "SET session_replication_role = origin; ANALYZE configuration_items; ANALYZE relations");
+    cmdb::bench::LoadEstate(sql, e);
     std::printf("\nloaded %zu CIs and %zu relations into PostgreSQL in %.1f s\n", e.nodes.size(),
                 e.edges.size(), Ms(t0) / 1000);
     double load_best = 1e18;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include <boost/json/parse.hpp>
 
@@ -354,20 +355,21 @@ Incident IncidentRepository::Act(std::int64_t id, std::string_view action, const
   int tier = i.tier;
   Timestamp due = i.response_due;
   Timestamp tier_since = i.tier_since;
-  std::optional<Timestamp> responded = i.responded_at;
+  // Microseconds of the first response in this tier; -1: none yet.
+  std::int64_t responded = i.responded_at ? i.responded_at->micros : -1;
   if (action == "assign") {
     state = "in_progress";
-    if (!responded) responded = now;
+    if (responded < 0) responded = now.micros;
   } else if (action == "escalate") {
     tier += 1;
     tier_since = now;
     due = ResponseDue(Calendar(), tier, now);  // the next tier's clock starts now
-    responded.reset();
+    responded = -1;
     assignee.reset();
     state = "new";
   } else if (action == "resolve") {
     state = "resolved";
-    if (!responded) responded = now;
+    if (responded < 0) responded = now.micros;
   } else if (action == "close") {
     state = "closed";
   }
@@ -384,8 +386,8 @@ Incident IncidentRepository::Act(std::int64_t id, std::string_view action, const
           "clock_timestamp() WHERE id = $1 RETURNING ") +
           kIncidentColumns,
       {P(id), P(state), P(tier), P(tier_since.micros), P(due.micros),
-       responded ? P(responded->micros) : PgParam(std::nullopt),
-       P(clear_assignee ? "true" : "false"), P(assignee), P(reason)});
+       responded >= 0 ? P(responded) : PgParam(std::nullopt), P(clear_assignee ? "true" : "false"),
+       P(assignee), P(reason)});
   Query(sql_,
         "INSERT INTO incident_events (incident_id, action, from_state, to_state, from_tier, "
         "to_tier, by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -442,7 +444,7 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
                    {"cis_missing_then", std::move(missing)}};
   json::array services;
   std::int64_t reached = 0;
-  std::map<CiId, int> upstream;  // CIs the incident's CIs depend on, with their distance
+  std::unordered_map<CiId, int> upstream;  // CIs the incident's CIs depend on, with distance
   if (!roots.empty()) {
     ImpactQuery q;
     q.root = roots[0];
@@ -459,6 +461,7 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     }
     q.direction = ImpactDirection::kUp;
     ImpactResult up = graph->Impact(q);
+    upstream.reserve(up.nodes.size() + incident.ci_ids.size());
     for (const auto& n : up.nodes) upstream.emplace(n.id, n.distance);
   }
   out["services"] = std::move(services);
@@ -476,13 +479,20 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
   // Suspects: changes on those CIs completed within the look-back window before the start,
   // or in progress when it started.
   const std::int64_t window = std::int64_t{options.lookback_hours} * 3600 * 1000000;
+  // Driven by the transitions in the window (an index range scan); which of those changes
+  // touch the CIs involved is decided here, against the closure in memory, because the closure
+  // of a CI that depends on much can hold 100k CIs (one index probe each in PostgreSQL).
+  // A small closure is looked up through the index on the changes' CIs instead.
+  const bool small = involved.size() <= 2000;
   PgResult c = Query(
       sql_,
-      "SELECT c.id, c.title, c.state, array_to_json(c.ci_ids)::text, cmdb_us(e.at) FROM changes "
-      "c CROSS JOIN LATERAL (SELECT max(at) AS at FROM change_events WHERE change_id = c.id AND "
-      "to_state = c.state) e WHERE c.state IN ('completed', 'in_progress') AND c.ci_ids && "
-      "$1::bigint[] AND e.at <= cmdb_ts($2) AND (c.state = 'in_progress' OR e.at >= cmdb_ts($3))",
-      {involved_ids, P(incident.started_at.micros), P(incident.started_at.micros - window)});
+      "SELECT DISTINCT ON (c.id) c.id, c.title, c.state, array_to_json(c.ci_ids)::text, "
+      "cmdb_us(e.at) FROM change_events e JOIN changes c ON c.id = e.change_id AND c.state = "
+      "e.to_state WHERE e.to_state IN ('completed', 'in_progress') AND e.at <= cmdb_ts($1) AND "
+      "(e.to_state = 'in_progress' OR e.at >= cmdb_ts($2)) AND ($3::bigint[] IS NULL OR c.ci_ids "
+      "&& $3::bigint[]) ORDER BY c.id, e.at DESC",
+      {P(incident.started_at.micros), P(incident.started_at.micros - window),
+       small ? PgParam(involved_ids) : PgParam(std::nullopt)});
   struct Suspect {
     json::object json;
     int distance;
@@ -500,6 +510,7 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
         via = ci;
       }
     }
+    if (via == 0) continue;  // on nothing the incident's CIs depend on
     std::optional<NodeView> v = graph->Find(via);
     const std::string name = v ? std::string(v->name) : "CI " + std::to_string(via);
     const std::string state(c.Text(i, 2));
@@ -546,14 +557,18 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
         {"change", d.IsNull(i, 6) ? json::value(nullptr) : json::value(d.Int(i, 6))}});
   }
   out["drift"] = std::move(drift);
+  // Approved articles are few next to a closure; they are filtered here for the same reason.
   PgResult k = Query(sql_,
                      "SELECT id, title, array_to_json(ci_ids)::text FROM knowledge_articles WHERE "
-                     "state = 'approved' AND ci_ids && $1::bigint[] ORDER BY id LIMIT 100",
-                     {involved_ids});
+                     "state = 'approved' AND cardinality(ci_ids) > 0 ORDER BY id");
   json::array knowledge;
-  for (int i = 0; i < k.rows(); ++i) {
-    knowledge.push_back(json::object{
-        {"article", k.Int(i, 0)}, {"title", k.Text(i, 1)}, {"ci_ids", json::parse(k.Text(i, 2))}});
+  for (int i = 0; i < k.rows() && knowledge.size() < 100; ++i) {
+    std::vector<CiId> ids = IdsFromJson(k.Text(i, 2));
+    if (std::none_of(ids.begin(), ids.end(), [&](CiId id) { return upstream.contains(id); })) {
+      continue;
+    }
+    knowledge.push_back(
+        json::object{{"article", k.Int(i, 0)}, {"title", k.Text(i, 1)}, {"ci_ids", IdsJson(ids)}});
   }
   out["knowledge"] = std::move(knowledge);
   return out;

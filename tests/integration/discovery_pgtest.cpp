@@ -353,6 +353,35 @@ TEST_F(DiscoveryApi, TheDecisionLogPagesInInputOrderAndFiltersByOutcome) {
   EXPECT_EQ(last.json().at("decisions").at(0).at("seq"), 1199);
 }
 
+TEST_F(DiscoveryApi, ProgressIsVisibleWhileARunWorks) {
+  std::int64_t source = CreateSource(R"({"name": "agents", "kind": "agent"})");
+  std::string body = R"({"items": [)";
+  for (int i = 0; i < 40000; ++i)
+    body += R"({"identity": {"serial": "S)" + std::to_string(i) + R"("}},)";
+  body.back() = ']';
+  body += "}";
+  HttpResult started = Post("/api/v1/discovery/runs?source=" + std::to_string(source), body);
+  ASSERT_EQ(started.status, 202);
+  const std::string path =
+      "/api/v1/discovery/runs/" + std::to_string(started.json().at("id").as_int64()) + "?limit=1";
+  bool seen_running = false;
+  for (int i = 0; i < 6000; ++i) {
+    json::value run = Get(path).json();
+    if (run.at("state") == "running" && !run.at("progress").at("total").is_null()) {
+      seen_running = true;
+      EXPECT_EQ(run.at("progress").at("total"), 40000);
+      EXPECT_LE(run.at("progress").at("done").as_int64(), 40000);
+      EXPECT_TRUE(run.at("decisions").as_array().empty());  // nothing is visible before commit
+    }
+    if (run.at("state") == "succeeded") {
+      EXPECT_EQ(run.at("progress"), json::parse(R"({"done": 40000, "total": 40000})"));
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(seen_running) << "the run was never seen running with its total";
+}
+
 TEST_F(DiscoveryApi, DryRunDecidesTheSameAndWritesNothing) {
   std::int64_t db = CreateCi(
       R"({"type": "server", "name": "db-01", "attributes": {"serial": "S1", "memory_mb": 1024}})");

@@ -1,0 +1,35 @@
+#pragma once
+// The synthetic estate of the benchmarks: business services -> applications -> databases /
+// VMs -> hypervisors -> top-of-rack and core switches, with k-of-n clusters and shared hubs
+// (DNS, storage). Deterministic (fixed seed); ~3.5 relations per CI.
+
+#include <cstddef>
+#include <vector>
+
+#include "model/dependency_graph.hpp"
+
+namespace soci {
+class session;
+}
+
+namespace cmdb::bench {
+
+struct Estate {
+  std::vector<cmdb::model::GraphNode> nodes;
+  std::vector<cmdb::model::GraphEdge> edges;
+  cmdb::model::CiId first_core = 0, first_tor = 0, first_hv = 0, first_vm = 0, storage_hub = 0;
+  cmdb::model::CiId first_app = 0, first_db = 0;
+  std::size_t apps = 0, dbs = 0, vms = 0;
+};
+
+// About `total` CIs.
+Estate Generate(std::size_t total);
+
+// The relation types the estate uses, with their propagation.
+std::vector<cmdb::model::RelationType> EstateRelationTypes();
+
+// Writes the estate into a migrated, empty cmdb database with COPY (its foreign keys hold
+// by construction, so their triggers are skipped), then analyses the tables.
+void LoadEstate(soci::session& sql, const Estate& e);
+
+}  // namespace cmdb::bench
