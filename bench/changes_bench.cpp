@@ -43,12 +43,6 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
-std::string IdArray(const std::vector<CiId>& ids) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(ids[i]);
-  return out + "}";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,8 +127,8 @@ int main(int argc, char** argv) {
       changes.Field(state);
       changes.Field(cmdb::model::FormatTimestamp(c.planned_start));
       changes.Field(cmdb::model::FormatTimestamp(c.planned_end));
-      changes.Field(IdArray(c.ci_ids));
-      changes.Field(IdArray(impact));
+      changes.Field(cmdb::model::IdArrayLiteral(c.ci_ids));
+      changes.Field(cmdb::model::IdArrayLiteral(impact));
       changes.Field("bench");
       changes.EndRow();
       if (state == "in_progress" || state == "completed") {

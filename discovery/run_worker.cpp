@@ -71,15 +71,6 @@ bool IsLoopbackIp(const json::value* ip) {
   return s.rfind("127.", 0) == 0 || s == "::1";
 }
 
-std::string IdArray(const std::vector<std::int64_t>& ids) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(ids[i]);
-  }
-  return out + "}";
-}
-
 }  // namespace
 
 std::vector<Observation> Collect(const Source& source, const std::string& content_type,
@@ -456,7 +447,8 @@ class RunExecution {
             "closed_by = $4, last_run_id = $2, observed_at = cmdb_ts($3), updated_at = "
             "clock_timestamp(), version = version + 1 WHERE id = ANY($1::bigint[]) AND state = "
             "'open'",
-            {IdArray(resolved), run, at, P("discovery:" + std::to_string(run_id_))});
+            {cmdb::model::IdArrayLiteral(resolved), run, at,
+             P("discovery:" + std::to_string(run_id_))});
     }
   }
 
@@ -475,7 +467,7 @@ class RunExecution {
         "INSERT INTO discovery_sightings (source_id, ci_id, last_run_id, last_seen_at) SELECT $1, "
         "unnest($2::bigint[]), $3, cmdb_ts($4) ON CONFLICT (ci_id, source_id) DO UPDATE SET "
         "last_run_id = excluded.last_run_id, last_seen_at = excluded.last_seen_at",
-        {P(source_.id), IdArray(seen), P(run_id_), P(observed_at_)});
+        {P(source_.id), cmdb::model::IdArrayLiteral(seen), P(run_id_), P(observed_at_)});
   }
 
   // The decision log in blocks of kDecisionBlock observations (see 0004_discovery.sql).

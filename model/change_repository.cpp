@@ -50,21 +50,6 @@ Change ChangeFromRow(const PgResult& r, int row) {
   return c;
 }
 
-std::string IdArray(const std::vector<CiId>& ids) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(ids[i]);
-  }
-  return out + "}";
-}
-
-json::array IdsJson(const std::vector<CiId>& ids) {
-  json::array out;
-  for (auto id : ids) out.emplace_back(id);
-  return out;
-}
-
 // Validates a change document; the CIs must exist and planned attributes fit their types.
 Change ParseChange(soci::session& sql, const json::value& body) {
   const json::object* o = body.if_object();
@@ -136,7 +121,7 @@ Change ParseChange(soci::session& sql, const json::value& body) {
   std::map<CiId, std::string> types;
   if (!c.ci_ids.empty()) {
     PgResult r = Query(sql, "SELECT id, type FROM configuration_items WHERE id = ANY($1::bigint[])",
-                       {IdArray(c.ci_ids)});
+                       {IdArrayLiteral(c.ci_ids)});
     for (int i = 0; i < r.rows(); ++i) types[r.Int(i, 0)] = std::string(r.Text(i, 1));
     for (std::size_t i = 0; i < c.ci_ids.size(); ++i) {
       if (!types.contains(c.ci_ids[i])) {
@@ -196,7 +181,7 @@ json::object ChangeToJson(const Change& c) {
           {"state", c.state},
           {"planned_start", FormatTimestamp(c.planned_start)},
           {"planned_end", FormatTimestamp(c.planned_end)},
-          {"ci_ids", IdsJson(c.ci_ids)},
+          {"ci_ids", IdsToJson(c.ci_ids)},
           {"planned_attributes", c.planned_attributes},
           {"allowed_actions", AllowedActions(c.state)},
           {"assessment", c.assessment},
@@ -238,7 +223,7 @@ Change ChangeRepository::Create(const json::value& body, const WriteContext& ctx
                   "cmdb_ts($5), $6::bigint[], $7::jsonb, $8) RETURNING ") +
           kChangeColumns,
       {P(c.title), P(c.description), P(c.risk), P(c.planned_start.micros), P(c.planned_end.micros),
-       IdArray(c.ci_ids), ToJsonText(c.planned_attributes), P(ctx.changed_by)});
+       IdArrayLiteral(c.ci_ids), ToJsonText(c.planned_attributes), P(ctx.changed_by)});
   Change created = ChangeFromRow(r, 0);
   Query(sql_,
         "INSERT INTO change_events (change_id, action, from_state, to_state, by) VALUES ($1, "
@@ -313,7 +298,7 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
                          "SELECT id, ci_id, attribute, expected::text, actual::text, authorized "
                          "FROM drift_findings WHERE state = 'open' AND ci_id = ANY($1::bigint[]) "
                          "ORDER BY id LIMIT 1000",
-                         {IdArray(impact.impact_set)});
+                         {IdArrayLiteral(impact.impact_set)});
   json::array open_drift;
   for (int i = 0; i < drift.rows(); ++i) {
     open_drift.push_back(json::object{{"finding", drift.Int(i, 0)},
@@ -327,7 +312,7 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
                              "SELECT id, title, severity, tier, state, array_to_json(ci_ids)::text "
                              "FROM incidents WHERE state IN ('new', 'in_progress') AND ci_ids && "
                              "$1::bigint[] ORDER BY severity, id LIMIT 1000",
-                             {IdArray(impact.impact_set)});
+                             {IdArrayLiteral(impact.impact_set)});
   json::array open_incidents;
   for (int i = 0; i < incidents.rows(); ++i) {
     open_incidents.push_back(json::object{{"incident", incidents.Int(i, 0)},
@@ -389,7 +374,7 @@ json::array ChangeRepository::Collisions(const Change& change,
                                {"planned_start", FormatTimestamp(Timestamp{r.Int(i, 3)})},
                                {"planned_end", FormatTimestamp(Timestamp{r.Int(i, 4)})},
                                {"shared_count", count},
-                               {"shared_cis", IdsJson(shared)}});
+                               {"shared_cis", IdsToJson(shared)}});
   }
   return out;
 }
@@ -511,7 +496,7 @@ Change ChangeRepository::Transition(std::int64_t id, std::string_view action,
     ChangeImpact impact = ComputeImpact(change, graph);
     impact.assessment["collisions"] = Collisions(change, impact.impact_set);
     assessment = ToJsonText(impact.assessment);
-    impact_set = IdArray(impact.impact_set);
+    impact_set = IdArrayLiteral(impact.impact_set);
   } else if (action == "complete") {
     outcome = ToJsonText(ApplyPlan(sql_, change, ctx));
   }
@@ -540,7 +525,7 @@ std::map<CiId, std::int64_t> AuthorizingChanges(soci::session& sql, const std::v
                      "AS x(ci) WHERE c.state IN ('approved', 'in_progress') AND c.planned_start <= "
                      "cmdb_ts($2) AND c.planned_end >= cmdb_ts($2) AND c.ci_ids && $1::bigint[] "
                      "AND x.ci = ANY($1::bigint[]) GROUP BY x.ci",
-                     {IdArray(cis), P(at.micros)});
+                     {IdArrayLiteral(cis), P(at.micros)});
   for (int i = 0; i < r.rows(); ++i) out[r.Int(i, 0)] = r.Int(i, 1);
   return out;
 }

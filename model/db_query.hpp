@@ -84,6 +84,8 @@ class CopyBuffer {
 
 // Formats a PostgreSQL array literal of text values: {"a","b \"c\""}.
 std::string TextArrayLiteral(const std::vector<std::string>& values);
+// Formats a PostgreSQL array literal of integers, for a $n::bigint[] parameter: {1,2,3}.
+std::string IdArrayLiteral(const std::vector<std::int64_t>& ids);
 
 // Streams `buffer` into `copy_statement` ("COPY t (a, b) FROM STDIN"). Throws via ThrowDbError.
 void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuffer& buffer);

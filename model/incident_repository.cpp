@@ -38,18 +38,6 @@ std::vector<CiId> IdsFromJson(std::string_view text) {
   return out;
 }
 
-std::string IdArray(const std::vector<CiId>& ids) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(ids[i]);
-  return out + "}";
-}
-
-json::array IdsJson(const std::vector<CiId>& ids) {
-  json::array out;
-  for (auto id : ids) out.emplace_back(id);
-  return out;
-}
-
 Incident IncidentFromRow(const PgResult& r, int row) {
   Incident i;
   i.id = r.Int(row, 0);
@@ -99,8 +87,8 @@ std::vector<CiId> ParseCiIds(soci::session& sql, const json::value* ids, bool re
     }
   }
   if (out.empty()) return out;
-  PgResult r =
-      Query(sql, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[])", {IdArray(out)});
+  PgResult r = Query(sql, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[])",
+                     {IdArrayLiteral(out)});
   std::set<CiId> found;
   for (int i = 0; i < r.rows(); ++i) found.insert(r.Int(i, 0));
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -160,7 +148,7 @@ json::object IncidentToJson(const Incident& i, Timestamp now) {
                  {"tier", i.tier},
                  {"state", i.state},
                  {"assignee", i.assignee ? json::value(*i.assignee) : json::value(nullptr)},
-                 {"ci_ids", IdsJson(i.ci_ids)},
+                 {"ci_ids", IdsToJson(i.ci_ids)},
                  {"started_at", FormatTimestamp(i.started_at)},
                  {"tier_since", FormatTimestamp(i.tier_since)},
                  {"response_due", FormatTimestamp(i.response_due)},
@@ -254,8 +242,9 @@ Incident IncidentRepository::Create(const json::value& body, const WriteContext&
                   "$4, CASE WHEN $5::text IS NULL THEN 'new' ELSE 'in_progress' END, $5, "
                   "$6::bigint[], cmdb_ts($7), cmdb_ts($8), cmdb_ts($9), $10) RETURNING ") +
           kIncidentColumns,
-      {P(i.title), P(i.description), P(i.severity), P(i.tier), P(i.assignee), IdArray(i.ci_ids),
-       P(i.started_at.micros), P(now.micros), P(due.micros), P(ctx.changed_by)});
+      {P(i.title), P(i.description), P(i.severity), P(i.tier), P(i.assignee),
+       IdArrayLiteral(i.ci_ids), P(i.started_at.micros), P(now.micros), P(due.micros),
+       P(ctx.changed_by)});
   Incident created = IncidentFromRow(r, 0);
   Query(sql_,
         "INSERT INTO incident_events (incident_id, action, from_state, to_state, from_tier, "
@@ -474,7 +463,7 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
       upstream.emplace(id, 0);
     }
   }
-  const std::string involved_ids = IdArray(involved);
+  const std::string involved_ids = IdArrayLiteral(involved);
 
   // Suspects: changes on those CIs completed within the look-back window before the start,
   // or in progress when it started.
@@ -567,8 +556,8 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     if (std::none_of(ids.begin(), ids.end(), [&](CiId id) { return upstream.contains(id); })) {
       continue;
     }
-    knowledge.push_back(
-        json::object{{"article", k.Int(i, 0)}, {"title", k.Text(i, 1)}, {"ci_ids", IdsJson(ids)}});
+    knowledge.push_back(json::object{
+        {"article", k.Int(i, 0)}, {"title", k.Text(i, 1)}, {"ci_ids", IdsToJson(ids)}});
   }
   out["knowledge"] = std::move(knowledge);
   return out;
@@ -603,7 +592,7 @@ json::object ArticleToJson(const Article& a) {
   return {{"id", a.id},
           {"title", a.title},
           {"body", a.body},
-          {"ci_ids", IdsJson(a.ci_ids)},
+          {"ci_ids", IdsToJson(a.ci_ids)},
           {"state", a.state},
           {"approved_by", a.approved_by ? json::value(*a.approved_by) : json::value(nullptr)},
           {"approved_at", TsJson(a.approved_at)},
@@ -633,7 +622,7 @@ Article KnowledgeRepository::Create(const json::value& body, const WriteContext&
                      std::string("INSERT INTO knowledge_articles (title, body, ci_ids, created_by) "
                                  "VALUES ($1, $2, $3::bigint[], $4) RETURNING ") +
                          kArticleColumns,
-                     {P(a.title), P(a.body), IdArray(a.ci_ids), P(ctx.changed_by)});
+                     {P(a.title), P(a.body), IdArrayLiteral(a.ci_ids), P(ctx.changed_by)});
   return ArticleFromRow(r, 0);
 }
 

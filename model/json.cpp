@@ -64,4 +64,11 @@ json::value MergePatch(const json::value& target, const json::value& patch) {
   return result;
 }
 
+json::array IdsToJson(const std::vector<std::int64_t>& ids) {
+  json::array out;
+  out.reserve(ids.size());
+  for (auto id : ids) out.emplace_back(id);
+  return out;
+}
+
 }  // namespace cmdb::model

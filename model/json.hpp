@@ -5,7 +5,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
 
 namespace cmdb::model {
@@ -26,6 +28,9 @@ std::string_view KindName(const json::value& value);
 
 // Serializes `value` as a compact JSON string.
 std::string ToJsonText(const json::value& value);
+
+// A JSON array of ids.
+json::array IdsToJson(const std::vector<std::int64_t>& ids);
 
 // RFC 7396 JSON merge patch: applies `patch` to `target` and returns the result.
 json::value MergePatch(const json::value& target, const json::value& patch);

@@ -4,7 +4,6 @@
 #include "model/db_pool.hpp"
 #include "model/db_query.hpp"
 #include "model/graph_cache.hpp"
-#include "reports/graphviz_renderer.hpp"
 #include "reports/impact_picture.hpp"
 #include "server/handlers/handlers.hpp"
 
@@ -179,18 +178,6 @@ Response GetChangeImpact(const Request& request, const PathParams& params, AppCo
 
 Response GetChangeImpactGraph(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {"format"});
-  std::string format = request.Query("format").value_or("svg");
-  reports::RenderFormat render_format = reports::RenderFormat::kSvg;
-  std::string content_type = "image/svg+xml";
-  if (format == "png") {
-    render_format = reports::RenderFormat::kPng;
-    content_type = "image/png";
-  } else if (format == "dot") {
-    render_format = reports::RenderFormat::kDot;
-    content_type = "text/vnd.graphviz; charset=utf-8";
-  } else if (format != "svg") {
-    throw Error(ErrorCode::kInvalidArgument, "format must be svg, png or dot");
-  }
   std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
   model::Change change;
   {
@@ -217,11 +204,7 @@ Response GetChangeImpactGraph(const Request& request, const PathParams& params, 
       node.root = true;
     }
   }
-  MarkDriftAndIncidents(picture, ctx);
-  Response response;
-  response.content_type = content_type;
-  response.body = ctx.renderer->Render(picture, render_format);
-  return response;
+  return RenderPicture(request, picture, ctx);
 }
 
 }  // namespace cmdb::server::handlers

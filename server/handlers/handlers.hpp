@@ -69,6 +69,9 @@ struct ImpactPicture;
 }
 namespace cmdb::server::handlers {
 void MarkDriftAndIncidents(reports::ImpactPicture& picture, AppContext& ctx);
+// Marks the picture and draws it in the request's ?format=svg|png|dot (default svg); 400 for
+// any other format.
+Response RenderPicture(const Request& request, reports::ImpactPicture& picture, AppContext& ctx);
 
 // Marks the in-memory graph out of date after a committed write.
 void GraphChanged(AppContext& ctx);

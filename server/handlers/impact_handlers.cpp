@@ -138,28 +138,31 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
 
 namespace cmdb::server::handlers {
 
-Response GetCiImpactGraph(const Request& request, const PathParams& params, AppContext& ctx) {
-  std::string format = request.Query("format").value_or("svg");
+Response RenderPicture(const Request& request, reports::ImpactPicture& picture, AppContext& ctx) {
+  const std::string format = request.Query("format").value_or("svg");
   reports::RenderFormat render_format = reports::RenderFormat::kSvg;
-  std::string content_type = "image/svg+xml";
+  Response response;
+  response.content_type = "image/svg+xml";
   if (format == "png") {
     render_format = reports::RenderFormat::kPng;
-    content_type = "image/png";
+    response.content_type = "image/png";
   } else if (format == "dot") {
     render_format = reports::RenderFormat::kDot;
-    content_type = "text/vnd.graphviz; charset=utf-8";
+    response.content_type = "text/vnd.graphviz; charset=utf-8";
   } else if (format != "svg") {
     throw Error(ErrorCode::kInvalidArgument, "format must be svg, png or dot");
   }
+  MarkDriftAndIncidents(picture, ctx);
+  response.body = ctx.renderer->Render(picture, render_format);
+  return response;
+}
+
+Response GetCiImpactGraph(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request,
                    {"direction", "depth", "relation_types", "max_nodes", "as_of", "format"});
   ComputedImpact c = ComputeImpact(request, params, ctx);
   reports::ImpactPicture picture = reports::BuildImpactPicture(c.result, *c.graph, c.query.root);
-  MarkDriftAndIncidents(picture, ctx);
-  Response response;
-  response.content_type = content_type;
-  response.body = ctx.renderer->Render(picture, render_format);
-  return response;
+  return RenderPicture(request, picture, ctx);
 }
 
 }  // namespace cmdb::server::handlers

@@ -39,13 +39,6 @@ class ChangesApi : public ServerTest {
     Relate(service_, app_);
   }
 
-  void Relate(std::int64_t from, std::int64_t to) {
-    HttpResult r =
-        Post("/api/v1/relations", R"({"type": "depends_on", "from": )" + std::to_string(from) +
-                                      R"(, "to": )" + std::to_string(to) + "}");
-    ASSERT_EQ(r.status, 201) << r.body;
-  }
-
   std::int64_t CreateChange(const std::vector<std::int64_t>& cis, int start, int end,
                             const std::string& planned = "{}") {
     json::array ids;

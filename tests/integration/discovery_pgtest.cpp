@@ -92,20 +92,6 @@ class DiscoveryApi : public ServerTest {
     return static_cast<std::int64_t>(
         Get("/api/v1/cis?limit=1000").json().at("items").as_array().size());
   }
-
-  // Runs SQL on the test database directly.
-  model::PgResult Sql(const std::string& query, const model::PgParams& params = {}) {
-    if (!pool_) pool_ = std::make_unique<model::DbPool>(dsn_, 1);
-    model::DbSession session = pool_->Lease();
-    return model::Query(session.sql(), query, params);
-  }
-
-  void TearDown() override {
-    pool_.reset();
-    ServerTest::TearDown();
-  }
-
-  std::unique_ptr<model::DbPool> pool_;
 };
 
 TEST_F(DiscoveryApi, SourcesAreValidatedAndManaged) {

@@ -39,13 +39,6 @@ class IncidentsApi : public ServerTest {
     Relate(service_, app_);
   }
 
-  void Relate(std::int64_t from, std::int64_t to) {
-    HttpResult r =
-        Post("/api/v1/relations", R"({"type": "depends_on", "from": )" + std::to_string(from) +
-                                      R"(, "to": )" + std::to_string(to) + "}");
-    ASSERT_EQ(r.status, 201) << r.body;
-  }
-
   std::int64_t Incident(const std::string& extra = "") {
     HttpResult r =
         Post("/api/v1/incidents", R"({"title": "orders fail", "severity": 2, "ci_ids": [)" +
@@ -72,17 +65,6 @@ class IncidentsApi : public ServerTest {
     return id;
   }
 
-  model::PgResult Sql(const std::string& query, const model::PgParams& params = {}) {
-    if (!pool_) pool_ = std::make_unique<model::DbPool>(dsn_, 1);
-    model::DbSession session = pool_->Lease();
-    return model::Query(session.sql(), query, params);
-  }
-  void TearDown() override {
-    pool_.reset();
-    ServerTest::TearDown();
-  }
-
-  std::unique_ptr<model::DbPool> pool_;
   std::int64_t host_ = 0, db_ = 0, app_ = 0, service_ = 0, unrelated_ = 0;
 };
 

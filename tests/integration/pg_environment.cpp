@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "model/db_migrations.hpp"
+#include "model/db_pool.hpp"
 #include "model/embedded_postgres.hpp"
 
 namespace cmdb::testing {
@@ -117,7 +118,21 @@ void ServerTest::SetUp() {
   app_->Start();
 }
 
+void ServerTest::Relate(std::int64_t from, std::int64_t to, const std::string& type) {
+  HttpResult r =
+      Post("/api/v1/relations", R"({"type": ")" + type + R"(", "from": )" + std::to_string(from) +
+                                    R"(, "to": )" + std::to_string(to) + "}");
+  ASSERT_EQ(r.status, 201) << r.body;
+}
+
+model::PgResult ServerTest::Sql(const std::string& query, const model::PgParams& params) {
+  if (!sql_pool_) sql_pool_ = std::make_unique<model::DbPool>(dsn_, 1);
+  model::DbSession session = sql_pool_->Lease();
+  return model::Query(session.sql(), query, params);
+}
+
 void ServerTest::TearDown() {
+  sql_pool_.reset();
   if (app_) app_->Stop();
   app_.reset();
   PgTest::TearDown();

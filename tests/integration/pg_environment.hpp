@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "model/db_pool.hpp"
+#include "model/db_query.hpp"
 #include "server/app.hpp"
 #include "tests/integration/http_client.hpp"
 
@@ -49,9 +51,15 @@ class ServerTest : public PgTest {
   HttpResult Delete(const std::string& target, const std::string& if_match = "");
   // Creates a CI and returns its id (asserting 201).
   std::int64_t CreateCi(const std::string& body);
+  // Creates a relation `from` -type-> `to` (asserting 201).
+  void Relate(std::int64_t from, std::int64_t to, const std::string& type = "depends_on");
+  // Runs SQL on the test database directly, for states the API cannot produce (a run left
+  // by a crashed instance, an event in the past).
+  model::PgResult Sql(const std::string& query, const model::PgParams& params = {});
 
   std::uint16_t port() const { return app_->port(); }
   std::unique_ptr<server::App> app_;
+  std::unique_ptr<model::DbPool> sql_pool_;
 };
 
 }  // namespace cmdb::testing
