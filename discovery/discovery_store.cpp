@@ -134,7 +134,7 @@ void ValidateSource(const json::object& body, FieldErrors& errors, std::string& 
   config = ParseSourceConfig(config_json, kind, errors);
   interval.reset();
   if (const json::value* i = body.if_contains("interval_seconds"); i != nullptr && !i->is_null()) {
-    if (!i->is_int64() || i->get_int64() < 10 || i->get_int64() > 31 * 24 * 3600) {
+    if (!i->is_int64() || i->get_int64() < 10 || i->get_int64() > std::int64_t{31} * 24 * 3600) {
       errors.Add("interval_seconds", "must be an integer from 10 to 2678400 (31 days), or null");
     } else {
       interval = static_cast<int>(i->get_int64());
@@ -241,6 +241,7 @@ std::vector<Source> DiscoveryStore::ListSources() {
   PgResult r = Query(sql_, std::string("SELECT ") + kSourceColumns +
                                " FROM discovery_sources ORDER BY id LIMIT 1000");
   std::vector<Source> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(SourceFromRow(r, i));
   return out;
 }
@@ -300,7 +301,7 @@ void DiscoveryStore::DeleteSource(std::int64_t id) {
 Run DiscoveryStore::EnqueueRun(std::int64_t source_id, bool dry_run,
                                const std::string& content_type, const std::string& payload) {
   // bytea travels as hex text: libpq parameters are C strings.
-  static const char* const kHex = "0123456789abcdef";
+  constexpr std::string_view kHex = "0123456789abcdef";
   std::string hex;
   hex.reserve(2 + payload.size() * 2);
   hex += "\\x";
@@ -337,6 +338,7 @@ std::vector<Run> DiscoveryStore::ListRuns(std::optional<std::int64_t> source_id,
                          "id > $2 ORDER BY id LIMIT $3",
                      {OptInt(source_id), P(after), P(limit)});
   std::vector<Run> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(RunFromRow(r, i));
   return out;
 }
@@ -409,6 +411,7 @@ std::vector<Finding> DiscoveryStore::ListFindings(const FindingFilter& filter) {
        filter.attribute ? P(*filter.attribute) : PgParam(std::nullopt), OptInt(filter.run),
        P(filter.limit + 1)});
   std::vector<Finding> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(FindingFromRow(r, i));
   return out;
 }

@@ -1,6 +1,7 @@
 // The machine cmdb runs on, read from the files the kernel and the distribution provide.
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -145,16 +146,17 @@ Observation CollectLocalHost(const LocalHostPaths& paths) {
     if (getifaddrs(&list) == 0) {
       for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
         if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
-        char text[INET6_ADDRSTRLEN] = {};
+        std::array<char, INET6_ADDRSTRLEN> text{};
         if (i->ifa_addr->sa_family == AF_INET) {
           const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
-          if (inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text) != nullptr)
-            v4.emplace_back(text);
+          if (inet_ntop(AF_INET, &sin->sin_addr, text.data(), text.size()) != nullptr) {
+            v4.emplace_back(text.data());
+          }
         } else if (i->ifa_addr->sa_family == AF_INET6) {
           const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
           if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) continue;
-          if (inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text) != nullptr) {
-            v6.emplace_back(text);
+          if (inet_ntop(AF_INET6, &sin6->sin6_addr, text.data(), text.size()) != nullptr) {
+            v6.emplace_back(text.data());
           }
         }
       }

@@ -15,7 +15,7 @@ std::vector<Observation> ParseAgentPayload(const json::value& payload) {
   const json::value* items = root != nullptr ? root->if_contains("items") : nullptr;
   if (items == nullptr || !items->is_array()) {
     throw Error(ErrorCode::kInvalidArgument,
-                "agent observations are {\"items\": [{\"type\", \"identity\", \"attributes\"}]}");
+                R"(agent observations are {"items": [{"type", "identity", "attributes"}]})");
   }
   for (const auto& [key, value] : *root) {
     if (key != "items") {

@@ -312,7 +312,9 @@ std::string Reconciler::Key(const std::vector<std::string>& set, const json::obj
       return {};
     }
     if (std::string w = junk_.Why(*v); !w.empty()) {
-      why = name + " " + w;
+      why = name;
+      why += " ";
+      why += w;
       return {};
     }
     key += KeyText(*v);

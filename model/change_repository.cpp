@@ -248,6 +248,7 @@ std::vector<Change> ChangeRepository::List(const ChangeFilter& filter) {
                      {P(filter.after), filter.state ? P(*filter.state) : PgParam(std::nullopt),
                       filter.ci ? P(*filter.ci) : PgParam(std::nullopt), P(filter.limit + 1)});
   std::vector<Change> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(ChangeFromRow(r, i));
   return out;
 }

@@ -584,10 +584,10 @@ std::string CanonicalAttributeString(std::string_view s) {
   if (s.find(':') != std::string_view::npos && s.size() < INET6_ADDRSTRLEN) {
     in6_addr addr{};
     std::string text(s);
-    char buffer[INET6_ADDRSTRLEN] = {};
+    std::array<char, INET6_ADDRSTRLEN> buffer{};
     if (inet_pton(AF_INET6, text.c_str(), &addr) == 1 &&
-        inet_ntop(AF_INET6, &addr, buffer, sizeof buffer) != nullptr) {
-      return buffer;
+        inet_ntop(AF_INET6, &addr, buffer.data(), buffer.size()) != nullptr) {
+      return buffer.data();
     }
   }
   return std::string(s);

@@ -123,11 +123,11 @@ void CheckFields(const json::object& o, std::initializer_list<std::string_view> 
 std::string Duration(std::int64_t micros) {
   const std::int64_t minutes = micros / 60000000;
   if (minutes < 60) return std::to_string(minutes) + " min";
-  if (minutes < 48 * 60) {
+  if (minutes < std::int64_t{48} * 60) {
     return std::to_string(minutes / 60) + " h" +
            (minutes % 60 != 0 ? " " + std::to_string(minutes % 60) + " min" : "");
   }
-  return std::to_string(minutes / (24 * 60)) + " days";
+  return std::to_string(minutes / (std::int64_t{24} * 60)) + " days";
 }
 
 }  // namespace
@@ -272,6 +272,7 @@ std::vector<Incident> IncidentRepository::List(const IncidentFilter& f) {
        f.ci ? P(*f.ci) : PgParam(std::nullopt), f.severity ? P(*f.severity) : PgParam(std::nullopt),
        f.tier ? P(*f.tier) : PgParam(std::nullopt), P(f.limit + 1)});
   std::vector<Incident> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(IncidentFromRow(r, i));
   return out;
 }
@@ -456,6 +457,7 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
   out["services"] = std::move(services);
   out["reached_count"] = reached;
   std::vector<CiId> involved;
+  involved.reserve(upstream.size() + incident.ci_ids.size());
   for (const auto& [id, distance] : upstream) involved.push_back(id);
   for (CiId id : incident.ci_ids) {
     if (!upstream.contains(id)) {
@@ -645,6 +647,7 @@ std::vector<Article> KnowledgeRepository::List(const ArticleFilter& f) {
        f.state ? P(*f.state) : PgParam(std::nullopt), f.ci ? P(*f.ci) : PgParam(std::nullopt),
        P(f.limit + 1)});
   std::vector<Article> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(ArticleFromRow(r, i));
   return out;
 }

@@ -1,6 +1,7 @@
 #include "model/working_calendar.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 
 #include "model/json.hpp"
@@ -10,7 +11,7 @@ namespace cmdb::model {
 namespace {
 
 constexpr std::int64_t kMicrosPerMinute = 60LL * 1000 * 1000;
-constexpr std::int64_t kMinutesPerDay = 24 * 60;
+constexpr std::int64_t kMinutesPerDay = std::int64_t{24} * 60;
 
 // Days since 1970-01-01 -> civil date (Howard Hinnant's algorithm).
 void CivilFromDays(std::int64_t z, int& y, int& m, int& d) {
@@ -37,9 +38,9 @@ bool IsWorkingDay(const WorkingCalendar& c, std::int64_t day) {
   int m = 0;
   int d = 0;
   CivilFromDays(day, y, m, d);
-  char date[32];
-  std::snprintf(date, sizeof date, "%04d-%02d-%02d", y, m, d);
-  return !c.holidays.contains(date);
+  std::array<char, 32> date{};
+  std::snprintf(date.data(), date.size(), "%04d-%02d-%02d", y, m, d);
+  return !c.holidays.contains(date.data());
 }
 
 // "HH:MM" -> minutes after midnight, or -1.
@@ -59,9 +60,9 @@ int ParseClock(const json::value& v) {
 }
 
 std::string FormatClock(int minutes) {
-  char out[32];
-  std::snprintf(out, sizeof out, "%02d:%02d", minutes / 60, minutes % 60);
-  return out;
+  std::array<char, 32> out{};
+  std::snprintf(out.data(), out.size(), "%02d:%02d", minutes / 60, minutes % 60);
+  return out.data();
 }
 
 }  // namespace
@@ -81,7 +82,7 @@ WorkingCalendar ParseWorkingCalendar(const json::value& config) {
       if (s == nullptr || s->size() != 6 ||
           std::sscanf(s->c_str(), "%c%2d:%2d", &sign, &hours, &minutes) != 3 ||
           (sign != '+' && sign != '-') || hours > 14 || minutes > 59) {
-        errors.Add(k, "must be an offset from UTC such as \"+01:00\" or \"-05:00\"");
+        errors.Add(k, R"(must be an offset from UTC such as "+01:00" or "-05:00")");
       } else {
         c.utc_offset_minutes = (sign == '-' ? -1 : 1) * (hours * 60 + minutes);
       }
@@ -103,7 +104,7 @@ WorkingCalendar ParseWorkingCalendar(const json::value& config) {
       const int start = h != nullptr && h->contains("start") ? ParseClock(h->at("start")) : -1;
       const int end = h != nullptr && h->contains("end") ? ParseClock(h->at("end")) : -1;
       if (start < 0 || end < 0 || end <= start || (h != nullptr && h->size() != 2)) {
-        errors.Add(k, "must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} with end after start");
+        errors.Add(k, R"(must be {"start": "HH:MM", "end": "HH:MM"} with end after start)");
       } else {
         c.day_start_minute = start;
         c.day_end_minute = end;
@@ -126,7 +127,7 @@ WorkingCalendar ParseWorkingCalendar(const json::value& config) {
     } else if (k == "response_targets") {
       const json::object* t = value.if_object();
       if (t == nullptr) {
-        errors.Add(k, "must map tiers \"1\"..\"3\" to {\"hours\": n} or {\"days\": n}");
+        errors.Add(k, R"(must map tiers "1".."3" to {"hours": n} or {"days": n})");
         continue;
       }
       for (const auto& [tier, target] : *t) {
@@ -142,7 +143,7 @@ WorkingCalendar ParseWorkingCalendar(const json::value& config) {
             spec->begin()->value().get_int64() > 100000) {
           errors.Add(
               field,
-              "must be {\"minutes\": n}, {\"hours\": n} or {\"days\": n} (working time, n > 0)");
+              R"(must be {"minutes": n}, {"hours": n} or {"days": n} (working time, n > 0))");
           continue;
         }
         c.targets_json[tier] = target;
@@ -174,12 +175,12 @@ json::object WorkingCalendarToJson(const WorkingCalendar& c) {
   json::array holidays;
   for (const auto& h : c.holidays) holidays.emplace_back(h);
   const int offset = std::abs(c.utc_offset_minutes);
-  char utc[32];
-  std::snprintf(utc, sizeof utc, "%c%02d:%02d", c.utc_offset_minutes < 0 ? '-' : '+', offset / 60,
-                offset % 60);
+  std::array<char, 32> utc{};
+  std::snprintf(utc.data(), utc.size(), "%c%02d:%02d", c.utc_offset_minutes < 0 ? '-' : '+',
+                offset / 60, offset % 60);
   json::object minutes;
   for (const auto& [tier, m] : c.target_minutes) minutes[std::to_string(tier)] = m;
-  return {{"utc_offset", utc},
+  return {{"utc_offset", utc.data()},
           {"working_days", std::move(days)},
           {"working_hours", json::object{{"start", FormatClock(c.day_start_minute)},
                                          {"end", FormatClock(c.day_end_minute)}}},

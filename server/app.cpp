@@ -1,6 +1,7 @@
 #include "server/app.hpp"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <thread>
 
@@ -115,10 +116,10 @@ void App::Start() {
     }
     s.graph = std::make_unique<model::GraphCache>(*s.pool, dsn);
     if (s.config.discovery_worker) {
-      char machine[256] = {};
-      gethostname(machine, sizeof machine - 1);
+      std::array<char, 256> machine{};
+      gethostname(machine.data(), machine.size() - 1);
       discovery::WorkerOptions worker;
-      worker.instance = std::string(machine) + ":" + std::to_string(getpid());
+      worker.instance = std::string(machine.data()) + ":" + std::to_string(getpid());
       s.discovery = std::make_unique<discovery::DiscoveryWorker>(dsn, worker);
       s.discovery->Start();
       s.context.discovery = s.discovery.get();

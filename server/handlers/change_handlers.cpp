@@ -38,7 +38,7 @@ std::string ReasonOf(const Request& request) {
   if (request.body.empty()) return {};
   json::value body = ParseJsonBody(request);
   const json::object* o = body.if_object();
-  if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, "the body is {\"reason\": \"...\"}");
+  if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, R"(the body is {"reason": "..."})");
   for (const auto& [key, value] : *o) {
     if (key != "reason") {
       throw Error(ErrorCode::kValidationFailed, "the transition is invalid",

@@ -33,7 +33,7 @@ Observation Obs(const char* attributes, const char* identity = "{}") {
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  Reconciler Make(SourceConfig config = {}) {
+  Reconciler Make(const SourceConfig& config = {}) {
     Reconciler r(config, JunkRules(config.junk_values, config.loopback_identities));
     r.AddType(ServerType(),
               {Ci(1, R"({"serial": "S1", "hostname": "db-01", "memory_mb": 1024, "os": "Debian"})"),
