@@ -119,7 +119,12 @@ Response PatchCi(const Request& request, const PathParams& params, AppContext& c
   model::DbSession session = ctx.db->Lease();
   model::ConfigurationItem patched =
       model::CiRepository(session.sql()).Patch(id, patch, if_match, Writer(request));
-  GraphChanged(ctx);
+  // The graph holds names, statuses and redundancy; an attribute-only patch leaves it as is.
+  const boost::json::object* fields = patch.if_object();
+  if (fields == nullptr || fields->contains("name") || fields->contains("status") ||
+      fields->contains("redundancy") || fields->contains("type")) {
+    GraphChanged(ctx);
+  }
   return CiResponse(200, patched);
 }
 

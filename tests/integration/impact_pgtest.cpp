@@ -1,6 +1,8 @@
 #include <chrono>
 #include <thread>
 
+#include <libpq-fe.h>
+
 #include "model/demo_estate.hpp"
 #include "model/timestamp.hpp"
 #include "tests/integration/pg_environment.hpp"
@@ -160,6 +162,44 @@ TEST_F(ImpactApi, RendersSvgPngAndDot) {
   EXPECT_EQ(Impact(db, "/graph?format=gif").status, 400);
   EXPECT_EQ(Impact(db, "/graph?direction=left").status, 400);
   EXPECT_EQ(Impact(987654321, "/graph").status, 404);
+}
+
+TEST_F(ImpactApi, OnlyWritesThatChangeTheGraphNotifyTheInstances) {
+  std::int64_t id =
+      CreateCi(R"({"type": "server", "name": "n-1", "attributes": {"memory_mb": 1}})");
+  const std::string path = "/api/v1/cis/" + std::to_string(id);
+  PGconn* conn = PQconnectdb(dsn_.c_str());
+  ASSERT_EQ(PQstatus(conn), CONNECTION_OK);
+  PQclear(PQexec(conn, "LISTEN cmdb_graph"));
+  auto notified = [&](int ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    bool any = false;
+    while (!any && std::chrono::steady_clock::now() < deadline) {
+      PQconsumeInput(conn);
+      while (PGnotify* n = PQnotifies(conn)) {
+        any = true;
+        PQfreemem(n);
+      }
+      if (!any) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return any;
+  };
+  // Attributes, owner and tags are not in the graph: nobody reloads for them.
+  EXPECT_EQ(
+      Patch(path, R"({"attributes": {"memory_mb": 2}, "owner": "ops", "tags": ["x"]})").status,
+      200);
+  EXPECT_FALSE(notified(300));
+  EXPECT_EQ(Patch(path, R"({"status": "maintenance"})").status, 200);
+  EXPECT_TRUE(notified(2000));
+  EXPECT_EQ(Patch(path, R"({"name": "n-2"})").status, 200);
+  EXPECT_TRUE(notified(2000));
+  // And the instance's own graph follows the name it was told about.
+  std::int64_t host = CreateCi(R"({"type": "server", "name": "h-1"})");
+  Relate(id, host);
+  EXPECT_TRUE(notified(2000));
+  EXPECT_NE(Get("/api/v1/cis/" + std::to_string(host) + "/impact").body.find("n-2"),
+            std::string::npos);
+  PQfinish(conn);
 }
 
 TEST_F(ImpactApi, ASecondInstanceSeesARelationWithinASecond) {
