@@ -109,6 +109,10 @@ int main(int argc, char** argv) {
     }
     // Signals are taken by sigwait below; block them before any thread starts so no worker
     // thread is interrupted by them.
+    // A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
+    // rather than left for sigwait: restore the default so `kill -INT` stops cmdb there too.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);

@@ -92,17 +92,20 @@ TEST_F(Server, SlowHeadersAreCutOffAtTheHeaderTimeout) {
   EXPECT_EQ(Get("/health").status, 200);
 }
 
-TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermExitsCleanly) {
+TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermOrSigintExitCleanly) {
   char dir[] = "/tmp/cmdbe2e-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   chmod(dir, 0755);  // the embedded PostgreSQL runs as `postgres` when we are root
   const std::string data_dir = std::string(dir) + "/data";
   // Runs `cmdb serve` on the embedded PostgreSQL, returns its pid and port.
-  auto start = [&](bool demo, int& out_fd) -> std::pair<pid_t, std::uint16_t> {
+  // `background`: started as a shell starts a background job, with SIGINT ignored.
+  auto start = [&](bool demo, int& out_fd,
+                   bool background = false) -> std::pair<pid_t, std::uint16_t> {
     int pipefd[2];
     EXPECT_EQ(pipe(pipefd), 0);
     pid_t pid = fork();
     if (pid == 0) {
+      if (background) signal(SIGINT, SIG_IGN);
       dup2(pipefd[1], STDOUT_FILENO);
       close(pipefd[0]);
       std::vector<std::string> args = {CMDB_BINARY,  "serve",  "--listen",        "127.0.0.1:0",
@@ -126,8 +129,8 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermExitsCleanly) {
     }
     return {pid, port};
   };
-  auto stop = [](pid_t pid) {
-    kill(pid, SIGTERM);
+  auto stop = [](pid_t pid, int sig = SIGTERM) {
+    kill(pid, sig);
     int status = 0;
     waitpid(pid, &status, 0);
     return status;
@@ -163,12 +166,16 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermExitsCleanly) {
   kill(pid2, SIGKILL);
   waitpid(pid2, nullptr, 0);
   EXPECT_TRUE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
-  auto [pid3, port3] = start(false, fd);
+  auto [pid3, port3] = start(false, fd, /*background=*/true);
   ASSERT_NE(port3, 0) << "no recovery after a crash";
   EXPECT_EQ(
       HttpRequest(port3, "GET", "/api/v1/cis?q=kept", "", {}).json().at("items").as_array().size(),
       1U);
-  EXPECT_EQ(WEXITSTATUS(stop(pid3)), 0);
+  // SIGINT stops it too, even when inherited as ignored (`kill -INT` of a background job).
+  int interrupted = stop(pid3, SIGINT);
+  EXPECT_TRUE(WIFEXITED(interrupted));
+  EXPECT_EQ(WEXITSTATUS(interrupted), 0);
+  EXPECT_FALSE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
