@@ -1,7 +1,6 @@
 #include "discovery/reconcile.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <set>
 
 #include <arpa/inet.h>
@@ -35,6 +34,16 @@ std::string KeyText(const json::value& v) {
   return model::CanonicalAttributeText(v);
 }
 
+json::array SetJson(const std::vector<std::string>& set) {
+  json::array out;
+  for (const auto& name : set) out.emplace_back(name);
+  return out;
+}
+
+std::string SetText(const std::vector<std::string>& set) { return model::ToJsonText(SetJson(set)); }
+
+}  // namespace
+
 bool IsLoopbackAddress(std::string_view s) {
   if (s.rfind("127.", 0) == 0) {
     in_addr addr{};
@@ -46,16 +55,6 @@ bool IsLoopbackAddress(std::string_view s) {
   }
   return false;
 }
-
-json::array SetJson(const std::vector<std::string>& set) {
-  json::array out;
-  for (const auto& name : set) out.emplace_back(name);
-  return out;
-}
-
-std::string SetText(const std::vector<std::string>& set) { return model::ToJsonText(SetJson(set)); }
-
-}  // namespace
 
 // --- source configuration ---
 

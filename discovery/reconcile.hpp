@@ -45,6 +45,9 @@ SourceConfig ParseSourceConfig(const boost::json::value& config, std::string_vie
                                model::FieldErrors& errors);
 boost::json::object SourceConfigToJson(const SourceConfig& config);
 
+// True for 127.0.0.0/8 and ::1 (in any spelling).
+bool IsLoopbackAddress(std::string_view address);
+
 // Values that must never identify an asset: placeholders firmware and installers leave behind
 // ("To be filled by O.E.M.", "Default string", "0", ...), all-zero or broadcast MACs, and
 // loopback addresses unless the scan is of loopback addresses.

@@ -65,12 +65,6 @@ std::string DecodeBytea(std::string_view hex) {
   return out;
 }
 
-bool IsLoopbackIp(const json::value* ip) {
-  if (ip == nullptr || !ip->is_string()) return false;
-  std::string_view s = ip->get_string();
-  return s.rfind("127.", 0) == 0 || s == "::1";
-}
-
 }  // namespace
 
 std::vector<Observation> Collect(const Source& source, const std::string& content_type,
@@ -170,7 +164,8 @@ class RunExecution {
       // A scan of loopback addresses is identified by them; any other scan is not.
       loopback =
           loopback || std::all_of(observations.begin(), observations.end(), [](const auto& o) {
-            return IsLoopbackIp(o.attributes.if_contains("ip"));
+            const json::value* ip = o.attributes.if_contains("ip");
+            return ip != nullptr && ip->is_string() && IsLoopbackAddress(ip->get_string());
           });
     }
     Reconciler reconciler(source_.config, JunkRules(source_.config.junk_values, loopback));
