@@ -463,7 +463,7 @@ json::object ApplyPlan(soci::session& sql, const Change& change, const WriteCont
 
 Change ChangeRepository::Transition(std::int64_t id, std::string_view action,
                                     const std::string& reason, std::optional<std::int64_t> if_match,
-                                    const DependencyGraph& graph, const WriteContext& ctx) {
+                                    const DependencyGraph* graph, const WriteContext& ctx) {
   const auto& actions = ChangeActions();
   auto it = std::find_if(actions.begin(), actions.end(),
                          [&](const ChangeAction& a) { return a.name == action; });
@@ -494,7 +494,8 @@ Change ChangeRepository::Transition(std::int64_t id, std::string_view action,
   PgParam impact_set = std::nullopt;
   PgParam outcome = std::nullopt;
   if (action == "submit") {
-    ChangeImpact impact = ComputeImpact(change, graph);
+    if (graph == nullptr) throw Error(ErrorCode::kInternal, "submit needs the dependency graph");
+    ChangeImpact impact = ComputeImpact(change, *graph);
     impact.assessment["collisions"] = Collisions(change, impact.impact_set);
     assessment = ToJsonText(impact.assessment);
     impact_set = IdArrayLiteral(impact.impact_set);

@@ -6,7 +6,9 @@
 // borrows one leased session; not thread-safe.
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,9 +81,10 @@ class ChangeRepository {
 
   // Applies `action` ("submit", "approve", ...). kNotFound; kConflict naming the allowed
   // actions when the state does not allow it (of two concurrent transitions exactly one
-  // wins); kVersionMismatch for a stale If-Match. `graph` is needed by submit.
+  // wins); kVersionMismatch for a stale If-Match. `graph` (the current dependency graph) is
+  // read by submit only, which freezes the impact; other actions may pass null.
   Change Transition(std::int64_t id, std::string_view action, const std::string& reason,
-                    std::optional<std::int64_t> if_match, const DependencyGraph& graph,
+                    std::optional<std::int64_t> if_match, const DependencyGraph* graph,
                     const WriteContext& ctx);
 
   // The impact of a change computed now (drafts; the frozen one is in Change::assessment).

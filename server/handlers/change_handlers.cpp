@@ -58,11 +58,13 @@ Response Transition(const Request& request, const PathParams& params, AppContext
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "change id");
   const std::string reason = ReasonOf(request);
-  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
+  // Only submit reads the graph (to freeze the impact); the others must not wait for a reload.
+  std::shared_ptr<const model::DependencyGraph> graph =
+      action == "submit" ? ctx.graph->Current() : nullptr;
   model::DbSession session = ctx.db->Lease();
   model::Change change =
       model::ChangeRepository(session.sql())
-          .Transition(id, action, reason, ParseIfMatch(request), *graph, Writer());
+          .Transition(id, action, reason, ParseIfMatch(request), graph.get(), Writer());
   return ChangeResponse(200, change);
 }
 
