@@ -132,12 +132,20 @@ std::string Duration(std::int64_t micros) {
 
 }  // namespace
 
-std::string AllowedIncidentActions(std::string_view state, int tier) {
+bool IncidentActionAllowed(std::string_view state, int tier, std::string_view action) {
   if (state == "new" || state == "in_progress") {
-    return tier < 3 ? "assign, escalate, resolve" : "assign, resolve";
+    return action == "assign" || action == "resolve" || (action == "escalate" && tier < 3);
   }
-  if (state == "resolved") return "close";
-  return "none";
+  return state == "resolved" && action == "close";
+}
+
+std::string AllowedIncidentActions(std::string_view state, int tier) {
+  std::string out;
+  for (std::string_view action : {"assign", "escalate", "resolve", "close"}) {
+    if (IncidentActionAllowed(state, tier, action))
+      out += (out.empty() ? "" : ", ") + std::string(action);
+  }
+  return out.empty() ? "none" : out;
 }
 
 json::object IncidentToJson(const Incident& i, Timestamp now) {
@@ -324,21 +332,13 @@ Incident IncidentRepository::Act(std::int64_t id, std::string_view action, const
                                                  std::to_string(i.version) + ", not " +
                                                  std::to_string(*if_match));
   }
-  const std::string allowed = AllowedIncidentActions(i.state, i.tier);
-  bool ok = false;
-  for (std::size_t start = 0; start < allowed.size();) {
-    std::size_t end = allowed.find(", ", start);
-    if (allowed.substr(start, end == std::string::npos ? std::string::npos : end - start) == action)
-      ok = true;
-    start = end == std::string::npos ? allowed.size() : end + 2;
-  }
-  if (!ok) {
+  if (!IncidentActionAllowed(i.state, i.tier, action)) {
     throw Error(
         ErrorCode::kConflict,
         "incident " + std::to_string(id) + " is " + i.state + " at tier " + std::to_string(i.tier) +
             "; " + std::string(action) + " is not allowed now" +
             (action == "escalate" && i.tier == 3 ? " (tier 3, the vendor, is the last)" : "") +
-            ". Allowed: " + allowed);
+            ". Allowed: " + AllowedIncidentActions(i.state, i.tier));
   }
   const Timestamp now = Timestamp::Now();
   std::string state = i.state;

@@ -93,6 +93,8 @@ class IncidentRepository {
   soci::session& sql_;
 };
 
+// Whether `action` is allowed for an incident in `state` at `tier`.
+bool IncidentActionAllowed(std::string_view state, int tier, std::string_view action);
 // The actions allowed in an incident's state, comma separated, or "none".
 std::string AllowedIncidentActions(std::string_view state, int tier);
 
