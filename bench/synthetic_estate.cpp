@@ -60,7 +60,9 @@ Estate Generate(std::size_t total) {
     CiId a = app + static_cast<CiId>(i);
     link(pick(svc, services), a, "depends_on");
     for (int k = 0; k < 2; ++k) link(a, pick(db, dbs), "depends_on");
-    link(a, pick(app, apps), "depends_on");
+    CiId other = pick(app, apps);
+    if (other == a) other = app + static_cast<CiId>((i + 1) % apps);  // no self-relations
+    if (other != a) link(a, other, "depends_on");
     link(a, pick(cl, clusters), "runs_on");
     link(a, hub + 1, "depends_on");  // DNS
   }

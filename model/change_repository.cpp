@@ -270,14 +270,18 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
   ChangeImpact impact;
   json::array affected;
   json::array services;
-  for (const auto& n : result.nodes) {
-    impact.impact_set.push_back(n.id);
+  impact.impact_set.reserve(result.nodes.size());
+  for (const auto& n : result.nodes) impact.impact_set.push_back(n.id);
+  for (std::size_t at : result.services) {
+    const ImpactNode& n = result.nodes[at];
     std::optional<NodeView> v = graph.Find(n.id);
     if (!v) continue;
-    if (v->type == "business_service") {
-      services.push_back(json::object{{"ci", n.id}, {"name", v->name}, {"distance", n.distance}});
-    }
-    if (affected.size() < kListedCis) {
+    services.push_back(json::object{{"ci", n.id}, {"name", v->name}, {"distance", n.distance}});
+  }
+  for (const auto& n : result.nodes) {
+    if (affected.size() >= kListedCis) break;
+    std::optional<NodeView> v = graph.Find(n.id);
+    if (v) {
       affected.push_back(json::object{{"ci", n.id},
                                       {"name", v->name},
                                       {"type", v->type},

@@ -170,6 +170,26 @@ std::string IdArrayLiteral(const std::vector<std::int64_t>& ids) {
   return out + "}";
 }
 
+std::vector<std::int64_t> IdsFromArrayText(std::string_view text) {
+  auto bad = [&] {
+    return Error(ErrorCode::kInternal,
+                 "not a bigint[] literal: " + std::string(text.substr(0, 80)));
+  };
+  if (text.size() < 2 || text.front() != '{' || text.back() != '}') throw bad();
+  std::vector<std::int64_t> out;
+  const char* at = text.data() + 1;
+  const char* end = text.data() + text.size() - 1;
+  while (at < end) {
+    std::int64_t id = 0;
+    auto [next, ec] = std::from_chars(at, end, id);
+    if (ec != std::errc{} || (next != end && *next != ',')) throw bad();
+    out.push_back(id);
+    at = next == end ? end : next + 1;
+    if (at == end && next != end) throw bad();  // a trailing comma
+  }
+  return out;
+}
+
 std::string TextArrayLiteral(const std::vector<std::string>& values) {
   std::string out = "{";
   for (std::size_t i = 0; i < values.size(); ++i) {

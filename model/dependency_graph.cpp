@@ -12,50 +12,77 @@ namespace {
 bool SpreadsForward(Propagation p) { return p == Propagation::kFromTo || p == Propagation::kBoth; }
 bool SpreadsBackward(Propagation p) { return p == Propagation::kToFrom || p == Propagation::kBoth; }
 
-// Per-thread traversal state sized to the graph and reused across queries: a node counts as
-// visited only when its stamp equals the current epoch, so a query never clears O(CIs) memory
-// and a small closure costs microseconds even on a million-CI graph.
+bool TestBit(const std::vector<std::uint64_t>& bits, std::uint32_t i) {
+  return ((bits[i >> 6U] >> (i & 63U)) & 1U) != 0;
+}
+void SetBit(std::vector<std::uint64_t>& bits, std::uint32_t i) {
+  bits[i >> 6U] |= std::uint64_t{1} << (i & 63U);
+}
+void ClearBit(std::vector<std::uint64_t>& bits, std::uint32_t i) {
+  bits[i >> 6U] &= ~(std::uint64_t{1} << (i & 63U));
+}
+
+// Per-thread traversal state sized to the graph and reused across queries. What a traversal
+// reads for every relation is one bit per CI (reached or not), a bit set of 125 KB for a
+// million CIs that stays in cache; distances, parents and relations are written once per
+// impacted CI, in order, straight into the result. The bits a query set are cleared when it
+// ends, so a small closure costs microseconds even on a million-CI graph.
 struct Workspace {
-  // The per-CI state a traversal touches for every relation, packed so that reading a
-  // neighbour's state is one cache miss, not five.
-  struct NodeState {
-    std::uint32_t stamp = 0;
-    std::int32_t distance = 0;  // -2: pending redundancy decision
-    std::uint32_t parent = 0;
-    std::uint32_t parent_edge = 0;
-  };
-  std::vector<NodeState> state;
-  std::vector<std::uint32_t> position;    // index in the result
-  std::vector<std::uint32_t> edge_stamp;  // per relation: already in the result this epoch
+  std::vector<std::uint64_t> reached;     // impacted, or pending a redundancy decision
+  std::vector<std::uint64_t> pending;     // reached, kept up by redundancy so far
   std::vector<std::int32_t> providers;    // redundant CIs: distinct providers
   std::vector<std::int32_t> failed_seen;  // redundant CIs: failed providers met (upper bound)
-  std::uint32_t epoch = 0;
+  // Impacted CIs in the order reached (the result's order), with what reached them: the
+  // position of the parent in this order (or none), the relation, the distance.
+  struct Reached {
+    std::uint32_t node;
+    std::uint32_t parent;
+    std::uint32_t via;
+    std::int32_t distance;
+  };
+  std::vector<Reached> queue;
+  std::vector<std::uint32_t> pending_list;
 
   void Begin(std::size_t n) {
-    if (state.size() < n) {
-      state.resize(n);
-      position.resize(n);
+    const std::size_t words = (n + 63) / 64;
+    if (reached.size() < words) {
+      reached.assign(words, 0);
+      pending.assign(words, 0);
+    }
+    if (providers.size() < n) {
       providers.resize(n);
       failed_seen.resize(n);
     }
-    if (++epoch == 0) {  // wrapped: forget every stamp once
-      for (auto& s : state) s.stamp = 0;
-      std::fill(edge_stamp.begin(), edge_stamp.end(), 0);
-      epoch = 1;
+    queue.clear();
+    pending_list.clear();
+  }
+  // Every CI whose bit is set is in `queue` or `pending_list` (listed before it is marked).
+  void End() {
+    for (const Reached& r : queue) ClearBit(reached, r.node);
+    for (std::uint32_t x : pending_list) {
+      ClearBit(reached, x);
+      ClearBit(pending, x);
     }
   }
-  bool Seen(std::uint32_t i) const { return state[i].stamp == epoch; }
-  std::int32_t& Distance(std::uint32_t i) { return state[i].distance; }
-  void Mark(std::uint32_t i, std::int32_t d) {
-    state[i].stamp = epoch;
-    state[i].distance = d;
-  }
+  bool Impacted(std::uint32_t i) const { return TestBit(reached, i) && !TestBit(pending, i); }
 };
 
 Workspace& ThreadWorkspace() {
   thread_local Workspace workspace;
   return workspace;
 }
+
+// Clears the workspace's bits however the traversal ends.
+class WorkspaceScope {
+ public:
+  WorkspaceScope(Workspace& w, std::size_t n) : w_(w) { w_.Begin(n); }
+  ~WorkspaceScope() { w_.End(); }
+  WorkspaceScope(const WorkspaceScope&) = delete;
+  WorkspaceScope& operator=(const WorkspaceScope&) = delete;
+
+ private:
+  Workspace& w_;
+};
 
 }  // namespace
 
@@ -99,6 +126,9 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
     g.min_healthy_.push_back(node.min_healthy);
   }
   g.name_offsets_.push_back(static_cast<std::uint32_t>(g.names_.size()));
+  if (auto it = type_ids.find("business_service"); it != type_ids.end()) {
+    g.service_type_ = it->second;
+  }
   nodes.clear();
   nodes.shrink_to_fit();
   if (max_id >= 0 && static_cast<std::size_t>(max_id) <= 4 * n + 1024) {
@@ -130,49 +160,46 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
     g.edge_to_.push_back(*to);
   }
   const std::size_t m = g.edge_ids_.size();
-  auto fill = [&](const std::vector<Index>& key, const std::vector<Index>& other,
-                  std::vector<Index>& offsets, std::vector<Index>& neighbours,
-                  std::vector<Index>& edge_of) {
-    offsets.assign(n + 1, 0);
-    for (std::size_t e = 0; e < m; ++e) ++offsets[key[e] + 1];
-    for (std::size_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
-    neighbours.resize(m);
-    edge_of.resize(m);
-    std::vector<Index> cursor(offsets.begin(), offsets.end() - 1);
+  // Calls f(down_key, down_neighbour, edge) for every direction in which failure travels
+  // along a relation; the up lists are the same pairs reversed.
+  auto for_each_spread = [&](auto&& f) {
     for (std::size_t e = 0; e < m; ++e) {
-      Index slot = cursor[key[e]]++;
-      neighbours[slot] = other[e];
-      edge_of[slot] = static_cast<Index>(e);
+      const Propagation p = g.type_propagation_[g.edge_types_[e]];
+      const Index from = g.edge_from_[e];
+      const Index to = g.edge_to_[e];
+      if (from == to) continue;  // a CI's own failure: nothing to spread (PostgreSQL forbids it)
+      if (SpreadsForward(p)) f(from, to, static_cast<Index>(e));
+      if (SpreadsBackward(p)) f(to, from, static_cast<Index>(e));
     }
   };
-  fill(g.edge_from_, g.edge_to_, g.out_offsets_, g.out_neighbours_, g.out_edges_);
-  fill(g.edge_to_, g.edge_from_, g.in_offsets_, g.in_neighbours_, g.in_edges_);
-  auto per_slot = [&](const std::vector<Index>& edge_of, std::vector<std::uint16_t>& types_out,
-                      std::vector<std::uint8_t>& spread_out) {
-    types_out.resize(m);
-    spread_out.resize(m);
-    for (std::size_t slot = 0; slot < m; ++slot) {
-      std::uint16_t t = g.edge_types_[edge_of[slot]];
-      Propagation p = g.type_propagation_[t];
-      types_out[slot] = t;
-      spread_out[slot] =
-          static_cast<std::uint8_t>((SpreadsForward(p) ? 1U : 0U) | (SpreadsBackward(p) ? 2U : 0U));
-    }
+  auto fill = [&](bool down, std::vector<Index>& offsets, std::vector<Index>& neighbours,
+                  std::vector<Index>& edge_of, std::vector<std::uint16_t>& types_of) {
+    offsets.assign(n + 1, 0);
+    for_each_spread([&](Index a, Index b, Index) { ++offsets[(down ? a : b) + 1]; });
+    for (std::size_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
+    const std::size_t slots = offsets[n];
+    neighbours.resize(slots);
+    edge_of.resize(slots);
+    types_of.resize(slots);
+    std::vector<Index> cursor(offsets.begin(), offsets.end() - 1);
+    for_each_spread([&](Index a, Index b, Index e) {
+      const Index slot = cursor[down ? a : b]++;
+      neighbours[slot] = down ? b : a;
+      edge_of[slot] = e;
+      types_of[slot] = g.edge_types_[e];
+    });
   };
-  per_slot(g.out_edges_, g.out_types_, g.out_spread_);
-  per_slot(g.in_edges_, g.in_types_, g.in_spread_);
+  fill(true, g.down_offsets_, g.down_neighbours_, g.down_edges_, g.down_types_);
+  fill(false, g.up_offsets_, g.up_neighbours_, g.up_edges_, g.up_types_);
+  g.redundant_bits_.assign((n + 63) / 64, 0);
   g.provider_count_.assign(n, 0);
   g.provider_repeats_.assign(n, 0);
   std::vector<Index> providers;
   for (Index y = 0; y < n; ++y) {
     if (g.min_healthy_[y] <= 0) continue;
-    providers.clear();
-    for (Index s = g.out_offsets_[y]; s < g.out_offsets_[y + 1]; ++s) {
-      if ((g.out_spread_[s] & 2U) != 0) providers.push_back(g.out_neighbours_[s]);
-    }
-    for (Index s = g.in_offsets_[y]; s < g.in_offsets_[y + 1]; ++s) {
-      if ((g.in_spread_[s] & 1U) != 0) providers.push_back(g.in_neighbours_[s]);
-    }
+    SetBit(g.redundant_bits_, y);
+    providers.assign(g.up_neighbours_.begin() + g.up_offsets_[y],
+                     g.up_neighbours_.begin() + g.up_offsets_[y + 1]);
     std::sort(providers.begin(), providers.end());
     const std::size_t all = providers.size();
     g.provider_count_[y] = static_cast<std::int32_t>(
@@ -217,110 +244,109 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
   if (!root_index) {
     throw Error(ErrorCode::kNotFound, "CI " + std::to_string(query.root) + " does not exist");
   }
-  std::vector<bool> allowed(type_names_.size(), query.relation_types.empty());
+  std::vector<Index> also;
+  also.reserve(query.also_failing.size());
+  for (CiId id : query.also_failing) {
+    std::optional<Index> x = IndexOf(id);
+    if (!x) throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
+    also.push_back(*x);
+  }
+  std::vector<std::uint8_t> allowed(type_names_.size(), query.relation_types.empty() ? 1 : 0);
   for (const std::string& name : query.relation_types) {
     auto it = std::find(type_names_.begin(), type_names_.end(), name);
     if (it == type_names_.end()) {
       throw Error(ErrorCode::kInvalidArgument, "unknown relation type '" + name + "'");
     }
-    allowed[static_cast<std::size_t>(it - type_names_.begin())] = true;
+    allowed[static_cast<std::size_t>(it - type_names_.begin())] = 1;
   }
   const bool down = query.direction == ImpactDirection::kDown;
-  // Calls f(neighbour, edge) for every CI that failure travels to from `x`
-  // (towards_consumers), or that failure travels from into `x` (its providers).
   const bool filtered = !query.relation_types.empty();
-  auto for_each = [&](Index x, bool towards_consumers, auto&& f) {
-    // Out-slots carry failure forward when the type spreads from -> to; in-slots when it
-    // spreads to -> from. Providers are the mirror image.
-    const std::uint8_t out_bit = towards_consumers ? 1 : 2;
-    const std::uint8_t in_bit = towards_consumers ? 2 : 1;
-    for (Index s = out_offsets_[x]; s < out_offsets_[x + 1]; ++s) {
-      if ((out_spread_[s] & out_bit) == 0 || (filtered && !allowed[out_types_[s]])) continue;
-      f(out_neighbours_[s], out_edges_[s]);
-    }
-    for (Index s = in_offsets_[x]; s < in_offsets_[x + 1]; ++s) {
-      if ((in_spread_[s] & in_bit) == 0 || (filtered && !allowed[in_types_[s]])) continue;
-      f(in_neighbours_[s], in_edges_[s]);
-    }
-  };
-  // The distinct CIs whose failure reaches `y` (parallel relations to one provider count once),
-  // each with one relation that connects them.
+  // The lists failure travels along in the requested direction.
+  const Index* offsets = down ? down_offsets_.data() : up_offsets_.data();
+  const Index* neighbours = down ? down_neighbours_.data() : up_neighbours_.data();
+  const Index* edges = down ? down_edges_.data() : up_edges_.data();
+  const std::uint16_t* types = down ? down_types_.data() : up_types_.data();
+  // The distinct CIs whose failure reaches `y` (parallel relations to one provider count
+  // once). Only downward traversals ask.
   auto providers_of = [&](Index y) {
-    std::vector<std::pair<Index, Index>> providers;
-    for_each(y, !down, [&](Index p, Index e) { providers.emplace_back(p, e); });
+    std::vector<Index> providers;
+    for (Index s = up_offsets_[y]; s < up_offsets_[y + 1]; ++s) {
+      if (!filtered || allowed[up_types_[s]] != 0) providers.push_back(up_neighbours_[s]);
+    }
     std::sort(providers.begin(), providers.end());
-    providers.erase(std::unique(providers.begin(), providers.end(),
-                                [](const auto& a, const auto& b) { return a.first == b.first; }),
-                    providers.end());
+    providers.erase(std::unique(providers.begin(), providers.end()), providers.end());
     return providers;
   };
   Workspace& w = ThreadWorkspace();
-  w.Begin(ids_.size());
-  const Index root = *root_index;
-  std::vector<Index> order;  // impacted CIs in the order they were reached
-  order.push_back(root);
-  w.Mark(root, 0);
-  w.state[root].parent = kNoIndex;
-  for (CiId id : query.also_failing) {
-    std::optional<Index> x = IndexOf(id);
-    if (!x) throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
-    if (w.Seen(*x)) continue;
-    order.push_back(*x);
-    w.Mark(*x, 0);
-    w.state[*x].parent = kNoIndex;
-  }
+  WorkspaceScope scope(w, ids_.size());
   ImpactResult result;
   const std::size_t cap = std::max<std::size_t>(1, query.max_nodes);
-  std::vector<Index> pending;  // redundant CIs reached but (so far) kept up
-  auto impact = [&](Index y, Index from, Index e) {
-    if (order.size() >= cap) {
-      result.truncated = true;
-      return false;
-    }
-    w.Mark(y, w.Distance(from) + 1);
-    w.state[y].parent = from;
-    w.state[y].parent_edge = e;
-    order.push_back(y);
-    return true;
+  // Appends y to the queue (and so to the result).
+  auto admit = [&](Index y, std::int32_t distance, Index parent, Index edge) {
+    w.queue.push_back({y, parent, edge, distance});
+    SetBit(w.reached, y);
   };
+  admit(*root_index, 0, kNoIndex, kNoIndex);
+  for (Index x : also) {
+    if (!TestBit(w.reached, x)) admit(x, 0, kNoIndex, kNoIndex);
+  }
   // Redundant CIs wait until enough of their providers have failed. `failed_seen` counts the
   // failed providers met so far; parallel relations can only make it larger than the number of
   // distinct failed providers, so crossing the threshold is confirmed by an exact count.
   auto exact_failed = [&](Index y) {
     int failed = 0;
-    for (const auto& [p, e] : providers_of(y)) {
-      if (w.Seen(p) && w.Distance(p) >= 0) ++failed;
+    for (Index p : providers_of(y)) {
+      if (w.Impacted(p)) ++failed;
     }
     return failed;
   };
-  for (std::size_t head = 0; head < order.size() && !result.truncated; ++head) {
-    Index x = order[head];
-    if (query.max_depth >= 0 && w.Distance(x) >= query.max_depth) continue;
-    for_each(x, down, [&](Index y, Index e) {
-      if (result.truncated) return;
-      if (w.Seen(y)) {
-        if (w.Distance(y) != -2) return;  // already impacted
+  for (std::size_t head = 0; head < w.queue.size() && !result.truncated; ++head) {
+    // The queue says which CIs come next: fetch their adjacency ahead of time, the offsets
+    // further ahead than the lists they point to (a cold closure is bound by memory latency).
+    if (head + 16 < w.queue.size()) __builtin_prefetch(&offsets[w.queue[head + 16].node]);
+    if (head + 8 < w.queue.size()) {
+      const Index ahead = w.queue[head + 8].node;
+      __builtin_prefetch(&neighbours[offsets[ahead]]);
+    }
+    const Index x = w.queue[head].node;
+    const std::int32_t distance = w.queue[head].distance + 1;
+    if (query.max_depth >= 0 && distance > query.max_depth) continue;
+    const auto parent = static_cast<Index>(head);
+    for (Index s = offsets[x]; s < offsets[x + 1]; ++s) {
+      if (filtered && allowed[types[s]] == 0) continue;
+      const Index y = neighbours[s];
+      if (TestBit(w.reached, y)) {
+        if (!TestBit(w.pending, y)) continue;  // already impacted
         ++w.failed_seen[y];
-      } else if (down && min_healthy_[y] > 0) {
-        w.Mark(y, -2);
+      } else if (down && TestBit(redundant_bits_, y)) {
+        w.pending_list.push_back(y);
+        SetBit(w.reached, y);
+        SetBit(w.pending, y);
         w.providers[y] =
             filtered ? static_cast<std::int32_t>(providers_of(y).size()) : provider_count_[y];
         w.failed_seen[y] = 1;
-        pending.push_back(y);
       } else {
-        impact(y, x, e);
-        return;
+        if (w.queue.size() >= cap) {
+          result.truncated = true;
+          break;
+        }
+        admit(y, distance, parent, edges[s]);
+        continue;
       }
-      if (w.providers[y] - w.failed_seen[y] >= min_healthy_[y]) return;
+      if (w.providers[y] - w.failed_seen[y] >= min_healthy_[y]) continue;
       // Without parallel relations the running count is exact; otherwise count again.
       const bool exact = !filtered && provider_repeats_[y] == 0;
-      if (!exact && w.providers[y] - exact_failed(y) >= min_healthy_[y]) return;
-      w.Distance(y) = -1;  // decided: no longer pending
-      impact(y, x, e);
-    });
+      if (!exact && w.providers[y] - exact_failed(y) >= min_healthy_[y]) continue;
+      if (w.queue.size() >= cap) {
+        result.truncated = true;
+        break;
+      }
+      ClearBit(w.pending, y);  // decided: it fails (still listed in pending_list for End)
+      admit(y, distance, parent, edges[s]);
+    }
   }
-  for (Index y : pending) {
-    if (w.Distance(y) >= 0) continue;
+  for (Index y : w.pending_list) {
+    if (!TestBit(w.pending, y)) continue;
     AbsorbedNode a;
     a.id = ids_[y];
     a.min_healthy = min_healthy_[y];
@@ -328,9 +354,9 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
       a.providers = w.providers[y];  // the running count is exact here
       a.failed = w.failed_seen[y];
     } else {
-      for (const auto& [p, e] : providers_of(y)) {
+      for (Index p : providers_of(y)) {
         ++a.providers;
-        if (w.Seen(p) && w.Distance(p) >= 0) ++a.failed;
+        if (w.Impacted(p)) ++a.failed;
       }
     }
     a.healthy = a.providers - a.failed;
@@ -338,28 +364,41 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
     // up by redundancy; it is simply beyond the requested depth.
     if (a.healthy >= a.min_healthy) result.absorbed.push_back(a);
   }
-  result.nodes.reserve(order.size());
-  for (std::size_t i = 0; i < order.size(); ++i)
-    w.position[order[i]] = static_cast<std::uint32_t>(i);
-  for (Index x : order) {
-    ImpactNode node;
-    node.id = ids_[x];
-    node.distance = w.Distance(x);
-    if (w.state[x].parent != kNoIndex) {
-      node.parent = w.position[w.state[x].parent];
-      node.via_edge = edge_ids_[w.state[x].parent_edge];
+  result.nodes.resize(w.queue.size());
+  for (std::size_t i = 0; i < w.queue.size(); ++i) {
+    const Workspace::Reached& r = w.queue[i];
+    ImpactNode& node = result.nodes[i];
+    node.id = ids_[r.node];
+    node.distance = r.distance;
+    if (r.parent != kNoIndex) {
+      node.parent = static_cast<std::int32_t>(r.parent);
+      node.via_edge = edge_ids_[r.via];
     }
-    result.nodes.push_back(node);
+    if (node_types_[r.node] == service_type_) result.services.push_back(i);
   }
-  // Relations along which failure travels between impacted CIs, each once (a two-way relation
-  // is met from both ends), in traversal order.
-  if (w.edge_stamp.size() < edge_ids_.size()) w.edge_stamp.resize(edge_ids_.size(), 0);
-  for (Index x : query.include_edges ? order : std::vector<Index>{}) {
-    for_each(x, down, [&](Index y, Index e) {
-      if (!w.Seen(y) || w.Distance(y) < 0 || w.edge_stamp[e] == w.epoch) return;
-      w.edge_stamp[e] = w.epoch;
+  // Relations along which failure travels between impacted CIs, each once, in traversal
+  // order. A two-way relation is listed under both of its ends; it is taken from its `from`.
+  if (query.include_edges) {
+    auto for_each_edge = [&](auto&& f) {
+      for (const Workspace::Reached& r : w.queue) {
+        const Index x = r.node;
+        for (Index s = offsets[x]; s < offsets[x + 1]; ++s) {
+          if (filtered && allowed[types[s]] == 0) continue;
+          const Index e = edges[s];
+          if (!w.Impacted(neighbours[s])) continue;
+          if (type_propagation_[types[s]] == Propagation::kBoth && edge_from_[e] != x) continue;
+          f(e, types[s]);
+        }
+      }
+    };
+    // Counted first: a million-CI closure has millions of relations, and growing the vector
+    // step by step would copy them several times.
+    std::size_t count = 0;
+    for_each_edge([&](Index, std::uint16_t) { ++count; });
+    result.edges.reserve(count);
+    for_each_edge([&](Index e, std::uint16_t type) {
       result.edges.push_back(
-          {edge_ids_[e], ids_[edge_from_[e]], ids_[edge_to_[e]], type_names_[edge_types_[e]]});
+          {edge_ids_[e], ids_[edge_from_[e]], ids_[edge_to_[e]], type_names_[type]});
     });
   }
   std::sort(result.absorbed.begin(), result.absorbed.end(),

@@ -47,8 +47,8 @@ struct ImpactQuery {
 
 struct ImpactNode {
   CiId id = 0;
-  int distance = 0;
-  std::int64_t parent = -1;  // index in ImpactResult::nodes of the CI it was reached from
+  std::int32_t distance = 0;
+  std::int32_t parent = -1;  // index in ImpactResult::nodes of the CI it was reached from
   RelationId via_edge = 0;   // the relation it was reached over (0 for the root)
 };
 
@@ -72,6 +72,9 @@ struct ImpactResult {
   std::vector<ImpactNode> nodes;  // the root first (distance 0), then by distance
   std::vector<ImpactEdge> edges;  // relations along which failure travels between nodes
   std::vector<AbsorbedNode> absorbed;
+  // Positions in `nodes` of the business services reached (the root included), in order:
+  // the rollup of the API without a look-up per CI.
+  std::vector<std::size_t> services;
   bool truncated = false;
 };
 
@@ -118,6 +121,7 @@ class DependencyGraph {
   std::vector<std::string> node_type_names_;
   std::vector<std::uint8_t> statuses_;
   std::vector<std::string> status_names_;
+  std::uint16_t service_type_ = 0xFFFF;  // node_type_names_ index of business_service
   std::vector<std::int32_t> min_healthy_;
   // CI id -> index: a direct table when ids are dense (the usual case: one identity
   // sequence), else a sorted list searched by bisection.
@@ -125,14 +129,18 @@ class DependencyGraph {
   std::vector<std::pair<CiId, Index>> sparse_index_;
   std::vector<std::string> type_names_;
   std::vector<Propagation> type_propagation_;
-  // Outgoing (from -> to) and incoming (to <- from) adjacency, CSR: the edges of node i are
-  // [offsets[i], offsets[i + 1]) in the neighbour/type/edge arrays.
-  // The relation type is repeated per slot so a traversal reads it next to the neighbour
-  // instead of chasing the edge index (a cache miss per relation on a large graph).
-  std::vector<Index> out_offsets_, out_neighbours_, out_edges_;
-  std::vector<Index> in_offsets_, in_neighbours_, in_edges_;
-  std::vector<std::uint8_t> out_spread_, in_spread_;  // per slot: bit 0 forward, bit 1 backward
-  std::vector<std::uint16_t> out_types_, in_types_;
+  // Failure adjacency, CSR: down_* lists for node i the CIs its failure reaches directly
+  // ([down_offsets_[i], down_offsets_[i + 1]) in the neighbour/edge/type arrays), up_* the CIs
+  // whose failure reaches i (its providers). Each relation is stored once per direction in
+  // which its type propagates (twice for two-way types, never for types that propagate
+  // nothing), so a traversal reads only slots that matter, in one contiguous run per CI; the
+  // relation type is repeated per slot for type filters.
+  std::vector<Index> down_offsets_, down_neighbours_, down_edges_;
+  std::vector<Index> up_offsets_, up_neighbours_, up_edges_;
+  std::vector<std::uint16_t> down_types_, up_types_;
+  // One bit per CI: it has redundancy (min_healthy > 0). A bit set small enough to stay in
+  // cache, read for every CI a downward traversal reaches.
+  std::vector<std::uint64_t> redundant_bits_;
   // For CIs with redundancy: how many distinct CIs' failure reaches them over any relation
   // type (the unfiltered case, computed once at build time).
   std::vector<std::int32_t> provider_count_;

@@ -443,11 +443,11 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     q.include_edges = false;
     ImpactResult down = graph->Impact(q);
     reached = static_cast<std::int64_t>(down.nodes.size());
-    for (const auto& n : down.nodes) {
+    for (std::size_t at : down.services) {
+      const ImpactNode& n = down.nodes[at];
       std::optional<NodeView> v = graph->Find(n.id);
-      if (v && v->type == "business_service") {
-        services.push_back(json::object{{"ci", n.id}, {"name", v->name}, {"distance", n.distance}});
-      }
+      if (!v) continue;
+      services.push_back(json::object{{"ci", n.id}, {"name", v->name}, {"distance", n.distance}});
     }
     q.direction = ImpactDirection::kUp;
     ImpactResult up = graph->Impact(q);
@@ -470,18 +470,35 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
   // Suspects: changes on those CIs completed within the look-back window before the start,
   // or in progress when it started.
   const std::int64_t window = std::int64_t{options.lookback_hours} * 3600 * 1000000;
-  // Driven by the transitions in the window (an index range scan); which of those changes
-  // touch the CIs involved is decided here, against the closure in memory, because the closure
-  // of a CI that depends on much can hold 100k CIs (one index probe each in PostgreSQL).
-  // A small closure is looked up through the index on the changes' CIs instead.
+  // Suspects come from three index-driven parts, disjoint by construction: changes completed
+  // within the window (a range of completion events: completed is final, so one each);
+  // changes in progress now that started by then; changes that started by then and completed
+  // or failed after the start (they were in progress when it started; a range of finishing
+  // events). Which of them touch the CIs involved is decided here, against the closure in
+  // memory, because the closure of a CI that depends on much can hold 100k CIs (one index
+  // probe each in PostgreSQL); a small closure is looked up through the index on the changes'
+  // CIs instead. Narrow rows (no titles; the CIs as PostgreSQL's array text): thousands of
+  // changes can fall in the window, and the titles of the suspects are read afterwards.
+  // Columns: id, state now, CIs, when (completion or start), completed (in the window).
   const bool small = involved.size() <= 2000;
+  const char* const kStartedBy =
+      "CROSS JOIN LATERAL (SELECT max(at) AS at FROM change_events WHERE change_id = c.id AND "
+      "to_state = 'in_progress') s WHERE s.at <= cmdb_ts($1) AND ($3::bigint[] IS NULL OR "
+      "c.ci_ids && $3::bigint[])";
   PgResult c = Query(
       sql_,
-      "SELECT DISTINCT ON (c.id) c.id, c.title, c.state, array_to_json(c.ci_ids)::text, "
-      "cmdb_us(e.at) FROM change_events e JOIN changes c ON c.id = e.change_id AND c.state = "
-      "e.to_state WHERE e.to_state IN ('completed', 'in_progress') AND e.at <= cmdb_ts($1) AND "
-      "(e.to_state = 'in_progress' OR e.at >= cmdb_ts($2)) AND ($3::bigint[] IS NULL OR c.ci_ids "
-      "&& $3::bigint[]) ORDER BY c.id, e.at DESC",
+      std::string("SELECT c.id, c.state, c.ci_ids::text, cmdb_us(e.at), true FROM change_events "
+                  "e JOIN changes c ON c.id = e.change_id WHERE e.to_state = 'completed' AND "
+                  "e.at BETWEEN cmdb_ts($2) AND cmdb_ts($1) AND ($3::bigint[] IS NULL OR "
+                  "c.ci_ids && $3::bigint[]) "
+                  "UNION ALL SELECT c.id, c.state, c.ci_ids::text, cmdb_us(s.at), false FROM "
+                  "changes c ") +
+          kStartedBy +
+          " AND c.state = 'in_progress' "
+          "UNION ALL SELECT c.id, c.state, c.ci_ids::text, cmdb_us(s.at), false FROM (SELECT "
+          "DISTINCT change_id FROM change_events WHERE to_state IN ('completed', 'failed') AND "
+          "at > cmdb_ts($1)) f JOIN changes c ON c.id = f.change_id " +
+          kStartedBy,
       {P(incident.started_at.micros), P(incident.started_at.micros - window),
        small ? PgParam(involved_ids) : PgParam(std::nullopt)});
   struct Suspect {
@@ -490,11 +507,12 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     std::int64_t before;
   };
   std::vector<Suspect> suspects;
+  std::vector<std::int64_t> suspect_ids;
   for (int i = 0; i < c.rows(); ++i) {
-    const std::int64_t when = c.Int(i, 4);
+    const std::int64_t when = c.Int(i, 3);
     int best = 1 << 30;
     CiId via = 0;
-    for (CiId ci : IdsFromJson(c.Text(i, 3))) {
+    for (CiId ci : IdsFromArrayText(c.Text(i, 2))) {
       auto u = upstream.find(ci);
       if (u != upstream.end() && u->second < best) {
         best = u->second;
@@ -504,21 +522,33 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     if (via == 0) continue;  // on nothing the incident's CIs depend on
     std::optional<NodeView> v = graph->Find(via);
     const std::string name = v ? std::string(v->name) : "CI " + std::to_string(via);
-    const std::string state(c.Text(i, 2));
+    const std::string state(c.Text(i, 1));
+    const bool completed_before = c.Bool(i, 4);
     const std::int64_t before = incident.started_at.micros - when;
-    std::string reason = (state == "completed" ? "completed " : "in progress since ") +
-                         Duration(before) + " before the incident started, on " + name +
-                         (best == 0 ? ", one of the incident's CIs"
-                                    : ", which the incident's CIs depend on (distance " +
-                                          std::to_string(best) + ")");
+    std::string reason =
+        (completed_before ? "completed " : "in progress since ") + Duration(before) +
+        " before the incident started" +
+        (completed_before || state == "in_progress" ? "" : " (" + state + " since)") + ", on " +
+        name +
+        (best == 0
+             ? ", one of the incident's CIs"
+             : ", which the incident's CIs depend on (distance " + std::to_string(best) + ")");
+    suspect_ids.push_back(c.Int(i, 0));
     suspects.push_back({json::object{{"change", c.Int(i, 0)},
-                                     {"title", c.Text(i, 1)},
+                                     {"title", ""},
                                      {"state", state},
                                      {"at", FormatTimestamp(Timestamp{when})},
                                      {"ci", via},
                                      {"distance", best},
                                      {"reason", reason}},
                         best, before});
+  }
+  if (!suspects.empty()) {
+    PgResult t = Query(sql_, "SELECT id, title FROM changes WHERE id = ANY($1::bigint[])",
+                       {IdArrayLiteral(suspect_ids)});
+    std::unordered_map<std::int64_t, std::string> titles;
+    for (int i = 0; i < t.rows(); ++i) titles.emplace(t.Int(i, 0), std::string(t.Text(i, 1)));
+    for (Suspect& s : suspects) s.json["title"] = titles[s.json.at("change").as_int64()];
   }
   std::sort(suspects.begin(), suspects.end(), [](const Suspect& a, const Suspect& b) {
     return a.distance != b.distance ? a.distance < b.distance : a.before < b.before;
@@ -533,8 +563,8 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
 
   PgResult d = Query(sql_,
                      "SELECT id, ci_id, attribute, expected::text, actual::text, authorized, "
-                     "change_id FROM drift_findings WHERE state = 'open' AND ci_id = "
-                     "ANY($1::bigint[]) ORDER BY id LIMIT 1000",
+                     "change_id FROM drift_findings WHERE state = 'open' AND ci_id IN (SELECT "
+                     "unnest($1::bigint[])) ORDER BY id LIMIT 1000",
                      {involved_ids});
   json::array drift;
   for (int i = 0; i < d.rows(); ++i) {

@@ -191,6 +191,7 @@ TEST_F(IncidentsApi, TraceRanksSuspectsAndShowsDriftKnowledgeAndServicesAsOfTheS
 }
 
 TEST_F(IncidentsApi, ServicesAreThoseReachedWhenTheIncidentStarted) {
+  const std::int64_t overlapping = Change(app_, "in_progress");
   // An incident that started before a second service came to depend on its CI.
   const std::int64_t earlier = Incident();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -207,13 +208,19 @@ TEST_F(IncidentsApi, ServicesAreThoseReachedWhenTheIncidentStarted) {
   json::value current = Get("/api/v1/incidents/" + std::to_string(now) + "/trace").json();
   EXPECT_EQ(current.at("graph"), "current");
   EXPECT_EQ(current.at("services").as_array().size(), 2U) << current;
-  // A change completed after the incident started is no suspect of it.
+  // A change started and completed after the incident started is no suspect of it; one that
+  // was in progress when it started is, though it has completed since.
   Change(app_, "completed");
-  EXPECT_TRUE(Get("/api/v1/incidents/" + std::to_string(earlier) + "/trace")
-                  .json()
-                  .at("suspect_changes")
-                  .as_array()
-                  .empty());
+  ASSERT_EQ(Post("/api/v1/changes/" + std::to_string(overlapping) + "/complete", "").status, 200);
+  json::value traced = Get("/api/v1/incidents/" + std::to_string(earlier) + "/trace").json();
+  const json::array& suspects = traced.at("suspect_changes").as_array();
+  ASSERT_EQ(suspects.size(), 1U) << traced;
+  EXPECT_EQ(suspects[0].at("change"), overlapping);
+  EXPECT_EQ(suspects[0].at("state"), "completed");
+  EXPECT_EQ(std::string(suspects[0].at("title").as_string()), "change on " + std::to_string(app_));
+  const std::string reason(suspects[0].at("reason").as_string());
+  EXPECT_NE(reason.find("in progress since"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("(completed since)"), std::string::npos) << reason;
 }
 
 TEST_F(IncidentsApi, KnowledgeIsValidatedAndSearchable) {
