@@ -61,6 +61,24 @@ TEST_F(ImpactApi, ADatabaseOutageReachesTheServicesThatNeedIt) {
   EXPECT_FALSE(body.at("truncated").as_bool());
 }
 
+TEST_F(ImpactApi, HostileNamesComeBackExactlyInTheJson) {
+  // Quotes, backslashes, markup, entities, non-Latin scripts and emoji (names refuse control
+  // characters; the writer's escaping of those is a unit test).
+  const std::string exact =
+      "Shop \"EU\" \\ <script>alert(1)</script> &amp; \u041c\u0430\u0433\u0430\u0437\u0438\u043d "
+      "\u5546\u5e97 \U0001F6D2";
+  boost::json::object ci{{"type", "business_service"}, {"name", exact}};
+  const std::int64_t service = CreateCi(boost::json::serialize(ci));
+  Relate(service, IdOf("shop-db"));
+  HttpResult r = Impact(IdOf("shop-db"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Names(r.json(), "services").contains(exact)) << r.body;
+  EXPECT_TRUE(Names(r.json()).contains(exact));
+  HttpResult up = Impact(service, "?direction=up");
+  ASSERT_EQ(up.status, 200) << up.body;
+  EXPECT_EQ(std::string(up.json().at("root").at("name").as_string()), exact);
+}
+
 TEST_F(ImpactApi, RedundancyKeepsAClusterUpAndSaysWhy) {
   HttpResult one = Impact(IdOf("web-vm-01"));
   ASSERT_EQ(one.status, 200);

@@ -24,6 +24,13 @@ TEST_F(Server, OperationalEndpointsAnswer) {
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.json().at("status"), "ok");
   EXPECT_FALSE(health.header("x-request-id").empty());
+  // The server's own time for the request, for browsers' tools and the benchmarks.
+  const std::string timing = health.header("server-timing");
+  ASSERT_EQ(timing.rfind("app;dur=", 0), 0U) << timing;
+  const double ms = std::stod(timing.substr(8));
+  EXPECT_GE(ms, 0.0);
+  EXPECT_LT(ms, 10000.0);
+  EXPECT_FALSE(Get("/no/such/path").header("server-timing").empty());  // problems too
   EXPECT_EQ(Get("/ready").json().at("status"), "ready");
   HttpResult openapi = Get("/api/v1/openapi.json");
   ASSERT_EQ(openapi.status, 200);
