@@ -481,7 +481,7 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
   // changes can fall in the window, and the titles of the suspects are read afterwards.
   // Columns: id, state now, CIs, when (completion or start), completed (in the window).
   const bool small = involved.size() <= 2000;
-  const char* const kStartedBy =
+  const char* const started_by =
       "CROSS JOIN LATERAL (SELECT max(at) AS at FROM change_events WHERE change_id = c.id AND "
       "to_state = 'in_progress') s WHERE s.at <= cmdb_ts($1) AND ($3::bigint[] IS NULL OR "
       "c.ci_ids && $3::bigint[])";
@@ -493,12 +493,12 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
                   "c.ci_ids && $3::bigint[]) "
                   "UNION ALL SELECT c.id, c.state, c.ci_ids::text, cmdb_us(s.at), false FROM "
                   "changes c ") +
-          kStartedBy +
+          started_by +
           " AND c.state = 'in_progress' "
           "UNION ALL SELECT c.id, c.state, c.ci_ids::text, cmdb_us(s.at), false FROM (SELECT "
           "DISTINCT change_id FROM change_events WHERE to_state IN ('completed', 'failed') AND "
           "at > cmdb_ts($1)) f JOIN changes c ON c.id = f.change_id " +
-          kStartedBy,
+          started_by,
       {P(incident.started_at.micros), P(incident.started_at.micros - window),
        small ? PgParam(involved_ids) : PgParam(std::nullopt)});
   struct Suspect {
@@ -525,14 +525,17 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     const std::string state(c.Text(i, 1));
     const bool completed_before = c.Bool(i, 4);
     const std::int64_t before = incident.started_at.micros - when;
-    std::string reason =
-        (completed_before ? "completed " : "in progress since ") + Duration(before) +
-        " before the incident started" +
-        (completed_before || state == "in_progress" ? "" : " (" + state + " since)") + ", on " +
-        name +
-        (best == 0
-             ? ", one of the incident's CIs"
-             : ", which the incident's CIs depend on (distance " + std::to_string(best) + ")");
+    std::string reason = completed_before ? "completed " : "in progress since ";
+    reason += Duration(before);
+    reason += " before the incident started";
+    if (!completed_before && state != "in_progress") reason += " (" + state + " since)";
+    reason += ", on ";
+    reason += name;
+    if (best == 0) {
+      reason += ", one of the incident's CIs";
+    } else {
+      reason += ", which the incident's CIs depend on (distance " + std::to_string(best) + ")";
+    }
     suspect_ids.push_back(c.Int(i, 0));
     suspects.push_back({json::object{{"change", c.Int(i, 0)},
                                      {"title", ""},

@@ -77,7 +77,7 @@ JsonWriter& JsonWriter::Null() {
 }
 
 void JsonWriter::Escaped(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
+  constexpr std::string_view kHex = "0123456789abcdef";
   out_ += '"';
   std::size_t plain = 0;  // start of the run of characters copied as they are
   for (std::size_t i = 0; i < text.size(); ++i) {

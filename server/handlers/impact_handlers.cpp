@@ -103,12 +103,13 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
     node_fields(*graph->Find(n.id));
     w.Field("distance", n.distance).Key("via").BeginArray();
     path.clear();
-    for (std::int64_t at = static_cast<std::int64_t>(i);
+    for (auto at = static_cast<std::int64_t>(i);
          result.nodes[static_cast<std::size_t>(at)].parent >= 0;
          at = result.nodes[static_cast<std::size_t>(at)].parent) {
       path.push_back(result.nodes[static_cast<std::size_t>(at)].via_edge);
     }
-    for (auto it = path.rbegin(); it != path.rend(); ++it) w.Int(*it);
+    std::reverse(path.begin(), path.end());  // collected from the CI back to the root
+    for (model::RelationId id : path) w.Int(id);
     w.EndArray().EndObject();
   }
   w.EndArray().Key("edges").BeginArray();
