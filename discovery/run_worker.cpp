@@ -687,7 +687,13 @@ bool DiscoveryWorker::ClaimAndExecute() {
           "UPDATE discovery_runs SET progress_done = $2, progress_total = $3 WHERE id = $1",
           {P(run_id), P(done), P(total)});
   };
-  ExecuteRun(sql, run_id, progress);
+  if (ExecuteRun(sql, run_id, progress) && options_.graph_changed) {
+    PgResult r = Query(sql,
+                       "SELECT coalesce((counts->>'created')::bigint, 0) FROM discovery_runs "
+                       "WHERE id = $1 AND NOT dry_run",
+                       {P(run_id)});
+    if (r.rows() > 0 && r.Int(0, 0) > 0) options_.graph_changed();
+  }
   return true;
 }
 

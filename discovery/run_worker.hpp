@@ -44,6 +44,10 @@ struct WorkerOptions {
   std::string instance = "cmdb";  // recorded in claimed_by
   std::chrono::milliseconds poll{500};
   bool schedule = true;  // queue runs of sources whose interval has come round
+  // Called after a run that registered CIs committed: the instance's graph is out of date
+  // (the server invalidates its graph cache, so its next read sees the new CIs at once
+  // rather than after the background reload the notification triggers).
+  std::function<void()> graph_changed;
 };
 
 class DiscoveryWorker {

@@ -67,31 +67,75 @@ GraphCache::~GraphCache() {
   if (listener_.joinable()) listener_.join();
 }
 
+std::shared_ptr<const DependencyGraph> GraphCache::Published(std::uint64_t own,
+                                                             std::uint64_t remote) {
+  std::lock_guard lock(graph_mutex_);
+  if (graph_ && graph_generation_ >= own && graph_remote_generation_ >= remote) return graph_;
+  return nullptr;
+}
+
+void GraphCache::Load() {
+  // The generations are read before the load's snapshot is taken, so the graph holds at least
+  // every write they count (a write counted later may be in it too: one reload too many).
+  const std::uint64_t own = generation_.load(std::memory_order_acquire);
+  const std::uint64_t remote = remote_generation_.load(std::memory_order_acquire);
+  const auto started = std::chrono::steady_clock::now();
+  std::shared_ptr<const DependencyGraph> graph;
+  {
+    DbSession session = pool_.Lease();
+    graph = std::make_shared<const DependencyGraph>(LoadDependencyGraph(session.sql()));
+  }
+  last_load_seconds_.store(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+      std::memory_order_relaxed);
+  loads_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(graph_mutex_);
+  graph_ = std::move(graph);
+  graph_generation_ = own;
+  graph_remote_generation_ = remote;
+}
+
 std::shared_ptr<const DependencyGraph> GraphCache::Current() {
-  std::lock_guard lock(mutex_);
-  const std::uint64_t wanted = generation_.load(std::memory_order_acquire);
-  if (graph_ && graph_generation_ == wanted) return graph_;
-  DbSession session = pool_.Lease();
-  graph_ = std::make_shared<const DependencyGraph>(LoadDependencyGraph(session.sql()));
-  graph_generation_ = wanted;
-  return graph_;
+  const std::uint64_t own = generation_.load(std::memory_order_acquire);
+  if (auto graph = Published(own, 0)) return graph;
+  std::lock_guard load(load_mutex_);
+  if (auto graph = Published(own, 0)) return graph;  // loaded while this one waited
+  Load();
+  return Published(0, 0);
+}
+
+std::shared_ptr<const DependencyGraph> GraphCache::CurrentUpToDate() {
+  const std::uint64_t own = generation_.load(std::memory_order_acquire);
+  const std::uint64_t remote = remote_generation_.load(std::memory_order_acquire);
+  if (auto graph = Published(own, remote)) return graph;
+  std::lock_guard load(load_mutex_);
+  if (auto graph = Published(own, remote)) return graph;
+  Load();
+  return Published(0, 0);
 }
 
 void GraphCache::Listen() {
   using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
-  // Load the graph at start, off the request path, so the first impact query finds it ready.
-  try {
-    Current();
-  } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the first query retries
-  }
+  bool first = true;
   while (!stopping_) {
     PGconn* conn = PQconnectdb(listen_dsn_.c_str());
     if (PQstatus(conn) == CONNECTION_OK) {
       PGresult* r = PQexec(conn, "LISTEN cmdb_graph");
       const bool listening = PQresultStatus(r) == PGRES_COMMAND_OK;
       PQclear(r);
-      // Anything may have changed while no listener was connected.
-      Invalidate();
+      if (listening) {
+        // Listening first, then loading: no write can fall between the two. On a reconnect,
+        // anything may have changed while no listener was connected.
+        if (!first) {
+          remote_generation_.fetch_add(1, std::memory_order_acq_rel);
+          changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
+        }
+        first = false;
+        try {
+          CurrentUpToDate();  // at start: off the request path, so the first query finds it
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): readers retry
+        }
+      }
       while (listening && !stopping_) {
         pollfd fd{PQsocket(conn), POLLIN, 0};
         int ready = poll(&fd, 1, 200);
@@ -103,7 +147,16 @@ void GraphCache::Listen() {
           changed = true;
           PQfreemem(notify);
         }
-        if (changed) Invalidate();
+        if (!changed) continue;
+        changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
+        remote_generation_.fetch_add(1, std::memory_order_acq_rel);
+        // Reloaded here, in the background: readers keep the previous graph meanwhile. The
+        // notifications that arrive during the load are read after it and coalesce into at
+        // most one more load.
+        try {
+          CurrentUpToDate();
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): retried by readers
+        }
       }
     }
     PQfinish(conn);

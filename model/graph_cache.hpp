@@ -1,13 +1,17 @@
 #pragma once
 // The in-memory dependency graph of one cmdb instance and what keeps it current. The graph is
 // loaded from PostgreSQL at start (by the listener thread) or on first use, and reloaded when
-// it is out of date: Invalidate() after
-// this instance's own writes (synchronously, so the writer's next read sees its write), and
-// a LISTEN on channel cmdb_graph (see 0003_graph_notifications.sql) for writes committed by
-// other instances. Thread-safe.
+// it is out of date:
+// - after this instance's own writes (Invalidate()), synchronously: the writer's next read
+//   waits for the reload and sees its write;
+// - after writes committed by other instances (a LISTEN on channel cmdb_graph, see
+//   0003_graph_notifications.sql), in the background on the listener thread: readers keep the
+//   previous graph until the new one is ready instead of all waiting for a load that takes
+//   seconds on a large estate. The echo of this instance's own writes usually finds the graph
+//   already reloaded and costs nothing.
+// Thread-safe.
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -38,9 +42,15 @@ class GraphCache {
   GraphCache(const GraphCache&) = delete;
   GraphCache& operator=(const GraphCache&) = delete;
 
-  // The current graph, reloading it first when a write happened since it was loaded.
-  // Throws what the database throws.
+  // The current graph: reloaded first when this instance wrote since it was loaded; writes of
+  // other instances show once the background reload they trigger finishes (for a large
+  // estate, seconds after their notification). Throws what the database throws.
   std::shared_ptr<const DependencyGraph> Current();
+
+  // The current graph including every write this instance has been notified of: waits for (or
+  // does) the reload a notification asked for. For callers that must know exactly which
+  // changes their graph holds (see changed_at()).
+  std::shared_ptr<const DependencyGraph> CurrentUpToDate();
 
   // Marks the graph out of date (after this instance committed a write).
   void Invalidate() {
@@ -48,21 +58,34 @@ class GraphCache {
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
 
-  // When this instance last learnt of a write (or started). The current graph is the graph as
-  // of any later time, up to the notification latency of writes by other instances; as-of
-  // queries for earlier times must read history.
+  // When this instance last learnt of a write (or started). The graph CurrentUpToDate()
+  // returns is the graph as of any later time, up to the notification latency of writes by
+  // other instances; as-of queries for earlier times must read history.
   Timestamp changed_at() const { return Timestamp{changed_at_.load(std::memory_order_acquire)}; }
+
+  // Loads so far, and how long the latest took (for /metrics).
+  std::uint64_t loads() const { return loads_.load(std::memory_order_relaxed); }
+  double last_load_seconds() const { return last_load_seconds_.load(std::memory_order_relaxed); }
 
  private:
   void Listen();
+  // Loads the graph (load_mutex_ held) and publishes it with the generations it covers.
+  void Load();
+  // The published graph when it covers `own` (and `remote`) generations, else null.
+  std::shared_ptr<const DependencyGraph> Published(std::uint64_t own, std::uint64_t remote);
 
   DbPool& pool_;
   std::string listen_dsn_;
-  std::atomic<std::uint64_t> generation_{1};
+  std::atomic<std::uint64_t> generation_{1};         // this instance's writes
+  std::atomic<std::uint64_t> remote_generation_{0};  // notifications received
   std::atomic<std::int64_t> changed_at_{Timestamp::Now().micros};
-  std::mutex mutex_;                              // serialises reloads
-  std::shared_ptr<const DependencyGraph> graph_;  // guarded by mutex_
-  std::uint64_t graph_generation_ = 0;            // guarded by mutex_
+  std::mutex load_mutex_;   // serialises loads
+  std::mutex graph_mutex_;  // guards the three below; held only to read or swap them
+  std::shared_ptr<const DependencyGraph> graph_;
+  std::uint64_t graph_generation_ = 0;
+  std::uint64_t graph_remote_generation_ = 0;
+  std::atomic<std::uint64_t> loads_{0};
+  std::atomic<double> last_load_seconds_{0};
   std::atomic<bool> stopping_{false};
   std::thread listener_;
 };

@@ -120,6 +120,8 @@ void App::Start() {
       gethostname(machine.data(), machine.size() - 1);
       discovery::WorkerOptions worker;
       worker.instance = std::string(machine.data()) + ":" + std::to_string(getpid());
+      model::GraphCache* graph = s.graph.get();
+      worker.graph_changed = [graph] { graph->Invalidate(); };
       s.discovery = std::make_unique<discovery::DiscoveryWorker>(dsn, worker);
       s.discovery->Start();
       s.context.discovery = s.discovery.get();
@@ -136,6 +138,14 @@ void App::Start() {
                        [pool] { return static_cast<double>(pool->in_use()); });
     s.metrics.AddGauge("cmdb_db_pool_size", "Database sessions in the pool.",
                        [pool] { return static_cast<double>(pool->size()); });
+    model::GraphCache* graph = s.graph.get();
+    if (graph != nullptr) {
+      s.metrics.AddGauge("cmdb_graph_loads", "Loads of the dependency graph since the start.",
+                         [graph] { return static_cast<double>(graph->loads()); });
+      s.metrics.AddGauge("cmdb_graph_last_load_seconds",
+                         "How long the latest load of the dependency graph took.",
+                         [graph] { return graph->last_load_seconds(); });
+    }
     HttpServerOptions options;
     options.address = host;
     options.port = port;

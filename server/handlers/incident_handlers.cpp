@@ -138,7 +138,8 @@ Response GetIncidentTrace(const Request& request, const PathParams& params, AppC
   CheckQueryParams(request, {"lookback_hours"});
   model::TraceOptions options;
   options.lookback_hours = ParseIntParam(request, "lookback_hours", 72, 1, 24 * 365);
-  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
+  // Every change this instance knows of must be in the graph, or the trace reads history.
+  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->CurrentUpToDate();
   options.current = graph.get();
   options.current_since = ctx.graph->changed_at();
   model::DbSession session = ctx.db->Lease();

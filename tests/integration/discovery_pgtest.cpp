@@ -623,8 +623,8 @@ TEST_F(DiscoveryWorkers, TwoWorkersShareTheQueueAndNoRunExecutesTwice) {
                          .id);
     }
   }
-  discovery::DiscoveryWorker a(dsn_, {"worker-a", std::chrono::milliseconds(50), false});
-  discovery::DiscoveryWorker b(dsn_, {"worker-b", std::chrono::milliseconds(50), false});
+  discovery::DiscoveryWorker a(dsn_, {"worker-a", std::chrono::milliseconds(50), false, {}});
+  discovery::DiscoveryWorker b(dsn_, {"worker-b", std::chrono::milliseconds(50), false, {}});
   int done_a = 0;
   int done_b = 0;
   std::thread ta([&] { done_a = a.RunPending(); });
@@ -670,7 +670,7 @@ TEST_F(DiscoveryWorkers, AbandonedRunsAreQueuedAgainThenFailedAndLiveOnesAreLeft
   model::DbSession other = pool.Lease();
   model::Query(other.sql(), "SELECT pg_advisory_lock(cmdb_run_lock_key($1))", {P(live)});
 
-  discovery::DiscoveryWorker worker(dsn_, {"worker", std::chrono::milliseconds(50), false});
+  discovery::DiscoveryWorker worker(dsn_, {"worker", std::chrono::milliseconds(50), false, {}});
   EXPECT_EQ(worker.RecoverAbandoned(), 2);
   auto run = [&](std::int64_t id) { return *store.FindRun(id); };
   EXPECT_EQ(run(abandoned).state, "queued");

@@ -79,6 +79,52 @@ TEST_F(ImpactApi, HostileNamesComeBackExactlyInTheJson) {
   EXPECT_EQ(std::string(up.json().at("root").at("name").as_string()), exact);
 }
 
+TEST_F(ImpactApi, ReadsNeverReloadAndAnotherWritersChangeIsLoadedOnceInTheBackground) {
+  auto loads = [&] {
+    const std::string metrics = Get("/metrics").body;
+    const std::string name = "\ncmdb_graph_loads ";
+    const std::size_t at = metrics.find(name);
+    EXPECT_NE(at, std::string::npos) << metrics;
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size()));
+  };
+  const std::int64_t db = IdOf("shop-db");
+  ASSERT_EQ(Impact(db).status, 200);
+  // The listener's echo of the fixture's import may still be loading: let it settle.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double before = loads();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Impact(db).status, 200);
+  EXPECT_EQ(loads(), before);  // reads never reload
+  // Another writer's relation, while a transaction holds the relations table locked: the
+  // notification makes the listener reload, and that load waits for the lock. Readers keep
+  // the previous graph meanwhile instead of waiting with it.
+  PGconn* locker = PQconnectdb(dsn_.c_str());
+  ASSERT_EQ(PQstatus(locker), CONNECTION_OK);
+  Sql("INSERT INTO relations (type, from_ci, to_ci) VALUES ('depends_on', $1, $2)",
+      {model::P(IdOf("Payroll")), model::P(db)});
+  // PostgreSQL ends the locking transaction after 1.5 s whatever happens, so a reader that
+  // does wait fails the test instead of hanging it.
+  PQclear(PQexec(locker,
+                 "SET idle_in_transaction_session_timeout = '1500ms'; BEGIN; LOCK TABLE relations "
+                 "IN ACCESS EXCLUSIVE MODE"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the listener is waiting now
+  for (int i = 0; i < 5; ++i) {
+    const auto started = std::chrono::steady_clock::now();
+    HttpResult r = Impact(db);
+    const auto took = std::chrono::steady_clock::now() - started;
+    ASSERT_EQ(r.status, 200);
+    EXPECT_LT(took, std::chrono::milliseconds(500)) << "a reader waited for the reload";
+  }
+  PQclear(PQexec(locker, "COMMIT"));
+  PQfinish(locker);
+  bool seen = false;
+  for (int i = 0; i < 40 && !seen; ++i) {
+    seen = Names(Impact(db).json(), "services").contains("Payroll");
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_TRUE(seen) << "the other writer's relation was not used within a second of the lock";
+  EXPECT_EQ(loads(), before + 1);  // one notification, one load
+}
+
 TEST_F(ImpactApi, RedundancyKeepsAClusterUpAndSaysWhy) {
   HttpResult one = Impact(IdOf("web-vm-01"));
   ASSERT_EQ(one.status, 200);
