@@ -150,9 +150,12 @@ void GraphCache::Listen() {
         if (!changed) continue;
         changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
         remote_generation_.fetch_add(1, std::memory_order_acq_rel);
-        // Reloaded here, in the background: readers keep the previous graph meanwhile. The
-        // notifications that arrive during the load are read after it and coalesce into at
-        // most one more load.
+        // Reloaded here, in the background: readers keep the previous graph meanwhile. A short
+        // pause first lets a burst of writes end, and lets this instance's own write (whose
+        // notification this may be) invalidate and reload for its reader, which then covers
+        // the notification too. Notifications that arrive during the load are read after it
+        // and coalesce into at most one more load.
+        std::this_thread::sleep_for(50ms);
         try {
           CurrentUpToDate();
         } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): retried by readers
