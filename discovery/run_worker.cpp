@@ -688,11 +688,15 @@ bool DiscoveryWorker::ClaimAndExecute() {
           {P(run_id), P(done), P(total)});
   };
   if (ExecuteRun(sql, run_id, progress) && options_.graph_changed) {
-    PgResult r = Query(sql,
-                       "SELECT coalesce((counts->>'created')::bigint, 0) FROM discovery_runs "
-                       "WHERE id = $1 AND NOT dry_run",
-                       {P(run_id)});
-    if (r.rows() > 0 && r.Int(0, 0) > 0) options_.graph_changed();
+    try {
+      PgResult r = Query(sql,
+                         "SELECT coalesce((counts->>'created')::bigint, 0) FROM discovery_runs "
+                         "WHERE id = $1 AND NOT dry_run",
+                         {P(run_id)});
+      if (r.rows() > 0 && r.Int(0, 0) > 0) options_.graph_changed();
+    } catch (const Error&) {
+      options_.graph_changed();  // best effort: when unsure, the graph is out of date
+    }
   }
   return true;
 }
