@@ -16,12 +16,8 @@ using model::ErrorCode;
 namespace {
 
 Response ChangeResponse(int status, const model::Change& change) {
-  Response response = JsonResponse(status, model::ChangeToJson(change));
-  response.headers.emplace_back("ETag", ETag(change.version));
-  if (status == 201) {
-    response.headers.emplace_back("Location", "/api/v1/changes/" + std::to_string(change.id));
-  }
-  return response;
+  return ResourceResponse(status, model::ChangeToJson(change), change.version,
+                          "/api/v1/changes/" + std::to_string(change.id));
 }
 
 model::Change FindChange(model::ChangeRepository& repo, const PathParams& params) {
@@ -30,8 +26,6 @@ model::Change FindChange(model::ChangeRepository& repo, const PathParams& params
   if (!change) throw Error(ErrorCode::kNotFound, "change " + std::to_string(id) + " not found");
   return *change;
 }
-
-model::WriteContext Writer() { return model::WriteContext{"anonymous", "api"}; }
 
 // A transition's body is empty or {"reason": "..."}.
 std::string ReasonOf(const Request& request) {
@@ -82,29 +76,14 @@ Response ListChanges(const Request& request, const PathParams&, AppContext& ctx)
   model::ChangeFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  if (auto state = request.Query("state"); state && !state->empty()) {
-    static const std::vector<std::string> states = {"draft",    "submitted",   "approved",
-                                                    "rejected", "in_progress", "completed",
-                                                    "failed",   "cancelled"};
-    if (std::find(states.begin(), states.end(), *state) == states.end()) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "state must be one of draft, submitted, approved, rejected, in_progress, "
-                  "completed, failed, cancelled");
-    }
-    filter.state = *state;
-  }
-  if (auto ci = request.Query("ci"); ci && !ci->empty()) filter.ci = ParseId(*ci, "ci");
+  filter.state = OneOfParam(request, "state",
+                            {"draft", "submitted", "approved", "rejected", "in_progress",
+                             "completed", "failed", "cancelled"});
+  filter.ci = OptionalIdParam(request, "ci");
   model::DbSession session = ctx.db->Lease();
-  std::vector<model::Change> changes = model::ChangeRepository(session.sql()).List(filter);
-  const auto limit = static_cast<std::size_t>(filter.limit);
-  json::array items;
-  for (std::size_t i = 0; i < changes.size() && i < limit; ++i) {
-    items.push_back(model::ChangeToJson(changes[i]));
-  }
-  json::object body{{"items", std::move(items)}};
-  body["next_cursor"] = changes.size() > limit ? json::value(EncodeCursor(changes[limit - 1].id))
-                                               : json::value(nullptr);
-  return JsonResponse(200, body);
+  return PageResponse(model::ChangeRepository(session.sql()).List(filter),
+                      static_cast<std::size_t>(filter.limit),
+                      [](const model::Change& c) { return model::ChangeToJson(c); });
 }
 
 Response GetChange(const Request& request, const PathParams& params, AppContext& ctx) {

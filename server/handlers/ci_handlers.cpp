@@ -13,18 +13,8 @@ using model::ErrorCode;
 namespace {
 
 Response CiResponse(int status, const model::ConfigurationItem& ci) {
-  Response response = JsonResponse(status, model::CiToJson(ci));
-  response.headers.emplace_back("ETag", ETag(ci.version));
-  if (status == 201) {
-    response.headers.emplace_back("Location", "/api/v1/cis/" + std::to_string(ci.id));
-  }
-  return response;
-}
-
-model::WriteContext Writer(const Request& request) {
-  // Until access control lands every write is anonymous; the request id ties history to logs.
-  (void)request;
-  return model::WriteContext{"anonymous", "api"};
+  return ResourceResponse(status, model::CiToJson(ci), ci.version,
+                          "/api/v1/cis/" + std::to_string(ci.id));
 }
 
 Response NoContent() {
@@ -88,8 +78,7 @@ Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
     model::CiRepository(session.sql()).Validate(draft, errors);
     errors.ThrowIfAny("the CI is invalid");
   }
-  model::ConfigurationItem created =
-      model::CiRepository(session.sql()).Create(draft, Writer(request));
+  model::ConfigurationItem created = model::CiRepository(session.sql()).Create(draft, Writer());
   GraphChanged(ctx);
   return CiResponse(201, created);
 }
@@ -118,7 +107,7 @@ Response PatchCi(const Request& request, const PathParams& params, AppContext& c
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   model::DbSession session = ctx.db->Lease();
   model::ConfigurationItem patched =
-      model::CiRepository(session.sql()).Patch(id, patch, if_match, Writer(request));
+      model::CiRepository(session.sql()).Patch(id, patch, if_match, Writer());
   // The graph holds names, statuses and redundancy; an attribute-only patch leaves it as is.
   const boost::json::object* fields = patch.if_object();
   if (fields == nullptr || fields->contains("name") || fields->contains("status") ||
@@ -133,7 +122,7 @@ Response DeleteCi(const Request& request, const PathParams& params, AppContext& 
   model::CiId id = ParseId(params.at("id"), "CI id");
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   model::DbSession session = ctx.db->Lease();
-  model::CiRepository(session.sql()).Delete(id, if_match, Writer(request));
+  model::CiRepository(session.sql()).Delete(id, if_match, Writer());
   GraphChanged(ctx);
   return NoContent();
 }

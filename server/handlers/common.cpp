@@ -1,8 +1,10 @@
+#include <algorithm>
 #include <array>
 #include <charconv>
 
 #include <boost/json.hpp>
 
+#include "model/ci_repository.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
 #include "server/handlers/handlers.hpp"
@@ -134,5 +136,47 @@ void CheckQueryParams(const Request& request, std::initializer_list<std::string_
 }
 
 std::string ETag(std::int64_t version) { return "\"" + std::to_string(version) + "\""; }
+
+std::optional<std::int64_t> OptionalIdParam(const Request& request, const char* name) {
+  std::optional<std::string> v = request.Query(name);
+  if (!v || v->empty()) return std::nullopt;
+  return ParseId(*v, name);
+}
+
+std::optional<bool> ParseBoolParam(const Request& request, const char* name) {
+  std::optional<std::string> v = request.Query(name);
+  if (!v || v->empty()) return std::nullopt;
+  if (*v == "true" || *v == "1") return true;
+  if (*v == "false" || *v == "0") return false;
+  throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be true or false");
+}
+
+std::optional<std::string> OneOfParam(const Request& request, const char* name,
+                                      std::initializer_list<std::string_view> allowed) {
+  std::optional<std::string> v = request.Query(name);
+  if (!v || v->empty()) return std::nullopt;
+  if (std::find(allowed.begin(), allowed.end(), *v) != allowed.end()) return v;
+  std::string message = std::string(name) + " must be ";
+  if (allowed.size() == 2) {
+    message += std::string(*allowed.begin()) + " or " + std::string(*(allowed.begin() + 1));
+  } else {
+    message += "one of ";
+    for (auto it = allowed.begin(); it != allowed.end(); ++it) {
+      if (it != allowed.begin()) message += ", ";
+      message += *it;
+    }
+  }
+  throw Error(ErrorCode::kInvalidArgument, message);
+}
+
+Response ResourceResponse(int status, const boost::json::value& body, std::int64_t version,
+                          const std::string& location) {
+  Response response = JsonResponse(status, body);
+  response.headers.emplace_back("ETag", ETag(version));
+  if (status == 201) response.headers.emplace_back("Location", location);
+  return response;
+}
+
+model::WriteContext Writer() { return model::WriteContext{"anonymous", "api"}; }
 
 }  // namespace cmdb::server::handlers

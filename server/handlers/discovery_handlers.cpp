@@ -12,31 +12,6 @@ using discovery::DiscoveryStore;
 using model::Error;
 using model::ErrorCode;
 
-namespace {
-
-Response WithETag(Response response, std::int64_t version) {
-  response.headers.emplace_back("ETag", ETag(version));
-  return response;
-}
-
-std::optional<bool> ParseBoolParam(const Request& request, const char* name) {
-  std::optional<std::string> v = request.Query(name);
-  if (!v || v->empty()) return std::nullopt;
-  if (*v == "true" || *v == "1") return true;
-  if (*v == "false" || *v == "0") return false;
-  throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be true or false");
-}
-
-std::optional<std::int64_t> OptionalIdParam(const Request& request, const char* name) {
-  std::optional<std::string> v = request.Query(name);
-  if (!v || v->empty()) return std::nullopt;
-  return ParseId(*v, name);
-}
-
-model::WriteContext Writer() { return model::WriteContext{"anonymous", "api"}; }
-
-}  // namespace
-
 // --- sources ---
 
 Response CreateDiscoverySource(const Request& request, const PathParams&, AppContext& ctx) {
@@ -45,10 +20,8 @@ Response CreateDiscoverySource(const Request& request, const PathParams&, AppCon
   model::DbSession session = ctx.db->Lease();
   discovery::Source source = DiscoveryStore(session.sql()).CreateSource(body);
   if (source.interval_seconds && ctx.discovery != nullptr) ctx.discovery->Wake();
-  Response response = WithETag(JsonResponse(201, discovery::SourceToJson(source)), source.version);
-  response.headers.emplace_back("Location",
-                                "/api/v1/discovery/sources/" + std::to_string(source.id));
-  return response;
+  return ResourceResponse(201, discovery::SourceToJson(source), source.version,
+                          "/api/v1/discovery/sources/" + std::to_string(source.id));
 }
 
 Response ListDiscoverySources(const Request& request, const PathParams&, AppContext& ctx) {
@@ -67,7 +40,7 @@ Response GetDiscoverySource(const Request& request, const PathParams& params, Ap
   model::DbSession session = ctx.db->Lease();
   auto source = DiscoveryStore(session.sql()).FindSource(id);
   if (!source) throw Error(ErrorCode::kNotFound, "source " + std::to_string(id) + " not found");
-  return WithETag(JsonResponse(200, discovery::SourceToJson(*source)), source->version);
+  return ResourceResponse(200, discovery::SourceToJson(*source), source->version, "");
 }
 
 Response PatchDiscoverySource(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -78,7 +51,7 @@ Response PatchDiscoverySource(const Request& request, const PathParams& params, 
   discovery::Source source =
       DiscoveryStore(session.sql()).PatchSource(id, patch, ParseIfMatch(request));
   if (ctx.discovery != nullptr) ctx.discovery->Wake();
-  return WithETag(JsonResponse(200, discovery::SourceToJson(source)), source.version);
+  return ResourceResponse(200, discovery::SourceToJson(source), source.version, "");
 }
 
 Response DeleteDiscoverySource(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -137,30 +110,18 @@ Response ListDiscoveryRuns(const Request& request, const PathParams&, AppContext
   CheckQueryParams(request, {"source", "limit", "cursor"});
   const int limit = ParseLimit(request);
   model::DbSession session = ctx.db->Lease();
-  auto runs = DiscoveryStore(session.sql())
-                  .ListRuns(OptionalIdParam(request, "source"), DecodeCursor(request), limit + 1);
-  json::array items;
-  for (std::size_t i = 0; i < runs.size() && i < static_cast<std::size_t>(limit); ++i) {
-    items.push_back(discovery::RunToJson(runs[i]));
-  }
-  json::object body{{"items", std::move(items)}};
-  body["next_cursor"] =
-      runs.size() > static_cast<std::size_t>(limit)
-          ? json::value(EncodeCursor(runs[static_cast<std::size_t>(limit) - 1].id))
-          : json::value(nullptr);
-  return JsonResponse(200, body);
+  return PageResponse(
+      DiscoveryStore(session.sql())
+          .ListRuns(OptionalIdParam(request, "source"), DecodeCursor(request), limit + 1),
+      static_cast<std::size_t>(limit),
+      [](const discovery::Run& run) { return discovery::RunToJson(run); });
 }
 
 Response GetDiscoveryRun(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {"outcome", "limit", "cursor"});
   const std::int64_t id = ParseId(params.at("id"), "run id");
-  std::optional<std::string> outcome = request.Query("outcome");
-  if (outcome && outcome->empty()) outcome.reset();
-  if (outcome && *outcome != "matched" && *outcome != "created" && *outcome != "unmatched" &&
-      *outcome != "ambiguous" && *outcome != "rejected") {
-    throw Error(ErrorCode::kInvalidArgument,
-                "outcome must be one of matched, created, unmatched, ambiguous, rejected");
-  }
+  const std::optional<std::string> outcome =
+      OneOfParam(request, "outcome", {"matched", "created", "unmatched", "ambiguous", "rejected"});
   const int limit = ParseLimit(request);
   model::DbSession session = ctx.db->Lease();
   DiscoveryStore store(session.sql());
@@ -181,13 +142,7 @@ Response ListDrift(const Request& request, const PathParams&, AppContext& ctx) {
   discovery::FindingFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  if (auto state = request.Query("state"); state && !state->empty()) {
-    if (*state != "open" && *state != "resolved" && *state != "accepted" && *state != "ignored") {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "state must be one of open, resolved, accepted, ignored");
-    }
-    filter.state = *state;
-  }
+  filter.state = OneOfParam(request, "state", {"open", "resolved", "accepted", "ignored"});
   filter.ci = OptionalIdParam(request, "ci");
   filter.run = OptionalIdParam(request, "run");
   filter.authorized = ParseBoolParam(request, "authorized");
@@ -195,16 +150,9 @@ Response ListDrift(const Request& request, const PathParams&, AppContext& ctx) {
     filter.attribute = *attribute;
   }
   model::DbSession session = ctx.db->Lease();
-  auto findings = DiscoveryStore(session.sql()).ListFindings(filter);
-  json::array items;
-  const auto limit = static_cast<std::size_t>(filter.limit);
-  for (std::size_t i = 0; i < findings.size() && i < limit; ++i) {
-    items.push_back(discovery::FindingToJson(findings[i]));
-  }
-  json::object body{{"items", std::move(items)}};
-  body["next_cursor"] = findings.size() > limit ? json::value(EncodeCursor(findings[limit - 1].id))
-                                                : json::value(nullptr);
-  return JsonResponse(200, body);
+  return PageResponse(DiscoveryStore(session.sql()).ListFindings(filter),
+                      static_cast<std::size_t>(filter.limit),
+                      [](const discovery::Finding& f) { return discovery::FindingToJson(f); });
 }
 
 Response GetDrift(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -213,7 +161,7 @@ Response GetDrift(const Request& request, const PathParams& params, AppContext& 
   model::DbSession session = ctx.db->Lease();
   auto finding = DiscoveryStore(session.sql()).FindFinding(id);
   if (!finding) throw Error(ErrorCode::kNotFound, "finding " + std::to_string(id) + " not found");
-  return WithETag(JsonResponse(200, discovery::FindingToJson(*finding)), finding->version);
+  return ResourceResponse(200, discovery::FindingToJson(*finding), finding->version, "");
 }
 
 Response AcceptDrift(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -222,7 +170,7 @@ Response AcceptDrift(const Request& request, const PathParams& params, AppContex
   model::DbSession session = ctx.db->Lease();
   // Accepting writes one attribute: the graph is not affected.
   auto finding = DiscoveryStore(session.sql()).AcceptFinding(id, ParseIfMatch(request), Writer());
-  return WithETag(JsonResponse(200, discovery::FindingToJson(finding)), finding.version);
+  return ResourceResponse(200, discovery::FindingToJson(finding), finding.version, "");
 }
 
 Response IgnoreDrift(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -230,7 +178,7 @@ Response IgnoreDrift(const Request& request, const PathParams& params, AppContex
   const std::int64_t id = ParseId(params.at("id"), "finding id");
   model::DbSession session = ctx.db->Lease();
   auto finding = DiscoveryStore(session.sql()).IgnoreFinding(id, ParseIfMatch(request), Writer());
-  return WithETag(JsonResponse(200, discovery::FindingToJson(finding)), finding.version);
+  return ResourceResponse(200, discovery::FindingToJson(finding), finding.version, "");
 }
 
 }  // namespace cmdb::server::handlers

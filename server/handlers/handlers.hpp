@@ -14,6 +14,10 @@
 #include "model/timestamp.hpp"
 #include "server/router.hpp"
 
+namespace cmdb::model {
+struct WriteContext;
+}
+
 namespace cmdb::server::handlers {
 
 // --- helpers shared by handlers ---
@@ -38,6 +42,31 @@ std::int64_t DecodeCursor(const Request& request);
 void CheckQueryParams(const Request& request, std::initializer_list<std::string_view> allowed,
                       bool allow_attr = false);
 std::string ETag(std::int64_t version);
+// Query parameter `name` as an id; nullopt when absent or empty; 400 otherwise.
+std::optional<std::int64_t> OptionalIdParam(const Request& request, const char* name);
+// Query parameter `name` as true/1 or false/0; nullopt when absent or empty; 400 otherwise.
+std::optional<bool> ParseBoolParam(const Request& request, const char* name);
+// Query parameter `name` when it is one of `allowed`; nullopt when absent or empty; 400
+// naming the allowed values otherwise.
+std::optional<std::string> OneOfParam(const Request& request, const char* name,
+                                      std::initializer_list<std::string_view> allowed);
+// A JSON resource with its version as ETag, and its Location when just created (201).
+Response ResourceResponse(int status, const boost::json::value& body, std::int64_t version,
+                          const std::string& location);
+// Who writes: every API write is anonymous until access control lands (one place to change).
+model::WriteContext Writer();
+
+// A page of `rows` fetched with one row more than `limit`: the first `limit` as items and,
+// when the extra row came back, the cursor after the last item shown.
+template <typename Row, typename ToJson>
+Response PageResponse(const std::vector<Row>& rows, std::size_t limit, ToJson&& to_json) {
+  boost::json::array items;
+  for (std::size_t i = 0; i < rows.size() && i < limit; ++i) items.push_back(to_json(rows[i]));
+  boost::json::object body{{"items", std::move(items)}};
+  body["next_cursor"] = rows.size() > limit ? boost::json::value(EncodeCursor(rows[limit - 1].id))
+                                            : boost::json::value(nullptr);
+  return JsonResponse(200, body);
+}
 
 // --- operational ---
 Response GetHealth(const Request&, const PathParams&, AppContext&);

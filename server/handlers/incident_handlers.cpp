@@ -13,16 +13,9 @@ using model::ErrorCode;
 
 namespace {
 
-model::WriteContext Writer() { return model::WriteContext{"anonymous", "api"}; }
-
 Response IncidentResponse(int status, const model::Incident& incident) {
-  Response response =
-      JsonResponse(status, model::IncidentToJson(incident, model::Timestamp::Now()));
-  response.headers.emplace_back("ETag", ETag(incident.version));
-  if (status == 201) {
-    response.headers.emplace_back("Location", "/api/v1/incidents/" + std::to_string(incident.id));
-  }
-  return response;
+  return ResourceResponse(status, model::IncidentToJson(incident, model::Timestamp::Now()),
+                          incident.version, "/api/v1/incidents/" + std::to_string(incident.id));
 }
 
 model::Incident FindIncident(model::IncidentRepository& repo, const PathParams& params) {
@@ -81,29 +74,15 @@ Response ListIncidents(const Request& request, const PathParams&, AppContext& ct
   model::IncidentFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  if (auto state = request.Query("state"); state && !state->empty()) {
-    if (*state != "new" && *state != "in_progress" && *state != "resolved" && *state != "closed") {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "state must be one of new, in_progress, resolved, closed");
-    }
-    filter.state = *state;
-  }
-  if (auto ci = request.Query("ci"); ci && !ci->empty()) filter.ci = ParseId(*ci, "ci");
+  filter.state = OneOfParam(request, "state", {"new", "in_progress", "resolved", "closed"});
+  filter.ci = OptionalIdParam(request, "ci");
   filter.severity = SmallIntParam(request, "severity", 1, 4);
   filter.tier = SmallIntParam(request, "tier", 1, 3);
   model::DbSession session = ctx.db->Lease();
-  std::vector<model::Incident> incidents = model::IncidentRepository(session.sql()).List(filter);
-  const auto limit = static_cast<std::size_t>(filter.limit);
   const model::Timestamp now = model::Timestamp::Now();
-  json::array items;
-  for (std::size_t i = 0; i < incidents.size() && i < limit; ++i) {
-    items.push_back(model::IncidentToJson(incidents[i], now));
-  }
-  json::object body{{"items", std::move(items)}};
-  body["next_cursor"] = incidents.size() > limit
-                            ? json::value(EncodeCursor(incidents[limit - 1].id))
-                            : json::value(nullptr);
-  return JsonResponse(200, body);
+  return PageResponse(
+      model::IncidentRepository(session.sql()).List(filter), static_cast<std::size_t>(filter.limit),
+      [&now](const model::Incident& incident) { return model::IncidentToJson(incident, now); });
 }
 
 Response GetIncident(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -153,10 +132,8 @@ Response CreateArticle(const Request& request, const PathParams&, AppContext& ct
   json::value body = ParseJsonBody(request);
   model::DbSession session = ctx.db->Lease();
   model::Article a = model::KnowledgeRepository(session.sql()).Create(body, Writer());
-  Response response = JsonResponse(201, model::ArticleToJson(a));
-  response.headers.emplace_back("ETag", ETag(a.version));
-  response.headers.emplace_back("Location", "/api/v1/knowledge/" + std::to_string(a.id));
-  return response;
+  return ResourceResponse(201, model::ArticleToJson(a), a.version,
+                          "/api/v1/knowledge/" + std::to_string(a.id));
 }
 
 Response ListArticles(const Request& request, const PathParams&, AppContext& ctx) {
@@ -165,23 +142,12 @@ Response ListArticles(const Request& request, const PathParams&, AppContext& ctx
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
   if (auto q = request.Query("q"); q && !q->empty()) filter.q = *q;
-  if (auto state = request.Query("state"); state && !state->empty()) {
-    if (*state != "draft" && *state != "approved") {
-      throw Error(ErrorCode::kInvalidArgument, "state must be draft or approved");
-    }
-    filter.state = *state;
-  }
-  if (auto ci = request.Query("ci"); ci && !ci->empty()) filter.ci = ParseId(*ci, "ci");
+  filter.state = OneOfParam(request, "state", {"draft", "approved"});
+  filter.ci = OptionalIdParam(request, "ci");
   model::DbSession session = ctx.db->Lease();
-  std::vector<model::Article> articles = model::KnowledgeRepository(session.sql()).List(filter);
-  const auto limit = static_cast<std::size_t>(filter.limit);
-  json::array items;
-  for (std::size_t i = 0; i < articles.size() && i < limit; ++i)
-    items.push_back(model::ArticleToJson(articles[i]));
-  json::object body{{"items", std::move(items)}};
-  body["next_cursor"] = articles.size() > limit ? json::value(EncodeCursor(articles[limit - 1].id))
-                                                : json::value(nullptr);
-  return JsonResponse(200, body);
+  return PageResponse(model::KnowledgeRepository(session.sql()).List(filter),
+                      static_cast<std::size_t>(filter.limit),
+                      [](const model::Article& a) { return model::ArticleToJson(a); });
 }
 
 Response GetArticle(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -190,9 +156,7 @@ Response GetArticle(const Request& request, const PathParams& params, AppContext
   model::DbSession session = ctx.db->Lease();
   std::optional<model::Article> a = model::KnowledgeRepository(session.sql()).Find(id);
   if (!a) throw Error(ErrorCode::kNotFound, "article " + std::to_string(id) + " not found");
-  Response response = JsonResponse(200, model::ArticleToJson(*a));
-  response.headers.emplace_back("ETag", ETag(a->version));
-  return response;
+  return ResourceResponse(200, model::ArticleToJson(*a), a->version, "");
 }
 
 Response ApproveArticle(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -201,9 +165,7 @@ Response ApproveArticle(const Request& request, const PathParams& params, AppCon
   model::DbSession session = ctx.db->Lease();
   model::Article a =
       model::KnowledgeRepository(session.sql()).Approve(id, ParseIfMatch(request), Writer());
-  Response response = JsonResponse(200, model::ArticleToJson(a));
-  response.headers.emplace_back("ETag", ETag(a.version));
-  return response;
+  return ResourceResponse(200, model::ArticleToJson(a), a.version, "");
 }
 
 }  // namespace cmdb::server::handlers

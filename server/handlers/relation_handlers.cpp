@@ -38,13 +38,10 @@ Response CreateRelation(const Request& request, const PathParams&, AppContext& c
   model::Relation draft = model::RelationFromJson(body, errors);
   errors.ThrowIfAny("the relation is invalid");
   model::DbSession session = ctx.db->Lease();
-  model::Relation created =
-      model::RelationRepository(session.sql()).Create(draft, {"anonymous", "api"});
+  model::Relation created = model::RelationRepository(session.sql()).Create(draft, Writer());
   GraphChanged(ctx);
-  Response response = JsonResponse(201, model::RelationToJson(created));
-  response.headers.emplace_back("Location", "/api/v1/relations/" + std::to_string(created.id));
-  response.headers.emplace_back("ETag", ETag(created.version));
-  return response;
+  return ResourceResponse(201, model::RelationToJson(created), created.version,
+                          "/api/v1/relations/" + std::to_string(created.id));
 }
 
 Response ListRelations(const Request& request, const PathParams&, AppContext& ctx) {
@@ -52,7 +49,7 @@ Response ListRelations(const Request& request, const PathParams&, AppContext& ct
   model::RelationFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  if (auto ci = request.Query("ci"); ci && !ci->empty()) filter.ci = ParseId(*ci, "ci");
+  filter.ci = OptionalIdParam(request, "ci");
   if (auto type = request.Query("type"); type && !type->empty()) filter.type = *type;
   model::DbSession session = ctx.db->Lease();
   model::RelationPage page = model::RelationRepository(session.sql()).List(filter);
@@ -80,7 +77,7 @@ Response DeleteRelation(const Request& request, const PathParams& params, AppCon
   model::RelationId id = ParseId(params.at("id"), "relation id");
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   model::DbSession session = ctx.db->Lease();
-  model::RelationRepository(session.sql()).Delete(id, if_match, {"anonymous", "api"});
+  model::RelationRepository(session.sql()).Delete(id, if_match, Writer());
   GraphChanged(ctx);
   Response response;
   response.status = 204;
