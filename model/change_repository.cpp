@@ -299,25 +299,21 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
                                     {"min_healthy", a.min_healthy}});
   }
   std::sort(impact.impact_set.begin(), impact.impact_set.end());
-  PgResult drift = Query(sql_,
-                         "SELECT id, ci_id, attribute, expected::text, actual::text, authorized "
-                         "FROM drift_findings WHERE state = 'open' AND ci_id = ANY($1::bigint[]) "
-                         "ORDER BY id LIMIT 1000",
-                         {IdArrayLiteral(impact.impact_set)});
+  const std::string impact_ids = IdArrayLiteral(impact.impact_set);
   json::array open_drift;
-  for (int i = 0; i < drift.rows(); ++i) {
-    open_drift.push_back(json::object{{"finding", drift.Int(i, 0)},
-                                      {"ci", drift.Int(i, 1)},
-                                      {"attribute", drift.Text(i, 2)},
-                                      {"expected", JsonOrNull(drift, i, 3)},
-                                      {"actual", JsonOrNull(drift, i, 4)},
-                                      {"authorized", drift.Bool(i, 5)}});
+  for (const OpenFinding& f : OpenDriftOn(sql_, impact_ids)) {
+    open_drift.push_back(json::object{{"finding", f.id},
+                                      {"ci", f.ci},
+                                      {"attribute", f.attribute},
+                                      {"expected", f.expected},
+                                      {"actual", f.actual},
+                                      {"authorized", f.authorized}});
   }
   PgResult incidents = Query(sql_,
                              "SELECT id, title, severity, tier, state, array_to_json(ci_ids)::text "
                              "FROM incidents WHERE state IN ('new', 'in_progress') AND ci_ids && "
                              "$1::bigint[] ORDER BY severity, id LIMIT 1000",
-                             {IdArrayLiteral(impact.impact_set)});
+                             {impact_ids});
   json::array open_incidents;
   for (int i = 0; i < incidents.rows(); ++i) {
     open_incidents.push_back(json::object{{"incident", incidents.Int(i, 0)},
@@ -533,6 +529,28 @@ std::map<CiId, std::int64_t> AuthorizingChanges(soci::session& sql, const std::v
                      "AND x.ci = ANY($1::bigint[]) GROUP BY x.ci",
                      {IdArrayLiteral(cis), P(at.micros)});
   for (int i = 0; i < r.rows(); ++i) out[r.Int(i, 0)] = r.Int(i, 1);
+  return out;
+}
+
+std::vector<OpenFinding> OpenDriftOn(soci::session& sql, const std::string& ci_ids_literal) {
+  PgResult r = Query(sql,
+                     "SELECT id, ci_id, attribute, expected::text, actual::text, authorized, "
+                     "change_id FROM drift_findings WHERE state = 'open' AND ci_id IN (SELECT "
+                     "unnest($1::bigint[])) ORDER BY id LIMIT 1000",
+                     {ci_ids_literal});
+  std::vector<OpenFinding> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    OpenFinding f;
+    f.id = r.Int(i, 0);
+    f.ci = r.Int(i, 1);
+    f.attribute = std::string(r.Text(i, 2));
+    f.expected = JsonOrNull(r, i, 3);
+    f.actual = JsonOrNull(r, i, 4);
+    f.authorized = r.Bool(i, 5);
+    if (!r.IsNull(i, 6)) f.change = r.Int(i, 6);
+    out.push_back(std::move(f));
+  }
   return out;
 }
 

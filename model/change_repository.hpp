@@ -101,6 +101,22 @@ class ChangeRepository {
   soci::session& sql_;
 };
 
+// An open drift finding, as change assessments and incident traces list them.
+struct OpenFinding {
+  std::int64_t id = 0;
+  CiId ci = 0;
+  std::string attribute;
+  boost::json::value expected;
+  boost::json::value actual;
+  bool authorized = false;
+  std::optional<std::int64_t> change;  // the change that authorises it
+};
+
+// The open drift findings on the CIs of `ci_ids_literal` (a bigint[] literal, see
+// IdArrayLiteral), oldest first, at most 1000. A closure can hold 100k CIs: the ids are
+// joined as a set, not planned as an `= ANY` constant (8 ms of planning for 35k ids).
+std::vector<OpenFinding> OpenDriftOn(soci::session& sql, const std::string& ci_ids_literal);
+
 // For discovery: per CI of `cis`, the approved or in-progress change that covers it at `at`
 // (the one with the lowest id when several do).
 std::map<CiId, std::int64_t> AuthorizingChanges(soci::session& sql, const std::vector<CiId>& cis,

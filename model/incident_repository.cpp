@@ -7,6 +7,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include "model/change_repository.hpp"
 #include "model/db_query.hpp"
 #include "model/dependency_graph.hpp"
 #include "model/error.hpp"
@@ -564,21 +565,16 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
   out["suspect_changes"] = std::move(ranked);
   out["lookback_hours"] = options.lookback_hours;
 
-  PgResult d = Query(sql_,
-                     "SELECT id, ci_id, attribute, expected::text, actual::text, authorized, "
-                     "change_id FROM drift_findings WHERE state = 'open' AND ci_id IN (SELECT "
-                     "unnest($1::bigint[])) ORDER BY id LIMIT 1000",
-                     {involved_ids});
   json::array drift;
-  for (int i = 0; i < d.rows(); ++i) {
-    drift.push_back(json::object{
-        {"finding", d.Int(i, 0)},
-        {"ci", d.Int(i, 1)},
-        {"attribute", d.Text(i, 2)},
-        {"expected", d.IsNull(i, 3) ? json::value(nullptr) : json::parse(d.Text(i, 3))},
-        {"actual", d.IsNull(i, 4) ? json::value(nullptr) : json::parse(d.Text(i, 4))},
-        {"authorized", d.Bool(i, 5)},
-        {"change", d.IsNull(i, 6) ? json::value(nullptr) : json::value(d.Int(i, 6))}});
+  for (const OpenFinding& f : OpenDriftOn(sql_, involved_ids)) {
+    drift.push_back(
+        json::object{{"finding", f.id},
+                     {"ci", f.ci},
+                     {"attribute", f.attribute},
+                     {"expected", f.expected},
+                     {"actual", f.actual},
+                     {"authorized", f.authorized},
+                     {"change", f.change ? json::value(*f.change) : json::value(nullptr)}});
   }
   out["drift"] = std::move(drift);
   // Approved articles are few next to a closure; they are filtered here for the same reason.
