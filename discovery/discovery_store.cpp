@@ -107,13 +107,10 @@ Finding FindingFromRow(const PgResult& r, int row) {
 void ValidateSource(const json::object& body, FieldErrors& errors, std::string& name,
                     std::string& kind, SourceConfig& config, json::value& config_json,
                     std::optional<int>& interval) {
-  for (const auto& [key, value] : body) {
-    if (key != "name" && key != "kind" && key != "config" && key != "interval_seconds" &&
-        key != "id" && key != "version" && key != "created_at" && key != "updated_at" &&
-        key != "next_run_at") {
-      errors.Add(std::string(key), "unknown field");
-    }
-  }
+  model::CheckFields(body,
+                     {"name", "kind", "config", "interval_seconds", "id", "version", "created_at",
+                      "updated_at", "next_run_at"},
+                     errors);
   const json::value* n = body.if_contains("name");
   if (n == nullptr || !n->is_string() || n->get_string().empty() || n->get_string().size() > 200) {
     errors.Add("name", "required: a string of 1 to 200 characters");

@@ -56,21 +56,11 @@ Change ParseChange(soci::session& sql, const json::value& body) {
   if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, "a change is a JSON object");
   FieldErrors errors;
   Change c;
-  for (const auto& [key, value] : *o) {
-    if (key != "title" && key != "description" && key != "risk" && key != "planned_start" &&
-        key != "planned_end" && key != "ci_ids" && key != "planned_attributes") {
-      errors.Add(std::string(key), "unknown field");
-    }
-  }
-  const json::value* title = o->if_contains("title");
-  if (title == nullptr || !title->is_string() || title->get_string().empty() ||
-      title->get_string().size() > 500 ||
-      std::all_of(title->get_string().begin(), title->get_string().end(),
-                  [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; })) {
-    errors.Add("title", "required: a non-blank string of at most 500 characters");
-  } else {
-    c.title = std::string(title->get_string());
-  }
+  CheckFields(*o,
+              {"title", "description", "risk", "planned_start", "planned_end", "ci_ids",
+               "planned_attributes"},
+              errors);
+  c.title = RequiredTitle(*o, errors);
   if (const json::value* d = o->if_contains("description")) {
     if (!d->is_string() || d->get_string().size() > 100000) {
       errors.Add("description", "must be a string of at most 100000 characters");
@@ -105,17 +95,7 @@ Change ParseChange(soci::session& sql, const json::value& body) {
       ids->get_array().size() > kMaxChangeCis) {
     errors.Add("ci_ids", "required: a list of 1 to 10000 CI ids");
   } else {
-    std::size_t index = 0;
-    for (const auto& id : ids->get_array()) {
-      const std::string field = "ci_ids[" + std::to_string(index++) + "]";
-      if (!id.is_int64() || id.get_int64() <= 0) {
-        errors.Add(field, "must be a CI id");
-      } else if (std::find(c.ci_ids.begin(), c.ci_ids.end(), id.get_int64()) != c.ci_ids.end()) {
-        errors.Add(field, "names CI " + std::to_string(id.get_int64()) + " twice");
-      } else {
-        c.ci_ids.push_back(id.get_int64());
-      }
-    }
+    c.ci_ids = ParseCiIdList(ids->get_array(), "ci_ids", errors);
   }
   // The CIs and their types.
   std::map<CiId, std::string> types;

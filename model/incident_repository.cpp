@@ -76,17 +76,7 @@ std::vector<CiId> ParseCiIds(soci::session& sql, const json::value* ids, bool re
                required ? "required: a list of 1 to 10000 CI ids" : "must be a list of CI ids");
     return out;
   }
-  std::size_t index = 0;
-  for (const auto& id : ids->get_array()) {
-    const std::string field = "ci_ids[" + std::to_string(index++) + "]";
-    if (!id.is_int64() || id.get_int64() <= 0) {
-      errors.Add(field, "must be a CI id");
-    } else if (std::find(out.begin(), out.end(), id.get_int64()) != out.end()) {
-      errors.Add(field, "names CI " + std::to_string(id.get_int64()) + " twice");
-    } else {
-      out.push_back(id.get_int64());
-    }
-  }
+  out = ParseCiIdList(ids->get_array(), "ci_ids", errors);
   if (out.empty()) return out;
   PgResult r = Query(sql, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[])",
                      {IdArrayLiteral(out)});
@@ -99,26 +89,6 @@ std::vector<CiId> ParseCiIds(soci::session& sql, const json::value* ids, bool re
     }
   }
   return out;
-}
-
-std::string RequiredTitle(const json::object& o, FieldErrors& errors) {
-  const json::value* title = o.if_contains("title");
-  if (title == nullptr || !title->is_string() || title->get_string().size() > 500 ||
-      std::all_of(title->get_string().begin(), title->get_string().end(),
-                  [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; })) {
-    errors.Add("title", "required: a non-blank string of at most 500 characters");
-    return {};
-  }
-  return std::string(title->get_string());
-}
-
-void CheckFields(const json::object& o, std::initializer_list<std::string_view> allowed,
-                 FieldErrors& errors) {
-  for (const auto& [key, value] : o) {
-    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
-      errors.Add(std::string(key), "unknown field");
-    }
-  }
 }
 
 std::string Duration(std::int64_t micros) {

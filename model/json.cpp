@@ -1,5 +1,8 @@
 #include "model/json.hpp"
 
+#include <algorithm>
+#include <unordered_set>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -68,6 +71,44 @@ json::array IdsToJson(const std::vector<std::int64_t>& ids) {
   json::array out;
   out.reserve(ids.size());
   for (auto id : ids) out.emplace_back(id);
+  return out;
+}
+
+void CheckFields(const json::object& o, std::initializer_list<std::string_view> allowed,
+                 FieldErrors& errors) {
+  for (const auto& [key, value] : o) {
+    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
+      errors.Add(std::string(key), "unknown field");
+    }
+  }
+}
+
+std::string RequiredTitle(const json::object& o, FieldErrors& errors) {
+  const json::value* title = o.if_contains("title");
+  if (title == nullptr || !title->is_string() || title->get_string().size() > 500 ||
+      std::all_of(title->get_string().begin(), title->get_string().end(),
+                  [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; })) {
+    errors.Add("title", "required: a non-blank string of at most 500 characters");
+    return {};
+  }
+  return std::string(title->get_string());
+}
+
+std::vector<std::int64_t> ParseCiIdList(const json::array& ids, std::string_view field,
+                                        FieldErrors& errors) {
+  std::vector<std::int64_t> out;
+  std::unordered_set<std::int64_t> seen;
+  std::size_t index = 0;
+  for (const auto& id : ids) {
+    const std::string name = std::string(field) + "[" + std::to_string(index++) + "]";
+    if (!id.is_int64() || id.get_int64() <= 0) {
+      errors.Add(name, "must be a CI id");
+    } else if (!seen.insert(id.get_int64()).second) {
+      errors.Add(name, "names CI " + std::to_string(id.get_int64()) + " twice");
+    } else {
+      out.push_back(id.get_int64());
+    }
+  }
   return out;
 }
 

@@ -3,14 +3,18 @@
 // accessors that turn a wrong shape into a model::Error naming the field. Stateless;
 // thread-safe.
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 namespace cmdb::model {
+
+class FieldErrors;
 
 namespace json = boost::json;
 
@@ -31,6 +35,18 @@ std::string ToJsonText(const json::value& value);
 
 // A JSON array of ids.
 json::array IdsToJson(const std::vector<std::int64_t>& ids);
+
+// Validation of request bodies; problems go to `errors`, named by field.
+// Every key of `o` not in `allowed` is "unknown field".
+void CheckFields(const json::object& o, std::initializer_list<std::string_view> allowed,
+                 FieldErrors& errors);
+// `o.title`: a non-blank string of at most 500 characters (empty when it is not).
+std::string RequiredTitle(const json::object& o, FieldErrors& errors);
+// The elements of `ids`, positive integers each named once, in order; each bad element is
+// reported as `<field>[<index>]`. Whether the list may be empty or how long it may be is
+// the caller's to check.
+std::vector<std::int64_t> ParseCiIdList(const json::array& ids, std::string_view field,
+                                        FieldErrors& errors);
 
 // RFC 7396 JSON merge patch: applies `patch` to `target` and returns the result.
 json::value MergePatch(const json::value& target, const json::value& patch);
