@@ -332,16 +332,7 @@ json::array ChangeRepository::Collisions(const Change& change,
   std::vector<CiId> theirs;
   std::vector<CiId> shared;
   for (int i = 0; i < r.rows() && out.size() < 1000; ++i) {
-    theirs.clear();
-    std::string_view text = r.Text(i, 5);  // "{1,2,3}"
-    for (std::size_t pos = 1; pos < text.size();) {
-      std::size_t end = text.find_first_of(",}", pos);
-      if (end == std::string_view::npos || end == pos) break;
-      CiId id = 0;
-      std::from_chars(text.data() + pos, text.data() + end, id);
-      theirs.push_back(id);
-      pos = end + 1;
-    }
+    theirs = IdsFromArrayText(r.Text(i, 5));
     std::sort(theirs.begin(), theirs.end());
     shared.clear();
     std::set_intersection(mine.begin(), mine.end(), theirs.begin(), theirs.end(),
