@@ -21,13 +21,6 @@ using model::Timestamp;
 namespace {
 
 PgParam OptInt(const std::optional<std::int64_t>& v) { return v ? P(*v) : PgParam(std::nullopt); }
-std::optional<Timestamp> OptTs(const PgResult& r, int row, int col) {
-  if (r.IsNull(row, col)) return std::nullopt;
-  return Timestamp{r.Int(row, col)};
-}
-json::value OptTsJson(const std::optional<Timestamp>& ts) {
-  return ts ? json::value(model::FormatTimestamp(*ts)) : json::value(nullptr);
-}
 json::value JsonColumn(const PgResult& r, int row, int col) {
   if (r.IsNull(row, col)) return nullptr;
   return json::parse(r.Text(row, col));
@@ -45,7 +38,7 @@ Source SourceFromRow(const PgResult& r, int row) {
   FieldErrors ignored;
   s.config = ParseSourceConfig(json::parse(r.Text(row, 3)), s.kind, ignored);
   if (auto i = r.OptionalInt(row, 4)) s.interval_seconds = static_cast<int>(*i);
-  s.next_run_at = OptTs(r, row, 5);
+  s.next_run_at = r.OptionalTimestamp(row, 5);
   s.version = r.Int(row, 6);
   s.created_at = Timestamp{r.Int(row, 7)};
   s.updated_at = Timestamp{r.Int(row, 8)};
@@ -71,8 +64,8 @@ Run RunFromRow(const PgResult& r, int row) {
   run.attempts = static_cast<int>(r.Int(row, 9));
   run.claimed_by = r.OptionalText(row, 10);
   run.queued_at = Timestamp{r.Int(row, 11)};
-  run.started_at = OptTs(r, row, 12);
-  run.finished_at = OptTs(r, row, 13);
+  run.started_at = r.OptionalTimestamp(row, 12);
+  run.finished_at = r.OptionalTimestamp(row, 13);
   run.timings = JsonColumn(r, row, 14);
   return run;
 }
@@ -97,7 +90,7 @@ Finding FindingFromRow(const PgResult& r, int row) {
   f.detected_at = Timestamp{r.Int(row, 10)};
   f.observed_at = Timestamp{r.Int(row, 11)};
   f.updated_at = Timestamp{r.Int(row, 12)};
-  f.closed_at = OptTs(r, row, 13);
+  f.closed_at = r.OptionalTimestamp(row, 13);
   f.closed_by = r.OptionalText(row, 14);
   f.version = r.Int(row, 15);
   return f;
@@ -154,7 +147,7 @@ json::object SourceToJson(const Source& s) {
           {"config", SourceConfigToJson(s.config)},
           {"interval_seconds",
            s.interval_seconds ? json::value(*s.interval_seconds) : json::value(nullptr)},
-          {"next_run_at", OptTsJson(s.next_run_at)},
+          {"next_run_at", model::TimestampJson(s.next_run_at)},
           {"version", s.version},
           {"created_at", model::FormatTimestamp(s.created_at)},
           {"updated_at", model::FormatTimestamp(s.updated_at)}};
@@ -172,8 +165,8 @@ json::object RunToJson(const Run& run) {
                                                                : json::value(nullptr)}}},
                  {"attempts", run.attempts},
                  {"queued_at", model::FormatTimestamp(run.queued_at)},
-                 {"started_at", OptTsJson(run.started_at)},
-                 {"finished_at", OptTsJson(run.finished_at)}};
+                 {"started_at", model::TimestampJson(run.started_at)},
+                 {"finished_at", model::TimestampJson(run.finished_at)}};
   json::object counts{{"observed", 0}, {"matched", 0},   {"created", 0},
                       {"drifted", 0},  {"unmatched", 0}, {"ambiguous", 0}};
   if (run.counts.is_object()) {
@@ -197,7 +190,7 @@ json::object FindingToJson(const Finding& f) {
           {"state", f.state},
           {"authorized", f.authorized},
           {"change", f.change ? json::value(*f.change) : json::value(nullptr)},
-          {"closed_at", OptTsJson(f.closed_at)},
+          {"closed_at", model::TimestampJson(f.closed_at)},
           {"closed_by", f.closed_by ? json::value(*f.closed_by) : json::value(nullptr)},
           {"version", f.version}};
 }
@@ -297,15 +290,6 @@ void DiscoveryStore::DeleteSource(std::int64_t id) {
 
 Run DiscoveryStore::EnqueueRun(std::int64_t source_id, bool dry_run,
                                const std::string& content_type, const std::string& payload) {
-  // bytea travels as hex text: libpq parameters are C strings.
-  constexpr std::string_view kHex = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 + payload.size() * 2);
-  hex += "\\x";
-  for (unsigned char c : payload) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
   PgResult r = Query(sql_,
                      std::string("INSERT INTO discovery_runs (source_id, dry_run, content_type, "
                                  "payload) SELECT id, $2, $3, $4::bytea FROM discovery_sources "
@@ -313,7 +297,7 @@ Run DiscoveryStore::EnqueueRun(std::int64_t source_id, bool dry_run,
                          kRunColumns,
                      {P(source_id), P(dry_run ? "true" : "false"),
                       content_type.empty() ? PgParam(std::nullopt) : P(content_type),
-                      payload.empty() ? PgParam(std::nullopt) : PgParam(std::move(hex))});
+                      payload.empty() ? PgParam(std::nullopt) : P(model::ByteaHex(payload))});
   if (r.rows() == 0) {
     throw Error(ErrorCode::kNotFound, "source " + std::to_string(source_id) + " not found");
   }

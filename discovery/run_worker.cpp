@@ -33,7 +33,6 @@ using model::Query;
 
 namespace {
 
-constexpr int kMaxAttempts = 3;
 constexpr std::uintmax_t kMaxInputFile = std::uintmax_t{256} * 1024 * 1024;
 
 std::string ReadInputFile(const std::string& path) {
@@ -54,15 +53,16 @@ bool IsJsonType(const std::string& t) {
          (t.size() > 5 && t.compare(t.size() - 5, 5, "+json") == 0);
 }
 
-std::string DecodeBytea(std::string_view hex) {
-  if (hex.size() < 2 || hex.substr(0, 2) != "\\x") return std::string(hex);
-  auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  std::string out;
-  out.reserve((hex.size() - 2) / 2);
-  for (std::size_t i = 2; i + 1 < hex.size(); i += 2) {
-    out += static_cast<char>((nibble(hex[i]) << 4) | nibble(hex[i + 1]));
-  }
-  return out;
+// Queues a run of every source whose interval has come round and that has none waiting.
+void QueueScheduledRuns(soci::session& sql) {
+  Query(sql,
+        "WITH due AS (SELECT id, interval_seconds FROM discovery_sources WHERE interval_seconds "
+        "IS NOT NULL AND next_run_at <= clock_timestamp() FOR UPDATE SKIP LOCKED), "
+        "bumped AS (UPDATE discovery_sources s SET next_run_at = clock_timestamp() + "
+        "due.interval_seconds * interval '1 second' FROM due WHERE s.id = due.id RETURNING s.id) "
+        "INSERT INTO discovery_runs (source_id, trigger) SELECT b.id, 'schedule' FROM bumped b "
+        "WHERE NOT EXISTS (SELECT 1 FROM discovery_runs r WHERE r.source_id = b.id AND r.state "
+        "IN ('queued', 'running'))");
 }
 
 }  // namespace
@@ -140,7 +140,7 @@ class RunExecution {
     dry_run_ = r.Bool(0, 1);
     observed_at_ = r.Int(0, 4);
     const std::string content_type(r.Text(0, 2));
-    const std::string payload = r.IsNull(0, 3) ? std::string() : DecodeBytea(r.Text(0, 3));
+    const std::string payload = r.IsNull(0, 3) ? std::string() : model::DecodeBytea(r.Text(0, 3));
 
     Phase("read_run");
     // Parsing the payload (one core) overlaps loading the CIs of the source's type (the other
@@ -596,141 +596,30 @@ bool ExecuteRun(soci::session& sql, std::int64_t run_id,
 
 // --- worker ---
 
-DiscoveryWorker::DiscoveryWorker(const std::string& dsn, WorkerOptions options)
-    : options_(std::move(options)), pool_(std::make_unique<model::DbPool>(dsn, 2)) {}
-
-DiscoveryWorker::~DiscoveryWorker() { Stop(); }
-
-void DiscoveryWorker::Start() {
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void DiscoveryWorker::Stop() {
-  stopping_ = true;
-  Wake();
-  if (thread_.joinable()) thread_.join();
-}
-
-void DiscoveryWorker::Wake() {
-  {
-    std::lock_guard lock(mutex_);
-    woken_ = true;
-  }
-  wake_.notify_all();
-}
-
-int DiscoveryWorker::RecoverAbandoned() {
-  model::DbSession session = pool_->Lease();
-  soci::session& sql = session.sql();
-  PgResult running =
-      Query(sql, "SELECT id FROM discovery_runs WHERE state = 'running' ORDER BY id");
-  int touched = 0;
-  for (int i = 0; i < running.rows(); ++i) {
-    const PgParam id = P(running.Int(i, 0));
-    // The lock is free only when no live session works on the run.
-    PgResult got = Query(sql, "SELECT pg_try_advisory_lock(cmdb_run_lock_key($1))", {id});
-    if (!got.Bool(0, 0)) continue;
-    try {
-      PgResult r = Query(
-          sql,
-          "UPDATE discovery_runs SET state = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'queued' "
-          "END, error = CASE WHEN attempts >= $2 THEN 'abandoned by a stopped instance ' || "
-          "attempts || ' times' ELSE NULL END, finished_at = CASE WHEN attempts >= $2 THEN "
-          "clock_timestamp() END, claimed_by = NULL, progress_done = 0 WHERE id = $1 AND state = "
-          "'running'",
-          {id, P(kMaxAttempts)});
-      touched += static_cast<int>(r.affected());
-    } catch (...) {
-      Query(sql, "SELECT pg_advisory_unlock(cmdb_run_lock_key($1))", {id});
-      throw;
-    }
-    Query(sql, "SELECT pg_advisory_unlock(cmdb_run_lock_key($1))", {id});
-  }
-  return touched;
-}
-
-bool DiscoveryWorker::ClaimAndExecute() {
-  model::DbSession session = pool_->Lease();
-  soci::session& sql = session.sql();
-  std::int64_t run_id = 0;
-  {
-    model::Transaction tr(sql);
-    PgResult next =
-        Query(sql,
-              "SELECT id FROM discovery_runs WHERE state = 'queued' ORDER BY id LIMIT 1 "
-              "FOR UPDATE SKIP LOCKED");
-    if (next.rows() == 0) return false;
-    run_id = next.Int(0, 0);
-    PgResult got = Query(sql, "SELECT pg_try_advisory_lock(cmdb_run_lock_key($1))", {P(run_id)});
-    if (!got.Bool(0, 0)) return false;  // being recovered elsewhere right now; next time
-    Query(sql,
-          "UPDATE discovery_runs SET state = 'running', attempts = attempts + 1, claimed_by = $2, "
-          "started_at = clock_timestamp(), progress_done = 0 WHERE id = $1",
-          {P(run_id), P(options_.instance)});
-    tr.Commit();
-  }
-  struct Unlock {
-    soci::session& sql;
-    std::int64_t id;
-    ~Unlock() {
-      try {
-        Query(sql, "SELECT pg_advisory_unlock(cmdb_run_lock_key($1))", {P(id)});
-      } catch (...) {  // NOLINT(bugprone-empty-catch): a lost connection drops the lock too
-      }
-    }
-  } unlock{sql, run_id};
-  model::DbSession progress_session = pool_->Lease();
-  auto progress = [&](std::int64_t done, std::int64_t total) {
-    Query(progress_session.sql(),
-          "UPDATE discovery_runs SET progress_done = $2, progress_total = $3 WHERE id = $1",
-          {P(run_id), P(done), P(total)});
-  };
-  if (ExecuteRun(sql, run_id, progress) && options_.graph_changed) {
-    try {
-      PgResult r = Query(sql,
-                         "SELECT coalesce((counts->>'created')::bigint, 0) FROM discovery_runs "
-                         "WHERE id = $1 AND NOT dry_run",
-                         {P(run_id)});
-      if (r.rows() > 0 && r.Int(0, 0) > 0) options_.graph_changed();
-    } catch (const Error&) {
-      options_.graph_changed();  // best effort: when unsure, the graph is out of date
-    }
-  }
-  return true;
-}
-
-int DiscoveryWorker::RunPending() {
-  RecoverAbandoned();
-  if (options_.schedule) {
-    model::DbSession session = pool_->Lease();
-    Query(session.sql(),
-          "WITH due AS (SELECT id, interval_seconds FROM discovery_sources WHERE interval_seconds "
-          "IS NOT NULL AND next_run_at <= clock_timestamp() FOR UPDATE SKIP LOCKED), "
-          "bumped AS (UPDATE discovery_sources s SET next_run_at = clock_timestamp() + "
-          "due.interval_seconds * interval '1 second' FROM due WHERE s.id = due.id RETURNING s.id) "
-          "INSERT INTO discovery_runs (source_id, trigger) SELECT b.id, 'schedule' FROM bumped b "
-          "WHERE NOT EXISTS (SELECT 1 FROM discovery_runs r WHERE r.source_id = b.id AND r.state "
-          "IN ('queued', 'running'))");
-  }
-  int executed = 0;
-  while (!stopping_ && ClaimAndExecute()) ++executed;
-  return executed;
-}
-
-void DiscoveryWorker::Loop() {
-  while (!stopping_) {
-    try {
-      RunPending();
-    } catch (const std::exception& e) {
-      // The database is unreachable or restarting: try again at the next poll.
-      std::fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"discovery worker: %s\"}\n", e.what());
-    }
-    std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, options_.poll, [this] { return woken_ || stopping_.load(); });
-    woken_ = false;
-  }
-}
+DiscoveryWorker::DiscoveryWorker(const std::string& dsn, const WorkerOptions& options)
+    : worker_(
+          dsn, {"discovery_runs", "cmdb_run_lock_key", "discovery"},
+          {options.instance, options.poll},
+          [graph_changed = options.graph_changed](soci::session& sql, soci::session& progress,
+                                                  std::int64_t run_id) {
+            auto report = [&](std::int64_t done, std::int64_t total) {
+              Query(progress,
+                    "UPDATE discovery_runs SET progress_done = $2, progress_total = $3 WHERE "
+                    "id = $1",
+                    {P(run_id), P(done), P(total)});
+            };
+            if (!ExecuteRun(sql, run_id, report) || !graph_changed) return;
+            try {
+              PgResult r = Query(sql,
+                                 "SELECT coalesce((counts->>'created')::bigint, 0) FROM "
+                                 "discovery_runs WHERE id = $1 AND NOT dry_run",
+                                 {P(run_id)});
+              if (r.rows() > 0 && r.Int(0, 0) > 0) graph_changed();
+            } catch (const Error&) {
+              graph_changed();  // best effort: when unsure, the graph is out of date
+            }
+          },
+          options.schedule ? model::JobWorker::BeforeClaims(QueueScheduledRuns)
+                           : model::JobWorker::BeforeClaims()) {}
 
 }  // namespace cmdb::discovery

@@ -6,25 +6,18 @@
 // records filled in, findings opened, updated and resolved, decisions and counts all commit
 // together or not at all. A run that fails records its error; the worker goes on.
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "discovery/discovery_store.hpp"
 #include "discovery/observation.hpp"
+#include "model/job_worker.hpp"
 
 namespace soci {
 class session;
-}
-namespace cmdb::model {
-class DbPool;
 }
 
 namespace cmdb::discovery {
@@ -53,36 +46,24 @@ struct WorkerOptions {
 class DiscoveryWorker {
  public:
   // Opens its own two sessions to `dsn` (one works, one reports progress).
-  DiscoveryWorker(const std::string& dsn, WorkerOptions options);
-  ~DiscoveryWorker();
-  DiscoveryWorker(const DiscoveryWorker&) = delete;
-  DiscoveryWorker& operator=(const DiscoveryWorker&) = delete;
+  DiscoveryWorker(const std::string& dsn, const WorkerOptions& options);
 
-  void Start();
+  void Start() { worker_.Start(); }
   // Finishes the run in progress, then stops. Idempotent.
-  void Stop();
+  void Stop() { worker_.Stop(); }
   // A run was queued: look now rather than at the next poll.
-  void Wake();
+  void Wake() { worker_.Wake(); }
 
   // One pass on the calling thread: recover abandoned runs, queue due sources, execute queued
   // runs until none is left. Returns how many runs it executed.
-  int RunPending();
+  int RunPending() { return worker_.RunPending(); }
 
   // Runs left "running" by a dead instance go back to the queue (or fail after 3 attempts).
   // Returns how many were touched.
-  int RecoverAbandoned();
+  int RecoverAbandoned() { return worker_.RecoverAbandoned(); }
 
  private:
-  bool ClaimAndExecute();
-  void Loop();
-
-  WorkerOptions options_;
-  std::unique_ptr<model::DbPool> pool_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool woken_ = false;  // guarded by mutex_
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  model::JobWorker worker_;
 };
 
 }  // namespace cmdb::discovery

@@ -75,6 +75,11 @@ std::optional<std::string> PgResult::OptionalText(int row, int col) const {
   if (IsNull(row, col)) return std::nullopt;
   return std::string(Text(row, col));
 }
+std::optional<Timestamp> PgResult::OptionalTimestamp(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return Timestamp{Int(row, col)};
+}
+
 bool PgResult::Bool(int row, int col) const { return Text(row, col) == "t"; }
 std::int64_t PgResult::affected() const {
   const char* n = PQcmdTuples(result_);
@@ -168,6 +173,29 @@ std::string IdArrayLiteral(const std::vector<std::int64_t>& ids) {
     out += std::to_string(ids[i]);
   }
   return out + "}";
+}
+
+std::string ByteaHex(std::string_view bytes) {
+  constexpr std::string_view kHex = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 + bytes.size() * 2);
+  hex += "\\x";
+  for (unsigned char c : bytes) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  return hex;
+}
+
+std::string DecodeBytea(std::string_view hex) {
+  if (hex.size() < 2 || hex.substr(0, 2) != "\\x") return std::string(hex);
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  std::string out;
+  out.reserve((hex.size() - 2) / 2);
+  for (std::size_t i = 2; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>((nibble(hex[i]) << 4) | nibble(hex[i + 1]));
+  }
+  return out;
 }
 
 std::vector<std::int64_t> IdsFromArrayText(std::string_view text) {

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/timestamp.hpp"
+
 extern "C" {
 typedef struct pg_result PGresult;  // NOLINT(modernize-use-using): libpq's declaration
 }
@@ -42,6 +44,8 @@ class PgResult {
   std::optional<std::int64_t> OptionalInt(int row, int col) const;
   std::optional<std::string> OptionalText(int row, int col) const;
   bool Bool(int row, int col) const;
+  // A column of microseconds since the epoch (cmdb_us()) as a timestamp; nullopt for NULL.
+  std::optional<Timestamp> OptionalTimestamp(int row, int col) const;
   std::int64_t affected() const;  // rows changed by INSERT/UPDATE/DELETE
 
  private:
@@ -89,6 +93,12 @@ std::string IdArrayLiteral(const std::vector<std::int64_t>& ids);
 // Parses PostgreSQL's text output of a bigint[] ("{1,2,3}", "{}"). Cheaper than asking the
 // server for JSON when thousands of rows carry one. Throws Error{kInternal} on anything else.
 std::vector<std::int64_t> IdsFromArrayText(std::string_view text);
+
+// Formats bytes as PostgreSQL's hex text of a bytea, for a $n::bytea parameter (libpq
+// parameters are C strings): "\\x48690a".
+std::string ByteaHex(std::string_view bytes);
+// Decodes PostgreSQL's hex output of a bytea ("\\x4869"); other text is returned as is.
+std::string DecodeBytea(std::string_view hex);
 
 // Streams `buffer` into `copy_statement` ("COPY t (a, b) FROM STDIN"). Throws via ThrowDbError.
 void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuffer& buffer);

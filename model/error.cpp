@@ -1,8 +1,41 @@
 #include "model/error.hpp"
 
+#include <array>
 #include <utility>
 
 namespace cmdb::model {
+
+namespace {
+
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 11> kCodeNames{{
+    {ErrorCode::kInvalidArgument, "invalid_argument"},
+    {ErrorCode::kValidationFailed, "validation_failed"},
+    {ErrorCode::kNotFound, "not_found"},
+    {ErrorCode::kAlreadyExists, "already_exists"},
+    {ErrorCode::kConflict, "conflict"},
+    {ErrorCode::kFailedPrecondition, "failed_precondition"},
+    {ErrorCode::kVersionMismatch, "version_mismatch"},
+    {ErrorCode::kPayloadTooLarge, "payload_too_large"},
+    {ErrorCode::kUnsupportedMediaType, "unsupported_media_type"},
+    {ErrorCode::kUnavailable, "unavailable"},
+    {ErrorCode::kInternal, "internal"},
+}};
+
+}  // namespace
+
+std::string_view ErrorCodeName(ErrorCode code) {
+  for (const auto& [c, name] : kCodeNames) {
+    if (c == code) return name;
+  }
+  return "internal";
+}
+
+std::optional<ErrorCode> ErrorCodeFromName(std::string_view name) {
+  for (const auto& [c, n] : kCodeNames) {
+    if (n == name) return c;
+  }
+  return std::nullopt;
+}
 
 Error::Error(ErrorCode code, const std::string& detail) : std::runtime_error(detail), code_(code) {}
 

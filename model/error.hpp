@@ -3,8 +3,10 @@
 // a detail that is safe to show to API clients and, for validation failures, the list of
 // offending fields. Immutable once thrown; thread-safe to read.
 
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cmdb::model {
@@ -22,6 +24,11 @@ enum class ErrorCode {
   kUnavailable,  // database unreachable, pool exhausted
   kInternal,
 };
+
+// A stable name for a code ("validation_failed"), for errors stored in the database (a
+// background job's failure), and back; nullopt for an unknown name.
+std::string_view ErrorCodeName(ErrorCode code);
+std::optional<ErrorCode> ErrorCodeFromName(std::string_view name);
 
 // One offending field of a validation failure, as in problem+json `errors`.
 struct FieldError {

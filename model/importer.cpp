@@ -154,24 +154,37 @@ class Importer {
       throw Error(ErrorCode::kInvalidArgument, "an import holds at most 1000000 CIs");
     }
     try {
+      const auto rows = static_cast<std::int64_t>(rows_.size() +
+                                                  (relations_ != nullptr ? relations_->size() : 0));
+      int step = 1;  // "parse" is done: the rows were added before Run
+      auto begin = [&](std::string_view name) {
+        if (options_.progress) options_.progress(name, step++, kImportSteps, rows);
+      };
       Transaction tr(sql_);
       Phase("parse", started_);
       auto t = std::chrono::steady_clock::now();
+      begin("validate");
       LoadTypes();
       for (CiRow& row : rows_) ValidateRow(row);
       t = Phase("validate", t);
+      begin("lock_and_load_identities");
       LockTypes();
       t = Phase("lock_and_load_identities", t);
+      begin("match");
       Decide();
       t = Phase("match", t);
+      begin("load_matched");
       LoadCurrent();
       t = Phase("load_matched", t);
       if (options_.atomic && !errors_.empty()) ThrowRejected();
+      begin("write_cis_and_history");
       WriteCis();
       t = Phase("write_cis_and_history", t);
+      begin("relations");
       ImportRelations();
       t = Phase("relations", t);
       if (options_.atomic && !errors_.empty()) ThrowRejected();
+      begin("commit");
       tr.Commit();
       Phase("commit", t);
     } catch (const soci::soci_error& e) {
@@ -712,8 +725,7 @@ class Importer {
 
 }  // namespace
 
-ImportResult ImportDocument(soci::session& sql, const json::value& document,
-                            const ImportOptions& options) {
+void CheckImportDocumentShape(const json::value& document) {
   if (!document.is_object()) {
     throw Error(ErrorCode::kInvalidArgument,
                 R"(an import document is an object {"cis": [...], "relations": [...]})");
@@ -732,6 +744,14 @@ ImportResult ImportDocument(soci::session& sql, const json::value& document,
   }
   if (cis == nullptr && relations == nullptr) shape.Add("cis", "is required (or relations)");
   shape.ThrowIfAny("the import document has the wrong shape");
+}
+
+ImportResult ImportDocument(soci::session& sql, const json::value& document,
+                            const ImportOptions& options) {
+  CheckImportDocumentShape(document);
+  const json::object& o = document.get_object();
+  const json::value* cis = o.if_contains("cis");
+  const json::value* relations = o.if_contains("relations");
   Importer importer(sql, options);
   if (cis != nullptr) {
     std::size_t index = 0;

@@ -4,6 +4,8 @@
 // written set-based with COPY and recorded in history with source "import". Atomic by
 // default: one bad row rejects the whole import. Borrows one session; not thread-safe.
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,7 +26,14 @@ struct ImportOptions {
   // discovery run), so the identities of the existing CIs are not loaded.
   bool create_only = false;
   WriteContext ctx{"anonymous", "import"};
+  // Told when each phase begins: its name, how many of the kImportSteps phases are done, and
+  // the rows (CIs + relations) of the import. Called on the importing thread.
+  std::function<void(std::string_view phase, int done, int total, std::int64_t rows)> progress;
 };
+
+// The phases of an import, in order: parse, validate, lock_and_load_identities, match,
+// load_matched, write_cis_and_history, relations, commit.
+inline constexpr int kImportSteps = 8;
 
 // Seconds spent in each phase of an import, for logs and benchmarks.
 struct ImportPhase {
@@ -57,6 +66,10 @@ struct ImportResult {
 // by identity: {"type": "server", "name": "db-01"} or {"type": "server", "identity":
 // {"serial": "X1"}}. Throws kInvalidArgument for a document of the wrong shape, and in atomic
 // mode kValidationFailed listing every bad row; partial mode reports them in the result.
+// Throws kInvalidArgument/kValidationFailed when `document` is not an import document's shape
+// (an object with an array "cis" and/or "relations" and nothing else); rows are not checked.
+void CheckImportDocumentShape(const boost::json::value& document);
+
 ImportResult ImportDocument(soci::session& sql, const boost::json::value& document,
                             const ImportOptions& options);
 

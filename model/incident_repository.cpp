@@ -24,14 +24,6 @@ const char* const kIncidentColumns =
     "resolution, version, cmdb_us(created_at), cmdb_us(updated_at), cmdb_us(resolved_at), "
     "cmdb_us(closed_at)";
 
-std::optional<Timestamp> OptTs(const PgResult& r, int row, int col) {
-  if (r.IsNull(row, col)) return std::nullopt;
-  return Timestamp{r.Int(row, col)};
-}
-json::value TsJson(const std::optional<Timestamp>& t) {
-  return t ? json::value(FormatTimestamp(*t)) : json::value(nullptr);
-}
-
 std::vector<CiId> IdsFromJson(std::string_view text) {
   std::vector<CiId> out;
   const json::value ids = json::parse(text);
@@ -52,13 +44,13 @@ Incident IncidentFromRow(const PgResult& r, int row) {
   i.started_at = Timestamp{r.Int(row, 8)};
   i.tier_since = Timestamp{r.Int(row, 9)};
   i.response_due = Timestamp{r.Int(row, 10)};
-  i.responded_at = OptTs(r, row, 11);
+  i.responded_at = r.OptionalTimestamp(row, 11);
   i.resolution = r.OptionalText(row, 12);
   i.version = r.Int(row, 13);
   i.created_at = Timestamp{r.Int(row, 14)};
   i.updated_at = Timestamp{r.Int(row, 15)};
-  i.resolved_at = OptTs(r, row, 16);
-  i.closed_at = OptTs(r, row, 17);
+  i.resolved_at = r.OptionalTimestamp(row, 16);
+  i.closed_at = r.OptionalTimestamp(row, 17);
   return i;
 }
 
@@ -131,14 +123,14 @@ json::object IncidentToJson(const Incident& i, Timestamp now) {
                  {"started_at", FormatTimestamp(i.started_at)},
                  {"tier_since", FormatTimestamp(i.tier_since)},
                  {"response_due", FormatTimestamp(i.response_due)},
-                 {"responded_at", TsJson(i.responded_at)},
+                 {"responded_at", TimestampJson(i.responded_at)},
                  {"resolution", i.resolution ? json::value(*i.resolution) : json::value(nullptr)},
                  {"allowed_actions", AllowedIncidentActions(i.state, i.tier)},
                  {"version", i.version},
                  {"created_at", FormatTimestamp(i.created_at)},
                  {"updated_at", FormatTimestamp(i.updated_at)},
-                 {"resolved_at", TsJson(i.resolved_at)},
-                 {"closed_at", TsJson(i.closed_at)}};
+                 {"resolved_at", TimestampJson(i.resolved_at)},
+                 {"closed_at", TimestampJson(i.closed_at)}};
   // Met: answered by the due time. Overdue: not answered and past it.
   o["response_met"] = i.responded_at ? json::value(i.responded_at->micros <= i.response_due.micros)
                                      : json::value(nullptr);
@@ -580,7 +572,7 @@ Article ArticleFromRow(const PgResult& r, int row) {
   a.ci_ids = IdsFromJson(r.Text(row, 3));
   a.state = std::string(r.Text(row, 4));
   a.approved_by = r.OptionalText(row, 5);
-  a.approved_at = OptTs(r, row, 6);
+  a.approved_at = r.OptionalTimestamp(row, 6);
   a.version = r.Int(row, 7);
   a.created_at = Timestamp{r.Int(row, 8)};
   a.updated_at = Timestamp{r.Int(row, 9)};
@@ -596,7 +588,7 @@ json::object ArticleToJson(const Article& a) {
           {"ci_ids", IdsToJson(a.ci_ids)},
           {"state", a.state},
           {"approved_by", a.approved_by ? json::value(*a.approved_by) : json::value(nullptr)},
-          {"approved_at", TsJson(a.approved_at)},
+          {"approved_at", TimestampJson(a.approved_at)},
           {"version", a.version},
           {"created_at", FormatTimestamp(a.created_at)},
           {"updated_at", FormatTimestamp(a.updated_at)}};

@@ -10,6 +10,10 @@
 
 namespace cmdb::model {
 
+json::value TimestampJson(const std::optional<Timestamp>& ts) {
+  return ts ? json::value(FormatTimestamp(*ts)) : json::value(nullptr);
+}
+
 json::value ParseJson(std::string_view text) {
   json::parse_options options;
   options.max_depth = kMaxJsonDepth;

@@ -4,6 +4,7 @@
 // thread-safe.
 
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +12,8 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+
+#include "model/timestamp.hpp"
 
 namespace cmdb::model {
 
@@ -26,6 +29,9 @@ inline constexpr std::size_t kMaxJsonDepth = 64;
 // deeper than kMaxJsonDepth and trailing garbage. Throws Error{kInvalidArgument} whose
 // detail says what is wrong and where.
 json::value ParseJson(std::string_view text);
+
+// An RFC 3339 string, or null.
+json::value TimestampJson(const std::optional<Timestamp>& ts);
 
 // The JSON type's name as a client would say it: "string", "object", "null", ...
 std::string_view KindName(const json::value& value);

@@ -14,6 +14,7 @@
 #include "model/embedded_postgres.hpp"
 #include "model/error.hpp"
 #include "model/graph_cache.hpp"
+#include "model/import_jobs.hpp"
 #include "reports/graphviz_renderer.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
@@ -57,6 +58,7 @@ struct App::Impl {
   std::unique_ptr<model::DbPool> pool;
   std::unique_ptr<model::GraphCache> graph;
   std::unique_ptr<discovery::DiscoveryWorker> discovery;
+  std::unique_ptr<model::JobWorker> imports;
   reports::GraphvizRenderer renderer;
   Metrics metrics;
   std::unique_ptr<Router> router;
@@ -115,16 +117,25 @@ void App::Start() {
       if (name == "openapi.json") s.openapi = std::string(text);
     }
     s.graph = std::make_unique<model::GraphCache>(*s.pool, dsn);
+    std::array<char, 256> machine{};
+    gethostname(machine.data(), machine.size() - 1);
+    const std::string instance = std::string(machine.data()) + ":" + std::to_string(getpid());
+    model::GraphCache* graph_cache = s.graph.get();
     if (s.config.discovery_worker) {
-      std::array<char, 256> machine{};
-      gethostname(machine.data(), machine.size() - 1);
       discovery::WorkerOptions worker;
-      worker.instance = std::string(machine.data()) + ":" + std::to_string(getpid());
-      model::GraphCache* graph = s.graph.get();
-      worker.graph_changed = [graph] { graph->Invalidate(); };
+      worker.instance = instance;
+      worker.graph_changed = [graph_cache] { graph_cache->Invalidate(); };
       s.discovery = std::make_unique<discovery::DiscoveryWorker>(dsn, worker);
       s.discovery->Start();
       s.context.discovery = s.discovery.get();
+    }
+    if (s.config.import_worker) {
+      model::ImportJobWorkerOptions worker;
+      worker.worker.instance = instance;
+      worker.graph_changed = [graph_cache] { graph_cache->Invalidate(); };
+      s.imports = model::MakeImportJobWorker(dsn, worker);
+      s.imports->Start();
+      s.context.imports = s.imports.get();
     }
     s.router = std::make_unique<Router>(ApiRoutes());
     s.context.db = s.pool.get();
@@ -180,6 +191,11 @@ void App::Stop() {
     s.discovery->Stop();
     s.discovery.reset();
     s.context.discovery = nullptr;
+  }
+  if (s.imports) {
+    s.imports->Stop();
+    s.imports.reset();
+    s.context.imports = nullptr;
   }
   s.graph.reset();
   s.pool.reset();

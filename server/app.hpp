@@ -24,6 +24,7 @@ struct ServeConfig {
   bool durable = true;  // embedded cluster: fsync on
   bool log_requests = true;
   bool discovery_worker = true;  // execute queued and scheduled discovery runs
+  bool import_worker = true;     // execute queued background imports
 };
 
 // Parses "host:port" ("127.0.0.1:8080", "[::1]:0"). Throws model::Error{kInvalidArgument}.

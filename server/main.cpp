@@ -27,6 +27,7 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --max-connections N    open connections accepted at once (default 1024)
   --no-request-log       do not log a line per request
   --no-discovery-worker  leave discovery runs to other instances on the same database
+  --no-import-worker     leave background imports to other instances on the same database
   --help                 show this text
 )";
 
@@ -99,6 +100,8 @@ int main(int argc, char** argv) {
         config.log_requests = false;
       } else if (flag == "--no-discovery-worker") {
         config.discovery_worker = false;
+      } else if (flag == "--no-import-worker") {
+        config.import_worker = false;
       } else if (flag == "--help" || flag == "-h") {
         std::cout << kUsage;
         return 0;

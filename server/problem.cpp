@@ -33,7 +33,7 @@ ProblemType ProblemTypeFor(model::ErrorCode code) {
   return {500, "internal", "Internal server error"};
 }
 
-Response MakeProblemResponse(const model::Error& error, std::string_view instance) {
+boost::json::object ProblemJson(const model::Error& error, std::string_view instance) {
   ProblemType type = ProblemTypeFor(error.code());
   boost::json::object body{{"type", "/problems/" + std::string(type.slug)},
                            {"title", type.title},
@@ -47,8 +47,13 @@ Response MakeProblemResponse(const model::Error& error, std::string_view instanc
     }
     body["errors"] = std::move(errors);
   }
+  return body;
+}
+
+Response MakeProblemResponse(const model::Error& error, std::string_view instance) {
+  boost::json::object body = ProblemJson(error, instance);
   Response response;
-  response.status = type.status;
+  response.status = ProblemTypeFor(error.code()).status;
   response.content_type = "application/problem+json";
   response.body = boost::json::serialize(body);
   return response;

@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include <boost/json/object.hpp>
+
 #include "model/error.hpp"
 #include "server/http_types.hpp"
 
@@ -16,6 +18,9 @@ struct ProblemType {
 };
 
 ProblemType ProblemTypeFor(model::ErrorCode code);
+
+// The problem+json document for `error` (also embedded in a failed import job).
+boost::json::object ProblemJson(const model::Error& error, std::string_view instance);
 
 // A problem+json response for `error`; `instance` is the request path.
 Response MakeProblemResponse(const model::Error& error, std::string_view instance);

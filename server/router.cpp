@@ -71,6 +71,8 @@ std::vector<Route> ApiRoutes() {
       {"DELETE", "/api/v1/relations/{id}", DeleteRelation, "asset_admin"},
       {"GET", "/api/v1/relations/{id}/history", GetRelationHistory, "viewer"},
       {"POST", "/api/v1/import", PostImport, "asset_admin"},
+      {"GET", "/api/v1/import-jobs", ListImportJobs, "viewer"},
+      {"GET", "/api/v1/import-jobs/{id}", GetImportJob, "viewer"},
       {"GET", "/api/v1/discovery/sources", ListDiscoverySources, "viewer"},
       {"POST", "/api/v1/discovery/sources", CreateDiscoverySource, "asset_admin"},
       {"GET", "/api/v1/discovery/sources/{id}", GetDiscoverySource, "viewer"},

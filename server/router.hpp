@@ -14,6 +14,7 @@
 namespace cmdb::model {
 class DbPool;
 class GraphCache;
+class JobWorker;
 }  // namespace cmdb::model
 
 namespace cmdb::discovery {
@@ -34,6 +35,7 @@ struct AppContext {
   model::GraphCache* graph = nullptr;  // invalidated after every committed write
   reports::GraphvizRenderer* renderer = nullptr;
   discovery::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
+  model::JobWorker* imports = nullptr;              // woken when an import is queued; may be null
   Metrics* metrics = nullptr;
   std::string_view openapi_json;
   bool log_requests = true;  // one structured line per request on stderr

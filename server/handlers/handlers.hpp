@@ -116,6 +116,8 @@ Response GetRelationHistory(const Request&, const PathParams&, AppContext&);
 
 // --- import ---
 Response PostImport(const Request&, const PathParams&, AppContext&);
+Response ListImportJobs(const Request&, const PathParams&, AppContext&);
+Response GetImportJob(const Request&, const PathParams&, AppContext&);
 
 // --- changes ---
 Response CreateChange(const Request&, const PathParams&, AppContext&);

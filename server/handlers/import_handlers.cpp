@@ -1,28 +1,80 @@
 #include <boost/json.hpp>
 
+#include "model/ci_repository.hpp"
 #include "model/db_pool.hpp"
+#include "model/import_jobs.hpp"
 #include "model/importer.hpp"
 #include "model/json.hpp"
 #include "server/handlers/handlers.hpp"
+#include "server/problem.hpp"
 
 namespace cmdb::server::handlers {
 
+namespace json = boost::json;
 using model::Error;
 using model::ErrorCode;
 
 namespace {
 
-boost::json::object CountsJson(const model::ImportCounts& c) {
-  return {{"created", c.created},
-          {"updated", c.updated},
-          {"unchanged", c.unchanged},
-          {"rejected", c.rejected}};
+// RFC 7240: `Prefer: respond-async` (tokens are case-insensitive, may carry parameters and
+// share the header with other preferences).
+bool PrefersAsync(const Request& request) {
+  std::string_view prefer = request.Header("prefer");
+  while (!prefer.empty()) {
+    std::size_t comma = prefer.find(',');
+    std::string_view item = prefer.substr(0, comma);
+    item = item.substr(0, item.find(';'));
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    constexpr std::string_view kToken = "respond-async";
+    if (item.size() == kToken.size() &&
+        std::equal(item.begin(), item.end(), kToken.begin(),
+                   [](char a, char b) { return (a | 0x20) == b || a == b; })) {
+      return true;
+    }
+    if (comma == std::string_view::npos) break;
+    prefer.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::string JobPath(std::int64_t id) { return "/api/v1/import-jobs/" + std::to_string(id); }
+
+json::object JobJson(const model::ImportJob& job) {
+  json::object o{{"id", job.id},
+                 {"state", job.state},
+                 {"format", job.format},
+                 {"type", job.ci_type ? json::value(*job.ci_type) : json::value(nullptr)},
+                 {"mode", job.atomic ? "atomic" : "partial"},
+                 {"payload_bytes", job.payload_bytes},
+                 {"submitted_by", job.submitted_by},
+                 {"attempts", job.attempts},
+                 {"claimed_by", job.claimed_by ? json::value(*job.claimed_by) : nullptr},
+                 {"queued_at", model::FormatTimestamp(job.queued_at)},
+                 {"started_at", model::TimestampJson(job.started_at)},
+                 {"finished_at", model::TimestampJson(job.finished_at)}};
+  o["progress"] =
+      json::object{{"phase", job.phase ? json::value(*job.phase) : json::value(nullptr)},
+                   {"phases_done", job.phases_done},
+                   {"phases_total", job.phases_total ? json::value(*job.phases_total) : nullptr},
+                   {"rows", job.rows ? json::value(*job.rows) : json::value(nullptr)}};
+  o["result"] = job.result;
+  if (job.state == "failed") {
+    // As the synchronous import would have answered; a job abandoned by stopped instances
+    // records no code.
+    model::Error error(job.error_code.value_or(ErrorCode::kUnavailable),
+                       job.error.value_or("the import failed"), job.error_fields);
+    o["error"] = ProblemJson(error, JobPath(job.id));
+  } else {
+    o["error"] = nullptr;
+  }
+  return o;
 }
 
 }  // namespace
 
 Response PostImport(const Request& request, const PathParams&, AppContext& ctx) {
-  CheckQueryParams(request, {"mode", "type"});
+  CheckQueryParams(request, {"mode", "type", "async"});
   model::ImportOptions options;
   if (auto mode = request.Query("mode")) {
     if (*mode != "atomic" && *mode != "partial") {
@@ -30,18 +82,18 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     }
     options.atomic = *mode == "atomic";
   }
-  std::string media = request.MediaType();
-  model::ImportResult result;
-  if (media == "text/csv") {
-    std::optional<std::string> type = request.Query("type");
+  const bool async = ParseBoolParam(request, "async").value_or(false) || PrefersAsync(request);
+  const std::string media = request.MediaType();
+  const bool csv = media == "text/csv";
+  std::optional<std::string> type = request.Query("type");
+  json::value document;
+  if (csv) {
     if (!type || type->empty()) {
       throw Error(ErrorCode::kInvalidArgument, "a CSV import names its CI type: ?type=server");
     }
     if (request.body.empty()) throw Error(ErrorCode::kInvalidArgument, "the CSV body is empty");
-    model::DbSession session = ctx.db->Lease();
-    result = model::ImportCsv(session.sql(), *type, request.body, options);
   } else {
-    if (request.Query("type")) {
+    if (type) {
       throw Error(ErrorCode::kInvalidArgument,
                   "type applies to CSV imports; a JSON import names each CI's type");
     }
@@ -50,29 +102,47 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
       throw Error(ErrorCode::kUnsupportedMediaType,
                   "import takes application/json or text/csv, not " + media);
     }
-    boost::json::value document = ParseJsonBody(request);
-    model::DbSession session = ctx.db->Lease();
-    result = model::ImportDocument(session.sql(), document, options);
+    document = ParseJsonBody(request);
   }
+  model::DbSession session = ctx.db->Lease();
+  if (async) {
+    // Malformed JSON and a document of the wrong shape are answered now; rows are checked
+    // when the job runs, and their errors land in the job.
+    if (!csv) model::CheckImportDocumentShape(document);
+    model::ImportJob job = model::ImportJobStore(session.sql())
+                               .Enqueue({csv ? "csv" : "json", csv ? type : std::nullopt,
+                                         options.atomic, request.body, Writer().changed_by});
+    if (ctx.imports != nullptr) ctx.imports->Wake();
+    Response response = JsonResponse(202, JobJson(job));
+    response.headers.emplace_back("Location", JobPath(job.id));
+    response.headers.emplace_back("Preference-Applied", "respond-async");
+    return response;
+  }
+  options.ctx.changed_by = Writer().changed_by;
+  model::ImportResult result = csv ? model::ImportCsv(session.sql(), *type, request.body, options)
+                                   : model::ImportDocument(session.sql(), document, options);
   GraphChanged(ctx);
-  boost::json::object body = CountsJson(result.cis);
-  body["relations"] = CountsJson(result.relations);
-  boost::json::array errors;
-  for (const auto& e : result.errors) {
-    errors.push_back(boost::json::object{{"row", e.row},
-                                         {"field", e.row + (e.field.empty() ? "" : "." + e.field)},
-                                         {"message", e.message}});
-  }
-  body["errors"] = std::move(errors);
-  boost::json::array ids;
-  for (auto id : result.ci_ids) {
-    ids.emplace_back(id == 0 ? boost::json::value(nullptr) : boost::json::value(id));
-  }
-  body["ci_ids"] = std::move(ids);
-  boost::json::object phases;
-  for (const auto& phase : result.phases) phases[phase.name] = phase.seconds;
-  body["timings"] = std::move(phases);
-  return JsonResponse(200, body);
+  return JsonResponse(200, model::ImportResultToJson(result));
+}
+
+Response ListImportJobs(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"state", "limit", "cursor"});
+  const std::optional<std::string> state =
+      OneOfParam(request, "state", {"queued", "running", "succeeded", "failed"});
+  const int limit = ParseLimit(request);
+  model::DbSession session = ctx.db->Lease();
+  return PageResponse(
+      model::ImportJobStore(session.sql()).List(state, DecodeCursor(request), limit + 1),
+      static_cast<std::size_t>(limit), JobJson);
+}
+
+Response GetImportJob(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckQueryParams(request, {});
+  const std::int64_t id = ParseId(params.at("id"), "import job id");
+  model::DbSession session = ctx.db->Lease();
+  std::optional<model::ImportJob> job = model::ImportJobStore(session.sql()).Find(id);
+  if (!job) throw Error(ErrorCode::kNotFound, "import job " + std::to_string(id) + " not found");
+  return JsonResponse(200, JobJson(*job));
 }
 
 }  // namespace cmdb::server::handlers

@@ -1,9 +1,36 @@
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <set>
+#include <thread>
+
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
 namespace {
 
-class ImportApi : public ServerTest {};
+class ImportApi : public ServerTest {
+ protected:
+  // Polls the job until `done` says so (60 s at most).
+  template <typename Done>
+  boost::json::value WaitForJob(const std::string& location, Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      HttpResult r = Get(location);
+      EXPECT_EQ(r.status, 200) << r.body;
+      if (r.status != 200) return nullptr;
+      if (done(r.json())) return r.json();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << location << " did not get there";
+    return nullptr;
+  }
+  boost::json::value WaitForJob(const std::string& location) {
+    return WaitForJob(location, [](const boost::json::value& job) {
+      return job.at("state") == "succeeded" || job.at("state") == "failed";
+    });
+  }
+};
 
 const char* kDoc = R"({
   "cis": [
@@ -121,6 +148,145 @@ TEST_F(ImportApi, ImportsCsvOfOneType) {
   EXPECT_EQ(Post("/api/v1/import", csv, "text/csv").status, 400);  // no ?type=
   EXPECT_EQ(Post("/api/v1/import?type=toaster", csv, "text/csv").status, 422);
   EXPECT_EQ(Post("/api/v1/import?type=server", "name\n\"open", "text/csv").status, 400);
+}
+
+TEST_F(ImportApi, AsyncImportAnswers202AndTheJobHoldsTheResult) {
+  HttpResult queued =
+      HttpRequest(port(), "POST", "/api/v1/import", kDoc,
+                  {{"Content-Type", "application/json"}, {"Prefer", "wait=5, Respond-Async"}});
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  EXPECT_EQ(queued.headers["preference-applied"], "respond-async");
+  const std::string location = queued.headers["location"];
+  const std::int64_t id = queued.json().at("id").as_int64();
+  EXPECT_EQ(location, "/api/v1/import-jobs/" + std::to_string(id));
+  EXPECT_EQ(queued.json().at("format"), "json");
+  EXPECT_EQ(queued.json().at("mode"), "atomic");
+  EXPECT_EQ(queued.json().at("payload_bytes"), std::strlen(kDoc));
+  EXPECT_EQ(queued.json().at("result"), nullptr);
+
+  boost::json::value job = WaitForJob(location);
+  ASSERT_EQ(job.at("state"), "succeeded") << job;
+  EXPECT_EQ(job.at("attempts"), 1);
+  EXPECT_EQ(job.at("error"), nullptr);
+  EXPECT_EQ(job.at("progress").at("phases_done"), 8);
+  EXPECT_EQ(job.at("progress").at("phases_total"), 8);
+  EXPECT_EQ(job.at("progress").at("rows"), 5);  // 3 CIs + 2 relations
+  const auto& result = job.at("result");
+  EXPECT_EQ(result.at("created"), 3);
+  EXPECT_EQ(result.at("relations").at("created"), 2);
+  const std::int64_t db01 = result.at("ci_ids").at(0).as_int64();
+  HttpResult ci = Get("/api/v1/cis/" + std::to_string(db01));
+  ASSERT_EQ(ci.status, 200);
+  EXPECT_EQ(ci.json().at("name"), "db-01");
+  auto history = Get("/api/v1/cis/" + std::to_string(db01) + "/history").json().at("items");
+  EXPECT_EQ(history.at(0).at("source"), "import");
+  // The graph the impact analysis reads has the imported relations at once.
+  HttpResult impact = Get("/api/v1/cis/" + std::to_string(db01) + "/impact");
+  ASSERT_EQ(impact.status, 200) << impact.body;
+  EXPECT_EQ(impact.json().at("nodes").as_array().size(), 2U) << impact.body;
+
+  // The same document again, with ?async=true: matched by identity, nothing new.
+  HttpResult again = Post("/api/v1/import?async=true&mode=partial", kDoc);
+  ASSERT_EQ(again.status, 202) << again.body;
+  EXPECT_EQ(again.json().at("mode"), "partial");
+  boost::json::value second = WaitForJob(again.headers["location"]);
+  EXPECT_EQ(second.at("result").at("unchanged"), 3) << second;
+
+  auto succeeded = Get("/api/v1/import-jobs?state=succeeded").json().at("items").as_array();
+  ASSERT_EQ(succeeded.size(), 2U);
+  EXPECT_EQ(succeeded[0].at("id"), id);
+  EXPECT_EQ(Get("/api/v1/import-jobs?state=failed").json().at("items").as_array().size(), 0U);
+  auto page = Get("/api/v1/import-jobs?limit=1").json();
+  EXPECT_EQ(page.at("items").as_array().size(), 1U);
+  auto rest =
+      Get("/api/v1/import-jobs?cursor=" + std::string(page.at("next_cursor").as_string())).json();
+  ASSERT_EQ(rest.at("items").as_array().size(), 1U);
+  EXPECT_NE(rest.at("items").at(0).at("id"), id);
+}
+
+TEST_F(ImportApi, AFailedAsyncImportHoldsTheProblemAndWritesNothing) {
+  HttpResult queued = Post("/api/v1/import?async=1", R"({"cis": [
+      {"type": "server", "name": "ok-1"},
+      {"type": "server", "name": "bad-1", "attributes": {"memory_mb": "x"}}]})");
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  boost::json::value job = WaitForJob(queued.headers["location"]);
+  ASSERT_EQ(job.at("state"), "failed") << job;
+  EXPECT_EQ(job.at("result"), nullptr);
+  const auto& error = job.at("error");
+  EXPECT_EQ(error.at("status"), 422);
+  EXPECT_EQ(error.at("type"), "/problems/validation-failed");
+  EXPECT_EQ(error.at("instance").as_string(), queued.headers["location"]);
+  EXPECT_EQ(error.at("errors").at(0).at("field"), "cis[1].attributes.memory_mb") << error;
+  EXPECT_EQ(Get("/api/v1/cis").json().at("items").as_array().size(), 0U);
+
+  // A CSV of an unknown type fails when it runs, naming the type.
+  HttpResult csv = Post("/api/v1/import?type=toaster&async=true", "name\nx\n", "text/csv");
+  ASSERT_EQ(csv.status, 202) << csv.body;
+  EXPECT_EQ(csv.json().at("type"), "toaster");
+  boost::json::value failed = WaitForJob(csv.headers["location"]);
+  ASSERT_EQ(failed.at("state"), "failed") << failed;
+  EXPECT_EQ(failed.at("error").at("errors").at(0).at("field"), "type");
+  // The payload is dropped once a job has finished.
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_jobs WHERE payload IS NOT NULL").Int(0, 0), 0);
+}
+
+TEST_F(ImportApi, AsyncImportsRejectBadRequestsBeforeQueueingAnything) {
+  // Malformed JSON, a document of the wrong shape, a bad flag: answered now, nothing queued.
+  EXPECT_EQ(Post("/api/v1/import?async=true", R"({"cis": [)").status, 400);
+  HttpResult shape = Post("/api/v1/import?async=true", R"({"cis": {}, "extra": 1})");
+  EXPECT_EQ(shape.status, 422) << shape.body;
+  EXPECT_EQ(Post("/api/v1/import?async=maybe", kDoc).status, 400);
+  EXPECT_EQ(Post("/api/v1/import?async=true", "name\nx\n", "text/csv").status, 400);  // no type
+  EXPECT_EQ(Post("/api/v1/import?async=true", "<cis/>", "application/xml").status, 415);
+  EXPECT_EQ(Get("/api/v1/import-jobs").json().at("items").as_array().size(), 0U);
+  EXPECT_EQ(Get("/api/v1/import-jobs/999").status, 404);
+  EXPECT_EQ(Get("/api/v1/import-jobs/abc").status, 400);
+  EXPECT_EQ(Get("/api/v1/import-jobs/99999999999999999999").status, 400);
+  EXPECT_EQ(Get("/api/v1/import-jobs?state=lost").status, 400);
+  EXPECT_EQ(Get("/api/v1/import-jobs?colour=red").status, 400);
+}
+
+TEST_F(ImportApi, AJobReportsThePhaseItIsIn) {
+  // Another import of servers holds the per-type lock: the job waits in that phase.
+  Sql("SELECT pg_advisory_lock(hashtext('cmdb.import.server'))");
+  struct Unlock {
+    std::function<void()> release;
+    ~Unlock() { release(); }
+  } unlock{[this] { Sql("SELECT pg_advisory_unlock_all()"); }};
+  HttpResult queued = Post("/api/v1/import?async=true", kDoc);
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  boost::json::value waiting = WaitForJob(queued.headers["location"], [](const auto& job) {
+    return job.at("progress").at("phase") == "lock_and_load_identities" ||
+           job.at("state") == "succeeded" || job.at("state") == "failed";
+  });
+  ASSERT_EQ(waiting.at("state"), "running") << waiting;
+  EXPECT_EQ(waiting.at("progress").at("phases_done"), 2);
+  EXPECT_EQ(waiting.at("progress").at("rows"), 5);
+  EXPECT_FALSE(waiting.at("claimed_by").as_string().empty());
+  EXPECT_NE(waiting.at("started_at"), nullptr);
+  Sql("SELECT pg_advisory_unlock_all()");
+  boost::json::value done = WaitForJob(queued.headers["location"]);
+  EXPECT_EQ(done.at("state"), "succeeded") << done;
+  EXPECT_EQ(done.at("progress").at("phase"), nullptr);
+}
+
+TEST_F(ImportApi, AJobLeftRunningByAStoppedInstanceIsRunAgain) {
+  server::ServeConfig config = Config();
+  config.import_worker = false;
+  Restart(config);
+  HttpResult queued = Post("/api/v1/import?async=true", kDoc);
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  // Nobody executes it here; then it looks like what a crashed instance leaves behind.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Get(queued.headers["location"]).json().at("state"), "queued");
+  Sql("UPDATE import_jobs SET state = 'running', attempts = 1, claimed_by = 'dead:1', "
+      "started_at = now() WHERE id = $1",
+      {model::P(queued.json().at("id").as_int64())});
+  Restart(Config());
+  boost::json::value job = WaitForJob(queued.headers["location"]);
+  EXPECT_EQ(job.at("state"), "succeeded") << job;
+  EXPECT_EQ(job.at("attempts"), 2);
+  EXPECT_EQ(job.at("result").at("created"), 3);
 }
 
 }  // namespace

@@ -24,5 +24,30 @@ TEST(IdsFromArrayText, RefusesAnythingElse) {
   }
 }
 
+TEST(Bytea, HexTextRoundTripsEveryByte) {
+  std::string bytes;
+  for (int c = 0; c < 256; ++c) bytes += static_cast<char>(c);
+  const std::string hex = ByteaHex(bytes);
+  EXPECT_EQ(hex.substr(0, 6), "\\x0001");
+  EXPECT_EQ(hex.size(), 2 + 512U);
+  EXPECT_EQ(DecodeBytea(hex), bytes);
+  EXPECT_EQ(DecodeBytea("\\x4869"), "Hi");
+  EXPECT_EQ(DecodeBytea("\\x4A6b"), "Jk");  // PostgreSQL writes lowercase; both are read
+  EXPECT_EQ(ByteaHex(""), "\\x");
+  EXPECT_EQ(DecodeBytea(ByteaHex("")), "");
+}
+
+TEST(ErrorCodeName, EveryCodeHasANameThatReadsBack) {
+  for (ErrorCode code :
+       {ErrorCode::kInvalidArgument, ErrorCode::kValidationFailed, ErrorCode::kNotFound,
+        ErrorCode::kAlreadyExists, ErrorCode::kConflict, ErrorCode::kFailedPrecondition,
+        ErrorCode::kVersionMismatch, ErrorCode::kPayloadTooLarge, ErrorCode::kUnsupportedMediaType,
+        ErrorCode::kUnavailable, ErrorCode::kInternal}) {
+    EXPECT_EQ(ErrorCodeFromName(ErrorCodeName(code)), code) << ErrorCodeName(code);
+  }
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kValidationFailed), "validation_failed");
+  EXPECT_EQ(ErrorCodeFromName("no_such_code"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace cmdb::model

@@ -1,0 +1,86 @@
+#pragma once
+// A background worker for jobs queued in a PostgreSQL table (discovery runs, import jobs).
+// Any instance claims the oldest queued job with FOR UPDATE SKIP LOCKED and holds a
+// session-level advisory lock on it while it works, so a job whose lock is free while it says
+// "running" was abandoned by a stopped instance: it is queued again, or failed after three
+// attempts. The table has the columns id, state (queued/running/succeeded/failed), attempts,
+// claimed_by, started_at, finished_at, error and progress_done; the lock function maps an id
+// to the advisory-lock key. One thread; Start/Stop/Wake are thread-safe.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace soci {
+class session;
+}
+
+namespace cmdb::model {
+
+class DbPool;
+
+struct JobTable {
+  std::string table;          // "discovery_runs"
+  std::string lock_function;  // "cmdb_run_lock_key"
+  std::string kind;           // for log lines: "discovery"
+};
+
+struct JobWorkerOptions {
+  std::string instance = "cmdb";  // recorded in claimed_by
+  std::chrono::milliseconds poll{500};
+};
+
+class JobWorker {
+ public:
+  // Executes one claimed job on `work` and records its outcome (state, finished_at) itself;
+  // `progress` is a second session whose writes are visible while the job's transaction is
+  // still open. Throws only when the database fails.
+  using Execute =
+      std::function<void(soci::session& work, soci::session& progress, std::int64_t id)>;
+  // Called on every pass before jobs are claimed (discovery queues its scheduled runs).
+  using BeforeClaims = std::function<void(soci::session&)>;
+
+  // Opens its own two sessions to `dsn`.
+  JobWorker(const std::string& dsn, JobTable table, JobWorkerOptions options, Execute execute,
+            BeforeClaims before_claims = {});
+  ~JobWorker();
+  JobWorker(const JobWorker&) = delete;
+  JobWorker& operator=(const JobWorker&) = delete;
+
+  void Start();
+  // Finishes the job in progress, then stops. Idempotent.
+  void Stop();
+  // A job was queued: look now rather than at the next poll.
+  void Wake();
+
+  // One pass on the calling thread: recover abandoned jobs, run `before_claims`, execute
+  // queued jobs until none is left. Returns how many jobs it executed.
+  int RunPending();
+
+  // Jobs left "running" by a stopped instance go back to the queue (or fail after 3
+  // attempts). Returns how many were touched.
+  int RecoverAbandoned();
+
+ private:
+  bool ClaimAndExecute();
+  void Loop();
+
+  JobTable table_;
+  JobWorkerOptions options_;
+  Execute execute_;
+  BeforeClaims before_claims_;
+  std::unique_ptr<DbPool> pool_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool woken_ = false;  // guarded by mutex_
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace cmdb::model
