@@ -254,21 +254,18 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
   for (const auto& n : result.nodes) impact.impact_set.push_back(n.id);
   for (std::size_t at : result.services) {
     const ImpactNode& n = result.nodes[at];
-    std::optional<NodeView> v = graph.Find(n.id);
-    if (!v) continue;
-    services.push_back(json::object{{"ci", n.id}, {"name", v->name}, {"distance", n.distance}});
+    services.push_back(
+        json::object{{"ci", n.id}, {"name", graph.NodeAt(n.slot).name}, {"distance", n.distance}});
   }
   for (const auto& n : result.nodes) {
     if (affected.size() >= kListedCis) break;
-    std::optional<NodeView> v = graph.Find(n.id);
-    if (v) {
-      affected.push_back(json::object{{"ci", n.id},
-                                      {"name", v->name},
-                                      {"type", v->type},
-                                      {"status", v->status},
-                                      {"distance", n.distance},
-                                      {"in_change", n.distance == 0}});
-    }
+    const NodeView v = graph.NodeAt(n.slot);
+    affected.push_back(json::object{{"ci", n.id},
+                                    {"name", v.name},
+                                    {"type", v.type},
+                                    {"status", v.status},
+                                    {"distance", n.distance},
+                                    {"in_change", n.distance == 0}});
   }
   json::array absorbed;
   for (const auto& a : result.absorbed) {

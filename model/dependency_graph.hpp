@@ -50,6 +50,7 @@ struct ImpactNode {
   std::int32_t distance = 0;
   std::int32_t parent = -1;  // index in ImpactResult::nodes of the CI it was reached from
   RelationId via_edge = 0;   // the relation it was reached over (0 for the root)
+  std::uint32_t slot = 0;    // where the graph keeps the CI: NodeAt(slot) without an id look-up
 };
 
 // A CI that redundancy kept up: `healthy` of `providers` are still up, `min_healthy` needed.
@@ -78,6 +79,28 @@ struct ImpactResult {
   bool truncated = false;
 };
 
+// What a graph is built from: its CIs and relations.
+struct GraphContents {
+  std::vector<GraphNode> nodes;
+  std::vector<GraphEdge> edges;
+};
+
+// The current rows of CIs and relations that changed: each id in `ci_ids` is replaced by its
+// row in `cis`, or removed when `cis` has none (it was deleted); the same for relations.
+struct GraphChanges {
+  std::vector<CiId> ci_ids;
+  std::vector<GraphNode> cis;
+  std::vector<RelationId> relation_ids;
+  std::vector<GraphEdge> relations;
+  bool empty() const { return ci_ids.empty() && relation_ids.empty(); }
+};
+void ApplyChanges(GraphContents& contents, GraphChanges changes);
+
+// A compact binary form of the contents (little-endian, as this machine), for the snapshot
+// stored in PostgreSQL. Deserialize throws Error{kInternal} on anything it did not write.
+std::string SerializeGraph(const GraphContents& contents);
+GraphContents DeserializeGraph(std::string_view bytes);
+
 // The relation ids from the root to nodes[index] (the `via` of the API).
 std::vector<RelationId> ViaPath(const ImpactResult& result, std::size_t index);
 
@@ -104,6 +127,13 @@ class DependencyGraph {
   ImpactResult Impact(const ImpactQuery& query) const;
 
   std::optional<NodeView> Find(CiId id) const;
+  // The CIs and relations the graph holds (relations of types it does not know are not kept).
+  GraphContents Contents() const;
+  // The CI at a result's ImpactNode::slot. Writing a large result touches CIs spread over the
+  // whole graph: Prefetch(slot) a few nodes ahead hides the cache misses (a 1k-node impact on
+  // a 1M-CI graph spends most of its time in them otherwise).
+  NodeView NodeAt(std::uint32_t slot) const { return View(slot); }
+  void Prefetch(std::uint32_t slot) const;
   std::size_t node_count() const { return ids_.size(); }
   std::size_t edge_count() const { return edge_ids_.size(); }
 

@@ -1,7 +1,10 @@
 #include "model/graph_cache.hpp"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -13,48 +16,225 @@
 
 namespace cmdb::model {
 
+namespace {
+
+// How many changed CIs and relations a load applies to the graph it has before reading
+// everything is cheaper (a rebuild from memory costs about as much as reading 5% of the rows).
+constexpr std::size_t kMaxChanges = 200000;
+
+std::int64_t ToInt(std::string_view text) {
+  std::int64_t v = 0;
+  std::from_chars(text.data(), text.data() + text.size(), v);
+  return v;
+}
+
+// Every CI and relation as the transaction sees them, streamed with COPY: a million CIs never
+// sit in one result set.
+GraphContents ReadContents(soci::session& sql) {
+  GraphContents c;
+  CopyOut(sql, "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM configuration_items",
+          [&](const std::vector<std::string_view>& f) {
+            c.nodes.push_back({ToInt(f[0]), std::string(f[1]), std::string(f[2]), std::string(f[3]),
+                               static_cast<std::int32_t>(ToInt(f[4]))});
+          });
+  CopyOut(sql, "SELECT id, from_ci, to_ci, type FROM relations",
+          [&](const std::vector<std::string_view>& f) {
+            c.edges.push_back({ToInt(f[0]), ToInt(f[1]), ToInt(f[2]), std::string(f[3])});
+          });
+  return c;
+}
+
+// Opens a read-only REPEATABLE READ transaction: everything read in it, and the snapshot
+// text it returns, describe one instant.
+std::string BeginSnapshot(soci::session& sql) {
+  Query(sql, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  return std::string(Query(sql, "SELECT pg_current_snapshot()::text").Text(0, 0));
+}
+
+// The CIs and relations changed by transactions `snapshot` could not see, read as they are
+// now; nullopt when the log cannot say (pruned, a TRUNCATE) or there are too many.
+std::optional<GraphChanges> ChangesSince(soci::session& sql, const std::string& snapshot) {
+  const PgParams s{P(snapshot)};
+  if (Query(sql,
+            "SELECT pg_snapshot_xmin($1::pg_snapshot) < pruned_below FROM graph_change_horizon", s)
+          .Bool(0, 0)) {
+    return std::nullopt;
+  }
+  PgResult log = Query(sql,
+                       "SELECT kind, ids::text FROM graph_changes WHERE xid >= "
+                       "pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, "
+                       "$1::pg_snapshot)",
+                       s);
+  GraphChanges changes;
+  for (int i = 0; i < log.rows(); ++i) {
+    const std::string_view kind = log.Text(i, 0);
+    if (kind == "all") return std::nullopt;
+    std::vector<std::int64_t> ids = IdsFromArrayText(log.Text(i, 1));
+    auto& into = kind == "ci" ? changes.ci_ids : changes.relation_ids;
+    into.insert(into.end(), ids.begin(), ids.end());
+    if (changes.ci_ids.size() + changes.relation_ids.size() > 2 * kMaxChanges) return std::nullopt;
+  }
+  for (auto* ids : {&changes.ci_ids, &changes.relation_ids}) {
+    std::sort(ids->begin(), ids->end());
+    ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+  }
+  if (changes.ci_ids.size() + changes.relation_ids.size() > kMaxChanges) return std::nullopt;
+  if (!changes.ci_ids.empty()) {
+    PgResult r = Query(sql,
+                       "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM "
+                       "configuration_items WHERE id IN (SELECT unnest($1::bigint[]))",
+                       {P(IdArrayLiteral(changes.ci_ids))});
+    for (int i = 0; i < r.rows(); ++i) {
+      changes.cis.push_back({r.Int(i, 0), std::string(r.Text(i, 1)), std::string(r.Text(i, 2)),
+                             std::string(r.Text(i, 3)), static_cast<std::int32_t>(r.Int(i, 4))});
+    }
+  }
+  if (!changes.relation_ids.empty()) {
+    PgResult r = Query(sql,
+                       "SELECT id, from_ci, to_ci, type FROM relations WHERE id IN (SELECT "
+                       "unnest($1::bigint[]))",
+                       {P(IdArrayLiteral(changes.relation_ids))});
+    for (int i = 0; i < r.rows(); ++i) {
+      changes.relations.push_back(
+          {r.Int(i, 0), r.Int(i, 1), r.Int(i, 2), std::string(r.Text(i, 3))});
+    }
+  }
+  return changes;
+}
+
+[[noreturn]] void ThrowResult(PGconn* conn, PGresult* result) {
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  std::string sqlstate = state != nullptr ? state : "XX000";
+  std::string message = PQerrorMessage(conn);
+  PQclear(result);
+  ThrowDbError(sqlstate, message);
+}
+
+// The newest stored snapshot: its pg_snapshot text and serialised contents, read in binary
+// (a hex bytea would double 100+ MB on the wire).
+std::optional<std::pair<std::string, std::string>> ReadStoredSnapshot(soci::session& sql) {
+  PGconn* conn = NativeConnection(sql);
+  PGresult* r =
+      PQexecParams(conn, "SELECT snapshot, data FROM graph_snapshots ORDER BY id DESC LIMIT 1", 0,
+                   nullptr, nullptr, nullptr, nullptr, 1);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) ThrowResult(conn, r);
+  std::optional<std::pair<std::string, std::string>> out;
+  if (PQntuples(r) == 1) {
+    out.emplace(std::string(PQgetvalue(r, 0, 0), static_cast<std::size_t>(PQgetlength(r, 0, 0))),
+                std::string(PQgetvalue(r, 0, 1), static_cast<std::size_t>(PQgetlength(r, 0, 1))));
+  }
+  PQclear(r);
+  return out;
+}
+
+}  // namespace
+
 DependencyGraph LoadDependencyGraph(soci::session& sql, std::optional<Timestamp> as_of) {
+  if (!as_of) {
+    GraphContents c = ReadContents(sql);
+    // Relation types are not versioned; their propagation is read as it is now.
+    return DependencyGraph::Build(std::move(c.nodes), c.edges,
+                                  CiTypeRepository(sql).ListRelationTypes());
+  }
   std::vector<GraphNode> nodes;
   std::vector<GraphEdge> edges;
-  if (as_of) {
-    const PgParams t{P(as_of->micros)};
-    PgResult ci = Query(sql,
-                        "SELECT ci_id, type, name, status, coalesce(min_healthy, 0) FROM "
-                        "ci_versions WHERE NOT deleted AND valid_from <= cmdb_ts($1) AND "
-                        "(valid_to IS NULL OR valid_to > cmdb_ts($1))",
-                        t);
-    nodes.reserve(static_cast<std::size_t>(ci.rows()));
-    for (int i = 0; i < ci.rows(); ++i) {
-      nodes.push_back({ci.Int(i, 0), std::string(ci.Text(i, 1)), std::string(ci.Text(i, 2)),
-                       std::string(ci.Text(i, 3)), static_cast<std::int32_t>(ci.Int(i, 4))});
-    }
-    PgResult rel = Query(sql,
-                         "SELECT relation_id, from_ci, to_ci, type FROM relation_versions WHERE "
-                         "NOT deleted AND valid_from <= cmdb_ts($1) AND (valid_to IS NULL OR "
-                         "valid_to > cmdb_ts($1))",
-                         t);
-    for (int i = 0; i < rel.rows(); ++i) {
-      edges.push_back({rel.Int(i, 0), rel.Int(i, 1), rel.Int(i, 2), std::string(rel.Text(i, 3))});
-    }
-  } else {
-    // Streamed with COPY: a million CIs never sit in one result set.
-    auto to_int = [](std::string_view text) {
-      std::int64_t v = 0;
-      std::from_chars(text.data(), text.data() + text.size(), v);
-      return v;
-    };
-    CopyOut(sql, "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM configuration_items",
-            [&](const std::vector<std::string_view>& f) {
-              nodes.push_back({to_int(f[0]), std::string(f[1]), std::string(f[2]),
-                               std::string(f[3]), static_cast<std::int32_t>(to_int(f[4]))});
-            });
-    CopyOut(sql, "SELECT id, from_ci, to_ci, type FROM relations",
-            [&](const std::vector<std::string_view>& f) {
-              edges.push_back({to_int(f[0]), to_int(f[1]), to_int(f[2]), std::string(f[3])});
-            });
+  const PgParams t{P(as_of->micros)};
+  PgResult ci = Query(sql,
+                      "SELECT ci_id, type, name, status, coalesce(min_healthy, 0) FROM "
+                      "ci_versions WHERE NOT deleted AND valid_from <= cmdb_ts($1) AND "
+                      "(valid_to IS NULL OR valid_to > cmdb_ts($1))",
+                      t);
+  nodes.reserve(static_cast<std::size_t>(ci.rows()));
+  for (int i = 0; i < ci.rows(); ++i) {
+    nodes.push_back({ci.Int(i, 0), std::string(ci.Text(i, 1)), std::string(ci.Text(i, 2)),
+                     std::string(ci.Text(i, 3)), static_cast<std::int32_t>(ci.Int(i, 4))});
   }
-  // Relation types are not versioned; their propagation is read as it is now.
+  PgResult rel = Query(sql,
+                       "SELECT relation_id, from_ci, to_ci, type FROM relation_versions WHERE "
+                       "NOT deleted AND valid_from <= cmdb_ts($1) AND (valid_to IS NULL OR "
+                       "valid_to > cmdb_ts($1))",
+                       t);
+  for (int i = 0; i < rel.rows(); ++i) {
+    edges.push_back({rel.Int(i, 0), rel.Int(i, 1), rel.Int(i, 2), std::string(rel.Text(i, 3))});
+  }
   return DependencyGraph::Build(std::move(nodes), edges, CiTypeRepository(sql).ListRelationTypes());
+}
+
+VersionedGraph LoadGraph(soci::session& sql, const DependencyGraph* base,
+                         const std::string& base_snapshot, bool use_stored_snapshot) {
+  Transaction tr(sql);
+  VersionedGraph out;
+  out.snapshot = BeginSnapshot(sql);
+  std::optional<GraphContents> contents;
+  std::optional<GraphChanges> changes;
+  if (base != nullptr && !base_snapshot.empty()) {
+    changes = ChangesSince(sql, base_snapshot);
+    if (changes && changes->empty()) {
+      out.kind = VersionedGraph::Kind::kUnchanged;
+      tr.Commit();
+      return out;
+    }
+    if (changes) contents = base->Contents();
+  } else if (use_stored_snapshot) {
+    if (auto stored = ReadStoredSnapshot(sql)) {
+      changes = ChangesSince(sql, stored->first);
+      if (changes) {
+        try {
+          contents = DeserializeGraph(stored->second);
+        } catch (const Error&) {
+          changes.reset();  // written by another version: read the tables instead
+        }
+      }
+    }
+  }
+  if (contents) {
+    out.kind = base != nullptr ? VersionedGraph::Kind::kUpdated : VersionedGraph::Kind::kStored;
+    out.changes = changes->ci_ids.size() + changes->relation_ids.size();
+    ApplyChanges(*contents, std::move(*changes));
+  } else {
+    out.kind = VersionedGraph::Kind::kFull;
+    contents = ReadContents(sql);
+  }
+  std::vector<RelationType> types = CiTypeRepository(sql).ListRelationTypes();
+  tr.Commit();
+  out.graph = std::make_shared<const DependencyGraph>(
+      DependencyGraph::Build(std::move(contents->nodes), contents->edges, types));
+  return out;
+}
+
+bool StoreGraphSnapshot(soci::session& sql, const DependencyGraph& graph,
+                        const std::string& snapshot) {
+  const std::string data = SerializeGraph(graph.Contents());
+  constexpr std::size_t kMaxBytea = std::size_t{1} << 30;  // PostgreSQL's limit for one value
+  if (data.size() >= kMaxBytea) return false;
+  Transaction tr(sql);
+  // One writer at a time; another instance storing one right now makes this one redundant.
+  if (!Query(sql, "SELECT pg_try_advisory_xact_lock(x'436d6447'::bigint)").Bool(0, 0)) {
+    return false;
+  }
+  // The log below the replaced snapshot's horizon is no longer needed by a new instance; an
+  // instance whose own graph is older than that loads in full once.
+  Query(sql,
+        "WITH old AS (SELECT max(pg_snapshot_xmin(snapshot::pg_snapshot)) AS xmin FROM "
+        "graph_snapshots), gone AS (DELETE FROM graph_changes WHERE xid < (SELECT xmin FROM "
+        "old)) UPDATE graph_change_horizon SET pruned_below = greatest(pruned_below, (SELECT "
+        "xmin FROM old)) WHERE (SELECT xmin FROM old) IS NOT NULL");
+  Query(sql, "DELETE FROM graph_snapshots");
+  PGconn* conn = NativeConnection(sql);
+  const std::string cis = std::to_string(graph.node_count());
+  const std::string relations = std::to_string(graph.edge_count());
+  const std::array<const char*, 4> values{snapshot.c_str(), cis.c_str(), relations.c_str(),
+                                          data.data()};
+  const std::array<int, 4> lengths{0, 0, 0, static_cast<int>(data.size())};
+  const std::array<int, 4> formats{0, 0, 0, 1};
+  PGresult* r = PQexecParams(conn,
+                             "INSERT INTO graph_snapshots (snapshot, cis, relations, data) VALUES "
+                             "($1, $2, $3, $4)",
+                             4, nullptr, values.data(), lengths.data(), formats.data(), 0);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) ThrowResult(conn, r);
+  PQclear(r);
+  tr.Commit();
+  return true;
 }
 
 GraphCache::GraphCache(DbPool& pool, std::string listen_dsn)
@@ -80,19 +260,56 @@ void GraphCache::Load() {
   const std::uint64_t own = generation_.load(std::memory_order_acquire);
   const std::uint64_t remote = remote_generation_.load(std::memory_order_acquire);
   const auto started = std::chrono::steady_clock::now();
-  std::shared_ptr<const DependencyGraph> graph;
+  std::shared_ptr<const DependencyGraph> base;
+  std::string base_snapshot;
+  {
+    std::lock_guard lock(graph_mutex_);
+    base = graph_;
+    base_snapshot = graph_snapshot_;
+  }
+  VersionedGraph loaded;
   {
     DbSession session = pool_.Lease();
-    graph = std::make_shared<const DependencyGraph>(LoadDependencyGraph(session.sql()));
+    loaded = LoadGraph(session.sql(), base.get(), base_snapshot, true);
   }
-  last_load_seconds_.store(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-      std::memory_order_relaxed);
-  loads_.fetch_add(1, std::memory_order_relaxed);
+  if (loaded.kind != VersionedGraph::Kind::kUnchanged) {
+    last_load_seconds_.store(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        std::memory_order_relaxed);
+    loads_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A full read is worth keeping for the next instance to start from, and so is a stored
+  // snapshot that needed many changes applied.
+  if (loaded.kind == VersionedGraph::Kind::kFull) {
+    full_loads_.fetch_add(1, std::memory_order_relaxed);
+    snapshot_due_.store(true, std::memory_order_release);
+  } else if (loaded.kind == VersionedGraph::Kind::kStored && loaded.changes > 10000) {
+    snapshot_due_.store(true, std::memory_order_release);
+  }
   std::lock_guard lock(graph_mutex_);
-  graph_ = std::move(graph);
+  if (loaded.graph) graph_ = std::move(loaded.graph);
+  graph_snapshot_ = std::move(loaded.snapshot);
   graph_generation_ = own;
   graph_remote_generation_ = remote;
+}
+
+void GraphCache::StoreSnapshotIfDue() {
+  if (!snapshot_due_.exchange(false, std::memory_order_acq_rel)) return;
+  std::shared_ptr<const DependencyGraph> graph;
+  std::string snapshot;
+  {
+    std::lock_guard lock(graph_mutex_);
+    graph = graph_;
+    snapshot = graph_snapshot_;
+  }
+  if (!graph || snapshot.empty()) return;
+  try {
+    DbSession session = pool_.Lease();
+    StoreGraphSnapshot(session.sql(), *graph, snapshot);
+  } catch (const std::exception&) {
+    // The next instance reads the tables instead; nothing else depends on the snapshot.
+    std::fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"storing the graph snapshot failed\"}\n");
+  }
 }
 
 std::shared_ptr<const DependencyGraph> GraphCache::Current() {
@@ -137,6 +354,7 @@ void GraphCache::Listen() {
         }
       }
       while (listening && !stopping_) {
+        StoreSnapshotIfDue();  // here, off the request path
         pollfd fd{PQsocket(conn), POLLIN, 0};
         int ready = poll(&fd, 1, 200);
         if (ready < 0) break;

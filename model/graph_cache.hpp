@@ -1,15 +1,17 @@
 #pragma once
 // The in-memory dependency graph of one cmdb instance and what keeps it current. The graph is
-// loaded from PostgreSQL at start (by the listener thread) or on first use, and reloaded when
-// it is out of date:
+// loaded from PostgreSQL at start (by the listener thread) or on first use, and brought up to
+// date when it is out of date:
 // - after this instance's own writes (Invalidate()), synchronously: the writer's next read
-//   waits for the reload and sees its write;
+//   waits for the update and sees its write;
 // - after writes committed by other instances (a LISTEN on channel cmdb_graph, see
 //   0003_graph_notifications.sql), in the background on the listener thread: readers keep the
-//   previous graph until the new one is ready instead of all waiting for a load that takes
-//   seconds on a large estate. The echo of this instance's own writes usually finds the graph
-//   already reloaded and costs nothing.
-// Thread-safe.
+//   previous graph until the new one is ready. The echo of this instance's own writes finds
+//   nothing new and costs one small query.
+// An update re-reads only the CIs and relations changed since the graph's PostgreSQL snapshot
+// (the change log of 0010_graph_changes_and_snapshots.sql) and rebuilds the arrays from
+// memory; a start-up begins from the snapshot an earlier instance stored, plus the changes
+// since. Both tables are read only when there is no such starting point. Thread-safe.
 
 #include <atomic>
 #include <cstdint>
@@ -18,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "model/dependency_graph.hpp"
 #include "model/timestamp.hpp"
@@ -32,6 +35,34 @@ class DbPool;
 
 // Loads every CI and relation (or those valid at `as_of`, from history) into a graph.
 DependencyGraph LoadDependencyGraph(soci::session& sql, std::optional<Timestamp> as_of = {});
+
+// A graph and the PostgreSQL snapshot (pg_snapshot text) its contents were read under.
+struct VersionedGraph {
+  enum class Kind {
+    kFull,       // read both tables
+    kStored,     // the stored snapshot plus the changes since
+    kUpdated,    // the previous graph plus the changes since
+    kUnchanged,  // nothing changed since the previous graph: `graph` is null, keep it
+  };
+  std::shared_ptr<const DependencyGraph> graph;
+  std::string snapshot;
+  Kind kind = Kind::kFull;
+  std::size_t changes = 0;  // CIs and relations re-read (kStored, kUpdated)
+};
+
+// Loads the current graph in one read-only REPEATABLE READ transaction. With a `base` graph
+// read under `base_snapshot`, re-reads only the CIs and relations changed since (see
+// 0010_graph_changes_and_snapshots.sql) and rebuilds from memory; else, when
+// `use_stored_snapshot`, starts from the snapshot StoreGraphSnapshot left; reads both tables
+// when neither applies (no base, no snapshot, a TRUNCATE, a pruned log, 200k changes or more).
+VersionedGraph LoadGraph(soci::session& sql, const DependencyGraph* base,
+                         const std::string& base_snapshot, bool use_stored_snapshot);
+
+// Stores `graph`, read under `snapshot`, for the next instance to start from, replacing the
+// previous one and pruning the change log below it. Returns false when another instance is
+// storing one at the same moment (nothing done).
+bool StoreGraphSnapshot(soci::session& sql, const DependencyGraph& graph,
+                        const std::string& snapshot);
 
 class GraphCache {
  public:
@@ -63,14 +94,18 @@ class GraphCache {
   // other instances; as-of queries for earlier times must read history.
   Timestamp changed_at() const { return Timestamp{changed_at_.load(std::memory_order_acquire)}; }
 
-  // Loads so far, and how long the latest took (for /metrics).
+  // Loads that produced a new graph so far, how many of them read both tables, and how long
+  // the latest took (for /metrics).
   std::uint64_t loads() const { return loads_.load(std::memory_order_relaxed); }
+  std::uint64_t full_loads() const { return full_loads_.load(std::memory_order_relaxed); }
   double last_load_seconds() const { return last_load_seconds_.load(std::memory_order_relaxed); }
 
  private:
   void Listen();
   // Loads the graph (load_mutex_ held) and publishes it with the generations it covers.
   void Load();
+  // Stores the graph for the next instance to start from, when a load asked for it.
+  void StoreSnapshotIfDue();
   // The published graph when it covers `own` (and `remote`) generations, else null.
   std::shared_ptr<const DependencyGraph> Published(std::uint64_t own, std::uint64_t remote);
 
@@ -82,9 +117,12 @@ class GraphCache {
   std::mutex load_mutex_;   // serialises loads
   std::mutex graph_mutex_;  // guards the three below; held only to read or swap them
   std::shared_ptr<const DependencyGraph> graph_;
+  std::string graph_snapshot_;  // the pg_snapshot graph_ was read under
   std::uint64_t graph_generation_ = 0;
   std::uint64_t graph_remote_generation_ = 0;
   std::atomic<std::uint64_t> loads_{0};
+  std::atomic<std::uint64_t> full_loads_{0};
+  std::atomic<bool> snapshot_due_{false};  // store graph_ for the next instance to start from
   std::atomic<double> last_load_seconds_{0};
   std::atomic<bool> stopping_{false};
   std::thread listener_;

@@ -408,9 +408,8 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     reached = static_cast<std::int64_t>(down.nodes.size());
     for (std::size_t at : down.services) {
       const ImpactNode& n = down.nodes[at];
-      std::optional<NodeView> v = graph->Find(n.id);
-      if (!v) continue;
-      services.push_back(json::object{{"ci", n.id}, {"name", v->name}, {"distance", n.distance}});
+      services.push_back(json::object{
+          {"ci", n.id}, {"name", graph->NodeAt(n.slot).name}, {"distance", n.distance}});
     }
     q.direction = ImpactDirection::kUp;
     ImpactResult up = graph->Impact(q);

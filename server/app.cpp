@@ -153,6 +153,9 @@ void App::Start() {
     if (graph != nullptr) {
       s.metrics.AddGauge("cmdb_graph_loads", "Loads of the dependency graph since the start.",
                          [graph] { return static_cast<double>(graph->loads()); });
+      s.metrics.AddGauge("cmdb_graph_full_loads",
+                         "Loads of the dependency graph that read every CI and relation.",
+                         [graph] { return static_cast<double>(graph->full_loads()); });
       s.metrics.AddGauge("cmdb_graph_last_load_seconds",
                          "How long the latest load of the dependency graph took.",
                          [graph] { return graph->last_load_seconds(); });

@@ -97,10 +97,12 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
   node_fields(*graph->Find(query.root));
   w.EndObject().Field("direction", direction).Key("nodes").BeginArray();
   std::vector<model::RelationId> path;
+  constexpr std::size_t kAhead = 8;
   for (std::size_t i = 0; i < result.nodes.size(); ++i) {
+    if (i + kAhead < result.nodes.size()) graph->Prefetch(result.nodes[i + kAhead].slot);
     const model::ImpactNode& n = result.nodes[i];
     w.BeginObject();
-    node_fields(*graph->Find(n.id));
+    node_fields(graph->NodeAt(n.slot));
     w.Field("distance", n.distance).Key("via").BeginArray();
     path.clear();
     for (auto at = static_cast<std::int64_t>(i);
@@ -127,7 +129,7 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
     if (n.distance == 0) continue;  // the root (or a CI failing with it) is not "reached"
     w.BeginObject()
         .Field("id", n.id)
-        .Field("name", graph->Find(n.id)->name)
+        .Field("name", graph->NodeAt(n.slot).name)
         .Field("distance", n.distance)
         .EndObject();
   }

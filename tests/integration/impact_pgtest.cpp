@@ -125,6 +125,36 @@ TEST_F(ImpactApi, ReadsNeverReloadAndAnotherWritersChangeIsLoadedOnceInTheBackgr
   EXPECT_EQ(loads(), before + 1);  // one notification, one load
 }
 
+TEST_F(ImpactApi, ARestartStartsFromTheStoredGraphAndAnswersTheSame) {
+  auto metric = [&](const std::string& name) {
+    const std::string metrics = Get("/metrics").body;
+    const std::size_t at = metrics.find("\n" + name + " ");
+    EXPECT_NE(at, std::string::npos) << metrics;
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
+  };
+  const std::int64_t db = IdOf("shop-db");
+  HttpResult before = Impact(db);
+  ASSERT_EQ(before.status, 200);
+  // The instance that read both tables stores the graph in the background.
+  bool stored = false;
+  for (int i = 0; i < 200 && !stored; ++i) {
+    stored = Sql("SELECT count(*) FROM graph_snapshots").Int(0, 0) == 1;
+    if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_TRUE(stored) << "no graph snapshot was stored";
+  // Written after the snapshot: the restarted instance must apply it on top.
+  Sql("INSERT INTO relations (type, from_ci, to_ci) VALUES ('depends_on', $1, $2)",
+      {model::P(IdOf("Payroll")), model::P(db)});
+  Restart(Config());
+  HttpResult after = Impact(db);
+  ASSERT_EQ(after.status, 200);
+  EXPECT_EQ(metric("cmdb_graph_full_loads"), 0);
+  EXPECT_GE(metric("cmdb_graph_loads"), 1);
+  std::set<std::string> expected = Names(before.json());
+  expected.insert("Payroll");
+  EXPECT_EQ(Names(after.json()), expected);
+}
+
 TEST_F(ImpactApi, RedundancyKeepsAClusterUpAndSaysWhy) {
   HttpResult one = Impact(IdOf("web-vm-01"));
   ASSERT_EQ(one.status, 200);

@@ -5,8 +5,11 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include <gtest/gtest.h>
+
+#include "model/error.hpp"
 
 namespace cmdb::model {
 namespace {
@@ -233,6 +236,87 @@ TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
     }
     ASSERT_EQ(got_dist, want) << "trial " << trial;
   }
+}
+
+// Contents as sorted tuples, to compare two graphs whatever order they were built in.
+std::pair<std::vector<std::tuple<CiId, std::string, std::string, std::string, int>>,
+          std::vector<std::tuple<RelationId, CiId, CiId, std::string>>>
+Sorted(const GraphContents& c) {
+  std::vector<std::tuple<CiId, std::string, std::string, std::string, int>> nodes;
+  for (const auto& n : c.nodes) nodes.emplace_back(n.id, n.type, n.name, n.status, n.min_healthy);
+  std::vector<std::tuple<RelationId, CiId, CiId, std::string>> edges;
+  for (const auto& e : c.edges) edges.emplace_back(e.id, e.from, e.to, e.type);
+  std::sort(nodes.begin(), nodes.end());
+  std::sort(edges.begin(), edges.end());
+  return {nodes, edges};
+}
+
+GraphContents SampleContents() {
+  GraphContents c;
+  c.nodes = {Node(1), Node(2, 0, "application"), Node(3, 2, "cluster"), Node(4), Node(5)};
+  c.nodes[1].name = "quote\" back\\slash <b>&amp; \xe6\x97\xa5\xe6\x9c\xac tab\t";
+  c.nodes[4].status = "retired";
+  c.edges = {{10, 2, 3, "depends_on"},
+             {11, 4, 3, "member_of"},
+             {12, 5, 3, "member_of"},
+             {13, 1, 4, "connected_to"}};
+  return c;
+}
+
+TEST(GraphSnapshot, SerialisedContentsReadBackExactly) {
+  const GraphContents c = SampleContents();
+  const std::string bytes = SerializeGraph(c);
+  EXPECT_EQ(Sorted(DeserializeGraph(bytes)), Sorted(c));
+  // A graph's contents are what it was built from (relations of unknown types are dropped).
+  GraphContents with_unknown = c;
+  with_unknown.edges.push_back({14, 1, 2, "no_such_type"});
+  const DependencyGraph g = DependencyGraph::Build(with_unknown.nodes, with_unknown.edges, Types());
+  EXPECT_EQ(Sorted(g.Contents()), Sorted(c));
+  EXPECT_EQ(Sorted(DeserializeGraph(SerializeGraph(GraphContents{}))), Sorted(GraphContents{}));
+}
+
+TEST(GraphSnapshot, AnythingElseIsRefused) {
+  const std::string bytes = SerializeGraph(SampleContents());
+  EXPECT_THROW(DeserializeGraph(""), Error);
+  EXPECT_THROW(DeserializeGraph("CMDBGRF0" + bytes.substr(8)), Error);  // another version
+  for (std::size_t cut : {std::size_t{9}, bytes.size() / 2, bytes.size() - 1}) {
+    EXPECT_THROW(DeserializeGraph(bytes.substr(0, cut)), Error) << cut;
+  }
+  EXPECT_THROW(DeserializeGraph(bytes + "x"), Error);
+  // A node count far beyond what the bytes could hold is refused before anything is reserved.
+  std::string huge = bytes;
+  huge[8] = '\xff';
+  huge[15] = '\x7f';
+  EXPECT_THROW(DeserializeGraph(huge), Error);
+}
+
+TEST(GraphSnapshot, ChangesReplaceAddAndRemoveRows) {
+  GraphContents c = SampleContents();
+  GraphChanges changes;
+  changes.ci_ids = {4, 6, 1};  // 4 renamed, 6 new, 1 deleted
+  changes.cis = {{4, "server", "renamed", "maintenance", 0}, Node(6)};
+  changes.relation_ids = {13, 11, 15};  // 13 deleted with CI 1, 11 re-pointed, 15 new
+  changes.relations = {{11, 6, 3, "member_of"}, {15, 2, 6, "depends_on"}};
+  ApplyChanges(c, changes);
+  GraphContents expected;
+  expected.nodes = {Node(2, 0, "application"),
+                    Node(3, 2, "cluster"),
+                    Node(5),
+                    Node(6),
+                    {4, "server", "renamed", "maintenance", 0}};
+  expected.nodes[0].name = SampleContents().nodes[1].name;
+  expected.nodes[2].status = "retired";
+  expected.edges = {{10, 2, 3, "depends_on"},
+                    {11, 6, 3, "member_of"},
+                    {12, 5, 3, "member_of"},
+                    {15, 2, 6, "depends_on"}};
+  EXPECT_EQ(Sorted(c), Sorted(expected));
+  // Rebuilt, the graph answers as if built from scratch: 6 now feeds the cluster.
+  const DependencyGraph g = DependencyGraph::Build(c.nodes, c.edges, Types());
+  EXPECT_EQ(g.node_count(), 5U);
+  EXPECT_EQ(g.edge_count(), 4U);
+  EXPECT_EQ(g.Find(4)->name, "renamed");
+  EXPECT_FALSE(g.Find(1));
 }
 
 }  // namespace
