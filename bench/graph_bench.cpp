@@ -242,6 +242,8 @@ int main(int argc, char** argv) {
       // 1,000 new relations and 100 renamed CIs written after the snapshot.
       cmdb::model::ExecuteRaw(
           sql,
+          "SELECT setval(pg_get_serial_sequence('relations', 'id'), (SELECT max(id) FROM "
+          "relations)); "
           "INSERT INTO relations (type, from_ci, to_ci) SELECT 'depends_on', g, g + 7 FROM "
           "generate_series(1, 1000) g ON CONFLICT DO NOTHING; UPDATE configuration_items SET "
           "name = name || '-renamed' WHERE id <= 100");

@@ -59,7 +59,11 @@ Estate Generate(std::size_t total) {
   for (std::size_t i = 0; i < apps; ++i) {
     CiId a = app + static_cast<CiId>(i);
     link(pick(svc, services), a, "depends_on");
-    for (int k = 0; k < 2; ++k) link(a, pick(db, dbs), "depends_on");
+    const CiId db1 = pick(db, dbs);
+    CiId db2 = pick(db, dbs);
+    if (db2 == db1 && dbs > 1) db2 = db + static_cast<CiId>((db1 - db + 1) % dbs);  // unique
+    link(a, db1, "depends_on");
+    if (db2 != db1) link(a, db2, "depends_on");
     CiId other = pick(app, apps);
     if (other == a) other = app + static_cast<CiId>((i + 1) % apps);  // no self-relations
     if (other != a) link(a, other, "depends_on");

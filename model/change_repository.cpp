@@ -255,11 +255,11 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
   for (std::size_t at : result.services) {
     const ImpactNode& n = result.nodes[at];
     services.push_back(
-        json::object{{"ci", n.id}, {"name", graph.NodeAt(n.slot).name}, {"distance", n.distance}});
+        json::object{{"ci", n.id}, {"name", graph.Find(n.id)->name}, {"distance", n.distance}});
   }
   for (const auto& n : result.nodes) {
     if (affected.size() >= kListedCis) break;
-    const NodeView v = graph.NodeAt(n.slot);
+    const NodeView v = *graph.Find(n.id);
     affected.push_back(json::object{{"ci", n.id},
                                     {"name", v.name},
                                     {"type", v.type},

@@ -234,11 +234,19 @@ NodeView DependencyGraph::View(Index i) const {
   return v;
 }
 
-void DependencyGraph::Prefetch(std::uint32_t slot) const {
-  __builtin_prefetch(&ids_[slot]);
-  __builtin_prefetch(&name_offsets_[slot]);
-  __builtin_prefetch(&node_types_[slot]);
-  __builtin_prefetch(&statuses_[slot]);
+void DependencyGraph::PrefetchIndex(CiId id) const {
+  if (id >= 0 && static_cast<std::size_t>(id) < dense_index_.size()) {
+    __builtin_prefetch(&dense_index_[static_cast<std::size_t>(id)]);
+  }
+}
+
+void DependencyGraph::Prefetch(CiId id) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= dense_index_.size()) return;
+  const Index i = dense_index_[static_cast<std::size_t>(id)];
+  if (i == kNoIndex) return;
+  __builtin_prefetch(&name_offsets_[i]);
+  __builtin_prefetch(&node_types_[i]);
+  __builtin_prefetch(&statuses_[i]);
 }
 
 GraphContents DependencyGraph::Contents() const {
@@ -574,7 +582,6 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
     const Workspace::Reached& r = w.queue[i];
     ImpactNode& node = result.nodes[i];
     node.id = ids_[r.node];
-    node.slot = r.node;
     node.distance = r.distance;
     if (r.parent != kNoIndex) {
       node.parent = static_cast<std::int32_t>(r.parent);

@@ -408,8 +408,8 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     reached = static_cast<std::int64_t>(down.nodes.size());
     for (std::size_t at : down.services) {
       const ImpactNode& n = down.nodes[at];
-      services.push_back(json::object{
-          {"ci", n.id}, {"name", graph->NodeAt(n.slot).name}, {"distance", n.distance}});
+      services.push_back(
+          json::object{{"ci", n.id}, {"name", graph->Find(n.id)->name}, {"distance", n.distance}});
     }
     q.direction = ImpactDirection::kUp;
     ImpactResult up = graph->Impact(q);

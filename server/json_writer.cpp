@@ -2,43 +2,39 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 
 namespace cmdb::server {
 
-void JsonWriter::Separate() {
-  if (after_key_) {
-    after_key_ = false;
-    return;
-  }
-  if (!has_value_.empty()) {
-    if (has_value_.back()) out_ += ',';
-    has_value_.back() = true;
-  }
+void JsonWriter::Open(char bracket) {
+  Separate();
+  out_ += bracket;
+  ++depth_;
+  has_value_ &= ~(std::uint64_t{1} << ((depth_ - 1) & 63U));
+}
+
+void JsonWriter::Close(char bracket) {
+  out_ += bracket;
+  if (depth_ > 0) --depth_;
 }
 
 JsonWriter& JsonWriter::BeginObject() {
-  Separate();
-  out_ += '{';
-  has_value_.push_back(false);
+  Open('{');
   return *this;
 }
 
 JsonWriter& JsonWriter::EndObject() {
-  out_ += '}';
-  has_value_.pop_back();
+  Close('}');
   return *this;
 }
 
 JsonWriter& JsonWriter::BeginArray() {
-  Separate();
-  out_ += '[';
-  has_value_.push_back(false);
+  Open('[');
   return *this;
 }
 
 JsonWriter& JsonWriter::EndArray() {
-  out_ += ']';
-  has_value_.pop_back();
+  Close(']');
   return *this;
 }
 
@@ -50,6 +46,15 @@ JsonWriter& JsonWriter::Key(std::string_view key) {
   return *this;
 }
 
+void JsonWriter::Quoted(std::string_view text) {
+  const std::size_t at = out_.size();
+  out_.resize(at + text.size() + 2);
+  char* p = out_.data() + at;
+  *p++ = '"';
+  if (!text.empty()) std::memcpy(p, text.data(), text.size());
+  p[text.size()] = '"';
+}
+
 JsonWriter& JsonWriter::String(std::string_view value) {
   Separate();
   Escaped(value);
@@ -58,9 +63,10 @@ JsonWriter& JsonWriter::String(std::string_view value) {
 
 JsonWriter& JsonWriter::Int(std::int64_t value) {
   Separate();
-  std::array<char, 24> digits{};
-  auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), value);
-  out_.append(digits.data(), end);
+  const std::size_t at = out_.size();
+  out_.resize(at + 20);  // the longest int64 is 20 characters
+  auto [end, ec] = std::to_chars(out_.data() + at, out_.data() + out_.size(), value);
+  out_.resize(static_cast<std::size_t>(end - out_.data()));
   return *this;
 }
 
@@ -76,13 +82,35 @@ JsonWriter& JsonWriter::Null() {
   return *this;
 }
 
+namespace {
+
+// 1 for the bytes a JSON string cannot hold as they are: control characters, '"' and '\\'.
+constexpr std::array<std::uint8_t, 256> kNeedsEscape = [] {
+  std::array<std::uint8_t, 256> table{};
+  for (std::size_t c = 0; c < 0x20; ++c) table[c] = 1;
+  table[static_cast<unsigned char>('"')] = 1;
+  table[static_cast<unsigned char>('\\')] = 1;
+  return table;
+}();
+
+}  // namespace
+
 void JsonWriter::Escaped(std::string_view text) {
+  // Almost every string (names, types, keys) needs no escape: one copy then.
+  std::size_t first = 0;
+  while (first < text.size() && kNeedsEscape[static_cast<unsigned char>(text[first])] == 0) {
+    ++first;
+  }
+  if (first == text.size()) {
+    Quoted(text);
+    return;
+  }
   constexpr std::string_view kHex = "0123456789abcdef";
   out_ += '"';
   std::size_t plain = 0;  // start of the run of characters copied as they are
   for (std::size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (kNeedsEscape[c] == 0) continue;
     out_.append(text.data() + plain, i - plain);
     plain = i + 1;
     switch (c) {

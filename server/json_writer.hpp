@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace cmdb::server {
 
@@ -37,11 +36,28 @@ class JsonWriter {
   std::string& str() { return out_; }
 
  private:
-  void Separate();  // a comma before every value but the first of its container
+  // A comma before every value but the first of its container.
+  void Separate() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (depth_ == 0) return;
+    const std::uint64_t bit = std::uint64_t{1} << ((depth_ - 1) & 63U);
+    if ((has_value_ & bit) != 0) out_ += ',';
+    has_value_ |= bit;
+  }
+  void Open(char bracket);
+  void Close(char bracket);
   void Escaped(std::string_view text);
+  void Quoted(std::string_view text);  // "text", for text that needs no escape
 
   std::string out_;
-  std::vector<bool> has_value_;  // per open container: something was written into it
+  // Per open container, whether something was written into it: one bit per level (the
+  // writer's callers nest a handful of levels; past 64 the bits are shared, which only the
+  // comma placement of absurdly deep documents would notice).
+  std::uint64_t has_value_ = 0;
+  unsigned depth_ = 0;
   bool after_key_ = false;
 };
 

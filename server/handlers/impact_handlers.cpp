@@ -97,12 +97,13 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
   node_fields(*graph->Find(query.root));
   w.EndObject().Field("direction", direction).Key("nodes").BeginArray();
   std::vector<model::RelationId> path;
-  constexpr std::size_t kAhead = 8;
-  for (std::size_t i = 0; i < result.nodes.size(); ++i) {
-    if (i + kAhead < result.nodes.size()) graph->Prefetch(result.nodes[i + kAhead].slot);
+  const std::size_t count = result.nodes.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i + 16 < count) graph->PrefetchIndex(result.nodes[i + 16].id);
+    if (i + 8 < count) graph->Prefetch(result.nodes[i + 8].id);
     const model::ImpactNode& n = result.nodes[i];
     w.BeginObject();
-    node_fields(graph->NodeAt(n.slot));
+    node_fields(*graph->Find(n.id));
     w.Field("distance", n.distance).Key("via").BeginArray();
     path.clear();
     for (auto at = static_cast<std::int64_t>(i);
@@ -129,7 +130,7 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
     if (n.distance == 0) continue;  // the root (or a CI failing with it) is not "reached"
     w.BeginObject()
         .Field("id", n.id)
-        .Field("name", graph->NodeAt(n.slot).name)
+        .Field("name", graph->Find(n.id)->name)
         .Field("distance", n.distance)
         .EndObject();
   }
