@@ -278,13 +278,19 @@ void GraphCache::Load() {
         std::memory_order_relaxed);
     loads_.fetch_add(1, std::memory_order_relaxed);
   }
-  // A full read is worth keeping for the next instance to start from, and so is a stored
-  // snapshot that needed many changes applied.
+  // A full read is worth keeping for the next instance to start from, and so is a graph that
+  // has taken many changes since the stored one (which also lets the change log be pruned).
   if (loaded.kind == VersionedGraph::Kind::kFull) {
     full_loads_.fetch_add(1, std::memory_order_relaxed);
+    changes_since_store_ = 0;
     snapshot_due_.store(true, std::memory_order_release);
-  } else if (loaded.kind == VersionedGraph::Kind::kStored && loaded.changes > 10000) {
-    snapshot_due_.store(true, std::memory_order_release);
+  } else if (loaded.kind == VersionedGraph::Kind::kStored ||
+             loaded.kind == VersionedGraph::Kind::kUpdated) {
+    changes_since_store_ += loaded.changes;
+    if (changes_since_store_ >= kStoreAfterChanges) {
+      changes_since_store_ = 0;
+      snapshot_due_.store(true, std::memory_order_release);
+    }
   }
   std::lock_guard lock(graph_mutex_);
   if (loaded.graph) graph_ = std::move(loaded.graph);

@@ -123,6 +123,10 @@ class GraphCache {
   std::atomic<std::uint64_t> loads_{0};
   std::atomic<std::uint64_t> full_loads_{0};
   std::atomic<bool> snapshot_due_{false};  // store graph_ for the next instance to start from
+  // CIs and relations re-read since the graph was last stored (load_mutex_ held); past
+  // kStoreAfterChanges the graph is stored again, and the log below the old one pruned.
+  static constexpr std::size_t kStoreAfterChanges = 20000;
+  std::size_t changes_since_store_ = 0;
   std::atomic<double> last_load_seconds_{0};
   std::atomic<bool> stopping_{false};
   std::thread listener_;

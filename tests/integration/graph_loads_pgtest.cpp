@@ -3,7 +3,9 @@
 // with a full read of the same database.
 
 #include <algorithm>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -169,6 +171,44 @@ TEST_F(GraphLoads, ANewInstanceStartsFromTheStoredSnapshot) {
   VersionedGraph truncated = Load(&before_truncate);
   EXPECT_EQ(truncated.kind, Kind::kFull);
   EXPECT_EQ(truncated.graph->edge_count(), 0U);
+}
+
+TEST_F(GraphLoads, ARunningInstanceStoresItsGraphAgainAfterManyChangesAndPrunesTheLog) {
+  const std::int64_t hub = Ci("hub");
+  model::GraphCache cache(*pool_, dsn_);  // with its listener, which stores graphs
+  ASSERT_TRUE(cache.Current()->Find(hub));
+  auto stored = [&] {
+    model::PgResult r = Sql("SELECT snapshot FROM graph_snapshots");
+    return r.rows() == 1 ? std::string(r.Text(0, 0)) : std::string();
+  };
+  auto wait_for = [&](auto&& done) {
+    for (int i = 0; i < 400 && !done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return done();
+  };
+  ASSERT_TRUE(wait_for([&] { return !stored().empty(); })) << "the first full read was not stored";
+  const std::string first = stored();
+  // A few small writes: applied to the graph, not worth storing it again.
+  Relate(Ci("a"), hub);
+  cache.Invalidate();
+  EXPECT_EQ(cache.Current()->node_count(), 2U);
+  EXPECT_EQ(cache.full_loads(), 1U);
+  // 25,000 new CIs in one statement: past the threshold, the graph is stored again and the log
+  // below the first stored graph is pruned.
+  Sql("INSERT INTO configuration_items (type, name) SELECT 'server', 'bulk-' || g FROM "
+      "generate_series(1, 25000) g");
+  cache.Invalidate();
+  EXPECT_EQ(cache.Current()->node_count(), 25002U);
+  EXPECT_EQ(cache.full_loads(), 1U);  // updated, not read again
+  ASSERT_TRUE(wait_for([&] { return stored() != first && !stored().empty(); }))
+      << "the graph was not stored again";
+  EXPECT_EQ(Sql("SELECT cis FROM graph_snapshots").Int(0, 0), 25002);
+  EXPECT_TRUE(Sql("SELECT pruned_below > '0'::xid8 FROM graph_change_horizon").Bool(0, 0));
+  EXPECT_EQ(Sql("SELECT count(*) FROM graph_changes WHERE xid < (SELECT pruned_below FROM "
+                "graph_change_horizon)")
+                .Int(0, 0),
+            0);
 }
 
 }  // namespace
