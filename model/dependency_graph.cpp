@@ -577,10 +577,12 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
     // up by redundancy; it is simply beyond the requested depth.
     if (a.healthy >= a.min_healthy) result.absorbed.push_back(a);
   }
-  result.nodes.resize(w.queue.size());
+  // Reserved, then appended: resizing first would write the whole array twice (a million
+  // CIs: 24 MB of zeros, then the values).
+  result.nodes.reserve(w.queue.size());
   for (std::size_t i = 0; i < w.queue.size(); ++i) {
     const Workspace::Reached& r = w.queue[i];
-    ImpactNode& node = result.nodes[i];
+    ImpactNode& node = result.nodes.emplace_back();
     node.id = ids_[r.node];
     node.distance = r.distance;
     if (r.parent != kNoIndex) {

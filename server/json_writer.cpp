@@ -6,82 +6,6 @@
 
 namespace cmdb::server {
 
-void JsonWriter::Open(char bracket) {
-  Separate();
-  out_ += bracket;
-  ++depth_;
-  has_value_ &= ~(std::uint64_t{1} << ((depth_ - 1) & 63U));
-}
-
-void JsonWriter::Close(char bracket) {
-  out_ += bracket;
-  if (depth_ > 0) --depth_;
-}
-
-JsonWriter& JsonWriter::BeginObject() {
-  Open('{');
-  return *this;
-}
-
-JsonWriter& JsonWriter::EndObject() {
-  Close('}');
-  return *this;
-}
-
-JsonWriter& JsonWriter::BeginArray() {
-  Open('[');
-  return *this;
-}
-
-JsonWriter& JsonWriter::EndArray() {
-  Close(']');
-  return *this;
-}
-
-JsonWriter& JsonWriter::Key(std::string_view key) {
-  Separate();
-  Escaped(key);
-  out_ += ':';
-  after_key_ = true;
-  return *this;
-}
-
-void JsonWriter::Quoted(std::string_view text) {
-  const std::size_t at = out_.size();
-  out_.resize(at + text.size() + 2);
-  char* p = out_.data() + at;
-  *p++ = '"';
-  if (!text.empty()) std::memcpy(p, text.data(), text.size());
-  p[text.size()] = '"';
-}
-
-JsonWriter& JsonWriter::String(std::string_view value) {
-  Separate();
-  Escaped(value);
-  return *this;
-}
-
-JsonWriter& JsonWriter::Int(std::int64_t value) {
-  Separate();
-  const std::size_t at = out_.size();
-  out_.resize(at + 20);  // the longest int64 is 20 characters
-  auto [end, ec] = std::to_chars(out_.data() + at, out_.data() + out_.size(), value);
-  out_.resize(static_cast<std::size_t>(end - out_.data()));
-  return *this;
-}
-
-JsonWriter& JsonWriter::Bool(bool value) {
-  Separate();
-  out_ += value ? "true" : "false";
-  return *this;
-}
-
-JsonWriter& JsonWriter::Null() {
-  Separate();
-  out_ += "null";
-  return *this;
-}
-
 namespace {
 
 // 1 for the bytes a JSON string cannot hold as they are: control characters, '"' and '\\'.
@@ -95,54 +19,95 @@ constexpr std::array<std::uint8_t, 256> kNeedsEscape = [] {
 
 }  // namespace
 
+void JsonWriter::Grow(std::size_t n) { out_.resize(std::max(out_.size() * 2, size_ + n)); }
+
+JsonWriter& JsonWriter::Key(std::string_view key) {
+  Separate();
+  Escaped(key);
+  Put(':');
+  after_key_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::String(std::string_view value) {
+  Separate();
+  Escaped(value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::Int(std::int64_t value) {
+  Separate();
+  constexpr std::size_t kLongest = 20;  // -9223372036854775808
+  char* at = Room(kLongest);
+  auto [end, ec] = std::to_chars(at, at + kLongest, value);
+  size_ += static_cast<std::size_t>(end - at);
+  return *this;
+}
+
+JsonWriter& JsonWriter::Bool(bool value) {
+  Separate();
+  const std::string_view text = value ? "true" : "false";
+  std::memcpy(Room(text.size()), text.data(), text.size());
+  size_ += text.size();
+  return *this;
+}
+
+JsonWriter& JsonWriter::Null() {
+  Separate();
+  std::memcpy(Room(4), "null", 4);
+  size_ += 4;
+  return *this;
+}
+
 void JsonWriter::Escaped(std::string_view text) {
-  // Almost every string (names, types, keys) needs no escape: one copy then.
-  std::size_t first = 0;
-  while (first < text.size() && kNeedsEscape[static_cast<unsigned char>(text[first])] == 0) {
-    ++first;
-  }
-  if (first == text.size()) {
-    Quoted(text);
-    return;
-  }
-  constexpr std::string_view kHex = "0123456789abcdef";
-  out_ += '"';
+  // Every character takes at most six bytes (\u001f); most strings need no escape at all.
+  char* p = Room(text.size() * 6 + 2);
+  char* const start = p;
+  *p++ = '"';
   std::size_t plain = 0;  // start of the run of characters copied as they are
   for (std::size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (kNeedsEscape[c] == 0) continue;
-    out_.append(text.data() + plain, i - plain);
+    if (i > plain) std::memcpy(p, text.data() + plain, i - plain);
+    p += i - plain;
     plain = i + 1;
+    *p++ = '\\';
     switch (c) {
       case '"':
-        out_ += "\\\"";
+        *p++ = '"';
         break;
       case '\\':
-        out_ += "\\\\";
+        *p++ = '\\';
         break;
       case '\n':
-        out_ += "\\n";
+        *p++ = 'n';
         break;
       case '\r':
-        out_ += "\\r";
+        *p++ = 'r';
         break;
       case '\t':
-        out_ += "\\t";
+        *p++ = 't';
         break;
       case '\b':
-        out_ += "\\b";
+        *p++ = 'b';
         break;
       case '\f':
-        out_ += "\\f";
+        *p++ = 'f';
         break;
-      default:
-        out_ += "\\u00";
-        out_ += kHex[c >> 4U];
-        out_ += kHex[c & 0xFU];
+      default: {
+        constexpr std::string_view kHex = "0123456789abcdef";
+        *p++ = 'u';
+        *p++ = '0';
+        *p++ = '0';
+        *p++ = kHex[c >> 4U];
+        *p++ = kHex[c & 0xFU];
+      }
     }
   }
-  out_.append(text.data() + plain, text.size() - plain);
-  out_ += '"';
+  if (text.size() > plain) std::memcpy(p, text.data() + plain, text.size() - plain);
+  p += text.size() - plain;
+  *p++ = '"';
+  size_ += static_cast<std::size_t>(p - start);
 }
 
 }  // namespace cmdb::server

@@ -5,6 +5,7 @@
 // mark, reverse solidus and control characters; other characters, UTF-8 included, pass
 // through. The caller keeps the nesting right; commas are placed here.
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -13,12 +14,13 @@ namespace cmdb::server {
 
 class JsonWriter {
  public:
-  explicit JsonWriter(std::size_t reserve = 0) { out_.reserve(reserve); }
+  // `reserve`: the expected size; the buffer grows beyond it when needed.
+  explicit JsonWriter(std::size_t reserve = 0) { out_.resize(std::max<std::size_t>(reserve, 64)); }
 
-  JsonWriter& BeginObject();
-  JsonWriter& EndObject();
-  JsonWriter& BeginArray();
-  JsonWriter& EndArray();
+  JsonWriter& BeginObject() { return Open('{'); }
+  JsonWriter& EndObject() { return Close('}'); }
+  JsonWriter& BeginArray() { return Open('['); }
+  JsonWriter& EndArray() { return Close(']'); }
   JsonWriter& Key(std::string_view key);
   JsonWriter& String(std::string_view value);
   JsonWriter& Int(std::int64_t value);
@@ -33,9 +35,26 @@ class JsonWriter {
   JsonWriter& Field(std::string_view key, bool value) { return Key(key).Bool(value); }
 
   // The text written so far; complete once every object and array is closed.
-  std::string& str() { return out_; }
+  std::string& str() {
+    out_.resize(size_);
+    return out_;
+  }
 
  private:
+  // Room for `n` more bytes at the end of the text; returns where they go. Written bytes are
+  // counted by the caller (size_), so the buffer is sized once and filled by pointer rather
+  // than grown by an append per token.
+  [[gnu::always_inline]] char* Room(std::size_t n) {
+    if (out_.size() - size_ < n) [[unlikely]] {
+      Grow(n);
+    }
+    return out_.data() + size_;
+  }
+  void Grow(std::size_t n);
+  void Put(char c) {
+    *Room(1) = c;
+    ++size_;
+  }
   // A comma before every value but the first of its container.
   void Separate() {
     if (after_key_) {
@@ -44,15 +63,25 @@ class JsonWriter {
     }
     if (depth_ == 0) return;
     const std::uint64_t bit = std::uint64_t{1} << ((depth_ - 1) & 63U);
-    if ((has_value_ & bit) != 0) out_ += ',';
+    if ((has_value_ & bit) != 0) Put(',');
     has_value_ |= bit;
   }
-  void Open(char bracket);
-  void Close(char bracket);
+  JsonWriter& Open(char bracket) {
+    Separate();
+    Put(bracket);
+    ++depth_;
+    has_value_ &= ~(std::uint64_t{1} << ((depth_ - 1) & 63U));
+    return *this;
+  }
+  JsonWriter& Close(char bracket) {
+    Put(bracket);
+    if (depth_ > 0) --depth_;
+    return *this;
+  }
   void Escaped(std::string_view text);
-  void Quoted(std::string_view text);  // "text", for text that needs no escape
 
-  std::string out_;
+  std::string out_;       // the text, then unused room
+  std::size_t size_ = 0;  // bytes of text in out_
   // Per open container, whether something was written into it: one bit per level (the
   // writer's callers nest a handful of levels; past 64 the bits are shared, which only the
   // comma placement of absurdly deep documents would notice).

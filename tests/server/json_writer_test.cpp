@@ -50,5 +50,20 @@ TEST(JsonWriter, EscapesWhatJsonRequiresAndKeepsUtf8) {
   EXPECT_EQ(w.str().find('\n'), std::string::npos);  // control characters never appear raw
 }
 
+TEST(JsonWriter, GrowsPastWhatWasReservedAndWritesEmptyStrings) {
+  JsonWriter w(8);
+  w.BeginArray();
+  std::string expected = "[";
+  for (int i = 0; i < 2000; ++i) {
+    const std::string s = i % 3 == 0 ? "" : std::string(static_cast<std::size_t>(i % 50), 'x');
+    w.String(s).Int(i);
+    expected += (i > 0 ? ",\"" : "\"") + s + "\"," + std::to_string(i);
+  }
+  w.EndArray();
+  expected += "]";
+  EXPECT_EQ(w.str(), expected);
+  EXPECT_EQ(boost::json::parse(w.str()).as_array().size(), 4000U);
+}
+
 }  // namespace
 }  // namespace cmdb::server
