@@ -155,7 +155,7 @@ bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t
       result = ImportDocument(work, document, options);
     }
     Query(work,
-          "UPDATE import_jobs SET state = 'succeeded', result = $2::jsonb, finished_at = "
+          "UPDATE import_jobs SET state = 'succeeded', result = $2::json, finished_at = "
           "clock_timestamp(), payload = NULL, phase = NULL, progress_done = $3 WHERE id = $1",
           {P(id), P(json::serialize(ImportResultToJson(result))), P(kImportSteps)});
     return true;

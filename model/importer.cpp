@@ -236,8 +236,8 @@ class Importer {
     }
     throw Error(ErrorCode::kValidationFailed,
                 std::to_string(bad_rows.size()) +
-                    " rows are invalid; nothing was imported (use mode=partial to import the "
-                    "valid rows)",
+                    (bad_rows.size() == 1 ? " row is invalid" : " rows are invalid") +
+                    "; nothing was imported (use mode=partial to import the valid rows)",
                 std::move(fields));
   }
 

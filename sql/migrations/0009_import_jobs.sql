@@ -18,7 +18,7 @@ CREATE TABLE import_jobs (
   phase          text,    -- the phase running now
   progress_done  bigint NOT NULL DEFAULT 0,  -- phases finished
   progress_total bigint,
-  result         jsonb,   -- the import's answer (counts, per-row errors, ids, timings)
+  result         json,    -- the import's answer (counts, per-row errors, ids, timings), as written
   error          text,    -- why it failed
   error_code     text,    -- model error code name, e.g. validation_failed
   error_fields   jsonb,   -- [{"field": ..., "message": ...}]
