@@ -154,6 +154,7 @@ DependencyGraph LoadDependencyGraph(soci::session& sql, std::optional<Timestamp>
                        "NOT deleted AND valid_from <= cmdb_ts($1) AND (valid_to IS NULL OR "
                        "valid_to > cmdb_ts($1))",
                        t);
+  edges.reserve(static_cast<std::size_t>(rel.rows()));
   for (int i = 0; i < rel.rows(); ++i) {
     edges.push_back({rel.Int(i, 0), rel.Int(i, 1), rel.Int(i, 2), std::string(rel.Text(i, 3))});
   }
