@@ -213,6 +213,14 @@ bool StoreGraphSnapshot(soci::session& sql, const DependencyGraph& graph,
   if (!Query(sql, "SELECT pg_try_advisory_xact_lock(x'436d6447'::bigint)").Bool(0, 0)) {
     return false;
   }
+  // Another instance stored a newer graph meanwhile: keep it.
+  if (Query(sql,
+            "SELECT EXISTS (SELECT 1 FROM graph_snapshots WHERE pg_snapshot_xmin(snapshot::"
+            "pg_snapshot) > pg_snapshot_xmin($1::pg_snapshot))",
+            {P(snapshot)})
+          .Bool(0, 0)) {
+    return false;
+  }
   // The log below the replaced snapshot's horizon is no longer needed by a new instance; an
   // instance whose own graph is older than that loads in full once.
   Query(sql,

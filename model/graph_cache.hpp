@@ -59,8 +59,8 @@ VersionedGraph LoadGraph(soci::session& sql, const DependencyGraph* base,
                          const std::string& base_snapshot, bool use_stored_snapshot);
 
 // Stores `graph`, read under `snapshot`, for the next instance to start from, replacing the
-// previous one and pruning the change log below it. Returns false when another instance is
-// storing one at the same moment (nothing done).
+// previous one and pruning the change log below it. Returns false, doing nothing, when
+// another instance is storing one at the same moment or has stored a newer one.
 bool StoreGraphSnapshot(soci::session& sql, const DependencyGraph& graph,
                         const std::string& snapshot);
 

@@ -151,6 +151,12 @@ TEST_F(GraphLoads, ANewInstanceStartsFromTheStoredSnapshot) {
     ASSERT_TRUE(model::StoreGraphSnapshot(session.sql(), *second.graph, second.snapshot));
   }
   EXPECT_EQ(Sql("SELECT count(*) FROM graph_snapshots").Int(0, 0), 1);
+  {
+    // An instance late to store an older graph leaves the newer one in place.
+    model::DbSession session = pool_->Lease();
+    EXPECT_FALSE(model::StoreGraphSnapshot(session.sql(), *first.graph, first.snapshot));
+    EXPECT_EQ(Sql("SELECT snapshot FROM graph_snapshots").Text(0, 0), second.snapshot);
+  }
   Relate(Ci("last"), cis[4]);
   VersionedGraph stale = Load(&started);
   EXPECT_EQ(stale.kind, Kind::kUpdated);  // `started` is not older than the first snapshot
