@@ -1,5 +1,7 @@
 #include "model/import_jobs.hpp"
 
+#include <cstdio>
+
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -67,6 +69,13 @@ void MarkFailed(soci::session& sql, std::int64_t id, const Error& error) {
         "$4::jsonb, finished_at = clock_timestamp(), payload = NULL, phase = NULL WHERE id = $1",
         {P(id), P(std::string(error.what()).substr(0, 4000)), P(ErrorCodeName(error.code())),
          fields.empty() ? PgParam(std::nullopt) : P(json::serialize(fields))});
+}
+
+// One structured log line with the real cause of a job's internal failure.
+void LogFailure(std::int64_t id, const char* cause) {
+  const std::string line = json::serialize(json::object{
+      {"level", "error"}, {"msg", "import job failed"}, {"job", id}, {"cause", cause}});
+  std::fprintf(stderr, "%s\n", line.c_str());
 }
 
 }  // namespace
@@ -146,6 +155,9 @@ bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t
   try {
     std::string payload = r.IsNull(0, 3) ? std::string() : DecodeBytea(r.Text(0, 3));
     options.progress("parse", 0, kImportSteps, 0);
+    // The import and the job's outcome commit together: a crash in between cannot leave an
+    // import done and its job to be run again.
+    Transaction tr(work);
     ImportResult result;
     if (format == "csv") {
       result = ImportCsv(work, ci_type.value_or(""), payload, options);
@@ -158,14 +170,22 @@ bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t
           "UPDATE import_jobs SET state = 'succeeded', result = $2::json, finished_at = "
           "clock_timestamp(), payload = NULL, phase = NULL, progress_done = $3 WHERE id = $1",
           {P(id), P(json::serialize(ImportResultToJson(result))), P(kImportSteps)});
+    tr.Commit();
     return true;
   } catch (const Error& e) {
     // The database is away: leave the job running; once this session is gone its lock is
     // free and the job is retried.
     if (e.code() == ErrorCode::kUnavailable) throw;
-    MarkFailed(work, id, e);
+    if (e.code() == ErrorCode::kInternal) {
+      // As for requests: the cause goes to the log, not to API clients.
+      LogFailure(id, e.what());
+      MarkFailed(work, id, Error(ErrorCode::kInternal, "the import failed; see the server log"));
+    } else {
+      MarkFailed(work, id, e);
+    }
   } catch (const std::exception& e) {
-    MarkFailed(work, id, Error(ErrorCode::kInternal, e.what()));
+    LogFailure(id, e.what());
+    MarkFailed(work, id, Error(ErrorCode::kInternal, "the import failed; see the server log"));
   }
   return false;
 }
