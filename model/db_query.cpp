@@ -326,6 +326,11 @@ Transaction::Transaction(soci::session& sql) : sql_(sql) {
   Query(sql_, nested_ ? "SAVEPOINT cmdb_nested" : "BEGIN");
 }
 
+void Transaction::ReadOnlySnapshot() {
+  if (nested_) throw Error(ErrorCode::kInternal, "a nested transaction cannot change isolation");
+  Query(sql_, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+}
+
 Transaction::~Transaction() {
   if (done_) return;
   try {

@@ -130,6 +130,10 @@ class Transaction {
 
   void Commit();
   bool nested() const { return nested_; }
+  // Makes the transaction just begun read-only REPEATABLE READ, so that every query in it sees
+  // one instant (a resource read in two queries cannot straddle another's commit). Call first,
+  // before any query; not for a nested transaction.
+  void ReadOnlySnapshot();
 
  private:
   soci::session& sql_;

@@ -44,10 +44,10 @@ GraphContents ReadContents(soci::session& sql) {
   return c;
 }
 
-// Opens a read-only REPEATABLE READ transaction: everything read in it, and the snapshot
-// text it returns, describe one instant.
-std::string BeginSnapshot(soci::session& sql) {
-  Query(sql, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+// The snapshot of a read-only REPEATABLE READ transaction: everything read in it, and the
+// text returned, describe one instant.
+std::string BeginSnapshot(soci::session& sql, Transaction& tr) {
+  tr.ReadOnlySnapshot();
   return std::string(Query(sql, "SELECT pg_current_snapshot()::text").Text(0, 0));
 }
 
@@ -165,7 +165,7 @@ VersionedGraph LoadGraph(soci::session& sql, const DependencyGraph* base,
                          const std::string& base_snapshot, bool use_stored_snapshot) {
   Transaction tr(sql);
   VersionedGraph out;
-  out.snapshot = BeginSnapshot(sql);
+  out.snapshot = BeginSnapshot(sql, tr);
   std::optional<GraphContents> contents;
   std::optional<GraphChanges> changes;
   if (base != nullptr && !base_snapshot.empty()) {

@@ -3,6 +3,7 @@
 #include "discovery/discovery_store.hpp"
 #include "discovery/run_worker.hpp"
 #include "model/db_pool.hpp"
+#include "model/db_query.hpp"
 #include "server/handlers/handlers.hpp"
 
 namespace cmdb::server::handlers {
@@ -124,10 +125,14 @@ Response GetDiscoveryRun(const Request& request, const PathParams& params, AppCo
       OneOfParam(request, "outcome", {"matched", "created", "unmatched", "ambiguous", "rejected"});
   const int limit = ParseLimit(request);
   model::DbSession session = ctx.db->Lease();
+  // The run and its decisions as of one instant: never "running" with decisions showing.
+  model::Transaction read(session.sql());
+  read.ReadOnlySnapshot();
   DiscoveryStore store(session.sql());
   auto run = store.FindRun(id);
   if (!run) throw Error(ErrorCode::kNotFound, "run " + std::to_string(id) + " not found");
   discovery::DecisionPage page = store.Decisions(id, outcome, DecodeCursor(request), limit);
+  read.Commit();
   json::object body = discovery::RunToJson(*run);
   body["decisions"] = std::move(page.items);
   body["next_cursor"] =
