@@ -111,20 +111,32 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
   std::unordered_map<std::string, std::uint16_t> type_ids;
   std::unordered_map<std::string, std::uint8_t> status_ids;
   CiId max_id = 0;
+  // Rows mostly come in runs of one type and status: the previous row's answer is tried
+  // before hashing (a million hash look-ups per column otherwise).
+  const GraphNode* previous = nullptr;
   for (GraphNode& node : nodes) {
     g.ids_.push_back(node.id);
     max_id = std::max(max_id, node.id);
     g.name_offsets_.push_back(static_cast<std::uint32_t>(g.names_.size()));
     g.names_ += node.name;
-    auto [type, new_type] =
-        type_ids.try_emplace(node.type, static_cast<std::uint16_t>(g.node_type_names_.size()));
-    if (new_type) g.node_type_names_.push_back(node.type);
-    g.node_types_.push_back(type->second);
-    auto [status, new_status] =
-        status_ids.try_emplace(node.status, static_cast<std::uint8_t>(g.status_names_.size()));
-    if (new_status) g.status_names_.push_back(node.status);
-    g.statuses_.push_back(status->second);
+    if (previous != nullptr && previous->type == node.type) {
+      g.node_types_.push_back(g.node_types_.back());
+    } else {
+      auto [type, new_type] =
+          type_ids.try_emplace(node.type, static_cast<std::uint16_t>(g.node_type_names_.size()));
+      if (new_type) g.node_type_names_.push_back(node.type);
+      g.node_types_.push_back(type->second);
+    }
+    if (previous != nullptr && previous->status == node.status) {
+      g.statuses_.push_back(g.statuses_.back());
+    } else {
+      auto [status, new_status] =
+          status_ids.try_emplace(node.status, static_cast<std::uint8_t>(g.status_names_.size()));
+      if (new_status) g.status_names_.push_back(node.status);
+      g.statuses_.push_back(status->second);
+    }
     g.min_healthy_.push_back(node.min_healthy);
+    previous = &node;
   }
   g.name_offsets_.push_back(static_cast<std::uint32_t>(g.names_.size()));
   if (auto it = type_ids.find("business_service"); it != type_ids.end()) {
@@ -150,13 +162,20 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
   g.edge_types_.reserve(edges.size());
   g.edge_from_.reserve(edges.size());
   g.edge_to_.reserve(edges.size());
+  const std::string* last_type = nullptr;  // the previous edge's type, when known
+  std::uint16_t last_type_index = 0;
   for (const GraphEdge& e : edges) {
     std::optional<Index> from = g.IndexOf(e.from);
     std::optional<Index> to = g.IndexOf(e.to);
-    auto type = type_index.find(e.type);
-    if (!from || !to || type == type_index.end()) continue;
+    if (last_type == nullptr || *last_type != e.type) {
+      auto type = type_index.find(e.type);
+      last_type = type == type_index.end() ? nullptr : &type->first;
+      last_type_index = type == type_index.end() ? 0 : type->second;
+      if (last_type == nullptr) continue;
+    }
+    if (!from || !to) continue;
     g.edge_ids_.push_back(e.id);
-    g.edge_types_.push_back(type->second);
+    g.edge_types_.push_back(last_type_index);
     g.edge_from_.push_back(*from);
     g.edge_to_.push_back(*to);
   }
