@@ -626,14 +626,32 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
       }
     };
     // Counted first: a million-CI closure has millions of relations, and growing the vector
-    // step by step would copy them several times.
+    // step by step would copy them several times. Then the relations are listed, and only
+    // then looked up, so that the look-ups (random reads over the whole graph) can be
+    // prefetched a few relations ahead.
     std::size_t count = 0;
     for_each_edge([&](Index, std::uint16_t) { ++count; });
+    std::vector<Index> found;
+    found.reserve(count);
+    for_each_edge([&](Index e, std::uint16_t) { found.push_back(e); });
     result.edges.reserve(count);
-    for_each_edge([&](Index e, std::uint16_t type) {
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      if (i + 16 < found.size()) {
+        const Index ahead = found[i + 16];
+        __builtin_prefetch(&edge_ids_[ahead]);
+        __builtin_prefetch(&edge_from_[ahead]);
+        __builtin_prefetch(&edge_to_[ahead]);
+        __builtin_prefetch(&edge_types_[ahead]);
+      }
+      if (i + 8 < found.size()) {
+        const Index ahead = found[i + 8];
+        __builtin_prefetch(&ids_[edge_from_[ahead]]);
+        __builtin_prefetch(&ids_[edge_to_[ahead]]);
+      }
+      const Index e = found[i];
       result.edges.push_back(
-          {edge_ids_[e], ids_[edge_from_[e]], ids_[edge_to_[e]], type_names_[type]});
-    });
+          {edge_ids_[e], ids_[edge_from_[e]], ids_[edge_to_[e]], type_names_[edge_types_[e]]});
+    }
   }
   std::sort(result.absorbed.begin(), result.absorbed.end(),
             [](const AbsorbedNode& a, const AbsorbedNode& b) { return a.id < b.id; });
