@@ -21,10 +21,6 @@ using model::Timestamp;
 namespace {
 
 PgParam OptInt(const std::optional<std::int64_t>& v) { return v ? P(*v) : PgParam(std::nullopt); }
-json::value JsonColumn(const PgResult& r, int row, int col) {
-  if (r.IsNull(row, col)) return nullptr;
-  return json::parse(r.Text(row, col));
-}
 
 const char* const kSourceColumns =
     "id, name, kind, config::text, interval_seconds, cmdb_us(next_run_at), version, "
@@ -60,13 +56,13 @@ Run RunFromRow(const PgResult& r, int row) {
   run.error = r.OptionalText(row, 5);
   run.done = r.Int(row, 6);
   run.total = r.OptionalInt(row, 7);
-  run.counts = JsonColumn(r, row, 8);
+  run.counts = r.Json(row, 8);
   run.attempts = static_cast<int>(r.Int(row, 9));
   run.claimed_by = r.OptionalText(row, 10);
   run.queued_at = Timestamp{r.Int(row, 11)};
   run.started_at = r.OptionalTimestamp(row, 12);
   run.finished_at = r.OptionalTimestamp(row, 13);
-  run.timings = JsonColumn(r, row, 14);
+  run.timings = r.Json(row, 14);
   return run;
 }
 
@@ -80,8 +76,8 @@ Finding FindingFromRow(const PgResult& r, int row) {
   f.id = r.Int(row, 0);
   f.ci = r.Int(row, 1);
   f.attribute = std::string(r.Text(row, 2));
-  f.expected = JsonColumn(r, row, 3);
-  f.actual = JsonColumn(r, row, 4);
+  f.expected = r.Json(row, 3);
+  f.actual = r.Json(row, 4);
   f.state = std::string(r.Text(row, 5));
   f.authorized = r.Bool(row, 6);
   f.change = r.OptionalInt(row, 7);

@@ -253,12 +253,9 @@ class RunExecution {
               "drift_findings f JOIN configuration_items c ON c.id = f.ci_id WHERE "
               "f.state = 'open' AND c.type = ANY($1::text[])",
               {types_literal});
-    auto value = [](const PgResult& r, int row, int col) {
-      return r.IsNull(row, col) ? json::value(nullptr) : json::parse(r.Text(row, col));
-    };
     for (int i = 0; i < open.rows(); ++i) {
       reconciler.AddOpenFinding(open.Int(i, 1), std::string(open.Text(i, 2)),
-                                {open.Int(i, 0), value(open, i, 3), value(open, i, 4)});
+                                {open.Int(i, 0), open.Json(i, 3), open.Json(i, 4)});
     }
     PgResult ignored = Query(
         sql_,
@@ -269,7 +266,7 @@ class RunExecution {
         {types_literal});
     for (int i = 0; i < ignored.rows(); ++i) {
       reconciler.AddIgnoredFinding(ignored.Int(i, 1), std::string(ignored.Text(i, 2)),
-                                   {ignored.Int(i, 0), value(ignored, i, 3), value(ignored, i, 4)});
+                                   {ignored.Int(i, 0), ignored.Json(i, 3), ignored.Json(i, 4)});
     }
   }
 

@@ -26,10 +26,6 @@ const char* const kChangeColumns =
     "array_to_json(ci_ids)::text, planned_attributes::text, assessment::text, outcome::text, "
     "version, cmdb_us(created_at), cmdb_us(updated_at)";
 
-json::value JsonOrNull(const PgResult& r, int row, int col) {
-  return r.IsNull(row, col) ? json::value(nullptr) : json::parse(r.Text(row, col));
-}
-
 Change ChangeFromRow(const PgResult& r, int row) {
   Change c;
   c.id = r.Int(row, 0);
@@ -42,8 +38,8 @@ Change ChangeFromRow(const PgResult& r, int row) {
   const json::value ids = json::parse(r.Text(row, 7));
   for (const auto& id : ids.as_array()) c.ci_ids.push_back(id.as_int64());
   c.planned_attributes = json::parse(r.Text(row, 8)).as_object();
-  c.assessment = JsonOrNull(r, row, 9);
-  c.outcome = JsonOrNull(r, row, 10);
+  c.assessment = r.Json(row, 9);
+  c.outcome = r.Json(row, 10);
   c.version = r.Int(row, 11);
   c.created_at = Timestamp{r.Int(row, 12)};
   c.updated_at = Timestamp{r.Int(row, 13)};
@@ -395,7 +391,7 @@ json::object ApplyPlan(soci::session& sql, const Change& change, const WriteCont
       const json::value* recorded = record->attributes.if_contains(attribute);
       entry["recorded"] = recorded != nullptr ? *recorded : json::value(nullptr);
       if (f.rows() > 0) {
-        json::value observed = JsonOrNull(f, 0, 1);
+        json::value observed = f.Json(0, 1);
         entry["observed"] = observed;
         entry["finding"] = f.Int(0, 0);
         if (SameAttributeValue(observed, planned)) {
@@ -513,8 +509,8 @@ std::vector<OpenFinding> OpenDriftOn(soci::session& sql, const std::string& ci_i
     f.id = r.Int(i, 0);
     f.ci = r.Int(i, 1);
     f.attribute = std::string(r.Text(i, 2));
-    f.expected = JsonOrNull(r, i, 3);
-    f.actual = JsonOrNull(r, i, 4);
+    f.expected = r.Json(i, 3);
+    f.actual = r.Json(i, 4);
     f.authorized = r.Bool(i, 5);
     if (!r.IsNull(i, 6)) f.change = r.Int(i, 6);
     out.push_back(std::move(f));

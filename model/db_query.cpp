@@ -6,6 +6,7 @@
 #include <set>
 #include <unordered_map>
 
+#include <boost/json/parse.hpp>
 #include <libpq-fe.h>
 
 #include "model/db_errors.hpp"
@@ -75,6 +76,11 @@ std::optional<std::string> PgResult::OptionalText(int row, int col) const {
   if (IsNull(row, col)) return std::nullopt;
   return std::string(Text(row, col));
 }
+boost::json::value PgResult::Json(int row, int col) const {
+  if (IsNull(row, col)) return nullptr;
+  return boost::json::parse(Text(row, col));
+}
+
 std::optional<Timestamp> PgResult::OptionalTimestamp(int row, int col) const {
   if (IsNull(row, col)) return std::nullopt;
   return Timestamp{Int(row, col)};

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/value.hpp>
+
 #include "model/timestamp.hpp"
 
 extern "C" {
@@ -46,6 +48,8 @@ class PgResult {
   bool Bool(int row, int col) const;
   // A column of microseconds since the epoch (cmdb_us()) as a timestamp; nullopt for NULL.
   std::optional<Timestamp> OptionalTimestamp(int row, int col) const;
+  // A column of JSON text (a jsonb or json column cast to text) parsed; null for NULL.
+  boost::json::value Json(int row, int col) const;
   std::int64_t affected() const;  // rows changed by INSERT/UPDATE/DELETE
 
  private:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <unordered_map>
 
 #include "model/error.hpp"
@@ -111,30 +112,30 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
   std::unordered_map<std::string, std::uint16_t> type_ids;
   std::unordered_map<std::string, std::uint8_t> status_ids;
   CiId max_id = 0;
-  // Rows mostly come in runs of one type and status: the previous row's answer is tried
-  // before hashing (a million hash look-ups per column otherwise).
+  // Appends the small index of `value` to `column`, naming it in `names` when new. Rows mostly
+  // come in runs of one type and status: the previous row's answer is reused when `repeat`
+  // (a million hash look-ups per column otherwise).
+  auto intern = [](auto& ids, std::vector<std::string>& names, auto& column,
+                   const std::string& value, bool repeat) {
+    using Small = typename std::decay_t<decltype(column)>::value_type;
+    if (repeat) {
+      column.push_back(column.back());
+      return;
+    }
+    auto [it, added] = ids.try_emplace(value, static_cast<Small>(names.size()));
+    if (added) names.push_back(value);
+    column.push_back(it->second);
+  };
   const GraphNode* previous = nullptr;
   for (GraphNode& node : nodes) {
     g.ids_.push_back(node.id);
     max_id = std::max(max_id, node.id);
     g.name_offsets_.push_back(static_cast<std::uint32_t>(g.names_.size()));
     g.names_ += node.name;
-    if (previous != nullptr && previous->type == node.type) {
-      g.node_types_.push_back(g.node_types_.back());
-    } else {
-      auto [type, new_type] =
-          type_ids.try_emplace(node.type, static_cast<std::uint16_t>(g.node_type_names_.size()));
-      if (new_type) g.node_type_names_.push_back(node.type);
-      g.node_types_.push_back(type->second);
-    }
-    if (previous != nullptr && previous->status == node.status) {
-      g.statuses_.push_back(g.statuses_.back());
-    } else {
-      auto [status, new_status] =
-          status_ids.try_emplace(node.status, static_cast<std::uint8_t>(g.status_names_.size()));
-      if (new_status) g.status_names_.push_back(node.status);
-      g.statuses_.push_back(status->second);
-    }
+    intern(type_ids, g.node_type_names_, g.node_types_, node.type,
+           previous != nullptr && previous->type == node.type);
+    intern(status_ids, g.status_names_, g.statuses_, node.status,
+           previous != nullptr && previous->status == node.status);
     g.min_healthy_.push_back(node.min_healthy);
     previous = &node;
   }

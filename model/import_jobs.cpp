@@ -40,7 +40,7 @@ ImportJob JobFromRow(const PgResult& r, int row) {
   job.phase = r.OptionalText(row, 8);
   job.phases_done = r.Int(row, 9);
   job.phases_total = r.OptionalInt(row, 10);
-  if (!r.IsNull(row, 11)) job.result = json::parse(r.Text(row, 11));
+  job.result = r.Json(row, 11);
   job.error = r.OptionalText(row, 12);
   if (!r.IsNull(row, 13)) job.error_code = ErrorCodeFromName(r.Text(row, 13));
   if (!r.IsNull(row, 14)) {
