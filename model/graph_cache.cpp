@@ -28,16 +28,20 @@ std::int64_t ToInt(std::string_view text) {
   return v;
 }
 
+// What the graph holds of a CI and of a relation: a full read and an update read the same.
+const char* const kNodeColumns = "id, type, name, status, coalesce(min_healthy, 0)";
+const char* const kEdgeColumns = "id, from_ci, to_ci, type";
+
 // Every CI and relation as the transaction sees them, streamed with COPY: a million CIs never
 // sit in one result set.
 GraphContents ReadContents(soci::session& sql) {
   GraphContents c;
-  CopyOut(sql, "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM configuration_items",
+  CopyOut(sql, std::string("SELECT ") + kNodeColumns + " FROM configuration_items",
           [&](const std::vector<std::string_view>& f) {
             c.nodes.push_back({ToInt(f[0]), std::string(f[1]), std::string(f[2]), std::string(f[3]),
                                static_cast<std::int32_t>(ToInt(f[4]))});
           });
-  CopyOut(sql, "SELECT id, from_ci, to_ci, type FROM relations",
+  CopyOut(sql, std::string("SELECT ") + kEdgeColumns + " FROM relations",
           [&](const std::vector<std::string_view>& f) {
             c.edges.push_back({ToInt(f[0]), ToInt(f[1]), ToInt(f[2]), std::string(f[3])});
           });
@@ -81,8 +85,8 @@ std::optional<GraphChanges> ChangesSince(soci::session& sql, const std::string& 
   if (changes.ci_ids.size() + changes.relation_ids.size() > kMaxChanges) return std::nullopt;
   if (!changes.ci_ids.empty()) {
     PgResult r = Query(sql,
-                       "SELECT id, type, name, status, coalesce(min_healthy, 0) FROM "
-                       "configuration_items WHERE id IN (SELECT unnest($1::bigint[]))",
+                       std::string("SELECT ") + kNodeColumns +
+                           " FROM configuration_items WHERE id IN (SELECT unnest($1::bigint[]))",
                        {P(IdArrayLiteral(changes.ci_ids))});
     for (int i = 0; i < r.rows(); ++i) {
       changes.cis.push_back({r.Int(i, 0), std::string(r.Text(i, 1)), std::string(r.Text(i, 2)),
@@ -91,8 +95,8 @@ std::optional<GraphChanges> ChangesSince(soci::session& sql, const std::string& 
   }
   if (!changes.relation_ids.empty()) {
     PgResult r = Query(sql,
-                       "SELECT id, from_ci, to_ci, type FROM relations WHERE id IN (SELECT "
-                       "unnest($1::bigint[]))",
+                       std::string("SELECT ") + kEdgeColumns +
+                           " FROM relations WHERE id IN (SELECT unnest($1::bigint[]))",
                        {P(IdArrayLiteral(changes.relation_ids))});
     for (int i = 0; i < r.rows(); ++i) {
       changes.relations.push_back(
