@@ -277,9 +277,19 @@ Source DiscoveryStore::PatchSource(std::int64_t id, const json::value& patch,
 }
 
 void DiscoveryStore::DeleteSource(std::int64_t id) {
+  // Sightings outlive their source: its open streaks end at its latest writing run. The row
+  // lock waits for a run that is writing this source's sightings.
+  model::Transaction tr(sql_);
+  Query(sql_, "SELECT 1 FROM discovery_sources WHERE id = $1 FOR UPDATE", {P(id)});
+  Query(sql_,
+        "UPDATE discovery_sightings s SET streak = false, last_run_id = d.sighted_run_id, "
+        "last_seen_at = d.sighted_at FROM discovery_sources d WHERE d.id = $1 AND s.source_id = "
+        "$1 AND s.streak",
+        {P(id)});
   PgResult r = Query(sql_, "DELETE FROM discovery_sources WHERE id = $1", {P(id)});
   if (r.affected() == 0)
     throw Error(ErrorCode::kNotFound, "source " + std::to_string(id) + " not found");
+  tr.Commit();
 }
 
 // --- runs ---
@@ -328,7 +338,7 @@ DecisionPage DiscoveryStore::Decisions(std::int64_t run_id,
   while (static_cast<int>(page.items.size()) <= limit) {
     PgResult r =
         Query(sql_,
-              "SELECT last_seq, decisions::text FROM discovery_decisions WHERE run_id = $1 "
+              "SELECT last_seq, decisions FROM discovery_decisions WHERE run_id = $1 "
               "AND last_seq > $2 AND ($3::text IS NULL OR outcomes ? $3) ORDER BY first_seq "
               "LIMIT 4",
               {P(run_id), P(from), outcome ? P(*outcome) : PgParam(std::nullopt)});
@@ -356,13 +366,15 @@ std::vector<StaleCi> DiscoveryStore::StaleCis(const Source& source) {
   std::vector<StaleCi> out;
   if (!source.config.stale_after_runs) return out;
   // A CI is stale when the source's last N successful, writing runs all came after the run
-  // that last saw it.
+  // that last saw it. A sighting in an open streak was renewed by the latest writing run, so
+  // it has missed none.
   PgResult r = Query(
       sql_,
       "WITH runs AS (SELECT id FROM discovery_runs WHERE source_id = $1 AND state = 'succeeded' "
       "AND NOT dry_run), "
       "s AS (SELECT s.ci_id, s.last_run_id, s.last_seen_at, (SELECT count(*) FROM runs WHERE "
-      "runs.id > s.last_run_id) AS missed FROM discovery_sightings s WHERE s.source_id = $1) "
+      "runs.id > s.last_run_id) AS missed FROM discovery_sightings s WHERE s.source_id = $1 AND "
+      "NOT s.streak) "
       "SELECT s.ci_id, c.name, s.last_run_id, cmdb_us(s.last_seen_at), s.missed FROM s JOIN "
       "configuration_items c ON c.id = s.ci_id WHERE s.missed >= $2 ORDER BY s.ci_id LIMIT 10000",
       {P(source.id), P(*source.config.stale_after_runs)});

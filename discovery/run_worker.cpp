@@ -1,5 +1,6 @@
 #include "discovery/run_worker.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -190,16 +191,22 @@ class RunExecution {
       Phase("register");
       FillRecords();
       Phase("fill");
-      WriteFindings();
-      Phase("findings");
+      AssignFindingIds();
     }
     // The decisions are final now (CI and finding ids known): encode them on a second core
-    // while the sightings are written.
+    // while the findings and sightings are written.
     std::future<model::CopyBuffer> encoded =
         std::async(std::launch::async, [this] { return EncodeDecisions(); });
     if (!dry_run_) {
-      StampSeen();
-      Phase("last_seen");
+      try {
+        WriteFindings();
+        Phase("findings");
+        StampSeen();
+        Phase("last_seen");
+      } catch (...) {
+        encoded.wait();
+        throw;
+      }
     }
     model::CopyBuffer decisions = encoded.get();
     Phase("decisions_encode");
@@ -342,19 +349,55 @@ class RunExecution {
     }
   }
 
-  void WriteFindings() {
-    std::vector<std::int64_t> opened_ci;
-    std::vector<FindingChange*> opened_changes;
-    json::array updated;
-    json::array unchanged;
-    std::vector<std::int64_t> resolved;
+  // Ids for the findings this run opens, in one round trip, before anything is written: the
+  // decision log names them and is encoded while the findings are written.
+  void AssignFindingIds() {
+    std::vector<FindingChange*> opened;
     for (auto& d : decisions_) {
       if (d.outcome != Outcome::kMatched) continue;
       for (auto& f : d.findings) {
+        if (f.action == FindingAction::kOpen) opened.push_back(&f);
+      }
+    }
+    if (opened.empty()) return;
+    PgResult ids = Query(sql_, model::NextIdsQuery("drift_findings"),
+                         {P(static_cast<std::int64_t>(opened.size()))});
+    for (std::size_t i = 0; i < opened.size(); ++i) {
+      opened[i]->finding_id = ids.Int(static_cast<int>(i), 0);
+    }
+  }
+
+  void WriteFindings() {
+    model::CopyBuffer opened;
+    json::array updated;
+    json::array unchanged;
+    std::vector<std::int64_t> resolved;
+    const std::string at_text = model::FormatTimestamp(model::Timestamp{observed_at_});
+    for (const auto& d : decisions_) {
+      if (d.outcome != Outcome::kMatched) continue;
+      for (const auto& f : d.findings) {
         switch (f.action) {
           case FindingAction::kOpen:
-            opened_ci.push_back(d.ci);
-            opened_changes.push_back(&f);
+            opened.Int(f.finding_id);
+            opened.Int(d.ci);
+            opened.Field(f.attribute);
+            if (f.expected.is_null()) {
+              opened.Null();
+            } else {
+              opened.Field(model::ToJsonText(f.expected));
+            }
+            opened.Field(model::ToJsonText(f.actual));
+            opened.Int(run_id_);
+            opened.Int(run_id_);
+            opened.Field(at_text);
+            opened.Field(at_text);
+            opened.Field(f.change > 0 ? "t" : "f");
+            if (f.change > 0) {
+              opened.Int(f.change);
+            } else {
+              opened.Null();
+            }
+            opened.EndRow();
             break;
           case FindingAction::kUpdate:
             updated.push_back(json::object{
@@ -378,42 +421,11 @@ class RunExecution {
     }
     const PgParam run = P(run_id_);
     const PgParam at = P(observed_at_);
-    if (!opened_changes.empty()) {
-      // Ids first (one round trip), then COPY: no per-row INSERT ... RETURNING.
-      PgResult ids = Query(sql_,
-                           "SELECT nextval(pg_get_serial_sequence('drift_findings', 'id')) FROM "
-                           "generate_series(1, $1)",
-                           {P(static_cast<std::int64_t>(opened_changes.size()))});
-      model::CopyBuffer buffer;
-      const std::string at_text = model::FormatTimestamp(model::Timestamp{observed_at_});
-      for (std::size_t i = 0; i < opened_changes.size(); ++i) {
-        FindingChange& f = *opened_changes[i];
-        f.finding_id = ids.Int(static_cast<int>(i), 0);
-        buffer.Int(f.finding_id);
-        buffer.Int(opened_ci[i]);
-        buffer.Field(f.attribute);
-        if (f.expected.is_null()) {
-          buffer.Null();
-        } else {
-          buffer.Field(model::ToJsonText(f.expected));
-        }
-        buffer.Field(model::ToJsonText(f.actual));
-        buffer.Int(run_id_);
-        buffer.Int(run_id_);
-        buffer.Field(at_text);
-        buffer.Field(at_text);
-        buffer.Field(f.change > 0 ? "t" : "f");
-        if (f.change > 0) {
-          buffer.Int(f.change);
-        } else {
-          buffer.Null();
-        }
-        buffer.EndRow();
-      }
+    if (opened.rows() > 0) {
       model::CopyIn(sql_,
                     "COPY drift_findings (id, ci_id, attribute, expected, actual, run_id, "
                     "last_run_id, detected_at, observed_at, authorized, change_id) FROM STDIN",
-                    buffer);
+                    opened);
     }
     if (!updated.empty()) {
       Query(
@@ -444,6 +456,11 @@ class RunExecution {
     }
   }
 
+  // Records which CIs this run saw. A CI's last_seen_at is not versioned, so an observation
+  // that changes nothing changes no version. Sightings are written as changes against the
+  // previous writing run of the source (0011_sighting_streaks.sql): a CI that run saw too is
+  // not written at all; streaks open for CIs it did not see and close for CIs it saw that
+  // this run does not.
   void StampSeen() {
     std::vector<std::int64_t> seen;
     for (const auto& d : decisions_) {
@@ -451,15 +468,69 @@ class RunExecution {
         seen.push_back(d.ci);
       }
     }
-    if (seen.empty()) return;
-    // A CI's last_seen_at is its latest sighting; it is not versioned, so an observation that
-    // changes nothing changes no version.
-    Query(
-        sql_,
-        "INSERT INTO discovery_sightings (source_id, ci_id, last_run_id, last_seen_at) SELECT $1, "
-        "unnest($2::bigint[]), $3, cmdb_ts($4) ON CONFLICT (ci_id, source_id) DO UPDATE SET "
-        "last_run_id = excluded.last_run_id, last_seen_at = excluded.last_seen_at",
-        {P(source_.id), cmdb::model::IdArrayLiteral(seen), P(run_id_), P(observed_at_)});
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    // The source row's lock serialises the sightings of one source (runs of one source with
+    // different CI types do not share the per-type lock).
+    PgResult previous = Query(sql_,
+                              "SELECT sighted_run_id, cmdb_us(sighted_at) FROM discovery_sources "
+                              "WHERE id = $1 FOR UPDATE",
+                              {P(source_.id)});
+    if (previous.rows() == 0) throw Error(ErrorCode::kNotFound, "the run's source was deleted");
+    std::vector<std::pair<std::int64_t, bool>> rows;  // (ci_id, streak), by ci_id
+    model::CopyOut(sql_,
+                   "SELECT ci_id, streak FROM discovery_sightings WHERE source_id = " +
+                       std::to_string(source_.id) + " ORDER BY ci_id",
+                   [&](const std::vector<std::string_view>& f) {
+                     rows.emplace_back(std::stoll(std::string(f[0])), f[1] == "t");
+                   });
+    std::vector<std::int64_t> closed;
+    std::vector<std::int64_t> reopened;
+    model::CopyBuffer opened;
+    const std::string at_text = model::FormatTimestamp(model::Timestamp{observed_at_});
+    std::size_t r = 0;
+    for (std::int64_t ci : seen) {
+      for (; r < rows.size() && rows[r].first < ci; ++r) {
+        if (rows[r].second) closed.push_back(rows[r].first);
+      }
+      if (r < rows.size() && rows[r].first == ci) {
+        if (!rows[r].second) reopened.push_back(ci);
+        ++r;
+        continue;
+      }
+      opened.Int(ci);
+      opened.Int(source_.id);
+      opened.Int(run_id_);
+      opened.Field(at_text);
+      opened.Field("t");
+      opened.EndRow();
+    }
+    for (; r < rows.size(); ++r) {
+      if (rows[r].second) closed.push_back(rows[r].first);
+    }
+    if (!closed.empty() && !previous.IsNull(0, 0)) {
+      Query(sql_,
+            "UPDATE discovery_sightings SET streak = false, last_run_id = $3, last_seen_at = "
+            "cmdb_ts($4) WHERE source_id = $1 AND ci_id = ANY($2::bigint[])",
+            {P(source_.id), model::IdArrayLiteral(closed), P(previous.Int(0, 0)),
+             P(previous.Int(0, 1))});
+    }
+    if (!reopened.empty()) {
+      Query(sql_,
+            "UPDATE discovery_sightings SET streak = true, last_run_id = $3, last_seen_at = "
+            "cmdb_ts($4) WHERE source_id = $1 AND ci_id = ANY($2::bigint[])",
+            {P(source_.id), model::IdArrayLiteral(reopened), P(run_id_), P(observed_at_)});
+    }
+    if (opened.rows() > 0) {
+      model::CopyIn(sql_,
+                    "COPY discovery_sightings (ci_id, source_id, last_run_id, last_seen_at, "
+                    "streak) FROM STDIN",
+                    opened);
+    }
+    Query(sql_,
+          "UPDATE discovery_sources SET sighted_run_id = $2, sighted_at = cmdb_ts($3) WHERE id = "
+          "$1",
+          {P(source_.id), P(run_id_), P(observed_at_)});
   }
 
   // The decision log in blocks of kDecisionBlock observations (see 0004_discovery.sql).

@@ -98,6 +98,10 @@ std::string IdArrayLiteral(const std::vector<std::int64_t>& ids);
 // server for JSON when thousands of rows carry one. Throws Error{kInternal} on anything else.
 std::vector<std::int64_t> IdsFromArrayText(std::string_view text);
 
+// The query that draws $1 ids from the sequence behind `table`.id, one per row: ids needed
+// before a COPY (history rows, decision logs name them). `table` must be a trusted name.
+std::string NextIdsQuery(std::string_view table);
+
 // Formats bytes as PostgreSQL's hex text of a bytea, for a $n::bytea parameter (libpq
 // parameters are C strings): "\\x48690a".
 std::string ByteaHex(std::string_view bytes);

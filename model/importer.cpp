@@ -392,10 +392,7 @@ class Importer {
     now_ = Timestamp{std::max(clock.Int(0, 0), latest_existing_ + 1)};
     const std::string now_text = FormatTimestamp(now_);
     if (!created.empty()) {
-      PgResult ids = Query(sql_,
-                           "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence("
-                           "'configuration_items', 'id')::regclass AS seq) q, "
-                           "generate_series(1, $1)",
+      PgResult ids = Query(sql_, NextIdsQuery("configuration_items"),
                            {P(static_cast<std::int64_t>(created.size()))});
       Phase("allocate_ids", write_started);
       CopyBuffer buf;
@@ -661,10 +658,8 @@ class Importer {
       fresh.push_back(&row);
     }
     if (fresh.empty()) return;
-    PgResult ids = Query(sql_,
-                         "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('relations', "
-                         "'id')::regclass AS seq) q, generate_series(1, $1)",
-                         {P(static_cast<std::int64_t>(fresh.size()))});
+    PgResult ids =
+        Query(sql_, NextIdsQuery("relations"), {P(static_cast<std::int64_t>(fresh.size()))});
     const std::string now_text = FormatTimestamp(now_);
     CopyBuffer rel_buf;
     CopyBuffer ver_buf;

@@ -561,6 +561,61 @@ TEST_F(DiscoveryApi, CisASourceStopsSeeingAreReportedStaleNeverDeleted) {
   EXPECT_TRUE(Get(stale).json().at("items").as_array().empty());
 }
 
+// A run writes only the sightings that changed since the source's previous run; last_seen_at
+// must still be the start of the latest run that saw the CI, for every CI.
+TEST_F(DiscoveryApi, LastSeenIsTheLatestRunThatSawTheCi) {
+  std::int64_t source =
+      CreateSource(R"({"name": "agents", "kind": "agent", "config": {"on_unmatched": "create"}})");
+  const std::string both =
+      R"({"items": [{"identity": {"serial": "A"}}, {"identity": {"serial": "B"}}]})";
+  const std::string only_a = R"({"items": [{"identity": {"serial": "A"}}]})";
+  json::value first = Run(source, both);
+  ASSERT_EQ(first.at("counts").at("created"), 2) << first;
+  const std::string a =
+      "/api/v1/cis/" + std::to_string(first.at("decisions").at(0).at("ci").as_int64());
+  const std::string b =
+      "/api/v1/cis/" + std::to_string(first.at("decisions").at(1).at("ci").as_int64());
+  auto last_seen = [&](const std::string& ci) { return Get(ci).json().at("last_seen_at"); };
+  EXPECT_EQ(last_seen(a), first.at("started_at"));
+  EXPECT_EQ(last_seen(b), first.at("started_at"));
+
+  json::value second = Run(source, only_a);  // B missed: its streak ends at the first run
+  EXPECT_EQ(last_seen(a), second.at("started_at"));
+  EXPECT_EQ(last_seen(b), first.at("started_at"));
+  json::value third = Run(source, only_a);
+  EXPECT_EQ(last_seen(a), third.at("started_at"));
+  EXPECT_EQ(last_seen(b), first.at("started_at"));
+  json::value dry = Run(source, both, "application/json", "&dry_run=true");
+  EXPECT_EQ(dry.at("state"), "succeeded");
+  EXPECT_EQ(last_seen(a), third.at("started_at"));  // dry runs see nothing
+  EXPECT_EQ(last_seen(b), first.at("started_at"));
+  json::value fourth = Run(source, both);  // B is back
+  EXPECT_EQ(last_seen(a), fourth.at("started_at"));
+  EXPECT_EQ(last_seen(b), fourth.at("started_at"));
+  json::value empty = Run(source, R"({"items": []})");  // a run that sees nothing ends both
+  ASSERT_EQ(empty.at("state"), "succeeded") << empty;
+  EXPECT_EQ(last_seen(a), fourth.at("started_at"));
+  json::value fifth = Run(source, both);
+  EXPECT_EQ(last_seen(b), fifth.at("started_at"));
+  // The page of CIs agrees with the single reads.
+  json::value page = Get("/api/v1/cis?type=server&limit=100").json();
+  for (const auto& item : page.at("items").as_array()) {
+    EXPECT_EQ(item.at("last_seen_at"), fifth.at("started_at")) << item;
+  }
+
+  // Sightings outlive their source, at the time of its last run.
+  EXPECT_EQ(Delete("/api/v1/discovery/sources/" + std::to_string(source)).status, 204);
+  EXPECT_EQ(last_seen(a), fifth.at("started_at"));
+  EXPECT_EQ(last_seen(b), fifth.at("started_at"));
+  // A second source seeing A later moves A only.
+  std::int64_t other =
+      CreateSource(R"({"name": "scanner", "kind": "agent", "config": {"on_unmatched": "report"}})");
+  json::value seen_again = Run(other, only_a);
+  EXPECT_EQ(seen_again.at("counts").at("matched"), 1) << seen_again;
+  EXPECT_EQ(last_seen(a), seen_again.at("started_at"));
+  EXPECT_EQ(last_seen(b), fifth.at("started_at"));
+}
+
 TEST_F(DiscoveryApi, ScheduledSourcesRunByThemselves) {
   std::int64_t source = CreateSource(
       R"({"name": "self", "kind": "local_host", "interval_seconds": 3600, "config": {"on_unmatched": "create"}})");
@@ -633,10 +688,11 @@ TEST_F(DiscoveryWorkers, TwoWorkersShareTheQueueAndNoRunExecutesTwice) {
   tb.join();
   EXPECT_EQ(done_a + done_b, 24);
   model::DbSession session = pool.Lease();
-  model::PgResult r = model::Query(session.sql(),
-                                   "SELECT state, attempts, (SELECT "
-                                   "sum(json_array_length(d.decisions)) FROM discovery_decisions d "
-                                   "WHERE d.run_id = r.id) FROM discovery_runs r ORDER BY id");
+  model::PgResult r =
+      model::Query(session.sql(),
+                   "SELECT state, attempts, (SELECT "
+                   "sum(json_array_length(d.decisions::json)) FROM discovery_decisions d "
+                   "WHERE d.run_id = r.id) FROM discovery_runs r ORDER BY id");
   ASSERT_EQ(r.rows(), 24);
   for (int i = 0; i < r.rows(); ++i) {
     EXPECT_EQ(r.Text(i, 0), "succeeded");
