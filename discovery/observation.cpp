@@ -1,6 +1,7 @@
 #include "discovery/observation.hpp"
 
 #include <string>
+#include <utility>
 
 #include "model/error.hpp"
 
@@ -10,9 +11,9 @@ namespace json = boost::json;
 using model::Error;
 using model::ErrorCode;
 
-std::vector<Observation> ParseAgentPayload(const json::value& payload) {
-  const json::object* root = payload.if_object();
-  const json::value* items = root != nullptr ? root->if_contains("items") : nullptr;
+std::vector<Observation> ParseAgentPayload(json::value payload) {
+  json::object* root = payload.if_object();
+  json::value* items = root != nullptr ? root->if_contains("items") : nullptr;
   if (items == nullptr || !items->is_array()) {
     throw Error(ErrorCode::kInvalidArgument,
                 R"(agent observations are {"items": [{"type", "identity", "attributes"}]})");
@@ -26,13 +27,13 @@ std::vector<Observation> ParseAgentPayload(const json::value& payload) {
   std::vector<Observation> out;
   out.reserve(items->get_array().size());
   std::size_t index = 0;
-  for (const json::value& item : items->get_array()) {
+  for (json::value& item : items->get_array()) {
     const std::string where = "items[" + std::to_string(index++) + "]";
-    const json::object* o = item.if_object();
+    json::object* o = item.if_object();
     if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, where + " is not an object");
     Observation obs;
     obs.label = where;
-    for (const auto& [key, value] : *o) {
+    for (auto& [key, value] : *o) {
       if (key == "type" || key == "name") {
         if (!value.is_string()) {
           throw Error(ErrorCode::kInvalidArgument,
@@ -44,7 +45,7 @@ std::vector<Observation> ParseAgentPayload(const json::value& payload) {
           throw Error(ErrorCode::kInvalidArgument,
                       where + "." + std::string(key) + " must be an object");
         }
-        (key == "identity" ? obs.identity : obs.attributes) = value.get_object();
+        (key == "identity" ? obs.identity : obs.attributes) = std::move(value.get_object());
       } else {
         throw Error(ErrorCode::kInvalidArgument,
                     where + " has an unknown field '" + std::string(key) + "'");

@@ -22,7 +22,8 @@ struct Observation {
 };
 
 // Agent observations: {"items": [{"type", "name", "identity": {...}, "attributes": {...}}]}.
-// Throws model::Error{kInvalidArgument} naming the first item of the wrong shape.
-std::vector<Observation> ParseAgentPayload(const boost::json::value& payload);
+// Throws model::Error{kInvalidArgument} naming the first item of the wrong shape. Takes the
+// document by value: the observations' objects are moved out of it, not copied.
+std::vector<Observation> ParseAgentPayload(boost::json::value payload);
 
 }  // namespace cmdb::discovery
