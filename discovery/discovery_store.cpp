@@ -32,7 +32,7 @@ Source SourceFromRow(const PgResult& r, int row) {
   s.name = std::string(r.Text(row, 1));
   s.kind = std::string(r.Text(row, 2));
   FieldErrors ignored;
-  s.config = ParseSourceConfig(json::parse(r.Text(row, 3)), s.kind, ignored);
+  s.config = ParseSourceConfig(model::ParseStoredJson(r.Text(row, 3)), s.kind, ignored);
   if (auto i = r.OptionalInt(row, 4)) s.interval_seconds = static_cast<int>(*i);
   s.next_run_at = r.OptionalTimestamp(row, 5);
   s.version = r.Int(row, 6);
@@ -344,7 +344,7 @@ DecisionPage DiscoveryStore::Decisions(std::int64_t run_id,
               {P(run_id), P(from), outcome ? P(*outcome) : PgParam(std::nullopt)});
     if (r.rows() == 0) break;
     for (int i = 0; i < r.rows() && static_cast<int>(page.items.size()) <= limit; ++i) {
-      json::value block = json::parse(r.Text(i, 1));
+      json::value block = model::ParseStoredJson(r.Text(i, 1));
       for (json::value& d : block.as_array()) {
         const json::object& o = d.as_object();
         if (o.at("seq").as_int64() <= after) continue;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/parser.hpp>
 
 #include "discovery/collectors.hpp"
 #include "discovery/reconcile.hpp"
@@ -239,13 +240,20 @@ class RunExecution {
     l.type = model::CiTypeRepository(sql_).Find(name, /*lock_shared=*/true);
     if (!l.type) return;
     // The type name is a validated identifier ([a-z][a-z0-9_]*), safe inside the literal.
+    // One parser for every row: its buffers are allocated once, and each object is moved out.
+    json::parse_options options;
+    options.max_depth = model::kMaxStoredJsonDepth;
+    json::parser parser({}, options);
     model::CopyOut(
         sql_, "SELECT id, name, attributes FROM configuration_items WHERE type = '" + name + "'",
         [&](const std::vector<std::string_view>& f) {
           Candidate c;
           c.id = std::stoll(std::string(f[0]));
           c.name = std::string(f[1]);
-          c.attributes = json::parse(f[2]).as_object();
+          parser.reset();
+          parser.write(f[2].data(), f[2].size());
+          json::value attributes = parser.release();
+          c.attributes = std::move(attributes.as_object());
           l.candidates.push_back(std::move(c));
         });
   }

@@ -35,9 +35,9 @@ Change ChangeFromRow(const PgResult& r, int row) {
   c.state = std::string(r.Text(row, 4));
   c.planned_start = Timestamp{r.Int(row, 5)};
   c.planned_end = Timestamp{r.Int(row, 6)};
-  const json::value ids = json::parse(r.Text(row, 7));
+  const json::value ids = ParseStoredJson(r.Text(row, 7));
   for (const auto& id : ids.as_array()) c.ci_ids.push_back(id.as_int64());
-  c.planned_attributes = json::parse(r.Text(row, 8)).as_object();
+  c.planned_attributes = ParseStoredJson(r.Text(row, 8)).as_object();
   c.assessment = r.Json(row, 9);
   c.outcome = r.Json(row, 10);
   c.version = r.Int(row, 11);
@@ -294,7 +294,7 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
                                           {"severity", incidents.Int(i, 2)},
                                           {"tier", incidents.Int(i, 3)},
                                           {"state", incidents.Text(i, 4)},
-                                          {"ci_ids", json::parse(incidents.Text(i, 5))}});
+                                          {"ci_ids", ParseStoredJson(incidents.Text(i, 5))}});
   }
   impact.assessment = {{"computed_at", FormatTimestamp(Timestamp::Now())},
                        {"affected_count", static_cast<std::int64_t>(impact.impact_set.size())},

@@ -11,6 +11,7 @@
 
 #include "model/db_errors.hpp"
 #include "model/error.hpp"
+#include "model/json.hpp"
 
 namespace cmdb::model {
 namespace {
@@ -78,7 +79,7 @@ std::optional<std::string> PgResult::OptionalText(int row, int col) const {
 }
 boost::json::value PgResult::Json(int row, int col) const {
   if (IsNull(row, col)) return nullptr;
-  return boost::json::parse(Text(row, col));
+  return ParseStoredJson(Text(row, col));
 }
 
 std::optional<Timestamp> PgResult::OptionalTimestamp(int row, int col) const {

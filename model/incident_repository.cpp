@@ -26,7 +26,7 @@ const char* const kIncidentColumns =
 
 std::vector<CiId> IdsFromJson(std::string_view text) {
   std::vector<CiId> out;
-  const json::value ids = json::parse(text);
+  const json::value ids = ParseStoredJson(text);
   for (const auto& id : ids.as_array()) out.push_back(id.as_int64());
   return out;
 }
@@ -140,7 +140,7 @@ json::object IncidentToJson(const Incident& i, Timestamp now) {
 
 WorkingCalendar IncidentRepository::Calendar() {
   PgResult r = Query(sql_, "SELECT config::text FROM service_calendar WHERE id = 1");
-  return ParseWorkingCalendar(r.rows() > 0 ? json::parse(r.Text(0, 0))
+  return ParseWorkingCalendar(r.rows() > 0 ? ParseStoredJson(r.Text(0, 0))
                                            : json::value(json::object{}));
 }
 

@@ -34,6 +34,12 @@ json::value ParseJson(std::string_view text) {
   return value;
 }
 
+json::value ParseStoredJson(std::string_view text) {
+  json::parse_options options;
+  options.max_depth = kMaxStoredJsonDepth;
+  return json::parse(text, {}, options);
+}
+
 std::string_view KindName(const json::value& value) {
   switch (value.kind()) {
     case json::kind::null:

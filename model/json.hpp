@@ -30,6 +30,14 @@ inline constexpr std::size_t kMaxJsonDepth = 64;
 // detail says what is wrong and where.
 json::value ParseJson(std::string_view text);
 
+// Nesting allowed when reading back what cmdb stored: client values (up to kMaxJsonDepth)
+// wrapped in a few levels of its own (a decision log block, a finding, a change's plan).
+inline constexpr std::size_t kMaxStoredJsonDepth = kMaxJsonDepth + 16;
+
+// Parses a document cmdb wrote itself (a jsonb or text column): trusted, but it may nest
+// deeper than Boost.JSON's default of 32. Throws boost::system::system_error if malformed.
+json::value ParseStoredJson(std::string_view text);
+
 // An RFC 3339 string, or null.
 json::value TimestampJson(const std::optional<Timestamp>& ts);
 

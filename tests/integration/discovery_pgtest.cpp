@@ -616,6 +616,40 @@ TEST_F(DiscoveryApi, LastSeenIsTheLatestRunThatSawTheCi) {
   EXPECT_EQ(last_seen(b), fifth.at("started_at"));
 }
 
+// A `json` attribute may nest as deep as the API accepts (64 levels); reconciling it, opening
+// a finding on it and reading that finding back in the next run must all cope.
+TEST_F(DiscoveryApi, DeeplyNestedJsonAttributesReconcile) {
+  ASSERT_EQ(
+      Post("/api/v1/ci-types", R"({"name": "appliance", "attributes": {"serial": {"type": "string"},
+    "config": {"type": "json"}}, "identify_by": [["serial"]]})")
+          .status,
+      201);
+  auto nested = [](int depth, const std::string& leaf) {
+    std::string s;
+    for (int i = 0; i < depth; ++i) s += R"({"k":)";
+    s += leaf;
+    for (int i = 0; i < depth; ++i) s += "}";
+    return s;
+  };
+  const std::int64_t ci = CreateCi(
+      R"({"type": "appliance", "name": "fw-1", "attributes": {"serial": "F1", "config": )" +
+      nested(50, "1") + "}}");
+  std::int64_t source = CreateSource(
+      R"({"name": "appliances", "kind": "agent", "config": {"ci_type": "appliance"}})");
+  const std::string observed =
+      R"({"items": [{"identity": {"serial": "F1"}, "attributes": {"config": )" + nested(50, "2") +
+      "}}]}";
+  json::value first = Run(source, observed);
+  ASSERT_EQ(first.at("state"), "succeeded") << first;
+  EXPECT_EQ(first.at("counts").at("drifted"), 1);
+  json::value again = Run(source, observed);
+  ASSERT_EQ(again.at("state"), "succeeded") << again;
+  EXPECT_EQ(again.at("decisions").at(0).at("drift").at(0).at("action"), "still_open") << again;
+  json::array open = Findings("state=open&ci=" + std::to_string(ci));
+  ASSERT_EQ(open.size(), 1U);
+  EXPECT_EQ(open[0].at("attribute"), "config");
+}
+
 TEST_F(DiscoveryApi, ScheduledSourcesRunByThemselves) {
   std::int64_t source = CreateSource(
       R"({"name": "self", "kind": "local_host", "interval_seconds": 3600, "config": {"on_unmatched": "create"}})");
