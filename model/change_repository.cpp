@@ -23,7 +23,7 @@ constexpr std::size_t kListedCis = 1000;  // affected CIs listed in an assessmen
 
 const char* const kChangeColumns =
     "id, title, description, risk, state, cmdb_us(planned_start), cmdb_us(planned_end), "
-    "array_to_json(ci_ids)::text, planned_attributes::text, assessment::text, outcome::text, "
+    "ci_ids, planned_attributes::text, assessment::text, outcome::text, "
     "version, cmdb_us(created_at), cmdb_us(updated_at)";
 
 Change ChangeFromRow(const PgResult& r, int row) {
@@ -35,9 +35,8 @@ Change ChangeFromRow(const PgResult& r, int row) {
   c.state = std::string(r.Text(row, 4));
   c.planned_start = Timestamp{r.Int(row, 5)};
   c.planned_end = Timestamp{r.Int(row, 6)};
-  const json::value ids = ParseStoredJson(r.Text(row, 7));
-  for (const auto& id : ids.as_array()) c.ci_ids.push_back(id.as_int64());
-  c.planned_attributes = ParseStoredJson(r.Text(row, 8)).as_object();
+  c.ci_ids = IdsFromArrayText(r.Text(row, 7));
+  c.planned_attributes = r.Json(row, 8).as_object();
   c.assessment = r.Json(row, 9);
   c.outcome = r.Json(row, 10);
   c.version = r.Int(row, 11);
@@ -283,18 +282,19 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
                                       {"authorized", f.authorized}});
   }
   PgResult incidents = Query(sql_,
-                             "SELECT id, title, severity, tier, state, array_to_json(ci_ids)::text "
+                             "SELECT id, title, severity, tier, state, ci_ids "
                              "FROM incidents WHERE state IN ('new', 'in_progress') AND ci_ids && "
                              "$1::bigint[] ORDER BY severity, id LIMIT 1000",
                              {impact_ids});
   json::array open_incidents;
   for (int i = 0; i < incidents.rows(); ++i) {
-    open_incidents.push_back(json::object{{"incident", incidents.Int(i, 0)},
-                                          {"title", incidents.Text(i, 1)},
-                                          {"severity", incidents.Int(i, 2)},
-                                          {"tier", incidents.Int(i, 3)},
-                                          {"state", incidents.Text(i, 4)},
-                                          {"ci_ids", ParseStoredJson(incidents.Text(i, 5))}});
+    open_incidents.push_back(
+        json::object{{"incident", incidents.Int(i, 0)},
+                     {"title", incidents.Text(i, 1)},
+                     {"severity", incidents.Int(i, 2)},
+                     {"tier", incidents.Int(i, 3)},
+                     {"state", incidents.Text(i, 4)},
+                     {"ci_ids", IdsToJson(IdsFromArrayText(incidents.Text(i, 5)))}});
   }
   impact.assessment = {{"computed_at", FormatTimestamp(Timestamp::Now())},
                        {"affected_count", static_cast<std::int64_t>(impact.impact_set.size())},

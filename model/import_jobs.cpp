@@ -44,7 +44,7 @@ ImportJob JobFromRow(const PgResult& r, int row) {
   job.error = r.OptionalText(row, 12);
   if (!r.IsNull(row, 13)) job.error_code = ErrorCodeFromName(r.Text(row, 13));
   if (!r.IsNull(row, 14)) {
-    const json::value fields = ParseStoredJson(r.Text(row, 14));
+    const json::value fields = r.Json(row, 14);
     for (const json::value& e : fields.as_array()) {
       const json::object& o = e.as_object();
       job.error_fields.push_back(

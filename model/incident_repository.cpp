@@ -19,17 +19,10 @@ namespace cmdb::model {
 namespace {
 
 const char* const kIncidentColumns =
-    "id, title, description, severity, tier, state, assignee, array_to_json(ci_ids)::text, "
+    "id, title, description, severity, tier, state, assignee, ci_ids, "
     "cmdb_us(started_at), cmdb_us(tier_since), cmdb_us(response_due), cmdb_us(responded_at), "
     "resolution, version, cmdb_us(created_at), cmdb_us(updated_at), cmdb_us(resolved_at), "
     "cmdb_us(closed_at)";
-
-std::vector<CiId> IdsFromJson(std::string_view text) {
-  std::vector<CiId> out;
-  const json::value ids = ParseStoredJson(text);
-  for (const auto& id : ids.as_array()) out.push_back(id.as_int64());
-  return out;
-}
 
 Incident IncidentFromRow(const PgResult& r, int row) {
   Incident i;
@@ -40,7 +33,7 @@ Incident IncidentFromRow(const PgResult& r, int row) {
   i.tier = static_cast<int>(r.Int(row, 4));
   i.state = std::string(r.Text(row, 5));
   i.assignee = r.OptionalText(row, 6);
-  i.ci_ids = IdsFromJson(r.Text(row, 7));
+  i.ci_ids = IdsFromArrayText(r.Text(row, 7));
   i.started_at = Timestamp{r.Int(row, 8)};
   i.tier_since = Timestamp{r.Int(row, 9)};
   i.response_due = Timestamp{r.Int(row, 10)};
@@ -140,8 +133,7 @@ json::object IncidentToJson(const Incident& i, Timestamp now) {
 
 WorkingCalendar IncidentRepository::Calendar() {
   PgResult r = Query(sql_, "SELECT config::text FROM service_calendar WHERE id = 1");
-  return ParseWorkingCalendar(r.rows() > 0 ? ParseStoredJson(r.Text(0, 0))
-                                           : json::value(json::object{}));
+  return ParseWorkingCalendar(r.rows() > 0 ? r.Json(0, 0) : json::value(json::object{}));
 }
 
 WorkingCalendar IncidentRepository::PutCalendar(const json::value& config) {
@@ -540,11 +532,11 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
   out["drift"] = std::move(drift);
   // Approved articles are few next to a closure; they are filtered here for the same reason.
   PgResult k = Query(sql_,
-                     "SELECT id, title, array_to_json(ci_ids)::text FROM knowledge_articles WHERE "
+                     "SELECT id, title, ci_ids FROM knowledge_articles WHERE "
                      "state = 'approved' AND cardinality(ci_ids) > 0 ORDER BY id");
   json::array knowledge;
   for (int i = 0; i < k.rows() && knowledge.size() < 100; ++i) {
-    std::vector<CiId> ids = IdsFromJson(k.Text(i, 2));
+    std::vector<CiId> ids = IdsFromArrayText(k.Text(i, 2));
     if (std::none_of(ids.begin(), ids.end(), [&](CiId id) { return upstream.contains(id); })) {
       continue;
     }
@@ -560,7 +552,7 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
 namespace {
 
 const char* const kArticleColumns =
-    "id, title, body, array_to_json(ci_ids)::text, state, approved_by, cmdb_us(approved_at), "
+    "id, title, body, ci_ids, state, approved_by, cmdb_us(approved_at), "
     "version, cmdb_us(created_at), cmdb_us(updated_at)";
 
 Article ArticleFromRow(const PgResult& r, int row) {
@@ -568,7 +560,7 @@ Article ArticleFromRow(const PgResult& r, int row) {
   a.id = r.Int(row, 0);
   a.title = std::string(r.Text(row, 1));
   a.body = std::string(r.Text(row, 2));
-  a.ci_ids = IdsFromJson(r.Text(row, 3));
+  a.ci_ids = IdsFromArrayText(r.Text(row, 3));
   a.state = std::string(r.Text(row, 4));
   a.approved_by = r.OptionalText(row, 5);
   a.approved_at = r.OptionalTimestamp(row, 6);

@@ -4,7 +4,6 @@
 #include "model/db_pool.hpp"
 #include "model/db_query.hpp"
 #include "model/graph_cache.hpp"
-#include "model/json.hpp"
 #include "reports/impact_picture.hpp"
 #include "server/handlers/handlers.hpp"
 
@@ -140,10 +139,8 @@ Response GetChangeImpact(const Request& request, const PathParams& params, AppCo
       body["collisions_at_submit"] = std::move(*at_submit);
     }
     model::PgResult r = model::Query(
-        session.sql(), "SELECT array_to_json(impact_ci_ids)::text FROM changes WHERE id = $1",
-        {model::P(change.id)});
-    const json::value ids = model::ParseStoredJson(r.Text(0, 0));
-    for (const auto& id : ids.as_array()) impact_set.push_back(id.as_int64());
+        session.sql(), "SELECT impact_ci_ids FROM changes WHERE id = $1", {model::P(change.id)});
+    impact_set = model::IdsFromArrayText(r.Text(0, 0));
   } else {
     model::ChangeImpact impact = repo.ComputeImpact(change, *graph);
     body = std::move(impact.assessment);
