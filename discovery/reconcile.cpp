@@ -1,10 +1,12 @@
 #include "discovery/reconcile.hpp"
 
 #include <algorithm>
-#include <set>
+#include <functional>
+#include <limits>
 
 #include <arpa/inet.h>
 
+#include "discovery/parallel.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
 
@@ -323,14 +325,37 @@ std::string Reconciler::Key(const std::vector<std::string>& set, const json::obj
 }
 
 void Reconciler::AddType(model::CiType type, std::vector<Candidate> candidates) {
+  if (candidates.size() > std::numeric_limits<std::uint32_t>::max()) {
+    throw model::Error(model::ErrorCode::kInvalidArgument,
+                       "too many CIs of type " + type.name + " for one run");
+  }
   TypeIndex& index = types_[type.name];
-  index.sets.assign(type.identify_by.size(), {});
-  for (std::size_t s = 0; s < type.identify_by.size(); ++s) {
+  const std::size_t set_count = type.identify_by.size();
+  index.sets.assign(set_count, {});
+  index.pending.assign(set_count, {});
+  // Every candidate's key under every set, on all cores; then one sorted array per set.
+  std::vector<std::string> keys(candidates.size() * set_count);
+  ParallelFor(
+      candidates.size(),
+      [&](std::size_t i) {
+        for (std::size_t s = 0; s < set_count; ++s) {
+          std::string why;
+          keys[i * set_count + s] = Key(type.identify_by[s], candidates[i].attributes, why);
+        }
+      },
+      nullptr);
+  for (std::size_t s = 0; s < set_count; ++s) {
+    SetIndex& set = index.sets[s];
     for (std::size_t i = 0; i < candidates.size(); ++i) {
-      std::string why;
-      std::string key = Key(type.identify_by[s], candidates[i].attributes, why);
-      if (!key.empty()) index.sets[s][std::move(key)].push_back(i);
+      const std::string& key = keys[i * set_count + s];
+      if (key.empty()) continue;
+      set.entries.push_back({std::hash<std::string_view>{}(key), static_cast<std::uint32_t>(i),
+                             static_cast<std::uint32_t>(key.size()), set.text.size()});
+      set.text += key;
     }
+    std::sort(set.entries.begin(), set.entries.end(), [](const auto& a, const auto& b) {
+      return a.hash != b.hash ? a.hash < b.hash : a.candidate < b.candidate;
+    });
   }
   for (const auto& [name, spec] : type.attributes) {
     model::CiType one;
@@ -343,6 +368,17 @@ void Reconciler::AddType(model::CiType type, std::vector<Candidate> candidates) 
   index.candidates = std::move(candidates);
 }
 
+std::vector<std::size_t> Reconciler::SetIndex::Find(std::string_view key) const {
+  const std::uint64_t hash = std::hash<std::string_view>{}(key);
+  auto it = std::lower_bound(entries.begin(), entries.end(), hash,
+                             [](const Entry& e, std::uint64_t h) { return e.hash < h; });
+  std::vector<std::size_t> out;
+  for (; it != entries.end() && it->hash == hash; ++it) {
+    if (std::string_view(text).substr(it->begin, it->size) == key) out.push_back(it->candidate);
+  }
+  return out;
+}
+
 void Reconciler::AddOpenFinding(CiId ci, const std::string& attribute, KnownFinding finding) {
   open_[{ci, attribute}] = std::move(finding);
 }
@@ -352,22 +388,27 @@ void Reconciler::AddIgnoredFinding(CiId ci, const std::string& attribute, KnownF
 }
 
 Decision Reconciler::Decide(const Observation& observation, int seq) {
-  Decision d;
+  return Settle(Prepare(observation, seq));
+}
+
+Reconciler::Draft Reconciler::Prepare(const Observation& observation, int seq) const {
+  Draft draft;
+  Decision& d = draft.decision;
   d.seq = seq;
   d.label = observation.label;
   d.type = TypeOf(observation);
   if (!observation.skip_reason.empty()) {
     d.outcome = Outcome::kRejected;
     d.reason = observation.skip_reason;
-    return d;
+    return draft;
   }
   auto it = types_.find(d.type);
   if (it == types_.end()) {
     d.outcome = Outcome::kRejected;
     d.reason = "unknown CI type '" + d.type + "'";
-    return d;
+    return draft;
   }
-  TypeIndex& index = it->second;
+  const TypeIndex& index = it->second;
   const model::CiType& type = index.type;
 
   // The observed values under their CI attribute names; identity values win.
@@ -383,40 +424,26 @@ Decision Reconciler::Decide(const Observation& observation, int seq) {
   for (const auto& [k, v] : observation.attributes) put(k, v);
   for (const auto& [k, v] : observation.identity) put(k, v);
 
+  // Assumes no earlier observation of the run matched or registers what this one names:
+  // Settle corrects that.
   bool any_complete = false;
-  std::vector<std::string> pending_keys;
   for (std::size_t s = 0; s < type.identify_by.size(); ++s) {
     const auto& set = type.identify_by[s];
     std::string why;
     std::string key = Key(set, values, why);
     if (key.empty()) {
       d.tried.push_back(json::object{{"identify_by", SetJson(set)}, {"result", why}});
-      pending_keys.emplace_back();
+      draft.keys.emplace_back();
       continue;
     }
     any_complete = true;
-    pending_keys.push_back(key);
-    std::set<std::size_t> hits;
-    int pending_seq = 0;
-    if (auto found = index.sets[s].find(key); found != index.sets[s].end()) {
-      hits.insert(found->second.begin(), found->second.end());
-    }
-    if (auto p = index.pending.find(std::to_string(s) + ":" + key); p != index.pending.end()) {
-      pending_seq = p->second;
-    }
-    if (hits.empty() && pending_seq > 0) {
-      d.outcome = Outcome::kAmbiguous;
-      d.tried.push_back(
-          json::object{{"identify_by", SetJson(set)},
-                       {"result", "the asset of observation #" + std::to_string(pending_seq)}});
-      d.reason = "identify_by " + SetText(set) + " names the same asset as observation #" +
-                 std::to_string(pending_seq) + ", which this run registers; not applied twice";
-      return d;
-    }
+    const std::vector<std::size_t> hits = index.sets[s].Find(key);
+    draft.keys.push_back(std::move(key));
     if (hits.empty()) {
       d.tried.push_back(json::object{{"identify_by", SetJson(set)}, {"result", "no CI"}});
       continue;
     }
+    draft.hit = true;
     if (hits.size() > 1) {
       d.outcome = Outcome::kAmbiguous;
       for (auto i : hits) d.candidates.push_back(index.candidates[i].id);
@@ -424,37 +451,29 @@ Decision Reconciler::Decide(const Observation& observation, int seq) {
                                      {"result", std::to_string(hits.size()) + " CIs"}});
       d.reason = "identify_by " + SetText(set) + " matches " + std::to_string(hits.size()) +
                  " CIs; they are never merged: resolve the duplicate records";
-      return d;
+      return draft;
     }
-    const Candidate& ci = index.candidates[*hits.begin()];
+    const Candidate& ci = index.candidates[hits.front()];
     d.tried.push_back(
         json::object{{"identify_by", SetJson(set)}, {"result", "CI " + std::to_string(ci.id)}});
-    if (auto seen = matched_.find(ci.id); seen != matched_.end()) {
-      d.outcome = Outcome::kAmbiguous;
-      d.candidates.push_back(ci.id);
-      d.reason = "CI " + std::to_string(ci.id) + " was already matched by observation #" +
-                 std::to_string(seen->second) + " of this run; not applied twice";
-      return d;
-    }
-    matched_[ci.id] = seq;
     d.outcome = Outcome::kMatched;
     d.ci = ci.id;
     d.matched_by = set;
     d.reason =
         "matched CI " + std::to_string(ci.id) + " (" + ci.name + ") by identify_by " + SetText(set);
     Compare(ci, Usable(index, values, &ci, d), d);
-    return d;
+    return draft;
   }
   if (!any_complete) {
     d.outcome = Outcome::kUnmatched;
     d.reason = "no identifier set of " + type.name +
                " is complete, so nothing can identify this asset; not registered";
-    return d;
+    return draft;
   }
   if (config_.on_unmatched == OnUnmatched::kReport) {
     d.outcome = Outcome::kUnmatched;
     d.reason = "no CI matches; reported as an unregistered asset (on_unmatched=report)";
-    return d;
+    return draft;
   }
   d.outcome = Outcome::kCreated;
   const json::object usable = Usable(index, values, nullptr, d);
@@ -472,11 +491,57 @@ Decision Reconciler::Decide(const Observation& observation, int seq) {
   }
   d.create_name = name.empty() ? observation.label : name;
   d.reason = "no CI matches; registered as a new " + type.name + " (on_unmatched=create)";
-  for (std::size_t s = 0; s < pending_keys.size(); ++s) {
-    if (!pending_keys[s].empty())
-      index.pending.emplace(std::to_string(s) + ":" + pending_keys[s], seq);
+  return draft;
+}
+
+Decision Reconciler::Settle(Draft draft) {
+  Decision& d = draft.decision;
+  if (draft.keys.empty()) return std::move(d);  // rejected, or a type without identifier sets
+  TypeIndex& index = types_.find(d.type)->second;
+  // What Prepare computed for an outcome this observation does not get.
+  auto discard = [&d] {
+    d.ci = 0;
+    d.matched_by.clear();
+    d.candidates.clear();
+    d.findings.clear();
+    d.fill.clear();
+    d.notes.clear();
+    d.create_name.clear();
+    d.create_attributes.clear();
+  };
+  // A set that found no CI may name an asset an earlier observation registers.
+  const std::size_t missed = draft.hit ? draft.keys.size() - 1 : draft.keys.size();
+  for (std::size_t s = 0; s < missed; ++s) {
+    if (draft.keys[s].empty() || index.pending[s].empty()) continue;
+    auto p = index.pending[s].find(draft.keys[s]);
+    if (p == index.pending[s].end()) continue;
+    const auto& set = index.type.identify_by[s];
+    discard();
+    d.outcome = Outcome::kAmbiguous;
+    d.tried.resize(s);
+    d.tried.push_back(
+        json::object{{"identify_by", SetJson(set)},
+                     {"result", "the asset of observation #" + std::to_string(p->second)}});
+    d.reason = "identify_by " + SetText(set) + " names the same asset as observation #" +
+               std::to_string(p->second) + ", which this run registers; not applied twice";
+    return std::move(d);
   }
-  return d;
+  if (d.outcome == Outcome::kMatched) {
+    auto [seen, first] = matched_.try_emplace(d.ci, d.seq);
+    if (!first) {
+      const CiId ci = d.ci;
+      discard();
+      d.outcome = Outcome::kAmbiguous;
+      d.candidates.push_back(ci);
+      d.reason = "CI " + std::to_string(ci) + " was already matched by observation #" +
+                 std::to_string(seen->second) + " of this run; not applied twice";
+    }
+  } else if (d.outcome == Outcome::kCreated) {
+    for (std::size_t s = 0; s < draft.keys.size(); ++s) {
+      if (!draft.keys[s].empty()) index.pending[s].emplace(std::move(draft.keys[s]), d.seq);
+    }
+  }
+  return std::move(d);
 }
 
 json::object Reconciler::Usable(const TypeIndex& index, const json::object& values,

@@ -3,7 +3,7 @@
 // the run executor (run_executor.hpp) loads the candidate CIs and open findings, asks the
 // Reconciler for a Decision per observation and writes the outcome. Every decision explains
 // itself: which identifier sets were tried, which value was junk, which CI matched and why
-// a finding was opened, updated, resolved or suppressed. Not thread-safe.
+// a finding was opened, updated, resolved or suppressed. Not thread-safe, except Prepare.
 
 #include <cstdint>
 #include <map>
@@ -129,17 +129,47 @@ class Reconciler {
 
   // Decides what `observation` (number `seq` of the run) means. Remembers matches, so a second
   // observation of the same CI in one run is reported as ambiguous, not applied twice.
+  // Decide(o, seq) is Settle(Prepare(o, seq)).
   Decision Decide(const Observation& observation, int seq);
+
+  // A decision in two steps, so that a large run can take the first on several threads.
+  // Prepare does everything that does not depend on the run's other observations (identifier
+  // keys, look-ups, validation, comparison with the record) and may be called concurrently;
+  // Settle, called once per draft in observation order, applies what does: a CI that an
+  // earlier observation matched, an asset that an earlier observation registers.
+  struct Draft {
+    Decision decision;
+    std::vector<std::string> keys;  // per identifier set examined; empty: incomplete
+    bool hit = false;               // the last set examined found CIs
+  };
+  Draft Prepare(const Observation& observation, int seq) const;
+  Decision Settle(Draft draft);
 
   // The type an observation is reconciled as.
   const std::string& TypeOf(const Observation& observation) const;
 
  private:
+  // The candidates by their lookup key under one identifier set: entries sorted by (hash of
+  // the key, candidate), the keys' text in one buffer. Flat arrays, so that building and
+  // freeing the index of 100k CIs costs a sort, not 100k map nodes.
+  struct SetIndex {
+    struct Entry {
+      std::uint64_t hash = 0;
+      std::uint32_t candidate = 0;
+      std::uint32_t size = 0;
+      std::size_t begin = 0;  // of the key in `text`
+    };
+    std::vector<Entry> entries;
+    std::string text;
+    // The candidates whose key is `key`, in ascending order.
+    std::vector<std::size_t> Find(std::string_view key) const;
+  };
   struct TypeIndex {
     model::CiType type;
     std::vector<Candidate> candidates;
-    std::vector<std::unordered_map<std::string, std::vector<std::size_t>>> sets;  // per set
-    std::unordered_map<std::string, int> pending;  // keys of CIs this run will create -> seq
+    std::vector<SetIndex> sets;  // per identifier set
+    // Per set, keys of the CIs this run will create -> seq of the observation.
+    std::vector<std::unordered_map<std::string, int>> pending;
     // Per attribute, a type holding only that attribute (optional), to validate one value.
     std::map<std::string, model::CiType, std::less<>> single;
   };

@@ -9,11 +9,13 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
 
 #include "discovery/collectors.hpp"
+#include "discovery/parallel.hpp"
 #include "discovery/reconcile.hpp"
 #include "model/change_repository.hpp"
 #include "model/ci_type_repository.hpp"
@@ -172,19 +174,42 @@ class RunExecution {
     }
     Reconciler reconciler(source_.config, JunkRules(source_.config.junk_values, loopback));
     for (const auto& o : observations) Load(reconciler.TypeOf(o), loaded);
+    Phase("collect_and_load");
+    // Indexing the candidates (all cores) overlaps reading the open findings (PostgreSQL).
     std::vector<std::string> known;
     for (auto& [name, l] : loaded) {
-      if (!l.type) continue;
-      reconciler.AddType(std::move(*l.type), std::move(l.candidates));
-      known.push_back(name);
+      if (l.type) known.push_back(name);
     }
-    LoadFindings(reconciler, known);
-    Phase("collect_and_load");
+    std::future<void> indexed = std::async(std::launch::async, [&] {
+      for (auto& [name, l] : loaded) {
+        if (l.type) reconciler.AddType(std::move(*l.type), std::move(l.candidates));
+      }
+    });
+    KnownFindings findings;
+    try {
+      findings = LoadFindings(known);
+    } catch (...) {
+      indexed.wait();
+      throw;
+    }
+    indexed.get();
+    for (auto& [ci, attribute, f] : findings.open)
+      reconciler.AddOpenFinding(ci, attribute, std::move(f));
+    for (auto& [ci, attribute, f] : findings.ignored) {
+      reconciler.AddIgnoredFinding(ci, attribute, std::move(f));
+    }
+    Phase("index");
+    // The order-independent part of every decision on all cores (PostgreSQL has nothing to do
+    // meanwhile), then the rest in observation order.
+    std::vector<Reconciler::Draft> drafts(observations.size());
+    ParallelFor(
+        observations.size(),
+        [&](std::size_t i) {
+          drafts[i] = reconciler.Prepare(observations[i], static_cast<int>(i) + 1);
+        },
+        [&](std::size_t done) { progress_(static_cast<std::int64_t>(done), total); });
     decisions_.reserve(observations.size());
-    for (std::size_t i = 0; i < observations.size(); ++i) {
-      decisions_.push_back(reconciler.Decide(observations[i], static_cast<int>(i) + 1));
-      if ((i + 1) % 5000 == 0) progress_(static_cast<std::int64_t>(i) + 1, total);
-    }
+    for (auto& draft : drafts) decisions_.push_back(reconciler.Settle(std::move(draft)));
     Phase("reconcile");
     Authorize();
     if (!dry_run_) {
@@ -258,31 +283,40 @@ class RunExecution {
         });
   }
 
+  // (CI, attribute, finding) rows.
+  using FindingRows = std::vector<std::tuple<CiId, std::string, KnownFinding>>;
+  struct KnownFindings {
+    FindingRows open;
+    FindingRows ignored;  // the latest closed finding of (CI, attribute), when ignored
+  };
+
   // The open findings of the CIs of `known` types, and the latest closed ones if ignored.
-  void LoadFindings(Reconciler& reconciler, const std::vector<std::string>& known) {
-    if (known.empty()) return;
+  KnownFindings LoadFindings(const std::vector<std::string>& known) {
+    KnownFindings out;
+    if (known.empty()) return out;
+    auto rows = [](const PgResult& r, FindingRows& into) {
+      into.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) {
+        into.emplace_back(r.Int(i, 1), std::string(r.Text(i, 2)),
+                          KnownFinding{r.Int(i, 0), r.Json(i, 3), r.Json(i, 4)});
+      }
+    };
     const std::string types_literal = model::TextArrayLiteral(known);
-    PgResult open =
-        Query(sql_,
-              "SELECT f.id, f.ci_id, f.attribute, f.expected::text, f.actual::text FROM "
-              "drift_findings f JOIN configuration_items c ON c.id = f.ci_id WHERE "
-              "f.state = 'open' AND c.type = ANY($1::text[])",
-              {types_literal});
-    for (int i = 0; i < open.rows(); ++i) {
-      reconciler.AddOpenFinding(open.Int(i, 1), std::string(open.Text(i, 2)),
-                                {open.Int(i, 0), open.Json(i, 3), open.Json(i, 4)});
-    }
-    PgResult ignored = Query(
-        sql_,
-        "SELECT * FROM (SELECT DISTINCT ON (f.ci_id, f.attribute) f.id, f.ci_id, f.attribute, "
-        "f.expected::text, f.actual::text, f.state FROM drift_findings f JOIN configuration_items "
-        "c ON c.id = f.ci_id WHERE f.state <> 'open' AND c.type = ANY($1::text[]) ORDER BY "
-        "f.ci_id, f.attribute, f.id DESC) latest WHERE state = 'ignored'",
-        {types_literal});
-    for (int i = 0; i < ignored.rows(); ++i) {
-      reconciler.AddIgnoredFinding(ignored.Int(i, 1), std::string(ignored.Text(i, 2)),
-                                   {ignored.Int(i, 0), ignored.Json(i, 3), ignored.Json(i, 4)});
-    }
+    rows(Query(sql_,
+               "SELECT f.id, f.ci_id, f.attribute, f.expected::text, f.actual::text FROM "
+               "drift_findings f JOIN configuration_items c ON c.id = f.ci_id WHERE "
+               "f.state = 'open' AND c.type = ANY($1::text[])",
+               {types_literal}),
+         out.open);
+    rows(Query(sql_,
+               "SELECT * FROM (SELECT DISTINCT ON (f.ci_id, f.attribute) f.id, f.ci_id, "
+               "f.attribute, f.expected::text, f.actual::text, f.state FROM drift_findings f "
+               "JOIN configuration_items c ON c.id = f.ci_id WHERE f.state <> 'open' AND "
+               "c.type = ANY($1::text[]) ORDER BY f.ci_id, f.attribute, f.id DESC) latest WHERE "
+               "state = 'ignored'",
+               {types_literal}),
+         out.ignored);
+    return out;
   }
 
   model::WriteContext Context() const {

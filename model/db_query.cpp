@@ -135,24 +135,20 @@ namespace cmdb::model {
 void CopyBuffer::Field(std::string_view value) {
   if (!first_in_row_) data_ += '\t';
   first_in_row_ = false;
-  for (char c : value) {
-    switch (c) {
-      case '\\':
-        data_ += "\\\\";
-        break;
-      case '\t':
-        data_ += "\\t";
-        break;
-      case '\n':
-        data_ += "\\n";
-        break;
-      case '\r':
-        data_ += "\\r";
-        break;
-      default:
-        data_ += c;
+  // Runs without a character to escape are appended whole: a decision-log block or a CI's
+  // attributes are long runs of plain text.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (c != '\\' && c != '\t' && c != '\n' && c != '\r') [[likely]] {
+      continue;
     }
+    data_.append(value.data() + run, i - run);
+    data_ += '\\';
+    data_ += c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+    run = i + 1;
   }
+  data_.append(value.data() + run, value.size() - run);
 }
 
 void CopyBuffer::Null() {

@@ -1,7 +1,15 @@
 #include "discovery/reconcile.hpp"
 
+#include <cctype>
+#include <map>
+#include <random>
+#include <set>
+
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+
+#include "discovery/parallel.hpp"
+#include "model/json.hpp"
 
 namespace cmdb::discovery {
 namespace {
@@ -183,6 +191,148 @@ TEST_F(ReconcilerTest, MappingRenamesAndDropsObservedAttributes) {
   EXPECT_EQ(d.outcome, Outcome::kMatched);
   EXPECT_EQ(d.ci, 1);
   EXPECT_TRUE(d.findings.empty());
+}
+
+// Large runs take Prepare on several threads and Settle in order. On random estates with
+// duplicate records, repeated and junk identifiers, the outcome and CI of every decision must
+// be what a plain sequential reading of the rules gives (first complete identifier set that
+// finds CIs decides; a CI matched earlier in the run or an asset registered earlier in it is
+// ambiguous), and the decision logs must not depend on the number of threads.
+TEST(ReconcilerProperty, PreparedInParallelAgreesWithTheSequentialRules) {
+  const std::vector<std::vector<std::string>> sets = {
+      {"serial"}, {"machine_id"}, {"hostname", "domain"}, {"hostname"}};
+  const model::CiType type = model::ParseCiType(json::parse(R"({
+    "name": "server",
+    "attributes": {"serial": {"type": "string"}, "machine_id": {"type": "string"},
+                   "hostname": {"type": "string"}, "domain": {"type": "string"},
+                   "memory_mb": {"type": "integer", "min": 0}},
+    "identify_by": [["serial"], ["machine_id"], ["hostname", "domain"], ["hostname"]]})"));
+  const std::vector<std::string> junk = JunkRules::BuiltIn();
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    std::mt19937 rng(seed);
+    // An identifying value from a pool of `pool`, or absent, junk or 0.
+    auto put = [&](json::object& o, const char* name, int pool) {
+      const int v = static_cast<int>(rng() % static_cast<unsigned>(pool + 3));
+      if (v == pool) return;
+      if (v == pool + 1) {
+        o[name] = junk[rng() % junk.size()];
+      } else if (v == pool + 2) {
+        o[name] = 0;
+      } else {
+        std::string text = name + std::to_string(v);
+        if (rng() % 4 == 0) text[0] = static_cast<char>(std::toupper(text[0]));  // same key
+        o[name] = text;
+      }
+    };
+    auto values = [&](int pool) {
+      json::object o;
+      for (const char* name : {"serial", "machine_id", "hostname", "domain"}) put(o, name, pool);
+      if (rng() % 2 == 0) o["memory_mb"] = static_cast<int>(rng() % 3) * 1024;
+      return o;
+    };
+    std::vector<Candidate> candidates;
+    candidates.reserve(300);
+    for (int i = 0; i < 300; ++i) candidates.push_back({1000 + i, "ci", values(400)});
+    std::vector<Observation> observations(1500);
+    for (auto& o : observations) {
+      o.identity = values(500);
+      if (rng() % 25 == 0) o.identity = {{"serial", "To be filled by O.E.M."}, {"hostname", "0"}};
+      o.label = "obs";
+      if (rng() % 50 == 0) o.skip_reason = "host down";
+    }
+    SourceConfig config;
+    config.on_unmatched = seed % 2 == 0 ? OnUnmatched::kCreate : OnUnmatched::kReport;
+    auto make = [&] {
+      Reconciler r(config, JunkRules(config.junk_values, false));
+      r.AddType(type, candidates);
+      r.AddOpenFinding(1000, "memory_mb", {7, json::value(0), json::value(1024)});
+      return r;
+    };
+
+    // The rules, read sequentially, without the reconciler.
+    const JunkRules rules(config.junk_values, false);
+    auto key = [&](const std::vector<std::string>& set, const json::object& o) {
+      std::string k;
+      for (const auto& name : set) {
+        const json::value* v = o.if_contains(name);
+        if (v == nullptr || !rules.Why(*v).empty()) return std::string();
+        std::string text(v->get_string());
+        for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        k += text + '\x1f';
+      }
+      return k;
+    };
+    std::vector<std::map<std::string, std::vector<CiId>>> by_key(sets.size());
+    for (std::size_t s = 0; s < sets.size(); ++s) {
+      for (const auto& c : candidates) {
+        if (std::string k = key(sets[s], c.attributes); !k.empty()) by_key[s][k].push_back(c.id);
+      }
+    }
+    std::set<CiId> matched;
+    std::set<std::pair<std::size_t, std::string>> pending;
+    std::map<Outcome, int> seen;
+
+    Reconciler sequential = make();
+    Reconciler parallel = make();
+    std::vector<Reconciler::Draft> drafts(observations.size());
+    ParallelFor(
+        observations.size(),
+        [&](std::size_t i) {
+          drafts[i] = parallel.Prepare(observations[i], static_cast<int>(i) + 1);
+        },
+        nullptr);
+    for (std::size_t i = 0; i < observations.size(); ++i) {
+      const Decision one = sequential.Decide(observations[i], static_cast<int>(i) + 1);
+      const Decision other = parallel.Settle(std::move(drafts[i]));
+      ASSERT_EQ(model::ToJsonText(one.ToJson()), model::ToJsonText(other.ToJson())) << i;
+
+      Outcome expected = Outcome::kUnmatched;
+      CiId ci = 0;
+      const Observation& o = observations[i];
+      bool complete = false;
+      bool decided = !o.skip_reason.empty();
+      if (decided) expected = Outcome::kRejected;
+      std::vector<std::string> keys;
+      for (std::size_t s = 0; s < sets.size() && !decided; ++s) {
+        keys.push_back(key(sets[s], o.identity));
+        if (keys.back().empty()) continue;
+        complete = true;
+        const std::vector<CiId> hits = by_key[s][keys.back()];
+        if (hits.empty()) {
+          if (pending.contains({s, keys.back()})) {
+            expected = Outcome::kAmbiguous;
+            decided = true;
+          }
+          continue;
+        }
+        decided = true;
+        if (hits.size() > 1 || matched.contains(hits[0])) {
+          expected = Outcome::kAmbiguous;
+        } else {
+          expected = Outcome::kMatched;
+          ci = hits[0];
+          matched.insert(ci);
+        }
+      }
+      if (!decided && complete && config.on_unmatched == OnUnmatched::kCreate) {
+        expected = Outcome::kCreated;
+        for (std::size_t s = 0; s < keys.size(); ++s) {
+          if (!keys[s].empty()) pending.insert({s, keys[s]});
+        }
+      }
+      ASSERT_EQ(OutcomeName(one.outcome), OutcomeName(expected)) << "seed " << seed << " #" << i;
+      ASSERT_EQ(one.ci, ci) << "seed " << seed << " #" << i;
+      ++seen[one.outcome];
+    }
+    // Every rule was exercised.
+    EXPECT_GT(seen[Outcome::kMatched], 0) << seed;
+    EXPECT_GT(seen[Outcome::kAmbiguous], 0) << seed;
+    EXPECT_GT(seen[Outcome::kUnmatched], 0) << seed;
+    EXPECT_GT(seen[Outcome::kRejected], 0) << seed;
+    if (config.on_unmatched == OnUnmatched::kCreate) {
+      EXPECT_GT(seen[Outcome::kCreated], 0) << seed;
+    }
+  }
 }
 
 TEST(SameValue, ComparesWhatMeansTheSame) {

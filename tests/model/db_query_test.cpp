@@ -37,6 +37,23 @@ TEST(Bytea, HexTextRoundTripsEveryByte) {
   EXPECT_EQ(DecodeBytea(ByteaHex("")), "");
 }
 
+TEST(CopyBuffer, EscapesWhatCopyTextFormatReservesAndNothingElse) {
+  CopyBuffer b;
+  b.Field("plain");
+  b.Field("a\\b\tc\nd\re");  // backslash, tab, newline, carriage return
+  b.Field("");
+  b.Null();
+  b.Int(-42);
+  b.EndRow();
+  b.Field("\\\\");             // escapes at the start and end, back to back
+  b.Field("\"\xc3\xa9\x01'");  // quotes, UTF-8 and other control bytes pass as they are
+  b.EndRow();
+  EXPECT_EQ(b.data(),
+            "plain\ta\\\\b\\tc\\nd\\re\t\t\\N\t-42\n"
+            "\\\\\\\\\t\"\xc3\xa9\x01'\n");
+  EXPECT_EQ(b.rows(), 2U);
+}
+
 TEST(ErrorCodeName, EveryCodeHasANameThatReadsBack) {
   for (ErrorCode code :
        {ErrorCode::kInvalidArgument, ErrorCode::kValidationFailed, ErrorCode::kNotFound,
