@@ -296,14 +296,16 @@ void DiscoveryStore::DeleteSource(std::int64_t id) {
 
 Run DiscoveryStore::EnqueueRun(std::int64_t source_id, bool dry_run,
                                const std::string& content_type, const std::string& payload) {
-  PgResult r = Query(sql_,
-                     std::string("INSERT INTO discovery_runs (source_id, dry_run, content_type, "
-                                 "payload) SELECT id, $2, $3, $4::bytea FROM discovery_sources "
-                                 "WHERE id = $1 RETURNING ") +
-                         kRunColumns,
-                     {P(source_id), P(dry_run ? "true" : "false"),
-                      content_type.empty() ? PgParam(std::nullopt) : P(content_type),
-                      payload.empty() ? PgParam(std::nullopt) : P(model::ByteaHex(payload))});
+  PgResult r = model::QueryWithBytes(
+      sql_,
+      std::string("INSERT INTO discovery_runs (source_id, dry_run, content_type, "
+                  "payload) SELECT id, $2, $3, $4::bytea FROM discovery_sources "
+                  "WHERE id = $1 RETURNING ") +
+          kRunColumns,
+      {P(source_id), P(dry_run ? "true" : "false"),
+       content_type.empty() ? PgParam(std::nullopt) : P(content_type),
+       payload.empty() ? PgParam(std::nullopt) : P(payload)},
+      3);
   if (r.rows() == 0) {
     throw Error(ErrorCode::kNotFound, "source " + std::to_string(source_id) + " not found");
   }

@@ -132,9 +132,9 @@ class RunExecution {
 
   void Execute() {
     PgResult r = Query(sql_,
-                       "SELECT r.source_id, r.dry_run, coalesce(r.content_type, ''), r.payload, "
-                       "cmdb_us(coalesce(r.started_at, clock_timestamp())) FROM discovery_runs r "
-                       "WHERE r.id = $1",
+                       "SELECT r.source_id, r.dry_run, coalesce(r.content_type, ''), "
+                       "r.payload IS NULL, cmdb_us(coalesce(r.started_at, clock_timestamp())) "
+                       "FROM discovery_runs r WHERE r.id = $1",
                        {P(run_id_)});
     if (r.rows() == 0) throw Error(ErrorCode::kNotFound, "run vanished");
     DiscoveryStore store(sql_);
@@ -144,7 +144,13 @@ class RunExecution {
     dry_run_ = r.Bool(0, 1);
     observed_at_ = r.Int(0, 4);
     const std::string content_type(r.Text(0, 2));
-    const std::string payload = r.IsNull(0, 3) ? std::string() : model::DecodeBytea(r.Text(0, 3));
+    std::string payload;
+    if (!r.Bool(0, 3)) {
+      // The bytes as they are (binary result format), not 2 hex digits per byte.
+      PgResult bytes = model::QueryBinary(sql_, "SELECT payload FROM discovery_runs WHERE id = $1",
+                                          {P(run_id_)});
+      if (bytes.rows() > 0 && !bytes.IsNull(0, 0)) payload = std::string(bytes.Text(0, 0));
+    }
 
     Phase("read_run");
     // Parsing the payload (one core) overlaps loading the CIs of the source's type (the other

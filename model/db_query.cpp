@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -38,11 +39,13 @@ PgResult Check(PGconn* conn, PGresult* result) {
 
 struct ParamArrays {
   std::vector<const char*> values;
-  explicit ParamArrays(const PgParams& params) {
+  // `binary`: the index of a parameter sent in binary format, which may hold NUL.
+  explicit ParamArrays(const PgParams& params, std::size_t binary = std::string::npos) {
     values.reserve(params.size());
-    for (const auto& p : params) {
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const auto& p = params[i];
       // libpq would cut the value at the NUL and store the rest silently; refuse instead.
-      if (p && p->find('\0') != std::string::npos) {
+      if (p && i != binary && p->find('\0') != std::string::npos) {
         throw Error(ErrorCode::kInvalidArgument,
                     "text values cannot contain the NUL character (\\u0000)");
       }
@@ -98,6 +101,32 @@ PgResult Query(soci::session& sql, const std::string& query, const PgParams& par
   ParamArrays arrays(params);
   PGresult* result = PQexecParams(conn, query.c_str(), static_cast<int>(params.size()), nullptr,
                                   arrays.values.data(), nullptr, nullptr, 0);
+  return Check(conn, result);
+}
+
+PgResult QueryBinary(soci::session& sql, const std::string& query, const PgParams& params) {
+  PGconn* conn = NativeConnection(sql);
+  ParamArrays arrays(params);
+  PGresult* result = PQexecParams(conn, query.c_str(), static_cast<int>(params.size()), nullptr,
+                                  arrays.values.data(), nullptr, nullptr, 1);
+  return Check(conn, result);
+}
+
+PgResult QueryWithBytes(soci::session& sql, const std::string& query, const PgParams& params,
+                        std::size_t bytes_at) {
+  PGconn* conn = NativeConnection(sql);
+  ParamArrays arrays(params, bytes_at);
+  std::vector<int> lengths(params.size(), 0);
+  std::vector<int> formats(params.size(), 0);
+  if (bytes_at < params.size() && params[bytes_at]) {
+    if (params[bytes_at]->size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+      throw Error(ErrorCode::kPayloadTooLarge, "a value over 2 GiB cannot be stored");
+    }
+    lengths[bytes_at] = static_cast<int>(params[bytes_at]->size());
+    formats[bytes_at] = 1;
+  }
+  PGresult* result = PQexecParams(conn, query.c_str(), static_cast<int>(params.size()), nullptr,
+                                  arrays.values.data(), lengths.data(), formats.data(), 0);
   return Check(conn, result);
 }
 

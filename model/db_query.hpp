@@ -59,6 +59,15 @@ class PgResult {
 // Runs `query` with $1..$n bound to `params`. Throws through ThrowDbError.
 PgResult Query(soci::session& sql, const std::string& query, const PgParams& params = {});
 
+// Like Query, but every result column comes in PostgreSQL's binary format; for a bytea
+// column Text() is then the bytes themselves, not twice as many hex digits to decode.
+PgResult QueryBinary(soci::session& sql, const std::string& query, const PgParams& params = {});
+
+// Like Query, but parameter number `bytes_at` (0-based) goes in binary format: for a bytea
+// parameter, the bytes themselves (NUL included) rather than twice as many hex digits.
+PgResult QueryWithBytes(soci::session& sql, const std::string& query, const PgParams& params,
+                        std::size_t bytes_at);
+
 // Like Query, but prepares the statement once per connection under `name` and reuses it.
 PgResult QueryPrepared(soci::session& sql, const char* name, const std::string& query,
                        const PgParams& params = {});

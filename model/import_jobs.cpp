@@ -103,15 +103,16 @@ json::object ImportResultToJson(const ImportResult& result) {
 }
 
 ImportJob ImportJobStore::Enqueue(const ImportJobRequest& request) {
-  PgResult r =
-      Query(sql_,
-            std::string("INSERT INTO import_jobs (format, ci_type, atomic, payload, payload_bytes, "
-                        "submitted_by, progress_total) VALUES ($1, $2, $3, $4::bytea, $5, $6, $7) "
-                        "RETURNING ") +
-                kJobColumns,
-            {P(request.format), P(request.ci_type), P(request.atomic ? "true" : "false"),
-             P(ByteaHex(request.payload)), P(static_cast<std::int64_t>(request.payload.size())),
-             P(request.submitted_by), P(kImportSteps)});
+  PgResult r = QueryWithBytes(
+      sql_,
+      std::string("INSERT INTO import_jobs (format, ci_type, atomic, payload, payload_bytes, "
+                  "submitted_by, progress_total) VALUES ($1, $2, $3, $4::bytea, $5, $6, $7) "
+                  "RETURNING ") +
+          kJobColumns,
+      {P(request.format), P(request.ci_type), P(request.atomic ? "true" : "false"),
+       P(request.payload), P(static_cast<std::int64_t>(request.payload.size())),
+       P(request.submitted_by), P(kImportSteps)},
+      3);
   return JobFromRow(r, 0);
 }
 
@@ -136,10 +137,11 @@ std::vector<ImportJob> ImportJobStore::List(const std::optional<std::string>& st
 }
 
 bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t id) {
-  PgResult r = Query(work,
-                     "SELECT format, ci_type, atomic, payload, submitted_by FROM import_jobs WHERE "
-                     "id = $1 AND state = 'running'",
-                     {P(id)});
+  PgResult r =
+      Query(work,
+            "SELECT format, ci_type, atomic, payload IS NULL, submitted_by FROM import_jobs WHERE "
+            "id = $1 AND state = 'running'",
+            {P(id)});
   if (r.rows() == 0) return false;
   const std::string format(r.Text(0, 0));
   const std::optional<std::string> ci_type = r.OptionalText(0, 1);
@@ -153,7 +155,11 @@ bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t
           {P(id), P(phase), P(done), P(total), P(rows)});
   };
   try {
-    std::string payload = r.IsNull(0, 3) ? std::string() : DecodeBytea(r.Text(0, 3));
+    std::string payload;
+    if (!r.Bool(0, 3)) {  // read as bytes (binary format), not decoded from hex text
+      PgResult bytes = QueryBinary(work, "SELECT payload FROM import_jobs WHERE id = $1", {P(id)});
+      if (bytes.rows() > 0 && !bytes.IsNull(0, 0)) payload = std::string(bytes.Text(0, 0));
+    }
     options.progress("parse", 0, kImportSteps, 0);
     // The import and the job's outcome commit together: a crash in between cannot leave an
     // import done and its job to be run again.

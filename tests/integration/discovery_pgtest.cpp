@@ -11,12 +11,15 @@
 #include <thread>
 
 #include <boost/json.hpp>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
 #include <unistd.h>
 
 #include "discovery/discovery_store.hpp"
 #include "discovery/run_worker.hpp"
 #include "model/db_pool.hpp"
 #include "model/db_query.hpp"
+#include "model/error.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -24,6 +27,7 @@ namespace {
 
 namespace json = boost::json;
 using model::P;
+using namespace std::string_literals;
 
 std::string Fixture(const std::string& name) {
   std::ifstream in(std::string(CMDB_FIXTURES_DIR) + "/discovery/" + name, std::ios::binary);
@@ -434,6 +438,9 @@ TEST_F(DiscoveryApi, HostilePayloadsFailTheRunWriteNothingAndOthersGoOn) {
        R"({"ansible_facts": {"ansible_hostname": "h", "ansible_all_ipv4_addresses": {"a": 1}}})",
        "application/json", "not a list"},
       {facts, R"({"hosts": []})", "application/json", "setup module"},
+      // A NUL byte is stored as sent (payloads are bytes) and refused by the parsers.
+      {agent, "{\"items\": [{\"identity\": {\"serial\": \"A\0B\"}}]}"s, "application/json", "JSON"},
+      {nmap, "<?xml version=\"1.0\"?>\0<nmaprun/>"s, "application/xml", "malformed XML"},
   };
   for (const Case& c : cases) {
     json::value run = Run(c.source, c.body, c.content_type);
@@ -462,6 +469,27 @@ TEST_F(DiscoveryApi, HostilePayloadsFailTheRunWriteNothingAndOthersGoOn) {
   EXPECT_EQ(Get("/api/v1/drift?state=bogus").status, 400);
   EXPECT_EQ(Get("/api/v1/drift?ci=-1").status, 400);
   EXPECT_EQ(Get("/api/v1/discovery/runs/1?outcome=merged").status, 400);
+}
+
+// Payloads (discovery runs, import jobs) travel to and from PostgreSQL as bytes, in binary
+// format; text parameters still refuse NUL rather than cut the value short.
+TEST_F(DiscoveryApi, PayloadBytesRoundTripThroughBinaryParametersAndResults) {
+  soci::session sql(soci::postgresql, dsn_);
+  std::string bytes;
+  for (int round = 0; round < 3; ++round) {
+    for (int c = 0; c < 256; ++c) bytes += static_cast<char>(c);
+  }
+  model::Query(sql, "CREATE TEMP TABLE blobs (id int, b bytea)");
+  model::QueryWithBytes(sql, "INSERT INTO blobs VALUES (1, $1::bytea)", {bytes}, 0);
+  model::QueryWithBytes(sql, "INSERT INTO blobs VALUES ($1::int, $2::bytea)", {P(2), ""}, 1);
+  model::PgResult hex = model::Query(sql, "SELECT b FROM blobs ORDER BY id");
+  EXPECT_EQ(model::DecodeBytea(hex.Text(0, 0)), bytes);
+  model::PgResult raw = model::QueryBinary(sql, "SELECT b FROM blobs ORDER BY id");
+  ASSERT_EQ(raw.rows(), 2);
+  EXPECT_EQ(raw.Text(0, 0), bytes);
+  EXPECT_EQ(raw.Text(1, 0), "");
+  EXPECT_FALSE(raw.IsNull(1, 0));
+  EXPECT_THROW(model::Query(sql, "SELECT $1::text", {"a\0b"s}), model::Error);
 }
 
 TEST_F(DiscoveryApi, OversizedPayloadsAreRefusedBeforeTheyAreQueued) {
