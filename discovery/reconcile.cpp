@@ -263,37 +263,81 @@ std::string_view FindingActionName(FindingAction action) {
 }
 
 json::object Decision::ToJson() const {
-  json::object o;
-  o["seq"] = seq;
-  o["observation"] = label;
-  o["type"] = type;
-  o["outcome"] = OutcomeName(outcome);
-  o["ci"] = ci > 0 ? json::value(ci) : json::value(nullptr);
-  o["identify_by"] = matched_by.empty() ? json::value(nullptr) : json::value(SetJson(matched_by));
+  std::string text;
+  AppendJson(text);
+  return model::ParseStoredJson(text).as_object();
+}
+
+void Decision::AppendJson(std::string& out, bool dry_run) const {
+  auto ids = [&out](const std::vector<CiId>& list) {
+    out += '[';
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (i > 0) out += ',';
+      out += std::to_string(list[i]);
+    }
+    out += ']';
+  };
+  out += "{\"seq\":";
+  out += std::to_string(seq);
+  out += ",\"observation\":";
+  model::AppendJsonString(out, label);
+  out += ",\"type\":";
+  model::AppendJsonString(out, type);
+  out += R"(,"outcome":")";
+  out += OutcomeName(outcome);
+  out += R"(","ci":)";
+  out += ci > 0 ? std::to_string(ci) : "null";
+  out += ",\"identify_by\":";
+  if (matched_by.empty()) {
+    out += "null";
+  } else {
+    out += '[';
+    for (std::size_t i = 0; i < matched_by.size(); ++i) {
+      if (i > 0) out += ',';
+      model::AppendJsonString(out, matched_by[i]);
+    }
+    out += ']';
+  }
   if (!candidates.empty()) {
-    json::array c;
-    for (auto id : candidates) c.emplace_back(id);
-    o["candidates"] = std::move(c);
+    out += ",\"candidates\":";
+    ids(candidates);
   }
-  o["tried"] = tried;
-  o["reason"] = reason;
-  json::array drift;
-  for (const auto& f : findings) {
-    drift.push_back(json::object{
-        {"attribute", f.attribute},
-        {"expected", f.expected},
-        {"actual", f.actual},
-        {"finding", f.finding_id > 0 ? json::value(f.finding_id) : json::value(nullptr)},
-        {"action", FindingActionName(f.action)}});
+  out += ",\"tried\":";
+  model::AppendJson(out, tried);
+  out += ",\"reason\":";
+  model::AppendJsonString(out, reason);
+  out += ",\"drift\":[";
+  for (std::size_t i = 0; i < findings.size(); ++i) {
+    const FindingChange& f = findings[i];
+    out += i > 0 ? ",{\"attribute\":" : "{\"attribute\":";
+    model::AppendJsonString(out, f.attribute);
+    out += ",\"expected\":";
+    model::AppendJson(out, f.expected);
+    out += ",\"actual\":";
+    model::AppendJson(out, f.actual);
+    out += ",\"finding\":";
+    out += f.finding_id > 0 ? std::to_string(f.finding_id) : "null";
+    out += R"(,"action":")";
+    out += FindingActionName(f.action);
+    out += "\"}";
   }
-  o["drift"] = std::move(drift);
-  if (!fill.empty()) o["filled"] = fill;
+  out += ']';
+  if (!fill.empty()) {
+    out += ",\"filled\":";
+    model::AppendJson(out, fill);
+  }
   if (outcome == Outcome::kCreated) {
-    o["name"] = create_name;
-    o["attributes"] = create_attributes;
+    out += ",\"name\":";
+    model::AppendJsonString(out, create_name);
+    out += ",\"attributes\":";
+    model::AppendJson(out, create_attributes);
   }
-  if (!notes.empty()) o["notes"] = notes;
-  return o;
+  if (!notes.empty()) {
+    out += ",\"notes\":";
+    model::AppendJson(out, notes);
+  }
+  if (dry_run) out += ",\"dry_run\":true";
+  out += '}';
 }
 
 Reconciler::Reconciler(SourceConfig config, JunkRules junk)

@@ -108,6 +108,9 @@ struct Decision {
   boost::json::array notes;  // observed values not used, and why
 
   boost::json::object ToJson() const;
+  // ToJson's text appended to `out` (with "dry_run": true last when `dry_run`), written
+  // directly: a run's decision log is 100k of these.
+  void AppendJson(std::string& out, bool dry_run = false) const;
 };
 
 struct KnownFinding {

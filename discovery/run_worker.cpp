@@ -594,10 +594,8 @@ class RunExecution {
       outcomes.clear();
       for (std::size_t i = first; i < last; ++i) {
         const Decision& d = decisions_[i];
-        json::object o = d.ToJson();
-        if (dry_run_) o["dry_run"] = true;
         if (i > first) block += ',';
-        block += model::ToJsonText(o);
+        d.AppendJson(block, dry_run_);
         json::value& count = outcomes[OutcomeName(d.outcome)];
         count = count.is_int64() ? count.get_int64() + 1 : 1;
       }

@@ -5,6 +5,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
 
 #include "model/error.hpp"
 
@@ -62,6 +63,69 @@ std::string_view KindName(const json::value& value) {
 }
 
 std::string ToJsonText(const json::value& value) { return json::serialize(value); }
+
+void AppendJsonString(std::string& out, std::string_view text) {
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  out += '"';
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') [[likely]] {
+      continue;
+    }
+    out.append(text.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4U];
+        out += kHex[c & 15U];
+    }
+  }
+  out.append(text.data() + run, text.size() - run);
+  out += '"';
+}
+
+namespace {
+
+template <typename T>
+void SerializeInto(std::string& out, const T& value) {
+  json::serializer serializer;
+  serializer.reset(&value);
+  while (!serializer.done()) {
+    const std::size_t at = out.size();
+    out.resize(at + 4096);
+    const std::size_t written = serializer.read(out.data() + at, 4096).size();
+    out.resize(at + written);
+  }
+}
+
+}  // namespace
+
+void AppendJson(std::string& out, const json::value& value) { SerializeInto(out, value); }
+void AppendJson(std::string& out, const json::array& value) { SerializeInto(out, value); }
+void AppendJson(std::string& out, const json::object& value) { SerializeInto(out, value); }
 
 json::value MergePatch(const json::value& target, const json::value& patch) {
   if (!patch.is_object()) return patch;

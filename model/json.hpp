@@ -47,6 +47,13 @@ std::string_view KindName(const json::value& value);
 // Serializes `value` as a compact JSON string.
 std::string ToJsonText(const json::value& value);
 
+// Appends JSON text to `out` without building a document first: `text` as a JSON string
+// (escaped as Boost.JSON's serializer does), `value` serialized in place.
+void AppendJsonString(std::string& out, std::string_view text);
+void AppendJson(std::string& out, const json::value& value);
+void AppendJson(std::string& out, const json::array& value);
+void AppendJson(std::string& out, const json::object& value);
+
 // A JSON array of ids.
 json::array IdsToJson(const std::vector<std::int64_t>& ids);
 

@@ -335,6 +335,62 @@ TEST(ReconcilerProperty, PreparedInParallelAgreesWithTheSequentialRules) {
   }
 }
 
+TEST(DecisionLog, EveryFieldSurvivesHostileText) {
+  const std::string hostile = "host \"a\"\\b <script>\n\t\x01 \xd0\x96\xe4\xb8\xad";
+  Decision d;
+  d.seq = 7;
+  d.label = hostile;
+  d.type = "server";
+  d.outcome = Outcome::kCreated;
+  d.ci = 42;
+  d.matched_by = {"serial", hostile};
+  d.candidates = {1, 2};
+  d.tried.push_back(json::object{{"identify_by", json::array{"serial"}}, {"result", hostile}});
+  d.reason = hostile;
+  d.findings.push_back(
+      {FindingAction::kOpen, hostile, json::parse(R"({"deep": [[1]]})"), json::value(hostile), 9});
+  d.findings.push_back({FindingAction::kUnchanged, "os", nullptr, 2.5, 0});
+  d.fill = {{"os", hostile}};
+  d.create_name = hostile;
+  d.create_attributes = {{"serial", "S1"}, {"memory_mb", 1024}};
+  d.notes.push_back(json::object{{"attribute", "x"}, {"note", hostile}});
+  std::string text;
+  d.AppendJson(text, /*dry_run=*/true);
+  const json::object o = json::parse(text).as_object();
+  EXPECT_EQ(o.at("seq"), 7);
+  EXPECT_EQ(o.at("observation"), hostile.c_str());
+  EXPECT_EQ(o.at("outcome"), "created");
+  EXPECT_EQ(o.at("ci"), 42);
+  EXPECT_EQ(o.at("identify_by"), (json::array{"serial", hostile.c_str()}));
+  EXPECT_EQ(o.at("candidates"), (json::array{1, 2}));
+  EXPECT_EQ(o.at("tried"), d.tried);
+  EXPECT_EQ(o.at("reason"), hostile.c_str());
+  ASSERT_EQ(o.at("drift").as_array().size(), 2U);
+  EXPECT_EQ(o.at("drift").at(0).at("attribute"), hostile.c_str());
+  EXPECT_EQ(o.at("drift").at(0).at("expected"), json::parse(R"({"deep": [[1]]})"));
+  EXPECT_EQ(o.at("drift").at(0).at("finding"), 9);
+  EXPECT_EQ(o.at("drift").at(0).at("action"), "opened");
+  EXPECT_TRUE(o.at("drift").at(1).at("expected").is_null());
+  EXPECT_TRUE(o.at("drift").at(1).at("finding").is_null());
+  EXPECT_EQ(o.at("drift").at(1).at("action"), "still_open");
+  EXPECT_EQ(o.at("filled"), d.fill);
+  EXPECT_EQ(o.at("name"), hostile.c_str());
+  EXPECT_EQ(o.at("attributes"), d.create_attributes);
+  EXPECT_EQ(o.at("notes"), d.notes);
+  EXPECT_EQ(o.at("dry_run"), true);
+  // ToJson is the same text read back; absent parts are absent or null, as the API shows them.
+  Decision plain;
+  plain.label = "obs";
+  const json::object p = plain.ToJson();
+  EXPECT_TRUE(p.at("ci").is_null());
+  EXPECT_TRUE(p.at("identify_by").is_null());
+  EXPECT_FALSE(p.contains("candidates"));
+  EXPECT_FALSE(p.contains("filled"));
+  EXPECT_FALSE(p.contains("notes"));
+  EXPECT_FALSE(p.contains("dry_run"));
+  EXPECT_TRUE(p.at("drift").as_array().empty());
+}
+
 TEST(SameValue, ComparesWhatMeansTheSame) {
   EXPECT_TRUE(SameValue(json::value(2048), json::value(2048.0)));
   EXPECT_TRUE(SameValue(json::parse("[22, 443]"), json::parse("[443, 22]")));

@@ -51,6 +51,40 @@ TEST(ParseJson, KeepsNonLatinScriptsAndEscapes) {
   EXPECT_EQ(v.at("n").as_string(), "сервер é 日本 <b>\"q\"</b>");
 }
 
+TEST(AppendJson, WritesTextThatParsesBackToTheSameValues) {
+  std::string every;  // every ASCII character, then UTF-8 from three scripts and a surrogate pair
+  for (int c = 0; c < 128; ++c) every += static_cast<char>(c);
+  every += "\xc3\xa9 \xd0\x96 \xe4\xb8\xad \xf0\x9d\x84\x9e <b>\"x\"</b>";
+  std::string out = "[";
+  AppendJsonString(out, every);
+  out += ',';
+  AppendJsonString(out, "");
+  out += ',';
+  const json::value document = ParseJson(R"({"a": [1, 2.5, null, true, "q\"\\"], "b": {}})");
+  AppendJson(out, document);
+  out += ',';
+  AppendJson(out, document.at("a").as_array());
+  out += ',';
+  AppendJson(out, document.at("b").as_object());
+  out += ']';
+  const json::value back = ParseJson(out);
+  ASSERT_EQ(back.as_array().size(), 5U);
+  EXPECT_EQ(back.at(0).as_string(), every);
+  EXPECT_EQ(back.at(1).as_string(), "");
+  EXPECT_EQ(back.at(2), document);
+  EXPECT_EQ(back.at(3), document.at("a"));
+  EXPECT_EQ(back.at(4), document.at("b"));
+  // Control characters are escaped, not written raw; other text is left as it is.
+  for (char c : out) EXPECT_GE(static_cast<unsigned char>(c), 0x20U);
+  EXPECT_NE(out.find("\xe4\xb8\xad"), std::string::npos);
+  // A large value crosses the serializer's buffer several times.
+  json::array big;
+  for (int i = 0; i < 5000; ++i) big.emplace_back("item " + std::to_string(i));
+  std::string text;
+  AppendJson(text, big);
+  EXPECT_EQ(ParseJson(text), big);
+}
+
 TEST(MergePatch, FollowsRfc7396Examples) {
   // The test cases of RFC 7396 appendix A.
   struct Case {
