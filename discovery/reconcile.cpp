@@ -42,8 +42,6 @@ json::array SetJson(const std::vector<std::string>& set) {
   return out;
 }
 
-std::string SetText(const std::vector<std::string>& set) { return model::ToJsonText(SetJson(set)); }
-
 }  // namespace
 
 bool IsLoopbackAddress(std::string_view s) {
@@ -377,6 +375,12 @@ void Reconciler::AddType(model::CiType type, std::vector<Candidate> candidates) 
   const std::size_t set_count = type.identify_by.size();
   index.sets.assign(set_count, {});
   index.pending.assign(set_count, {});
+  index.set_json.clear();
+  index.set_text.clear();
+  for (const auto& set : type.identify_by) {
+    index.set_json.push_back(SetJson(set));
+    index.set_text.push_back(model::ToJsonText(index.set_json.back()));
+  }
   // Every candidate's key under every set, on all cores; then one sorted array per set.
   std::vector<std::string> keys(candidates.size() * set_count);
   ParallelFor(
@@ -456,14 +460,13 @@ Reconciler::Draft Reconciler::Prepare(const Observation& observation, int seq) c
   const model::CiType& type = index.type;
 
   // The observed values under their CI attribute names; identity values win.
-  json::object values;
+  json::object values(observation.attributes.size() + observation.identity.size());
   auto put = [&](std::string_view key, const json::value& value) {
-    std::string name(key);
-    if (auto m = config_.mapping.find(name); m != config_.mapping.end()) {
-      if (!m->second) return;
-      name = *m->second;
+    if (auto m = config_.mapping.find(key); m != config_.mapping.end()) {
+      if (m->second) values[*m->second] = value;
+      return;
     }
-    values[name] = value;
+    values[key] = value;
   };
   for (const auto& [k, v] : observation.attributes) put(k, v);
   for (const auto& [k, v] : observation.identity) put(k, v);
@@ -476,7 +479,7 @@ Reconciler::Draft Reconciler::Prepare(const Observation& observation, int seq) c
     std::string why;
     std::string key = Key(set, values, why);
     if (key.empty()) {
-      d.tried.push_back(json::object{{"identify_by", SetJson(set)}, {"result", why}});
+      d.tried.push_back(json::object{{"identify_by", index.set_json[s]}, {"result", why}});
       draft.keys.emplace_back();
       continue;
     }
@@ -484,27 +487,27 @@ Reconciler::Draft Reconciler::Prepare(const Observation& observation, int seq) c
     const std::vector<std::size_t> hits = index.sets[s].Find(key);
     draft.keys.push_back(std::move(key));
     if (hits.empty()) {
-      d.tried.push_back(json::object{{"identify_by", SetJson(set)}, {"result", "no CI"}});
+      d.tried.push_back(json::object{{"identify_by", index.set_json[s]}, {"result", "no CI"}});
       continue;
     }
     draft.hit = true;
     if (hits.size() > 1) {
       d.outcome = Outcome::kAmbiguous;
       for (auto i : hits) d.candidates.push_back(index.candidates[i].id);
-      d.tried.push_back(json::object{{"identify_by", SetJson(set)},
+      d.tried.push_back(json::object{{"identify_by", index.set_json[s]},
                                      {"result", std::to_string(hits.size()) + " CIs"}});
-      d.reason = "identify_by " + SetText(set) + " matches " + std::to_string(hits.size()) +
+      d.reason = "identify_by " + index.set_text[s] + " matches " + std::to_string(hits.size()) +
                  " CIs; they are never merged: resolve the duplicate records";
       return draft;
     }
     const Candidate& ci = index.candidates[hits.front()];
-    d.tried.push_back(
-        json::object{{"identify_by", SetJson(set)}, {"result", "CI " + std::to_string(ci.id)}});
+    d.tried.push_back(json::object{{"identify_by", index.set_json[s]},
+                                   {"result", "CI " + std::to_string(ci.id)}});
     d.outcome = Outcome::kMatched;
     d.ci = ci.id;
     d.matched_by = set;
-    d.reason =
-        "matched CI " + std::to_string(ci.id) + " (" + ci.name + ") by identify_by " + SetText(set);
+    d.reason = "matched CI " + std::to_string(ci.id) + " (" + ci.name + ") by identify_by " +
+               index.set_text[s];
     Compare(ci, Usable(index, values, &ci, d), d);
     return draft;
   }
@@ -559,14 +562,13 @@ Decision Reconciler::Settle(Draft draft) {
     if (draft.keys[s].empty() || index.pending[s].empty()) continue;
     auto p = index.pending[s].find(draft.keys[s]);
     if (p == index.pending[s].end()) continue;
-    const auto& set = index.type.identify_by[s];
     discard();
     d.outcome = Outcome::kAmbiguous;
     d.tried.resize(s);
     d.tried.push_back(
-        json::object{{"identify_by", SetJson(set)},
+        json::object{{"identify_by", index.set_json[s]},
                      {"result", "the asset of observation #" + std::to_string(p->second)}});
-    d.reason = "identify_by " + SetText(set) + " names the same asset as observation #" +
+    d.reason = "identify_by " + index.set_text[s] + " names the same asset as observation #" +
                std::to_string(p->second) + ", which this run registers; not applied twice";
     return std::move(d);
   }

@@ -171,6 +171,9 @@ class Reconciler {
     model::CiType type;
     std::vector<Candidate> candidates;
     std::vector<SetIndex> sets;  // per identifier set
+    // Per identifier set, as the decision log names it: ["hostname","domain"], and that text.
+    std::vector<boost::json::array> set_json;
+    std::vector<std::string> set_text;
     // Per set, keys of the CIs this run will create -> seq of the observation.
     std::vector<std::unordered_map<std::string, int>> pending;
     // Per attribute, a type holding only that attribute (optional), to validate one value.

@@ -523,7 +523,7 @@ TEST_F(DiscoveryApi, RealNmapScanOfThisHost) {
   json::value again = Run(source, *report, "application/xml");
   EXPECT_EQ(again.at("counts").at("matched"), 1) << again;
   EXPECT_EQ(again.at("decisions").at(0).at("ci"), host);
-  EXPECT_EQ(again.at("counts").at("drifted"), 0);
+  EXPECT_EQ(again.at("counts").at("drifted"), 0) << again;
 }
 
 TEST_F(DiscoveryApi, RealAnsibleFactsOfThisHostFromATreeFolder) {
