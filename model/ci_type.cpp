@@ -593,15 +593,57 @@ std::string CanonicalAttributeString(std::string_view s) {
   return std::string(s);
 }
 
+namespace {
+
+// A number's canonical text: integral values as integers (2048.0 is 2048).
+void AppendCanonicalNumber(std::string& out, const json::value& v) {
+  const double d = v.to_number<double>();
+  if (std::floor(d) == d && std::fabs(d) < 9e15) {
+    out += std::to_string(static_cast<std::int64_t>(d));
+  } else {
+    out += ToJsonText(v);
+  }
+}
+
+// JSON text in which an object's keys come sorted and numbers by value, so that values that
+// mean the same have the same text: PostgreSQL's jsonb reorders keys (shorter first), so a
+// recorded {"port": 22, "name": "ssh"} comes back as {"name": "ssh", "port": 22}.
+void AppendCanonicalJson(std::string& out, const json::value& v) {
+  if (v.is_number()) {
+    AppendCanonicalNumber(out, v);
+  } else if (v.is_array()) {
+    out += '[';
+    for (std::size_t i = 0; i < v.get_array().size(); ++i) {
+      if (i > 0) out += ',';
+      AppendCanonicalJson(out, v.get_array()[i]);
+    }
+    out += ']';
+  } else if (v.is_object()) {
+    std::vector<const json::key_value_pair*> members;
+    members.reserve(v.get_object().size());
+    for (const auto& member : v.get_object()) members.push_back(&member);
+    std::sort(members.begin(), members.end(),
+              [](const auto* a, const auto* b) { return a->key() < b->key(); });
+    out += '{';
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      if (i > 0) out += ',';
+      AppendJsonString(out, members[i]->key());
+      out += ':';
+      AppendCanonicalJson(out, members[i]->value());
+    }
+    out += '}';
+  } else {
+    out += ToJsonText(v);
+  }
+}
+
+}  // namespace
+
 std::string CanonicalAttributeText(const json::value& v) {
   if (v.is_string()) return "s" + CanonicalAttributeString(v.get_string());
-  if (v.is_number()) {
-    double d = v.to_number<double>();
-    if (std::floor(d) == d && std::fabs(d) < 9e15)
-      return "n" + std::to_string(static_cast<std::int64_t>(d));
-    return "n" + ToJsonText(v);
-  }
-  return "j" + ToJsonText(v);
+  std::string out(1, v.is_number() ? 'n' : 'j');
+  AppendCanonicalJson(out, v);
+  return out;
 }
 
 bool SameAttributeValue(const json::value& a, const json::value& b) {
@@ -628,6 +670,10 @@ bool SameAttributeValue(const json::value& a, const json::value& b) {
     std::sort(xs.begin(), xs.end());
     std::sort(ys.begin(), ys.end());
     return xs == ys;
+  }
+  if (a.is_object() && b.is_object()) {
+    return a.get_object().size() == b.get_object().size() &&
+           CanonicalAttributeText(a) == CanonicalAttributeText(b);
   }
   return a == b;
 }

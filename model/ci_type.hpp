@@ -95,14 +95,16 @@ std::optional<boost::json::value> AttributeFromText(const AttributeSpec& spec,
                                                     std::string_view text, std::string& message);
 
 // True when two attribute values mean the same: numbers by value (2048 = 2048.0), lists as
-// multisets ([22, 443] = [443, 22]), MAC addresses whatever their case and separator, IPv6
+// multisets ([22, 443] = [443, 22]), objects whatever the order of their keys (jsonb reorders
+// them) with numbers inside by value, MAC addresses whatever their case and separator, IPv6
 // addresses whatever their spelling; other strings exactly. Discovery and changes compare
 // observed, recorded and planned values with it.
 bool SameAttributeValue(const boost::json::value& a, const boost::json::value& b);
 // The one spelling of a MAC or IPv6 address (lower case, ':' separators, RFC 5952); any
 // other string as is.
 std::string CanonicalAttributeString(std::string_view s);
-// A value's canonical text, for comparing list elements as sets ("s..", "n..", "j..").
+// A value's canonical text, for comparing list elements as sets ("s..", "n..", "j.."):
+// objects with sorted keys, numbers by value at any depth.
 std::string CanonicalAttributeText(const boost::json::value& v);
 
 }  // namespace cmdb::model

@@ -399,6 +399,20 @@ TEST(SameValue, ComparesWhatMeansTheSame) {
   EXPECT_TRUE(SameValue(json::value("2001:DB8:0:0::1"), json::value("2001:db8::1")));
   EXPECT_FALSE(SameValue(json::value("Debian"), json::value("debian")));
   EXPECT_FALSE(SameValue(json::value("1"), json::value(1)));
+  // Objects whatever their key order (jsonb stores keys shorter first), numbers inside them by
+  // value, also as list elements; a different value is still different.
+  const json::value observed = json::parse(R"([{"port": 22, "protocol": "tcp", "name": "ssh"}])");
+  EXPECT_TRUE(
+      SameValue(observed, json::parse(R"([{"name": "ssh", "port": 22.0, "protocol": "tcp"}])")));
+  EXPECT_TRUE(
+      SameValue(observed.at(0), json::parse(R"({"name": "ssh", "protocol": "tcp", "port": 22})")));
+  EXPECT_TRUE(SameValue(json::parse(R"({"a": {"y": [1, {"q": 2, "p": 1}], "x": 1}})"),
+                        json::parse(R"({"a": {"x": 1.0, "y": [1, {"p": 1, "q": 2}]}})")));
+  EXPECT_FALSE(
+      SameValue(observed, json::parse(R"([{"name": "ssh", "port": 2222, "protocol": "tcp"}])")));
+  EXPECT_FALSE(SameValue(observed.at(0), json::parse(R"({"name": "ssh", "port": 22})")));
+  EXPECT_FALSE(SameValue(json::parse(R"({"y": [1, 2]})"), json::parse(R"({"y": [2, 1]})")));
+  EXPECT_FALSE(SameValue(json::parse(R"({"k": "v"})"), json::parse(R"({"k": "V"})")));
 }
 
 TEST(SourceConfigParsing, NamesEveryBadField) {

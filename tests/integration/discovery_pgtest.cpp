@@ -492,6 +492,28 @@ TEST_F(DiscoveryApi, PayloadBytesRoundTripThroughBinaryParametersAndResults) {
   EXPECT_THROW(model::Query(sql, "SELECT $1::text", {"a\0b"s}), model::Error);
 }
 
+// PostgreSQL's jsonb stores an object's keys in its own order (shorter first): a recorded
+// json attribute comes back reordered, which is not drift (nmap's `services` met this).
+TEST_F(DiscoveryApi, JsonAttributesDoNotDriftWhenOnlyTheirKeyOrderDiffers) {
+  const std::int64_t ci = CreateCi(R"({"type": "server", "name": "web-01", "attributes":
+      {"serial": "S1", "services": [{"port": 443, "protocol": "tcp", "name": "https"},
+                                    {"port": 22, "protocol": "tcp", "name": "ssh"}]}})");
+  const std::int64_t source = CreateSource(R"({"name": "agents", "kind": "agent"})");
+  json::value same = Run(source, R"({"items": [{"identity": {"serial": "S1"}, "attributes":
+      {"services": [{"protocol": "tcp", "name": "ssh", "port": 22.0},
+                    {"name": "https", "port": 443, "protocol": "tcp"}]}}]})");
+  ASSERT_EQ(same.at("state"), "succeeded") << same;
+  EXPECT_EQ(same.at("counts").at("matched"), 1) << same;
+  EXPECT_EQ(same.at("counts").at("drifted"), 0) << same;
+  json::value moved = Run(source, R"({"items": [{"identity": {"serial": "S1"}, "attributes":
+      {"services": [{"protocol": "tcp", "name": "ssh", "port": 2222},
+                    {"name": "https", "port": 443, "protocol": "tcp"}]}}]})");
+  EXPECT_EQ(moved.at("counts").at("drifted"), 1) << moved;
+  json::array open = Findings("state=open&ci=" + std::to_string(ci));
+  ASSERT_EQ(open.size(), 1U);
+  EXPECT_EQ(open[0].at("attribute"), "services");
+}
+
 TEST_F(DiscoveryApi, OversizedPayloadsAreRefusedBeforeTheyAreQueued) {
   server::ServeConfig config = Config();
   config.body_limit = 64 * 1024;
