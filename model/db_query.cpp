@@ -96,38 +96,44 @@ std::int64_t PgResult::affected() const {
   return n != nullptr && *n != '\0' ? std::atoll(n) : 0;
 }
 
-PgResult Query(soci::session& sql, const std::string& query, const PgParams& params) {
-  PGconn* conn = NativeConnection(sql);
-  ParamArrays arrays(params);
-  PGresult* result = PQexecParams(conn, query.c_str(), static_cast<int>(params.size()), nullptr,
-                                  arrays.values.data(), nullptr, nullptr, 0);
-  return Check(conn, result);
-}
+namespace {
 
-PgResult QueryBinary(soci::session& sql, const std::string& query, const PgParams& params) {
-  PGconn* conn = NativeConnection(sql);
-  ParamArrays arrays(params);
-  PGresult* result = PQexecParams(conn, query.c_str(), static_cast<int>(params.size()), nullptr,
-                                  arrays.values.data(), nullptr, nullptr, 1);
-  return Check(conn, result);
-}
-
-PgResult QueryWithBytes(soci::session& sql, const std::string& query, const PgParams& params,
-                        std::size_t bytes_at) {
+// PQexecParams with text parameters, except number `bytes_at` (if any) in binary format, and
+// results in `result_format` (0 text, 1 binary).
+PgResult Exec(soci::session& sql, const std::string& query, const PgParams& params,
+              std::size_t bytes_at, int result_format) {
   PGconn* conn = NativeConnection(sql);
   ParamArrays arrays(params, bytes_at);
-  std::vector<int> lengths(params.size(), 0);
-  std::vector<int> formats(params.size(), 0);
+  std::vector<int> lengths;
+  std::vector<int> formats;
   if (bytes_at < params.size() && params[bytes_at]) {
     if (params[bytes_at]->size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
       throw Error(ErrorCode::kPayloadTooLarge, "a value over 2 GiB cannot be stored");
     }
+    lengths.assign(params.size(), 0);
+    formats.assign(params.size(), 0);
     lengths[bytes_at] = static_cast<int>(params[bytes_at]->size());
     formats[bytes_at] = 1;
   }
   PGresult* result = PQexecParams(conn, query.c_str(), static_cast<int>(params.size()), nullptr,
-                                  arrays.values.data(), lengths.data(), formats.data(), 0);
+                                  arrays.values.data(), lengths.empty() ? nullptr : lengths.data(),
+                                  formats.empty() ? nullptr : formats.data(), result_format);
   return Check(conn, result);
+}
+
+}  // namespace
+
+PgResult Query(soci::session& sql, const std::string& query, const PgParams& params) {
+  return Exec(sql, query, params, std::string::npos, 0);
+}
+
+PgResult QueryBinary(soci::session& sql, const std::string& query, const PgParams& params) {
+  return Exec(sql, query, params, std::string::npos, 1);
+}
+
+PgResult QueryWithBytes(soci::session& sql, const std::string& query, const PgParams& params,
+                        std::size_t bytes_at) {
+  return Exec(sql, query, params, bytes_at, 0);
 }
 
 PgResult QueryPrepared(soci::session& sql, const char* name, const std::string& query,
