@@ -2,6 +2,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include "model/compression.hpp"
 #include "model/db_query.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
@@ -340,13 +341,18 @@ DecisionPage DiscoveryStore::Decisions(std::int64_t run_id,
   while (static_cast<int>(page.items.size()) <= limit) {
     PgResult r =
         Query(sql_,
-              "SELECT last_seq, decisions FROM discovery_decisions WHERE run_id = $1 "
+              "SELECT last_seq, decisions, decisions_lz4, decisions_bytes FROM "
+              "discovery_decisions WHERE run_id = $1 "
               "AND last_seq > $2 AND ($3::text IS NULL OR outcomes ? $3) ORDER BY first_seq "
               "LIMIT 4",
               {P(run_id), P(from), outcome ? P(*outcome) : PgParam(std::nullopt)});
     if (r.rows() == 0) break;
     for (int i = 0; i < r.rows() && static_cast<int>(page.items.size()) <= limit; ++i) {
-      json::value block = model::ParseStoredJson(r.Text(i, 1));
+      // Blocks written before 0012 are text; later ones LZ4 blocks compressed by cmdb.
+      json::value block = model::ParseStoredJson(
+          r.IsNull(i, 1) ? model::Lz4Decompress(model::DecodeBytea(r.Text(i, 2)),
+                                                static_cast<std::size_t>(r.Int(i, 3)))
+                         : std::string(r.Text(i, 1)));
       for (json::value& d : block.as_array()) {
         const json::object& o = d.as_object();
         if (o.at("seq").as_int64() <= after) continue;

@@ -19,6 +19,7 @@
 #include "discovery/reconcile.hpp"
 #include "model/change_repository.hpp"
 #include "model/ci_type_repository.hpp"
+#include "model/compression.hpp"
 #include "model/db_pool.hpp"
 #include "model/db_query.hpp"
 #include "model/error.hpp"
@@ -604,7 +605,8 @@ class RunExecution {
       buffer.Int(decisions_[first].seq);
       buffer.Int(decisions_[last - 1].seq);
       buffer.Field(model::ToJsonText(outcomes));
-      buffer.Field(block);
+      buffer.Bytea(model::Lz4Compress(block));
+      buffer.Int(static_cast<std::int64_t>(block.size()));
       buffer.EndRow();
     }
     return buffer;
@@ -613,7 +615,8 @@ class RunExecution {
   void WriteDecisions(const model::CopyBuffer& buffer) {
     if (buffer.rows() > 0) {
       model::CopyIn(sql_,
-                    "COPY discovery_decisions (run_id, first_seq, last_seq, outcomes, decisions) "
+                    "COPY discovery_decisions (run_id, first_seq, last_seq, outcomes, "
+                    "decisions_lz4, decisions_bytes) "
                     "FROM STDIN",
                     buffer);
     }

@@ -186,6 +186,23 @@ void CopyBuffer::Field(std::string_view value) {
   data_.append(value.data() + run, value.size() - run);
 }
 
+void CopyBuffer::Bytea(std::string_view bytes) {
+  constexpr std::string_view kHex = "0123456789abcdef";
+  if (!first_in_row_) data_ += '\t';
+  first_in_row_ = false;
+  // "\x" introduces the hex form; COPY's text format doubles the backslash.
+  const std::size_t at = data_.size();
+  data_.resize(at + 3 + 2 * bytes.size());
+  char* out = data_.data() + at;
+  *out++ = '\\';
+  *out++ = '\\';
+  *out++ = 'x';
+  for (unsigned char c : bytes) {
+    *out++ = kHex[c >> 4U];
+    *out++ = kHex[c & 15U];
+  }
+}
+
 void CopyBuffer::Null() {
   if (!first_in_row_) data_ += '\t';
   first_in_row_ = false;

@@ -87,6 +87,7 @@ namespace cmdb::model {
 class CopyBuffer {
  public:
   void Field(std::string_view value);  // escaped
+  void Bytea(std::string_view bytes);  // a bytea value: its hex form, escaped
   void Null();
   void Int(std::int64_t value);
   void EndRow();

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev
-  libsoci-dev libpq-dev libgraphviz-dev libre2-dev libexpat1-dev
+  libsoci-dev libpq-dev libgraphviz-dev libre2-dev libexpat1-dev liblz4-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15
   clang-format curl wrk

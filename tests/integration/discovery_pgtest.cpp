@@ -773,21 +773,60 @@ TEST_F(DiscoveryWorkers, TwoWorkersShareTheQueueAndNoRunExecutesTwice) {
   EXPECT_EQ(done_a + done_b, 24);
   model::DbSession session = pool.Lease();
   model::PgResult r =
-      model::Query(session.sql(),
-                   "SELECT state, attempts, (SELECT "
-                   "sum(json_array_length(d.decisions::json)) FROM discovery_decisions d "
-                   "WHERE d.run_id = r.id) FROM discovery_runs r ORDER BY id");
+      model::Query(session.sql(), "SELECT state, attempts FROM discovery_runs r ORDER BY id");
   ASSERT_EQ(r.rows(), 24);
+  discovery::DiscoveryStore reader(session.sql());
   for (int i = 0; i < r.rows(); ++i) {
+    const std::int64_t run = runs[static_cast<std::size_t>(i)];
     EXPECT_EQ(r.Text(i, 0), "succeeded");
-    EXPECT_EQ(r.Int(i, 1), 1) << "run " << runs[static_cast<std::size_t>(i)] << " ran twice";
-    EXPECT_EQ(r.Int(i, 2), 2);
+    EXPECT_EQ(r.Int(i, 1), 1) << "run " << run << " ran twice";
+    EXPECT_EQ(reader.Decisions(run, std::nullopt, 0, 100).items.size(), 2U) << "run " << run;
   }
   // "shared" was registered once although every run saw it.
   model::PgResult shared = model::Query(
       session.sql(),
       "SELECT count(*) FROM configuration_items WHERE attributes->>'serial' = 'shared'");
   EXPECT_EQ(shared.Int(0, 0), 1);
+}
+
+// Decision blocks written before migration 0012 are text; later ones LZ4 blocks. Both read.
+TEST_F(DiscoveryWorkers, DecisionBlocksOfBothFormsAreRead) {
+  model::DbPool pool(dsn_, 1);
+  model::DbSession session = pool.Lease();
+  discovery::DiscoveryStore store(session.sql());
+  discovery::Source source =
+      store.CreateSource(json::parse(R"({"name": "agents", "kind": "agent"})"));
+  const std::int64_t run =
+      store
+          .EnqueueRun(
+              source.id, false, "application/json",
+              R"({"items": [{"identity": {"serial": "S"}}, {"identity": {"serial": "T"}}]})")
+          .id;
+  ASSERT_TRUE(discovery::ExecuteRun(session.sql(), run, [](std::int64_t, std::int64_t) {}));
+  model::PgResult stored = model::Query(
+      session.sql(),
+      "SELECT count(*) FILTER (WHERE decisions_lz4 IS NOT NULL AND decisions IS NULL) FROM "
+      "discovery_decisions WHERE run_id = $1",
+      {P(run)});
+  EXPECT_EQ(stored.Int(0, 0), 1);
+  // An older run's block, as migration 0011 left it: text, after the compressed run's block.
+  model::Query(session.sql(),
+               "INSERT INTO discovery_decisions (run_id, first_seq, last_seq, outcomes, decisions) "
+               "VALUES ($1, 3, 3, '{\"unmatched\": 1}', '[{\"seq\": 3, \"outcome\": "
+               "\"unmatched\", \"observation\": \"old <\\\"row\\\">\"}]')",
+               {P(run)});
+  discovery::DecisionPage page = store.Decisions(run, std::nullopt, 0, 100);
+  ASSERT_EQ(page.items.size(), 3U);
+  EXPECT_EQ(page.items[0].at("seq"), 1);
+  EXPECT_EQ(page.items[1].at("seq"), 2);
+  EXPECT_EQ(page.items[2].at("observation"), "old <\"row\">");
+  EXPECT_EQ(store.Decisions(run, std::string("unmatched"), 0, 100).items.size(), 3U);
+  // Never both forms, never neither.
+  EXPECT_THROW(model::Query(session.sql(),
+                            "INSERT INTO discovery_decisions (run_id, first_seq, last_seq, "
+                            "outcomes) VALUES ($1, 9, 9, '{}')",
+                            {P(run)}),
+               model::Error);
 }
 
 TEST_F(DiscoveryWorkers, AbandonedRunsAreQueuedAgainThenFailedAndLiveOnesAreLeftAlone) {
