@@ -1,6 +1,6 @@
 #pragma once
 // Reconciliation: what one discovery observation means for the records. Pure and in memory:
-// the run executor (run_executor.hpp) loads the candidate CIs and open findings, asks the
+// the run executor (run_worker.hpp) loads the candidate CIs and open findings, asks the
 // Reconciler for a Decision per observation and writes the outcome. Every decision explains
 // itself: which identifier sets were tried, which value was junk, which CI matched and why
 // a finding was opened, updated, resolved or suppressed. Not thread-safe, except Prepare.
