@@ -230,18 +230,6 @@ std::string IdArrayLiteral(const std::vector<std::int64_t>& ids) {
   return out + "}";
 }
 
-std::string ByteaHex(std::string_view bytes) {
-  constexpr std::string_view kHex = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 + bytes.size() * 2);
-  hex += "\\x";
-  for (unsigned char c : bytes) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
-  return hex;
-}
-
 std::string DecodeBytea(std::string_view hex) {
   if (hex.size() < 2 || hex.substr(0, 2) != "\\x") return std::string(hex);
   auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };

@@ -112,9 +112,6 @@ std::vector<std::int64_t> IdsFromArrayText(std::string_view text);
 // before a COPY (history rows, decision logs name them). `table` must be a trusted name.
 std::string NextIdsQuery(std::string_view table);
 
-// Formats bytes as PostgreSQL's hex text of a bytea, for a $n::bytea parameter (libpq
-// parameters are C strings): "\\x48690a".
-std::string ByteaHex(std::string_view bytes);
 // Decodes PostgreSQL's hex output of a bytea ("\\x4869"); other text is returned as is.
 std::string DecodeBytea(std::string_view hex);
 

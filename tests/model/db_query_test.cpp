@@ -25,17 +25,19 @@ TEST(IdsFromArrayText, RefusesAnythingElse) {
   }
 }
 
-TEST(Bytea, HexTextRoundTripsEveryByte) {
+TEST(Bytea, HexTextOfEveryByteDecodes) {
   std::string bytes;
-  for (int c = 0; c < 256; ++c) bytes += static_cast<char>(c);
-  const std::string hex = ByteaHex(bytes);
-  EXPECT_EQ(hex.substr(0, 6), "\\x0001");
-  EXPECT_EQ(hex.size(), 2 + 512U);
+  std::string hex = "\\x";  // PostgreSQL's text output of a bytea
+  constexpr std::string_view kDigits = "0123456789abcdef";
+  for (int c = 0; c < 256; ++c) {
+    bytes += static_cast<char>(c);
+    hex += kDigits[static_cast<std::size_t>(c) >> 4U];
+    hex += kDigits[static_cast<std::size_t>(c) & 15U];
+  }
   EXPECT_EQ(DecodeBytea(hex), bytes);
   EXPECT_EQ(DecodeBytea("\\x4869"), "Hi");
   EXPECT_EQ(DecodeBytea("\\x4A6b"), "Jk");  // PostgreSQL writes lowercase; both are read
-  EXPECT_EQ(ByteaHex(""), "\\x");
-  EXPECT_EQ(DecodeBytea(ByteaHex("")), "");
+  EXPECT_EQ(DecodeBytea("\\x"), "");
 }
 
 TEST(CopyBuffer, EscapesWhatCopyTextFormatReservesAndNothingElse) {
