@@ -134,8 +134,8 @@ class RunExecution {
   void Execute() {
     PgResult r = Query(sql_,
                        "SELECT r.source_id, r.dry_run, coalesce(r.content_type, ''), "
-                       "r.payload IS NULL, cmdb_us(coalesce(r.started_at, clock_timestamp())) "
-                       "FROM discovery_runs r WHERE r.id = $1",
+                       "cmdb_us(coalesce(r.started_at, clock_timestamp())) FROM discovery_runs r "
+                       "WHERE r.id = $1",
                        {P(run_id_)});
     if (r.rows() == 0) throw Error(ErrorCode::kNotFound, "run vanished");
     DiscoveryStore store(sql_);
@@ -143,15 +143,16 @@ class RunExecution {
     if (!source) throw Error(ErrorCode::kNotFound, "the run's source was deleted");
     source_ = std::move(*source);
     dry_run_ = r.Bool(0, 1);
-    observed_at_ = r.Int(0, 4);
+    observed_at_ = r.Int(0, 3);
     const std::string content_type(r.Text(0, 2));
-    std::string payload;
-    if (!r.Bool(0, 3)) {
-      // The bytes as they are (binary result format), not 2 hex digits per byte.
+    // The payload's bytes as they are (binary result format), not 2 hex digits per byte; the
+    // result is freed once they are copied.
+    const std::string payload = [&] {
       PgResult bytes = model::QueryBinary(sql_, "SELECT payload FROM discovery_runs WHERE id = $1",
                                           {P(run_id_)});
-      if (bytes.rows() > 0 && !bytes.IsNull(0, 0)) payload = std::string(bytes.Text(0, 0));
-    }
+      return bytes.rows() > 0 && !bytes.IsNull(0, 0) ? std::string(bytes.Text(0, 0))
+                                                     : std::string();
+    }();
 
     Phase("read_run");
     // Parsing the payload (one core) overlaps loading the CIs of the source's type (the other

@@ -137,17 +137,16 @@ std::vector<ImportJob> ImportJobStore::List(const std::optional<std::string>& st
 }
 
 bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t id) {
-  PgResult r =
-      Query(work,
-            "SELECT format, ci_type, atomic, payload IS NULL, submitted_by FROM import_jobs WHERE "
-            "id = $1 AND state = 'running'",
-            {P(id)});
+  PgResult r = Query(work,
+                     "SELECT format, ci_type, atomic, submitted_by FROM import_jobs WHERE "
+                     "id = $1 AND state = 'running'",
+                     {P(id)});
   if (r.rows() == 0) return false;
   const std::string format(r.Text(0, 0));
   const std::optional<std::string> ci_type = r.OptionalText(0, 1);
   ImportOptions options;
   options.atomic = r.Bool(0, 2);
-  options.ctx = {std::string(r.Text(0, 4)), "import"};
+  options.ctx = {std::string(r.Text(0, 3)), "import"};
   options.progress = [&](std::string_view phase, int done, int total, std::int64_t rows) {
     Query(progress,
           "UPDATE import_jobs SET phase = $2, progress_done = $3, progress_total = $4, rows_total "
@@ -155,11 +154,13 @@ bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t
           {P(id), P(phase), P(done), P(total), P(rows)});
   };
   try {
-    std::string payload;
-    if (!r.Bool(0, 3)) {  // read as bytes (binary format), not decoded from hex text
+    // The payload's bytes as they are (binary result format), not decoded from hex text; the
+    // result is freed once they are copied.
+    std::string payload = [&] {
       PgResult bytes = QueryBinary(work, "SELECT payload FROM import_jobs WHERE id = $1", {P(id)});
-      if (bytes.rows() > 0 && !bytes.IsNull(0, 0)) payload = std::string(bytes.Text(0, 0));
-    }
+      return bytes.rows() > 0 && !bytes.IsNull(0, 0) ? std::string(bytes.Text(0, 0))
+                                                     : std::string();
+    }();
     options.progress("parse", 0, kImportSteps, 0);
     // The import and the job's outcome commit together: a crash in between cannot leave an
     // import done and its job to be run again.
