@@ -206,6 +206,14 @@ int main(int argc, char** argv) {
         << cis << "))\nend\n";
   }
   WrkResult ours = Wrk(port, seconds, connections, script);
+  // How many reads the batched reader answered per query (the server's own counters).
+  const std::string metrics = cmdb::testing::HttpRequest(port, "GET", "/metrics", "", {}).body;
+  auto gauge = [&metrics](const std::string& name) {
+    const std::size_t at = metrics.find("\n" + name + " ");
+    return at == std::string::npos ? 0.0 : std::stod(metrics.substr(at + name.size() + 2));
+  };
+  const double batched_reads = gauge("cmdb_ci_reads_batched");
+  const double read_batches = gauge("cmdb_ci_read_batches");
   pid_t bare = fork();
   if (bare == 0) {
     int devnull = open("/dev/null", O_WRONLY);
@@ -241,6 +249,8 @@ int main(int argc, char** argv) {
   std::printf(
       "| GET /api/v1/cis?limit=1000 (%zu pages) | p50 %.1f ms, max %.1f ms | - | - | <= 50 ms |\n",
       page_ms.size(), page_ms[page_ms.size() / 2], page_ms.back());
+  std::printf("\nGET by id: %.0f reads answered by %.0f batched queries (%.1f per query)\n",
+              batched_reads, read_batches, batched_reads / std::max(1.0, read_batches));
   std::printf("\nVACUUM ANALYZE after the import (GIN pending lists merged): %.2f s\n", vacuum_s);
   std::printf("history rows written by the import: %lld\nimport phases (s): %s\n", versions,
               boost::json::serialize(imported.json().at("timings")).c_str());

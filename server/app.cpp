@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "discovery/run_worker.hpp"
+#include "model/ci_reader.hpp"
 #include "model/db_migrations.hpp"
 #include "model/db_pool.hpp"
 #include "model/demo_estate.hpp"
@@ -56,6 +57,7 @@ struct App::Impl {
   ServeConfig config;
   std::unique_ptr<model::EmbeddedPostgres> postgres;
   std::unique_ptr<model::DbPool> pool;
+  std::unique_ptr<model::BatchedCiReader> ci_reader;
   std::unique_ptr<model::GraphCache> graph;
   std::unique_ptr<discovery::DiscoveryWorker> discovery;
   std::unique_ptr<model::JobWorker> imports;
@@ -116,6 +118,8 @@ void App::Start() {
     for (const auto& [name, text] : cmdb::docs::DocFiles()) {
       if (name == "openapi.json") s.openapi = std::string(text);
     }
+    // Two reader threads: one batch is built and answered while the next is at PostgreSQL.
+    s.ci_reader = std::make_unique<model::BatchedCiReader>(dsn, 2);
     s.graph = std::make_unique<model::GraphCache>(*s.pool, dsn);
     std::array<char, 256> machine{};
     gethostname(machine.data(), machine.size() - 1);
@@ -139,6 +143,7 @@ void App::Start() {
     }
     s.router = std::make_unique<Router>(ApiRoutes());
     s.context.db = s.pool.get();
+    s.context.ci_reader = s.ci_reader.get();
     s.context.graph = s.graph.get();
     s.context.renderer = &s.renderer;
     s.context.metrics = &s.metrics;
@@ -149,6 +154,12 @@ void App::Start() {
                        [pool] { return static_cast<double>(pool->in_use()); });
     s.metrics.AddGauge("cmdb_db_pool_size", "Database sessions in the pool.",
                        [pool] { return static_cast<double>(pool->size()); });
+    model::BatchedCiReader* reader = s.ci_reader.get();
+    s.metrics.AddGauge("cmdb_ci_reads_batched", "Reads of one CI answered by the batched reader.",
+                       [reader] { return static_cast<double>(reader->reads()); });
+    s.metrics.AddGauge("cmdb_ci_read_batches",
+                       "Queries the batched reader sent (reads / batches = mean batch size).",
+                       [reader] { return static_cast<double>(reader->batches()); });
     model::GraphCache* graph = s.graph.get();
     if (graph != nullptr) {
       s.metrics.AddGauge("cmdb_graph_loads", "Loads of the dependency graph since the start.",
@@ -171,9 +182,12 @@ void App::Start() {
     options.max_connections = s.config.max_connections;
     Router* router = s.router.get();
     AppContext* context = &s.context;
-    s.http = std::make_unique<HttpServer>(options, [router, context](Request& request) {
-      return router->Dispatch(request, *context);
-    });
+    s.http = std::make_unique<HttpServer>(
+        options,
+        [router, context](Request& request) { return router->Dispatch(request, *context); },
+        [router, context](Request& request, std::function<void(Response)> answer) {
+          return router->Start(request, *context, std::move(answer));
+        });
     s.http->Start();
     HttpServer* http = s.http.get();
     s.metrics.AddGauge("cmdb_http_open_connections", "Open client connections.",
@@ -188,8 +202,12 @@ void App::Stop() {
   Impl& s = *impl_;
   if (s.http) {
     s.http->Stop();
+    // Reads still queued answer into the stopped server's event loop, which must outlive them.
+    if (s.ci_reader) s.ci_reader->Stop();
     s.http.reset();
   }
+  s.context.ci_reader = nullptr;
+  s.ci_reader.reset();
   if (s.discovery) {
     s.discovery->Stop();
     s.discovery.reset();

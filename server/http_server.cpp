@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -71,17 +72,53 @@ http::response<http::string_body> ToBeast(Response&& response, unsigned version,
   return res;
 }
 
+// Where a started request's answer meets the session waiting for it. The answer may come
+// from any thread, before or after the session starts waiting: it is stored under the mutex,
+// and the timer the session waits on is cancelled on the session's strand, where the check
+// for an answer and the start of the wait happen in one step, so no wake-up is lost.
+class AnswerSlot : public std::enable_shared_from_this<AnswerSlot> {
+ public:
+  explicit AnswerSlot(const asio::any_io_executor& strand)
+      : strand_(strand), timer_(strand, asio::steady_timer::time_point::max()) {}
+
+  void Answer(Response response) {
+    {
+      std::lock_guard lock(mutex_);
+      response_ = std::move(response);
+    }
+    asio::post(strand_, [self = shared_from_this()] { self->timer_.cancel(); });
+  }
+
+  asio::awaitable<Response> Wait() {
+    for (;;) {
+      {
+        std::lock_guard lock(mutex_);
+        if (response_) co_return std::move(*response_);
+      }
+      co_await timer_.async_wait(kTuple);  // ends when cancelled by Answer
+    }
+  }
+
+ private:
+  asio::any_io_executor strand_;
+  asio::steady_timer timer_;  // touched only on strand_
+  std::mutex mutex_;
+  std::optional<Response> response_;  // guarded by mutex_
+};
+
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(HttpServerOptions opts, RequestHandler h)
+  Impl(HttpServerOptions opts, RequestHandler h, RequestStarter st)
       : options(std::move(opts)),
         handler(std::move(h)),
+        starter(std::move(st)),
         acceptor(ioc),
         workers(options.worker_threads) {}
 
   HttpServerOptions options;
   RequestHandler handler;
+  RequestStarter starter;
   asio::io_context ioc;
   tcp::acceptor acceptor;
   asio::thread_pool workers;
@@ -168,11 +205,16 @@ struct HttpServer::Impl {
         response = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
                                        "the request target is malformed", "/");
       } else {
-        // Handlers block on the database: run them on the worker pool, never on I/O threads.
-        response = co_await asio::co_spawn(
-            workers,
-            [this, &request]() -> asio::awaitable<Response> { co_return handler(request); },
-            asio::use_awaitable);
+        auto slot = std::make_shared<AnswerSlot>(co_await asio::this_coro::executor);
+        if (starter && starter(request, [slot](Response r) { slot->Answer(std::move(r)); })) {
+          response = co_await slot->Wait();
+        } else {
+          // Handlers block on the database: run them on the worker pool, never on I/O threads.
+          response = co_await asio::co_spawn(
+              workers,
+              [this, &request]() -> asio::awaitable<Response> { co_return handler(request); },
+              asio::use_awaitable);
+        }
       }
       // The time from the whole request read to the response ready to write (waiting for a
       // worker thread included): what the server spent, as browsers' and proxies' tools read it.
@@ -225,8 +267,8 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
+HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler, RequestStarter starter)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(starter))) {}
 
 HttpServer::~HttpServer() {
   try {

@@ -3,6 +3,8 @@
 // request under a body limit and a timeout, hands it to a worker pool so blocking database
 // work never runs on the I/O threads, and writes the response. Stop() drains: it stops
 // accepting, lets in-flight requests finish and closes idle connections.
+// A request whose route answers it without blocking (RequestStarter; reads batched across
+// requests) waits for that answer instead.
 // Start/Stop from one owner thread; the handler is called concurrently from workers.
 
 #include <chrono>
@@ -29,10 +31,14 @@ struct HttpServerOptions {
 };
 
 using RequestHandler = std::function<Response(Request&)>;
+// Called on the I/O thread before the handler. It may start the request itself and return
+// true: it then calls `answer` exactly once, from any thread, maybe before it returns, and the
+// handler does not run. false leaves the request to the handler on a worker. Must not block.
+using RequestStarter = std::function<bool(Request&, std::function<void(Response)> answer)>;
 
 class HttpServer {
  public:
-  HttpServer(HttpServerOptions options, RequestHandler handler);
+  HttpServer(HttpServerOptions options, RequestHandler handler, RequestStarter starter = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

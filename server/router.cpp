@@ -57,7 +57,7 @@ std::vector<Route> ApiRoutes() {
       {"DELETE", "/api/v1/ci-types/{name}", DeleteCiType, "asset_admin"},
       {"GET", "/api/v1/cis", ListCis, "viewer"},
       {"POST", "/api/v1/cis", CreateCi, "asset_admin"},
-      {"GET", "/api/v1/cis/{id}", GetCi, "viewer"},
+      {"GET", "/api/v1/cis/{id}", GetCi, "viewer", StartGetCi},
       {"PATCH", "/api/v1/cis/{id}", PatchCi, "asset_admin"},
       {"DELETE", "/api/v1/cis/{id}", DeleteCi, "asset_admin"},
       {"GET", "/api/v1/cis/{id}/history", GetCiHistory, "viewer"},
@@ -148,6 +148,54 @@ const Route* Router::Match(const Request& request, PathParams& params, bool& pat
   return nullptr;
 }
 
+namespace {
+
+// The problem response for the exception being handled: a model::Error as itself, anything
+// else a 500 whose real message only reaches the log.
+Response CurrentProblem(const Request& request) {
+  try {
+    throw;
+  } catch (const model::Error& e) {
+    Response response = MakeProblemResponse(e, request.path);
+    if (e.code() == model::ErrorCode::kInternal || e.code() == model::ErrorCode::kUnavailable) {
+      LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
+      if (e.code() == model::ErrorCode::kInternal) {
+        response = MakeProblemResponse(model::ErrorCode::kInternal,
+                                       "the server failed; the request id is " + request.request_id,
+                                       request.path);
+      }
+    }
+    return response;
+  } catch (const std::exception& e) {
+    LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
+    return MakeProblemResponse(model::ErrorCode::kInternal,
+                               "the server failed; the request id is " + request.request_id,
+                               request.path);
+  }
+}
+
+// Metrics and the request's log line.
+void Record(const Request& request, AppContext& ctx, const std::string& route_name,
+            std::chrono::steady_clock::time_point started, const Response& response) {
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (ctx.metrics != nullptr)
+    ctx.metrics->Record(request.method, route_name, response.status, seconds);
+  if (ctx.log_requests && route_name != "/health" && route_name != "/metrics") {
+    std::array<char, 32> ms{};
+    std::snprintf(ms.data(), ms.size(), "%.3f", seconds * 1000);
+    LogLine("info", "request",
+            {{"request_id", request.request_id},
+             {"method", request.method},
+             {"path", request.path},
+             {"route", route_name},
+             {"status", std::to_string(response.status)},
+             {"duration_ms", ms.data()}});
+  }
+}
+
+}  // namespace
+
 Response Router::Dispatch(const Request& request, AppContext& ctx) const {
   auto started = std::chrono::steady_clock::now();
   Response response;
@@ -181,38 +229,37 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
       route_name = route->pattern;
       response = route->handler(request, params, ctx);
     }
-  } catch (const model::Error& e) {
-    response = MakeProblemResponse(e, request.path);
-    if (e.code() == model::ErrorCode::kInternal || e.code() == model::ErrorCode::kUnavailable) {
-      LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
-      if (e.code() == model::ErrorCode::kInternal) {
-        response = MakeProblemResponse(model::ErrorCode::kInternal,
-                                       "the server failed; the request id is " + request.request_id,
-                                       request.path);
-      }
-    }
-  } catch (const std::exception& e) {
-    LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
-    response = MakeProblemResponse(model::ErrorCode::kInternal,
-                                   "the server failed; the request id is " + request.request_id,
-                                   request.path);
+  } catch (const std::exception&) {
+    response = CurrentProblem(request);
   }
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (ctx.metrics != nullptr)
-    ctx.metrics->Record(request.method, route_name, response.status, seconds);
-  if (ctx.log_requests && route_name != "/health" && route_name != "/metrics") {
-    std::array<char, 32> ms{};
-    std::snprintf(ms.data(), ms.size(), "%.3f", seconds * 1000);
-    LogLine("info", "request",
-            {{"request_id", request.request_id},
-             {"method", request.method},
-             {"path", request.path},
-             {"route", route_name},
-             {"status", std::to_string(response.status)},
-             {"duration_ms", ms.data()}});
-  }
+  Record(request, ctx, route_name, started, response);
   return response;
+}
+
+bool Router::Start(const Request& request, AppContext& ctx,
+                   std::function<void(Response)> done) const {
+  if (request.method != "GET" && request.method != "HEAD") return false;
+  const auto started = std::chrono::steady_clock::now();
+  PathParams params;
+  bool path_known = false;
+  const Route* route = Match(request, params, path_known);
+  if (route == nullptr || !route->start) return false;
+  Answer answer = [&request, &ctx, route, started,
+                   done = std::move(done)](const std::function<Response()>& respond) {
+    Response response;
+    try {
+      response = respond();
+    } catch (const std::exception&) {
+      response = CurrentProblem(request);
+    }
+    Record(request, ctx, route->pattern, started, response);
+    done(std::move(response));
+  };
+  try {
+    return route->start(request, params, ctx, std::move(answer));
+  } catch (const std::exception&) {
+    return false;  // Dispatch runs the handler, which reports the problem
+  }
 }
 
 }  // namespace cmdb::server

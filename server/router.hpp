@@ -13,6 +13,7 @@
 
 namespace cmdb::model {
 class DbPool;
+class BatchedCiReader;
 class GraphCache;
 class JobWorker;
 }  // namespace cmdb::model
@@ -32,7 +33,8 @@ class Metrics;
 // Long-lived objects a handler may use; built in main and shared by all requests.
 struct AppContext {
   model::DbPool* db = nullptr;
-  model::GraphCache* graph = nullptr;  // invalidated after every committed write
+  model::BatchedCiReader* ci_reader = nullptr;  // GET of one CI, batched; may be null
+  model::GraphCache* graph = nullptr;           // invalidated after every committed write
   reports::GraphvizRenderer* renderer = nullptr;
   discovery::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   model::JobWorker* imports = nullptr;              // woken when an import is queued; may be null
@@ -43,12 +45,19 @@ struct AppContext {
 
 using PathParams = std::map<std::string, std::string, std::less<>>;
 using Handler = std::function<Response(const Request&, const PathParams&, AppContext&)>;
+// Called with a function that makes the response (what it throws becomes a problem response).
+using Answer = std::function<void(const std::function<Response()>& respond)>;
+// Optional, for a hot read: starts the request without blocking and later calls `answer` once,
+// from any thread; or returns false (or throws) to leave the request to the handler on a
+// worker, which then answers and reports errors as usual.
+using Starter = std::function<bool(const Request&, const PathParams&, AppContext&, Answer answer)>;
 
 struct Route {
   std::string method;
   std::string pattern;  // "/api/v1/cis/{id}"
   Handler handler;
   std::string_view role;  // role required once access control lands: "public", "viewer", ...
+  Starter start = {};     // empty for most routes
 };
 
 class Router {
@@ -58,6 +67,11 @@ class Router {
   // Finds the route, runs it and turns failures into problem responses; records metrics and
   // writes one structured log line per request. Never throws.
   Response Dispatch(const Request& request, AppContext& ctx) const;
+
+  // For a GET whose route has a Starter: starts the request; `done` receives its response,
+  // mapped, recorded and logged like Dispatch's, from any thread, maybe before Start returns.
+  // false: not started, call Dispatch. Never throws. `request` must outlive the answer.
+  bool Start(const Request& request, AppContext& ctx, std::function<void(Response)> done) const;
 
   const std::vector<Route>& routes() const { return routes_; }
 

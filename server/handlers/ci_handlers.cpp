@@ -1,5 +1,6 @@
 #include <boost/json.hpp>
 
+#include "model/ci_reader.hpp"
 #include "model/ci_repository.hpp"
 #include "model/ci_type.hpp"
 #include "model/db_pool.hpp"
@@ -95,6 +96,21 @@ Response GetCi(const Request& request, const PathParams& params, AppContext& ctx
                                           (as_of ? " at " + model::FormatTimestamp(*as_of) : ""));
   }
   return CiResponse(200, *ci);
+}
+
+bool StartGetCi(const Request& request, const PathParams& params, AppContext& ctx, Answer answer) {
+  if (ctx.ci_reader == nullptr || !request.query.empty()) return false;
+  const model::CiId id = ParseId(params.at("id"), "CI id");
+  return ctx.ci_reader->Read(
+      id, [id, answer = std::move(answer)](std::optional<model::ConfigurationItem> ci,
+                                           const std::exception_ptr& error) {
+        answer([&]() -> Response {
+          if (error) std::rethrow_exception(error);
+          if (!ci)
+            throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
+          return CiResponse(200, *ci);
+        });
+      });
 }
 
 Response PatchCi(const Request& request, const PathParams& params, AppContext& ctx) {

@@ -85,6 +85,9 @@ Response DeleteCiType(const Request&, const PathParams&, AppContext&);
 Response ListCis(const Request&, const PathParams&, AppContext&);
 Response CreateCi(const Request&, const PathParams&, AppContext&);
 Response GetCi(const Request&, const PathParams&, AppContext&);
+// GET /api/v1/cis/{id} of the present through AppContext::ci_reader (batched with concurrent
+// reads, off the worker pool). as_of or any other parameter and bad ids are left to GetCi.
+bool StartGetCi(const Request&, const PathParams&, AppContext&, Answer answer);
 Response PatchCi(const Request&, const PathParams&, AppContext&);
 Response DeleteCi(const Request&, const PathParams&, AppContext&);
 Response GetCiHistory(const Request&, const PathParams&, AppContext&);

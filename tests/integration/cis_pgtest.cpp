@@ -1,5 +1,11 @@
+#include <atomic>
+#include <future>
+#include <map>
+#include <random>
 #include <thread>
 
+#include "model/ci_reader.hpp"
+#include "model/error.hpp"
 #include "model/timestamp.hpp"
 #include "tests/integration/pg_environment.hpp"
 
@@ -193,6 +199,134 @@ TEST_F(CisApi, UnknownAndOverflowingIdsAreTold) {
   EXPECT_EQ(Patch("/api/v1/cis/424242", "{}").status, 404);
   EXPECT_EQ(Delete("/api/v1/cis/424242").status, 404);
   EXPECT_EQ(Get("/api/v1/cis/424242/history").status, 404);
+}
+
+// GET of one CI goes through the batched reader: concurrent reads of different CIs, some
+// missing, each get their own answer, and it really was the reader that answered.
+TEST_F(CisApi, ConcurrentReadsOfOneCiEachGetTheirOwnAnswer) {
+  std::map<std::int64_t, std::string> names;
+  for (int i = 0; i < 24; ++i) {
+    const std::string name = "host-" + std::to_string(i) + " \"q\" <é>";
+    boost::json::object body{{"type", "server"}, {"name", name}};
+    names[CreateCi(boost::json::serialize(body))] = name;
+  }
+  std::vector<std::int64_t> ids;
+  for (const auto& [id, name] : names) ids.push_back(id);
+  ids.push_back(ids.back() + 1000);  // never created: 404
+  std::atomic<int> wrong{0};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      std::mt19937 random(static_cast<unsigned>(t));
+      for (int i = 0; i < 40; ++i) {
+        const std::int64_t id = ids[random() % ids.size()];
+        HttpResult r = Get(Path(id));
+        answered.fetch_add(1);
+        auto it = names.find(id);
+        const bool right =
+            it == names.end()
+                ? r.status == 404 && r.header("content-type") == "application/problem+json"
+                : r.status == 200 && r.json().at("id") == id &&
+                      r.json().at("name") == boost::json::value(it->second) &&
+                      r.header("etag") == "\"1\"";
+        if (!right) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& c : clients) c.join();
+  EXPECT_EQ(answered.load(), 320);
+  EXPECT_EQ(wrong.load(), 0);
+  const std::string metrics = Get("/metrics").body;
+  const std::string gauge = "\ncmdb_ci_reads_batched ";
+  const std::size_t at = metrics.find(gauge);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stod(metrics.substr(at + gauge.size())), 320.0);
+}
+
+// Reads that arrive while a query is at PostgreSQL go together in the next one. The table
+// is locked so that every reader thread's first query waits: the other reads queue meanwhile.
+TEST_F(CisApi, ReadsQueuedDuringAQueryGoTogetherAndStopAnswersThem) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(CreateCi(R"({"type":"server","name":"r)" + std::to_string(i) + R"("})"));
+  }
+  model::BatchedCiReader reader(dsn_, 2);
+  model::DbPool locker_pool(dsn_, 1);
+  model::DbSession locker = locker_pool.Lease();
+  model::Query(locker.sql(), "BEGIN");
+  model::Query(locker.sql(), "LOCK TABLE configuration_items IN ACCESS EXCLUSIVE MODE");
+  constexpr int kReads = 100;
+  std::mutex mutex;
+  std::vector<std::optional<model::ConfigurationItem>> got(kReads);
+  std::atomic<int> done{0};
+  std::atomic<int> failed{0};
+  for (int i = 0; i < kReads; ++i) {
+    const std::int64_t id = i % 10 == 9 ? ids.back() + 500 : ids[i % ids.size()];
+    ASSERT_TRUE(reader.Read(
+        id, [&, i](std::optional<model::ConfigurationItem> ci, const std::exception_ptr& error) {
+          if (error) failed.fetch_add(1);
+          std::lock_guard lock(mutex);
+          got[i] = std::move(ci);
+          done.fetch_add(1);
+        }));
+  }
+  // Stop waits for the queued reads, which wait for the lock.
+  auto stopped = std::async(std::launch::async, [&] { reader.Stop(); });
+  EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  EXPECT_EQ(done.load(), 0);
+  model::Query(locker.sql(), "COMMIT");
+  stopped.get();
+  EXPECT_EQ(done.load(), kReads);
+  EXPECT_EQ(failed.load(), 0);
+  for (int i = 0; i < kReads; ++i) {
+    if (i % 10 == 9) {
+      EXPECT_FALSE(got[i].has_value()) << i;
+    } else {
+      ASSERT_TRUE(got[i].has_value()) << i;
+      EXPECT_EQ(got[i]->id, ids[i % ids.size()]);
+      EXPECT_EQ(got[i]->name, "r" + std::to_string(i % ids.size()));
+    }
+  }
+  EXPECT_EQ(reader.reads(), static_cast<std::size_t>(kReads));
+  // At most one query per thread waited on the lock, and at most one more each took the rest.
+  EXPECT_LE(reader.batches(), 4U);
+  EXPECT_FALSE(reader.Read(ids[0], [](auto&&...) {}));  // stopped
+}
+
+// A reader whose connections were cut reports the failure and reconnects for the next read.
+TEST_F(CisApi, ReaderRecoversFromLostConnections) {
+  const std::int64_t id = CreateCi(R"({"type":"server","name":"survivor"})");
+  model::BatchedCiReader reader(dsn_, 1);
+  auto read = [&reader, id] {
+    std::promise<std::pair<bool, std::exception_ptr>> result;
+    reader.Read(
+        id, [&result](std::optional<model::ConfigurationItem> ci, const std::exception_ptr& error) {
+          result.set_value({ci.has_value(), error});
+        });
+    return result.get_future().get();
+  };
+  ASSERT_TRUE(read().first);
+  model::PgResult cut = Sql(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+      " AND pid <> pg_backend_pid() AND query LIKE '%ANY($1::bigint[])%'");
+  ASSERT_EQ(cut.rows(), 1);  // the reader's one connection (the server's has not read yet)
+  ASSERT_TRUE(cut.Bool(0, 0));
+  int attempts = 0;
+  std::pair<bool, std::exception_ptr> r{false, nullptr};
+  while (!r.first && attempts < 3) {
+    r = read();
+    ++attempts;
+    if (r.second) {
+      try {
+        std::rethrow_exception(r.second);
+      } catch (const model::Error& e) {
+        EXPECT_EQ(e.code(), model::ErrorCode::kUnavailable) << e.what();  // answered 503
+      }
+    }
+  }
+  EXPECT_TRUE(r.first) << "no read succeeded after the connection was cut";
+  EXPECT_EQ(attempts, 2);  // the read on the cut connection failed; the next one reconnected
 }
 
 }  // namespace

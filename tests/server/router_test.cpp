@@ -1,5 +1,8 @@
 #include "server/router.hpp"
 
+#include <optional>
+#include <stdexcept>
+
 #include <gtest/gtest.h>
 
 #include "model/error.hpp"
@@ -85,6 +88,72 @@ TEST_F(RouterTest, BodiesNeedAJsonContentType) {
       router.Dispatch(Make("POST", "/things", "{}", "application/json; charset=utf-8"), ctx).status,
       201);
   EXPECT_EQ(router.Dispatch(Make("POST", "/things", "{", "application/json"), ctx).status, 400);
+}
+
+// A route with a Starter: started requests get their answer through the same error mapping
+// and metrics as dispatched ones; a declining or throwing starter leaves them to Dispatch.
+TEST(RouterStart, StartedAnswersAreMappedRecordedAndDeclinesFallBack) {
+  Metrics metrics;
+  AppContext ctx;
+  ctx.metrics = &metrics;
+  ctx.log_requests = false;
+  auto handler = [](const Request&, const PathParams& p, AppContext&) {
+    return handlers::JsonResponse(
+        200, {{"via", "handler"}, {"id", handlers::ParseId(p.at("id"), "id")}});
+  };
+  auto starter = [](const Request& r, const PathParams& p, AppContext&, Answer answer) {
+    if (r.Query("decline")) return false;
+    const std::int64_t id = handlers::ParseId(p.at("id"), "id");  // throws for a bad id
+    answer([id]() -> Response {
+      if (id == 7) throw model::Error(model::ErrorCode::kNotFound, "thing 7 does not exist");
+      if (id == 8) throw std::runtime_error("secret internals");
+      return handlers::JsonResponse(200, {{"via", "starter"}, {"id", id}});
+    });
+    return true;
+  };
+  Router router({{"GET", "/things/{id}", handler, "viewer", starter},
+                 {"GET", "/plain/{id}", handler, "viewer"}});
+  auto start = [&](const std::string& method, const std::string& target) {
+    std::optional<Response> answered;
+    Request request = Make(method, target);
+    const bool started =
+        router.Start(request, ctx, [&answered](Response r) { answered = std::move(r); });
+    EXPECT_EQ(started, answered.has_value()) << target;
+    return answered;
+  };
+
+  std::optional<Response> ok = start("GET", "/things/5");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(model::ParseJson(ok->body).at("via"), "starter");
+  ASSERT_TRUE(start("HEAD", "/things/5"));
+
+  std::optional<Response> missing = start("GET", "/things/7");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(missing->content_type, "application/problem+json");
+  EXPECT_NE(missing->body.find("thing 7 does not exist"), std::string::npos);
+
+  std::optional<Response> failed = start("GET", "/things/8");
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->status, 500);
+  EXPECT_EQ(failed->body.find("secret"), std::string::npos);
+
+  EXPECT_FALSE(start("GET", "/things/5?decline=1"));  // the starter declined
+  EXPECT_FALSE(start("GET", "/things/abc"));          // the starter threw: Dispatch reports
+  EXPECT_EQ(router.Dispatch(Make("GET", "/things/abc"), ctx).status, 400);
+  EXPECT_FALSE(start("GET", "/plain/5"));    // no starter
+  EXPECT_FALSE(start("POST", "/things/5"));  // not a read
+  EXPECT_FALSE(start("GET", "/nowhere"));
+
+  const std::string rendered = metrics.Render();
+  EXPECT_NE(rendered.find("method=\"GET\",route=\"/things/{id}\",status=\"200\"} 1"),
+            std::string::npos)
+      << rendered;
+  EXPECT_NE(rendered.find("method=\"HEAD\",route=\"/things/{id}\",status=\"200\"} 1"),
+            std::string::npos);
+  EXPECT_NE(rendered.find("route=\"/things/{id}\",status=\"404\"} 1"), std::string::npos);
+  EXPECT_NE(rendered.find("route=\"/things/{id}\",status=\"500\"} 1"), std::string::npos);
 }
 
 TEST(Handlers, IfMatchAcceptsStrongWeakAndBareVersions) {

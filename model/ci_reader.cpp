@@ -1,0 +1,111 @@
+#include "model/ci_reader.hpp"
+
+#include <unordered_map>
+
+#include "model/ci_repository.hpp"
+#include "model/db_pool.hpp"
+#include "model/db_query.hpp"
+
+namespace cmdb::model {
+
+BatchedCiReader::BatchedCiReader(const std::string& connection_string, std::size_t threads,
+                                 std::size_t max_batch)
+    : pool_(std::make_unique<DbPool>(connection_string, std::max<std::size_t>(1, threads))),
+      max_batch_(std::max<std::size_t>(1, max_batch)) {
+  for (std::size_t i = 0; i < pool_->size(); ++i) threads_.emplace_back([this] { Run(); });
+}
+
+BatchedCiReader::~BatchedCiReader() { Stop(); }
+
+bool BatchedCiReader::Read(CiId id, Done done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    queue_.push_back({id, std::move(done)});
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void BatchedCiReader::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+std::size_t BatchedCiReader::batches() const {
+  std::lock_guard lock(mutex_);
+  return batches_;
+}
+
+std::size_t BatchedCiReader::reads() const {
+  std::lock_guard lock(mutex_);
+  return reads_;
+}
+
+void BatchedCiReader::Run() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued was answered
+      const std::size_t n = std::min(queue_.size(), max_batch_);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      ++batches_;
+      reads_ += n;
+    }
+    Answer(batch);
+    batch.clear();
+  }
+}
+
+void BatchedCiReader::Answer(std::vector<Pending>& batch) {
+  std::vector<std::int64_t> ids;
+  ids.reserve(batch.size());
+  for (const Pending& p : batch) ids.push_back(p.id);
+  std::optional<PgResult> rows;
+  std::exception_ptr error;
+  try {
+    DbSession session = pool_->Lease();
+    rows.emplace(QueryPrepared(session.sql(), "ci_by_ids",
+                               std::string("SELECT ") + kCiColumns +
+                                   " FROM configuration_items c WHERE c.id = ANY($1::bigint[])",
+                               {IdArrayLiteral(ids)}));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  std::unordered_map<CiId, int> row_of;
+  if (rows) {
+    row_of.reserve(static_cast<std::size_t>(rows->rows()));
+    for (int r = 0; r < rows->rows(); ++r) row_of.emplace(rows->Int(r, 0), r);
+  }
+  for (Pending& p : batch) {
+    std::optional<ConfigurationItem> ci;
+    std::exception_ptr failure = error;
+    if (!error) {
+      try {
+        if (auto it = row_of.find(p.id); it != row_of.end()) ci = CiFromRow(*rows, it->second);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    }
+    // `done` belongs to the caller: what it throws is its own failure, not the batch's.
+    try {
+      p.done(std::move(ci), failure);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): nothing to answer to any more
+    }
+  }
+}
+
+}  // namespace cmdb::model
