@@ -212,8 +212,8 @@ int main(int argc, char** argv) {
     const std::size_t at = metrics.find("\n" + name + " ");
     return at == std::string::npos ? 0.0 : std::stod(metrics.substr(at + name.size() + 2));
   };
-  const double batched_reads = gauge("cmdb_ci_reads_batched");
-  const double read_batches = gauge("cmdb_ci_read_batches");
+  const double batched_reads = gauge("cmdb_ci_reads_batched_total");
+  const double read_batches = gauge("cmdb_ci_read_batches_total");
   pid_t bare = fork();
   if (bare == 0) {
     int devnull = open("/dev/null", O_WRONLY);

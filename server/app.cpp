@@ -155,11 +155,12 @@ void App::Start() {
     s.metrics.AddGauge("cmdb_db_pool_size", "Database sessions in the pool.",
                        [pool] { return static_cast<double>(pool->size()); });
     model::BatchedCiReader* reader = s.ci_reader.get();
-    s.metrics.AddGauge("cmdb_ci_reads_batched", "Reads of one CI answered by the batched reader.",
-                       [reader] { return static_cast<double>(reader->reads()); });
-    s.metrics.AddGauge("cmdb_ci_read_batches",
-                       "Queries the batched reader sent (reads / batches = mean batch size).",
-                       [reader] { return static_cast<double>(reader->batches()); });
+    s.metrics.AddCounter("cmdb_ci_reads_batched_total",
+                         "Reads of one CI answered by the batched reader.",
+                         [reader] { return static_cast<double>(reader->reads()); });
+    s.metrics.AddCounter("cmdb_ci_read_batches_total",
+                         "Queries the batched reader sent (reads / batches = mean batch size).",
+                         [reader] { return static_cast<double>(reader->batches()); });
     model::GraphCache* graph = s.graph.get();
     if (graph != nullptr) {
       s.metrics.AddGauge("cmdb_graph_loads", "Loads of the dependency graph since the start.",

@@ -38,6 +38,11 @@ void Metrics::AddGauge(std::string name, std::string help, std::function<double(
   gauges_[std::move(name)] = Gauge{std::move(help), std::move(read)};
 }
 
+void Metrics::AddCounter(std::string name, std::string help, std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  gauges_[std::move(name)] = Gauge{std::move(help), std::move(read), "counter"};
+}
+
 std::string Metrics::Render() const {
   std::lock_guard lock(mutex_);
   std::ostringstream out;
@@ -70,7 +75,8 @@ std::string Metrics::Render() const {
       << "# TYPE cmdb_http_server_errors_total counter\n"
       << "cmdb_http_server_errors_total " << errors_ << "\n";
   for (const auto& [name, gauge] : gauges_) {
-    out << "# HELP " << name << " " << gauge.help << "\n# TYPE " << name << " gauge\n"
+    out << "# HELP " << name << " " << gauge.help << "\n# TYPE " << name << " " << gauge.type
+        << "\n"
         << name << " " << gauge.read() << "\n";
   }
   return out.str();

@@ -19,6 +19,8 @@ class Metrics {
 
   // Gauges read at render time (pool in use, open connections).
   void AddGauge(std::string name, std::string help, std::function<double()> read);
+  // Counters kept elsewhere, read at render time; `name` should end in _total.
+  void AddCounter(std::string name, std::string help, std::function<double()> read);
 
   std::string Render() const;
 
@@ -34,6 +36,7 @@ class Metrics {
   struct Gauge {
     std::string help;
     std::function<double()> read;
+    const char* type = "gauge";
   };
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, RouteStats> routes_;  // guarded by mutex_

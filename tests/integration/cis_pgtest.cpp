@@ -238,7 +238,7 @@ TEST_F(CisApi, ConcurrentReadsOfOneCiEachGetTheirOwnAnswer) {
   EXPECT_EQ(answered.load(), 320);
   EXPECT_EQ(wrong.load(), 0);
   const std::string metrics = Get("/metrics").body;
-  const std::string gauge = "\ncmdb_ci_reads_batched ";
+  const std::string gauge = "\ncmdb_ci_reads_batched_total ";
   const std::size_t at = metrics.find(gauge);
   ASSERT_NE(at, std::string::npos) << metrics;
   EXPECT_GE(std::stod(metrics.substr(at + gauge.size())), 320.0);

@@ -156,6 +156,16 @@ TEST(RouterStart, StartedAnswersAreMappedRecordedAndDeclinesFallBack) {
   EXPECT_NE(rendered.find("route=\"/things/{id}\",status=\"500\"} 1"), std::string::npos);
 }
 
+TEST(Metrics, CountersAndGaugesSayTheirType) {
+  Metrics metrics;
+  metrics.AddCounter("cmdb_things_total", "Things done.", [] { return 3.0; });
+  metrics.AddGauge("cmdb_things_open", "Things open.", [] { return 2.0; });
+  const std::string text = metrics.Render();
+  EXPECT_NE(text.find("# TYPE cmdb_things_total counter\ncmdb_things_total 3\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE cmdb_things_open gauge\ncmdb_things_open 2\n"), std::string::npos);
+}
+
 TEST(Handlers, IfMatchAcceptsStrongWeakAndBareVersions) {
   Request r;
   r.headers = {{"if-match", "\"3\""}};
