@@ -6,9 +6,9 @@
 
 #include <arpa/inet.h>
 
-#include "discovery/parallel.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
+#include "model/parallel.hpp"
 
 namespace cmdb::discovery {
 
@@ -383,7 +383,7 @@ void Reconciler::AddType(model::CiType type, std::vector<Candidate> candidates) 
   }
   // Every candidate's key under every set, on all cores; then one sorted array per set.
   std::vector<std::string> keys(candidates.size() * set_count);
-  ParallelFor(
+  model::ParallelFor(
       candidates.size(),
       [&](std::size_t i) {
         for (std::size_t s = 0; s < set_count; ++s) {

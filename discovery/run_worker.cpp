@@ -15,7 +15,6 @@
 #include <boost/json/parser.hpp>
 
 #include "discovery/collectors.hpp"
-#include "discovery/parallel.hpp"
 #include "discovery/reconcile.hpp"
 #include "model/change_repository.hpp"
 #include "model/ci_type_repository.hpp"
@@ -25,6 +24,7 @@
 #include "model/error.hpp"
 #include "model/importer.hpp"
 #include "model/json.hpp"
+#include "model/parallel.hpp"
 
 namespace cmdb::discovery {
 
@@ -210,7 +210,7 @@ class RunExecution {
     // The order-independent part of every decision on all cores (PostgreSQL has nothing to do
     // meanwhile), then the rest in observation order.
     std::vector<Reconciler::Draft> drafts(observations.size());
-    ParallelFor(
+    model::ParallelFor(
         observations.size(),
         [&](std::size_t i) {
           drafts[i] = reconciler.Prepare(observations[i], static_cast<int>(i) + 1);

@@ -284,27 +284,44 @@ std::string TextArrayLiteral(const std::vector<std::string>& values) {
 }
 
 void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuffer& buffer) {
+  CopyIn(sql, copy_statement, 1, [&buffer](std::size_t) -> const CopyBuffer& { return buffer; });
+}
+
+void CopyIn(soci::session& sql, const std::string& copy_statement, std::size_t parts,
+            const std::function<const CopyBuffer&(std::size_t)>& part) {
   PGconn* conn = NativeConnection(sql);
   PGresult* start = PQexec(conn, copy_statement.c_str());
   if (PQresultStatus(start) != PGRES_COPY_IN) ThrowResultError(conn, start);
   PQclear(start);
-  const std::string& data = buffer.data();
-  constexpr std::size_t kChunk = 1 << 20;
-  for (std::size_t offset = 0; offset < data.size(); offset += kChunk) {
-    std::size_t n = std::min(kChunk, data.size() - offset);
-    if (PQputCopyData(conn, data.data() + offset, static_cast<int>(n)) != 1) {
-      ThrowDbError("08000", PQerrorMessage(conn));
-    }
-  }
-  if (PQputCopyEnd(conn, nullptr) != 1) ThrowDbError("08000", PQerrorMessage(conn));
-  PGresult* result = PQgetResult(conn);
-  ExecStatusType status = PQresultStatus(result);
-  if (status != PGRES_COMMAND_OK) {
+  auto finish = [conn](const char* error) {
+    const int ended = PQputCopyEnd(conn, error);
+    PGresult* result = PQgetResult(conn);
     while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
-    ThrowResultError(conn, result);
+    return std::make_pair(ended, result);
+  };
+  constexpr std::size_t kChunk = 1 << 20;
+  try {
+    for (std::size_t p = 0; p < parts; ++p) {
+      const std::string& data = part(p).data();
+      for (std::size_t offset = 0; offset < data.size(); offset += kChunk) {
+        std::size_t n = std::min(kChunk, data.size() - offset);
+        if (PQputCopyData(conn, data.data() + offset, static_cast<int>(n)) != 1) {
+          ThrowDbError("08000", PQerrorMessage(conn));
+        }
+      }
+    }
+  } catch (...) {
+    // Ends the COPY as failed, so the connection is usable (and the transaction aborted).
+    PQclear(finish("the data could not be prepared").second);
+    throw;
   }
+  auto [ended, result] = finish(nullptr);
+  if (ended != 1) {
+    PQclear(result);
+    ThrowDbError("08000", PQerrorMessage(conn));
+  }
+  if (PQresultStatus(result) != PGRES_COMMAND_OK) ThrowResultError(conn, result);
   PQclear(result);
-  while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
 }
 
 }  // namespace cmdb::model

@@ -117,6 +117,11 @@ std::string DecodeBytea(std::string_view hex);
 
 // Streams `buffer` into `copy_statement` ("COPY t (a, b) FROM STDIN"). Throws via ThrowDbError.
 void CopyIn(soci::session& sql, const std::string& copy_statement, const CopyBuffer& buffer);
+// The same with the rows in `parts` buffers, asked for in order: `part(i)` may wait for the
+// part to be encoded, so that encoding overlaps PostgreSQL's work. What `part` throws ends the
+// COPY (nothing of it is written) and is rethrown.
+void CopyIn(soci::session& sql, const std::string& copy_statement, std::size_t parts,
+            const std::function<const CopyBuffer&(std::size_t)>& part);
 
 }  // namespace cmdb::model
 

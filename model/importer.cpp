@@ -1,8 +1,11 @@
 #include "model/importer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
+#include <memory>
 #include <set>
 #include <unordered_map>
 
@@ -13,6 +16,7 @@
 #include "model/db_errors.hpp"
 #include "model/db_query.hpp"
 #include "model/json.hpp"
+#include "model/parallel.hpp"
 
 namespace cmdb::model {
 namespace {
@@ -23,7 +27,11 @@ enum class Action { kRejected, kCreate, kUpdate, kUnchanged };
 
 struct CiRow {
   std::string label;
-  json::object raw;  // writable fields as given (type excluded), for the merge
+  // The row as given, for the merge into an existing CI: the caller's document, which
+  // outlives the import, or `owned` (a CSV line). Not copied for the rows that create a CI.
+  const json::value* given = nullptr;
+  std::unique_ptr<json::value> owned;
+  std::vector<std::string> keys;  // identity keys under the type's identify_by sets
   ConfigurationItem draft;
   Action action = Action::kRejected;
   CiId id = 0;  // > 0: existing or allocated; < 0: -(row + 1) until ids are allocated
@@ -54,7 +62,16 @@ class IdentityIndex {
     return key;
   }
 
-  void Load(soci::session& sql, const CiType& type) {
+  // The key under each of the type's identifier sets ("" where one is incomplete): computed
+  // once per row, for the match and, when the row creates a CI, for its own entry.
+  static std::vector<std::string> Keys(const CiType& type, const json::object& attributes) {
+    std::vector<std::string> keys;
+    keys.reserve(type.identify_by.size());
+    for (const auto& set : type.identify_by) keys.push_back(Key(set, attributes));
+    return keys;
+  }
+
+  void Load(soci::session& sql, const CiType& type, std::size_t expected_new) {
     if (loaded_.contains(type.name)) return;
     loaded_.insert(type.name);
     std::set<std::string> names;
@@ -65,47 +82,53 @@ class IdentityIndex {
                        "'{}') FROM unnest($2::text[]) k WHERE attributes ? k)::text FROM "
                        "configuration_items WHERE type = $1",
                        {P(type.name), TextArrayLiteral(list)});
+    // Sized once for the CIs there and the rows that may add theirs: no rehash on the way.
+    PerType& per_type = by_type_[type.name];
+    const std::size_t expected = static_cast<std::size_t>(r.rows()) + expected_new;
+    per_type.sets.resize(type.identify_by.size());
+    for (auto& set : per_type.sets) set.reserve(expected);
+    per_type.names.reserve(expected);
     for (int i = 0; i < r.rows(); ++i) {
       json::object attrs = ParseJson(r.Text(i, 2)).as_object();
-      Add(type, r.Int(i, 0), std::string(r.Text(i, 1)), attrs);
+      Add(type, r.Int(i, 0), std::string(r.Text(i, 1)), Keys(type, attrs));
     }
   }
 
-  void Add(const CiType& type, CiId id, const std::string& name, const json::object& attrs) {
+  void Add(const CiType& type, CiId id, const std::string& name,
+           const std::vector<std::string>& keys) {
     auto& per_type = by_type_[type.name];
     per_type.sets.resize(type.identify_by.size());
-    for (std::size_t s = 0; s < type.identify_by.size(); ++s) {
-      std::string key = Key(type.identify_by[s], attrs);
-      if (!key.empty()) per_type.sets[s][key].push_back(id);
+    for (std::size_t s = 0; s < keys.size(); ++s) {
+      if (!keys[s].empty()) per_type.sets[s][keys[s]].push_back(id);
     }
     per_type.names[name].push_back(id);
   }
 
-  // Candidates for `attrs` under the first identifier set that finds any; `used_set` is its
-  // index, -1 when matching fell back to the name, -2 when a complete set found nothing.
-  std::vector<CiId> Match(const CiType& type, const std::string& name, const json::object& attrs,
-                          int& used_set) const {
+  // Candidates for a row with these keys under the first identifier set that finds any;
+  // `used_set` is its index, -1 when matching fell back to the name, -2 when a complete set
+  // found nothing. The pointer stays valid until the next Add.
+  const std::vector<CiId>* Match(const CiType& type, const std::string& name,
+                                 const std::vector<std::string>& keys, int& used_set) const {
     used_set = -1;
     auto it = by_type_.find(type.name);
     bool had_complete_set = false;
-    for (std::size_t s = 0; s < type.identify_by.size(); ++s) {
-      std::string key = Key(type.identify_by[s], attrs);
-      if (key.empty()) continue;
+    for (std::size_t s = 0; s < keys.size(); ++s) {
+      if (keys[s].empty()) continue;
       had_complete_set = true;
       if (it == by_type_.end() || s >= it->second.sets.size()) continue;
-      auto found = it->second.sets[s].find(key);
+      auto found = it->second.sets[s].find(keys[s]);
       if (found != it->second.sets[s].end() && !found->second.empty()) {
         used_set = static_cast<int>(s);
-        return found->second;
+        return &found->second;
       }
     }
     if (had_complete_set) {
       used_set = -2;
-      return {};
+      return nullptr;
     }
-    if (it == by_type_.end()) return {};
+    if (it == by_type_.end()) return nullptr;
     auto found = it->second.names.find(name);
-    return found == it->second.names.end() ? std::vector<CiId>{} : found->second;
+    return found == it->second.names.end() ? nullptr : &found->second;
   }
 
  private:
@@ -121,22 +144,40 @@ class Importer {
  public:
   Importer(soci::session& sql, const ImportOptions& options) : sql_(sql), options_(options) {}
 
+  // `body` must outlive Run() (the import document does).
   void AddCi(std::string label, const json::value& body) {
     CiRow row;
     row.label = std::move(label);
+    row.given = &body;
     FieldErrors errors;
     row.draft = CiFromJson(body, errors, ReadOnlyFields::kIgnore);
-    if (body.is_object()) {
-      for (const auto& [key, value] : body.get_object()) {
-        if (key == "name" || key == "status" || key == "owner" || key == "tags" ||
-            key == "attributes" || key == "redundancy") {
-          row.raw[key] = value;
-        }
-      }
-    }
     Report(row.label, errors);
     row.action = errors.empty() ? Action::kCreate : Action::kRejected;
     rows_.push_back(std::move(row));
+  }
+
+  // Every CI of an import document, read on all cores; `cis` must outlive Run().
+  void AddCis(const json::array& cis) {
+    const std::size_t first = rows_.size();
+    rows_.resize(first + cis.size());
+    std::vector<FieldErrors> errors(cis.size());
+    ParallelFor(cis.size(),
+                [&](std::size_t i) {
+                  CiRow& row = rows_[first + i];
+                  row.label = "cis[" + std::to_string(i) + "]";
+                  row.given = &cis[i];
+                  row.draft = CiFromJson(cis[i], errors[i], ReadOnlyFields::kIgnore);
+                  row.action = errors[i].empty() ? Action::kCreate : Action::kRejected;
+                },
+                {});
+    for (std::size_t i = 0; i < cis.size(); ++i) Report(rows_[first + i].label, errors[i]);
+  }
+
+  // A row the caller does not keep (a CSV line).
+  void AddOwnedCi(std::string label, json::value body) {
+    auto owned = std::make_unique<json::value>(std::move(body));
+    AddCi(std::move(label), *owned);
+    rows_.back().owned = std::move(owned);
   }
 
   void AddRowError(const std::string& label, const std::string& field, const std::string& msg) {
@@ -165,7 +206,7 @@ class Importer {
       auto t = std::chrono::steady_clock::now();
       begin("validate");
       LoadTypes();
-      for (CiRow& row : rows_) ValidateRow(row);
+      ValidateRows();
       t = Phase("validate", t);
       begin("lock_and_load_identities");
       LockTypes();
@@ -246,18 +287,28 @@ class Importer {
     for (CiType& type : repo.List()) types_.emplace(type.name, std::move(type));
   }
 
-  void ValidateRow(CiRow& row) {
-    if (row.action == Action::kRejected) return;
-    auto type = types_.find(row.draft.type);
-    FieldErrors errors;
-    if (type == types_.end()) {
-      errors.Add("type", "unknown CI type '" + row.draft.type + "'");
-    } else {
-      ValidateCi(type->second, row.draft, errors);
-    }
-    if (!errors.empty()) {
-      Report(row.label, errors);
-      row.action = Action::kRejected;
+  // Every row against its type, on all cores; the identity keys of the valid ones with it.
+  // Problems are reported in row order.
+  void ValidateRows() {
+    std::vector<FieldErrors> errors(rows_.size());
+    ParallelFor(rows_.size(),
+                [&](std::size_t i) {
+                  CiRow& row = rows_[i];
+                  if (row.action == Action::kRejected) return;
+                  auto type = types_.find(row.draft.type);
+                  if (type == types_.end()) {
+                    errors[i].Add("type", "unknown CI type '" + row.draft.type + "'");
+                    return;
+                  }
+                  ValidateCi(type->second, row.draft, errors[i]);
+                  if (errors[i].empty())
+                    row.keys = IdentityIndex::Keys(type->second, row.draft.attributes);
+                },
+                {});
+    for (std::size_t i = 0; i < rows_.size(); ++i) {
+      if (errors[i].empty()) continue;
+      Report(rows_[i].label, errors[i]);
+      rows_[i].action = Action::kRejected;
     }
   }
 
@@ -269,7 +320,7 @@ class Importer {
     // Two imports of one type must not both create the same CI; serialise them per type.
     for (const auto& name : used) {
       Query(sql_, "SELECT pg_advisory_xact_lock(hashtext('cmdb.import.' || $1))", {P(name)});
-      if (!options_.create_only) index_.Load(sql_, types_.at(name));
+      if (!options_.create_only) index_.Load(sql_, types_.at(name), rows_.size());
     }
   }
 
@@ -280,21 +331,21 @@ class Importer {
       if (row.action == Action::kRejected) continue;
       const CiType& type = types_.at(row.draft.type);
       int used_set = 0;
-      std::vector<CiId> matches =
-          index_.Match(type, row.draft.name, row.draft.attributes, used_set);
+      const std::vector<CiId>* found = index_.Match(type, row.draft.name, row.keys, used_set);
+      const std::size_t matched = found != nullptr ? found->size() : 0;
       auto by = [&] {
         return used_set >= 0 ? "identify_by " + ToJsonText(IdentifyByToJson(type).as_array().at(
                                                     static_cast<std::size_t>(used_set)))
                              : std::string("name");
       };
-      if (matches.size() > 1) {
+      if (matched > 1) {
         Reject(row, "",
-               "matches " + std::to_string(matches.size()) + " CIs by " + by() +
+               "matches " + std::to_string(matched) + " CIs by " + by() +
                    "; make the identifier unique or import by id");
         continue;
       }
-      if (matches.size() == 1) {
-        CiId id = matches.front();
+      if (matched == 1) {
+        CiId id = found->front();
         auto [it, inserted] = claimed.emplace(id, row.label);
         if (!inserted) {
           Reject(row, "", "names the same CI as " + it->second + " (by " + by() + ")");
@@ -306,9 +357,22 @@ class Importer {
       }
       row.id = -static_cast<CiId>(i + 1);
       claimed.emplace(row.id, row.label);
-      index_.Add(type, row.id, row.draft.name, row.draft.attributes);
+      index_.Add(type, row.id, row.draft.name, row.keys);
       row.action = Action::kCreate;
     }
+  }
+
+  // The writable fields of the row as given (type excluded): what the merge applies.
+  static json::object WritableFieldsGiven(const CiRow& row) {
+    json::object raw;
+    if (row.given == nullptr || !row.given->is_object()) return raw;
+    for (const auto& [key, value] : row.given->get_object()) {
+      if (key == "name" || key == "status" || key == "owner" || key == "tags" ||
+          key == "attributes" || key == "redundancy") {
+        raw[key] = value;
+      }
+    }
+    return raw;
   }
 
   void Reject(CiRow& row, const std::string& field, const std::string& message) {
@@ -338,7 +402,7 @@ class Importer {
       ConfigurationItem current = CiFromRow(r, i);
       CiRow& row = *by_id.at(current.id);
       FieldErrors errors;
-      json::value merged = MergePatch(WritableCiJson(current), row.raw);
+      json::value merged = MergePatch(WritableCiJson(current), WritableFieldsGiven(row));
       ConfigurationItem next = CiFromJson(merged, errors, ReadOnlyFields::kIgnore);
       ValidateCi(types_.at(current.type), next, errors);
       if (!errors.empty()) {
@@ -363,7 +427,11 @@ class Importer {
     }
   }
 
-  void AddCiColumns(CopyBuffer& buf, const ConfigurationItem& ci) {
+  // A CI's name, status, owner, tags, attributes and min_healthy; `tags` and `attributes`
+  // are the texts of those fields when the caller already has them.
+  static void AddCiColumns(CopyBuffer& buf, const ConfigurationItem& ci,
+                           const std::string* tags = nullptr,
+                           const std::string* attributes = nullptr) {
     buf.Field(ci.name);
     buf.Field(ci.status);
     if (ci.owner) {
@@ -371,8 +439,8 @@ class Importer {
     } else {
       buf.Null();
     }
-    buf.Field(TextArrayLiteral(ci.tags));
-    buf.Field(ToJsonText(ci.attributes));
+    buf.Field(tags != nullptr ? *tags : TextArrayLiteral(ci.tags));
+    buf.Field(attributes != nullptr ? *attributes : ToJsonText(ci.attributes));
     if (ci.min_healthy) {
       buf.Int(*ci.min_healthy);
     } else {
@@ -391,33 +459,94 @@ class Importer {
     PgResult clock = Query(sql_, "SELECT cmdb_us(clock_timestamp())");
     now_ = Timestamp{std::max(clock.Int(0, 0), latest_existing_ + 1)};
     const std::string now_text = FormatTimestamp(now_);
+    // Every CI created or updated gets its version row (the full snapshot as-of reads use).
+    CopyBuffer versions;
+    auto add_version = [&](const CiRow& row, const std::string* tags,
+                           const std::string* attributes) {
+      versions.Int(row.id);
+      versions.Int(row.next.version);
+      versions.Field(row.next.type);
+      AddCiColumns(versions, row.next, tags, attributes);
+      versions.Field(now_text);
+      versions.Field(options_.ctx.changed_by);
+      versions.Field(options_.ctx.source);
+      if (row.action == Action::kCreate) {
+        versions.Null();  // a creation's diff is derived on read
+      } else {
+        versions.Field(ToJsonText(row.diff));
+      }
+      versions.EndRow();
+    };
     if (!created.empty()) {
       PgResult ids = Query(sql_, NextIdsQuery("configuration_items"),
                            {P(static_cast<std::int64_t>(created.size()))});
       Phase("allocate_ids", write_started);
-      CopyBuffer buf;
       for (std::size_t i = 0; i < created.size(); ++i) {
         CiRow& row = *created[i];
         new_ids_[row.id] = ids.Int(static_cast<int>(i), 0);
         row.id = ids.Int(static_cast<int>(i), 0);
-        row.next = row.draft;
-        row.next.id = row.id;
-        row.next.version = 1;
-        row.next.created_at = now_;
-        row.next.updated_at = now_;
-        buf.Int(row.id);
-        buf.Field(row.next.type);
-        AddCiColumns(buf, row.next);
-        buf.Int(1);
-        buf.Field(now_text);
-        buf.Field(now_text);
-        buf.EndRow();
       }
-      auto t = Phase("encode_cis", write_started);
-      CopyIn(sql_,
-             "COPY configuration_items (id, type, name, status, owner, tags, attributes, "
-             "min_healthy, version, created_at, updated_at) FROM STDIN",
-             buf);
+      // Encoding (one thread) overlaps PostgreSQL's COPY (another core): each part goes out
+      // as soon as it is encoded. The version rows of the new CIs are encoded with them.
+      constexpr std::size_t kRowsPerPart = 2048;
+      const std::size_t parts = (created.size() + kRowsPerPart - 1) / kRowsPerPart;
+      std::vector<CopyBuffer> encoded(parts);
+      std::vector<std::promise<void>> encoded_promises(parts);
+      std::vector<std::future<void>> part_ready;
+      part_ready.reserve(parts);
+      for (auto& promise : encoded_promises) part_ready.push_back(promise.get_future());
+      double encode_seconds = 0;
+      std::atomic<bool> stop{false};
+      std::future<void> encoder = std::async(std::launch::async, [&] {
+        const auto started = std::chrono::steady_clock::now();
+        for (std::size_t p = 0; p < parts && !stop; ++p) {
+          try {
+            CopyBuffer& buf = encoded[p];
+            for (std::size_t i = p * kRowsPerPart;
+                 i < std::min(created.size(), (p + 1) * kRowsPerPart); ++i) {
+              CiRow& row = *created[i];
+              row.next = std::move(row.draft);  // not read after this
+              row.next.id = row.id;
+              row.next.version = 1;
+              row.next.created_at = now_;
+              row.next.updated_at = now_;
+              // The CI and its first version carry the same texts: made once.
+              const std::string tags = TextArrayLiteral(row.next.tags);
+              const std::string attributes = ToJsonText(row.next.attributes);
+              buf.Int(row.id);
+              buf.Field(row.next.type);
+              AddCiColumns(buf, row.next, &tags, &attributes);
+              buf.Int(1);
+              buf.Field(now_text);
+              buf.Field(now_text);
+              buf.EndRow();
+              add_version(row, &tags, &attributes);
+            }
+            encoded_promises[p].set_value();
+          } catch (...) {
+            encoded_promises[p].set_exception(std::current_exception());
+            return;
+          }
+        }
+        encode_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      });
+      const auto t = std::chrono::steady_clock::now();
+      try {
+        CopyIn(sql_,
+               "COPY configuration_items (id, type, name, status, owner, tags, attributes, "
+               "min_healthy, version, created_at, updated_at) FROM STDIN",
+               parts, [&](std::size_t p) -> const CopyBuffer& {
+                 part_ready[p].get();  // rethrows what encoding this part threw
+                 return encoded[p];
+               });
+      } catch (...) {
+        stop = true;
+        encoder.wait();
+        throw;
+      }
+      encoder.get();
+      phases_.push_back({"encode_cis", encode_seconds});  // overlapped with copy_cis
       Phase("copy_cis", t);
     }
     if (!updated.empty()) {
@@ -450,23 +579,7 @@ class Importer {
             "valid_to IS NULL",
             {P(now_.micros), ids});
     }
-    CopyBuffer versions;
-    for (CiRow& row : rows_) {
-      if (row.action != Action::kCreate && row.action != Action::kUpdate) continue;
-      versions.Int(row.id);
-      versions.Int(row.next.version);
-      versions.Field(row.next.type);
-      AddCiColumns(versions, row.next);
-      versions.Field(now_text);
-      versions.Field(options_.ctx.changed_by);
-      versions.Field(options_.ctx.source);
-      if (row.action == Action::kCreate) {
-        versions.Null();  // a creation's diff is derived on read
-      } else {
-        versions.Field(ToJsonText(row.diff));
-      }
-      versions.EndRow();
-    }
+    for (const CiRow* row : updated) add_version(*row, nullptr, nullptr);
     if (versions.rows() > 0) {
       auto t = std::chrono::steady_clock::now();
       CopyIn(sql_,
@@ -493,30 +606,32 @@ class Importer {
       message = "names no known CI type";
       return std::nullopt;
     }
-    index_.Load(sql_, type->second);
-    std::vector<CiId> matches;
+    index_.Load(sql_, type->second, 0);
+    const std::vector<CiId>* found = nullptr;
     int used_set = 0;
     if (const json::value* identity = o.if_contains("identity"); identity != nullptr) {
       if (!identity->is_object()) {
         message = "identity must be an object of identifying attributes";
         return std::nullopt;
       }
-      matches = index_.Match(type->second, "\x01", identity->get_object(), used_set);
+      found = index_.Match(type->second, "\x01",
+                           IdentityIndex::Keys(type->second, identity->get_object()), used_set);
     } else if (const json::value* name = o.if_contains("name");
                name != nullptr && name->is_string()) {
-      matches =
-          index_.Match(type->second, std::string(name->get_string()), json::object{}, used_set);
+      found = index_.Match(type->second, std::string(name->get_string()),
+                           IdentityIndex::Keys(type->second, json::object{}), used_set);
     } else {
       message = R"(must give "name" or "identity")";
       return std::nullopt;
     }
-    if (matches.size() != 1) {
-      message = matches.empty() ? "matches no CI"
-                                : "matches " + std::to_string(matches.size()) +
-                                      " CIs; name it by id or a unique identity";
+    const std::size_t matched = found != nullptr ? found->size() : 0;
+    if (matched != 1) {
+      message = matched == 0 ? "matches no CI"
+                             : "matches " + std::to_string(matched) +
+                                   " CIs; name it by id or a unique identity";
       return std::nullopt;
     }
-    CiId id = matches.front();
+    CiId id = found->front();
     if (id < 0) {
       auto it = new_ids_.find(id);
       if (it == new_ids_.end()) {
@@ -749,10 +864,7 @@ ImportResult ImportDocument(soci::session& sql, const json::value& document,
   const json::value* relations = o.if_contains("relations");
   Importer importer(sql, options);
   if (cis != nullptr) {
-    std::size_t index = 0;
-    for (const json::value& ci : cis->get_array()) {
-      importer.AddCi("cis[" + std::to_string(index++) + "]", ci);
-    }
+    importer.AddCis(cis->get_array());
   }
   if (relations != nullptr) importer.SetRelations(&relations->get_array());
   return importer.Run();
@@ -829,7 +941,7 @@ ImportResult ImportCsv(soci::session& sql, std::string_view type_name, std::stri
       continue;
     }
     row["attributes"] = std::move(attrs);
-    importer.AddCi(label, row);
+    importer.AddOwnedCi(label, std::move(row));
   }
   return importer.Run();
 }

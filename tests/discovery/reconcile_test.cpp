@@ -8,8 +8,8 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "discovery/parallel.hpp"
 #include "model/json.hpp"
+#include "model/parallel.hpp"
 
 namespace cmdb::discovery {
 namespace {
@@ -275,7 +275,7 @@ TEST(ReconcilerProperty, PreparedInParallelAgreesWithTheSequentialRules) {
     Reconciler sequential = make();
     Reconciler parallel = make();
     std::vector<Reconciler::Draft> drafts(observations.size());
-    ParallelFor(
+    model::ParallelFor(
         observations.size(),
         [&](std::size_t i) {
           drafts[i] = parallel.Prepare(observations[i], static_cast<int>(i) + 1);

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <functional>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "tests/integration/pg_environment.hpp"
@@ -137,6 +138,19 @@ TEST_F(ImportApi, ImportsCsvOfOneType) {
   EXPECT_EQ(list[0].at("tags"), boost::json::parse(R"(["prod", "web"])"));
   EXPECT_EQ(list[1].at("name"), "web, the second");
   EXPECT_EQ(list[1].at("status"), "planned");
+
+  // Again, by identity: the rows given merge into the CIs (columns not given are kept).
+  HttpResult again = Post(
+      "/api/v1/import?type=server",
+      "name,hostname,memory_mb\nweb-01,web-01,8192\n\"web, the second\",web-02,\n", "text/csv");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json().at("updated"), 1);
+  EXPECT_EQ(again.json().at("unchanged"), 1);
+  const boost::json::value web01 = Get("/api/v1/cis?q=web-01").json().at("items").at(0);
+  EXPECT_EQ(web01.at("attributes").at("memory_mb"), 8192);
+  EXPECT_EQ(web01.at("attributes").at("ip"), "10.0.0.1");
+  EXPECT_EQ(web01.at("owner"), "web");
+  EXPECT_EQ(web01.at("version"), 2);
 
   HttpResult bad = Post("/api/v1/import?type=server", "name,colour\nx,red\n", "text/csv");
   EXPECT_EQ(bad.status, 422);
@@ -287,6 +301,30 @@ TEST_F(ImportApi, AJobLeftRunningByAStoppedInstanceIsRunAgain) {
   EXPECT_EQ(job.at("state"), "succeeded") << job;
   EXPECT_EQ(job.at("attempts"), 2);
   EXPECT_EQ(job.at("result").at("created"), 3);
+}
+
+// The import streams its COPY while encoding it: a part that cannot be made ends the COPY,
+// writes nothing, and leaves the session usable for the rollback and what follows.
+TEST_F(ImportApi, AStreamedCopyWhosePartFailsWritesNothing) {
+  model::DbPool pool(dsn_, 1);
+  model::DbSession session = pool.Lease();
+  model::Query(session.sql(), "CREATE TABLE copied (n integer)");
+  model::CopyBuffer first;
+  first.Int(1);
+  first.EndRow();
+  model::CopyBuffer second;
+  second.Int(2);
+  second.EndRow();
+  model::CopyIn(session.sql(), "COPY copied (n) FROM STDIN", 2,
+                [&](std::size_t p) -> const model::CopyBuffer& { return p == 0 ? first : second; });
+  EXPECT_EQ(model::Query(session.sql(), "SELECT sum(n) FROM copied").Int(0, 0), 3);
+  EXPECT_THROW(model::CopyIn(session.sql(), "COPY copied (n) FROM STDIN", 3,
+                             [&](std::size_t p) -> const model::CopyBuffer& {
+                               if (p == 2) throw std::runtime_error("cannot encode part 2");
+                               return first;
+                             }),
+               std::runtime_error);
+  EXPECT_EQ(model::Query(session.sql(), "SELECT count(*) FROM copied").Int(0, 0), 2);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 #pragma once
 // Data-parallel loops for the large, order-independent parts of a discovery run (candidate
-// keys, draft decisions). Plain threads: a run is one request among few, seconds long, so
-// there is no pool to share.
+// keys, draft decisions) and of a bulk import (reading, validating and keying its rows).
+// Plain threads: a run or an import is one request among few, seconds long, so there is no
+// pool to share.
 
 #include <algorithm>
 #include <atomic>
@@ -12,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-namespace cmdb::discovery {
+namespace cmdb::model {
 
 // Calls body(i) for every i < n, in chunks, on up to hardware_concurrency threads (this one
 // among them); progress(done), when set, is called on this thread only, every few thousand.
@@ -63,4 +64,4 @@ void ParallelFor(std::size_t n, const Body& body,
   if (error) std::rethrow_exception(error);
 }
 
-}  // namespace cmdb::discovery
+}  // namespace cmdb::model
