@@ -171,6 +171,12 @@ Response CurrentProblem(const Request& request) {
     return MakeProblemResponse(model::ErrorCode::kInternal,
                                "the server failed; the request id is " + request.request_id,
                                request.path);
+  } catch (...) {
+    LogLine("error", "unknown exception",
+            {{"request_id", request.request_id}, {"path", request.path}});
+    return MakeProblemResponse(model::ErrorCode::kInternal,
+                               "the server failed; the request id is " + request.request_id,
+                               request.path);
   }
 }
 
@@ -249,7 +255,7 @@ bool Router::Start(const Request& request, AppContext& ctx,
     Response response;
     try {
       response = respond();
-    } catch (const std::exception&) {
+    } catch (...) {  // whatever it is, the session waiting for this answer must get one
       response = CurrentProblem(request);
     }
     Record(request, ctx, route->pattern, started, response);

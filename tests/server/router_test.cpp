@@ -107,6 +107,7 @@ TEST(RouterStart, StartedAnswersAreMappedRecordedAndDeclinesFallBack) {
     answer([id]() -> Response {
       if (id == 7) throw model::Error(model::ErrorCode::kNotFound, "thing 7 does not exist");
       if (id == 8) throw std::runtime_error("secret internals");
+      if (id == 9) throw 42;  // not even a std::exception: still an answer
       return handlers::JsonResponse(200, {{"via", "starter"}, {"id", id}});
     });
     return true;
@@ -139,6 +140,10 @@ TEST(RouterStart, StartedAnswersAreMappedRecordedAndDeclinesFallBack) {
   EXPECT_EQ(failed->status, 500);
   EXPECT_EQ(failed->body.find("secret"), std::string::npos);
 
+  std::optional<Response> odd = start("GET", "/things/9");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->status, 500);
+
   EXPECT_FALSE(start("GET", "/things/5?decline=1"));  // the starter declined
   EXPECT_FALSE(start("GET", "/things/abc"));          // the starter threw: Dispatch reports
   EXPECT_EQ(router.Dispatch(Make("GET", "/things/abc"), ctx).status, 400);
@@ -153,7 +158,7 @@ TEST(RouterStart, StartedAnswersAreMappedRecordedAndDeclinesFallBack) {
   EXPECT_NE(rendered.find("method=\"HEAD\",route=\"/things/{id}\",status=\"200\"} 1"),
             std::string::npos);
   EXPECT_NE(rendered.find("route=\"/things/{id}\",status=\"404\"} 1"), std::string::npos);
-  EXPECT_NE(rendered.find("route=\"/things/{id}\",status=\"500\"} 1"), std::string::npos);
+  EXPECT_NE(rendered.find("route=\"/things/{id}\",status=\"500\"} 2"), std::string::npos);
 }
 
 TEST(Metrics, CountersAndGaugesSayTheirType) {
