@@ -20,6 +20,10 @@ const char* const kCiColumns =
     "discovery_sources d WHERE d.id = s.source_id), s.last_seen_at) ELSE s.last_seen_at END) "
     "FROM discovery_sightings s WHERE s.ci_id = c.id))";
 
+const char* const kCiColumnsWithoutLastSeen =
+    "c.id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, c.attributes::text, "
+    "c.min_healthy, c.version, cmdb_us(c.created_at), cmdb_us(c.updated_at), NULL::bigint";
+
 namespace {
 
 // The same shape read from history: created_at is when version 1 was written; discovery's

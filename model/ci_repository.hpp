@@ -92,6 +92,9 @@ class CiRepository {
 
 // Shared by the repositories and the importer: the SELECT list that CiFromRow reads.
 extern const char* const kCiColumns;
+// The same columns with last_seen_at NULL: for writers, which do not need it (it is read from
+// the discovery sightings, a probe per CI that a 100k-CI import would pay 0.7 s for).
+extern const char* const kCiColumnsWithoutLastSeen;
 class PgResult;
 ConfigurationItem CiFromRow(const PgResult& result, int row);
 
