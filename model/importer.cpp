@@ -399,23 +399,20 @@ class Importer {
   }
 
   void LoadCurrent() {
-    std::vector<std::string> ids;
+    std::vector<CiId> ids;
     std::unordered_map<CiId, CiRow*> by_id;
     for (CiRow& row : rows_) {
       if (row.action == Action::kUpdate) {
-        ids.push_back(std::to_string(row.id));
+        ids.push_back(row.id);
         by_id[row.id] = &row;
       }
     }
     if (ids.empty()) return;
-    std::string array = "{";
-    for (std::size_t i = 0; i < ids.size(); ++i) array += (i ? "," : "") + ids[i];
-    array += "}";
     PgResult r = Query(sql_,
                        std::string("SELECT ") + kCiColumnsWithoutLastSeen +
                            " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY "
                            "c.id FOR UPDATE",
-                       {array});
+                       {IdArrayLiteral(ids)});
     // Each row merged, validated and compared on all cores (each touches its own CiRow);
     // problems reported afterwards, in the order of the rows read.
     const auto n = static_cast<std::size_t>(r.rows());
@@ -456,11 +453,16 @@ class Importer {
     }
   }
 
-  // A CI's name, status, owner, tags, attributes and min_healthy; `tags` and `attributes`
-  // are the texts of those fields when the caller already has them.
-  static void AddCiColumns(CopyBuffer& buf, const ConfigurationItem& ci,
-                           const std::string* tags = nullptr,
-                           const std::string* attributes = nullptr) {
+  // The texts of a CI's tags and attributes, made once for the CI's row and its version's.
+  struct CiTexts {
+    std::string tags;
+    std::string attributes;
+    explicit CiTexts(const ConfigurationItem& ci)
+        : tags(TextArrayLiteral(ci.tags)), attributes(ToJsonText(ci.attributes)) {}
+  };
+
+  // A CI's name, status, owner, tags, attributes and min_healthy.
+  static void AddCiColumns(CopyBuffer& buf, const ConfigurationItem& ci, const CiTexts& texts) {
     buf.Field(ci.name);
     buf.Field(ci.status);
     if (ci.owner) {
@@ -468,8 +470,8 @@ class Importer {
     } else {
       buf.Null();
     }
-    buf.Field(tags != nullptr ? *tags : TextArrayLiteral(ci.tags));
-    buf.Field(attributes != nullptr ? *attributes : ToJsonText(ci.attributes));
+    buf.Field(texts.tags);
+    buf.Field(texts.attributes);
     if (ci.min_healthy) {
       buf.Int(*ci.min_healthy);
     } else {
@@ -490,12 +492,11 @@ class Importer {
     const std::string now_text = FormatTimestamp(now_);
     // Every CI created or updated gets its version row (the full snapshot as-of reads use).
     CopyBuffer versions;
-    auto add_version = [&](const CiRow& row, const std::string* tags,
-                           const std::string* attributes) {
+    auto add_version = [&](const CiRow& row, const CiTexts& texts) {
       versions.Int(row.id);
       versions.Int(row.next.version);
       versions.Field(row.next.type);
-      AddCiColumns(versions, row.next, tags, attributes);
+      AddCiColumns(versions, row.next, texts);
       versions.Field(now_text);
       versions.Field(options_.ctx.changed_by);
       versions.Field(options_.ctx.source);
@@ -539,17 +540,15 @@ class Importer {
               row.next.version = 1;
               row.next.created_at = now_;
               row.next.updated_at = now_;
-              // The CI and its first version carry the same texts: made once.
-              const std::string tags = TextArrayLiteral(row.next.tags);
-              const std::string attributes = ToJsonText(row.next.attributes);
+              const CiTexts texts(row.next);
               buf.Int(row.id);
               buf.Field(row.next.type);
-              AddCiColumns(buf, row.next, &tags, &attributes);
+              AddCiColumns(buf, row.next, texts);
               buf.Int(1);
               buf.Field(now_text);
               buf.Field(now_text);
               buf.EndRow();
-              add_version(row, &tags, &attributes);
+              add_version(row, texts);
             }
             encoded_promises[p].set_value();
           } catch (...) {
@@ -584,16 +583,18 @@ class Importer {
                  "status text, owner text, tags text[], attributes jsonb, min_healthy integer) "
                  "ON COMMIT DELETE ROWS");
       CopyBuffer buf;
-      std::string ids = "{";
+      std::vector<CiId> ids;
+      ids.reserve(updated.size());
       for (CiRow* row : updated) {
+        const CiTexts texts(row->next);
         buf.Int(row->id);
-        AddCiColumns(buf, row->next);
+        AddCiColumns(buf, row->next, texts);
         buf.EndRow();
-        ids += (ids.size() > 1 ? "," : "") + std::to_string(row->id);
+        ids.push_back(row->id);
         row->next.version = row->current.version + 1;
         row->next.updated_at = now_;
+        add_version(*row, texts);
       }
-      ids += "}";
       CopyIn(sql_,
              "COPY cmdb_import_updates (id, name, status, owner, tags, attributes, min_healthy) "
              "FROM STDIN",
@@ -606,9 +607,8 @@ class Importer {
       Query(sql_,
             "UPDATE ci_versions SET valid_to = cmdb_ts($1) WHERE ci_id = ANY($2::bigint[]) AND "
             "valid_to IS NULL",
-            {P(now_.micros), ids});
+            {P(now_.micros), IdArrayLiteral(ids)});
     }
-    for (const CiRow* row : updated) add_version(*row, nullptr, nullptr);
     if (versions.rows() > 0) {
       auto t = std::chrono::steady_clock::now();
       CopyIn(sql_,
