@@ -1,5 +1,6 @@
 #include "server/router.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -118,26 +119,33 @@ std::vector<Route> ApiRoutes() {
 }
 
 Router::Router(std::vector<Route> routes) : routes_(std::move(routes)) {
-  for (const Route& route : routes_) segments_.push_back(Split(route.pattern));
+  for (std::size_t i = 0; i < routes_.size(); ++i) {
+    segments_.push_back(Split(routes_[i].pattern));
+    if (routes_[i].start) starters_.push_back(i);
+  }
+}
+
+bool Router::PathMatches(std::size_t route, const std::vector<std::string>& parts,
+                         PathParams& params) const {
+  const auto& pattern = segments_[route];
+  if (pattern.size() != parts.size()) return false;
+  for (std::size_t s = 0; s < pattern.size(); ++s) {
+    if (pattern[s].size() > 2 && pattern[s].front() == '{') {
+      if (parts[s].empty()) return false;
+      params[pattern[s].substr(1, pattern[s].size() - 2)] = parts[s];
+    } else if (pattern[s] != parts[s]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 const Route* Router::Match(const Request& request, PathParams& params, bool& path_known) const {
   std::vector<std::string> parts = Split(request.path);
   path_known = false;
   for (std::size_t i = 0; i < routes_.size(); ++i) {
-    const auto& pattern = segments_[i];
-    if (pattern.size() != parts.size()) continue;
     PathParams candidate;
-    bool ok = true;
-    for (std::size_t s = 0; s < pattern.size() && ok; ++s) {
-      if (pattern[s].size() > 2 && pattern[s].front() == '{') {
-        if (parts[s].empty()) ok = false;
-        candidate[pattern[s].substr(1, pattern[s].size() - 2)] = parts[s];
-      } else {
-        ok = pattern[s] == parts[s];
-      }
-    }
-    if (!ok) continue;
+    if (!PathMatches(i, parts, candidate)) continue;
     path_known = true;
     if (routes_[i].method == request.method ||
         (request.method == "HEAD" && routes_[i].method == "GET")) {
@@ -245,6 +253,15 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
 bool Router::Start(const Request& request, AppContext& ctx,
                    std::function<void(Response)> done) const {
   if (request.method != "GET" && request.method != "HEAD") return false;
+  // Most reads have no Starter: only those whose path a Starter's route takes are matched
+  // against the whole table (which route wins is Match's to say).
+  const std::vector<std::string> parts = Split(request.path);
+  if (std::none_of(starters_.begin(), starters_.end(), [&](std::size_t i) {
+        PathParams ignored;
+        return PathMatches(i, parts, ignored);
+      })) {
+    return false;
+  }
   const auto started = std::chrono::steady_clock::now();
   PathParams params;
   bool path_known = false;

@@ -77,9 +77,14 @@ class Router {
 
  private:
   const Route* Match(const Request& request, PathParams& params, bool& path_known) const;
+  // Whether route number `route`'s pattern takes the path split into `parts` (any method);
+  // its parameters go into `params`.
+  bool PathMatches(std::size_t route, const std::vector<std::string>& parts,
+                   PathParams& params) const;
 
   std::vector<Route> routes_;
   std::vector<std::vector<std::string>> segments_;  // per route, the pattern's segments
+  std::vector<std::size_t> starters_;               // the routes with a Starter
 };
 
 // Every endpoint of the API, in one list.
