@@ -145,14 +145,9 @@ class RunExecution {
     dry_run_ = r.Bool(0, 1);
     observed_at_ = r.Int(0, 3);
     const std::string content_type(r.Text(0, 2));
-    // The payload's bytes as they are (binary result format), not 2 hex digits per byte; the
-    // result is freed once they are copied.
-    const std::string payload = [&] {
-      PgResult bytes = model::QueryBinary(sql_, "SELECT payload FROM discovery_runs WHERE id = $1",
-                                          {P(run_id_)});
-      return bytes.rows() > 0 && !bytes.IsNull(0, 0) ? std::string(bytes.Text(0, 0))
-                                                     : std::string();
-    }();
+    // The payload's bytes as they are (binary result format), not 2 hex digits per byte.
+    const std::string payload =
+        model::QueryBytes(sql_, "SELECT payload FROM discovery_runs WHERE id = $1", {P(run_id_)});
 
     Phase("read_run");
     // Parsing the payload (one core) overlaps loading the CIs of the source's type (the other

@@ -78,10 +78,9 @@ void BatchedCiReader::Answer(std::vector<Pending>& batch) {
   std::exception_ptr error;
   try {
     DbSession session = pool_->Lease();
-    rows.emplace(QueryPrepared(session.sql(), "ci_by_ids",
-                               std::string("SELECT ") + kCiColumns +
-                                   " FROM configuration_items c WHERE c.id = ANY($1::bigint[])",
-                               {IdArrayLiteral(ids)}));
+    static const std::string query = std::string("SELECT ") + kCiColumns +
+                                     " FROM configuration_items c WHERE c.id = ANY($1::bigint[])";
+    rows.emplace(QueryPrepared(session.sql(), "ci_by_ids", query, {IdArrayLiteral(ids)}));
   } catch (...) {
     error = std::current_exception();
   }

@@ -13,16 +13,16 @@ namespace cmdb::model {
 
 // last_seen_at: the latest sighting of the CI by any source; a sighting in an open streak was
 // renewed by the source's latest writing run (see 0011_sighting_streaks.sql).
-const char* const kCiColumns =
-    "c.id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, c.attributes::text, "
-    "c.min_healthy, c.version, cmdb_us(c.created_at), cmdb_us(c.updated_at), "
+// The columns both lists share, as a literal so that each list is one literal too.
+#define CMDB_CI_FIELDS                                                                         \
+  "c.id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, c.attributes::text, " \
+  "c.min_healthy, c.version, cmdb_us(c.created_at), cmdb_us(c.updated_at), "
+const char* const kCiColumns = CMDB_CI_FIELDS
     "cmdb_us((SELECT max(CASE WHEN s.streak THEN coalesce((SELECT d.sighted_at FROM "
     "discovery_sources d WHERE d.id = s.source_id), s.last_seen_at) ELSE s.last_seen_at END) "
     "FROM discovery_sightings s WHERE s.ci_id = c.id))";
-
-const char* const kCiColumnsWithoutLastSeen =
-    "c.id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, c.attributes::text, "
-    "c.min_healthy, c.version, cmdb_us(c.created_at), cmdb_us(c.updated_at), NULL::bigint";
+const char* const kCiColumnsWithoutLastSeen = CMDB_CI_FIELDS "NULL::bigint";
+#undef CMDB_CI_FIELDS
 
 namespace {
 

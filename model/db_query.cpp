@@ -131,6 +131,11 @@ PgResult QueryBinary(soci::session& sql, const std::string& query, const PgParam
   return Exec(sql, query, params, std::string::npos, 1);
 }
 
+std::string QueryBytes(soci::session& sql, const std::string& query, const PgParams& params) {
+  PgResult r = QueryBinary(sql, query, params);
+  return r.rows() > 0 && !r.IsNull(0, 0) ? std::string(r.Text(0, 0)) : std::string();
+}
+
 PgResult QueryWithBytes(soci::session& sql, const std::string& query, const PgParams& params,
                         std::size_t bytes_at) {
   return Exec(sql, query, params, bytes_at, 0);

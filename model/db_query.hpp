@@ -63,6 +63,10 @@ PgResult Query(soci::session& sql, const std::string& query, const PgParams& par
 // column Text() is then the bytes themselves, not twice as many hex digits to decode.
 PgResult QueryBinary(soci::session& sql, const std::string& query, const PgParams& params = {});
 
+// The first column of `query`'s first row as bytes (through QueryBinary; the result is freed
+// once they are copied): a payload. "" when there is no row or the value is NULL.
+std::string QueryBytes(soci::session& sql, const std::string& query, const PgParams& params = {});
+
 // Like Query, but parameter number `bytes_at` (0-based) goes in binary format: for a bytea
 // parameter, the bytes themselves (NUL included) rather than twice as many hex digits.
 PgResult QueryWithBytes(soci::session& sql, const std::string& query, const PgParams& params,

@@ -154,13 +154,9 @@ bool ExecuteImportJob(soci::session& work, soci::session& progress, std::int64_t
           {P(id), P(phase), P(done), P(total), P(rows)});
   };
   try {
-    // The payload's bytes as they are (binary result format), not decoded from hex text; the
-    // result is freed once they are copied.
-    std::string payload = [&] {
-      PgResult bytes = QueryBinary(work, "SELECT payload FROM import_jobs WHERE id = $1", {P(id)});
-      return bytes.rows() > 0 && !bytes.IsNull(0, 0) ? std::string(bytes.Text(0, 0))
-                                                     : std::string();
-    }();
+    // The payload's bytes as they are (binary result format), not decoded from hex text.
+    std::string payload =
+        QueryBytes(work, "SELECT payload FROM import_jobs WHERE id = $1", {P(id)});
     options.progress("parse", 0, kImportSteps, 0);
     // The import and the job's outcome commit together: a crash in between cannot leave an
     // import done and its job to be run again.
