@@ -248,19 +248,19 @@ ChangeImpact ChangeRepository::ComputeImpact(const Change& change, const Depende
   impact.impact_set.reserve(result.nodes.size());
   for (const auto& n : result.nodes) impact.impact_set.push_back(n.id);
   for (std::size_t at : result.services) {
-    const ImpactNode& n = result.nodes[at];
+    const NodeView v = result.nodes.View(at);
     services.push_back(
-        json::object{{"ci", n.id}, {"name", graph.Find(n.id)->name}, {"distance", n.distance}});
+        json::object{{"ci", v.id}, {"name", v.name}, {"distance", result.nodes.Distance(at)}});
   }
-  for (const auto& n : result.nodes) {
-    if (affected.size() >= kListedCis) break;
-    const NodeView v = *graph.Find(n.id);
-    affected.push_back(json::object{{"ci", n.id},
+  for (std::size_t at = 0; at < result.nodes.size() && at < kListedCis; ++at) {
+    const NodeView v = result.nodes.View(at);
+    const std::int32_t distance = result.nodes.Distance(at);
+    affected.push_back(json::object{{"ci", v.id},
                                     {"name", v.name},
                                     {"type", v.type},
                                     {"status", v.status},
-                                    {"distance", n.distance},
-                                    {"in_change", n.distance == 0}});
+                                    {"distance", distance},
+                                    {"in_change", distance == 0}});
   }
   json::array absorbed;
   for (const auto& a : result.absorbed) {

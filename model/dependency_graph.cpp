@@ -34,15 +34,6 @@ struct Workspace {
   std::vector<std::uint64_t> pending;     // reached, kept up by redundancy so far
   std::vector<std::int32_t> providers;    // redundant CIs: distinct providers
   std::vector<std::int32_t> failed_seen;  // redundant CIs: failed providers met (upper bound)
-  // Impacted CIs in the order reached (the result's order), with what reached them: the
-  // position of the parent in this order (or none), the relation, the distance.
-  struct Reached {
-    std::uint32_t node;
-    std::uint32_t parent;
-    std::uint32_t via;
-    std::int32_t distance;
-  };
-  std::vector<Reached> queue;
   std::vector<std::uint32_t> pending_list;
 
   void Begin(std::size_t n) {
@@ -55,12 +46,12 @@ struct Workspace {
       providers.resize(n);
       failed_seen.resize(n);
     }
-    queue.clear();
     pending_list.clear();
   }
-  // Every CI whose bit is set is in `queue` or `pending_list` (listed before it is marked).
-  void End() {
-    for (const Reached& r : queue) ClearBit(reached, r.node);
+  // Every CI whose bit is set is in `impacted` (the traversal's queue, which becomes the
+  // result) or in `pending_list`: each is listed before it is marked.
+  void End(const std::vector<ImpactStep>& impacted) {
+    for (const ImpactStep& r : impacted) ClearBit(reached, r.node);
     for (std::uint32_t x : pending_list) {
       ClearBit(reached, x);
       ClearBit(pending, x);
@@ -74,28 +65,64 @@ Workspace& ThreadWorkspace() {
   return workspace;
 }
 
-// Clears the workspace's bits however the traversal ends.
+// Clears the workspace's bits however the traversal ends: at Finish(), before the result
+// (whose steps say which bits are set) is handed over, or when an exception leaves.
 class WorkspaceScope {
  public:
-  WorkspaceScope(Workspace& w, std::size_t n) : w_(w) { w_.Begin(n); }
-  ~WorkspaceScope() { w_.End(); }
+  WorkspaceScope(Workspace& w, std::size_t n, const std::vector<ImpactStep>& impacted)
+      : w_(w), impacted_(impacted) {
+    w_.Begin(n);
+  }
+  ~WorkspaceScope() { Finish(); }
+  void Finish() {
+    if (finished_) return;
+    finished_ = true;
+    w_.End(impacted_);
+  }
   WorkspaceScope(const WorkspaceScope&) = delete;
   WorkspaceScope& operator=(const WorkspaceScope&) = delete;
 
  private:
   Workspace& w_;
+  const std::vector<ImpactStep>& impacted_;
+  bool finished_ = false;
 };
 
 }  // namespace
 
+ImpactNode ImpactNodes::operator[](std::size_t at) const {
+  const ImpactStep& r = steps_[at];
+  ImpactNode node;
+  node.id = graph_->ids_[r.node];
+  node.distance = r.distance;
+  if (r.parent != ImpactStep::kNone) {
+    node.parent = static_cast<std::int32_t>(r.parent);
+    node.via_edge = graph_->edge_ids_[r.via];
+  }
+  return node;
+}
+
+NodeView ImpactNodes::View(std::size_t at) const { return graph_->View(steps_[at].node); }
+
+void ImpactNodes::Prefetch(std::size_t at) const {
+  const std::uint32_t i = steps_[at].node;
+  __builtin_prefetch(&graph_->ids_[i]);
+  __builtin_prefetch(&graph_->name_offsets_[i]);
+  __builtin_prefetch(&graph_->node_types_[i]);
+  __builtin_prefetch(&graph_->statuses_[i]);
+}
+
+void ImpactNodes::ViaPath(std::size_t at, std::vector<RelationId>& path) const {
+  path.clear();
+  for (const ImpactStep* r = &steps_[at]; r->parent != ImpactStep::kNone; r = &steps_[r->parent]) {
+    path.push_back(graph_->edge_ids_[r->via]);
+  }
+  std::reverse(path.begin(), path.end());  // collected from the CI back to the root
+}
+
 std::vector<RelationId> ViaPath(const ImpactResult& result, std::size_t index) {
   std::vector<RelationId> path;
-  for (auto at = static_cast<std::int64_t>(index);
-       at >= 0 && result.nodes[static_cast<std::size_t>(at)].parent >= 0;
-       at = result.nodes[static_cast<std::size_t>(at)].parent) {
-    path.push_back(result.nodes[static_cast<std::size_t>(at)].via_edge);
-  }
-  std::reverse(path.begin(), path.end());
+  result.nodes.ViaPath(index, path);
   return path;
 }
 
@@ -252,21 +279,6 @@ NodeView DependencyGraph::View(Index i) const {
   v.status = status_names_[statuses_[i]];
   v.min_healthy = min_healthy_[i];
   return v;
-}
-
-void DependencyGraph::PrefetchIndex(CiId id) const {
-  if (id >= 0 && static_cast<std::size_t>(id) < dense_index_.size()) {
-    __builtin_prefetch(&dense_index_[static_cast<std::size_t>(id)]);
-  }
-}
-
-void DependencyGraph::Prefetch(CiId id) const {
-  if (id < 0 || static_cast<std::size_t>(id) >= dense_index_.size()) return;
-  const Index i = dense_index_[static_cast<std::size_t>(id)];
-  if (i == kNoIndex) return;
-  __builtin_prefetch(&name_offsets_[i]);
-  __builtin_prefetch(&node_types_[i]);
-  __builtin_prefetch(&statuses_[i]);
 }
 
 GraphContents DependencyGraph::Contents() const {
@@ -510,13 +522,19 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
     providers.erase(std::unique(providers.begin(), providers.end()), providers.end());
     return providers;
   };
-  Workspace& w = ThreadWorkspace();
-  WorkspaceScope scope(w, ids_.size());
   ImpactResult result;
+  result.nodes.graph_ = this;
+  // The queue is the result: reserved for every CI it may hold (untouched pages cost
+  // nothing), so it never moves while it grows.
+  std::vector<ImpactStep>& queue = result.nodes.steps_;
   const std::size_t cap = std::max<std::size_t>(1, query.max_nodes);
+  queue.reserve(std::min(cap, ids_.size()) + also.size() + 1);
+  Workspace& w = ThreadWorkspace();
+  WorkspaceScope scope(w, ids_.size(), queue);
   // Appends y to the queue (and so to the result).
   auto admit = [&](Index y, std::int32_t distance, Index parent, Index edge) {
-    w.queue.push_back({y, parent, edge, distance});
+    if (node_types_[y] == service_type_) result.services.push_back(queue.size());
+    queue.push_back({y, parent, edge, distance});
     SetBit(w.reached, y);
   };
   admit(*root_index, 0, kNoIndex, kNoIndex);
@@ -533,16 +551,16 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
     }
     return failed;
   };
-  for (std::size_t head = 0; head < w.queue.size() && !result.truncated; ++head) {
+  for (std::size_t head = 0; head < queue.size() && !result.truncated; ++head) {
     // The queue says which CIs come next: fetch their adjacency ahead of time, the offsets
     // further ahead than the lists they point to (a cold closure is bound by memory latency).
-    if (head + 16 < w.queue.size()) __builtin_prefetch(&offsets[w.queue[head + 16].node]);
-    if (head + 8 < w.queue.size()) {
-      const Index ahead = w.queue[head + 8].node;
+    if (head + 16 < queue.size()) __builtin_prefetch(&offsets[queue[head + 16].node]);
+    if (head + 8 < queue.size()) {
+      const Index ahead = queue[head + 8].node;
       __builtin_prefetch(&neighbours[offsets[ahead]]);
     }
-    const Index x = w.queue[head].node;
-    const std::int32_t distance = w.queue[head].distance + 1;
+    const Index x = queue[head].node;
+    const std::int32_t distance = queue[head].distance + 1;
     if (query.max_depth >= 0 && distance > query.max_depth) continue;
     const auto parent = static_cast<Index>(head);
     for (Index s = offsets[x]; s < offsets[x + 1]; ++s) {
@@ -559,7 +577,7 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
             filtered ? static_cast<std::int32_t>(providers_of(y).size()) : provider_count_[y];
         w.failed_seen[y] = 1;
       } else {
-        if (w.queue.size() >= cap) {
+        if (queue.size() >= cap) {
           result.truncated = true;
           break;
         }
@@ -570,7 +588,7 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
       // Without parallel relations the running count is exact; otherwise count again.
       const bool exact = !filtered && provider_repeats_[y] == 0;
       if (!exact && w.providers[y] - exact_failed(y) >= min_healthy_[y]) continue;
-      if (w.queue.size() >= cap) {
+      if (queue.size() >= cap) {
         result.truncated = true;
         break;
       }
@@ -597,31 +615,11 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
     // up by redundancy; it is simply beyond the requested depth.
     if (a.healthy >= a.min_healthy) result.absorbed.push_back(a);
   }
-  // Reserved, then appended: resizing first would write the whole array twice (a million
-  // CIs: 24 MB of zeros, then the values).
-  result.nodes.reserve(w.queue.size());
-  for (std::size_t i = 0; i < w.queue.size(); ++i) {
-    if (i + 16 < w.queue.size()) {  // random reads over the graph: fetch them ahead
-      const Workspace::Reached& ahead = w.queue[i + 16];
-      __builtin_prefetch(&ids_[ahead.node]);
-      __builtin_prefetch(&node_types_[ahead.node]);
-      if (ahead.via != kNoIndex) __builtin_prefetch(&edge_ids_[ahead.via]);
-    }
-    const Workspace::Reached& r = w.queue[i];
-    ImpactNode& node = result.nodes.emplace_back();
-    node.id = ids_[r.node];
-    node.distance = r.distance;
-    if (r.parent != kNoIndex) {
-      node.parent = static_cast<std::int32_t>(r.parent);
-      node.via_edge = edge_ids_[r.via];
-    }
-    if (node_types_[r.node] == service_type_) result.services.push_back(i);
-  }
   // Relations along which failure travels between impacted CIs, each once, in traversal
   // order. A two-way relation is listed under both of its ends; it is taken from its `from`.
   if (query.include_edges) {
     auto for_each_edge = [&](auto&& f) {
-      for (const Workspace::Reached& r : w.queue) {
+      for (const ImpactStep& r : queue) {
         const Index x = r.node;
         for (Index s = offsets[x]; s < offsets[x + 1]; ++s) {
           if (filtered && allowed[types[s]] == 0) continue;
@@ -662,6 +660,7 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
   }
   std::sort(result.absorbed.begin(), result.absorbed.end(),
             [](const AbsorbedNode& a, const AbsorbedNode& b) { return a.id < b.id; });
+  scope.Finish();  // while `queue` still says which bits to clear
   return result;
 }
 

@@ -4,6 +4,7 @@
 // one needs (up), following each relation type's propagation, honouring k-of-n redundancy,
 // depth, type filters and a node cap. Immutable once built: safe to share between threads.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,8 +69,76 @@ struct ImpactEdge {
   std::string_view type;  // points into the graph, which must outlive the result
 };
 
+// A CI as the graph stores it; the views point into the graph, which must outlive them.
+struct NodeView {
+  CiId id = 0;
+  std::string_view name;
+  std::string_view type;
+  std::string_view status;
+  std::int32_t min_healthy = 0;
+};
+
+class DependencyGraph;
+
+// One impacted CI as the traversal reached it, in the graph's own indexes.
+struct ImpactStep {
+  std::uint32_t node = 0;    // the CI
+  std::uint32_t parent = 0;  // position in ImpactNodes of the CI it was reached from, or kNone
+  std::uint32_t via = 0;     // the relation it was reached over, or kNone
+  std::int32_t distance = 0;
+  static constexpr std::uint32_t kNone = 0xFFFFFFFFU;
+};
+
+// The impacted CIs in traversal order: the traversal's own queue, kept as the result (no copy
+// of a million-CI closure), each CI resolved through the graph when it is read. The graph
+// must outlive it.
+class ImpactNodes {
+ public:
+  class Iterator {
+   public:
+    using value_type = ImpactNode;
+    using difference_type = std::ptrdiff_t;
+    Iterator() = default;
+    Iterator(const ImpactNodes* nodes, std::size_t at) : nodes_(nodes), at_(at) {}
+    ImpactNode operator*() const { return (*nodes_)[at_]; }
+    Iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    Iterator operator++(int) {
+      Iterator before = *this;
+      ++at_;
+      return before;
+    }
+    bool operator==(const Iterator& other) const { return at_ == other.at_; }
+
+   private:
+    const ImpactNodes* nodes_ = nullptr;
+    std::size_t at_ = 0;
+  };
+
+  std::size_t size() const { return steps_.size(); }
+  bool empty() const { return steps_.empty(); }
+  // The CI at `at`: its id, distance, parent position and the relation id it was reached over.
+  ImpactNode operator[](std::size_t at) const;
+  // Its name, type and status, read from the graph without an id look-up.
+  NodeView View(std::size_t at) const;
+  std::int32_t Distance(std::size_t at) const { return steps_[at].distance; }
+  // Replaces `path` by the relation ids from the root to the CI at `at` (the `via` of the API).
+  void ViaPath(std::size_t at, std::vector<RelationId>& path) const;
+  // Fetches what View(at) reads into the cache (writers call it some places ahead).
+  void Prefetch(std::size_t at) const;
+  Iterator begin() const { return {this, 0}; }
+  Iterator end() const { return {this, steps_.size()}; }
+
+ private:
+  friend class DependencyGraph;
+  const DependencyGraph* graph_ = nullptr;
+  std::vector<ImpactStep> steps_;
+};
+
 struct ImpactResult {
-  std::vector<ImpactNode> nodes;  // the root first (distance 0), then by distance
+  ImpactNodes nodes;              // the root first (distance 0), then by distance
   std::vector<ImpactEdge> edges;  // relations along which failure travels between nodes
   std::vector<AbsorbedNode> absorbed;
   // Positions in `nodes` of the business services reached (the root included), in order:
@@ -103,15 +172,6 @@ GraphContents DeserializeGraph(std::string_view bytes);
 // The relation ids from the root to nodes[index] (the `via` of the API).
 std::vector<RelationId> ViaPath(const ImpactResult& result, std::size_t index);
 
-// A CI as the graph stores it; the views point into the graph, which must outlive them.
-struct NodeView {
-  CiId id = 0;
-  std::string_view name;
-  std::string_view type;
-  std::string_view status;
-  std::int32_t min_healthy = 0;
-};
-
 class DependencyGraph {
  public:
   DependencyGraph() = default;
@@ -128,18 +188,13 @@ class DependencyGraph {
   std::optional<NodeView> Find(CiId id) const;
   // The CIs and relations the graph holds (relations of types it does not know are not kept).
   GraphContents Contents() const;
-  // Writing a large result looks up CIs spread over the whole graph: calling Prefetch(id) for
-  // the CI some 8 places ahead, and PrefetchIndex(id) for the one 16 ahead, hides the cache
-  // misses of Find (a 1k-node impact on a 1M-CI graph spends most of its time in them
-  // otherwise).
-  void PrefetchIndex(CiId id) const;
-  void Prefetch(CiId id) const;
   std::size_t node_count() const { return ids_.size(); }
   std::size_t edge_count() const { return edge_ids_.size(); }
 
  private:
   using Index = std::uint32_t;
-  static constexpr Index kNoIndex = 0xFFFFFFFFU;
+  static constexpr Index kNoIndex = ImpactStep::kNone;
+  friend class ImpactNodes;
   std::optional<Index> IndexOf(CiId id) const;
   NodeView View(Index i) const;
 

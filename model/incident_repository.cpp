@@ -399,9 +399,9 @@ json::object IncidentRepository::Trace(const Incident& incident, const TraceOpti
     ImpactResult down = graph->Impact(q);
     reached = static_cast<std::int64_t>(down.nodes.size());
     for (std::size_t at : down.services) {
-      const ImpactNode& n = down.nodes[at];
+      const NodeView v = down.nodes.View(at);
       services.push_back(
-          json::object{{"ci", n.id}, {"name", graph->Find(n.id)->name}, {"distance", n.distance}});
+          json::object{{"ci", v.id}, {"name", v.name}, {"distance", down.nodes.Distance(at)}});
     }
     q.direction = ImpactDirection::kUp;
     ImpactResult up = graph->Impact(q);

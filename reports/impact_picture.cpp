@@ -15,13 +15,14 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
   picture.title = root_node ? "Impact of " + std::string(root_node->name) : "Impact";
   // The traversal tree: each CI's parent is the other end of the last relation on its path.
   std::unordered_map<model::CiId, model::CiId> parent;
-  std::map<model::CiId, std::vector<const model::ImpactNode*>> children;
+  std::map<model::CiId, std::vector<std::size_t>> children;  // positions in impact.nodes
   std::set<model::CiId> has_children;
-  for (const auto& n : impact.nodes) {
+  for (std::size_t at = 0; at < impact.nodes.size(); ++at) {
+    const model::ImpactNode n = impact.nodes[at];
     if (n.parent < 0) continue;
     model::CiId p = impact.nodes[static_cast<std::size_t>(n.parent)].id;
     parent[n.id] = p;
-    children[p].push_back(&n);
+    children[p].push_back(at);
     has_children.insert(p);
   }
   // Fold large fan-outs: keep services, CIs that lead further, and the first leaves.
@@ -30,22 +31,23 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
   for (auto& [p, kids] : children) {
     if (kids.size() <= limits.max_fanout) continue;
     std::size_t kept_leaves = 0;
-    for (const model::ImpactNode* kid : kids) {
-      std::optional<model::NodeView> info = graph.Find(kid->id);
-      bool keep = info->type == "business_service" || has_children.contains(kid->id);
+    for (std::size_t kid : kids) {
+      const model::NodeView info = impact.nodes.View(kid);
+      bool keep = info.type == "business_service" || has_children.contains(info.id);
       if (!keep && kept_leaves < limits.max_fanout / 2) {
         keep = true;
         ++kept_leaves;
       }
       if (!keep) {
-        folded.insert(kid->id);
-        ++folds[{p, std::string(info->type)}];
+        folded.insert(info.id);
+        ++folds[{p, std::string(info.type)}];
       }
     }
   }
   std::set<model::CiId> kept;
   std::size_t beyond_cap = 0;
-  for (const auto& n : impact.nodes) {
+  for (std::size_t at = 0; at < impact.nodes.size(); ++at) {
+    const model::ImpactNode n = impact.nodes[at];
     if (folded.contains(n.id)) continue;
     bool parent_kept = n.parent < 0 || kept.contains(parent[n.id]);
     if (!parent_kept || kept.size() + folds.size() >= limits.max_nodes) {
@@ -53,16 +55,16 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
       continue;
     }
     kept.insert(n.id);
-    std::optional<model::NodeView> info = graph.Find(n.id);
+    const model::NodeView info = impact.nodes.View(at);
     PictureNode node;
     node.key = "ci" + std::to_string(n.id);
     node.id = n.id;
-    node.name = info->name;
-    node.type = info->type;
-    node.status = info->status;
+    node.name = info.name;
+    node.type = info.type;
+    node.status = info.status;
     node.distance = n.distance;
     node.root = n.id == root;
-    node.service = info->type == "business_service";
+    node.service = info.type == "business_service";
     picture.nodes.push_back(std::move(node));
   }
   for (const auto& e : impact.edges) {

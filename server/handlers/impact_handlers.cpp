@@ -99,19 +99,11 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
   std::vector<model::RelationId> path;
   const std::size_t count = result.nodes.size();
   for (std::size_t i = 0; i < count; ++i) {
-    if (i + 16 < count) graph->PrefetchIndex(result.nodes[i + 16].id);
-    if (i + 8 < count) graph->Prefetch(result.nodes[i + 8].id);
-    const model::ImpactNode& n = result.nodes[i];
+    if (i + 8 < count) result.nodes.Prefetch(i + 8);  // CIs spread over the whole graph
     w.BeginObject();
-    node_fields(*graph->Find(n.id));
-    w.Field("distance", n.distance).Key("via").BeginArray();
-    path.clear();
-    for (auto at = static_cast<std::int64_t>(i);
-         result.nodes[static_cast<std::size_t>(at)].parent >= 0;
-         at = result.nodes[static_cast<std::size_t>(at)].parent) {
-      path.push_back(result.nodes[static_cast<std::size_t>(at)].via_edge);
-    }
-    std::reverse(path.begin(), path.end());  // collected from the CI back to the root
+    node_fields(result.nodes.View(i));
+    w.Field("distance", result.nodes.Distance(i)).Key("via").BeginArray();
+    result.nodes.ViaPath(i, path);
     for (model::RelationId id : path) w.Int(id);
     w.EndArray().EndObject();
   }
@@ -126,12 +118,12 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
   }
   w.EndArray().Key("services").BeginArray();
   for (std::size_t at : result.services) {
-    const model::ImpactNode& n = result.nodes[at];
-    if (n.distance == 0) continue;  // the root (or a CI failing with it) is not "reached"
+    if (result.nodes.Distance(at) == 0) continue;  // the root (or a CI failing with it)
+    const model::NodeView v = result.nodes.View(at);
     w.BeginObject()
-        .Field("id", n.id)
-        .Field("name", graph->Find(n.id)->name)
-        .Field("distance", n.distance)
+        .Field("id", v.id)
+        .Field("name", v.name)
+        .Field("distance", result.nodes.Distance(at))
         .EndObject();
   }
   w.EndArray().Key("absorbed").BeginArray();

@@ -216,7 +216,9 @@ TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
     const int n = 2 + static_cast<int>(rng() % 40);
     const int m = static_cast<int>(rng() % (3UL * static_cast<unsigned long>(n)));
     std::vector<GraphNode> nodes;
-    for (CiId i = 1; i <= n; ++i) nodes.push_back(Node(i));
+    for (CiId i = 1; i <= n; ++i) {
+      nodes.push_back(Node(i, 0, rng() % 4 == 0 ? "business_service" : "server"));
+    }
     std::vector<GraphEdge> edges;
     for (int k = 0; k < m; ++k) {
       CiId a = 1 + static_cast<CiId>(rng() % n);
@@ -230,10 +232,33 @@ TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
     auto got = g.Impact(Q(root, down ? ImpactDirection::kDown : ImpactDirection::kUp, depth));
     auto want = Reference(edges, root, down, depth);
     std::map<CiId, int> got_dist;
+    std::vector<std::size_t> services;
     for (std::size_t i = 0; i < got.nodes.size(); ++i) {
-      got_dist[got.nodes[i].id] = got.nodes[i].distance;
-      EXPECT_EQ(ViaPath(got, i).size(), static_cast<std::size_t>(got.nodes[i].distance));
+      const ImpactNode node = got.nodes[i];
+      got_dist[node.id] = node.distance;
+      // The node as the result resolves it agrees with the graph's own record of that CI.
+      const NodeView view = got.nodes.View(i);
+      EXPECT_EQ(view.id, node.id);
+      EXPECT_EQ(view.name, "ci-" + std::to_string(node.id));
+      EXPECT_EQ(view.type, g.Find(node.id)->type);
+      EXPECT_EQ(got.nodes.Distance(i), node.distance);
+      if (view.type == "business_service") services.push_back(i);
+      // Its path ends with the relation it was reached over, one step from its parent.
+      const std::vector<RelationId> path = ViaPath(got, i);
+      ASSERT_EQ(path.size(), static_cast<std::size_t>(node.distance));
+      if (node.parent >= 0) {
+        EXPECT_EQ(path.back(), node.via_edge);
+        EXPECT_EQ(got.nodes[static_cast<std::size_t>(node.parent)].distance, node.distance - 1);
+        const auto& e = *std::find_if(edges.begin(), edges.end(),
+                                      [&](const GraphEdge& x) { return x.id == node.via_edge; });
+        const CiId parent_id = got.nodes[static_cast<std::size_t>(node.parent)].id;
+        EXPECT_TRUE((e.from == parent_id && e.to == node.id) ||
+                    (e.to == parent_id && e.from == node.id));
+      } else {
+        EXPECT_EQ(node.distance, 0);
+      }
     }
+    EXPECT_EQ(got.services, services) << "trial " << trial;
     ASSERT_EQ(got_dist, want) << "trial " << trial;
   }
 }
