@@ -30,10 +30,11 @@ void ClearBit(std::vector<std::uint64_t>& bits, std::uint32_t i) {
 // impacted CI, in order, straight into the result. The bits a query set are cleared when it
 // ends, so a small closure costs microseconds even on a million-CI graph.
 struct Workspace {
-  std::vector<std::uint64_t> reached;     // impacted, or pending a redundancy decision
-  std::vector<std::uint64_t> pending;     // reached, kept up by redundancy so far
-  std::vector<std::int32_t> providers;    // redundant CIs: distinct providers
-  std::vector<std::int32_t> failed_seen;  // redundant CIs: failed providers met (upper bound)
+  std::vector<std::uint64_t> reached;  // impacted, or pending a redundancy decision
+  std::vector<std::uint64_t> pending;  // reached, kept up by redundancy so far
+  // Pending redundant CIs: how many more failed providers they absorb before failing,
+  // counting every relation met (parallel relations to one provider make it too low).
+  std::vector<std::int32_t> slack;
   std::vector<std::uint32_t> pending_list;
 
   void Begin(std::size_t n) {
@@ -42,10 +43,7 @@ struct Workspace {
       reached.assign(words, 0);
       pending.assign(words, 0);
     }
-    if (providers.size() < n) {
-      providers.resize(n);
-      failed_seen.resize(n);
-    }
+    if (slack.size() < n) slack.resize(n);
     pending_list.clear();
   }
   // Every CI whose bit is set is in `impacted` (the traversal's queue, which becomes the
@@ -135,7 +133,7 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
   g.name_offsets_.reserve(n + 1);
   g.node_types_.reserve(n);
   g.statuses_.reserve(n);
-  g.min_healthy_.reserve(n);
+  g.redundancy_.reserve(n);
   std::unordered_map<std::string, std::uint16_t> type_ids;
   std::unordered_map<std::string, std::uint8_t> status_ids;
   CiId max_id = 0;
@@ -163,7 +161,7 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
            previous != nullptr && previous->type == node.type);
     intern(status_ids, g.status_names_, g.statuses_, node.status,
            previous != nullptr && previous->status == node.status);
-    g.min_healthy_.push_back(node.min_healthy);
+    g.redundancy_.push_back({node.min_healthy, 0});
     previous = &node;
   }
   g.name_offsets_.push_back(static_cast<std::uint32_t>(g.names_.size()));
@@ -240,19 +238,18 @@ DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
   fill(true, g.down_offsets_, g.down_neighbours_, g.down_edges_, g.down_types_);
   fill(false, g.up_offsets_, g.up_neighbours_, g.up_edges_, g.up_types_);
   g.redundant_bits_.assign((n + 63) / 64, 0);
-  g.provider_count_.assign(n, 0);
   g.provider_repeats_.assign(n, 0);
   std::vector<Index> providers;
   for (Index y = 0; y < n; ++y) {
-    if (g.min_healthy_[y] <= 0) continue;
+    if (g.redundancy_[y].min_healthy <= 0) continue;
     SetBit(g.redundant_bits_, y);
     providers.assign(g.up_neighbours_.begin() + g.up_offsets_[y],
                      g.up_neighbours_.begin() + g.up_offsets_[y + 1]);
     std::sort(providers.begin(), providers.end());
     const std::size_t all = providers.size();
-    g.provider_count_[y] = static_cast<std::int32_t>(
+    g.redundancy_[y].providers = static_cast<std::int32_t>(
         std::unique(providers.begin(), providers.end()) - providers.begin());
-    g.provider_repeats_[y] = static_cast<std::size_t>(g.provider_count_[y]) != all ? 1 : 0;
+    g.provider_repeats_[y] = static_cast<std::size_t>(g.redundancy_[y].providers) != all ? 1 : 0;
   }
   return g;
 }
@@ -277,7 +274,7 @@ NodeView DependencyGraph::View(Index i) const {
       std::string_view(names_).substr(name_offsets_[i], name_offsets_[i + 1] - name_offsets_[i]);
   v.type = node_type_names_[node_types_[i]];
   v.status = status_names_[statuses_[i]];
-  v.min_healthy = min_healthy_[i];
+  v.min_healthy = redundancy_[i].min_healthy;
   return v;
 }
 
@@ -541,15 +538,16 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
   for (Index x : also) {
     if (!TestBit(w.reached, x)) admit(x, 0, kNoIndex, kNoIndex);
   }
-  // Redundant CIs wait until enough of their providers have failed. `failed_seen` counts the
-  // failed providers met so far; parallel relations can only make it larger than the number of
-  // distinct failed providers, so crossing the threshold is confirmed by an exact count.
-  auto exact_failed = [&](Index y) {
-    int failed = 0;
-    for (Index p : providers_of(y)) {
-      if (w.Impacted(p)) ++failed;
+  // Redundant CIs wait until enough of their providers have failed. `slack` counts down the
+  // failed providers they can still absorb, once per relation met; parallel relations can
+  // only make it run out early, so running out is confirmed by an exact count.
+  auto still_absorbed = [&](Index y) {
+    const std::vector<Index> providers = providers_of(y);
+    std::int32_t healthy = 0;
+    for (Index p : providers) {
+      if (!w.Impacted(p)) ++healthy;
     }
-    return failed;
+    return healthy >= redundancy_[y].min_healthy;
   };
   for (std::size_t head = 0; head < queue.size() && !result.truncated; ++head) {
     // The queue says which CIs come next: fetch their adjacency ahead of time, the offsets
@@ -568,14 +566,15 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
       const Index y = neighbours[s];
       if (TestBit(w.reached, y)) {
         if (!TestBit(w.pending, y)) continue;  // already impacted
-        ++w.failed_seen[y];
+        --w.slack[y];
       } else if (down && TestBit(redundant_bits_, y)) {
         w.pending_list.push_back(y);
         SetBit(w.reached, y);
         SetBit(w.pending, y);
-        w.providers[y] =
-            filtered ? static_cast<std::int32_t>(providers_of(y).size()) : provider_count_[y];
-        w.failed_seen[y] = 1;
+        const Redundancy r = redundancy_[y];
+        const std::int32_t providers =
+            filtered ? static_cast<std::int32_t>(providers_of(y).size()) : r.providers;
+        w.slack[y] = providers - r.min_healthy - 1;
       } else {
         if (queue.size() >= cap) {
           result.truncated = true;
@@ -584,10 +583,10 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
         admit(y, distance, parent, edges[s]);
         continue;
       }
-      if (w.providers[y] - w.failed_seen[y] >= min_healthy_[y]) continue;
+      if (w.slack[y] >= 0) continue;
       // Without parallel relations the running count is exact; otherwise count again.
       const bool exact = !filtered && provider_repeats_[y] == 0;
-      if (!exact && w.providers[y] - exact_failed(y) >= min_healthy_[y]) continue;
+      if (!exact && still_absorbed(y)) continue;
       if (queue.size() >= cap) {
         result.truncated = true;
         break;
@@ -600,10 +599,10 @@ ImpactResult DependencyGraph::Impact(const ImpactQuery& query) const {
     if (!TestBit(w.pending, y)) continue;
     AbsorbedNode a;
     a.id = ids_[y];
-    a.min_healthy = min_healthy_[y];
+    a.min_healthy = redundancy_[y].min_healthy;
     if (!filtered && provider_repeats_[y] == 0 && query.max_depth < 0) {
-      a.providers = w.providers[y];  // the running count is exact here
-      a.failed = w.failed_seen[y];
+      a.providers = redundancy_[y].providers;  // the running count is exact here
+      a.failed = a.providers - a.min_healthy - w.slack[y];
     } else {
       for (Index p : providers_of(y)) {
         ++a.providers;

@@ -207,7 +207,14 @@ class DependencyGraph {
   std::vector<std::uint8_t> statuses_;
   std::vector<std::string> status_names_;
   std::uint16_t service_type_ = 0xFFFF;  // node_type_names_ index of business_service
-  std::vector<std::int32_t> min_healthy_;
+  // Per CI, side by side so that meeting a redundant CI costs one cache miss: its
+  // min_healthy (0: no redundancy) and how many distinct CIs' failure reaches it over any
+  // relation type (the unfiltered case, computed once at build time; 0 without redundancy).
+  struct Redundancy {
+    std::int32_t min_healthy = 0;
+    std::int32_t providers = 0;
+  };
+  std::vector<Redundancy> redundancy_;
   // CI id -> index: a direct table when ids are dense (the usual case: one identity
   // sequence), else a sorted list searched by bisection.
   std::vector<Index> dense_index_;
@@ -226,9 +233,6 @@ class DependencyGraph {
   // One bit per CI: it has redundancy (min_healthy > 0). A bit set small enough to stay in
   // cache, read for every CI a downward traversal reaches.
   std::vector<std::uint64_t> redundant_bits_;
-  // For CIs with redundancy: how many distinct CIs' failure reaches them over any relation
-  // type (the unfiltered case, computed once at build time).
-  std::vector<std::int32_t> provider_count_;
   std::vector<std::uint8_t> provider_repeats_;  // 1: some provider has parallel relations
   std::vector<RelationId> edge_ids_;
   std::vector<std::uint16_t> edge_types_;

@@ -263,6 +263,88 @@ TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
   }
 }
 
+// k-of-n redundancy as a fixed point, the way an operator would reason about it: a CI fails
+// when a CI whose failure reaches it has failed, or, with redundancy, when fewer than
+// min_healthy of its distinct providers are still up; repeated until nothing changes.
+struct RedundancyReference {
+  std::set<CiId> failed;
+  std::map<CiId, std::pair<int, int>> absorbed;  // id -> (providers, failed providers)
+};
+RedundancyReference ReferenceWithRedundancy(const std::vector<GraphNode>& nodes,
+                                            const std::vector<GraphEdge>& edges, CiId root,
+                                            const std::set<std::string>& allowed) {
+  std::map<CiId, std::set<CiId>> providers;
+  for (const GraphEdge& e : edges) {
+    if (!allowed.empty() && !allowed.contains(e.type)) continue;
+    if (e.type == "depends_on" || e.type == "connected_to") providers[e.from].insert(e.to);
+    if (e.type == "contains" || e.type == "member_of" || e.type == "connected_to") {
+      providers[e.to].insert(e.from);
+    }
+  }
+  RedundancyReference out;
+  out.failed.insert(root);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const GraphNode& n : nodes) {
+      if (out.failed.contains(n.id)) continue;
+      int down = 0;
+      for (CiId p : providers[n.id]) down += out.failed.contains(p) ? 1 : 0;
+      const int up = static_cast<int>(providers[n.id].size()) - down;
+      if (down > 0 && (n.min_healthy == 0 || up < n.min_healthy)) {
+        out.failed.insert(n.id);
+        changed = true;
+      }
+    }
+  }
+  for (const GraphNode& n : nodes) {
+    if (out.failed.contains(n.id) || n.min_healthy == 0) continue;
+    int down = 0;
+    for (CiId p : providers[n.id]) down += out.failed.contains(p) ? 1 : 0;
+    if (down > 0) out.absorbed[n.id] = {static_cast<int>(providers[n.id].size()), down};
+  }
+  return out;
+}
+
+TEST(DependencyGraph, RedundancyAgreesWithAFixedPointOnRandomGraphs) {
+  std::mt19937 rng(20261128);
+  const std::array<const char*, 5> types = {"depends_on", "contains", "connected_to", "member_of",
+                                            "documents"};
+  for (int trial = 0; trial < 300; ++trial) {
+    const int n = 2 + static_cast<int>(rng() % 30);
+    std::vector<GraphNode> nodes;
+    for (CiId i = 1; i <= n; ++i) {
+      const bool redundant = rng() % 3 == 0;
+      nodes.push_back(Node(i, redundant ? 1 + static_cast<std::int32_t>(rng() % 3) : 0,
+                           redundant ? "cluster" : "server"));
+    }
+    std::vector<GraphEdge> edges;
+    const int m = static_cast<int>(rng() % (3UL * static_cast<unsigned long>(n)));
+    for (int k = 0; k < m; ++k) {
+      const CiId a = 1 + static_cast<CiId>(rng() % n);
+      const CiId b = 1 + static_cast<CiId>(rng() % n);
+      if (a == b) continue;
+      edges.push_back({k + 1, a, b, types.at(rng() % 5)});
+      // Parallel relations between the same two CIs: a provider still counts once.
+      if (rng() % 5 == 0) edges.push_back({1000 + k, a, b, types.at(rng() % 5)});
+    }
+    const auto g = DependencyGraph::Build(nodes, edges, Types());
+    const CiId root = 1 + static_cast<CiId>(rng() % n);
+    std::vector<std::string> filter;
+    if (rng() % 3 == 0) filter = {"member_of", "depends_on", "connected_to"};
+    const RedundancyReference want = ReferenceWithRedundancy(
+        nodes, edges, root, std::set<std::string>(filter.begin(), filter.end()));
+    const ImpactResult got = g.Impact(Q(root, ImpactDirection::kDown, -1, filter));
+    ASSERT_EQ(Ids(got), want.failed) << "trial " << trial;
+    std::map<CiId, std::pair<int, int>> absorbed;
+    for (const AbsorbedNode& a : got.absorbed) {
+      absorbed[a.id] = {a.providers, a.failed};
+      EXPECT_EQ(a.healthy, a.providers - a.failed);
+      EXPECT_EQ(a.min_healthy, g.Find(a.id)->min_healthy);
+    }
+    EXPECT_EQ(absorbed, want.absorbed) << "trial " << trial;
+  }
+}
+
 // Contents as sorted tuples, to compare two graphs whatever order they were built in.
 std::pair<std::vector<std::tuple<CiId, std::string, std::string, std::string, int>>,
           std::vector<std::tuple<RelationId, CiId, CiId, std::string>>>
