@@ -233,6 +233,11 @@ class DependencyGraph {
   // One bit per CI: it has redundancy (min_healthy > 0). A bit set small enough to stay in
   // cache, read for every CI a downward traversal reaches.
   std::vector<std::uint64_t> redundant_bits_;
+  // One bit per CI: it is a business service (noted as the traversal admits CIs).
+  std::vector<std::uint64_t> service_bits_;
+  // The CIs are stored in ascending id order (the usual case: loaded by id, new CIs
+  // appended), so index order is id order.
+  bool ids_ascending_ = true;
   std::vector<std::uint8_t> provider_repeats_;  // 1: some provider has parallel relations
   std::vector<RelationId> edge_ids_;
   std::vector<std::uint16_t> edge_types_;

@@ -342,7 +342,53 @@ TEST(DependencyGraph, RedundancyAgreesWithAFixedPointOnRandomGraphs) {
       EXPECT_EQ(a.min_healthy, g.Find(a.id)->min_healthy);
     }
     EXPECT_EQ(absorbed, want.absorbed) << "trial " << trial;
+    EXPECT_TRUE(
+        std::is_sorted(got.absorbed.begin(), got.absorbed.end(),
+                       [](const AbsorbedNode& a, const AbsorbedNode& b) { return a.id < b.id; }));
   }
+}
+
+TEST(DependencyGraph, ManyAbsorbedCisAreListedInIdOrderHoweverTheGraphWasBuilt) {
+  // A switch every VM is connected to; 600 clusters of two VMs each, needing one of two: the
+  // switch failing takes every VM down and every cluster with it, except those whose second
+  // member hangs off another switch. Built with ids ascending and in a shuffled order.
+  std::vector<GraphNode> nodes{Node(1), Node(2)};
+  std::vector<GraphEdge> edges;
+  RelationId rel = 1;
+  for (CiId c = 0; c < 600; ++c) {
+    const CiId cluster = 10000 + c;
+    const CiId a = 100 + 2 * c;
+    const CiId b = a + 1;
+    nodes.push_back(Node(cluster, 1, "cluster"));
+    nodes.push_back(Node(a));
+    nodes.push_back(Node(b));
+    edges.push_back({rel++, a, 1, "connected_to"});
+    edges.push_back({rel++, b, c % 3 == 0 ? 1 : 2, "connected_to"});
+    edges.push_back({rel++, a, cluster, "member_of"});
+    edges.push_back({rel++, b, cluster, "member_of"});
+  }
+  std::vector<GraphNode> ascending = nodes;
+  std::sort(ascending.begin(), ascending.end(),
+            [](const GraphNode& x, const GraphNode& y) { return x.id < y.id; });
+  std::vector<GraphNode> shuffled = nodes;
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(7));
+  std::vector<std::vector<CiId>> lists;
+  for (const auto& order : {ascending, shuffled}) {
+    const auto g = DependencyGraph::Build(order, edges, Types());
+    const ImpactResult r = g.Impact(Q(1, ImpactDirection::kDown));
+    std::vector<CiId> ids;
+    for (const AbsorbedNode& a : r.absorbed) ids.push_back(a.id);
+    lists.push_back(ids);
+    // Every third cluster has both members on switch 1 and fails; the others absorb it.
+    EXPECT_EQ(ids.size(), 400U);
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+    EXPECT_EQ(Ids(r).count(10000), 1U);
+    EXPECT_EQ(Ids(r).count(10001), 0U);
+    // Running it again on the same thread starts from a clean workspace.
+    EXPECT_EQ(g.Impact(Q(1, ImpactDirection::kDown)).absorbed.size(), 400U);
+    EXPECT_EQ(g.Impact(Q(2, ImpactDirection::kDown)).absorbed.size(), 400U);
+  }
+  EXPECT_EQ(lists[0], lists[1]);
 }
 
 // Contents as sorted tuples, to compare two graphs whatever order they were built in.
