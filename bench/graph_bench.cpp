@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <random>
@@ -17,7 +18,6 @@
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
-#include <stdlib.h>
 #include <sys/resource.h>
 
 #include "bench/synthetic_estate.hpp"
@@ -65,9 +65,9 @@ BareCsr BuildBare(const Estate& e, const std::vector<cmdb::model::RelationType>&
     auto from = static_cast<std::uint32_t>(edge.from - 1);
     auto to = static_cast<std::uint32_t>(edge.to - 1);
     if (p == cmdb::model::Propagation::kToFrom || p == cmdb::model::Propagation::kBoth)
-      spread.push_back({to, from});
+      spread.emplace_back(to, from);
     if (p == cmdb::model::Propagation::kFromTo || p == cmdb::model::Propagation::kBoth)
-      spread.push_back({from, to});
+      spread.emplace_back(from, to);
   }
   BareCsr csr;
   csr.offsets.assign(n + 1, 0);
@@ -190,8 +190,8 @@ int main(int argc, char** argv) {
   if (!load) return 0;
 
   // --- PostgreSQL: start-up load of the graph, and recursive CTEs over the same tables ---
-  char dir[] = "/tmp/cmdbgraph-XXXXXX";
-  if (mkdtemp(dir) == nullptr) return 1;
+  std::string dir = "/tmp/cmdbgraph-XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) return 1;
   {
     cmdb::model::EmbeddedPostgres cluster({dir, /*durable=*/false, ""});
     cluster.Start();
