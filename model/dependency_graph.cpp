@@ -108,6 +108,7 @@ void ImpactNodes::Prefetch(std::size_t at) const {
   __builtin_prefetch(&graph_->name_offsets_[i]);
   __builtin_prefetch(&graph_->node_types_[i]);
   __builtin_prefetch(&graph_->statuses_[i]);
+  __builtin_prefetch(&graph_->redundancy_[i]);
 }
 
 void ImpactNodes::ViaPath(std::size_t at, std::vector<RelationId>& path) const {
