@@ -75,7 +75,8 @@ Estate Generate(std::size_t total) {
     CiId v = vm + static_cast<CiId>(i);
     link(v, pick(hv, hvs), "hosted_on");
     link(v, pick(cl, clusters), "member_of");
-    link(v, hub, "depends_on");  // storage
+    link(v, hub, "depends_on");      // storage
+    link(v, hub + 1, "depends_on");  // DNS: name resolution
     link(v, hub + 2, "documents");
   }
   for (std::size_t i = 0; i < hvs; ++i) {
