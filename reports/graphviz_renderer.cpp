@@ -60,6 +60,10 @@ std::string GraphvizRenderer::Render(const ImpactPicture& picture, RenderFormat 
   }
   std::unique_ptr<Agraph_t, GraphCloser> g(
       agopen(const_cast<char*>("impact"), Agdirected, nullptr));  // NOLINT
+  // Graphviz's own default node label, declared on every graph: a layout declares it for the
+  // graphs opened after it, and the DOT of a picture would otherwise depend on what the
+  // process drew before (`node [label="\N"];` or not).
+  agattr(g.get(), AGNODE, const_cast<char*>("label"), const_cast<char*>("\\N"));  // NOLINT
   Set(g.get(), "rankdir", "RL");
   Set(g.get(), "label", EscapeLabel(picture.title));
   Set(g.get(), "labelloc", "t");

@@ -81,6 +81,18 @@ TEST(GraphvizRenderer, SvgCarriesEscapedTextAndNoMarkupFromLabels) {
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
+TEST(GraphvizRenderer, DotIsTheSameWhateverWasRenderedBefore) {
+  // Graphviz keeps defaults a layout declares for the graphs opened after it: the DOT of one
+  // picture must not depend on what the process drew earlier.
+  auto g = Star(3, "db-01");
+  ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1);
+  GraphvizRenderer renderer;
+  const std::string first = renderer.Render(p, RenderFormat::kDot);
+  renderer.Render(p, RenderFormat::kSvg);
+  renderer.Render(p, RenderFormat::kPng);
+  EXPECT_EQ(renderer.Render(p, RenderFormat::kDot), first);
+}
+
 TEST(GraphvizRenderer, ABusyRendererAnswersUnavailableInsteadOfQueueingForever) {
   auto g = Star(600, "db");
   ImpactPicture big = BuildImpactPicture(Down(g, 1), g, 1, {10000, 600});
