@@ -142,16 +142,15 @@ int main(int argc, char** argv) {
   };
   // Downstream closures from a handful of CIs to the whole estate, then upstream ones (what
   // a CI needs, redundancy aside) from a handful to ~100k. roots[3] is the HTTP test's root.
-  const CiId first_cluster = e.first_db + static_cast<CiId>(e.dbs);
   std::vector<Root> roots = {{"a VM", e.first_vm + 17},
                              {"a hypervisor", e.first_hv + 17},
                              {"a top-of-rack switch", e.first_tor + 17},
                              {"a core switch", e.first_core + 1},
                              {"the storage hub", e.storage_hub},
                              {"up: a VM", e.first_vm + 17, true},
-                             {"up: a cluster", first_cluster + 17, true},
+                             {"up: a cluster", e.first_cluster + 17, true},
                              {"up: an application", e.first_app + 17, true},
-                             {"up: a business service", 18, true}};
+                             {"up: a business service", e.first_service + 17, true}};
   std::printf(
       "| root | CIs reached | cmdb Impact() with edges | without edges | bare CSR BFS (reached) | "
       "ratio (without edges) |\n|---|---|---|---|---|---|\n");
@@ -299,21 +298,24 @@ int main(int argc, char** argv) {
         "| root | recursive CTE (depth <= 12), best of <= 3 | CIs | bare CSR BFS, best of 5 | "
         "cmdb Impact(), first call | best of 5 | CTE / Impact (best) |\n"
         "|---|---|---|---|---|---|---|\n");
-    const std::string cte =
-        "WITH RECURSIVE impacted(id, depth) AS (SELECT $1::bigint, 0 UNION "
-        "SELECT CASE WHEN r.to_ci = i.id THEN r.from_ci ELSE r.to_ci END, i.depth + 1 "
-        "FROM impacted i JOIN relations r ON (r.to_ci = i.id AND r.type IN ('depends_on', "
-        "'runs_on', 'hosted_on', 'connected_to')) OR (r.from_ci = i.id AND r.type IN "
-        "('member_of', 'contains', 'connected_to')) WHERE i.depth < 12) "
-        "SELECT count(DISTINCT id) FROM impacted";
-    // Upstream: the same relations followed the other way.
-    const std::string cte_up =
-        "WITH RECURSIVE needed(id, depth) AS (SELECT $1::bigint, 0 UNION "
-        "SELECT CASE WHEN r.from_ci = i.id THEN r.to_ci ELSE r.from_ci END, i.depth + 1 "
-        "FROM needed i JOIN relations r ON (r.from_ci = i.id AND r.type IN ('depends_on', "
-        "'runs_on', 'hosted_on', 'connected_to')) OR (r.to_ci = i.id AND r.type IN "
-        "('member_of', 'contains', 'connected_to')) WHERE i.depth < 12) "
-        "SELECT count(DISTINCT id) FROM needed";
+    // The closure as a depth-bounded recursive CTE: downstream, a relation is followed from
+    // the end whose failure spreads to the other end; upstream, the same relations the other
+    // way.
+    auto closure_cte = [](bool up) {
+      const std::string spreads_to_from =
+          "r.type IN ('depends_on', 'runs_on', 'hosted_on', "
+          "'connected_to')";
+      const std::string spreads_from_to = "r.type IN ('member_of', 'contains', 'connected_to')";
+      const std::string near = up ? "r.from_ci" : "r.to_ci";
+      const std::string far = up ? "r.to_ci" : "r.from_ci";
+      return "WITH RECURSIVE closure(id, depth) AS (SELECT $1::bigint, 0 UNION SELECT CASE WHEN " +
+             near + " = i.id THEN " + far + " ELSE " + near +
+             " END, i.depth + 1 FROM closure i JOIN relations r ON (" + near + " = i.id AND " +
+             spreads_to_from + ") OR (" + far + " = i.id AND " + spreads_from_to +
+             ") WHERE i.depth < 12) SELECT count(DISTINCT id) FROM closure";
+    };
+    const std::string cte = closure_cte(false);
+    const std::string cte_up = closure_cte(true);
     cmdb::model::ExecuteRaw(sql, "SET statement_timeout = '300s'");
     for (const Root& r : roots) {
       double cte_ms = 1e18;

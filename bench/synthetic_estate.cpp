@@ -51,8 +51,10 @@ Estate Generate(std::size_t total) {
   e.first_hv = hv;
   e.first_vm = vm;
   e.storage_hub = hub;
+  e.first_service = svc;
   e.first_app = app;
   e.first_db = db;
+  e.first_cluster = cl;
   e.apps = apps;
   e.dbs = dbs;
   e.vms = vms;

@@ -18,7 +18,7 @@ struct Estate {
   std::vector<cmdb::model::GraphNode> nodes;
   std::vector<cmdb::model::GraphEdge> edges;
   cmdb::model::CiId first_core = 0, first_tor = 0, first_hv = 0, first_vm = 0, storage_hub = 0;
-  cmdb::model::CiId first_app = 0, first_db = 0;
+  cmdb::model::CiId first_service = 0, first_app = 0, first_db = 0, first_cluster = 0;
   std::size_t apps = 0, dbs = 0, vms = 0;
 };
 

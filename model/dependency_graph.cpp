@@ -119,12 +119,6 @@ void ImpactNodes::ViaPath(std::size_t at, std::vector<RelationId>& path) const {
   std::reverse(path.begin(), path.end());  // collected from the CI back to the root
 }
 
-std::vector<RelationId> ViaPath(const ImpactResult& result, std::size_t index) {
-  std::vector<RelationId> path;
-  result.nodes.ViaPath(index, path);
-  return path;
-}
-
 DependencyGraph DependencyGraph::Build(std::vector<GraphNode> nodes,
                                        const std::vector<GraphEdge>& edges,
                                        const std::vector<RelationType>& types) {

@@ -169,9 +169,6 @@ void ApplyChanges(GraphContents& contents, GraphChanges changes);
 std::string SerializeGraph(const GraphContents& contents);
 GraphContents DeserializeGraph(std::string_view bytes);
 
-// The relation ids from the root to nodes[index] (the `via` of the API).
-std::vector<RelationId> ViaPath(const ImpactResult& result, std::size_t index);
-
 class DependencyGraph {
  public:
   DependencyGraph() = default;

@@ -37,6 +37,12 @@ ImpactQuery Q(CiId root, ImpactDirection direction, int max_depth = -1,
   return q;
 }
 
+std::vector<RelationId> ViaPath(const ImpactResult& r, std::size_t at) {
+  std::vector<RelationId> path;
+  r.nodes.ViaPath(at, path);
+  return path;
+}
+
 std::set<CiId> Ids(const ImpactResult& r) {
   std::set<CiId> out;
   for (const auto& n : r.nodes) out.insert(n.id);
