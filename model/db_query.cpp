@@ -235,6 +235,23 @@ std::string IdArrayLiteral(const std::vector<std::int64_t>& ids) {
   return out + "}";
 }
 
+IdRunLiterals IdRuns(std::vector<std::int64_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::vector<std::int64_t> first;
+  std::vector<std::int64_t> last;
+  for (std::int64_t id : ids) {
+    if (!last.empty() && last.back() != std::numeric_limits<std::int64_t>::max() &&
+        id == last.back() + 1) {
+      last.back() = id;
+    } else {
+      first.push_back(id);
+      last.push_back(id);
+    }
+  }
+  return {IdArrayLiteral(first), IdArrayLiteral(last), first.size()};
+}
+
 std::string DecodeBytea(std::string_view hex) {
   if (hex.size() < 2 || hex.substr(0, 2) != "\\x") return std::string(hex);
   auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };

@@ -108,6 +108,16 @@ class CopyBuffer {
 std::string TextArrayLiteral(const std::vector<std::string>& values);
 // Formats a PostgreSQL array literal of integers, for a $n::bigint[] parameter: {1,2,3}.
 std::string IdArrayLiteral(const std::vector<std::int64_t>& ids);
+// Ids as runs of consecutive values: `first` and `last` array literals ({1,7}, {4,7} for
+// 1 2 3 4 7), for joining a table with unnest($1::bigint[], $2::bigint[]) on id BETWEEN
+// the two: one index range scan per run instead of a probe per id. Any order, duplicates
+// allowed.
+struct IdRunLiterals {
+  std::string first;
+  std::string last;
+  std::size_t runs = 0;
+};
+IdRunLiterals IdRuns(std::vector<std::int64_t> ids);
 // Parses PostgreSQL's text output of a bigint[] ("{1,2,3}", "{}"). Cheaper than asking the
 // server for JSON when thousands of rows carry one. Throws Error{kInternal} on anything else.
 std::vector<std::int64_t> IdsFromArrayText(std::string_view text);

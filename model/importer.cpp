@@ -490,7 +490,8 @@ class Importer {
     PgResult clock = Query(sql_, "SELECT cmdb_us(clock_timestamp())");
     now_ = Timestamp{std::max(clock.Int(0, 0), latest_existing_ + 1)};
     const std::string now_text = FormatTimestamp(now_);
-    // Every CI created or updated gets its version row (the full snapshot as-of reads use).
+    // Every CI created or updated gets its version row (the full snapshot as-of reads use):
+    // an updated CI's are encoded here, a created CI's copied by PostgreSQL after the COPY.
     CopyBuffer versions;
     auto add_version = [&](const CiRow& row, const CiTexts& texts) {
       versions.Int(row.id);
@@ -500,11 +501,7 @@ class Importer {
       versions.Field(now_text);
       versions.Field(options_.ctx.changed_by);
       versions.Field(options_.ctx.source);
-      if (row.action == Action::kCreate) {
-        versions.Null();  // a creation's diff is derived on read
-      } else {
-        versions.Field(ToJsonText(row.diff));
-      }
+      versions.Field(ToJsonText(row.diff));
       versions.EndRow();
     };
     if (!created.empty()) {
@@ -548,7 +545,6 @@ class Importer {
               buf.Field(now_text);
               buf.Field(now_text);
               buf.EndRow();
-              add_version(row, texts);
             }
             encoded_promises[p].set_value();
           } catch (...) {
@@ -576,6 +572,23 @@ class Importer {
       encoder.get();
       phases_.push_back({"encode_cis", encode_seconds});  // overlapped with copy_cis
       Phase("copy_cis", t);
+      // A new CI's first version is the row just written: PostgreSQL copies it (no second
+      // encoding, transfer and jsonb parse of every attribute document). The ids are runs of
+      // consecutive sequence values (one run unless another session drew ids meanwhile), and
+      // every id in a run is one of this import's.
+      const auto versions_started = std::chrono::steady_clock::now();
+      std::vector<CiId> created_ids;
+      created_ids.reserve(created.size());
+      for (const CiRow* row : created) created_ids.push_back(row->id);
+      IdRunLiterals runs = IdRuns(std::move(created_ids));
+      Query(sql_,
+            "INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, "
+            "attributes, min_healthy, valid_from, changed_by, source) SELECT c.id, c.version, "
+            "c.type, c.name, c.status, c.owner, c.tags, c.attributes, c.min_healthy, "
+            "c.created_at, $3, $4 FROM unnest($1::bigint[], $2::bigint[]) AS r(first, last) "
+            "JOIN configuration_items c ON c.id BETWEEN r.first AND r.last",
+            {P(runs.first), P(runs.last), P(options_.ctx.changed_by), P(options_.ctx.source)});
+      Phase("insert_versions", versions_started);
     }
     if (!updated.empty()) {
       ExecuteRaw(sql_,

@@ -52,6 +52,24 @@ TEST_F(ImportApi, CreatesThenUpdatesByIdentityThenLeavesUnchanged) {
   EXPECT_EQ(r.at("updated"), 0);
   EXPECT_EQ(r.at("relations").at("created"), 2);
   std::int64_t db01 = r.at("ci_ids").at(0).as_int64();
+  // Each created CI's first version is its row as written, with the import as its source and
+  // the creation's diff (every field from null).
+  const boost::json::value created_ci = Get("/api/v1/cis/" + std::to_string(db01)).json();
+  for (const auto& id : r.at("ci_ids").as_array()) {
+    auto versions =
+        Get("/api/v1/cis/" + std::to_string(id.as_int64()) + "/history").json().at("items");
+    ASSERT_EQ(versions.as_array().size(), 1U) << versions;
+    EXPECT_EQ(versions.at(0).at("version"), 1);
+    EXPECT_EQ(versions.at(0).at("operation"), "create");
+    EXPECT_EQ(versions.at(0).at("source"), "import");
+    EXPECT_FALSE(versions.at(0).at("changed_by").as_string().empty());
+  }
+  const auto creation =
+      Get("/api/v1/cis/" + std::to_string(db01) + "/history").json().at("items").at(0);
+  EXPECT_EQ(creation.at("changed_at"), created_ci.at("created_at"));
+  EXPECT_EQ(creation.at("diff").at("memory_mb"),
+            boost::json::parse(R"({"old": null, "new": 1024})"))
+      << creation;
 
   HttpResult again = Post("/api/v1/import", kDoc);
   EXPECT_EQ(again.json().at("unchanged"), 3);
@@ -73,6 +91,12 @@ TEST_F(ImportApi, CreatesThenUpdatesByIdentityThenLeavesUnchanged) {
   EXPECT_EQ(history[0].at("source"), "import");
   EXPECT_EQ(history[0].at("diff").at("memory_mb"),
             boost::json::parse(R"({"old": 1024, "new": 2048})"));
+  // As of the first import, the CI is what that import wrote.
+  const std::string first_time = created_ci.at("created_at").as_string().c_str();
+  HttpResult then = Get("/api/v1/cis/" + std::to_string(db01) + "?as_of=" + first_time);
+  ASSERT_EQ(then.status, 200) << then.body;
+  EXPECT_EQ(then.json().at("name"), "db-01");
+  EXPECT_EQ(then.json().at("attributes"), created_ci.at("attributes"));
   EXPECT_EQ(
       Get("/api/v1/relations?ci=" + std::to_string(db01)).json().at("items").as_array().size(), 1U);
 }
