@@ -168,6 +168,50 @@ json::object WritableCiJson(const ConfigurationItem& ci) {
   return o;
 }
 
+bool MergeChangesNothing(const ConfigurationItem& current, const json::object& patch) {
+  auto same_string = [](const json::value& v, std::string_view now) {
+    return v.is_string() && v.get_string() == now;
+  };
+  for (const auto& [key, value] : patch) {
+    if (key == "name") {
+      if (!same_string(value, current.name)) return false;
+    } else if (key == "status") {
+      if (!same_string(value, current.status)) return false;
+    } else if (key == "owner") {
+      if (value.is_null() ? current.owner.has_value()
+                          : !current.owner || !same_string(value, *current.owner)) {
+        return false;
+      }
+    } else if (key == "tags") {
+      if (!value.is_array() || value.get_array().size() != current.tags.size()) return false;
+      for (std::size_t i = 0; i < current.tags.size(); ++i) {
+        if (!same_string(value.get_array()[i], current.tags[i])) return false;
+      }
+    } else if (key == "attributes") {
+      if (!value.is_object()) return false;
+      for (const auto& [name, v] : value.get_object()) {
+        const json::value* now = current.attributes.if_contains(name);
+        if (v.is_null()) {
+          if (now != nullptr) return false;
+        } else if (v.is_object() || now == nullptr || *now != v) {
+          return false;  // an object value merges into the old one: left to the merge
+        }
+      }
+    } else if (key == "redundancy") {
+      if (value.is_null()) {
+        if (current.min_healthy) return false;
+      } else {
+        const json::value* k = value.is_object() && value.get_object().size() == 1
+                                   ? value.get_object().if_contains("min_healthy")
+                                   : nullptr;
+        if (k == nullptr || !k->is_int64() || current.min_healthy != k->get_int64()) return false;
+      }
+    }
+    // Other keys (type, server-maintained fields) are not merged.
+  }
+  return true;
+}
+
 json::object CiToJson(const ConfigurationItem& ci) {
   json::object o{{"id", ci.id}};
   for (auto& [key, value] : WritableCiJson(ci)) o[key] = std::move(value);

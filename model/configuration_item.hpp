@@ -63,6 +63,13 @@ boost::json::object CiToJson(const ConfigurationItem& ci);
 ConfigurationItem ApplyCiPatch(const ConfigurationItem& current, const boost::json::value& patch,
                                FieldErrors& errors);
 
+// True when merging `patch` (the writable fields of a document, as an import row gives them)
+// into `current` would leave every field as it is: the shortcut a re-import of unchanged rows
+// takes instead of merging, validating and diffing. Exact where it answers true (equal values
+// only); false whenever it cannot tell cheaply (nested objects, values needing
+// normalisation), and the caller then merges.
+bool MergeChangesNothing(const ConfigurationItem& current, const boost::json::object& patch);
+
 // The field-level difference `{"memory_mb": {"old": 32768, "new": 65536}}` between two states.
 // Attributes are keyed by their name; CI fields (name, status, owner, tags, redundancy) by
 // theirs, which attributes may not use. `before == nullptr` means the CI is being created

@@ -64,6 +64,54 @@ ConfigurationItem Base() {
   return ci;
 }
 
+// The re-import shortcut answers "nothing changes" only when the full merge agrees.
+TEST(ConfigurationItem, MergeChangesNothingOnlyWhenTheMergeChangesNothing) {
+  ConfigurationItem current = Base();
+  current.min_healthy = 2;
+  current.attributes["disks"] = ParseJson(R"([{"size": 100}])");
+  current.attributes["labels"] = ParseJson(R"({"rack": "A1"})");
+  struct Case {
+    const char* patch;
+    bool shortcut;  // what MergeChangesNothing must answer
+  };
+  const Case cases[] = {
+      {R"({})", true},
+      {R"({"type": "server", "id": 4, "version": 9, "name": "db-01"})", true},
+      {R"({"name": "db-01", "status": "active", "owner": "dba", "tags": ["prod"],
+           "attributes": {"memory_mb": 32768, "disks": [{"size": 100}], "gone": null},
+           "redundancy": {"min_healthy": 2}})",
+       true},
+      {R"({"name": "db-02"})", false},
+      {R"({"status": "retired"})", false},
+      {R"({"owner": null})", false},
+      {R"({"owner": "ops"})", false},
+      {R"({"tags": []})", false},
+      {R"({"tags": ["prod", "prod"]})", false},  // same after normalisation: left to the merge
+      {R"({"tags": null})", false},
+      {R"({"attributes": {"memory_mb": 65536}})", false},
+      {R"({"attributes": {"memory_mb": 32768.0}})", false},
+      {R"({"attributes": {"os": null}})", false},
+      {R"({"attributes": {"cpu_count": 4}})", false},
+      {R"({"attributes": {"labels": {"rack": "A1"}}})", false},  // objects merge: not decided here
+      {R"({"attributes": null})", false},
+      {R"({"redundancy": null})", false},
+      {R"({"redundancy": {"min_healthy": 3}})", false},
+      {R"({"owner": ""})", false},
+  };
+  for (const Case& c : cases) {
+    const json::value patch = ParseJson(c.patch);
+    EXPECT_EQ(MergeChangesNothing(current, patch.get_object()), c.shortcut) << c.patch;
+    // Soundness: whenever the shortcut says so, the merge and diff find nothing either.
+    FieldErrors errors;
+    ConfigurationItem merged =
+        CiFromJson(MergePatch(WritableCiJson(current), patch), errors, ReadOnlyFields::kIgnore);
+    if (c.shortcut) {
+      EXPECT_TRUE(errors.empty()) << c.patch;
+      EXPECT_TRUE(DiffCis(&current, &merged).empty()) << c.patch;
+    }
+  }
+}
+
 TEST(ConfigurationItem, MergePatchChangesOnlyWhatItNames) {
   FieldErrors errors;
   ConfigurationItem next = ApplyCiPatch(
