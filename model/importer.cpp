@@ -101,15 +101,28 @@ class IdentityIndex {
                 },
                 {});
     // Sized once for the CIs there and the rows that may add theirs: no rehash on the way.
+    // Each map (names, then one per identifier set) is filled by one task, on both cores.
     PerType& per_type = by_type_[type.name];
     const std::size_t expected = n + expected_new;
     per_type.sets.resize(type.identify_by.size());
-    for (auto& set : per_type.sets) set.reserve(expected);
-    per_type.names.reserve(expected);
-    for (std::size_t i = 0; i < n; ++i) {
-      const int row = static_cast<int>(i);
-      Add(type, r.Int(row, 0), std::string(r.Text(row, 1)), keys[i]);
-    }
+    ParallelTasks(per_type.sets.size() + 1, [&](std::size_t t) {
+      if (t == 0) {
+        per_type.names.reserve(expected);
+        for (std::size_t i = 0; i < n; ++i) {
+          const int row = static_cast<int>(i);
+          per_type.names[std::string(r.Text(row, 1))].push_back(r.Int(row, 0));
+        }
+        return;
+      }
+      const std::size_t s = t - 1;
+      auto& set = per_type.sets[s];
+      set.reserve(expected);
+      for (std::size_t i = 0; i < n; ++i) {
+        // Each key is read by this task only.
+        if (!keys[i][s].empty())
+          set[std::move(keys[i][s])].push_back(r.Int(static_cast<int>(i), 0));
+      }
+    });
   }
 
   void Add(const CiType& type, CiId id, const std::string& name,

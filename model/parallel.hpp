@@ -15,13 +15,14 @@
 
 namespace cmdb::model {
 
-// Calls body(i) for every i < n, in chunks, on up to hardware_concurrency threads (this one
-// among them); progress(done), when set, is called on this thread only, every few thousand.
-// The first exception thrown by `body` is rethrown here once every thread has stopped.
+// Calls body(i) for every i < n, `chunk` indexes at a time, on up to hardware_concurrency
+// threads (this one among them); progress(done), when set, is called on this thread only,
+// every few thousand. The first exception thrown by `body` is rethrown here once every
+// thread has stopped.
 template <typename Body>
-void ParallelFor(std::size_t n, const Body& body,
-                 const std::function<void(std::size_t)>& progress) {
-  constexpr std::size_t kChunk = 256;
+void ParallelChunks(std::size_t n, std::size_t chunk, const Body& body,
+                    const std::function<void(std::size_t)>& progress) {
+  const std::size_t kChunk = std::max<std::size_t>(1, chunk);
   constexpr std::size_t kProgressEvery = 5000;
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
   const auto threads =
@@ -62,6 +63,19 @@ void ParallelFor(std::size_t n, const Body& body,
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+// ParallelChunks over many small, order-independent steps (rows, observations).
+template <typename Body>
+void ParallelFor(std::size_t n, const Body& body,
+                 const std::function<void(std::size_t)>& progress) {
+  ParallelChunks(n, 256, body, progress);
+}
+
+// A few large, independent tasks (one index each), handed out as threads become free.
+template <typename Body>
+void ParallelTasks(std::size_t n, const Body& body) {
+  ParallelChunks(n, 1, body, {});
 }
 
 }  // namespace cmdb::model
