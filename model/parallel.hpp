@@ -22,9 +22,9 @@ namespace cmdb::model {
 template <typename Body>
 void ParallelChunks(std::size_t n, std::size_t chunk, const Body& body,
                     const std::function<void(std::size_t)>& progress) {
-  const std::size_t kChunk = std::max<std::size_t>(1, chunk);
+  const std::size_t step = std::max<std::size_t>(1, chunk);
   constexpr std::size_t kProgressEvery = 5000;
-  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  const std::size_t chunks = (n + step - 1) / step;
   const auto threads =
       std::min<std::size_t>({std::max(1U, std::thread::hardware_concurrency()), 8, chunks});
   std::atomic<std::size_t> next{0};
@@ -34,8 +34,8 @@ void ParallelChunks(std::size_t n, std::size_t chunk, const Body& body,
     try {
       std::size_t reported = 0;
       for (std::size_t c = next++; c < chunks && !failed; c = next++) {
-        const std::size_t begin = c * kChunk;
-        const std::size_t end = std::min(n, begin + kChunk);
+        const std::size_t begin = c * step;
+        const std::size_t end = std::min(n, begin + step);
         for (std::size_t i = begin; i < end; ++i) body(i);
         const std::size_t now = done += end - begin;
         if (reports && progress && now - reported >= kProgressEvery) progress(reported = now);

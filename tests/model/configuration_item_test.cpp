@@ -1,5 +1,7 @@
 #include "model/configuration_item.hpp"
 
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "model/json.hpp"
@@ -74,7 +76,7 @@ TEST(ConfigurationItem, MergeChangesNothingOnlyWhenTheMergeChangesNothing) {
     const char* patch;
     bool shortcut;  // what MergeChangesNothing must answer
   };
-  const Case cases[] = {
+  const std::vector<Case> cases = {
       {R"({})", true},
       {R"({"type": "server", "id": 4, "version": 9, "name": "db-01"})", true},
       {R"({"name": "db-01", "status": "active", "owner": "dba", "tags": ["prod"],
