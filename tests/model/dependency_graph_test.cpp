@@ -186,6 +186,10 @@ TEST(DependencyGraph, DepthTypeFilterAndCap) {
   EXPECT_THROW(g.Impact(Q(42, ImpactDirection::kDown)), Error);
 }
 
+// The relation types the random graphs draw from, each propagation among them.
+constexpr std::array<const char*, 5> kRandomTypes = {"depends_on", "contains", "connected_to",
+                                                     "member_of", "documents"};
+
 // The reference: breadth-first search straight over the edge list, no CSR, no redundancy.
 std::map<CiId, int> Reference(const std::vector<GraphEdge>& edges, CiId root, bool down,
                               int max_depth) {
@@ -216,8 +220,6 @@ std::map<CiId, int> Reference(const std::vector<GraphEdge>& edges, CiId root, bo
 
 TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
   std::mt19937 rng(20261127);
-  const std::array<const char*, 5> types = {"depends_on", "contains", "connected_to", "member_of",
-                                            "documents"};
   for (int trial = 0; trial < 200; ++trial) {
     const int n = 2 + static_cast<int>(rng() % 40);
     const int m = static_cast<int>(rng() % (3UL * static_cast<unsigned long>(n)));
@@ -229,7 +231,7 @@ TEST(DependencyGraph, AgreesWithAReferenceTraversalOnRandomGraphsWithCycles) {
     for (int k = 0; k < m; ++k) {
       CiId a = 1 + static_cast<CiId>(rng() % n);
       CiId b = 1 + static_cast<CiId>(rng() % n);
-      if (a != b) edges.push_back({k + 1, a, b, types.at(rng() % 5)});
+      if (a != b) edges.push_back({k + 1, a, b, kRandomTypes.at(rng() % kRandomTypes.size())});
     }
     auto g = DependencyGraph::Build(nodes, edges, Types());
     CiId root = 1 + static_cast<CiId>(rng() % n);
@@ -313,8 +315,6 @@ RedundancyReference ReferenceWithRedundancy(const std::vector<GraphNode>& nodes,
 
 TEST(DependencyGraph, RedundancyAgreesWithAFixedPointOnRandomGraphs) {
   std::mt19937 rng(20261128);
-  const std::array<const char*, 5> types = {"depends_on", "contains", "connected_to", "member_of",
-                                            "documents"};
   for (int trial = 0; trial < 300; ++trial) {
     const int n = 2 + static_cast<int>(rng() % 30);
     std::vector<GraphNode> nodes;
@@ -329,9 +329,10 @@ TEST(DependencyGraph, RedundancyAgreesWithAFixedPointOnRandomGraphs) {
       const CiId a = 1 + static_cast<CiId>(rng() % n);
       const CiId b = 1 + static_cast<CiId>(rng() % n);
       if (a == b) continue;
-      edges.push_back({k + 1, a, b, types.at(rng() % 5)});
+      edges.push_back({k + 1, a, b, kRandomTypes.at(rng() % kRandomTypes.size())});
       // Parallel relations between the same two CIs: a provider still counts once.
-      if (rng() % 5 == 0) edges.push_back({1000 + k, a, b, types.at(rng() % 5)});
+      if (rng() % 5 == 0)
+        edges.push_back({1000 + k, a, b, kRandomTypes.at(rng() % kRandomTypes.size())});
     }
     const auto g = DependencyGraph::Build(nodes, edges, Types());
     const CiId root = 1 + static_cast<CiId>(rng() % n);
