@@ -2,6 +2,7 @@
 // and ansible really run when installed), reconciliation outcomes, the drift lifecycle, dry
 // runs, hostile payloads, stale CIs, scheduling, and the run queue shared by several workers.
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -41,9 +42,9 @@ std::optional<std::string> Shell(const std::string& command) {
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return std::nullopt;
   std::string out;
-  char buffer[4096];
+  std::array<char, 4096> buffer{};
   std::size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
   return pclose(pipe) == 0 ? std::optional<std::string>(out) : std::nullopt;
 }
 
@@ -516,11 +517,11 @@ TEST_F(DiscoveryApi, JsonAttributesDoNotDriftWhenOnlyTheirKeyOrderDiffers) {
 
 TEST_F(DiscoveryApi, OversizedPayloadsAreRefusedBeforeTheyAreQueued) {
   server::ServeConfig config = Config();
-  config.body_limit = 64 * 1024;
+  config.body_limit = std::size_t{64} * 1024;
   Restart(config);
   std::int64_t agent = CreateSource(R"({"name": "agents", "kind": "agent"})");
   std::string big = R"({"items": [)";
-  while (big.size() < 70 * 1024) big += R"({"identity": {"serial": "S"}},)";
+  while (big.size() < std::size_t{70} * 1024) big += R"({"identity": {"serial": "S"}},)";
   big.back() = ']';
   big += "}";
   EXPECT_EQ(Post("/api/v1/discovery/runs?source=" + std::to_string(agent), big).status, 413);

@@ -1,4 +1,6 @@
+#include <array>
 #include <thread>
+#include <vector>
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
@@ -13,10 +15,10 @@ namespace {
 TEST(Migrations, TwoInstancesMigratingOneDatabaseApplyEachOnce) {
   std::string db = CreateEmptyDatabase();
   const std::string dsn = DsnFor(db) + " options='-c client_min_messages=warning'";
-  std::vector<std::string> applied[2];
-  std::string failure[2];
-  std::thread threads[2];
-  for (int i = 0; i < 2; ++i) {
+  std::array<std::vector<std::string>, 2> applied;
+  std::array<std::string, 2> failure;
+  std::array<std::thread, 2> threads;
+  for (std::size_t i = 0; i < 2; ++i) {
     threads[i] = std::thread([&, i] {
       try {
         soci::session sql(soci::postgresql, dsn);
