@@ -278,15 +278,20 @@ Source DiscoveryStore::PatchSource(std::int64_t id, const json::value& patch,
 }
 
 void DiscoveryStore::DeleteSource(std::int64_t id) {
-  // Sightings outlive their source: its open streaks end at its latest writing run. The row
-  // lock waits for a run that is writing this source's sightings.
+  // Sightings outlive their source: its open streaks (the bits of its blocks) end at its
+  // latest writing run, as rows (0014_sighting_blocks.sql). The row lock waits for a run that
+  // is writing this source's sightings.
   model::Transaction tr(sql_);
   Query(sql_, "SELECT 1 FROM discovery_sources WHERE id = $1 FOR UPDATE", {P(id)});
   Query(sql_,
-        "UPDATE discovery_sightings s SET streak = false, last_run_id = d.sighted_run_id, "
-        "last_seen_at = d.sighted_at FROM discovery_sources d WHERE d.id = $1 AND s.source_id = "
-        "$1 AND s.streak",
+        "INSERT INTO discovery_sightings (ci_id, source_id, last_run_id, last_seen_at) "
+        "SELECT (b.block << 10) + i, b.source_id, d.sighted_run_id, d.sighted_at FROM "
+        "discovery_sighting_blocks b JOIN discovery_sources d ON d.id = b.source_id CROSS JOIN "
+        "generate_series(0, 1023) i WHERE b.source_id = $1 AND get_bit(b.bits, i) = 1 AND "
+        "d.sighted_run_id IS NOT NULL ON CONFLICT (ci_id, source_id) DO UPDATE SET last_run_id = "
+        "excluded.last_run_id, last_seen_at = excluded.last_seen_at",
         {P(id)});
+  Query(sql_, "DELETE FROM discovery_sighting_blocks WHERE source_id = $1", {P(id)});
   PgResult r = Query(sql_, "DELETE FROM discovery_sources WHERE id = $1", {P(id)});
   if (r.affected() == 0)
     throw Error(ErrorCode::kNotFound, "source " + std::to_string(id) + " not found");
@@ -374,15 +379,14 @@ std::vector<StaleCi> DiscoveryStore::StaleCis(const Source& source) {
   std::vector<StaleCi> out;
   if (!source.config.stale_after_runs) return out;
   // A CI is stale when the source's last N successful, writing runs all came after the run
-  // that last saw it. A sighting in an open streak was renewed by the latest writing run, so
-  // it has missed none.
+  // that last saw it. A CI in an open streak (a bit of the source's blocks, not a row) was
+  // renewed by the latest writing run, so it has missed none.
   PgResult r = Query(
       sql_,
       "WITH runs AS (SELECT id FROM discovery_runs WHERE source_id = $1 AND state = 'succeeded' "
       "AND NOT dry_run), "
       "s AS (SELECT s.ci_id, s.last_run_id, s.last_seen_at, (SELECT count(*) FROM runs WHERE "
-      "runs.id > s.last_run_id) AS missed FROM discovery_sightings s WHERE s.source_id = $1 AND "
-      "NOT s.streak) "
+      "runs.id > s.last_run_id) AS missed FROM discovery_sightings s WHERE s.source_id = $1) "
       "SELECT s.ci_id, c.name, s.last_run_id, cmdb_us(s.last_seen_at), s.missed FROM s JOIN "
       "configuration_items c ON c.id = s.ci_id WHERE s.missed >= $2 ORDER BY s.ci_id LIMIT 10000",
       {P(source.id), P(*source.config.stale_after_runs)});

@@ -16,6 +16,7 @@
 
 #include "discovery/collectors.hpp"
 #include "discovery/reconcile.hpp"
+#include "discovery/sightings.hpp"
 #include "model/change_repository.hpp"
 #include "model/ci_type_repository.hpp"
 #include "model/compression.hpp"
@@ -503,9 +504,11 @@ class RunExecution {
 
   // Records which CIs this run saw. A CI's last_seen_at is not versioned, so an observation
   // that changes nothing changes no version. Sightings are written as changes against the
-  // previous writing run of the source (0011_sighting_streaks.sql): a CI that run saw too is
-  // not written at all; streaks open for CIs it did not see and close for CIs it saw that
-  // this run does not.
+  // previous writing run of the source (0011_sighting_streaks.sql): a CI in an open streak
+  // is a bit of one of the source's blocks (0014_sighting_blocks.sql), renewed by every
+  // writing run that sees it without being written; only the blocks whose bits change are
+  // rewritten, a streak that ends becomes a row at the previous run, and a row of a CI seen
+  // again goes.
   void StampSeen() {
     std::vector<std::int64_t> seen;
     for (const auto& d : decisions_) {
@@ -522,55 +525,50 @@ class RunExecution {
                               "WHERE id = $1 FOR UPDATE",
                               {P(source_.id)});
     if (previous.rows() == 0) throw Error(ErrorCode::kNotFound, "the run's source was deleted");
-    std::vector<std::pair<std::int64_t, bool>> rows;  // (ci_id, streak), by ci_id
+    const std::string source = std::to_string(source_.id);
+    SightingBlocks blocks;
     model::CopyOut(sql_,
-                   "SELECT ci_id, streak FROM discovery_sightings WHERE source_id = " +
-                       std::to_string(source_.id) + " ORDER BY ci_id",
+                   "SELECT block, bits FROM discovery_sighting_blocks WHERE source_id = " + source,
                    [&](const std::vector<std::string_view>& f) {
-                     rows.emplace_back(std::stoll(std::string(f[0])), f[1] == "t");
+                     blocks.emplace(std::stoll(std::string(f[0])), ParseBits(f[1]));
                    });
-    std::vector<std::int64_t> closed;
-    std::vector<std::int64_t> reopened;
-    model::CopyBuffer opened;
-    const std::string at_text = model::FormatTimestamp(model::Timestamp{observed_at_});
-    std::size_t r = 0;
-    for (std::int64_t ci : seen) {
-      for (; r < rows.size() && rows[r].first < ci; ++r) {
-        if (rows[r].second) closed.push_back(rows[r].first);
-      }
-      if (r < rows.size() && rows[r].first == ci) {
-        if (!rows[r].second) reopened.push_back(ci);
-        ++r;
-        continue;
-      }
-      opened.Int(ci);
-      opened.Int(source_.id);
-      opened.Int(run_id_);
-      opened.Field(at_text);
-      opened.Field("t");
-      opened.EndRow();
-    }
-    for (; r < rows.size(); ++r) {
-      if (rows[r].second) closed.push_back(rows[r].first);
-    }
-    if (!closed.empty() && !previous.IsNull(0, 0)) {
+    std::vector<std::int64_t> closed_rows;
+    model::CopyOut(
+        sql_,
+        "SELECT ci_id FROM discovery_sightings WHERE source_id = " + source + " ORDER BY ci_id",
+        [&](const std::vector<std::string_view>& f) {
+          closed_rows.push_back(std::stoll(std::string(f[0])));
+        });
+    const SightingChanges changes = DiffSightings(blocks, closed_rows, seen);
+    if (!changes.closed.empty() && !previous.IsNull(0, 0)) {
       Query(sql_,
-            "UPDATE discovery_sightings SET streak = false, last_run_id = $3, last_seen_at = "
-            "cmdb_ts($4) WHERE source_id = $1 AND ci_id = ANY($2::bigint[])",
-            {P(source_.id), model::IdArrayLiteral(closed), P(previous.Int(0, 0)),
+            "INSERT INTO discovery_sightings (ci_id, source_id, last_run_id, last_seen_at) "
+            "SELECT unnest($2::bigint[]), $1, $3, cmdb_ts($4) ON CONFLICT (ci_id, source_id) DO "
+            "UPDATE SET last_run_id = excluded.last_run_id, last_seen_at = excluded.last_seen_at",
+            {P(source_.id), model::IdArrayLiteral(changes.closed), P(previous.Int(0, 0)),
              P(previous.Int(0, 1))});
     }
-    if (!reopened.empty()) {
+    if (!changes.reopened.empty()) {
       Query(sql_,
-            "UPDATE discovery_sightings SET streak = true, last_run_id = $3, last_seen_at = "
-            "cmdb_ts($4) WHERE source_id = $1 AND ci_id = ANY($2::bigint[])",
-            {P(source_.id), model::IdArrayLiteral(reopened), P(run_id_), P(observed_at_)});
+            "DELETE FROM discovery_sightings WHERE source_id = $1 AND ci_id = ANY($2::bigint[])",
+            {P(source_.id), model::IdArrayLiteral(changes.reopened)});
     }
-    if (opened.rows() > 0) {
-      model::CopyIn(sql_,
-                    "COPY discovery_sightings (ci_id, source_id, last_run_id, last_seen_at, "
-                    "streak) FROM STDIN",
-                    opened);
+    if (!changes.erase.empty()) {
+      Query(sql_,
+            "DELETE FROM discovery_sighting_blocks WHERE source_id = $1 AND block = "
+            "ANY($2::bigint[])",
+            {P(source_.id), model::IdArrayLiteral(changes.erase)});
+    }
+    if (!changes.write.empty()) {
+      model::CopyBuffer rows;
+      for (const auto& [block, bits] : changes.write) {
+        rows.Int(source_.id);
+        rows.Int(block);
+        rows.Field(BitsText(bits));
+        rows.EndRow();
+      }
+      model::CopyIn(sql_, "COPY discovery_sighting_blocks (source_id, block, bits) FROM STDIN",
+                    rows);
     }
     Query(sql_,
           "UPDATE discovery_sources SET sighted_run_id = $2, sighted_at = cmdb_ts($3) WHERE id = "

@@ -11,16 +11,18 @@
 
 namespace cmdb::model {
 
-// last_seen_at: the latest sighting of the CI by any source; a sighting in an open streak was
-// renewed by the source's latest writing run (see 0011_sighting_streaks.sql).
-// The columns both lists share, as a literal so that each list is one literal too.
+// last_seen_at: the latest sighting of the CI by any source: the rows of its closed streaks,
+// and the latest writing run of each source in whose blocks its bit is set (an open streak,
+// see 0014_sighting_blocks.sql). The columns both lists share, as a literal so that each list
+// is one literal too.
 #define CMDB_CI_FIELDS                                                                         \
   "c.id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, c.attributes::text, " \
   "c.min_healthy, c.version, cmdb_us(c.created_at), cmdb_us(c.updated_at), "
 const char* const kCiColumns = CMDB_CI_FIELDS
-    "cmdb_us((SELECT max(CASE WHEN s.streak THEN coalesce((SELECT d.sighted_at FROM "
-    "discovery_sources d WHERE d.id = s.source_id), s.last_seen_at) ELSE s.last_seen_at END) "
-    "FROM discovery_sightings s WHERE s.ci_id = c.id))";
+    "cmdb_us(greatest((SELECT max(s.last_seen_at) FROM discovery_sightings s WHERE s.ci_id = "
+    "c.id), (SELECT max(d.sighted_at) FROM discovery_sighting_blocks b JOIN discovery_sources d "
+    "ON d.id = b.source_id WHERE b.block = c.id >> 10 AND get_bit(b.bits, (c.id & 1023)::integer) "
+    "= 1)))";
 const char* const kCiColumnsWithoutLastSeen = CMDB_CI_FIELDS "NULL::bigint";
 #undef CMDB_CI_FIELDS
 

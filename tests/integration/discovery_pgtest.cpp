@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -665,6 +666,87 @@ TEST_F(DiscoveryApi, LastSeenIsTheLatestRunThatSawTheCi) {
   EXPECT_EQ(seen_again.at("counts").at("matched"), 1) << seen_again;
   EXPECT_EQ(last_seen(a), seen_again.at("started_at"));
   EXPECT_EQ(last_seen(b), fifth.at("started_at"));
+}
+
+// An open streak is a bit in a block of 1024 CI ids (0014_sighting_blocks.sql): CIs on both
+// sides of a block's edge and far away keep their own last_seen_at, the blocks hold exactly
+// the CIs in an open streak, and a CI has a row only while its streak is closed.
+TEST_F(DiscoveryApi, SightingsOnBothSidesOfABlockEdge) {
+  std::int64_t source =
+      CreateSource(R"({"name": "agents", "kind": "agent", "config": {"on_unmatched": "report"}})");
+  std::vector<std::int64_t> ids;
+  for (std::int64_t at : {1022, 1023, 1024, 5000}) {
+    Sql("SELECT setval(pg_get_serial_sequence('configuration_items', 'id'), $1, false)", {P(at)});
+    ids.push_back(CreateCi(R"({"type": "server", "name": "s)" + std::to_string(at) +
+                           R"(", "attributes": {"serial": "S)" + std::to_string(at) + R"("}})"));
+    ASSERT_EQ(ids.back(), at);
+  }
+  auto payload = [](const std::vector<std::int64_t>& serials) {
+    std::string body = R"({"items": [)";
+    for (std::int64_t s : serials) {
+      if (body.back() != '[') body += ',';
+      body += R"({"identity": {"serial": "S)" + std::to_string(s) + R"("}})";
+    }
+    return body + "]}";
+  };
+  auto last_seen = [&](std::int64_t ci) { return Ci(ci).at("last_seen_at"); };
+  auto bits = [&]() {  // CI ids with a bit set in the source's blocks
+    std::vector<std::int64_t> out;
+    model::PgResult r =
+        Sql("SELECT (block << 10) + i FROM discovery_sighting_blocks, generate_series(0, 1023) i "
+            "WHERE source_id = $1 AND get_bit(bits, i) = 1 ORDER BY 1",
+            {P(source)});
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(r.Int(i, 0));
+    return out;
+  };
+  auto rows = [&]() {
+    std::vector<std::int64_t> out;
+    model::PgResult r =
+        Sql("SELECT ci_id FROM discovery_sightings WHERE source_id = $1 ORDER BY 1", {P(source)});
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(r.Int(i, 0));
+    return out;
+  };
+
+  json::value first = Run(source, payload(ids));
+  ASSERT_EQ(first.at("counts").at("matched"), 4) << first;
+  for (std::int64_t ci : ids) EXPECT_EQ(last_seen(ci), first.at("started_at")) << ci;
+  EXPECT_EQ(bits(), ids);
+  EXPECT_TRUE(rows().empty());
+  EXPECT_EQ(Sql("SELECT count(*) FROM discovery_sighting_blocks WHERE source_id = $1", {P(source)})
+                .Int(0, 0),
+            3);  // blocks 0, 1 and 4
+
+  json::value second = Run(source, payload({1022, 5000}));  // 1023 and 1024 missed
+  EXPECT_EQ(last_seen(1022), second.at("started_at"));
+  EXPECT_EQ(last_seen(1023), first.at("started_at"));
+  EXPECT_EQ(last_seen(1024), first.at("started_at"));
+  EXPECT_EQ(last_seen(5000), second.at("started_at"));
+  EXPECT_EQ(bits(), (std::vector<std::int64_t>{1022, 5000}));
+  EXPECT_EQ(rows(), (std::vector<std::int64_t>{1023, 1024}));
+
+  json::value third = Run(source, payload({1024}));
+  EXPECT_EQ(last_seen(1022), second.at("started_at"));
+  EXPECT_EQ(last_seen(1023), first.at("started_at"));
+  EXPECT_EQ(last_seen(1024), third.at("started_at"));
+  EXPECT_EQ(bits(), std::vector<std::int64_t>{1024});
+  EXPECT_EQ(rows(), (std::vector<std::int64_t>{1022, 1023, 5000}));
+  json::value page = Get("/api/v1/cis?type=server&limit=100").json();
+  std::map<std::int64_t, json::value> listed;
+  for (const auto& item : page.at("items").as_array()) {
+    listed[item.at("id").as_int64()] = item.at("last_seen_at");
+  }
+  for (std::int64_t ci : ids) EXPECT_EQ(listed[ci], last_seen(ci)) << ci;
+
+  // Deleting the source turns its bits into rows at its last run.
+  EXPECT_EQ(Delete("/api/v1/discovery/sources/" + std::to_string(source)).status, 204);
+  EXPECT_EQ(bits(), std::vector<std::int64_t>{});
+  EXPECT_EQ(rows(), ids);
+  EXPECT_EQ(last_seen(1022), second.at("started_at"));
+  EXPECT_EQ(last_seen(1023), first.at("started_at"));
+  EXPECT_EQ(last_seen(1024), third.at("started_at"));
+  EXPECT_EQ(last_seen(5000), second.at("started_at"));
 }
 
 // A `json` attribute may nest as deep as the API accepts (64 levels); reconciling it, opening
