@@ -15,18 +15,19 @@
 #include <vector>
 
 #include <boost/json.hpp>
-#include <soci/postgresql/soci-postgresql.h>
-#include <soci/soci.h>
 #include <unistd.h>
 
 #include "bench/synthetic_estate.hpp"
-#include "model/change_repository.hpp"
-#include "model/db_errors.hpp"
-#include "model/db_migrations.hpp"
-#include "model/db_query.hpp"
-#include "model/embedded_postgres.hpp"
-#include "model/incident_repository.hpp"
 #include "model/json.hpp"
+#include "reports/change_assessment.hpp"
+#include "reports/incident_trace.hpp"
+#include "store/change_repository.hpp"
+#include "store/db_pool.hpp"
+#include "store/embedded_postgres.hpp"
+#include "store/incident_repository.hpp"
+#include "store/migrations.hpp"
+#include "store/pg.hpp"
+#include "store/sql.hpp"
 
 namespace {
 
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
   auto t = Clock::now();
   cmdb::bench::Estate e = cmdb::bench::Generate(total);
   auto graph =
-      cmdb::model::DependencyGraph::Build(e.nodes, e.edges, cmdb::bench::EstateRelationTypes());
+      cmdb::graph::DependencyGraph::Build(e.nodes, e.edges, cmdb::bench::EstateRelationTypes());
   std::printf("estate: %zu CIs, %zu relations, graph built in %.1f s\n", e.nodes.size(),
               e.edges.size(), Ms(t) / 1000);
   std::mt19937_64 rng(7);
@@ -91,11 +92,10 @@ int main(int argc, char** argv) {
   char dir[] = "/tmp/cmdbchanges-XXXXXX";
   if (mkdtemp(dir) == nullptr) return 1;
   {
-    cmdb::model::EmbeddedPostgres cluster({dir, /*durable=*/false, ""});
+    cmdb::store::EmbeddedPostgres cluster({dir, /*durable=*/false, ""});
     cluster.Start();
-    soci::session sql(soci::postgresql, cluster.ConnectionString("cmdb") +
-                                            " options='-c client_min_messages=warning'");
-    cmdb::model::ApplyMigrations(sql);
+    cmdb::store::DbSession sql = cmdb::store::DbSession::Connect(cluster.ConnectionString("cmdb"));
+    cmdb::store::ApplyMigrations(sql);
     t = Clock::now();
     cmdb::bench::LoadEstate(sql, e);
     std::printf("loaded into PostgreSQL in %.1f s\n", Ms(t) / 1000);
@@ -103,8 +103,8 @@ int main(int argc, char** argv) {
     // Open changes (submitted, approved, in progress) with their impact sets, and 2,000
     // changes completed within the last 72 hours (the suspects of traces).
     t = Clock::now();
-    cmdb::model::CopyBuffer changes;
-    cmdb::model::CopyBuffer events;
+    cmdb::store::pg::CopyBuffer changes;
+    cmdb::store::pg::CopyBuffer events;
     std::size_t impact_total = 0;
     const int completed = 2000;
     for (int i = 1; i <= open_changes + completed; ++i) {
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
                           : i % 3 == 0     ? "in_progress"
                           : i % 3 == 1     ? "approved"
                                            : "submitted";
-      cmdb::model::ImpactQuery q;
+      cmdb::graph::ImpactQuery q;
       q.root = c.ci_ids[0];
       q.also_failing.assign(c.ci_ids.begin() + 1, c.ci_ids.end());
       q.include_edges = false;
@@ -127,8 +127,8 @@ int main(int argc, char** argv) {
       changes.Field(state);
       changes.Field(cmdb::model::FormatTimestamp(c.planned_start));
       changes.Field(cmdb::model::FormatTimestamp(c.planned_end));
-      changes.Field(cmdb::model::IdArrayLiteral(c.ci_ids));
-      changes.Field(cmdb::model::IdArrayLiteral(impact));
+      changes.Field(cmdb::store::sql::IdArray(c.ci_ids));
+      changes.Field(cmdb::store::sql::IdArray(impact));
       changes.Field("bench");
       changes.EndRow();
       if (state == "in_progress" || state == "completed") {
@@ -141,13 +141,13 @@ int main(int argc, char** argv) {
         events.EndRow();
       }
     }
-    cmdb::model::CopyIn(sql,
-                        "COPY changes (id, title, state, planned_start, planned_end, ci_ids, "
-                        "impact_ci_ids, created_by) FROM STDIN",
-                        changes);
-    cmdb::model::CopyIn(sql, "COPY change_events (change_id, at, action, to_state, by) FROM STDIN",
-                        events);
-    cmdb::model::ExecuteRaw(
+    cmdb::store::pg::CopyIn(sql,
+                            "COPY changes (id, title, state, planned_start, planned_end, ci_ids, "
+                            "impact_ci_ids, created_by) FROM STDIN",
+                            changes);
+    cmdb::store::pg::CopyIn(
+        sql, "COPY change_events (change_id, at, action, to_state, by) FROM STDIN", events);
+    cmdb::store::pg::ExecuteScript(
         sql,
         "SELECT setval(pg_get_serial_sequence('changes', 'id'), 100000); ANALYZE "
         "changes; ANALYZE change_events");
@@ -157,7 +157,6 @@ int main(int argc, char** argv) {
         Ms(t) / 1000);
 
     // 1. Collision checks.
-    cmdb::model::ChangeRepository repo(sql);
     std::vector<double> impact_ms;
     std::vector<double> query_ms;
     std::vector<double> total_ms;
@@ -165,10 +164,10 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 200; ++i) {
       cmdb::model::Change probe = random_change(1000000 + i);
       auto t0 = Clock::now();
-      cmdb::model::ChangeImpact impact = repo.ComputeImpact(probe, graph);
+      cmdb::store::FrozenAssessment impact = cmdb::reports::AssessChange(sql, probe, graph);
       const double a = Ms(t0);
       auto t1 = Clock::now();
-      json::array found = repo.Collisions(probe, impact.impact_set);
+      json::array found = cmdb::reports::ChangeCollisions(sql, probe, impact.impact_set);
       const double b = Ms(t1);
       collisions += found.size();
       impact_ms.push_back(a);
@@ -189,7 +188,7 @@ int main(int argc, char** argv) {
                 Percentile(total_ms, 0.95), Percentile(total_ms, 1.0));
 
     // 2. Traces of incidents on hub CIs.
-    cmdb::model::IncidentRepository incidents(sql);
+    cmdb::store::IncidentRepository incidents(sql);
     struct Hub {
       const char* what;
       CiId id;
@@ -203,19 +202,22 @@ int main(int argc, char** argv) {
         "| trace of an incident on | services reached | CIs reached | suspects | best of 5 | "
         "median |\n");
     std::printf("|---|---|---|---|---|---|\n");
-    cmdb::model::TraceOptions options;
+    cmdb::reports::TraceOptions options;
     options.current = &graph;
     options.current_since = cmdb::model::Timestamp{0};
     for (const Hub& h : hubs) {
+      cmdb::model::FieldErrors errors;
       cmdb::model::Incident incident =
-          incidents.Create(json::parse(R"({"title": "down", "severity": 1, "ci_ids": [)" +
-                                       std::to_string(h.id) + "]}"),
+          incidents.Create(cmdb::model::IncidentFromJson(
+                               json::parse(R"({"title": "down", "severity": 1, "ci_ids": [)" +
+                                           std::to_string(h.id) + "]}"),
+                               cmdb::model::Timestamp::Now(), errors),
                            {"bench", "api"});
       std::vector<double> runs;
       json::object trace;
       for (int rep = 0; rep < 5; ++rep) {
         auto t0 = Clock::now();
-        trace = incidents.Trace(incident, options);
+        trace = cmdb::reports::TraceIncident(sql, incident, options);
         runs.push_back(Ms(t0));
       }
       std::printf("| %s | %zu | %lld | %zu | %.1f ms | %.1f ms |\n", h.what,

@@ -27,8 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "model/embedded_postgres.hpp"
 #include "server/app.hpp"
+#include "store/embedded_postgres.hpp"
 #include "tests/integration/http_client.hpp"
 
 namespace {
@@ -105,11 +105,11 @@ int main(int argc, char** argv) {
     if (flag == "--io-threads") io_threads = std::stoul(argv[i + 1]);
   }
   std::string dir = "/tmp/cmdbbench-XXXXXX";
-  std::unique_ptr<cmdb::model::EmbeddedPostgres> cluster;
+  std::unique_ptr<cmdb::store::EmbeddedPostgres> cluster;
   if (dsn.empty()) {
     if (mkdtemp(dir.data()) == nullptr) return 1;
-    cluster = std::make_unique<cmdb::model::EmbeddedPostgres>(
-        cmdb::model::EmbeddedPostgresOptions{dir, /*durable=*/true, ""});
+    cluster = std::make_unique<cmdb::store::EmbeddedPostgres>(
+        cmdb::store::EmbeddedPostgresOptions{dir, /*durable=*/true, ""});
     cluster->Start();
     dsn = cluster->ConnectionString("cmdb");
   }

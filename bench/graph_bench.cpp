@@ -12,25 +12,26 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <soci/postgresql/soci-postgresql.h>
-#include <soci/soci.h>
 #include <sys/resource.h>
 
 #include "bench/synthetic_estate.hpp"
-#include "model/db_errors.hpp"
-#include "model/db_migrations.hpp"
-#include "model/db_query.hpp"
-#include "model/dependency_graph.hpp"
-#include "model/embedded_postgres.hpp"
-#include "model/graph_cache.hpp"
+#include "graph/dependency_graph.hpp"
 #include "reports/graphviz_renderer.hpp"
 #include "reports/impact_picture.hpp"
 #include "server/app.hpp"
+#include "store/db_pool.hpp"
+#include "store/embedded_postgres.hpp"
+#include "store/graph_cache.hpp"
+#include "store/graph_store.hpp"
+#include "store/migrations.hpp"
+#include "store/pg.hpp"
 #include "tests/integration/http_client.hpp"
+#include "tests/integration/sql_client.hpp"
 
 namespace {
 
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
   long rss_before = RssKb();
   t0 = Clock::now();
   const std::size_t edge_count = e.edges.size();
-  auto graph = cmdb::model::DependencyGraph::Build(e.nodes, e.edges, types);
+  auto graph = cmdb::graph::DependencyGraph::Build(e.nodes, e.edges, types);
   double build_ms = Ms(t0);
   long rss_after = RssKb();
   BareCsr bare = BuildBare(e, types);
@@ -155,9 +156,9 @@ int main(int argc, char** argv) {
       "| root | CIs reached | cmdb Impact() with edges | without edges | bare CSR BFS (reached) | "
       "ratio (without edges) |\n|---|---|---|---|---|---|\n");
   for (const Root& r : roots) {
-    cmdb::model::ImpactQuery q;
+    cmdb::graph::ImpactQuery q;
     q.root = r.id;
-    q.direction = r.up ? cmdb::model::ImpactDirection::kUp : cmdb::model::ImpactDirection::kDown;
+    q.direction = r.up ? cmdb::graph::ImpactDirection::kUp : cmdb::graph::ImpactDirection::kDown;
     q.max_nodes = 10000000;
     double best = 1e18;
     double best_nodes_only = 1e18;
@@ -190,7 +191,7 @@ int main(int argc, char** argv) {
     cmdb::reports::GraphvizRenderer renderer;
     std::printf("\n| impact size | picture nodes | render SVG |\n|---|---|---|\n");
     for (std::size_t size : {100U, 1000U, 10000U}) {
-      cmdb::model::ImpactQuery q;
+      cmdb::graph::ImpactQuery q;
       q.root = e.first_core + 1;
       q.max_nodes = size;
       auto result = graph.Impact(q);
@@ -207,11 +208,12 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp/cmdbgraph-XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) return 1;
   {
-    cmdb::model::EmbeddedPostgres cluster({dir, /*durable=*/false, ""});
+    cmdb::store::EmbeddedPostgres cluster({dir, /*durable=*/false, ""});
     cluster.Start();
-    soci::session sql(soci::postgresql, cluster.ConnectionString("cmdb") +
-                                            " options='-c client_min_messages=warning'");
-    cmdb::model::ApplyMigrations(sql);
+    std::optional<cmdb::store::DbSession> connection =
+        cmdb::store::DbSession::Connect(cluster.ConnectionString("cmdb"));
+    cmdb::store::DbSession& sql = *connection;
+    cmdb::store::ApplyMigrations(sql);
     t0 = Clock::now();
     cmdb::bench::LoadEstate(sql, e);
     std::printf("\nloaded %zu CIs and %zu relations into PostgreSQL in %.1f s\n", e.nodes.size(),
@@ -219,7 +221,7 @@ int main(int argc, char** argv) {
     double load_best = 1e18;
     for (int rep = 0; rep < 3; ++rep) {
       auto t = Clock::now();
-      auto loaded = cmdb::model::LoadDependencyGraph(sql);
+      auto loaded = cmdb::store::LoadDependencyGraph(sql);
       load_best = std::min(load_best, Ms(t));
       if (loaded.edge_count() != e.edges.size()) std::printf("edge count mismatch\n");
     }
@@ -229,8 +231,8 @@ int main(int argc, char** argv) {
     // consulted, rebuilt in memory), and the update of a loaded graph after writes, side by
     // side with the full read above.
     {
-      using cmdb::model::LoadGraph;
-      using cmdb::model::VersionedGraph;
+      using cmdb::store::LoadGraph;
+      using cmdb::store::VersionedGraph;
       auto best_of = [&](int reps, auto&& f) {
         double best = 1e18;
         for (int rep = 0; rep < reps; ++rep) {
@@ -243,12 +245,12 @@ int main(int argc, char** argv) {
       VersionedGraph full;
       const double full_ms = best_of(3, [&] { full = LoadGraph(sql, nullptr, "", false); });
       double store_ms = best_of(1, [&] {
-        if (!cmdb::model::StoreGraphSnapshot(sql, *full.graph, full.snapshot)) {
+        if (!cmdb::store::StoreGraphSnapshot(sql, *full.graph, full.snapshot)) {
           std::printf("snapshot not stored\n");
         }
       });
-      cmdb::model::PgResult size =
-          cmdb::model::Query(sql, "SELECT octet_length(data) FROM graph_snapshots");
+      cmdb::testing::SqlResult size =
+          cmdb::testing::Query(sql, "SELECT octet_length(data) FROM graph_snapshots");
       VersionedGraph started;
       const double stored_ms = best_of(3, [&] { started = LoadGraph(sql, nullptr, "", true); });
       if (started.kind != VersionedGraph::Kind::kStored ||
@@ -256,7 +258,7 @@ int main(int argc, char** argv) {
         std::printf("start from the snapshot went wrong\n");
       }
       // 1,000 new relations and 100 renamed CIs written after the snapshot.
-      cmdb::model::ExecuteRaw(
+      cmdb::store::pg::ExecuteScript(
           sql,
           "SELECT setval(pg_get_serial_sequence('relations', 'id'), (SELECT max(id) FROM "
           "relations)); "
@@ -266,9 +268,10 @@ int main(int argc, char** argv) {
       const double stored_changed_ms =
           best_of(3, [&] { started = LoadGraph(sql, nullptr, "", true); });
       // One more relation: the running instance's update versus reading everything again.
-      cmdb::model::ExecuteRaw(sql,
-                              "INSERT INTO relations (type, from_ci, to_ci) VALUES ('runs_on', "
-                              "20, 30) ON CONFLICT DO NOTHING");
+      cmdb::store::pg::ExecuteScript(
+          sql,
+          "INSERT INTO relations (type, from_ci, to_ci) VALUES ('runs_on', "
+          "20, 30) ON CONFLICT DO NOTHING");
       VersionedGraph updated;
       const double update_ms = best_of(
           1, [&] { updated = LoadGraph(sql, started.graph.get(), started.snapshot, false); });
@@ -283,11 +286,12 @@ int main(int argc, char** argv) {
           updated.changes, reread_ms / 1000);
       // The CTEs below must walk the graph the in-memory traversal walks: drop the relations
       // written for the update measurements (they tie services and applications together).
-      cmdb::model::ExecuteRaw(sql, "DELETE FROM relations WHERE id > " +
-                                       std::to_string(e.edges.size()) + "; ANALYZE relations");
+      cmdb::store::pg::ExecuteScript(sql, "DELETE FROM relations WHERE id > " +
+                                              std::to_string(e.edges.size()) +
+                                              "; ANALYZE relations");
     }
     if (skip_cte) {
-      sql.close();
+      connection.reset();
       cluster.Stop();
       std::filesystem::remove_all(dir);
       return 0;
@@ -316,20 +320,20 @@ int main(int argc, char** argv) {
     };
     const std::string cte = closure_cte(false);
     const std::string cte_up = closure_cte(true);
-    cmdb::model::ExecuteRaw(sql, "SET statement_timeout = '300s'");
+    cmdb::store::pg::ExecuteScript(sql, "SET statement_timeout = '300s'");
     for (const Root& r : roots) {
       double cte_ms = 1e18;
       std::string cte_reached;
       for (int rep = 0; rep < 3 && (rep == 0 || cte_ms < 2000); ++rep) {
         auto t = Clock::now();
-        cmdb::model::PgResult result =
-            cmdb::model::Query(sql, r.up ? cte_up : cte, {std::to_string(r.id)});
+        cmdb::testing::SqlResult result =
+            cmdb::testing::Query(sql, r.up ? cte_up : cte, {std::to_string(r.id)});
         cte_ms = std::min(cte_ms, Ms(t));
         cte_reached = result.Text(0, 0);
       }
-      cmdb::model::ImpactQuery q;
+      cmdb::graph::ImpactQuery q;
       q.root = r.id;
-      q.direction = r.up ? cmdb::model::ImpactDirection::kUp : cmdb::model::ImpactDirection::kDown;
+      q.direction = r.up ? cmdb::graph::ImpactDirection::kUp : cmdb::graph::ImpactDirection::kDown;
       q.max_nodes = 10000000;
       q.include_edges = false;
       double first_ms = 0;
@@ -382,7 +386,7 @@ int main(int argc, char** argv) {
           body_bytes);
       app.Stop();
     }
-    sql.close();
+    connection.reset();
     cluster.Stop();
   }
   std::filesystem::remove_all(dir);

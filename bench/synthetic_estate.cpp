@@ -4,8 +4,7 @@
 #include <random>
 #include <string>
 
-#include "model/db_errors.hpp"
-#include "model/db_query.hpp"
+#include "store/pg.hpp"
 
 namespace cmdb::bench {
 
@@ -106,11 +105,11 @@ std::vector<cmdb::model::RelationType> EstateRelationTypes() {
           {"documents", "", cmdb::model::Propagation::kNone, true, {}}};
 }
 
-void LoadEstate(soci::session& sql, const Estate& e) {
+void LoadEstate(cmdb::store::DbSession& sql, const Estate& e) {
   // Bulk-load the estate; foreign keys were checked by construction, so skip their triggers.
-  cmdb::model::ExecuteRaw(sql, "SET session_replication_role = replica");
+  cmdb::store::pg::ExecuteScript(sql, "SET session_replication_role = replica");
   {
-    cmdb::model::CopyBuffer cis;
+    cmdb::store::pg::CopyBuffer cis;
     for (const auto& node : e.nodes) {
       cis.Int(node.id);
       cis.Field(node.type);
@@ -122,11 +121,11 @@ void LoadEstate(soci::session& sql, const Estate& e) {
       }
       cis.EndRow();
     }
-    cmdb::model::CopyIn(sql, "COPY configuration_items (id, type, name, min_healthy) FROM STDIN",
-                        cis);
+    cmdb::store::pg::CopyIn(
+        sql, "COPY configuration_items (id, type, name, min_healthy) FROM STDIN", cis);
   }
   {
-    cmdb::model::CopyBuffer rels;
+    cmdb::store::pg::CopyBuffer rels;
     for (const auto& edge : e.edges) {
       rels.Int(edge.id);
       rels.Field(edge.type);
@@ -134,9 +133,9 @@ void LoadEstate(soci::session& sql, const Estate& e) {
       rels.Int(edge.to);
       rels.EndRow();
     }
-    cmdb::model::CopyIn(sql, "COPY relations (id, type, from_ci, to_ci) FROM STDIN", rels);
+    cmdb::store::pg::CopyIn(sql, "COPY relations (id, type, from_ci, to_ci) FROM STDIN", rels);
   }
-  cmdb::model::ExecuteRaw(
+  cmdb::store::pg::ExecuteScript(
       sql, "SET session_replication_role = origin; ANALYZE configuration_items; ANALYZE relations");
 }
 

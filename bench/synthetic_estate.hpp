@@ -6,17 +6,14 @@
 #include <cstddef>
 #include <vector>
 
-#include "model/dependency_graph.hpp"
-
-namespace soci {
-class session;
-}
+#include "graph/dependency_graph.hpp"
+#include "store/db_pool.hpp"
 
 namespace cmdb::bench {
 
 struct Estate {
-  std::vector<cmdb::model::GraphNode> nodes;
-  std::vector<cmdb::model::GraphEdge> edges;
+  std::vector<cmdb::graph::GraphNode> nodes;
+  std::vector<cmdb::graph::GraphEdge> edges;
   cmdb::model::CiId first_core = 0, first_tor = 0, first_hv = 0, first_vm = 0, storage_hub = 0;
   cmdb::model::CiId first_service = 0, first_app = 0, first_db = 0, first_cluster = 0;
   std::size_t apps = 0, dbs = 0, vms = 0;
@@ -30,6 +27,6 @@ std::vector<cmdb::model::RelationType> EstateRelationTypes();
 
 // Writes the estate into a migrated, empty cmdb database with COPY (its foreign keys hold
 // by construction, so their triggers are skipped), then analyses the tables.
-void LoadEstate(soci::session& sql, const Estate& e);
+void LoadEstate(cmdb::store::DbSession& db, const Estate& e);
 
 }  // namespace cmdb::bench

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "discovery/collectors.hpp"
+#include "discovery/collector.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
 

@@ -13,7 +13,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
-#include "discovery/collectors.hpp"
+#include "discovery/collector.hpp"
 #include "model/error.hpp"
 
 namespace cmdb::discovery {

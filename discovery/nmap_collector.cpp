@@ -8,7 +8,7 @@
 
 #include <expat.h>
 
-#include "discovery/collectors.hpp"
+#include "discovery/collector.hpp"
 #include "model/error.hpp"
 
 namespace cmdb::discovery {

@@ -1,7 +1,7 @@
 #pragma once
 // Reconciliation: what one discovery observation means for the records. Pure and in memory:
-// the run executor (run_worker.hpp) loads the candidate CIs and open findings, asks the
-// Reconciler for a Decision per observation and writes the outcome. Every decision explains
+// the run executor (jobs/discovery_executor.hpp) loads the candidate CIs and open findings, asks
+// the Reconciler for a Decision per observation and writes the outcome. Every decision explains
 // itself: which identifier sets were tried, which value was junk, which CI matched and why
 // a finding was opened, updated, resolved or suppressed. Not thread-safe, except Prepare.
 
@@ -20,30 +20,14 @@
 
 #include "discovery/observation.hpp"
 #include "model/ci_type.hpp"
+#include "model/discovery_source.hpp"
 
 namespace cmdb::discovery {
 
 using CiId = std::int64_t;
 
-enum class OnUnmatched { kReport, kCreate };
-
-// A source's `config`, validated.
-struct SourceConfig {
-  std::string ci_type = "server";
-  OnUnmatched on_unmatched = OnUnmatched::kReport;
-  // Observed attribute name -> CI attribute name; nullopt drops the observed attribute.
-  std::map<std::string, std::optional<std::string>, std::less<>> mapping;
-  std::optional<int> stale_after_runs;   // nullopt: the source's runs are partial, no staleness
-  std::vector<std::string> junk_values;  // added to the built-in list
-  bool loopback_identities = false;      // loopback addresses identify (scans of 127.0.0.0/8)
-  bool fill_missing = true;              // an attribute the record lacks is filled in, not drift
-  std::string path;  // nmap_xml report file or ansible --tree folder, for payload-less runs
-};
-
-// Validates `config` for a source of `kind`; adds problems under "config.<field>".
-SourceConfig ParseSourceConfig(const boost::json::value& config, std::string_view kind,
-                               model::FieldErrors& errors);
-boost::json::object SourceConfigToJson(const SourceConfig& config);
+using model::OnUnmatched;
+using model::SourceConfig;
 
 // True for 127.0.0.0/8 and ::1 (in any spelling).
 bool IsLoopbackAddress(std::string_view address);
@@ -125,7 +109,6 @@ class Reconciler {
 
   // The CI type observations may name, with its CIs (indexed here by every identifier set).
   void AddType(model::CiType type, std::vector<Candidate> candidates);
-  bool HasType(std::string_view name) const { return types_.contains(std::string(name)); }
   void AddOpenFinding(CiId ci, const std::string& attribute, KnownFinding finding);
   // The most recent ignored finding of (ci, attribute).
   void AddIgnoredFinding(CiId ci, const std::string& attribute, KnownFinding finding);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <iterator>
-#include <stdexcept>
 
 namespace cmdb::discovery {
 
@@ -43,30 +42,6 @@ SightingChanges DiffSightings(const SightingBlocks& previous,
   std::set_intersection(seen.begin(), seen.end(), closed_rows.begin(), closed_rows.end(),
                         std::back_inserter(out.reopened));
   return out;
-}
-
-std::string BitsText(const SightingBits& bits) {
-  std::string text(bits.size(), '0');
-  for (std::size_t i = 0; i < bits.size(); ++i) {
-    if (bits.test(i)) text[i] = '1';
-  }
-  return text;
-}
-
-SightingBits ParseBits(std::string_view text) {
-  SightingBits bits;
-  if (text.size() != bits.size()) {
-    throw std::invalid_argument("a sighting block has " + std::to_string(text.size()) +
-                                " bits, not " + std::to_string(bits.size()));
-  }
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '1') {
-      bits.set(i);
-    } else if (text[i] != '0') {
-      throw std::invalid_argument("a sighting block is not a bit string");
-    }
-  }
-  return bits;
 }
 
 }  // namespace cmdb::discovery

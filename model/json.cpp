@@ -186,4 +186,31 @@ std::vector<std::int64_t> ParseCiIdList(const json::array& ids, std::string_view
   return out;
 }
 
+std::vector<std::int64_t> CiIdsFromJson(const json::value* ids, std::string_view field,
+                                        bool required, std::size_t max, FieldErrors& errors) {
+  const std::string range =
+      "a list of " + std::string(required ? "1" : "0") + " to " + std::to_string(max) + " CI ids";
+  if (ids == nullptr || ids->is_null()) {
+    if (required) errors.Add(std::string(field), "required: " + range);
+    return {};
+  }
+  if (!ids->is_array() || (required && ids->get_array().empty()) || ids->get_array().size() > max) {
+    errors.Add(std::string(field), (required ? "required: " : "must be ") + range);
+    return {};
+  }
+  return ParseCiIdList(ids->get_array(), field, errors);
+}
+
+std::string OptionalText(const json::object& o, std::string_view field, std::size_t max,
+                         FieldErrors& errors) {
+  const json::value* v = o.if_contains(field);
+  if (v == nullptr) return {};
+  if (!v->is_string() || v->get_string().size() > max) {
+    errors.Add(std::string(field),
+               "must be a string of at most " + std::to_string(max) + " characters");
+    return {};
+  }
+  return std::string(v->get_string());
+}
+
 }  // namespace cmdb::model

@@ -68,6 +68,14 @@ std::string RequiredTitle(const json::object& o, FieldErrors& errors);
 // the caller's to check.
 std::vector<std::int64_t> ParseCiIdList(const json::array& ids, std::string_view field,
                                         FieldErrors& errors);
+// The list of CI ids in `ids` (a member of a request body, null when absent): an array of at
+// most `max` ids (at least one when `required`), each element as ParseCiIdList checks it.
+// Whether the CIs exist is the store's to check.
+std::vector<std::int64_t> CiIdsFromJson(const json::value* ids, std::string_view field,
+                                        bool required, std::size_t max, FieldErrors& errors);
+// `o.<field>` when it is a string of at most `max` bytes; "" when absent; else reported.
+std::string OptionalText(const json::object& o, std::string_view field, std::size_t max,
+                         FieldErrors& errors);
 
 // RFC 7396 JSON merge patch: applies `patch` to `target` and returns the result.
 json::value MergePatch(const json::value& target, const json::value& patch);

@@ -7,18 +7,18 @@
 
 namespace cmdb::reports {
 
-ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
-                                 const model::DependencyGraph& graph, model::CiId root,
+ImpactPicture BuildImpactPicture(const graph::ImpactResult& impact,
+                                 const graph::DependencyGraph& graph, model::CiId root,
                                  const PictureLimits& limits) {
   ImpactPicture picture;
-  std::optional<model::NodeView> root_node = graph.Find(root);
+  std::optional<graph::NodeView> root_node = graph.Find(root);
   picture.title = root_node ? "Impact of " + std::string(root_node->name) : "Impact";
   // The traversal tree: each CI's parent is the other end of the last relation on its path.
   std::unordered_map<model::CiId, model::CiId> parent;
   std::map<model::CiId, std::vector<std::size_t>> children;  // positions in impact.nodes
   std::set<model::CiId> has_children;
   for (std::size_t at = 0; at < impact.nodes.size(); ++at) {
-    const model::ImpactNode n = impact.nodes[at];
+    const graph::ImpactNode n = impact.nodes[at];
     if (n.parent < 0) continue;
     model::CiId p = impact.nodes[static_cast<std::size_t>(n.parent)].id;
     parent[n.id] = p;
@@ -32,7 +32,7 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
     if (kids.size() <= limits.max_fanout) continue;
     std::size_t kept_leaves = 0;
     for (std::size_t kid : kids) {
-      const model::NodeView info = impact.nodes.View(kid);
+      const graph::NodeView info = impact.nodes.View(kid);
       bool keep = info.type == "business_service" || has_children.contains(info.id);
       if (!keep && kept_leaves < limits.max_fanout / 2) {
         keep = true;
@@ -47,7 +47,7 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
   std::set<model::CiId> kept;
   std::size_t beyond_cap = 0;
   for (std::size_t at = 0; at < impact.nodes.size(); ++at) {
-    const model::ImpactNode n = impact.nodes[at];
+    const graph::ImpactNode n = impact.nodes[at];
     if (folded.contains(n.id)) continue;
     bool parent_kept = n.parent < 0 || kept.contains(parent[n.id]);
     if (!parent_kept || kept.size() + folds.size() >= limits.max_nodes) {
@@ -55,7 +55,7 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
       continue;
     }
     kept.insert(n.id);
-    const model::NodeView info = impact.nodes.View(at);
+    const graph::NodeView info = impact.nodes.View(at);
     PictureNode node;
     node.key = "ci" + std::to_string(n.id);
     node.id = n.id;
@@ -96,7 +96,7 @@ ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
     picture.nodes.push_back(std::move(node));
   }
   for (const auto& a : impact.absorbed) {
-    std::optional<model::NodeView> info = graph.Find(a.id);
+    std::optional<graph::NodeView> info = graph.Find(a.id);
     PictureNode node;
     node.key = "ci" + std::to_string(a.id);
     node.id = a.id;

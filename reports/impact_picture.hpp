@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/dependency_graph.hpp"
+#include "graph/dependency_graph.hpp"
 
 namespace cmdb::reports {
 
@@ -43,8 +43,8 @@ struct PictureLimits {
   std::size_t max_nodes = 300;  // dot lays out ~300 nodes in well under a second here
 };
 
-ImpactPicture BuildImpactPicture(const model::ImpactResult& impact,
-                                 const model::DependencyGraph& graph, model::CiId root,
+ImpactPicture BuildImpactPicture(const graph::ImpactResult& impact,
+                                 const graph::DependencyGraph& graph, model::CiId root,
                                  const PictureLimits& limits = {});
 
 }  // namespace cmdb::reports

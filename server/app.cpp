@@ -7,19 +7,20 @@
 
 #include <unistd.h>
 
-#include "discovery/run_worker.hpp"
-#include "model/ci_reader.hpp"
-#include "model/db_migrations.hpp"
-#include "model/db_pool.hpp"
-#include "model/demo_estate.hpp"
-#include "model/embedded_postgres.hpp"
+#include "import/demo_estate.hpp"
+#include "jobs/discovery_executor.hpp"
+#include "jobs/import_executor.hpp"
 #include "model/error.hpp"
-#include "model/graph_cache.hpp"
-#include "model/import_jobs.hpp"
+#include "model/log.hpp"
 #include "reports/graphviz_renderer.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
+#include "store/ci_reader.hpp"
+#include "store/db_pool.hpp"
+#include "store/embedded_postgres.hpp"
+#include "store/graph_cache.hpp"
+#include "store/migrations.hpp"
 
 namespace cmdb::docs {
 std::vector<std::pair<std::string_view, std::string_view>> DocFiles();
@@ -55,12 +56,12 @@ void ParseListen(const std::string& listen, std::string& host, std::uint16_t& po
 
 struct App::Impl {
   ServeConfig config;
-  std::unique_ptr<model::EmbeddedPostgres> postgres;
-  std::unique_ptr<model::DbPool> pool;
-  std::unique_ptr<model::BatchedCiReader> ci_reader;
-  std::unique_ptr<model::GraphCache> graph;
-  std::unique_ptr<discovery::DiscoveryWorker> discovery;
-  std::unique_ptr<model::JobWorker> imports;
+  std::unique_ptr<store::EmbeddedPostgres> postgres;
+  std::unique_ptr<store::DbPool> pool;
+  std::unique_ptr<store::BatchedCiReader> ci_reader;
+  std::unique_ptr<store::GraphCache> graph;
+  std::unique_ptr<jobs::DiscoveryWorker> discovery;
+  std::unique_ptr<jobs::JobWorker> imports;
   reports::GraphvizRenderer renderer;
   Metrics metrics;
   std::unique_ptr<Router> router;
@@ -95,49 +96,50 @@ void App::Start() {
   try {
     std::string dsn = s.config.database;
     if (dsn.empty()) {
-      s.postgres = std::make_unique<model::EmbeddedPostgres>(
-          model::EmbeddedPostgresOptions{s.config.data_dir, s.config.durable, ""});
-      LogLine("info", "starting embedded PostgreSQL", {{"data_dir", s.config.data_dir}});
+      s.postgres = std::make_unique<store::EmbeddedPostgres>(
+          store::EmbeddedPostgresOptions{s.config.data_dir, s.config.durable, ""});
+      model::Log(model::LogLevel::kInfo, "starting embedded PostgreSQL",
+                 {{"data_dir", s.config.data_dir}});
       s.postgres->Start();
       dsn = s.postgres->ConnectionString();
     }
-    s.pool = std::make_unique<model::DbPool>(dsn, s.config.pool_size);
+    s.pool = std::make_unique<store::DbPool>(dsn, s.config.pool_size);
     {
-      model::DbSession session = s.pool->Lease();
-      for (const std::string& name : model::ApplyMigrations(session.sql())) {
-        LogLine("info", "applied migration", {{"migration", name}});
+      store::DbSession session = s.pool->Lease();
+      for (const std::string& name : store::ApplyMigrations(session)) {
+        model::Log(model::LogLevel::kInfo, "applied migration", {{"migration", name}});
       }
       if (s.config.demo) {
-        s.demo_loaded = model::LoadDemoEstate(session.sql());
-        LogLine("info",
-                s.demo_loaded > 0 ? "loaded the demo estate"
-                                  : "demo estate skipped: the database already holds CIs",
-                {{"cis", std::to_string(s.demo_loaded)}});
+        s.demo_loaded = import::LoadDemoEstate(session);
+        model::Log(model::LogLevel::kInfo,
+                   s.demo_loaded > 0 ? "loaded the demo estate"
+                                     : "demo estate skipped: the database already holds CIs",
+                   {{"cis", s.demo_loaded}});
       }
     }
     for (const auto& [name, text] : cmdb::docs::DocFiles()) {
       if (name == "openapi.json") s.openapi = std::string(text);
     }
     // Two reader threads: one batch is built and answered while the next is at PostgreSQL.
-    s.ci_reader = std::make_unique<model::BatchedCiReader>(dsn, 2);
-    s.graph = std::make_unique<model::GraphCache>(*s.pool, dsn);
+    s.ci_reader = std::make_unique<store::BatchedCiReader>(dsn, 2);
+    s.graph = std::make_unique<store::GraphCache>(*s.pool, dsn);
     std::array<char, 256> machine{};
     gethostname(machine.data(), machine.size() - 1);
     const std::string instance = std::string(machine.data()) + ":" + std::to_string(getpid());
-    model::GraphCache* graph_cache = s.graph.get();
+    store::GraphCache* graph_cache = s.graph.get();
     if (s.config.discovery_worker) {
-      discovery::WorkerOptions worker;
+      jobs::DiscoveryWorkerOptions worker;
       worker.instance = instance;
       worker.graph_changed = [graph_cache] { graph_cache->Invalidate(); };
-      s.discovery = std::make_unique<discovery::DiscoveryWorker>(dsn, worker);
+      s.discovery = std::make_unique<jobs::DiscoveryWorker>(dsn, worker);
       s.discovery->Start();
       s.context.discovery = s.discovery.get();
     }
     if (s.config.import_worker) {
-      model::ImportJobWorkerOptions worker;
+      jobs::ImportWorkerOptions worker;
       worker.worker.instance = instance;
       worker.graph_changed = [graph_cache] { graph_cache->Invalidate(); };
-      s.imports = model::MakeImportJobWorker(dsn, worker);
+      s.imports = jobs::MakeImportWorker(dsn, worker);
       s.imports->Start();
       s.context.imports = s.imports.get();
     }
@@ -149,19 +151,19 @@ void App::Start() {
     s.context.metrics = &s.metrics;
     s.context.openapi_json = s.openapi;
     s.context.log_requests = s.config.log_requests;
-    model::DbPool* pool = s.pool.get();
+    store::DbPool* pool = s.pool.get();
     s.metrics.AddGauge("cmdb_db_pool_in_use", "Database sessions leased right now.",
                        [pool] { return static_cast<double>(pool->in_use()); });
     s.metrics.AddGauge("cmdb_db_pool_size", "Database sessions in the pool.",
                        [pool] { return static_cast<double>(pool->size()); });
-    model::BatchedCiReader* reader = s.ci_reader.get();
+    store::BatchedCiReader* reader = s.ci_reader.get();
     s.metrics.AddCounter("cmdb_ci_reads_batched_total",
                          "Reads of one CI answered by the batched reader.",
                          [reader] { return static_cast<double>(reader->reads()); });
     s.metrics.AddCounter("cmdb_ci_read_batches_total",
                          "Queries the batched reader sent (reads / batches = mean batch size).",
                          [reader] { return static_cast<double>(reader->batches()); });
-    model::GraphCache* graph = s.graph.get();
+    store::GraphCache* graph = s.graph.get();
     if (graph != nullptr) {
       s.metrics.AddGauge("cmdb_graph_loads", "Loads of the dependency graph since the start.",
                          [graph] { return static_cast<double>(graph->loads()); });

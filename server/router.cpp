@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstdio>
-#include <mutex>
+#include <cmath>
 
 #include <boost/json.hpp>
 
 #include "model/error.hpp"
+#include "model/log.hpp"
 #include "model/timestamp.hpp"
 #include "server/handlers/handlers.hpp"
 #include "server/metrics.hpp"
@@ -29,20 +29,7 @@ std::vector<std::string> Split(std::string_view path) {
   return out;
 }
 
-std::mutex log_mutex;
-
 }  // namespace
-
-void LogLine(std::string_view level, std::string_view message,
-             const std::vector<std::pair<std::string, std::string>>& fields) {
-  boost::json::object line{
-      {"ts", model::FormatTimestamp(model::Timestamp::Now())}, {"level", level}, {"msg", message}};
-  for (const auto& [key, value] : fields) line[key] = value;
-  std::string text = boost::json::serialize(line);
-  text += '\n';
-  std::lock_guard lock(log_mutex);
-  std::fwrite(text.data(), 1, text.size(), stderr);
-}
 
 std::vector<Route> ApiRoutes() {
   using namespace handlers;  // NOLINT(google-build-using-namespace): the table reads better
@@ -166,7 +153,8 @@ Response CurrentProblem(const Request& request) {
   } catch (const model::Error& e) {
     Response response = MakeProblemResponse(e, request.path);
     if (e.code() == model::ErrorCode::kInternal || e.code() == model::ErrorCode::kUnavailable) {
-      LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
+      model::Log(model::LogLevel::kError, e.what(),
+                 {{"request_id", request.request_id}, {"path", request.path}});
       if (e.code() == model::ErrorCode::kInternal) {
         response = MakeProblemResponse(model::ErrorCode::kInternal,
                                        "the server failed; the request id is " + request.request_id,
@@ -175,13 +163,14 @@ Response CurrentProblem(const Request& request) {
     }
     return response;
   } catch (const std::exception& e) {
-    LogLine("error", e.what(), {{"request_id", request.request_id}, {"path", request.path}});
+    model::Log(model::LogLevel::kError, e.what(),
+               {{"request_id", request.request_id}, {"path", request.path}});
     return MakeProblemResponse(model::ErrorCode::kInternal,
                                "the server failed; the request id is " + request.request_id,
                                request.path);
   } catch (...) {
-    LogLine("error", "unknown exception",
-            {{"request_id", request.request_id}, {"path", request.path}});
+    model::Log(model::LogLevel::kError, "unknown exception",
+               {{"request_id", request.request_id}, {"path", request.path}});
     return MakeProblemResponse(model::ErrorCode::kInternal,
                                "the server failed; the request id is " + request.request_id,
                                request.path);
@@ -196,15 +185,13 @@ void Record(const Request& request, AppContext& ctx, const std::string& route_na
   if (ctx.metrics != nullptr)
     ctx.metrics->Record(request.method, route_name, response.status, seconds);
   if (ctx.log_requests && route_name != "/health" && route_name != "/metrics") {
-    std::array<char, 32> ms{};
-    std::snprintf(ms.data(), ms.size(), "%.3f", seconds * 1000);
-    LogLine("info", "request",
-            {{"request_id", request.request_id},
-             {"method", request.method},
-             {"path", request.path},
-             {"route", route_name},
-             {"status", std::to_string(response.status)},
-             {"duration_ms", ms.data()}});
+    model::Log(model::LogLevel::kInfo, "request",
+               {{"request_id", request.request_id},
+                {"method", request.method},
+                {"path", request.path},
+                {"route", route_name},
+                {"status", response.status},
+                {"duration_ms", std::round(seconds * 1e6) / 1e3}});
   }
 }
 

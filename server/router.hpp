@@ -11,16 +11,16 @@
 
 #include "server/http_types.hpp"
 
-namespace cmdb::model {
+namespace cmdb::store {
 class DbPool;
 class BatchedCiReader;
 class GraphCache;
-class JobWorker;
-}  // namespace cmdb::model
+}  // namespace cmdb::store
 
-namespace cmdb::discovery {
+namespace cmdb::jobs {
 class DiscoveryWorker;
-}
+class JobWorker;
+}  // namespace cmdb::jobs
 
 namespace cmdb::reports {
 class GraphvizRenderer;
@@ -32,12 +32,12 @@ class Metrics;
 
 // Long-lived objects a handler may use; built in main and shared by all requests.
 struct AppContext {
-  model::DbPool* db = nullptr;
-  model::BatchedCiReader* ci_reader = nullptr;  // GET of one CI, batched; may be null
-  model::GraphCache* graph = nullptr;           // invalidated after every committed write
+  store::DbPool* db = nullptr;
+  store::BatchedCiReader* ci_reader = nullptr;  // GET of one CI, batched; may be null
+  store::GraphCache* graph = nullptr;           // invalidated after every committed write
   reports::GraphvizRenderer* renderer = nullptr;
-  discovery::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
-  model::JobWorker* imports = nullptr;              // woken when an import is queued; may be null
+  jobs::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
+  jobs::JobWorker* imports = nullptr;          // woken when an import is queued; may be null
   Metrics* metrics = nullptr;
   std::string_view openapi_json;
   bool log_requests = true;  // one structured line per request on stderr
@@ -89,9 +89,5 @@ class Router {
 
 // Every endpoint of the API, in one list.
 std::vector<Route> ApiRoutes();
-
-// Writes one JSON log line to stderr. Thread-safe.
-void LogLine(std::string_view level, std::string_view message,
-             const std::vector<std::pair<std::string, std::string>>& fields = {});
 
 }  // namespace cmdb::server

@@ -1,11 +1,11 @@
 #include <boost/json.hpp>
 
-#include "model/change_repository.hpp"
-#include "model/db_pool.hpp"
-#include "model/db_query.hpp"
-#include "model/graph_cache.hpp"
+#include "reports/change_assessment.hpp"
 #include "reports/impact_picture.hpp"
 #include "server/handlers/handlers.hpp"
+#include "store/change_repository.hpp"
+#include "store/db_pool.hpp"
+#include "store/graph_cache.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -20,10 +20,11 @@ Response ChangeResponse(int status, const model::Change& change) {
                           "/api/v1/changes/" + std::to_string(change.id));
 }
 
-model::Change FindChange(model::ChangeRepository& repo, const PathParams& params) {
+model::Change FindChange(store::ChangeRepository& repo, const PathParams& params) {
   const std::int64_t id = ParseId(params.at("id"), "change id");
   std::optional<model::Change> change = repo.Find(id);
-  if (!change) throw Error(ErrorCode::kNotFound, "change " + std::to_string(id) + " not found");
+  if (!change)
+    throw Error(ErrorCode::kNotFound, "change " + std::to_string(id) + " does not exist");
   return *change;
 }
 
@@ -53,13 +54,20 @@ Response Transition(const Request& request, const PathParams& params, AppContext
   const std::int64_t id = ParseId(params.at("id"), "change id");
   const std::string reason = ReasonOf(request);
   // Only submit reads the graph (to freeze the impact); the others must not wait for a reload.
-  std::shared_ptr<const model::DependencyGraph> graph =
+  std::shared_ptr<const graph::DependencyGraph> graph =
       action == "submit" ? ctx.graph->Current() : nullptr;
-  model::DbSession session = ctx.db->Lease();
-  model::Change change =
-      model::ChangeRepository(session.sql())
-          .Transition(id, action, reason, ParseIfMatch(request), graph.get(), Writer());
-  return ChangeResponse(200, change);
+  store::DbSession session = ctx.db->Lease();
+  store::AssessChange assess;
+  if (graph) {
+    assess = [&](const model::Change& change) {
+      store::FrozenAssessment frozen = reports::AssessChange(session, change, *graph);
+      frozen.assessment["collisions"] =
+          reports::ChangeCollisions(session, change, frozen.impact_set);
+      return frozen;
+    };
+  }
+  return ChangeResponse(200, store::ChangeRepository(session).Transition(
+                                 id, action, reason, ParseIfMatch(request), assess, Writer()));
 }
 
 }  // namespace
@@ -67,38 +75,45 @@ Response Transition(const Request& request, const PathParams& params, AppContext
 Response CreateChange(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
   json::value body = ParseJsonBody(request);
-  model::DbSession session = ctx.db->Lease();
-  return ChangeResponse(201, model::ChangeRepository(session.sql()).Create(body, Writer()));
+  model::FieldErrors errors;
+  model::Change draft = model::ChangeFromJson(body, errors);
+  store::DbSession session = ctx.db->Lease();
+  store::ChangeRepository repo(session);
+  repo.Validate(draft, errors);
+  errors.ThrowIfAny("the change is invalid");
+  return ChangeResponse(201, repo.Create(draft, Writer()));
 }
 
 Response ListChanges(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"state", "ci", "limit", "cursor"});
-  model::ChangeFilter filter;
+  store::ChangeFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  filter.state = OneOfParam(request, "state",
-                            {"draft", "submitted", "approved", "rejected", "in_progress",
-                             "completed", "failed", "cancelled"});
+  filter.state = EnumParam(request, "state", model::kChangeStateNames);
   filter.ci = OptionalIdParam(request, "ci");
-  model::DbSession session = ctx.db->Lease();
-  return PageResponse(model::ChangeRepository(session.sql()).List(filter),
+  store::DbSession session = ctx.db->Lease();
+  return PageResponse(store::ChangeRepository(session).List(filter),
                       static_cast<std::size_t>(filter.limit),
                       [](const model::Change& c) { return model::ChangeToJson(c); });
 }
 
 Response GetChange(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
-  model::ChangeRepository repo(session.sql());
+  store::DbSession session = ctx.db->Lease();
+  store::ChangeRepository repo(session);
   return ChangeResponse(200, FindChange(repo, params));
 }
 
 Response GetChangeEvents(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
-  model::ChangeRepository repo(session.sql());
+  store::DbSession session = ctx.db->Lease();
+  store::ChangeRepository repo(session);
   model::Change change = FindChange(repo, params);
-  return JsonResponse(200, json::object{{"items", repo.Events(change.id)}});
+  json::array items;
+  for (const model::ChangeEvent& e : repo.Events(change.id)) {
+    items.push_back(model::ChangeEventToJson(e));
+  }
+  return JsonResponse(200, json::object{{"items", std::move(items)}});
 }
 
 Response SubmitChange(const Request& r, const PathParams& p, AppContext& c) {
@@ -125,10 +140,10 @@ Response CancelChange(const Request& r, const PathParams& p, AppContext& c) {
 
 Response GetChangeImpact(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
-  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
-  model::DbSession session = ctx.db->Lease();
-  model::ChangeRepository repo(session.sql());
-  model::Change change = FindChange(repo, params);
+  std::shared_ptr<const graph::DependencyGraph> graph = ctx.graph->Current();
+  store::DbSession session = ctx.db->Lease();
+  store::ChangeRepository repo(session);
+  const model::Change change = FindChange(repo, params);
   json::object body;
   std::vector<model::CiId> impact_set;
   if (change.assessment.is_object()) {
@@ -138,43 +153,37 @@ Response GetChangeImpact(const Request& request, const PathParams& params, AppCo
     if (json::value* at_submit = body.if_contains("collisions")) {
       body["collisions_at_submit"] = std::move(*at_submit);
     }
-    model::PgResult r = model::Query(
-        session.sql(), "SELECT impact_ci_ids FROM changes WHERE id = $1", {model::P(change.id)});
-    impact_set = model::IdsFromArrayText(r.Text(0, 0));
+    impact_set = repo.FrozenImpactSet(change.id);
   } else {
-    model::ChangeImpact impact = repo.ComputeImpact(change, *graph);
-    body = std::move(impact.assessment);
+    store::FrozenAssessment now = reports::AssessChange(session, change, *graph);
+    body = std::move(now.assessment);
     body["frozen"] = false;
-    impact_set = std::move(impact.impact_set);
+    impact_set = std::move(now.impact_set);
   }
   body["change"] = change.id;
-  body["state"] = change.state;
+  body["state"] = json::value_from(change.state);
   // Collisions are always current: changes submitted after this one collide with it too.
-  body["collisions"] = repo.Collisions(change, impact_set);
+  body["collisions"] = reports::ChangeCollisions(session, change, impact_set);
   return JsonResponse(200, body);
 }
 
 Response GetChangeImpactGraph(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {"format"});
-  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->Current();
+  std::shared_ptr<const graph::DependencyGraph> graph = ctx.graph->Current();
   model::Change change;
   {
-    model::DbSession session = ctx.db->Lease();
-    model::ChangeRepository repo(session.sql());
+    store::DbSession session = ctx.db->Lease();
+    store::ChangeRepository repo(session);
     change = FindChange(repo, params);
   }
-  model::ImpactQuery query;
-  query.root = change.ci_ids.at(0);
-  query.also_failing.assign(change.ci_ids.begin() + 1, change.ci_ids.end());
-  query.max_nodes = 10000;
-  model::ImpactResult result;
+  graph::ImpactResult result;
   try {
-    result = graph->Impact(query);
+    result = graph->Impact(reports::ChangeImpactQuery(change, 10000));
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kNotFound) throw;
     throw Error(ErrorCode::kConflict, std::string(e.what()) + " any more");
   }
-  reports::ImpactPicture picture = reports::BuildImpactPicture(result, *graph, query.root);
+  reports::ImpactPicture picture = reports::BuildImpactPicture(result, *graph, change.ci_ids.at(0));
   picture.title = "Impact of change " + std::to_string(change.id) + ": " + change.title;
   // The change's CIs are drawn as roots.
   for (auto& node : picture.nodes) {

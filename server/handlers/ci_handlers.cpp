@@ -1,10 +1,10 @@
 #include <boost/json.hpp>
 
-#include "model/ci_reader.hpp"
-#include "model/ci_repository.hpp"
 #include "model/ci_type.hpp"
-#include "model/db_pool.hpp"
 #include "server/handlers/handlers.hpp"
+#include "store/ci_reader.hpp"
+#include "store/ci_repository.hpp"
+#include "store/db_pool.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -30,7 +30,7 @@ Response NoContent() {
 Response ListCis(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"type", "status", "owner", "tag", "q", "as_of", "limit", "cursor"},
                    /*allow_attr=*/true);
-  model::CiFilter filter;
+  store::CiFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
   filter.as_of = ParseAsOf(request);
@@ -57,8 +57,8 @@ Response ListCis(const Request& request, const PathParams&, AppContext& ctx) {
       filter.attrs.emplace_back(std::move(name), value);
     }
   }
-  model::DbSession session = ctx.db->Lease();
-  model::CiPage page = model::CiRepository(session.sql()).List(filter);
+  store::DbSession session = ctx.db->Lease();
+  store::CiPage page = store::CiRepository(session).List(filter);
   boost::json::array items;
   items.reserve(page.items.size());
   for (const auto& ci : page.items) items.emplace_back(model::CiToJson(ci));
@@ -73,13 +73,13 @@ Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
   boost::json::value body = ParseJsonBody(request);
   model::FieldErrors errors;
   model::ConfigurationItem draft = model::CiFromJson(body, errors);
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   if (!errors.empty()) {
     // Report the attribute problems in the same response as the field problems.
-    model::CiRepository(session.sql()).Validate(draft, errors);
+    store::CiRepository(session).Validate(draft, errors);
     errors.ThrowIfAny("the CI is invalid");
   }
-  model::ConfigurationItem created = model::CiRepository(session.sql()).Create(draft, Writer());
+  model::ConfigurationItem created = store::CiRepository(session).Create(draft, Writer());
   GraphChanged(ctx);
   return CiResponse(201, created);
 }
@@ -88,9 +88,8 @@ Response GetCi(const Request& request, const PathParams& params, AppContext& ctx
   CheckQueryParams(request, {"as_of"});
   model::CiId id = ParseId(params.at("id"), "CI id");
   std::optional<model::Timestamp> as_of = ParseAsOf(request);
-  model::DbSession session = ctx.db->Lease();
-  std::optional<model::ConfigurationItem> ci =
-      model::CiRepository(session.sql()).FindById(id, as_of);
+  store::DbSession session = ctx.db->Lease();
+  std::optional<model::ConfigurationItem> ci = store::CiRepository(session).FindById(id, as_of);
   if (!ci) {
     throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist" +
                                           (as_of ? " at " + model::FormatTimestamp(*as_of) : ""));
@@ -121,9 +120,9 @@ Response PatchCi(const Request& request, const PathParams& params, AppContext& c
     throw Error(ErrorCode::kInvalidArgument, "a merge patch (RFC 7396) must be a JSON object");
   }
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   model::ConfigurationItem patched =
-      model::CiRepository(session.sql()).Patch(id, patch, if_match, Writer());
+      store::CiRepository(session).Patch(id, patch, if_match, Writer());
   // The graph holds names, statuses and redundancy; an attribute-only patch leaves it as is.
   const boost::json::object* fields = patch.if_object();
   if (fields == nullptr || fields->contains("name") || fields->contains("status") ||
@@ -137,8 +136,8 @@ Response DeleteCi(const Request& request, const PathParams& params, AppContext& 
   CheckQueryParams(request, {});
   model::CiId id = ParseId(params.at("id"), "CI id");
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
-  model::DbSession session = ctx.db->Lease();
-  model::CiRepository(session.sql()).Delete(id, if_match, Writer());
+  store::DbSession session = ctx.db->Lease();
+  store::CiRepository(session).Delete(id, if_match, Writer());
   GraphChanged(ctx);
   return NoContent();
 }
@@ -146,30 +145,12 @@ Response DeleteCi(const Request& request, const PathParams& params, AppContext& 
 Response GetCiHistory(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {"limit", "cursor"});
   model::CiId id = ParseId(params.at("id"), "CI id");
-  int limit = ParseLimit(request);
-  std::int64_t before = DecodeCursor(request);
-  model::DbSession session = ctx.db->Lease();
-  std::vector<model::CiVersion> versions =
-      model::CiRepository(session.sql())
-          .History(id, limit + 1, before > 0 ? std::optional<std::int64_t>(before) : std::nullopt);
-  boost::json::array items;
-  for (std::size_t i = 0; i < versions.size() && i < static_cast<std::size_t>(limit); ++i) {
-    const auto& v = versions[i];
-    items.emplace_back(boost::json::object{{"version", v.version},
-                                           {"changed_at", model::FormatTimestamp(v.changed_at)},
-                                           {"changed_by", v.changed_by},
-                                           {"source", v.source},
-                                           {"operation", v.deleted        ? "delete"
-                                                         : v.version == 1 ? "create"
-                                                                          : "update"},
-                                           {"diff", v.diff}});
-  }
-  boost::json::object body{{"items", std::move(items)}};
-  body["next_cursor"] =
-      versions.size() > static_cast<std::size_t>(limit)
-          ? boost::json::value(EncodeCursor(versions[static_cast<std::size_t>(limit) - 1].version))
-          : boost::json::value(nullptr);
-  return JsonResponse(200, body);
+  const int limit = ParseLimit(request);
+  const std::int64_t before = DecodeCursor(request);
+  store::DbSession session = ctx.db->Lease();
+  return HistoryPage(store::CiRepository(session).History(
+                         id, limit + 1, before > 0 ? std::optional(before) : std::nullopt),
+                     limit);
 }
 
 }  // namespace cmdb::server::handlers

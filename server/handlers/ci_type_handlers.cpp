@@ -1,8 +1,8 @@
 #include <boost/json.hpp>
 
-#include "model/ci_type_repository.hpp"
-#include "model/db_pool.hpp"
 #include "server/handlers/handlers.hpp"
+#include "store/ci_type_repository.hpp"
+#include "store/db_pool.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -30,9 +30,9 @@ Response TypeResponse(int status, const model::CiType& type) {
 
 Response ListCiTypes(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   boost::json::array items;
-  for (const auto& type : model::CiTypeRepository(session.sql()).List()) {
+  for (const auto& type : store::CiTypeRepository(session).List()) {
     items.emplace_back(model::CiTypeToJson(type));
   }
   return JsonResponse(200, {{"items", std::move(items)}, {"next_cursor", nullptr}});
@@ -41,15 +41,15 @@ Response ListCiTypes(const Request& request, const PathParams&, AppContext& ctx)
 Response CreateCiType(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
   model::CiType type = model::ParseCiType(ParseJsonBody(request));
-  model::DbSession session = ctx.db->Lease();
-  return TypeResponse(201, model::CiTypeRepository(session.sql()).Create(type));
+  store::DbSession session = ctx.db->Lease();
+  return TypeResponse(201, store::CiTypeRepository(session).Create(type));
 }
 
 Response GetCiType(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   std::string name = TypeName(params);
-  model::DbSession session = ctx.db->Lease();
-  std::optional<model::CiType> type = model::CiTypeRepository(session.sql()).Find(name);
+  store::DbSession session = ctx.db->Lease();
+  std::optional<model::CiType> type = store::CiTypeRepository(session).Find(name);
   if (!type) throw Error(ErrorCode::kNotFound, "there is no CI type named '" + name + "'");
   return TypeResponse(200, *type);
 }
@@ -59,16 +59,16 @@ Response PutCiType(const Request& request, const PathParams& params, AppContext&
   std::string name = TypeName(params);
   model::CiType type = model::ParseCiType(ParseJsonBody(request), name);
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
-  model::DbSession session = ctx.db->Lease();
-  return TypeResponse(200, model::CiTypeRepository(session.sql()).Replace(type, if_match));
+  store::DbSession session = ctx.db->Lease();
+  return TypeResponse(200, store::CiTypeRepository(session).Replace(type, if_match));
 }
 
 Response DeleteCiType(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   std::string name = TypeName(params);
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
-  model::DbSession session = ctx.db->Lease();
-  model::CiTypeRepository(session.sql()).Delete(name, if_match);
+  store::DbSession session = ctx.db->Lease();
+  store::CiTypeRepository(session).Delete(name, if_match);
   Response response;
   response.status = 204;
   response.content_type.clear();

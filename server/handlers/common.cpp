@@ -4,7 +4,6 @@
 
 #include <boost/json.hpp>
 
-#include "model/ci_repository.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
 #include "server/handlers/handlers.hpp"
@@ -152,21 +151,26 @@ std::optional<bool> ParseBoolParam(const Request& request, const char* name) {
 }
 
 std::optional<std::string> OneOfParam(const Request& request, const char* name,
-                                      std::initializer_list<std::string_view> allowed) {
+                                      const std::vector<std::string_view>& allowed) {
   std::optional<std::string> v = request.Query(name);
   if (!v || v->empty()) return std::nullopt;
   if (std::find(allowed.begin(), allowed.end(), *v) != allowed.end()) return v;
   std::string message = std::string(name) + " must be ";
   if (allowed.size() == 2) {
-    message += std::string(*allowed.begin()) + " or " + std::string(*(allowed.begin() + 1));
+    message += std::string(allowed[0]) + " or " + std::string(allowed[1]);
   } else {
     message += "one of ";
-    for (auto it = allowed.begin(); it != allowed.end(); ++it) {
-      if (it != allowed.begin()) message += ", ";
-      message += *it;
+    for (std::size_t i = 0; i < allowed.size(); ++i) {
+      if (i > 0) message += ", ";
+      message += allowed[i];
     }
   }
   throw Error(ErrorCode::kInvalidArgument, message);
+}
+
+std::optional<std::string> OneOfParam(const Request& request, const char* name,
+                                      std::initializer_list<std::string_view> allowed) {
+  return OneOfParam(request, name, std::vector<std::string_view>(allowed));
 }
 
 Response ResourceResponse(int status, const boost::json::value& body, std::int64_t version,
@@ -178,5 +182,26 @@ Response ResourceResponse(int status, const boost::json::value& body, std::int64
 }
 
 model::WriteContext Writer() { return model::WriteContext{"anonymous", "api"}; }
+
+Response HistoryPage(const std::vector<model::HistoryEntry>& versions, int limit) {
+  const auto shown = static_cast<std::size_t>(limit);
+  boost::json::array items;
+  for (std::size_t i = 0; i < versions.size() && i < shown; ++i) {
+    const model::HistoryEntry& v = versions[i];
+    items.emplace_back(boost::json::object{{"version", v.version},
+                                           {"changed_at", model::FormatTimestamp(v.changed_at)},
+                                           {"changed_by", v.changed_by},
+                                           {"source", v.source},
+                                           {"operation", v.deleted        ? "delete"
+                                                         : v.version == 1 ? "create"
+                                                                          : "update"},
+                                           {"diff", v.diff}});
+  }
+  boost::json::object body{{"items", std::move(items)}};
+  body["next_cursor"] = versions.size() > shown
+                            ? boost::json::value(EncodeCursor(versions[shown - 1].version))
+                            : boost::json::value(nullptr);
+  return JsonResponse(200, body);
+}
 
 }  // namespace cmdb::server::handlers

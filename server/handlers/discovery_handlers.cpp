@@ -1,15 +1,17 @@
 #include <boost/json.hpp>
 
-#include "discovery/discovery_store.hpp"
-#include "discovery/run_worker.hpp"
-#include "model/db_pool.hpp"
-#include "model/db_query.hpp"
+#include "discovery/decision_log.hpp"
+#include "jobs/discovery_executor.hpp"
 #include "server/handlers/handlers.hpp"
+#include "store/db_pool.hpp"
+#include "store/discovery_run_repository.hpp"
+#include "store/discovery_source_repository.hpp"
+#include "store/drift_repository.hpp"
+#include "store/transaction.hpp"
 
 namespace cmdb::server::handlers {
 
 namespace json = boost::json;
-using discovery::DiscoveryStore;
 using model::Error;
 using model::ErrorCode;
 
@@ -17,20 +19,20 @@ using model::ErrorCode;
 
 Response CreateDiscoverySource(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
-  json::value body = ParseJsonBody(request);
-  model::DbSession session = ctx.db->Lease();
-  discovery::Source source = DiscoveryStore(session.sql()).CreateSource(body);
+  const model::DiscoverySource draft = model::DiscoverySourceFromJson(ParseJsonBody(request));
+  store::DbSession session = ctx.db->Lease();
+  const model::DiscoverySource source = store::DiscoverySourceRepository(session).Create(draft);
   if (source.interval_seconds && ctx.discovery != nullptr) ctx.discovery->Wake();
-  return ResourceResponse(201, discovery::SourceToJson(source), source.version,
+  return ResourceResponse(201, model::DiscoverySourceToJson(source), source.version,
                           "/api/v1/discovery/sources/" + std::to_string(source.id));
 }
 
 Response ListDiscoverySources(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   json::array items;
-  for (const auto& s : DiscoveryStore(session.sql()).ListSources()) {
-    items.push_back(discovery::SourceToJson(s));
+  for (const auto& s : store::DiscoverySourceRepository(session).List()) {
+    items.push_back(model::DiscoverySourceToJson(s));
   }
   return JsonResponse(200, json::object{{"items", std::move(items)}, {"next_cursor", nullptr}});
 }
@@ -38,28 +40,29 @@ Response ListDiscoverySources(const Request& request, const PathParams&, AppCont
 Response GetDiscoverySource(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "source id");
-  model::DbSession session = ctx.db->Lease();
-  auto source = DiscoveryStore(session.sql()).FindSource(id);
-  if (!source) throw Error(ErrorCode::kNotFound, "source " + std::to_string(id) + " not found");
-  return ResourceResponse(200, discovery::SourceToJson(*source), source->version, "");
+  store::DbSession session = ctx.db->Lease();
+  auto source = store::DiscoverySourceRepository(session).Find(id);
+  if (!source)
+    throw Error(ErrorCode::kNotFound, "source " + std::to_string(id) + " does not exist");
+  return ResourceResponse(200, model::DiscoverySourceToJson(*source), source->version, "");
 }
 
 Response PatchDiscoverySource(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "source id");
   json::value patch = ParseJsonBody(request);
-  model::DbSession session = ctx.db->Lease();
-  discovery::Source source =
-      DiscoveryStore(session.sql()).PatchSource(id, patch, ParseIfMatch(request));
+  store::DbSession session = ctx.db->Lease();
+  const model::DiscoverySource source =
+      store::DiscoverySourceRepository(session).Patch(id, patch, ParseIfMatch(request));
   if (ctx.discovery != nullptr) ctx.discovery->Wake();
-  return ResourceResponse(200, discovery::SourceToJson(source), source.version, "");
+  return ResourceResponse(200, model::DiscoverySourceToJson(source), source.version, "");
 }
 
 Response DeleteDiscoverySource(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "source id");
-  model::DbSession session = ctx.db->Lease();
-  DiscoveryStore(session.sql()).DeleteSource(id);
+  store::DbSession session = ctx.db->Lease();
+  store::DiscoverySourceRepository(session).Delete(id);
   Response response;
   response.status = 204;
   response.content_type.clear();
@@ -69,18 +72,13 @@ Response DeleteDiscoverySource(const Request& request, const PathParams& params,
 Response GetStaleCis(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "source id");
-  model::DbSession session = ctx.db->Lease();
-  DiscoveryStore store(session.sql());
-  auto source = store.FindSource(id);
-  if (!source) throw Error(ErrorCode::kNotFound, "source " + std::to_string(id) + " not found");
+  store::DbSession session = ctx.db->Lease();
+  store::DiscoverySourceRepository sources(session);
+  auto source = sources.Find(id);
+  if (!source)
+    throw Error(ErrorCode::kNotFound, "source " + std::to_string(id) + " does not exist");
   json::array items;
-  for (const auto& s : store.StaleCis(*source)) {
-    items.push_back(json::object{{"ci", s.ci},
-                                 {"name", s.name},
-                                 {"last_run", s.last_run},
-                                 {"last_seen_at", model::FormatTimestamp(s.last_seen_at)},
-                                 {"missed_runs", s.missed_runs}});
-  }
+  for (const auto& s : sources.StaleCis(*source)) items.push_back(model::StaleCiToJson(s));
   json::object body{{"items", std::move(items)}};
   body["stale_after_runs"] = source->config.stale_after_runs
                                  ? json::value(*source->config.stale_after_runs)
@@ -98,11 +96,11 @@ Response CreateDiscoveryRun(const Request& request, const PathParams&, AppContex
                 "source is required: POST /api/v1/discovery/runs?source=<id>");
   }
   const bool dry_run = ParseBoolParam(request, "dry_run").value_or(false);
-  model::DbSession session = ctx.db->Lease();
-  discovery::Run run =
-      DiscoveryStore(session.sql()).EnqueueRun(*source, dry_run, request.MediaType(), request.body);
+  store::DbSession session = ctx.db->Lease();
+  const model::DiscoveryRun run = store::DiscoveryRunRepository(session).Enqueue(
+      *source, dry_run, request.MediaType(), request.body);
   if (ctx.discovery != nullptr) ctx.discovery->Wake();
-  Response response = JsonResponse(202, discovery::RunToJson(run));
+  Response response = JsonResponse(202, model::DiscoveryRunToJson(run));
   response.headers.emplace_back("Location", "/api/v1/discovery/runs/" + std::to_string(run.id));
   return response;
 }
@@ -110,12 +108,12 @@ Response CreateDiscoveryRun(const Request& request, const PathParams&, AppContex
 Response ListDiscoveryRuns(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"source", "limit", "cursor"});
   const int limit = ParseLimit(request);
-  model::DbSession session = ctx.db->Lease();
-  return PageResponse(
-      DiscoveryStore(session.sql())
-          .ListRuns(OptionalIdParam(request, "source"), DecodeCursor(request), limit + 1),
-      static_cast<std::size_t>(limit),
-      [](const discovery::Run& run) { return discovery::RunToJson(run); });
+  store::DbSession session = ctx.db->Lease();
+  return PageResponse(store::DiscoveryRunRepository(session).List(
+                          OptionalIdParam(request, "source"), DecodeCursor(request), limit + 1),
+                      static_cast<std::size_t>(limit), [](const model::DiscoveryRun& run) {
+                        return model::DiscoveryRunToJson(run);
+                      });
 }
 
 Response GetDiscoveryRun(const Request& request, const PathParams& params, AppContext& ctx) {
@@ -124,16 +122,18 @@ Response GetDiscoveryRun(const Request& request, const PathParams& params, AppCo
   const std::optional<std::string> outcome =
       OneOfParam(request, "outcome", {"matched", "created", "unmatched", "ambiguous", "rejected"});
   const int limit = ParseLimit(request);
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   // The run and its decisions as of one instant: never "running" with decisions showing.
-  model::Transaction read(session.sql());
+  store::Transaction read(session);
   read.ReadOnlySnapshot();
-  DiscoveryStore store(session.sql());
-  auto run = store.FindRun(id);
-  if (!run) throw Error(ErrorCode::kNotFound, "run " + std::to_string(id) + " not found");
-  discovery::DecisionPage page = store.Decisions(id, outcome, DecodeCursor(request), limit);
+  store::DiscoveryRunRepository runs(session);
+  auto run = runs.Find(id);
+  if (!run) throw Error(ErrorCode::kNotFound, "run " + std::to_string(id) + " does not exist");
+  model::DecisionPage page = discovery::PageDecisions(
+      [&](std::int64_t after_seq) { return runs.DecisionBlocks(id, after_seq, outcome, 4); },
+      outcome, DecodeCursor(request), limit);
   read.Commit();
-  json::object body = discovery::RunToJson(*run);
+  json::object body = model::DiscoveryRunToJson(*run);
   body["decisions"] = std::move(page.items);
   body["next_cursor"] =
       page.next_after ? json::value(EncodeCursor(*page.next_after)) : json::value(nullptr);
@@ -144,46 +144,48 @@ Response GetDiscoveryRun(const Request& request, const PathParams& params, AppCo
 
 Response ListDrift(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"state", "ci", "authorized", "attribute", "run", "limit", "cursor"});
-  discovery::FindingFilter filter;
+  store::FindingFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  filter.state = OneOfParam(request, "state", {"open", "resolved", "accepted", "ignored"});
+  filter.state = EnumParam(request, "state", model::kFindingStateNames);
   filter.ci = OptionalIdParam(request, "ci");
   filter.run = OptionalIdParam(request, "run");
   filter.authorized = ParseBoolParam(request, "authorized");
   if (auto attribute = request.Query("attribute"); attribute && !attribute->empty()) {
     filter.attribute = *attribute;
   }
-  model::DbSession session = ctx.db->Lease();
-  return PageResponse(DiscoveryStore(session.sql()).ListFindings(filter),
+  store::DbSession session = ctx.db->Lease();
+  return PageResponse(store::DriftRepository(session).List(filter),
                       static_cast<std::size_t>(filter.limit),
-                      [](const discovery::Finding& f) { return discovery::FindingToJson(f); });
+                      [](const model::DriftFinding& f) { return model::DriftFindingToJson(f); });
 }
 
 Response GetDrift(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "finding id");
-  model::DbSession session = ctx.db->Lease();
-  auto finding = DiscoveryStore(session.sql()).FindFinding(id);
-  if (!finding) throw Error(ErrorCode::kNotFound, "finding " + std::to_string(id) + " not found");
-  return ResourceResponse(200, discovery::FindingToJson(*finding), finding->version, "");
+  store::DbSession session = ctx.db->Lease();
+  auto finding = store::DriftRepository(session).Find(id);
+  if (!finding) {
+    throw Error(ErrorCode::kNotFound, "finding " + std::to_string(id) + " does not exist");
+  }
+  return ResourceResponse(200, model::DriftFindingToJson(*finding), finding->version, "");
 }
 
 Response AcceptDrift(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "finding id");
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   // Accepting writes one attribute: the graph is not affected.
-  auto finding = DiscoveryStore(session.sql()).AcceptFinding(id, ParseIfMatch(request), Writer());
-  return ResourceResponse(200, discovery::FindingToJson(finding), finding.version, "");
+  auto finding = store::DriftRepository(session).Accept(id, ParseIfMatch(request), Writer());
+  return ResourceResponse(200, model::DriftFindingToJson(finding), finding.version, "");
 }
 
 Response IgnoreDrift(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "finding id");
-  model::DbSession session = ctx.db->Lease();
-  auto finding = DiscoveryStore(session.sql()).IgnoreFinding(id, ParseIfMatch(request), Writer());
-  return ResourceResponse(200, discovery::FindingToJson(finding), finding.version, "");
+  store::DbSession session = ctx.db->Lease();
+  auto finding = store::DriftRepository(session).Ignore(id, ParseIfMatch(request), Writer());
+  return ResourceResponse(200, model::DriftFindingToJson(finding), finding.version, "");
 }
 
 }  // namespace cmdb::server::handlers

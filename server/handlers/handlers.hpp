@@ -3,6 +3,7 @@
 // and can be called without a socket. They throw model::Error for client and server failures;
 // the router turns those into problem+json.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,12 +12,10 @@
 
 #include <boost/json/value.hpp>
 
+#include "model/enum_names.hpp"
+#include "model/history.hpp"
 #include "model/timestamp.hpp"
 #include "server/router.hpp"
-
-namespace cmdb::model {
-struct WriteContext;
-}
 
 namespace cmdb::server::handlers {
 
@@ -50,11 +49,28 @@ std::optional<bool> ParseBoolParam(const Request& request, const char* name);
 // naming the allowed values otherwise.
 std::optional<std::string> OneOfParam(const Request& request, const char* name,
                                       std::initializer_list<std::string_view> allowed);
+std::optional<std::string> OneOfParam(const Request& request, const char* name,
+                                      const std::vector<std::string_view>& allowed);
+// Query parameter `name` as a value of an enum by its names in `table` (model/enum_names.hpp);
+// nullopt when absent or empty; 400 naming the allowed values otherwise.
+template <typename Enum, std::size_t N>
+std::optional<Enum> EnumParam(const Request& request, const char* name,
+                              const std::array<model::EnumName<Enum>, N>& table) {
+  std::vector<std::string_view> names;
+  for (const auto& row : table) names.push_back(row.name);
+  std::optional<std::string> text = OneOfParam(request, name, names);
+  if (!text) return std::nullopt;
+  return model::ValueIn(table, *text);
+}
 // A JSON resource with its version as ETag, and its Location when just created (201).
 Response ResourceResponse(int status, const boost::json::value& body, std::int64_t version,
                           const std::string& location);
 // Who writes: every API write is anonymous until access control lands (one place to change).
 model::WriteContext Writer();
+
+// A page of history fetched with one version more than `limit`, newest first; the cursor
+// names the oldest version shown.
+Response HistoryPage(const std::vector<model::HistoryEntry>& versions, int limit);
 
 // A page of `rows` fetched with one row more than `limit`: the first `limit` as items and,
 // when the extra row came back, the cursor after the last item shown.

@@ -4,13 +4,15 @@
 
 #include <boost/json.hpp>
 
-#include "model/db_pool.hpp"
-#include "model/db_query.hpp"
-#include "model/graph_cache.hpp"
 #include "reports/graphviz_renderer.hpp"
 #include "reports/impact_picture.hpp"
 #include "server/handlers/handlers.hpp"
 #include "server/json_writer.hpp"
+#include "store/db_pool.hpp"
+#include "store/drift_repository.hpp"
+#include "store/graph_cache.hpp"
+#include "store/graph_store.hpp"
+#include "store/incident_repository.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -24,24 +26,24 @@ void GraphChanged(AppContext& ctx) {
 namespace {
 
 struct ComputedImpact {
-  model::ImpactQuery query;
+  graph::ImpactQuery query;
   std::string direction;
   std::optional<model::Timestamp> as_of;
-  std::shared_ptr<const model::DependencyGraph> graph;
-  model::ImpactResult result;
+  std::shared_ptr<const graph::DependencyGraph> graph;
+  graph::ImpactResult result;
 };
 
 // Parses the impact parameters shared by the JSON and the picture endpoints and runs the
 // traversal, over the in-memory graph or, with as_of, over the graph rebuilt from history.
 ComputedImpact ComputeImpact(const Request& request, const PathParams& params, AppContext& ctx) {
   ComputedImpact c;
-  model::ImpactQuery& query = c.query;
+  graph::ImpactQuery& query = c.query;
   query.root = ParseId(params.at("id"), "CI id");
   c.direction = request.Query("direction").value_or("down");
   if (c.direction == "down") {
-    query.direction = model::ImpactDirection::kDown;
+    query.direction = graph::ImpactDirection::kDown;
   } else if (c.direction == "up") {
-    query.direction = model::ImpactDirection::kUp;
+    query.direction = graph::ImpactDirection::kUp;
   } else {
     throw Error(ErrorCode::kInvalidArgument,
                 "direction must be down (what fails with this CI) or up (what it needs)");
@@ -59,9 +61,9 @@ ComputedImpact ComputeImpact(const Request& request, const PathParams& params, A
   c.as_of = ParseAsOf(request);
   if (c.as_of) {
     // The past is read from history, not from the in-memory graph.
-    model::DbSession session = ctx.db->Lease();
-    c.graph = std::make_shared<const model::DependencyGraph>(
-        model::LoadDependencyGraph(session.sql(), c.as_of));
+    store::DbSession session = ctx.db->Lease();
+    c.graph = std::make_shared<const graph::DependencyGraph>(
+        store::LoadDependencyGraph(session, c.as_of));
   } else {
     c.graph = ctx.graph->Current();
   }
@@ -79,15 +81,15 @@ ComputedImpact ComputeImpact(const Request& request, const PathParams& params, A
 Response GetCiImpact(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {"direction", "depth", "relation_types", "max_nodes", "as_of"});
   ComputedImpact c = ComputeImpact(request, params, ctx);
-  const model::ImpactQuery& query = c.query;
+  const graph::ImpactQuery& query = c.query;
   const std::string& direction = c.direction;
   const std::optional<model::Timestamp>& as_of = c.as_of;
-  const std::shared_ptr<const model::DependencyGraph>& graph = c.graph;
-  const model::ImpactResult& result = c.result;
+  const std::shared_ptr<const graph::DependencyGraph>& graph = c.graph;
+  const graph::ImpactResult& result = c.result;
   // Written straight to text: a 1,000-CI impact is some 10,000 JSON values, and building them
   // as a tree and then serialising it took several times longer than the traversal.
   JsonWriter w(256 + result.nodes.size() * 120 + result.edges.size() * 64);
-  auto node_fields = [&w](const model::NodeView& node) {
+  auto node_fields = [&w](const graph::NodeView& node) {
     w.Field("id", node.id)
         .Field("name", node.name)
         .Field("type", node.type)
@@ -119,7 +121,7 @@ Response GetCiImpact(const Request& request, const PathParams& params, AppContex
   w.EndArray().Key("services").BeginArray();
   for (std::size_t at : result.services) {
     if (result.nodes.Distance(at) == 0) continue;  // the root (or a CI failing with it)
-    const model::NodeView v = result.nodes.View(at);
+    const graph::NodeView v = result.nodes.View(at);
     w.BeginObject()
         .Field("id", v.id)
         .Field("name", v.name)
@@ -187,23 +189,15 @@ Response GetCiImpactGraph(const Request& request, const PathParams& params, AppC
 namespace cmdb::server::handlers {
 
 void MarkDriftAndIncidents(reports::ImpactPicture& picture, AppContext& ctx) {
-  std::string ids = "{";
+  std::vector<model::CiId> ids;
   for (const auto& node : picture.nodes) {
-    if (node.id > 0) ids += (ids.size() > 1 ? "," : "") + std::to_string(node.id);
+    if (node.id > 0) ids.push_back(node.id);
   }
-  ids += "}";
-  if (ids == "{}") return;
-  model::DbSession session = ctx.db->Lease();
-  model::PgResult r = model::Query(
-      session.sql(),
-      "SELECT ci_id, 'd' FROM drift_findings WHERE state = 'open' AND ci_id = ANY($1::bigint[]) "
-      "UNION SELECT x.ci, 'i' FROM incidents i CROSS JOIN LATERAL unnest(i.ci_ids) AS x(ci) "
-      "WHERE i.state IN ('new', 'in_progress') AND i.ci_ids && $1::bigint[] AND x.ci = "
-      "ANY($1::bigint[])",
-      {ids});
-  std::set<std::int64_t> drifted;
-  std::set<std::int64_t> incident;
-  for (int i = 0; i < r.rows(); ++i) (r.Text(i, 1) == "d" ? drifted : incident).insert(r.Int(i, 0));
+  if (ids.empty()) return;
+  store::DbSession session = ctx.db->Lease();
+  const std::set<model::CiId> drifted = store::DriftRepository(session).CisWithOpenDrift(ids);
+  const std::set<model::CiId> incident =
+      store::IncidentRepository(session).CisWithOpenIncidents(ids);
   for (auto& node : picture.nodes) {
     node.drifted = drifted.contains(node.id);
     node.incident = incident.contains(node.id);

@@ -1,12 +1,12 @@
 #include <boost/json.hpp>
 
-#include "model/ci_repository.hpp"
-#include "model/db_pool.hpp"
-#include "model/import_jobs.hpp"
-#include "model/importer.hpp"
+#include "import/importer.hpp"
+#include "jobs/job_worker.hpp"
 #include "model/json.hpp"
 #include "server/handlers/handlers.hpp"
 #include "server/problem.hpp"
+#include "store/db_pool.hpp"
+#include "store/import_job_repository.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -42,7 +42,7 @@ std::string JobPath(std::int64_t id) { return "/api/v1/import-jobs/" + std::to_s
 
 json::object JobJson(const model::ImportJob& job) {
   json::object o{{"id", job.id},
-                 {"state", job.state},
+                 {"state", json::value_from(job.state)},
                  {"format", job.format},
                  {"type", job.ci_type ? json::value(*job.ci_type) : json::value(nullptr)},
                  {"mode", job.atomic ? "atomic" : "partial"},
@@ -59,7 +59,7 @@ json::object JobJson(const model::ImportJob& job) {
                    {"phases_total", job.phases_total ? json::value(*job.phases_total) : nullptr},
                    {"rows", job.rows ? json::value(*job.rows) : json::value(nullptr)}};
   o["result"] = job.result;
-  if (job.state == "failed") {
+  if (job.state == model::JobState::kFailed) {
     // As the synchronous import would have answered; a job abandoned by stopped instances
     // records no code.
     model::Error error(job.error_code.value_or(ErrorCode::kUnavailable),
@@ -75,7 +75,7 @@ json::object JobJson(const model::ImportJob& job) {
 
 Response PostImport(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"mode", "type", "async"});
-  model::ImportOptions options;
+  import::ImportOptions options;
   if (auto mode = request.Query("mode")) {
     if (*mode != "atomic" && *mode != "partial") {
       throw Error(ErrorCode::kInvalidArgument, "mode must be atomic or partial");
@@ -104,14 +104,14 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     }
     document = ParseJsonBody(request);
   }
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   if (async) {
     // Malformed JSON and a document of the wrong shape are answered now; rows are checked
     // when the job runs, and their errors land in the job.
-    if (!csv) model::CheckImportDocumentShape(document);
-    model::ImportJob job = model::ImportJobStore(session.sql())
-                               .Enqueue({csv ? "csv" : "json", csv ? type : std::nullopt,
-                                         options.atomic, request.body, Writer().changed_by});
+    if (!csv) import::CheckImportDocumentShape(document);
+    const model::ImportJob job = store::ImportJobRepository(session).Enqueue(
+        {csv ? "csv" : "json", csv ? type : std::nullopt, options.atomic, request.body,
+         Writer().changed_by, import::kImportSteps});
     if (ctx.imports != nullptr) ctx.imports->Wake();
     Response response = JsonResponse(202, JobJson(job));
     response.headers.emplace_back("Location", JobPath(job.id));
@@ -119,29 +119,30 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     return response;
   }
   options.ctx.changed_by = Writer().changed_by;
-  model::ImportResult result = csv ? model::ImportCsv(session.sql(), *type, request.body, options)
-                                   : model::ImportDocument(session.sql(), document, options);
+  import::ImportResult result = csv ? import::ImportCsv(session, *type, request.body, options)
+                                    : import::ImportDocument(session, document, options);
   GraphChanged(ctx);
-  return JsonResponse(200, model::ImportResultToJson(result));
+  return JsonResponse(200, import::ImportResultToJson(result));
 }
 
 Response ListImportJobs(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"state", "limit", "cursor"});
-  const std::optional<std::string> state =
-      OneOfParam(request, "state", {"queued", "running", "succeeded", "failed"});
+  const std::optional<model::JobState> state = EnumParam(request, "state", model::kJobStateNames);
   const int limit = ParseLimit(request);
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   return PageResponse(
-      model::ImportJobStore(session.sql()).List(state, DecodeCursor(request), limit + 1),
+      store::ImportJobRepository(session).List(state, DecodeCursor(request), limit + 1),
       static_cast<std::size_t>(limit), JobJson);
 }
 
 Response GetImportJob(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "import job id");
-  model::DbSession session = ctx.db->Lease();
-  std::optional<model::ImportJob> job = model::ImportJobStore(session.sql()).Find(id);
-  if (!job) throw Error(ErrorCode::kNotFound, "import job " + std::to_string(id) + " not found");
+  store::DbSession session = ctx.db->Lease();
+  std::optional<model::ImportJob> job = store::ImportJobRepository(session).Find(id);
+  if (!job) {
+    throw Error(ErrorCode::kNotFound, "import job " + std::to_string(id) + " does not exist");
+  }
   return JsonResponse(200, JobJson(*job));
 }
 

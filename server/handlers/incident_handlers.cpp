@@ -1,9 +1,12 @@
 #include <boost/json.hpp>
 
-#include "model/db_pool.hpp"
-#include "model/graph_cache.hpp"
-#include "model/incident_repository.hpp"
+#include "reports/incident_trace.hpp"
 #include "server/handlers/handlers.hpp"
+#include "store/db_pool.hpp"
+#include "store/graph_cache.hpp"
+#include "store/graph_store.hpp"
+#include "store/incident_repository.hpp"
+#include "store/knowledge_repository.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -18,10 +21,12 @@ Response IncidentResponse(int status, const model::Incident& incident) {
                           incident.version, "/api/v1/incidents/" + std::to_string(incident.id));
 }
 
-model::Incident FindIncident(model::IncidentRepository& repo, const PathParams& params) {
+model::Incident FindIncident(store::IncidentRepository& repo, const PathParams& params) {
   const std::int64_t id = ParseId(params.at("id"), "incident id");
   std::optional<model::Incident> incident = repo.Find(id);
-  if (!incident) throw Error(ErrorCode::kNotFound, "incident " + std::to_string(id) + " not found");
+  if (!incident) {
+    throw Error(ErrorCode::kNotFound, "incident " + std::to_string(id) + " does not exist");
+  }
   return *incident;
 }
 
@@ -35,9 +40,10 @@ Response Act(const Request& request, const PathParams& params, AppContext& ctx,
     if (!parsed.is_object()) throw Error(ErrorCode::kInvalidArgument, "the body is a JSON object");
     body = parsed.as_object();
   }
-  model::DbSession session = ctx.db->Lease();
-  return IncidentResponse(200, model::IncidentRepository(session.sql())
-                                   .Act(id, action, body, ParseIfMatch(request), Writer()));
+  const model::IncidentActionRequest action_request = model::ParseIncidentAction(action, body);
+  store::DbSession session = ctx.db->Lease();
+  return IncidentResponse(200, store::IncidentRepository(session).Act(
+                                   id, action, action_request, ParseIfMatch(request), Writer()));
 }
 
 std::optional<int> SmallIntParam(const Request& request, const char* name, int min, int max) {
@@ -49,55 +55,64 @@ std::optional<int> SmallIntParam(const Request& request, const char* name, int m
 
 Response GetServiceCalendar(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
-  return JsonResponse(
-      200, model::WorkingCalendarToJson(model::IncidentRepository(session.sql()).Calendar()));
+  store::DbSession session = ctx.db->Lease();
+  return JsonResponse(200,
+                      model::WorkingCalendarToJson(store::IncidentRepository(session).Calendar()));
 }
 
 Response PutServiceCalendar(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
   json::value body = ParseJsonBody(request);
-  model::DbSession session = ctx.db->Lease();
-  return JsonResponse(200, model::WorkingCalendarToJson(
-                               model::IncidentRepository(session.sql()).PutCalendar(body)));
+  store::DbSession session = ctx.db->Lease();
+  return JsonResponse(
+      200, model::WorkingCalendarToJson(store::IncidentRepository(session).PutCalendar(body)));
 }
 
 Response CreateIncident(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
   json::value body = ParseJsonBody(request);
-  model::DbSession session = ctx.db->Lease();
-  return IncidentResponse(201, model::IncidentRepository(session.sql()).Create(body, Writer()));
+  model::FieldErrors errors;
+  model::Incident draft = model::IncidentFromJson(body, model::Timestamp::Now(), errors);
+  store::DbSession session = ctx.db->Lease();
+  store::IncidentRepository repo(session);
+  repo.Validate(draft, errors);
+  errors.ThrowIfAny("the incident is invalid");
+  return IncidentResponse(201, repo.Create(draft, Writer()));
 }
 
 Response ListIncidents(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"state", "ci", "severity", "tier", "limit", "cursor"});
-  model::IncidentFilter filter;
+  store::IncidentFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
-  filter.state = OneOfParam(request, "state", {"new", "in_progress", "resolved", "closed"});
+  filter.state = EnumParam(request, "state", model::kIncidentStateNames);
   filter.ci = OptionalIdParam(request, "ci");
   filter.severity = SmallIntParam(request, "severity", 1, 4);
   filter.tier = SmallIntParam(request, "tier", 1, 3);
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   const model::Timestamp now = model::Timestamp::Now();
   return PageResponse(
-      model::IncidentRepository(session.sql()).List(filter), static_cast<std::size_t>(filter.limit),
+      store::IncidentRepository(session).List(filter), static_cast<std::size_t>(filter.limit),
       [&now](const model::Incident& incident) { return model::IncidentToJson(incident, now); });
 }
 
 Response GetIncident(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
-  model::IncidentRepository repo(session.sql());
+  store::DbSession session = ctx.db->Lease();
+  store::IncidentRepository repo(session);
   return IncidentResponse(200, FindIncident(repo, params));
 }
 
 Response GetIncidentEvents(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
-  model::IncidentRepository repo(session.sql());
+  store::DbSession session = ctx.db->Lease();
+  store::IncidentRepository repo(session);
   model::Incident incident = FindIncident(repo, params);
-  return JsonResponse(200, json::object{{"items", repo.Events(incident.id)}});
+  json::array items;
+  for (const model::IncidentEvent& e : repo.Events(incident.id)) {
+    items.push_back(model::IncidentEventToJson(e));
+  }
+  return JsonResponse(200, json::object{{"items", std::move(items)}});
 }
 
 Response AssignIncident(const Request& r, const PathParams& p, AppContext& c) {
@@ -115,37 +130,45 @@ Response CloseIncident(const Request& r, const PathParams& p, AppContext& c) {
 
 Response GetIncidentTrace(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {"lookback_hours"});
-  model::TraceOptions options;
+  reports::TraceOptions options;
   options.lookback_hours = ParseIntParam(request, "lookback_hours", 72, 1, 24 * 365);
   // Every change this instance knows of must be in the graph, or the trace reads history.
-  std::shared_ptr<const model::DependencyGraph> graph = ctx.graph->CurrentUpToDate();
+  std::shared_ptr<const graph::DependencyGraph> graph = ctx.graph->CurrentUpToDate();
   options.current = graph.get();
   options.current_since = ctx.graph->changed_at();
-  model::DbSession session = ctx.db->Lease();
-  model::IncidentRepository repo(session.sql());
-  model::Incident incident = FindIncident(repo, params);
-  return JsonResponse(200, repo.Trace(incident, options));
+  store::DbSession session = ctx.db->Lease();
+  options.graph_as_of = [&](model::Timestamp at) {
+    return std::make_shared<const graph::DependencyGraph>(store::LoadDependencyGraph(session, at));
+  };
+  store::IncidentRepository repo(session);
+  const model::Incident incident = FindIncident(repo, params);
+  return JsonResponse(200, reports::TraceIncident(session, incident, options));
 }
 
 Response CreateArticle(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
   json::value body = ParseJsonBody(request);
-  model::DbSession session = ctx.db->Lease();
-  model::Article a = model::KnowledgeRepository(session.sql()).Create(body, Writer());
+  model::FieldErrors errors;
+  model::Article draft = model::ArticleFromJson(body, errors);
+  store::DbSession session = ctx.db->Lease();
+  store::KnowledgeRepository repo(session);
+  repo.Validate(draft, errors);
+  errors.ThrowIfAny("the article is invalid");
+  model::Article a = repo.Create(draft, Writer());
   return ResourceResponse(201, model::ArticleToJson(a), a.version,
                           "/api/v1/knowledge/" + std::to_string(a.id));
 }
 
 Response ListArticles(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"q", "state", "ci", "limit", "cursor"});
-  model::ArticleFilter filter;
+  store::ArticleFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
   if (auto q = request.Query("q"); q && !q->empty()) filter.q = *q;
-  filter.state = OneOfParam(request, "state", {"draft", "approved"});
+  filter.state = EnumParam(request, "state", model::kArticleStateNames);
   filter.ci = OptionalIdParam(request, "ci");
-  model::DbSession session = ctx.db->Lease();
-  return PageResponse(model::KnowledgeRepository(session.sql()).List(filter),
+  store::DbSession session = ctx.db->Lease();
+  return PageResponse(store::KnowledgeRepository(session).List(filter),
                       static_cast<std::size_t>(filter.limit),
                       [](const model::Article& a) { return model::ArticleToJson(a); });
 }
@@ -153,18 +176,18 @@ Response ListArticles(const Request& request, const PathParams&, AppContext& ctx
 Response GetArticle(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "article id");
-  model::DbSession session = ctx.db->Lease();
-  std::optional<model::Article> a = model::KnowledgeRepository(session.sql()).Find(id);
-  if (!a) throw Error(ErrorCode::kNotFound, "article " + std::to_string(id) + " not found");
+  store::DbSession session = ctx.db->Lease();
+  std::optional<model::Article> a = store::KnowledgeRepository(session).Find(id);
+  if (!a) throw Error(ErrorCode::kNotFound, "article " + std::to_string(id) + " does not exist");
   return ResourceResponse(200, model::ArticleToJson(*a), a->version, "");
 }
 
 Response ApproveArticle(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "article id");
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   model::Article a =
-      model::KnowledgeRepository(session.sql()).Approve(id, ParseIfMatch(request), Writer());
+      store::KnowledgeRepository(session).Approve(id, ParseIfMatch(request), Writer());
   return ResourceResponse(200, model::ArticleToJson(a), a.version, "");
 }
 

@@ -1,10 +1,9 @@
 #include <boost/json.hpp>
 
-#include "model/db_pool.hpp"
-#include "model/db_query.hpp"
 #include "model/error.hpp"
 #include "server/handlers/handlers.hpp"
 #include "server/metrics.hpp"
+#include "store/db_pool.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -14,8 +13,8 @@ Response GetHealth(const Request&, const PathParams&, AppContext&) {
 
 Response GetReady(const Request& request, const PathParams&, AppContext& ctx) {
   try {
-    model::DbSession session = ctx.db->Lease(std::chrono::seconds{2});
-    model::Query(session.sql(), "SELECT 1");
+    store::DbSession session = ctx.db->Lease(std::chrono::seconds{2});
+    store::Ping(session);
   } catch (const model::Error& e) {
     throw model::Error(model::ErrorCode::kUnavailable,
                        std::string("the database is not reachable: ") + e.what());

@@ -1,9 +1,9 @@
 #include <boost/json.hpp>
 
-#include "model/ci_type_repository.hpp"
-#include "model/db_pool.hpp"
-#include "model/relation_repository.hpp"
 #include "server/handlers/handlers.hpp"
+#include "store/db_pool.hpp"
+#include "store/relation_repository.hpp"
+#include "store/relation_type_repository.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -12,9 +12,9 @@ using model::ErrorCode;
 
 Response ListRelationTypes(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
-  model::DbSession session = ctx.db->Lease();
+  store::DbSession session = ctx.db->Lease();
   boost::json::array items;
-  for (const auto& t : model::CiTypeRepository(session.sql()).ListRelationTypes()) {
+  for (const auto& t : store::RelationTypeRepository(session).List()) {
     items.emplace_back(model::RelationTypeToJson(t));
   }
   return JsonResponse(200, {{"items", std::move(items)}, {"next_cursor", nullptr}});
@@ -23,8 +23,8 @@ Response ListRelationTypes(const Request& request, const PathParams&, AppContext
 Response CreateRelationType(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
   model::RelationType type = model::ParseRelationType(ParseJsonBody(request));
-  model::DbSession session = ctx.db->Lease();
-  model::RelationType created = model::CiTypeRepository(session.sql()).CreateRelationType(type);
+  store::DbSession session = ctx.db->Lease();
+  model::RelationType created = store::RelationTypeRepository(session).Create(type);
   GraphChanged(ctx);
   Response response = JsonResponse(201, model::RelationTypeToJson(created));
   response.headers.emplace_back("Location", "/api/v1/relation-types/" + type.name);
@@ -37,8 +37,8 @@ Response CreateRelation(const Request& request, const PathParams&, AppContext& c
   model::FieldErrors errors;
   model::Relation draft = model::RelationFromJson(body, errors);
   errors.ThrowIfAny("the relation is invalid");
-  model::DbSession session = ctx.db->Lease();
-  model::Relation created = model::RelationRepository(session.sql()).Create(draft, Writer());
+  store::DbSession session = ctx.db->Lease();
+  model::Relation created = store::RelationRepository(session).Create(draft, Writer());
   GraphChanged(ctx);
   return ResourceResponse(201, model::RelationToJson(created), created.version,
                           "/api/v1/relations/" + std::to_string(created.id));
@@ -46,13 +46,13 @@ Response CreateRelation(const Request& request, const PathParams&, AppContext& c
 
 Response ListRelations(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {"ci", "type", "limit", "cursor"});
-  model::RelationFilter filter;
+  store::RelationFilter filter;
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
   filter.ci = OptionalIdParam(request, "ci");
   if (auto type = request.Query("type"); type && !type->empty()) filter.type = *type;
-  model::DbSession session = ctx.db->Lease();
-  model::RelationPage page = model::RelationRepository(session.sql()).List(filter);
+  store::DbSession session = ctx.db->Lease();
+  store::RelationPage page = store::RelationRepository(session).List(filter);
   boost::json::array items;
   for (const auto& r : page.items) items.emplace_back(model::RelationToJson(r));
   boost::json::object body{{"items", std::move(items)}};
@@ -64,8 +64,8 @@ Response ListRelations(const Request& request, const PathParams&, AppContext& ct
 Response GetRelation(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   model::RelationId id = ParseId(params.at("id"), "relation id");
-  model::DbSession session = ctx.db->Lease();
-  std::optional<model::Relation> r = model::RelationRepository(session.sql()).FindById(id);
+  store::DbSession session = ctx.db->Lease();
+  std::optional<model::Relation> r = store::RelationRepository(session).FindById(id);
   if (!r) throw Error(ErrorCode::kNotFound, "relation " + std::to_string(id) + " does not exist");
   Response response = JsonResponse(200, model::RelationToJson(*r));
   response.headers.emplace_back("ETag", ETag(r->version));
@@ -76,8 +76,8 @@ Response DeleteRelation(const Request& request, const PathParams& params, AppCon
   CheckQueryParams(request, {});
   model::RelationId id = ParseId(params.at("id"), "relation id");
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
-  model::DbSession session = ctx.db->Lease();
-  model::RelationRepository(session.sql()).Delete(id, if_match, Writer());
+  store::DbSession session = ctx.db->Lease();
+  store::RelationRepository(session).Delete(id, if_match, Writer());
   GraphChanged(ctx);
   Response response;
   response.status = 204;
@@ -86,20 +86,14 @@ Response DeleteRelation(const Request& request, const PathParams& params, AppCon
 }
 
 Response GetRelationHistory(const Request& request, const PathParams& params, AppContext& ctx) {
-  CheckQueryParams(request, {"limit"});
+  CheckQueryParams(request, {"limit", "cursor"});
   model::RelationId id = ParseId(params.at("id"), "relation id");
-  int limit = ParseLimit(request);
-  model::DbSession session = ctx.db->Lease();
-  boost::json::array items;
-  for (const auto& v : model::RelationRepository(session.sql()).History(id, limit)) {
-    items.emplace_back(boost::json::object{{"version", v.version},
-                                           {"changed_at", model::FormatTimestamp(v.changed_at)},
-                                           {"changed_by", v.changed_by},
-                                           {"source", v.source},
-                                           {"operation", v.deleted ? "delete" : "create"},
-                                           {"diff", v.diff}});
-  }
-  return JsonResponse(200, {{"items", std::move(items)}, {"next_cursor", nullptr}});
+  const int limit = ParseLimit(request);
+  const std::int64_t before = DecodeCursor(request);
+  store::DbSession session = ctx.db->Lease();
+  return HistoryPage(store::RelationRepository(session).History(
+                         id, limit + 1, before > 0 ? std::optional(before) : std::nullopt),
+                     limit);
 }
 
 }  // namespace cmdb::server::handlers

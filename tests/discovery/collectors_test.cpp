@@ -1,11 +1,10 @@
-#include "discovery/collectors.hpp"
-
 #include <fstream>
 #include <sstream>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "discovery/collector.hpp"
 #include "model/error.hpp"
 
 namespace cmdb::discovery {

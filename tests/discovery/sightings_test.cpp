@@ -10,7 +10,7 @@
 namespace cmdb::discovery {
 namespace {
 
-// A source's sightings as the tables hold them, changed as run_worker.cpp writes them.
+// A source's sightings as the tables hold them, changed as the run executor writes them.
 struct Tables {
   SightingBlocks blocks;
   std::map<std::int64_t, int> rows;  // closed streaks: CI -> the run that last saw it
@@ -104,22 +104,6 @@ TEST(Sightings, ARunWritesOnlyTheBlocksThatChange) {
   EXPECT_EQ(none.closed, seen);
   EXPECT_EQ(none.erase, (std::vector<std::int64_t>{0, 1, 5}));
   EXPECT_TRUE(none.write.empty());
-}
-
-TEST(Sightings, BitsTextIsPostgresBitStringOrder) {
-  SightingBits bits;
-  bits.set(0);
-  bits.set(1023);
-  const std::string text = BitsText(bits);
-  ASSERT_EQ(text.size(), 1024U);
-  EXPECT_EQ(text.front(), '1');  // get_bit(bits, 0): the leftmost bit
-  EXPECT_EQ(text.back(), '1');
-  EXPECT_EQ(std::count(text.begin(), text.end(), '1'), 2);
-  EXPECT_EQ(ParseBits(text), bits);
-  EXPECT_THROW(ParseBits(text.substr(1)), std::invalid_argument);
-  std::string bad = text;
-  bad[5] = 'x';
-  EXPECT_THROW(ParseBits(bad), std::invalid_argument);
 }
 
 }  // namespace

@@ -4,9 +4,9 @@
 #include <random>
 #include <thread>
 
-#include "model/ci_reader.hpp"
 #include "model/error.hpp"
 #include "model/timestamp.hpp"
+#include "store/ci_reader.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -251,11 +251,10 @@ TEST_F(CisApi, ReadsQueuedDuringAQueryGoTogetherAndStopAnswersThem) {
   for (int i = 0; i < 5; ++i) {
     ids.push_back(CreateCi(R"({"type":"server","name":"r)" + std::to_string(i) + R"("})"));
   }
-  model::BatchedCiReader reader(dsn_, 2);
-  model::DbPool locker_pool(dsn_, 1);
-  model::DbSession locker = locker_pool.Lease();
-  model::Query(locker.sql(), "BEGIN");
-  model::Query(locker.sql(), "LOCK TABLE configuration_items IN ACCESS EXCLUSIVE MODE");
+  store::BatchedCiReader reader(dsn_, 2);
+  SqlConnection locker(dsn_);
+  locker.Query("BEGIN");
+  locker.Query("LOCK TABLE configuration_items IN ACCESS EXCLUSIVE MODE");
   constexpr int kReads = 100;
   std::mutex mutex;
   std::vector<std::optional<model::ConfigurationItem>> got(kReads);
@@ -275,7 +274,7 @@ TEST_F(CisApi, ReadsQueuedDuringAQueryGoTogetherAndStopAnswersThem) {
   auto stopped = std::async(std::launch::async, [&] { reader.Stop(); });
   EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
   EXPECT_EQ(done.load(), 0);
-  model::Query(locker.sql(), "COMMIT");
+  locker.Query("COMMIT");
   stopped.get();
   EXPECT_EQ(done.load(), kReads);
   EXPECT_EQ(failed.load(), 0);
@@ -297,7 +296,7 @@ TEST_F(CisApi, ReadsQueuedDuringAQueryGoTogetherAndStopAnswersThem) {
 // A reader whose connections were cut reports the failure and reconnects for the next read.
 TEST_F(CisApi, ReaderRecoversFromLostConnections) {
   const std::int64_t id = CreateCi(R"({"type":"server","name":"survivor"})");
-  model::BatchedCiReader reader(dsn_, 1);
+  store::BatchedCiReader reader(dsn_, 1);
   auto read = [&reader, id] {
     std::promise<std::pair<bool, std::exception_ptr>> result;
     reader.Read(
@@ -307,7 +306,7 @@ TEST_F(CisApi, ReaderRecoversFromLostConnections) {
     return result.get_future().get();
   };
   ASSERT_TRUE(read().first);
-  model::PgResult cut = Sql(
+  SqlResult cut = Sql(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
       " AND pid <> pg_backend_pid() AND query LIKE '%ANY($1::bigint[])%'");
   ASSERT_EQ(cut.rows(), 1);  // the reader's one connection (the server's has not read yet)

@@ -13,22 +13,22 @@
 #include <thread>
 
 #include <boost/json.hpp>
-#include <soci/postgresql/soci-postgresql.h>
-#include <soci/soci.h>
 #include <unistd.h>
 
-#include "discovery/discovery_store.hpp"
-#include "discovery/run_worker.hpp"
-#include "model/db_pool.hpp"
-#include "model/db_query.hpp"
+#include "discovery/decision_log.hpp"
+#include "jobs/discovery_executor.hpp"
 #include "model/error.hpp"
+#include "store/db_pool.hpp"
+#include "store/discovery_run_repository.hpp"
+#include "store/discovery_source_repository.hpp"
+#include "store/pg.hpp"
+#include "store/sql.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
 namespace {
 
 namespace json = boost::json;
-using model::P;
 using namespace std::string_literals;
 
 std::string Fixture(const std::string& name) {
@@ -476,22 +476,26 @@ TEST_F(DiscoveryApi, HostilePayloadsFailTheRunWriteNothingAndOthersGoOn) {
 // Payloads (discovery runs, import jobs) travel to and from PostgreSQL as bytes, in binary
 // format; text parameters still refuse NUL rather than cut the value short.
 TEST_F(DiscoveryApi, PayloadBytesRoundTripThroughBinaryParametersAndResults) {
-  soci::session sql(soci::postgresql, dsn_);
+  store::DbSession session = store::DbSession::Connect(dsn_);
   std::string bytes;
   for (int round = 0; round < 3; ++round) {
     for (int c = 0; c < 256; ++c) bytes += static_cast<char>(c);
   }
-  model::Query(sql, "CREATE TEMP TABLE blobs (id int, b bytea)");
-  model::QueryWithBytes(sql, "INSERT INTO blobs VALUES (1, $1::bytea)", {bytes}, 0);
-  model::QueryWithBytes(sql, "INSERT INTO blobs VALUES ($1::int, $2::bytea)", {P(2), ""}, 1);
-  model::PgResult hex = model::Query(sql, "SELECT b FROM blobs ORDER BY id");
-  EXPECT_EQ(model::DecodeBytea(hex.Text(0, 0)), bytes);
-  model::PgResult raw = model::QueryBinary(sql, "SELECT b FROM blobs ORDER BY id");
-  ASSERT_EQ(raw.rows(), 2);
-  EXPECT_EQ(raw.Text(0, 0), bytes);
-  EXPECT_EQ(raw.Text(1, 0), "");
-  EXPECT_FALSE(raw.IsNull(1, 0));
-  EXPECT_THROW(model::Query(sql, "SELECT $1::text", {"a\0b"s}), model::Error);
+  Query(session, "CREATE TEMP TABLE blobs (id int, b bytea)");
+  store::pg::WriteWithBytes(session, "INSERT INTO blobs VALUES (1, $1::bytea)", {bytes}, 0);
+  store::pg::WriteWithBytes(session, "INSERT INTO blobs VALUES ($1::int, $2::bytea)", {P(2), ""},
+                            1);
+  SqlResult hex = Query(session, "SELECT b FROM blobs ORDER BY id");
+  EXPECT_EQ(store::pg::DecodeBytea(hex.Text(0, 0)), bytes);
+  auto raw = [&](int id) {
+    return store::pg::ReadBinaryRow(session, "SELECT b FROM blobs WHERE id = $1",
+                                    {std::to_string(id)});
+  };
+  ASSERT_TRUE(raw(1) && raw(2));
+  EXPECT_EQ(raw(1)->front(), bytes);
+  EXPECT_EQ(raw(2)->front(), "");
+  EXPECT_EQ(Query(session, "SELECT b IS NULL FROM blobs WHERE id = 2").Bool(0, 0), false);
+  EXPECT_THROW(store::sql::Run(session, "SELECT $1::text", soci::use("a\0b"s)), model::Error);
 }
 
 // PostgreSQL's jsonb stores an object's keys in its own order (shorter first): a recorded
@@ -692,7 +696,7 @@ TEST_F(DiscoveryApi, SightingsOnBothSidesOfABlockEdge) {
   auto last_seen = [&](std::int64_t ci) { return Ci(ci).at("last_seen_at"); };
   auto bits = [&]() {  // CI ids with a bit set in the source's blocks
     std::vector<std::int64_t> out;
-    model::PgResult r =
+    SqlResult r =
         Sql("SELECT (block << 10) + i FROM discovery_sighting_blocks, generate_series(0, 1023) i "
             "WHERE source_id = $1 AND get_bit(bits, i) = 1 ORDER BY 1",
             {P(source)});
@@ -702,7 +706,7 @@ TEST_F(DiscoveryApi, SightingsOnBothSidesOfABlockEdge) {
   };
   auto rows = [&]() {
     std::vector<std::int64_t> out;
-    model::PgResult r =
+    SqlResult r =
         Sql("SELECT ci_id FROM discovery_sightings WHERE source_id = $1 ORDER BY 1", {P(source)});
     out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(r.Int(i, 0));
@@ -826,27 +830,39 @@ TEST_F(DiscoveryApi, ARunLeftRunningByACrashIsFinishedAfterRestart) {
   EXPECT_EQ(done.at("counts").at("created"), 1);
 }
 
-class DiscoveryWorkers : public PgTest {};
+class DiscoveryWorkers : public PgTest {
+ protected:
+  static model::DiscoverySource Source(store::DbSession& session, const std::string& body) {
+    return store::DiscoverySourceRepository(session).Create(
+        model::DiscoverySourceFromJson(json::parse(body)));
+  }
+  static model::DecisionPage Decisions(store::DbSession& session, std::int64_t run,
+                                       const std::optional<std::string>& outcome) {
+    store::DiscoveryRunRepository runs(session);
+    return discovery::PageDecisions(
+        [&](std::int64_t after) { return runs.DecisionBlocks(run, after, outcome, 4); }, outcome, 0,
+        100);
+  }
+};
 
 TEST_F(DiscoveryWorkers, TwoWorkersShareTheQueueAndNoRunExecutesTwice) {
-  model::DbPool pool(dsn_, 1);
+  store::DbPool pool(dsn_, 1);
   std::vector<std::int64_t> runs;
   {
-    model::DbSession session = pool.Lease();
-    discovery::DiscoveryStore store(session.sql());
-    discovery::Source source = store.CreateSource(json::parse(
-        R"({"name": "agents", "kind": "agent", "config": {"on_unmatched": "create"}})"));
+    store::DbSession session = pool.Lease();
+    model::DiscoverySource source = Source(
+        session, R"({"name": "agents", "kind": "agent", "config": {"on_unmatched": "create"}})");
+    store::DiscoveryRunRepository store(session);
     for (int i = 0; i < 24; ++i) {
       runs.push_back(store
-                         .EnqueueRun(source.id, false, "application/json",
-                                     R"({"items": [{"identity": {"serial": "S)" +
-                                         std::to_string(i) +
-                                         R"("}}, {"identity": {"serial": "shared"}}]})")
+                         .Enqueue(source.id, false, "application/json",
+                                  R"({"items": [{"identity": {"serial": "S)" + std::to_string(i) +
+                                      R"("}}, {"identity": {"serial": "shared"}}]})")
                          .id);
     }
   }
-  discovery::DiscoveryWorker a(dsn_, {"worker-a", std::chrono::milliseconds(50), false, {}});
-  discovery::DiscoveryWorker b(dsn_, {"worker-b", std::chrono::milliseconds(50), false, {}});
+  jobs::DiscoveryWorker a(dsn_, {"worker-a", std::chrono::milliseconds(50), false, {}});
+  jobs::DiscoveryWorker b(dsn_, {"worker-b", std::chrono::milliseconds(50), false, {}});
   int done_a = 0;
   int done_b = 0;
   std::thread ta([&] { done_a = a.RunPending(); });
@@ -854,95 +870,86 @@ TEST_F(DiscoveryWorkers, TwoWorkersShareTheQueueAndNoRunExecutesTwice) {
   ta.join();
   tb.join();
   EXPECT_EQ(done_a + done_b, 24);
-  model::DbSession session = pool.Lease();
-  model::PgResult r =
-      model::Query(session.sql(), "SELECT state, attempts FROM discovery_runs r ORDER BY id");
+  store::DbSession session = pool.Lease();
+  SqlResult r = Query(session, "SELECT state, attempts FROM discovery_runs r ORDER BY id");
   ASSERT_EQ(r.rows(), 24);
-  discovery::DiscoveryStore reader(session.sql());
   for (int i = 0; i < r.rows(); ++i) {
     const std::int64_t run = runs[static_cast<std::size_t>(i)];
     EXPECT_EQ(r.Text(i, 0), "succeeded");
     EXPECT_EQ(r.Int(i, 1), 1) << "run " << run << " ran twice";
-    EXPECT_EQ(reader.Decisions(run, std::nullopt, 0, 100).items.size(), 2U) << "run " << run;
+    EXPECT_EQ(Decisions(session, run, std::nullopt).items.size(), 2U) << "run " << run;
   }
   // "shared" was registered once although every run saw it.
-  model::PgResult shared = model::Query(
-      session.sql(),
-      "SELECT count(*) FROM configuration_items WHERE attributes->>'serial' = 'shared'");
+  SqlResult shared = Query(
+      session, "SELECT count(*) FROM configuration_items WHERE attributes->>'serial' = 'shared'");
   EXPECT_EQ(shared.Int(0, 0), 1);
 }
 
 // Decision blocks written before migration 0012 are text; later ones LZ4 blocks. Both read.
 TEST_F(DiscoveryWorkers, DecisionBlocksOfBothFormsAreRead) {
-  model::DbPool pool(dsn_, 1);
-  model::DbSession session = pool.Lease();
-  discovery::DiscoveryStore store(session.sql());
-  discovery::Source source =
-      store.CreateSource(json::parse(R"({"name": "agents", "kind": "agent"})"));
+  store::DbPool pool(dsn_, 1);
+  store::DbSession session = pool.Lease();
+  model::DiscoverySource source = Source(session, R"({"name": "agents", "kind": "agent"})");
   const std::int64_t run =
-      store
-          .EnqueueRun(
-              source.id, false, "application/json",
-              R"({"items": [{"identity": {"serial": "S"}}, {"identity": {"serial": "T"}}]})")
+      store::DiscoveryRunRepository(session)
+          .Enqueue(source.id, false, "application/json",
+                   R"({"items": [{"identity": {"serial": "S"}}, {"identity": {"serial": "T"}}]})")
           .id;
-  ASSERT_TRUE(discovery::ExecuteRun(session.sql(), run, [](std::int64_t, std::int64_t) {}));
-  model::PgResult stored = model::Query(
-      session.sql(),
-      "SELECT count(*) FILTER (WHERE decisions_lz4 IS NOT NULL AND decisions IS NULL) FROM "
-      "discovery_decisions WHERE run_id = $1",
-      {P(run)});
+  ASSERT_TRUE(jobs::ExecuteDiscoveryRun(session, run, [](std::int64_t, std::int64_t) {}));
+  SqlResult stored =
+      Query(session,
+            "SELECT count(*) FILTER (WHERE decisions_lz4 IS NOT NULL AND decisions IS NULL) FROM "
+            "discovery_decisions WHERE run_id = $1",
+            {P(run)});
   EXPECT_EQ(stored.Int(0, 0), 1);
   // An older run's block, as migration 0011 left it: text, after the compressed run's block.
-  model::Query(session.sql(),
-               "INSERT INTO discovery_decisions (run_id, first_seq, last_seq, outcomes, decisions) "
-               "VALUES ($1, 3, 3, '{\"unmatched\": 1}', '[{\"seq\": 3, \"outcome\": "
-               "\"unmatched\", \"observation\": \"old <\\\"row\\\">\"}]')",
-               {P(run)});
-  discovery::DecisionPage page = store.Decisions(run, std::nullopt, 0, 100);
+  Query(session,
+        "INSERT INTO discovery_decisions (run_id, first_seq, last_seq, outcomes, decisions) "
+        "VALUES ($1, 3, 3, '{\"unmatched\": 1}', '[{\"seq\": 3, \"outcome\": "
+        "\"unmatched\", \"observation\": \"old <\\\"row\\\">\"}]')",
+        {P(run)});
+  model::DecisionPage page = Decisions(session, run, std::nullopt);
   ASSERT_EQ(page.items.size(), 3U);
   EXPECT_EQ(page.items[0].at("seq"), 1);
   EXPECT_EQ(page.items[1].at("seq"), 2);
   EXPECT_EQ(page.items[2].at("observation"), "old <\"row\">");
-  EXPECT_EQ(store.Decisions(run, std::string("unmatched"), 0, 100).items.size(), 3U);
+  EXPECT_EQ(Decisions(session, run, std::string("unmatched")).items.size(), 3U);
   // Never both forms, never neither.
-  EXPECT_THROW(model::Query(session.sql(),
-                            "INSERT INTO discovery_decisions (run_id, first_seq, last_seq, "
-                            "outcomes) VALUES ($1, 9, 9, '{}')",
-                            {P(run)}),
+  EXPECT_THROW(Query(session,
+                     "INSERT INTO discovery_decisions (run_id, first_seq, last_seq, outcomes) "
+                     "VALUES ($1, 9, 9, '{}')",
+                     {P(run)}),
                model::Error);
 }
 
 TEST_F(DiscoveryWorkers, AbandonedRunsAreQueuedAgainThenFailedAndLiveOnesAreLeftAlone) {
-  model::DbPool pool(dsn_, 2);
-  model::DbSession session = pool.Lease();
-  discovery::DiscoveryStore store(session.sql());
-  discovery::Source source =
-      store.CreateSource(json::parse(R"({"name": "agents", "kind": "agent"})"));
+  store::DbPool pool(dsn_, 2);
+  store::DbSession session = pool.Lease();
+  model::DiscoverySource source = Source(session, R"({"name": "agents", "kind": "agent"})");
+  store::DiscoveryRunRepository store(session);
   const std::string body = R"({"items": [{"identity": {"serial": "S"}}]})";
-  const std::int64_t abandoned = store.EnqueueRun(source.id, false, "application/json", body).id;
-  const std::int64_t hopeless = store.EnqueueRun(source.id, false, "application/json", body).id;
-  const std::int64_t live = store.EnqueueRun(source.id, false, "application/json", body).id;
-  model::Query(session.sql(),
-               "UPDATE discovery_runs SET state = 'running', attempts = 1 WHERE id IN ($1, $2)",
-               {P(abandoned), P(live)});
-  model::Query(session.sql(),
-               "UPDATE discovery_runs SET state = 'running', attempts = 3 WHERE id = $1",
-               {P(hopeless)});
+  const std::int64_t abandoned = store.Enqueue(source.id, false, "application/json", body).id;
+  const std::int64_t hopeless = store.Enqueue(source.id, false, "application/json", body).id;
+  const std::int64_t live = store.Enqueue(source.id, false, "application/json", body).id;
+  Query(session, "UPDATE discovery_runs SET state = 'running', attempts = 1 WHERE id IN ($1, $2)",
+        {P(abandoned), P(live)});
+  Query(session, "UPDATE discovery_runs SET state = 'running', attempts = 3 WHERE id = $1",
+        {P(hopeless)});
   // Another instance is alive and working on `live`: it holds the run's lock.
-  model::DbSession other = pool.Lease();
-  model::Query(other.sql(), "SELECT pg_advisory_lock(cmdb_run_lock_key($1))", {P(live)});
+  store::DbSession other = pool.Lease();
+  Query(other, "SELECT pg_advisory_lock(cmdb_run_lock_key($1))", {P(live)});
 
-  discovery::DiscoveryWorker worker(dsn_, {"worker", std::chrono::milliseconds(50), false, {}});
+  jobs::DiscoveryWorker worker(dsn_, {"worker", std::chrono::milliseconds(50), false, {}});
   EXPECT_EQ(worker.RecoverAbandoned(), 2);
-  auto run = [&](std::int64_t id) { return *store.FindRun(id); };
-  EXPECT_EQ(run(abandoned).state, "queued");
-  EXPECT_EQ(run(hopeless).state, "failed");
+  auto run = [&](std::int64_t id) { return *store.Find(id); };
+  EXPECT_EQ(run(abandoned).state, model::JobState::kQueued);
+  EXPECT_EQ(run(hopeless).state, model::JobState::kFailed);
   EXPECT_NE(run(hopeless).error->find("abandoned"), std::string::npos);
-  EXPECT_EQ(run(live).state, "running");
+  EXPECT_EQ(run(live).state, model::JobState::kRunning);
   EXPECT_EQ(worker.RunPending(), 1);
-  EXPECT_EQ(run(abandoned).state, "succeeded");
+  EXPECT_EQ(run(abandoned).state, model::JobState::kSucceeded);
   EXPECT_EQ(run(abandoned).attempts, 2);
-  EXPECT_EQ(run(live).state, "running");
+  EXPECT_EQ(run(live).state, model::JobState::kRunning);
 }
 
 }  // namespace

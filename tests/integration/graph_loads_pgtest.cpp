@@ -9,18 +9,17 @@
 #include <tuple>
 #include <vector>
 
-#include "model/db_query.hpp"
-#include "model/graph_cache.hpp"
+#include "store/db_pool.hpp"
+#include "store/graph_cache.hpp"
+#include "store/graph_store.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
 namespace {
 
-using model::GraphContents;
-using model::LoadGraph;
-using model::P;
-using model::Query;
-using model::VersionedGraph;
+using graph::GraphContents;
+using store::LoadGraph;
+using store::VersionedGraph;
 using Kind = VersionedGraph::Kind;
 
 std::pair<std::vector<std::tuple<model::CiId, std::string, std::string, std::string, int>>,
@@ -39,15 +38,15 @@ class GraphLoads : public PgTest {
  protected:
   void SetUp() override {
     PgTest::SetUp();
-    pool_ = std::make_unique<model::DbPool>(dsn_, 3);
+    pool_ = std::make_unique<store::DbPool>(dsn_, 3);
   }
   void TearDown() override {
     pool_.reset();
     PgTest::TearDown();
   }
-  model::PgResult Sql(const std::string& query, const model::PgParams& params = {}) {
-    model::DbSession session = pool_->Lease();
-    return Query(session.sql(), query, params);
+  SqlResult Sql(const std::string& query, const SqlParams& params = {}) {
+    store::DbSession session = pool_->Lease();
+    return Query(session, query, params);
   }
   std::int64_t Ci(const std::string& name, const std::string& type = "server") {
     return Sql("INSERT INTO configuration_items (type, name) VALUES ($1, $2) RETURNING id",
@@ -60,8 +59,8 @@ class GraphLoads : public PgTest {
         .Int(0, 0);
   }
   VersionedGraph Load(const VersionedGraph* base = nullptr, bool stored = false) {
-    model::DbSession session = pool_->Lease();
-    return LoadGraph(session.sql(), base != nullptr ? base->graph.get() : nullptr,
+    store::DbSession session = pool_->Lease();
+    return LoadGraph(session, base != nullptr ? base->graph.get() : nullptr,
                      base != nullptr ? base->snapshot : "", stored);
   }
   // The graph a full read of the database gives now.
@@ -70,7 +69,7 @@ class GraphLoads : public PgTest {
     EXPECT_EQ(full.kind, Kind::kFull);
     return full.graph->Contents();
   }
-  std::unique_ptr<model::DbPool> pool_;
+  std::unique_ptr<store::DbPool> pool_;
 };
 
 TEST_F(GraphLoads, AnUpdateReadsOnlyWhatChangedAndEqualsAFullRead) {
@@ -80,20 +79,20 @@ TEST_F(GraphLoads, AnUpdateReadsOnlyWhatChangedAndEqualsAFullRead) {
   for (int i = 1; i < 12; ++i) rels.push_back(Relate(cis[i], cis[i - 1]));
   // A transaction that wrote before the base graph was read and commits after it: its rows
   // are invisible to the base snapshot whatever their ids and timestamps say.
-  model::DbPool other(dsn_, 1);
-  model::DbSession open = other.Lease();
-  Query(open.sql(), "BEGIN");
-  const std::int64_t late = Query(open.sql(),
+  store::DbPool other(dsn_, 1);
+  store::DbSession open = other.Lease();
+  Query(open, "BEGIN");
+  const std::int64_t late = Query(open,
                                   "INSERT INTO configuration_items (type, name) VALUES "
                                   "('server', 'late') RETURNING id")
                                 .Int(0, 0);
-  Query(open.sql(), "INSERT INTO relations (type, from_ci, to_ci) VALUES ('runs_on', $1, $2)",
+  Query(open, "INSERT INTO relations (type, from_ci, to_ci) VALUES ('runs_on', $1, $2)",
         {P(late), P(cis[0])});
 
   VersionedGraph base = Load();
   ASSERT_EQ(base.kind, Kind::kFull);
   EXPECT_FALSE(base.graph->Find(late));
-  Query(open.sql(), "COMMIT");
+  Query(open, "COMMIT");
   // Every kind of write the graph cares about.
   Sql("UPDATE configuration_items SET name = 'renamed', status = 'maintenance' WHERE id = $1",
       {P(cis[3])});
@@ -130,8 +129,8 @@ TEST_F(GraphLoads, ANewInstanceStartsFromTheStoredSnapshot) {
   Relate(Ci("between"), cis[5]);
   VersionedGraph first = Load();
   {
-    model::DbSession session = pool_->Lease();
-    ASSERT_TRUE(model::StoreGraphSnapshot(session.sql(), *first.graph, first.snapshot));
+    store::DbSession session = pool_->Lease();
+    ASSERT_TRUE(store::StoreGraphSnapshot(session, *first.graph, first.snapshot));
   }
   EXPECT_EQ(Sql("SELECT cis, relations FROM graph_snapshots").Int(0, 1), 8);
   Sql("UPDATE configuration_items SET name = 'after' WHERE id = $1", {P(cis[2])});
@@ -147,14 +146,14 @@ TEST_F(GraphLoads, ANewInstanceStartsFromTheStoredSnapshot) {
   Relate(Ci("more"), cis[3]);
   VersionedGraph second = Load();
   {
-    model::DbSession session = pool_->Lease();
-    ASSERT_TRUE(model::StoreGraphSnapshot(session.sql(), *second.graph, second.snapshot));
+    store::DbSession session = pool_->Lease();
+    ASSERT_TRUE(store::StoreGraphSnapshot(session, *second.graph, second.snapshot));
   }
   EXPECT_EQ(Sql("SELECT count(*) FROM graph_snapshots").Int(0, 0), 1);
   {
     // An instance late to store an older graph leaves the newer one in place.
-    model::DbSession session = pool_->Lease();
-    EXPECT_FALSE(model::StoreGraphSnapshot(session.sql(), *first.graph, first.snapshot));
+    store::DbSession session = pool_->Lease();
+    EXPECT_FALSE(store::StoreGraphSnapshot(session, *first.graph, first.snapshot));
     EXPECT_EQ(Sql("SELECT snapshot FROM graph_snapshots").Text(0, 0), second.snapshot);
   }
   Relate(Ci("last"), cis[4]);
@@ -181,10 +180,10 @@ TEST_F(GraphLoads, ANewInstanceStartsFromTheStoredSnapshot) {
 
 TEST_F(GraphLoads, ARunningInstanceStoresItsGraphAgainAfterManyChangesAndPrunesTheLog) {
   const std::int64_t hub = Ci("hub");
-  model::GraphCache cache(*pool_, dsn_);  // with its listener, which stores graphs
+  store::GraphCache cache(*pool_, dsn_);  // with its listener, which stores graphs
   ASSERT_TRUE(cache.Current()->Find(hub));
   auto stored = [&] {
-    model::PgResult r = Sql("SELECT snapshot FROM graph_snapshots");
+    SqlResult r = Sql("SELECT snapshot FROM graph_snapshots");
     return r.rows() == 1 ? std::string(r.Text(0, 0)) : std::string();
   };
   auto wait_for = [&](auto&& done) {

@@ -3,7 +3,7 @@
 
 #include <libpq-fe.h>
 
-#include "model/demo_estate.hpp"
+#include "import/demo_estate.hpp"
 #include "model/timestamp.hpp"
 #include "tests/integration/pg_environment.hpp"
 
@@ -20,7 +20,7 @@ class ImpactApi : public ServerTest {
   std::unique_ptr<server::App> app2_;
   void SetUp() override {
     ServerTest::SetUp();
-    HttpResult r = Post("/api/v1/import", boost::json::serialize(model::DemoEstateDocument()));
+    HttpResult r = Post("/api/v1/import", boost::json::serialize(import::DemoEstateDocument()));
     ASSERT_EQ(r.status, 200) << r.body;
   }
   std::int64_t IdOf(const std::string& name) {
@@ -100,7 +100,7 @@ TEST_F(ImpactApi, ReadsNeverReloadAndAnotherWritersChangeIsLoadedOnceInTheBackgr
   PGconn* locker = PQconnectdb(dsn_.c_str());
   ASSERT_EQ(PQstatus(locker), CONNECTION_OK);
   Sql("INSERT INTO relations (type, from_ci, to_ci) VALUES ('depends_on', $1, $2)",
-      {model::P(IdOf("Payroll")), model::P(db)});
+      {P(IdOf("Payroll")), P(db)});
   // PostgreSQL ends the locking transaction after 1.5 s whatever happens, so a reader that
   // does wait fails the test instead of hanging it.
   PQclear(PQexec(locker,
@@ -144,7 +144,7 @@ TEST_F(ImpactApi, ARestartStartsFromTheStoredGraphAndAnswersTheSame) {
   ASSERT_TRUE(stored) << "no graph snapshot was stored";
   // Written after the snapshot: the restarted instance must apply it on top.
   Sql("INSERT INTO relations (type, from_ci, to_ci) VALUES ('depends_on', $1, $2)",
-      {model::P(IdOf("Payroll")), model::P(db)});
+      {P(IdOf("Payroll")), P(db)});
   Restart(Config());
   HttpResult after = Impact(db);
   ASSERT_EQ(after.status, 200);

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "store/db_pool.hpp"
+#include "store/pg.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -319,7 +321,7 @@ TEST_F(ImportApi, AJobLeftRunningByAStoppedInstanceIsRunAgain) {
   EXPECT_EQ(Get(queued.headers["location"]).json().at("state"), "queued");
   Sql("UPDATE import_jobs SET state = 'running', attempts = 1, claimed_by = 'dead:1', "
       "started_at = now() WHERE id = $1",
-      {model::P(queued.json().at("id").as_int64())});
+      {P(queued.json().at("id").as_int64())});
   Restart(Config());
   boost::json::value job = WaitForJob(queued.headers["location"]);
   EXPECT_EQ(job.at("state"), "succeeded") << job;
@@ -330,25 +332,25 @@ TEST_F(ImportApi, AJobLeftRunningByAStoppedInstanceIsRunAgain) {
 // The import streams its COPY while encoding it: a part that cannot be made ends the COPY,
 // writes nothing, and leaves the session usable for the rollback and what follows.
 TEST_F(ImportApi, AStreamedCopyWhosePartFailsWritesNothing) {
-  model::DbPool pool(dsn_, 1);
-  model::DbSession session = pool.Lease();
-  model::Query(session.sql(), "CREATE TABLE copied (n integer)");
-  model::CopyBuffer first;
+  store::DbSession session = store::DbSession::Connect(dsn_);
+  Query(session, "CREATE TABLE copied (n integer)");
+  store::pg::CopyBuffer first;
   first.Int(1);
   first.EndRow();
-  model::CopyBuffer second;
+  store::pg::CopyBuffer second;
   second.Int(2);
   second.EndRow();
-  model::CopyIn(session.sql(), "COPY copied (n) FROM STDIN", 2,
-                [&](std::size_t p) -> const model::CopyBuffer& { return p == 0 ? first : second; });
-  EXPECT_EQ(model::Query(session.sql(), "SELECT sum(n) FROM copied").Int(0, 0), 3);
-  EXPECT_THROW(model::CopyIn(session.sql(), "COPY copied (n) FROM STDIN", 3,
-                             [&](std::size_t p) -> const model::CopyBuffer& {
-                               if (p == 2) throw std::runtime_error("cannot encode part 2");
-                               return first;
-                             }),
+  store::pg::CopyIn(
+      session, "COPY copied (n) FROM STDIN", 2,
+      [&](std::size_t p) -> const store::pg::CopyBuffer& { return p == 0 ? first : second; });
+  EXPECT_EQ(Query(session, "SELECT sum(n) FROM copied").Int(0, 0), 3);
+  EXPECT_THROW(store::pg::CopyIn(session, "COPY copied (n) FROM STDIN", 3,
+                                 [&](std::size_t p) -> const store::pg::CopyBuffer& {
+                                   if (p == 2) throw std::runtime_error("cannot encode part 2");
+                                   return first;
+                                 }),
                std::runtime_error);
-  EXPECT_EQ(model::Query(session.sql(), "SELECT count(*) FROM copied").Int(0, 0), 2);
+  EXPECT_EQ(Query(session, "SELECT count(*) FROM copied").Int(0, 0), 2);
 }
 
 }  // namespace

@@ -6,16 +6,14 @@
 
 #include <boost/json.hpp>
 
-#include "model/db_pool.hpp"
-#include "model/db_query.hpp"
 #include "model/timestamp.hpp"
+#include "store/db_pool.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
 namespace {
 
 namespace json = boost::json;
-using model::P;
 
 std::int64_t Micros(const json::value& text) {
   return model::ParseTimestamp(text.as_string())->micros;

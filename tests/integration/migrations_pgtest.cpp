@@ -5,9 +5,10 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
-#include "model/db_errors.hpp"
-#include "model/db_migrations.hpp"
 #include "model/error.hpp"
+#include "store/db_pool.hpp"
+#include "store/migrations.hpp"
+#include "store/pg.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -22,8 +23,8 @@ TEST(Migrations, TwoInstancesMigratingOneDatabaseApplyEachOnce) {
   for (std::size_t i = 0; i < 2; ++i) {
     threads[i] = std::thread([&, i] {
       try {
-        soci::session sql(soci::postgresql, dsn);
-        applied[i] = model::ApplyMigrations(sql);
+        store::DbSession session = store::DbSession::Connect(dsn);
+        applied[i] = store::ApplyMigrations(session);
       } catch (const std::exception& e) {
         failure[i] = e.what();
       }
@@ -32,11 +33,12 @@ TEST(Migrations, TwoInstancesMigratingOneDatabaseApplyEachOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(failure[0], "");
   EXPECT_EQ(failure[1], "");
-  const std::size_t total = model::BuiltInMigrations().size();
+  const std::size_t total = store::BuiltInMigrations().size();
   // One instance applied everything, the other found the database current.
   EXPECT_EQ(applied[0].size() + applied[1].size(), total);
   EXPECT_TRUE(applied[0].empty() || applied[1].empty());
-  soci::session sql(soci::postgresql, dsn);
+  store::DbSession session = store::DbSession::Connect(dsn);
+  soci::session& sql = session.sql();
   int rows = 0;
   int distinct = 0;
   sql << "SELECT count(*), count(DISTINCT number) FROM schema_migrations", soci::into(rows),
@@ -44,7 +46,7 @@ TEST(Migrations, TwoInstancesMigratingOneDatabaseApplyEachOnce) {
   EXPECT_EQ(rows, static_cast<int>(total));
   EXPECT_EQ(distinct, static_cast<int>(total));
   // Running again changes nothing.
-  EXPECT_TRUE(model::ApplyMigrations(sql).empty());
+  EXPECT_TRUE(store::ApplyMigrations(session).empty());
   sql.close();
   DropDatabase(db);
 }
@@ -52,11 +54,12 @@ TEST(Migrations, TwoInstancesMigratingOneDatabaseApplyEachOnce) {
 TEST(Migrations, RefusesADatabaseNewerThanTheBinary) {
   std::string db = CreateEmptyDatabase();
   {
-    soci::session sql(soci::postgresql, DsnFor(db) + " options='-c client_min_messages=warning'");
-    model::ApplyMigrations(sql);
+    store::DbSession session = store::DbSession::Connect(DsnFor(db));
+    soci::session& sql = session.sql();
+    store::ApplyMigrations(session);
     sql << "INSERT INTO schema_migrations (number, name) VALUES (9999, '9999_future.sql')";
     try {
-      model::ApplyMigrations(sql);
+      store::ApplyMigrations(session);
       ADD_FAILURE() << "a newer schema was accepted";
     } catch (const model::Error& e) {
       EXPECT_EQ(e.code(), model::ErrorCode::kFailedPrecondition);
@@ -97,18 +100,20 @@ TEST(Migrations, InstallTheDefaultCatalogue) {
 TEST(Migrations, OpenSightingStreaksBecomeBlocks) {
   std::string db = CreateEmptyDatabase();
   {
-    soci::session sql(soci::postgresql, DsnFor(db) + " options='-c client_min_messages=warning'");
-    model::ExecuteRaw(sql,
-                      "CREATE TABLE schema_migrations (number integer PRIMARY KEY, name text NOT "
-                      "NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())");
-    for (const model::Migration& m : model::BuiltInMigrations()) {
+    store::DbSession session = store::DbSession::Connect(DsnFor(db));
+    soci::session& sql = session.sql();
+    store::pg::ExecuteScript(
+        session,
+        "CREATE TABLE schema_migrations (number integer PRIMARY KEY, name text NOT "
+        "NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())");
+    for (const store::Migration& m : store::BuiltInMigrations()) {
       if (m.number >= 14) break;
-      model::ExecuteRaw(sql, std::string(m.sql));
+      store::pg::ExecuteScript(session, std::string(m.sql));
       sql << "INSERT INTO schema_migrations (number, name) VALUES (:n, :name)", soci::use(m.number),
           soci::use(m.name);
     }
-    model::ExecuteRaw(
-        sql,
+    store::pg::ExecuteScript(
+        session,
         "INSERT INTO discovery_sources (id, name, kind, sighted_run_id, sighted_at) VALUES "
         "(1, 'agents', 'agent', 9, '2026-11-20 10:00+00'), (2, 'scanner', 'nmap_xml', 4, "
         "'2026-11-19 08:00+00');"
@@ -119,7 +124,7 @@ TEST(Migrations, OpenSightingStreaksBecomeBlocks) {
         "false), (1023, 2, 4, '2026-11-19 08:00+00', true), (1, 2, 2, '2026-11-02 00:00+00', "
         // A streak of a source deleted without closing it: kept as a row.
         "false), (5, 3, 1, '2026-10-01 00:00+00', true)");
-    EXPECT_EQ(model::ApplyMigrations(sql).size(), model::BuiltInMigrations().size() - 13);
+    EXPECT_EQ(store::ApplyMigrations(session).size(), store::BuiltInMigrations().size() - 13);
 
     std::vector<long long> source(10);
     std::vector<long long> ci(10);

@@ -6,20 +6,18 @@
 #include <stdexcept>
 
 #include <libpq-fe.h>
-#include <soci/postgresql/soci-postgresql.h>
-#include <soci/soci.h>
 #include <unistd.h>
 
-#include "model/db_migrations.hpp"
-#include "model/db_pool.hpp"
-#include "model/embedded_postgres.hpp"
+#include "store/db_pool.hpp"
+#include "store/embedded_postgres.hpp"
+#include "store/migrations.hpp"
 
 namespace cmdb::testing {
 namespace {
 
-constexpr const char* kTemplate = "cmdb_test_template";
-std::string base_dsn;  // set once by the environment, before any test runs
-std::unique_ptr<model::EmbeddedPostgres> cluster;
+std::string base_dsn;           // set once by the environment, before any test runs
+std::string template_database;  // this process's template database
+std::unique_ptr<store::EmbeddedPostgres> cluster;
 std::string cluster_dir;
 
 void Exec(const std::string& dsn, const std::string& sql) {
@@ -47,21 +45,27 @@ class PgEnvironment : public ::testing::Environment {
       char dir[] = "/tmp/cmdbpg-XXXXXX";
       if (mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
       cluster_dir = dir;
-      cluster = std::make_unique<model::EmbeddedPostgres>(
-          model::EmbeddedPostgresOptions{cluster_dir, /*durable=*/false, ""});
+      cluster = std::make_unique<store::EmbeddedPostgres>(
+          store::EmbeddedPostgresOptions{cluster_dir, /*durable=*/false, ""});
       cluster->Start();
       base_dsn = cluster->ConnectionString("postgres");
     }
-    Exec(DsnFor("postgres"), std::string("DROP DATABASE IF EXISTS ") + kTemplate + " WITH (FORCE)");
-    Exec(DsnFor("postgres"), std::string("CREATE DATABASE ") + kTemplate);
+    // One template per process: with CMDB_TEST_DSN, test processes run side by side on one
+    // server, and a shared template would be dropped under another process's copy.
+    template_database = "cmdb_test_template_" + std::to_string(getpid());
+    Exec(DsnFor("postgres"), "DROP DATABASE IF EXISTS " + template_database + " WITH (FORCE)");
+    Exec(DsnFor("postgres"), "CREATE DATABASE " + template_database);
     {
-      soci::session sql(soci::postgresql,
-                        DsnFor(kTemplate) + " options='-c client_min_messages=warning'");
-      model::ApplyMigrations(sql);
+      store::DbSession session = store::DbSession::Connect(DsnFor(template_database));
+      store::ApplyMigrations(session);
     }
   }
 
   void TearDown() override {
+    try {
+      Exec(DsnFor("postgres"), "DROP DATABASE IF EXISTS " + template_database + " WITH (FORCE)");
+    } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the cluster may be gone
+    }
     if (cluster) {
       cluster->Stop();
       cluster.reset();
@@ -88,7 +92,7 @@ std::string CreateEmptyDatabase() {
 
 std::string CreateScratchDatabase() {
   std::string name = NextName();
-  Exec(DsnFor("postgres"), "CREATE DATABASE " + name + " TEMPLATE " + kTemplate);
+  Exec(DsnFor("postgres"), "CREATE DATABASE " + name + " TEMPLATE " + template_database);
   return name;
 }
 
@@ -125,14 +129,13 @@ void ServerTest::Relate(std::int64_t from, std::int64_t to, const std::string& t
   ASSERT_EQ(r.status, 201) << r.body;
 }
 
-model::PgResult ServerTest::Sql(const std::string& query, const model::PgParams& params) {
-  if (!sql_pool_) sql_pool_ = std::make_unique<model::DbPool>(dsn_, 1);
-  model::DbSession session = sql_pool_->Lease();
-  return model::Query(session.sql(), query, params);
+SqlResult ServerTest::Sql(const std::string& query, const SqlParams& params) {
+  if (!sql_) sql_ = std::make_unique<SqlConnection>(dsn_);
+  return sql_->Query(query, params);
 }
 
 void ServerTest::TearDown() {
-  sql_pool_.reset();
+  sql_.reset();
   if (app_) app_->Stop();
   app_.reset();
   PgTest::TearDown();

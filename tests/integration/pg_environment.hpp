@@ -1,17 +1,18 @@
 #pragma once
 // The database side of the integration tests. The test binary's main() starts one throwaway
 // PostgreSQL cluster (or uses CMDB_TEST_DSN, a libpq keyword string), applies the migrations
-// to a template database once, and each test gets a fresh database copied from it.
+// to a template database of its own once (named after the process, so that test processes
+// running side by side on one server do not race), and each test gets a fresh database
+// copied from it.
 
 #include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
 
-#include "model/db_pool.hpp"
-#include "model/db_query.hpp"
 #include "server/app.hpp"
 #include "tests/integration/http_client.hpp"
+#include "tests/integration/sql_client.hpp"
 
 namespace cmdb::testing {
 
@@ -55,11 +56,11 @@ class ServerTest : public PgTest {
   void Relate(std::int64_t from, std::int64_t to, const std::string& type = "depends_on");
   // Runs SQL on the test database directly, for states the API cannot produce (a run left
   // by a crashed instance, an event in the past).
-  model::PgResult Sql(const std::string& query, const model::PgParams& params = {});
+  SqlResult Sql(const std::string& query, const SqlParams& params = {});
 
   std::uint16_t port() const { return app_->port(); }
   std::unique_ptr<server::App> app_;
-  std::unique_ptr<model::DbPool> sql_pool_;
+  std::unique_ptr<SqlConnection> sql_;
 };
 
 }  // namespace cmdb::testing

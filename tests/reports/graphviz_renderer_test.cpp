@@ -12,20 +12,20 @@
 namespace cmdb::reports {
 namespace {
 
-model::DependencyGraph Star(int leaves, const std::string& centre_name) {
-  std::vector<model::GraphNode> nodes{{1, "database", centre_name, "active", 0},
+graph::DependencyGraph Star(int leaves, const std::string& centre_name) {
+  std::vector<graph::GraphNode> nodes{{1, "database", centre_name, "active", 0},
                                       {2, "business_service", "Shop", "active", 0}};
-  std::vector<model::GraphEdge> edges{{1, 2, 1, "depends_on"}};
+  std::vector<graph::GraphEdge> edges{{1, 2, 1, "depends_on"}};
   for (int i = 0; i < leaves; ++i) {
     nodes.push_back({100 + i, "vm", "vm-" + std::to_string(i), i == 0 ? "retired" : "active", 0});
     edges.push_back({100 + i, 100 + i, 1, "depends_on"});
   }
-  return model::DependencyGraph::Build(nodes, edges,
+  return graph::DependencyGraph::Build(nodes, edges,
                                        {{"depends_on", "", model::Propagation::kToFrom, true, {}}});
 }
 
-model::ImpactResult Down(const model::DependencyGraph& g, model::CiId root) {
-  model::ImpactQuery q;
+graph::ImpactResult Down(const graph::DependencyGraph& g, model::CiId root) {
+  graph::ImpactQuery q;
   q.root = root;
   return g.Impact(q);
 }

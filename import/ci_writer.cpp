@@ -1,0 +1,200 @@
+#include "import/ci_writer.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "model/json.hpp"
+#include "model/parallel.hpp"
+#include "store/import_store.hpp"
+
+namespace cmdb::import {
+
+using model::CiId;
+using model::CiType;
+using model::ConfigurationItem;
+using model::FieldErrors;
+namespace json = boost::json;
+
+namespace {
+
+// The writable fields of the row as given (type excluded): what the merge applies.
+json::object WritableFieldsGiven(const CiRow& row) {
+  json::object raw;
+  if (row.given == nullptr || !row.given->is_object()) return raw;
+  for (const auto& [key, value] : row.given->get_object()) {
+    if (key == "name" || key == "status" || key == "owner" || key == "tags" ||
+        key == "attributes" || key == "redundancy") {
+      raw[key] = value;
+    }
+  }
+  return raw;
+}
+
+// How a row was matched, for messages: "identify_by [\"serial\"]" or "name".
+std::string MatchedBy(const CiType& type, int used_set) {
+  return used_set >= 0
+             ? "identify_by " + model::ToJsonText(model::IdentifyByToJson(type).as_array().at(
+                                    static_cast<std::size_t>(used_set)))
+             : std::string("name");
+}
+
+// Merges `row` into `current` (the CI it matched), validates and diffs the result. A row that
+// repeats what is recorded (a nightly re-import) is unchanged without a merge, validation and
+// diff: its diff stays empty.
+void Merge(const ImportState& state, CiRow& row, ConfigurationItem current, FieldErrors& errors) {
+  if (row.given != nullptr && row.given->is_object() &&
+      model::MergeChangesNothing(current, row.given->get_object())) {
+    row.current = std::move(current);
+    return;
+  }
+  json::value merged = model::MergePatch(model::WritableCiJson(current), WritableFieldsGiven(row));
+  ConfigurationItem next = model::CiFromJson(merged, errors, model::ReadOnlyFields::kIgnore);
+  model::ValidateCi(state.types.at(current.type), next, errors);
+  if (!errors.empty()) return;
+  next.id = current.id;
+  next.version = current.version;
+  next.created_at = current.created_at;
+  row.diff = model::DiffCis(&current, &next);
+  row.current = std::move(current);
+  row.next = std::move(next);
+}
+
+}  // namespace
+
+void LockTypesAndLoadIdentities(ImportState& state) {
+  std::set<std::string> used;
+  for (const CiRow& row : state.rows) {
+    if (row.action != Action::kRejected) used.insert(row.draft.type);
+  }
+  store::ImportStore store(state.db);
+  for (const auto& name : used) {
+    store.LockType(name);
+    if (!state.options.create_only) {
+      state.index.Load(state.db, state.types.at(name), state.rows.size());
+    }
+  }
+}
+
+void MatchRows(ImportState& state) {
+  std::unordered_map<CiId, std::string> claimed;  // existing CI -> row that matched it
+  for (std::size_t i = 0; i < state.rows.size(); ++i) {
+    CiRow& row = state.rows[i];
+    if (row.action == Action::kRejected) continue;
+    const CiType& type = state.types.at(row.draft.type);
+    int used_set = 0;
+    const std::vector<CiId>* found = state.index.Match(type, row.draft.name, row.keys, used_set);
+    const std::size_t matched = found != nullptr ? found->size() : 0;
+    if (matched > 1) {
+      state.Reject(row, "",
+                   "matches " + std::to_string(matched) + " CIs by " + MatchedBy(type, used_set) +
+                       "; make the identifier unique or import by id");
+      continue;
+    }
+    if (matched == 1) {
+      const CiId id = found->front();
+      auto [it, inserted] = claimed.emplace(id, row.label);
+      if (!inserted) {
+        state.Reject(
+            row, "",
+            "names the same CI as " + it->second + " (by " + MatchedBy(type, used_set) + ")");
+        continue;
+      }
+      row.id = id;
+      row.action = Action::kUpdate;
+      continue;
+    }
+    row.id = -static_cast<CiId>(i + 1);
+    claimed.emplace(row.id, row.label);
+    state.index.Add(type, row.id, row.draft.name, row.keys);
+    row.action = Action::kCreate;
+  }
+}
+
+void LoadMatched(ImportState& state) {
+  std::vector<CiId> ids;
+  std::unordered_map<CiId, CiRow*> by_id;
+  for (CiRow& row : state.rows) {
+    if (row.action == Action::kUpdate) {
+      ids.push_back(row.id);
+      by_id[row.id] = &row;
+    }
+  }
+  if (ids.empty()) return;
+  std::vector<ConfigurationItem> current = store::ImportStore(state.db).LockCurrent(ids);
+  // Each row merged, validated and compared on all cores (each touches its own CiRow);
+  // problems reported afterwards, in the order of the rows read.
+  const std::size_t n = current.size();
+  std::vector<FieldErrors> errors(n);
+  std::vector<CiRow*> row_of(n);
+  model::ParallelFor(n,
+                     [&](std::size_t i) {
+                       CiRow& row = *by_id.at(current[i].id);
+                       row_of[i] = &row;
+                       Merge(state, row, std::move(current[i]), errors[i]);
+                     },
+                     {});
+  for (std::size_t i = 0; i < n; ++i) {
+    CiRow& row = *row_of[i];
+    if (!errors[i].empty()) {
+      state.Report(row.label, errors[i]);
+      row.action = Action::kRejected;
+      continue;
+    }
+    row.action = row.diff.empty() ? Action::kUnchanged : Action::kUpdate;
+    state.latest_existing = std::max(state.latest_existing, row.current.updated_at.micros);
+  }
+  for (CiRow& row : state.rows) {
+    if (row.action == Action::kUpdate && row.current.id == 0) {
+      state.Reject(row, "", "the CI it matched was deleted while importing");
+    }
+  }
+}
+
+void WriteCis(ImportState& state) {
+  std::vector<CiRow*> created;
+  std::vector<CiRow*> updated;
+  for (CiRow& row : state.rows) {
+    if (row.action == Action::kCreate) created.push_back(&row);
+    if (row.action == Action::kUpdate) updated.push_back(&row);
+  }
+  store::ImportStore store(state.db);
+  const auto write_started = std::chrono::steady_clock::now();
+  // Versions of one CI never overlap: the import writes after every CI it matched.
+  state.now = model::Timestamp{std::max(store.Now().micros, state.latest_existing + 1)};
+  if (!created.empty()) {
+    const std::vector<CiId> ids = store.NextCiIds(created.size());
+    state.Phase("allocate_ids", write_started);
+    std::vector<const ConfigurationItem*> cis;
+    cis.reserve(created.size());
+    for (std::size_t i = 0; i < created.size(); ++i) {
+      CiRow& row = *created[i];
+      state.new_ids[row.id] = ids[i];
+      row.id = ids[i];
+      row.next = std::move(row.draft);  // not read after this
+      row.next.id = row.id;
+      row.next.version = 1;
+      row.next.created_at = state.now;
+      row.next.updated_at = state.now;
+      cis.push_back(&row.next);
+    }
+    auto t = std::chrono::steady_clock::now();
+    const double encode_seconds = store.InsertCis(cis);
+    state.phases.push_back({"encode_cis", encode_seconds});  // overlapped with copy_cis
+    t = state.Phase("copy_cis", t);
+    store.InsertFirstVersions(ids, state.options.ctx);
+    state.Phase("insert_versions", t);
+  }
+  if (!updated.empty()) {
+    std::vector<store::CiUpdate> updates;
+    updates.reserve(updated.size());
+    for (CiRow* row : updated) {
+      row->next.version = row->current.version + 1;
+      row->next.updated_at = state.now;
+      updates.push_back({&row->next, &row->diff});
+    }
+    state.phases.push_back(
+        {"copy_versions", store.UpdateCis(updates, state.now, state.options.ctx)});
+  }
+}
+
+}  // namespace cmdb::import

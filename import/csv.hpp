@@ -1,0 +1,39 @@
+#pragma once
+// CSV imports: an RFC 4180 reader (quoted fields with "" escapes and line breaks, CRLF or LF
+// line ends, a UTF-8 byte-order mark tolerated) and the mapping of a file's columns onto a CI
+// type. Stateless; thread-safe.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "model/ci_type.hpp"
+
+namespace cmdb::import {
+
+struct CsvRecord {
+  int line = 0;  // 1-based line on which the record starts
+  std::vector<std::string> fields;
+};
+
+// Splits `text` into records; blank lines are skipped. Throws Error{kInvalidArgument} naming
+// the line of an unterminated quote or a quote in the middle of an unquoted field.
+std::vector<CsvRecord> ParseCsv(std::string_view text);
+
+// The columns of a CSV import of CI type `type`: name, status, owner, tags and the type's
+// attributes, each once, name among them. Throws Error{kValidationFailed} naming each bad
+// column ("header.<column>").
+void CheckCsvHeader(const model::CiType& type, const std::vector<std::string>& header);
+
+// One record of such a file as a CI document {"type", "name", ..., "attributes"}: an empty
+// cell leaves its field unset, tags are separated by ';', attribute cells are converted to
+// the attribute's type. nullopt, with `field` and `message` set, when a cell does not fit.
+std::optional<boost::json::value> CiFromCsvRecord(const model::CiType& type,
+                                                  const std::vector<std::string>& header,
+                                                  const CsvRecord& record, std::string& field,
+                                                  std::string& message);
+
+}  // namespace cmdb::import

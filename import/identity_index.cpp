@@ -1,0 +1,116 @@
+#include "import/identity_index.hpp"
+
+#include "model/json.hpp"
+#include "model/parallel.hpp"
+#include "store/import_store.hpp"
+
+namespace cmdb::import {
+
+using model::CiId;
+using model::CiType;
+namespace json = boost::json;
+
+std::string IdentityIndex::Key(const std::vector<std::string>& set,
+                               const json::object& attributes) {
+  std::string key;
+  for (const auto& name : set) {
+    const json::value* v = attributes.if_contains(name);
+    if (v == nullptr || v->is_null()) return {};
+    if (v->is_string()) {
+      if (v->get_string().empty()) return {};
+      key += 's';
+      key.append(v->get_string().data(), v->get_string().size());
+    } else {
+      key += 'j';
+      key += model::ToJsonText(*v);
+    }
+    key += '\x1f';
+  }
+  return key;
+}
+
+std::vector<std::string> IdentityIndex::Keys(const CiType& type, const json::object& attributes) {
+  std::vector<std::string> keys;
+  keys.reserve(type.identify_by.size());
+  for (const auto& set : type.identify_by) keys.push_back(Key(set, attributes));
+  return keys;
+}
+
+void IdentityIndex::Load(store::DbSession& db, const CiType& type, std::size_t expected_new) {
+  if (loaded_.contains(type.name)) return;
+  loaded_.insert(type.name);
+  std::set<std::string> names;
+  for (const auto& set : type.identify_by) names.insert(set.begin(), set.end());
+  const std::vector<std::string> list(names.begin(), names.end());
+  const store::IdentityColumns existing = store::ImportStore(db).Identities(type.name, list);
+  // Each value parsed and the keys computed on all cores.
+  const std::size_t n = existing.ids.size();
+  std::vector<std::vector<std::string>> keys(n);
+  model::ParallelFor(n,
+                     [&](std::size_t i) {
+                       json::object attrs;
+                       for (std::size_t a = 0; a < list.size(); ++a) {
+                         if (existing.values[a][i])
+                           attrs[list[a]] = model::ParseJson(*existing.values[a][i]);
+                       }
+                       keys[i] = Keys(type, attrs);
+                     },
+                     {});
+  // Sized once for the CIs there and the rows that may add theirs: no rehash on the way.
+  // Each map (names, then one per identifier set) is filled by one task, on both cores.
+  PerType& per_type = by_type_[type.name];
+  const std::size_t expected = n + expected_new;
+  per_type.sets.resize(type.identify_by.size());
+  model::ParallelTasks(per_type.sets.size() + 1, [&](std::size_t t) {
+    if (t == 0) {
+      per_type.names.reserve(expected);
+      for (std::size_t i = 0; i < n; ++i)
+        per_type.names[existing.names[i]].push_back(existing.ids[i]);
+      return;
+    }
+    const std::size_t s = t - 1;
+    auto& set = per_type.sets[s];
+    set.reserve(expected);
+    for (std::size_t i = 0; i < n; ++i) {
+      // Each key is read by this task only.
+      if (!keys[i][s].empty()) set[std::move(keys[i][s])].push_back(existing.ids[i]);
+    }
+  });
+}
+
+void IdentityIndex::Add(const CiType& type, CiId id, const std::string& name,
+                        const std::vector<std::string>& keys) {
+  auto& per_type = by_type_[type.name];
+  per_type.sets.resize(type.identify_by.size());
+  for (std::size_t s = 0; s < keys.size(); ++s) {
+    if (!keys[s].empty()) per_type.sets[s][keys[s]].push_back(id);
+  }
+  per_type.names[name].push_back(id);
+}
+
+const std::vector<CiId>* IdentityIndex::Match(const CiType& type, const std::string& name,
+                                              const std::vector<std::string>& keys,
+                                              int& used_set) const {
+  used_set = -1;
+  auto it = by_type_.find(type.name);
+  bool had_complete_set = false;
+  for (std::size_t s = 0; s < keys.size(); ++s) {
+    if (keys[s].empty()) continue;
+    had_complete_set = true;
+    if (it == by_type_.end() || s >= it->second.sets.size()) continue;
+    auto found = it->second.sets[s].find(keys[s]);
+    if (found != it->second.sets[s].end() && !found->second.empty()) {
+      used_set = static_cast<int>(s);
+      return &found->second;
+    }
+  }
+  if (had_complete_set) {
+    used_set = -2;
+    return nullptr;
+  }
+  if (it == by_type_.end()) return nullptr;
+  auto found = it->second.names.find(name);
+  return found == it->second.names.end() ? nullptr : &found->second;
+}
+
+}  // namespace cmdb::import

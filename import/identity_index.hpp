@@ -1,0 +1,52 @@
+#pragma once
+// Where an import finds existing (and newly imported) CIs by identity, per type: one map per
+// identifier set of the type's `identify_by`, and one by name for rows without a complete set.
+// Not thread-safe; Load fills its maps on all cores.
+
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "model/ci_type.hpp"
+#include "model/configuration_item.hpp"
+#include "store/db_pool.hpp"
+
+namespace cmdb::import {
+
+class IdentityIndex {
+ public:
+  // Key of identifier set `set` in `attributes`, or "" when a value is missing or empty.
+  static std::string Key(const std::vector<std::string>& set,
+                         const boost::json::object& attributes);
+
+  // The key under each of the type's identifier sets ("" where one is incomplete): computed
+  // once per row, for the match and, when the row creates a CI, for its own entry.
+  static std::vector<std::string> Keys(const model::CiType& type,
+                                       const boost::json::object& attributes);
+
+  // Loads the identities of every CI of `type`, once; `expected_new` sizes the maps for the
+  // rows that may add theirs.
+  void Load(store::DbSession& db, const model::CiType& type, std::size_t expected_new);
+
+  void Add(const model::CiType& type, model::CiId id, const std::string& name,
+           const std::vector<std::string>& keys);
+
+  // Candidates for a row with these keys under the first identifier set that finds any;
+  // `used_set` is its index, -1 when matching fell back to the name, -2 when a complete set
+  // found nothing. The pointer stays valid until the next Add.
+  const std::vector<model::CiId>* Match(const model::CiType& type, const std::string& name,
+                                        const std::vector<std::string>& keys, int& used_set) const;
+
+ private:
+  struct PerType {
+    std::vector<std::unordered_map<std::string, std::vector<model::CiId>>> sets;
+    std::unordered_map<std::string, std::vector<model::CiId>> names;
+  };
+  std::set<std::string> loaded_;
+  std::unordered_map<std::string, PerType> by_type_;
+};
+
+}  // namespace cmdb::import

@@ -1,0 +1,68 @@
+#pragma once
+// What the pieces of one import share (internal to import/): the rows with what was decided
+// for each, the types, the identity index and the errors found so far. Owned by the import
+// that runs; used on its thread (and, for disjoint rows, by its parallel loops).
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "import/identity_index.hpp"
+#include "import/importer.hpp"
+#include "model/ci_type.hpp"
+#include "model/configuration_item.hpp"
+#include "store/db_pool.hpp"
+
+namespace cmdb::import {
+
+enum class Action { kRejected, kCreate, kUpdate, kUnchanged };
+
+struct CiRow {
+  std::string label;
+  // The row as given, for the merge into an existing CI: the caller's document, which
+  // outlives the import, or `owned` (a CSV line). Not copied for the rows that create a CI.
+  const boost::json::value* given = nullptr;
+  std::unique_ptr<boost::json::value> owned;
+  std::vector<std::string> keys;  // identity keys under the type's identify_by sets
+  model::ConfigurationItem draft;
+  Action action = Action::kRejected;
+  model::CiId id = 0;  // > 0: existing or allocated; < 0: -(row + 1) until ids are allocated
+  model::ConfigurationItem current;
+  model::ConfigurationItem next;
+  boost::json::object diff;
+};
+
+struct ImportState {
+  ImportState(store::DbSession& session, const ImportOptions& import_options)
+      : db(session), options(import_options) {}
+
+  // Adds `errors` as errors of row `label`.
+  void Report(const std::string& label, model::FieldErrors& errors);
+  void Reject(CiRow& row, const std::string& field, const std::string& message);
+  // Records the seconds since `since` as phase `name`; returns now.
+  std::chrono::steady_clock::time_point Phase(const char* name,
+                                              std::chrono::steady_clock::time_point since);
+
+  store::DbSession& db;
+  const ImportOptions& options;
+  std::map<std::string, model::CiType, std::less<>> types;
+  std::vector<CiRow> rows;
+  std::vector<ImportRowError> errors;
+  IdentityIndex index;
+  std::unordered_map<model::CiId, model::CiId> new_ids;  // pseudo id -> allocated id
+  const boost::json::array* relations = nullptr;
+  ImportCounts relation_counts;
+  std::int64_t latest_existing = 0;  // micros: the newest updated_at of a matched CI
+  model::Timestamp now;              // when the import writes
+  std::vector<ImportPhase> phases;
+};
+
+}  // namespace cmdb::import

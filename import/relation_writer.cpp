@@ -1,0 +1,194 @@
+#include "import/relation_writer.hpp"
+
+#include <optional>
+#include <set>
+
+#include "model/json.hpp"
+#include "store/import_store.hpp"
+
+namespace cmdb::import {
+
+using model::CiId;
+using model::FieldErrors;
+namespace json = boost::json;
+
+namespace {
+
+struct RelationRow {
+  std::string label;
+  store::NewRelation relation;
+};
+
+// Resolves a relation end: a CI id, or {"type", "name"} / {"type", "identity"}; nullopt with
+// the reason in `message` otherwise.
+std::optional<CiId> ResolveEnd(ImportState& state, const json::value& end, std::string& message) {
+  if (end.is_int64() && end.get_int64() > 0) return end.get_int64();
+  if (!end.is_object()) {
+    message = R"(must be a CI id or an object {"type", "name"} or {"type", "identity"})";
+    return std::nullopt;
+  }
+  const json::object& o = end.get_object();
+  const json::value* type_name = o.if_contains("type");
+  auto type = type_name != nullptr && type_name->is_string()
+                  ? state.types.find(std::string(type_name->get_string()))
+                  : state.types.end();
+  if (type == state.types.end()) {
+    message = "names no known CI type";
+    return std::nullopt;
+  }
+  state.index.Load(state.db, type->second, 0);
+  const std::vector<CiId>* found = nullptr;
+  int used_set = 0;
+  if (const json::value* identity = o.if_contains("identity"); identity != nullptr) {
+    if (!identity->is_object()) {
+      message = "identity must be an object of identifying attributes";
+      return std::nullopt;
+    }
+    found = state.index.Match(type->second, "\x01",
+                              IdentityIndex::Keys(type->second, identity->get_object()), used_set);
+  } else if (const json::value* name = o.if_contains("name");
+             name != nullptr && name->is_string()) {
+    found = state.index.Match(type->second, std::string(name->get_string()),
+                              IdentityIndex::Keys(type->second, json::object{}), used_set);
+  } else {
+    message = R"(must give "name" or "identity")";
+    return std::nullopt;
+  }
+  const std::size_t matched = found != nullptr ? found->size() : 0;
+  if (matched != 1) {
+    message = matched == 0 ? "matches no CI"
+                           : "matches " + std::to_string(matched) +
+                                 " CIs; name it by id or a unique identity";
+    return std::nullopt;
+  }
+  CiId id = found->front();
+  if (id < 0) {
+    auto it = state.new_ids.find(id);
+    if (it == state.new_ids.end()) {
+      message = "names a CI row of this import that was rejected";
+      return std::nullopt;
+    }
+    id = it->second;
+  }
+  return id;
+}
+
+// Reads one relation row; problems go to `errors`. CI ids given as numbers go to `by_id`,
+// whose existence is checked for all rows at once.
+RelationRow ReadRelation(ImportState& state, const json::object& o,
+                         const std::set<std::string>& relation_types, std::set<CiId>& by_id,
+                         FieldErrors& errors) {
+  RelationRow row;
+  for (const auto& [key, unused] : o) {
+    if (key != "type" && key != "from" && key != "to" && key != "attributes") {
+      errors.Add(std::string(key), "is not a field of a relation");
+    }
+  }
+  const json::value* type = o.if_contains("type");
+  if (type == nullptr || !type->is_string() ||
+      !relation_types.contains(std::string(type->get_string()))) {
+    errors.Add("type", "must name a known relation type");
+  } else {
+    row.relation.type = type->get_string();
+  }
+  for (const char* end : {"from", "to"}) {
+    const json::value* v = o.if_contains(end);
+    std::string message;
+    std::optional<CiId> id =
+        v != nullptr ? ResolveEnd(state, *v, message) : (message = "is required", std::nullopt);
+    if (!id) {
+      errors.Add(end, message);
+    } else {
+      (std::string_view(end) == "from" ? row.relation.from : row.relation.to) = *id;
+      if (v->is_int64()) by_id.insert(*id);
+    }
+  }
+  if (row.relation.from != 0 && row.relation.from == row.relation.to) {
+    errors.Add("to", "a CI cannot relate to itself");
+  }
+  if (const json::value* attrs = o.if_contains("attributes");
+      attrs != nullptr && !attrs->is_null()) {
+    if (!attrs->is_object()) {
+      errors.Add("attributes", "must be an object");
+    } else if (model::ContainsNul(*attrs)) {
+      errors.Add("attributes", "must not contain the NUL character (\\u0000)");
+    } else {
+      row.relation.attributes = attrs->get_object();
+    }
+  }
+  return row;
+}
+
+// Drops the rows naming, by id, a CI that does not exist (each reported); the others' ends
+// are locked until the import commits.
+void DropMissingEnds(ImportState& state, std::vector<RelationRow>& rows,
+                     const std::set<CiId>& by_id) {
+  if (by_id.empty()) return;
+  const std::set<CiId> present =
+      store::ImportStore(state.db).LockExistingCis(std::vector<CiId>(by_id.begin(), by_id.end()));
+  std::vector<RelationRow> kept;
+  for (RelationRow& row : rows) {
+    bool ok = true;
+    for (CiId id : {row.relation.from, row.relation.to}) {
+      if (by_id.contains(id) && !present.contains(id)) {
+        state.errors.push_back({row.label, row.relation.from == id ? "from" : "to",
+                                "CI " + std::to_string(id) + " does not exist"});
+        ok = false;
+        break;
+      }
+    }
+    if (ok) {
+      kept.push_back(std::move(row));
+    } else {
+      ++state.relation_counts.rejected;
+    }
+  }
+  rows = std::move(kept);
+}
+
+}  // namespace
+
+void WriteRelations(ImportState& state) {
+  if (state.relations == nullptr || state.relations->empty()) return;
+  store::ImportStore store(state.db);
+  const std::set<std::string> relation_types = store.RelationTypeNames();
+  std::vector<RelationRow> rows;
+  std::set<CiId> by_id;
+  std::size_t index = 0;
+  for (const json::value& item : *state.relations) {
+    const std::string label = "relations[" + std::to_string(index++) + "]";
+    if (!item.is_object()) {
+      state.errors.push_back({label, "", "a relation must be an object"});
+      ++state.relation_counts.rejected;
+      continue;
+    }
+    FieldErrors errors;
+    RelationRow row = ReadRelation(state, item.get_object(), relation_types, by_id, errors);
+    if (!errors.empty()) {
+      state.Report(label, errors);
+      ++state.relation_counts.rejected;
+      continue;
+    }
+    row.label = label;
+    rows.push_back(std::move(row));
+  }
+  DropMissingEnds(state, rows, by_id);
+  if (rows.empty()) return;
+  std::vector<const store::NewRelation*> candidates;
+  candidates.reserve(rows.size());
+  for (const RelationRow& row : rows) candidates.push_back(&row.relation);
+  // Relations recorded already, or twice in this document, are unchanged.
+  std::set<std::tuple<std::string, CiId, CiId>> present = store.ExistingRelations(candidates);
+  std::vector<const store::NewRelation*> fresh;
+  for (const store::NewRelation* r : candidates) {
+    if (!present.emplace(r->type, r->from, r->to).second) {
+      ++state.relation_counts.unchanged;
+      continue;
+    }
+    fresh.push_back(r);
+  }
+  store.InsertRelations(fresh, state.now, state.options.ctx);
+  state.relation_counts.created += static_cast<int>(fresh.size());
+}
+
+}  // namespace cmdb::import

@@ -1,0 +1,108 @@
+#include "jobs/job_worker.hpp"
+
+#include "model/error.hpp"
+#include "model/log.hpp"
+
+namespace cmdb::jobs {
+
+namespace {
+
+constexpr int kMaxAttempts = 3;
+
+}  // namespace
+
+JobWorker::JobWorker(const std::string& dsn, store::JobTable table, JobWorkerOptions options,
+                     Execute execute, BeforeClaims before_claims)
+    : table_(std::move(table)),
+      options_(std::move(options)),
+      execute_(std::move(execute)),
+      before_claims_(std::move(before_claims)),
+      pool_(std::make_unique<store::DbPool>(dsn, 2)) {}
+
+JobWorker::~JobWorker() { Stop(); }
+
+void JobWorker::Start() {
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void JobWorker::Stop() {
+  stopping_ = true;
+  Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void JobWorker::Wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  wake_.notify_all();
+}
+
+int JobWorker::RecoverAbandoned() {
+  store::DbSession session = pool_->Lease();
+  store::JobQueue queue(session, table_);
+  int touched = 0;
+  for (std::int64_t id : queue.Running()) {
+    // The lock is free only when no live session works on the job.
+    if (!queue.TryLock(id)) continue;
+    try {
+      touched += queue.Requeue(id, kMaxAttempts) ? 1 : 0;
+    } catch (...) {
+      queue.Unlock(id);
+      throw;
+    }
+    queue.Unlock(id);
+  }
+  return touched;
+}
+
+bool JobWorker::ClaimAndExecute() {
+  store::DbSession session = pool_->Lease();
+  store::JobQueue queue(session, table_);
+  const std::optional<std::int64_t> id = queue.Claim(options_.instance);
+  if (!id) return false;
+  struct Unlock {
+    store::JobQueue& queue;
+    std::int64_t id;
+    ~Unlock() {
+      try {
+        queue.Unlock(id);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a lost connection drops the lock too
+      }
+    }
+  } unlock{queue, *id};
+  store::DbSession progress = pool_->Lease();
+  execute_(session, progress, *id);
+  return true;
+}
+
+int JobWorker::RunPending() {
+  RecoverAbandoned();
+  if (before_claims_) {
+    store::DbSession session = pool_->Lease();
+    before_claims_(session);
+  }
+  int executed = 0;
+  while (!stopping_ && ClaimAndExecute()) ++executed;
+  return executed;
+}
+
+void JobWorker::Loop() {
+  while (!stopping_) {
+    try {
+      RunPending();
+    } catch (const std::exception& e) {
+      // The database is unreachable or restarting: try again at the next poll.
+      model::Log(model::LogLevel::kWarn, "job worker pass failed",
+                 {{"kind", table_.kind}, {"error", e.what()}});
+    }
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, options_.poll, [this] { return woken_ || stopping_.load(); });
+    woken_ = false;
+  }
+}
+
+}  // namespace cmdb::jobs

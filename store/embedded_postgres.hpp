@@ -1,0 +1,51 @@
+#pragma once
+// A private PostgreSQL cluster kept in a data folder: created on first start, reused after,
+// recovered after a crash (a stale postmaster.pid or a server left running), reachable only
+// through a Unix socket inside the folder (no TCP listener). When cmdb runs as root the
+// cluster runs as the `postgres` user, since PostgreSQL refuses to run as root.
+// Not thread-safe: one owner starts and stops it.
+
+#include <string>
+#include <vector>
+
+namespace cmdb::store {
+
+struct EmbeddedPostgresOptions {
+  std::string data_dir;  // holds pgdata/, run/ (the socket) and postgresql.log
+  bool durable = true;   // false: fsync off, for throwaway test clusters
+  std::string bin_dir;   // empty: the newest /usr/lib/postgresql/<v>/bin
+};
+
+class EmbeddedPostgres {
+ public:
+  explicit EmbeddedPostgres(EmbeddedPostgresOptions options);
+  ~EmbeddedPostgres();  // stops the cluster if this object started it
+  EmbeddedPostgres(const EmbeddedPostgres&) = delete;
+  EmbeddedPostgres& operator=(const EmbeddedPostgres&) = delete;
+
+  // Initialises the cluster if the folder has none, clears what a crash left behind and starts
+  // the server, waiting until it accepts connections. Creates the database `cmdb`.
+  // Throws Error{kUnavailable} with the reason (and the log's path) when it cannot.
+  void Start();
+
+  // Stops the server (fast shutdown: sessions are closed, data is flushed). Idempotent.
+  void Stop();
+
+  // A libpq connection string for `database` on this cluster.
+  std::string ConnectionString(const std::string& database = "cmdb") const;
+
+  const std::string& socket_dir() const { return socket_dir_; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  int Run(const std::vector<std::string>& argv, bool as_cluster_owner) const;
+  void RecoverFromCrash();
+
+  EmbeddedPostgresOptions options_;
+  std::string pgdata_;
+  std::string socket_dir_;
+  std::string log_path_;
+  bool running_ = false;
+};
+
+}  // namespace cmdb::store

@@ -1,0 +1,171 @@
+#include "store/graph_cache.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include "model/log.hpp"
+#include "store/db_pool.hpp"
+#include "store/graph_store.hpp"
+
+namespace cmdb::store {
+
+using model::Timestamp;
+
+GraphCache::GraphCache(DbPool& pool, std::string listen_dsn)
+    : pool_(pool), listen_dsn_(std::move(listen_dsn)) {
+  if (!listen_dsn_.empty()) listener_ = std::thread([this] { Listen(); });
+}
+
+GraphCache::~GraphCache() {
+  stopping_ = true;
+  if (listener_.joinable()) listener_.join();
+}
+
+std::shared_ptr<const graph::DependencyGraph> GraphCache::Published(std::uint64_t own,
+                                                                    std::uint64_t remote) {
+  std::lock_guard lock(graph_mutex_);
+  if (graph_ && graph_generation_ >= own && graph_remote_generation_ >= remote) return graph_;
+  return nullptr;
+}
+
+void GraphCache::Load() {
+  // The generations are read before the load's snapshot is taken, so the graph holds at least
+  // every write they count (a write counted later may be in it too: one reload too many).
+  const std::uint64_t own = generation_.load(std::memory_order_acquire);
+  const std::uint64_t remote = remote_generation_.load(std::memory_order_acquire);
+  const auto started = std::chrono::steady_clock::now();
+  std::shared_ptr<const graph::DependencyGraph> base;
+  std::string base_snapshot;
+  {
+    std::lock_guard lock(graph_mutex_);
+    base = graph_;
+    base_snapshot = graph_snapshot_;
+  }
+  VersionedGraph loaded;
+  {
+    DbSession session = pool_.Lease();
+    loaded = LoadGraph(session, base.get(), base_snapshot, true);
+  }
+  if (loaded.kind != VersionedGraph::Kind::kUnchanged) {
+    last_load_seconds_.store(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        std::memory_order_relaxed);
+    loads_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A full read is worth keeping for the next instance to start from, and so is a graph that
+  // has taken many changes since the stored one (which also lets the change log be pruned).
+  if (loaded.kind == VersionedGraph::Kind::kFull) {
+    full_loads_.fetch_add(1, std::memory_order_relaxed);
+    changes_since_store_ = 0;
+    snapshot_due_.store(true, std::memory_order_release);
+  } else if (loaded.kind == VersionedGraph::Kind::kStored ||
+             loaded.kind == VersionedGraph::Kind::kUpdated) {
+    changes_since_store_ += loaded.changes;
+    if (changes_since_store_ >= kStoreAfterChanges) {
+      changes_since_store_ = 0;
+      snapshot_due_.store(true, std::memory_order_release);
+    }
+  }
+  std::lock_guard lock(graph_mutex_);
+  if (loaded.graph) graph_ = std::move(loaded.graph);
+  graph_snapshot_ = std::move(loaded.snapshot);
+  graph_generation_ = own;
+  graph_remote_generation_ = remote;
+}
+
+void GraphCache::StoreSnapshotIfDue() {
+  if (!snapshot_due_.exchange(false, std::memory_order_acq_rel)) return;
+  std::shared_ptr<const graph::DependencyGraph> graph;
+  std::string snapshot;
+  {
+    std::lock_guard lock(graph_mutex_);
+    graph = graph_;
+    snapshot = graph_snapshot_;
+  }
+  if (!graph || snapshot.empty()) return;
+  try {
+    DbSession session = pool_.Lease();
+    StoreGraphSnapshot(session, *graph, snapshot);
+  } catch (const std::exception& e) {
+    // The next instance reads the tables instead; nothing else depends on the snapshot.
+    model::Log(model::LogLevel::kWarn, "storing the graph snapshot failed", {{"error", e.what()}});
+  }
+}
+
+std::shared_ptr<const graph::DependencyGraph> GraphCache::Current() {
+  const std::uint64_t own = generation_.load(std::memory_order_acquire);
+  if (auto graph = Published(own, 0)) return graph;
+  std::lock_guard load(load_mutex_);
+  if (auto graph = Published(own, 0)) return graph;  // loaded while this one waited
+  Load();
+  return Published(0, 0);
+}
+
+std::shared_ptr<const graph::DependencyGraph> GraphCache::CurrentUpToDate() {
+  const std::uint64_t own = generation_.load(std::memory_order_acquire);
+  const std::uint64_t remote = remote_generation_.load(std::memory_order_acquire);
+  if (auto graph = Published(own, remote)) return graph;
+  std::lock_guard load(load_mutex_);
+  if (auto graph = Published(own, remote)) return graph;
+  Load();
+  return Published(0, 0);
+}
+
+void GraphCache::Listen() {
+  using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+  bool first = true;
+  while (!stopping_) {
+    PGconn* conn = PQconnectdb(listen_dsn_.c_str());
+    if (PQstatus(conn) == CONNECTION_OK) {
+      PGresult* r = PQexec(conn, "LISTEN cmdb_graph");
+      const bool listening = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      if (listening) {
+        // Listening first, then loading: no write can fall between the two. On a reconnect,
+        // anything may have changed while no listener was connected.
+        if (!first) {
+          remote_generation_.fetch_add(1, std::memory_order_acq_rel);
+          changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
+        }
+        first = false;
+        try {
+          CurrentUpToDate();  // at start: off the request path, so the first query finds it
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): readers retry
+        }
+      }
+      while (listening && !stopping_) {
+        StoreSnapshotIfDue();  // here, off the request path
+        pollfd fd{PQsocket(conn), POLLIN, 0};
+        int ready = poll(&fd, 1, 200);
+        if (ready < 0) break;
+        if (ready == 0) continue;
+        if (PQconsumeInput(conn) == 0) break;  // connection lost: reconnect
+        bool changed = false;
+        while (PGnotify* notify = PQnotifies(conn)) {
+          changed = true;
+          PQfreemem(notify);
+        }
+        if (!changed) continue;
+        changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
+        remote_generation_.fetch_add(1, std::memory_order_acq_rel);
+        // Reloaded here, in the background: readers keep the previous graph meanwhile. A short
+        // pause first lets a burst of writes end, and lets this instance's own write (whose
+        // notification this may be) invalidate and reload for its reader, which then covers
+        // the notification too. Notifications that arrive during the load are read after it
+        // and coalesce into at most one more load.
+        std::this_thread::sleep_for(50ms);
+        try {
+          CurrentUpToDate();
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): retried by readers
+        }
+      }
+    }
+    PQfinish(conn);
+    for (int i = 0; i < 10 && !stopping_; ++i) std::this_thread::sleep_for(100ms);
+  }
+}
+
+}  // namespace cmdb::store

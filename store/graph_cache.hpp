@@ -1,0 +1,101 @@
+#pragma once
+// The in-memory dependency graph of one cmdb instance and what keeps it current. The graph is
+// loaded from PostgreSQL at start (by the listener thread) or on first use, and brought up to
+// date when it is out of date:
+// - after this instance's own writes (Invalidate()), synchronously: the writer's next read
+//   waits for the update and sees its write;
+// - after writes committed by other instances (a LISTEN on channel cmdb_graph, see
+//   0003_graph_notifications.sql), in the background on the listener thread: readers keep the
+//   previous graph until the new one is ready. The echo of this instance's own writes finds
+//   nothing new and costs one small query.
+// An update re-reads only the CIs and relations changed since the graph's PostgreSQL snapshot
+// (the change log of 0010_graph_changes_and_snapshots.sql) and rebuilds the arrays from
+// memory; a start-up begins from the snapshot an earlier instance stored, plus the changes
+// since. Both tables are read only when there is no such starting point. Thread-safe.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "graph/dependency_graph.hpp"
+#include "model/timestamp.hpp"
+#include "store/db_pool.hpp"
+
+namespace cmdb::store {
+
+class GraphCache {
+ public:
+  // `listen_dsn`: a connection string for the notification listener; empty: no listener
+  // (single instance; tests).
+  GraphCache(DbPool& pool, std::string listen_dsn);
+  ~GraphCache();
+  GraphCache(const GraphCache&) = delete;
+  GraphCache& operator=(const GraphCache&) = delete;
+
+  // The current graph: reloaded first when this instance wrote since it was loaded; writes of
+  // other instances show once the background reload they trigger finishes (for a large
+  // estate, seconds after their notification). Throws what the database throws.
+  std::shared_ptr<const graph::DependencyGraph> Current();
+
+  // The current graph including every write this instance has been notified of: waits for (or
+  // does) the reload a notification asked for. For callers that must know exactly which
+  // changes their graph holds (see changed_at()).
+  std::shared_ptr<const graph::DependencyGraph> CurrentUpToDate();
+
+  // Marks the graph out of date (after this instance committed a write).
+  void Invalidate() {
+    changed_at_.store(model::Timestamp::Now().micros, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+
+  // When this instance last learnt of a write (or started). The graph CurrentUpToDate()
+  // returns is the graph as of any later time, up to the notification latency of writes by
+  // other instances; as-of queries for earlier times must read history.
+  model::Timestamp changed_at() const {
+    return model::Timestamp{changed_at_.load(std::memory_order_acquire)};
+  }
+
+  // Loads that produced a new graph so far, how many of them read both tables, and how long
+  // the latest took (for /metrics).
+  std::uint64_t loads() const { return loads_.load(std::memory_order_relaxed); }
+  std::uint64_t full_loads() const { return full_loads_.load(std::memory_order_relaxed); }
+  double last_load_seconds() const { return last_load_seconds_.load(std::memory_order_relaxed); }
+
+ private:
+  void Listen();
+  // Loads the graph (load_mutex_ held) and publishes it with the generations it covers.
+  void Load();
+  // Stores the graph for the next instance to start from, when a load asked for it.
+  void StoreSnapshotIfDue();
+  // The published graph when it covers `own` (and `remote`) generations, else null.
+  std::shared_ptr<const graph::DependencyGraph> Published(std::uint64_t own, std::uint64_t remote);
+
+  DbPool& pool_;
+  std::string listen_dsn_;
+  std::atomic<std::uint64_t> generation_{1};         // this instance's writes
+  std::atomic<std::uint64_t> remote_generation_{0};  // notifications received
+  std::atomic<std::int64_t> changed_at_{model::Timestamp::Now().micros};
+  std::mutex load_mutex_;   // serialises loads
+  std::mutex graph_mutex_;  // guards the three below; held only to read or swap them
+  std::shared_ptr<const graph::DependencyGraph> graph_;
+  std::string graph_snapshot_;  // the pg_snapshot graph_ was read under
+  std::uint64_t graph_generation_ = 0;
+  std::uint64_t graph_remote_generation_ = 0;
+  std::atomic<std::uint64_t> loads_{0};
+  std::atomic<std::uint64_t> full_loads_{0};
+  std::atomic<bool> snapshot_due_{false};  // store graph_ for the next instance to start from
+  // CIs and relations re-read since the graph was last stored (load_mutex_ held); past
+  // kStoreAfterChanges the graph is stored again, and the log below the old one pruned.
+  static constexpr std::size_t kStoreAfterChanges = 20000;
+  std::size_t changes_since_store_ = 0;
+  std::atomic<double> last_load_seconds_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread listener_;
+};
+
+}  // namespace cmdb::store

@@ -1,0 +1,49 @@
+#pragma once
+// Reading the dependency graph from PostgreSQL (the current one, or as it was at an instant,
+// from history) and storing a read graph for the next instance to start from
+// (0010_graph_changes_and_snapshots.sql). Borrows one session; not thread-safe.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "graph/dependency_graph.hpp"
+#include "model/timestamp.hpp"
+#include "store/db_pool.hpp"
+
+namespace cmdb::store {
+
+// Loads every CI and relation (or those valid at `as_of`, from history) into a graph.
+graph::DependencyGraph LoadDependencyGraph(DbSession& db,
+                                           std::optional<model::Timestamp> as_of = {});
+
+// A graph and the PostgreSQL snapshot (pg_snapshot text) its contents were read under.
+struct VersionedGraph {
+  enum class Kind {
+    kFull,       // read both tables
+    kStored,     // the stored snapshot plus the changes since
+    kUpdated,    // the previous graph plus the changes since
+    kUnchanged,  // nothing changed since the previous graph: `graph` is null, keep it
+  };
+  std::shared_ptr<const graph::DependencyGraph> graph;
+  std::string snapshot;
+  Kind kind = Kind::kFull;
+  std::size_t changes = 0;  // CIs and relations re-read (kStored, kUpdated)
+};
+
+// Loads the current graph in one read-only REPEATABLE READ transaction. With a `base` graph
+// read under `base_snapshot`, re-reads only the CIs and relations changed since (see
+// 0010_graph_changes_and_snapshots.sql) and rebuilds from memory; else, when
+// `use_stored_snapshot`, starts from the snapshot StoreGraphSnapshot left; reads both tables
+// when neither applies (no base, no snapshot, a TRUNCATE, a pruned log, 200k changes or more).
+VersionedGraph LoadGraph(DbSession& db, const graph::DependencyGraph* base,
+                         const std::string& base_snapshot, bool use_stored_snapshot);
+
+// Stores `graph`, read under `snapshot`, for the next instance to start from, replacing the
+// previous one and pruning the change log below it. Returns false, doing nothing, when
+// another instance is storing one at the same moment or has stored a newer one.
+bool StoreGraphSnapshot(DbSession& db, const graph::DependencyGraph& graph,
+                        const std::string& snapshot);
+
+}  // namespace cmdb::store

@@ -1,0 +1,332 @@
+#include "store/import_store.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+
+#include "model/json.hpp"
+#include "model/parallel.hpp"
+#include "store/ci_rows.hpp"
+#include "store/pg.hpp"
+#include "store/sql.hpp"
+
+namespace cmdb::store {
+
+using model::CiId;
+using model::ConfigurationItem;
+using model::Timestamp;
+using model::WriteContext;
+namespace json = boost::json;
+
+namespace {
+
+// The texts of a CI's tags and attributes, made once for the CI's row and its version's.
+struct CiTexts {
+  std::string tags;
+  std::string attributes;
+  explicit CiTexts(const ConfigurationItem& ci)
+      : tags(sql::TextArray(ci.tags)), attributes(model::ToJsonText(ci.attributes)) {}
+};
+
+// A CI's name, status, owner, tags, attributes and min_healthy.
+void AddCiColumns(pg::CopyBuffer& buf, const ConfigurationItem& ci, const CiTexts& texts) {
+  buf.Field(ci.name);
+  buf.Field(ci.status);
+  if (ci.owner) {
+    buf.Field(*ci.owner);
+  } else {
+    buf.Null();
+  }
+  buf.Field(texts.tags);
+  buf.Field(texts.attributes);
+  if (ci.min_healthy) {
+    buf.Int(*ci.min_healthy);
+  } else {
+    buf.Null();
+  }
+}
+
+// FormatTimestamp of the instants of many rows, which are mostly one.
+class TimeTexts {
+ public:
+  const std::string& Of(Timestamp t) {
+    if (text_.empty() || t != last_) {
+      last_ = t;
+      text_ = model::FormatTimestamp(t);
+    }
+    return text_;
+  }
+
+ private:
+  Timestamp last_;
+  std::string text_;
+};
+
+}  // namespace
+
+void ImportStore::LockType(const std::string& type) {
+  sql::Execute(db_, "SELECT pg_advisory_xact_lock(hashtext('cmdb.import.' || $1))",
+               soci::use(type));
+}
+
+IdentityColumns ImportStore::Identities(const std::string& type,
+                                        const std::vector<std::string>& attributes) {
+  // One column per identifying attribute (a per-row aggregate into one object cost PostgreSQL
+  // twice as much).
+  sql::Params params;
+  const std::string type_param = params.Add(type);
+  std::string columns;
+  for (const std::string& name : attributes) {
+    columns += ", (attributes -> " + params.Add(name) + "::text)::text";
+  }
+  IdentityColumns out;
+  out.values.resize(attributes.size());
+  sql::ForEachRow(
+      db_, "SELECT id, name" + columns + " FROM configuration_items WHERE type = " + type_param,
+      params, [&](const soci::row& r) {
+        out.ids.push_back(sql::Int(r, 0));
+        out.names.push_back(sql::Text(r, 1));
+        for (std::size_t a = 0; a < attributes.size(); ++a) {
+          out.values[a].push_back(sql::OptionalText(r, a + 2));
+        }
+      });
+  return out;
+}
+
+std::vector<ConfigurationItem> ImportStore::LockCurrent(const std::vector<CiId>& ids) {
+  std::vector<CiRowText> texts;
+  if (ids.empty()) return {};
+  texts.reserve(ids.size());
+  sql::ForEachRow(
+      db_,
+      std::string("SELECT ") + kCiColumnsWithoutLastSeen +
+          " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY c.id FOR UPDATE",
+      [&](const soci::row& r) { texts.push_back(CiRowTextOf(r)); }, soci::use(sql::IdArray(ids)));
+  // The JSON of the rows is parsed on all cores.
+  std::vector<ConfigurationItem> out(texts.size());
+  model::ParallelFor(texts.size(), [&](std::size_t i) { out[i] = CiFromText(std::move(texts[i])); },
+                     {});
+  return out;
+}
+
+Timestamp ImportStore::Now() {
+  long long now = 0;
+  sql::Run(db_, "SELECT cmdb_us(clock_timestamp())", soci::into(now));
+  return Timestamp{now};
+}
+
+std::vector<CiId> ImportStore::NextCiIds(std::size_t count) {
+  return sql::NextIds(db_, "configuration_items", count);
+}
+
+double ImportStore::InsertCis(const std::vector<const ConfigurationItem*>& cis) {
+  if (cis.empty()) return 0;
+  // Encoding (one thread) overlaps PostgreSQL's COPY (another core): each part goes out as
+  // soon as it is encoded.
+  constexpr std::size_t kRowsPerPart = 2048;
+  const std::size_t parts = (cis.size() + kRowsPerPart - 1) / kRowsPerPart;
+  std::vector<pg::CopyBuffer> encoded(parts);
+  std::vector<std::promise<void>> encoded_promises(parts);
+  std::vector<std::future<void>> part_ready;
+  part_ready.reserve(parts);
+  for (auto& promise : encoded_promises) part_ready.push_back(promise.get_future());
+  double encode_seconds = 0;
+  std::atomic<bool> stop{false};
+  std::future<void> encoder = std::async(std::launch::async, [&] {
+    const auto started = std::chrono::steady_clock::now();
+    TimeTexts times;
+    for (std::size_t p = 0; p < parts && !stop; ++p) {
+      try {
+        pg::CopyBuffer& buf = encoded[p];
+        for (std::size_t i = p * kRowsPerPart; i < std::min(cis.size(), (p + 1) * kRowsPerPart);
+             ++i) {
+          const ConfigurationItem& ci = *cis[i];
+          buf.Int(ci.id);
+          buf.Field(ci.type);
+          AddCiColumns(buf, ci, CiTexts(ci));
+          buf.Int(ci.version);
+          buf.Field(times.Of(ci.created_at));
+          buf.Field(times.Of(ci.updated_at));
+          buf.EndRow();
+        }
+        encoded_promises[p].set_value();
+      } catch (...) {
+        encoded_promises[p].set_exception(std::current_exception());
+        return;
+      }
+    }
+    encode_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  });
+  try {
+    pg::CopyIn(db_,
+               "COPY configuration_items (id, type, name, status, owner, tags, attributes, "
+               "min_healthy, version, created_at, updated_at) FROM STDIN",
+               parts, [&](std::size_t p) -> const pg::CopyBuffer& {
+                 part_ready[p].get();  // rethrows what encoding this part threw
+                 return encoded[p];
+               });
+  } catch (...) {
+    stop = true;
+    encoder.wait();
+    throw;
+  }
+  encoder.get();
+  return encode_seconds;
+}
+
+void ImportStore::InsertFirstVersions(const std::vector<CiId>& ids, const WriteContext& ctx) {
+  if (ids.empty()) return;
+  // A new CI's first version is the row just written: PostgreSQL copies it (no second
+  // encoding, transfer and jsonb parse of every attribute document). The ids are runs of
+  // consecutive sequence values (one run unless another session drew ids meanwhile), and
+  // every id in a run is one of this import's.
+  const sql::IdRuns runs = sql::ToIdRuns(ids);
+  sql::Execute(db_,
+               "INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, "
+               "attributes, min_healthy, valid_from, changed_by, source) SELECT c.id, "
+               "c.version, c.type, c.name, c.status, c.owner, c.tags, c.attributes, "
+               "c.min_healthy, c.created_at, $3, $4 FROM unnest($1::bigint[], $2::bigint[]) AS "
+               "r(first, last) JOIN configuration_items c ON c.id BETWEEN r.first AND r.last",
+               soci::use(runs.first), soci::use(runs.last), soci::use(ctx.changed_by),
+               soci::use(ctx.source));
+}
+
+double ImportStore::UpdateCis(const std::vector<CiUpdate>& updates, Timestamp now,
+                              const WriteContext& ctx) {
+  if (updates.empty()) return 0;
+  // DDL, run as written.
+  pg::ExecuteScript(db_,
+                    "CREATE TEMP TABLE IF NOT EXISTS cmdb_import_updates (id bigint, name text, "
+                    "status text, owner text, tags text[], attributes jsonb, min_healthy "
+                    "integer) ON COMMIT DELETE ROWS");
+  const std::string now_text = model::FormatTimestamp(now);
+  pg::CopyBuffer rows;
+  pg::CopyBuffer versions;
+  std::vector<CiId> ids;
+  ids.reserve(updates.size());
+  for (const CiUpdate& u : updates) {
+    const ConfigurationItem& ci = *u.next;
+    const CiTexts texts(ci);
+    rows.Int(ci.id);
+    AddCiColumns(rows, ci, texts);
+    rows.EndRow();
+    ids.push_back(ci.id);
+    versions.Int(ci.id);
+    versions.Int(ci.version);
+    versions.Field(ci.type);
+    AddCiColumns(versions, ci, texts);
+    versions.Field(now_text);
+    versions.Field(ctx.changed_by);
+    versions.Field(ctx.source);
+    versions.Field(model::ToJsonText(*u.diff));
+    versions.EndRow();
+  }
+  pg::CopyIn(db_,
+             "COPY cmdb_import_updates (id, name, status, owner, tags, attributes, min_healthy) "
+             "FROM STDIN",
+             rows);
+  const long long at = now.micros;
+  sql::Execute(db_,
+               "UPDATE configuration_items c SET name = u.name, status = u.status, owner = "
+               "u.owner, tags = u.tags, attributes = u.attributes, min_healthy = u.min_healthy, "
+               "version = c.version + 1, updated_at = cmdb_ts($1) FROM cmdb_import_updates u "
+               "WHERE c.id = u.id",
+               soci::use(at));
+  sql::Execute(db_,
+               "UPDATE ci_versions SET valid_to = cmdb_ts($1) WHERE ci_id = ANY($2::bigint[]) "
+               "AND valid_to IS NULL",
+               soci::use(at), soci::use(sql::IdArray(ids)));
+  const auto started = std::chrono::steady_clock::now();
+  pg::CopyIn(db_,
+             "COPY ci_versions (ci_id, version, type, name, status, owner, tags, attributes, "
+             "min_healthy, valid_from, changed_by, source, diff) FROM STDIN",
+             versions);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+std::set<std::string> ImportStore::RelationTypeNames() {
+  std::set<std::string> names;
+  sql::ForEachRow(db_, "SELECT name FROM relation_types",
+                  [&](const soci::row& r) { names.insert(sql::Text(r, 0)); });
+  return names;
+}
+
+std::set<CiId> ImportStore::LockExistingCis(const std::vector<CiId>& ids) {
+  std::set<CiId> present;
+  if (ids.empty()) return present;
+  sql::ForEachRow(
+      db_, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[]) FOR KEY SHARE",
+      [&](const soci::row& r) { present.insert(sql::Int(r, 0)); }, soci::use(sql::IdArray(ids)));
+  return present;
+}
+
+std::set<std::tuple<std::string, CiId, CiId>> ImportStore::ExistingRelations(
+    const std::vector<const NewRelation*>& relations) {
+  std::set<std::tuple<std::string, CiId, CiId>> present;
+  if (relations.empty()) return present;
+  std::vector<std::string> types;
+  std::vector<CiId> from;
+  std::vector<CiId> to;
+  for (const NewRelation* r : relations) {
+    types.push_back(r->type);
+    from.push_back(r->from);
+    to.push_back(r->to);
+  }
+  sql::ForEachRow(
+      db_,
+      "SELECT r.type, r.from_ci, r.to_ci FROM relations r JOIN unnest($1::text[], $2::bigint[], "
+      "$3::bigint[]) AS k(type, from_ci, to_ci) ON r.type = k.type AND r.from_ci = k.from_ci "
+      "AND r.to_ci = k.to_ci",
+      [&](const soci::row& r) { present.emplace(sql::Text(r, 0), sql::Int(r, 1), sql::Int(r, 2)); },
+      soci::use(sql::TextArray(types)), soci::use(sql::IdArray(from)), soci::use(sql::IdArray(to)));
+  return present;
+}
+
+void ImportStore::InsertRelations(const std::vector<const NewRelation*>& relations, Timestamp now,
+                                  const WriteContext& ctx) {
+  if (relations.empty()) return;
+  const std::vector<std::int64_t> ids = sql::NextIds(db_, "relations", relations.size());
+  const std::string now_text = model::FormatTimestamp(now);
+  pg::CopyBuffer rel_buf;
+  pg::CopyBuffer ver_buf;
+  for (std::size_t i = 0; i < relations.size(); ++i) {
+    const NewRelation& row = *relations[i];
+    const std::int64_t id = ids[i];
+    const std::string attrs = model::ToJsonText(row.attributes);
+    rel_buf.Int(id);
+    rel_buf.Field(row.type);
+    rel_buf.Int(row.from);
+    rel_buf.Int(row.to);
+    rel_buf.Field(attrs);
+    rel_buf.Field(now_text);
+    rel_buf.Field(now_text);
+    rel_buf.EndRow();
+    json::object diff{{"type", {{"old", nullptr}, {"new", row.type}}},
+                      {"from", {{"old", nullptr}, {"new", row.from}}},
+                      {"to", {{"old", nullptr}, {"new", row.to}}}};
+    for (const auto& [k, v] : row.attributes) diff[k] = json::object{{"old", nullptr}, {"new", v}};
+    ver_buf.Int(id);
+    ver_buf.Int(1);
+    ver_buf.Field(row.type);
+    ver_buf.Int(row.from);
+    ver_buf.Int(row.to);
+    ver_buf.Field(attrs);
+    ver_buf.Field(now_text);
+    ver_buf.Field(ctx.changed_by);
+    ver_buf.Field(ctx.source);
+    ver_buf.Field(model::ToJsonText(diff));
+    ver_buf.EndRow();
+  }
+  pg::CopyIn(db_,
+             "COPY relations (id, type, from_ci, to_ci, attributes, created_at, updated_at) FROM "
+             "STDIN",
+             rel_buf);
+  pg::CopyIn(db_,
+             "COPY relation_versions (relation_id, version, type, from_ci, to_ci, attributes, "
+             "valid_from, changed_by, source, diff) FROM STDIN",
+             ver_buf);
+}
+
+}  // namespace cmdb::store

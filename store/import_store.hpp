@@ -1,0 +1,86 @@
+#pragma once
+// The statements of a bulk import (import/): the identities of a type's CIs, the rows it
+// updates, and set-based writes of CIs, their versions and relations with COPY. Used inside
+// the importer's transaction; borrows one session; not thread-safe.
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "model/configuration_item.hpp"
+#include "model/history.hpp"
+#include "model/timestamp.hpp"
+#include "store/db_pool.hpp"
+
+namespace cmdb::store {
+
+// Every CI of a type with the JSON text of some of its attributes, column by column.
+struct IdentityColumns {
+  std::vector<model::CiId> ids;
+  std::vector<std::string> names;
+  // values[a][row]: attribute a of the request, as JSON text; nullopt when absent.
+  std::vector<std::vector<std::optional<std::string>>> values;
+};
+
+// A CI an import changes: its new state (id, version and updated_at set) and the diff.
+struct CiUpdate {
+  const model::ConfigurationItem* next = nullptr;
+  const boost::json::object* diff = nullptr;
+};
+
+// A relation an import creates.
+struct NewRelation {
+  std::string type;
+  model::CiId from = 0;
+  model::CiId to = 0;
+  boost::json::object attributes;
+};
+
+class ImportStore {
+ public:
+  explicit ImportStore(DbSession& db) : db_(db) {}
+
+  // Serialises imports (and discovery runs) writing CIs of `type` until the transaction ends:
+  // two of them must not both create the same CI.
+  void LockType(const std::string& type);
+  // Every CI of `type` with the attributes `attributes`.
+  IdentityColumns Identities(const std::string& type, const std::vector<std::string>& attributes);
+  // The CIs `ids` (without last_seen_at), locked FOR UPDATE, in id order.
+  std::vector<model::ConfigurationItem> LockCurrent(const std::vector<model::CiId>& ids);
+  // The database's clock.
+  model::Timestamp Now();
+  // Draws `count` ids for new CIs.
+  std::vector<model::CiId> NextCiIds(std::size_t count);
+
+  // Writes new CIs (ids, versions and timestamps set) with COPY, encoding one part while the
+  // previous is at PostgreSQL. Returns the seconds spent encoding (overlapped with the COPY).
+  double InsertCis(const std::vector<const model::ConfigurationItem*>& cis);
+  // Writes the first versions of the CIs `ids` just inserted.
+  void InsertFirstVersions(const std::vector<model::CiId>& ids, const model::WriteContext& ctx);
+  // Writes changed CIs and a version each, at `now`. Returns the seconds the versions' COPY
+  // took.
+  double UpdateCis(const std::vector<CiUpdate>& updates, model::Timestamp now,
+                   const model::WriteContext& ctx);
+
+  // The names of the relation types.
+  std::set<std::string> RelationTypeNames();
+  // The CIs of `ids` that exist, locked FOR KEY SHARE (they cannot go until the transaction
+  // ends).
+  std::set<model::CiId> LockExistingCis(const std::vector<model::CiId>& ids);
+  // Which of the (type, from, to) keys are recorded relations already.
+  std::set<std::tuple<std::string, model::CiId, model::CiId>> ExistingRelations(
+      const std::vector<const NewRelation*>& relations);
+  // Writes new relations and their first versions at `now`.
+  void InsertRelations(const std::vector<const NewRelation*>& relations, model::Timestamp now,
+                       const model::WriteContext& ctx);
+
+ private:
+  DbSession& db_;
+};
+
+}  // namespace cmdb::store
