@@ -7,7 +7,7 @@ namespace cmdb::model {
 
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 11> kCodeNames{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 13> kCodeNames{{
     {ErrorCode::kInvalidArgument, "invalid_argument"},
     {ErrorCode::kValidationFailed, "validation_failed"},
     {ErrorCode::kNotFound, "not_found"},
@@ -16,6 +16,8 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 11> kCodeNames{{
     {ErrorCode::kFailedPrecondition, "failed_precondition"},
     {ErrorCode::kVersionMismatch, "version_mismatch"},
     {ErrorCode::kPayloadTooLarge, "payload_too_large"},
+    {ErrorCode::kHeadersTooLarge, "headers_too_large"},
+    {ErrorCode::kMethodNotAllowed, "method_not_allowed"},
     {ErrorCode::kUnsupportedMediaType, "unsupported_media_type"},
     {ErrorCode::kUnavailable, "unavailable"},
     {ErrorCode::kInternal, "internal"},

@@ -20,6 +20,8 @@ enum class ErrorCode {
   kFailedPrecondition,  // a referenced object is missing (foreign key)
   kVersionMismatch,     // If-Match named a stale version
   kPayloadTooLarge,     // request body over the configured limit
+  kHeadersTooLarge,     // request headers over the configured limit
+  kMethodNotAllowed,    // the path exists, the method does not
   kUnsupportedMediaType,
   kUnavailable,  // database unreachable, pool exhausted
   kInternal,

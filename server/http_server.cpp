@@ -131,12 +131,9 @@ struct HttpServer::Impl {
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<Session>> sessions;  // guarded by sessions_mutex
 
-  asio::awaitable<void> Reject(tcp::socket socket, int status, std::string detail) {
+  asio::awaitable<void> Reject(tcp::socket socket, model::ErrorCode code, std::string detail) {
     beast::tcp_stream stream(std::move(socket));
-    Response problem = MakeProblemResponse(
-        status == 503 ? model::ErrorCode::kUnavailable : model::ErrorCode::kInvalidArgument, detail,
-        "/");
-    problem.status = status;
+    Response problem = MakeProblemResponse(code, detail, "/");
     auto res = ToBeast(std::move(problem), 11, false, NewRequestId(), false);
     stream.expires_after(std::chrono::seconds{5});
     co_await http::async_write(stream, res, kTuple);
@@ -173,9 +170,8 @@ struct HttpServer::Impl {
                                             std::to_string(options.body_limit) + " bytes",
                                         "/");
         } else if (ec == http::error::header_limit) {
-          problem = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
+          problem = MakeProblemResponse(model::ErrorCode::kHeadersTooLarge,
                                         "the request headers are too large", "/");
-          problem.status = 431;
         } else {
           problem = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
                                         "malformed HTTP request: " + ec.message(), "/");
@@ -248,7 +244,8 @@ struct HttpServer::Impl {
       if (connections.load() >= options.max_connections) {
         auto executor = socket.get_executor();
         asio::co_spawn(executor,
-                       Reject(std::move(socket), 503, "too many open connections; retry shortly"),
+                       Reject(std::move(socket), model::ErrorCode::kUnavailable,
+                              "too many open connections; retry shortly"),
                        asio::detached);
         continue;
       }

@@ -23,6 +23,10 @@ ProblemType ProblemTypeFor(model::ErrorCode code) {
       return {412, "version-mismatch", "The resource has changed since that version"};
     case ErrorCode::kPayloadTooLarge:
       return {413, "payload-too-large", "The request body is too large"};
+    case ErrorCode::kHeadersTooLarge:
+      return {431, "headers-too-large", "The request headers are too large"};
+    case ErrorCode::kMethodNotAllowed:
+      return {405, "method-not-allowed", "The method is not allowed on this resource"};
     case ErrorCode::kUnsupportedMediaType:
       return {415, "unsupported-media-type", "Unsupported content type"};
     case ErrorCode::kUnavailable:

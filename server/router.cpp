@@ -218,9 +218,8 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
           if (ok) allowed += (allowed.empty() ? "" : ", ") + routes_[i].method;
         }
         response = MakeProblemResponse(
-            model::ErrorCode::kInvalidArgument,
+            model::ErrorCode::kMethodNotAllowed,
             "method " + request.method + " is not allowed here; use " + allowed, request.path);
-        response.status = 405;
         response.headers.emplace_back("Allow", allowed);
       } else {
         response = MakeProblemResponse(model::ErrorCode::kNotFound,

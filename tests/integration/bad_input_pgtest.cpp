@@ -89,7 +89,9 @@ TEST_F(BadInput, MalformedHttpGets400AndOversizedHeaders431) {
   EXPECT_EQ(garbage.status, 400);
   std::string huge_header =
       "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
-  EXPECT_EQ(ParseResponse(RawExchange(port(), huge_header)).status, 431);
+  HttpResult too_large = ParseResponse(RawExchange(port(), huge_header));
+  EXPECT_EQ(too_large.status, 431);
+  EXPECT_EQ(too_large.json().at("status"), 431);  // the problem document agrees
   EXPECT_EQ(ParseResponse(RawExchange(port(), "GET nothttp HTTP/1.1\r\nHost: x\r\n\r\n")).status,
             400);
   ExpectNothingWrittenAndServerUp();

@@ -9,8 +9,9 @@ TEST(ErrorCodeName, EveryCodeHasANameThatReadsBack) {
   for (ErrorCode code :
        {ErrorCode::kInvalidArgument, ErrorCode::kValidationFailed, ErrorCode::kNotFound,
         ErrorCode::kAlreadyExists, ErrorCode::kConflict, ErrorCode::kFailedPrecondition,
-        ErrorCode::kVersionMismatch, ErrorCode::kPayloadTooLarge, ErrorCode::kUnsupportedMediaType,
-        ErrorCode::kUnavailable, ErrorCode::kInternal}) {
+        ErrorCode::kVersionMismatch, ErrorCode::kPayloadTooLarge, ErrorCode::kHeadersTooLarge,
+        ErrorCode::kMethodNotAllowed, ErrorCode::kUnsupportedMediaType, ErrorCode::kUnavailable,
+        ErrorCode::kInternal}) {
     EXPECT_EQ(ErrorCodeFromName(ErrorCodeName(code)), code) << ErrorCodeName(code);
   }
   EXPECT_EQ(ErrorCodeName(ErrorCode::kValidationFailed), "validation_failed");

@@ -18,11 +18,17 @@ TEST(Problem, MapsEveryErrorCodeToItsStatus) {
                                                         {ErrorCode::kFailedPrecondition, 422},
                                                         {ErrorCode::kVersionMismatch, 412},
                                                         {ErrorCode::kPayloadTooLarge, 413},
+                                                        {ErrorCode::kHeadersTooLarge, 431},
+                                                        {ErrorCode::kMethodNotAllowed, 405},
                                                         {ErrorCode::kUnsupportedMediaType, 415},
                                                         {ErrorCode::kUnavailable, 503},
                                                         {ErrorCode::kInternal, 500}};
   for (const auto& [code, status] : table) {
     EXPECT_EQ(ProblemTypeFor(code).status, status) << static_cast<int>(code);
+    // The response and its problem document always say the same status.
+    Response r = MakeProblemResponse(code, "x", "/");
+    EXPECT_EQ(r.status, status);
+    EXPECT_EQ(model::ParseJson(r.body).at("status"), status);
   }
 }
 

@@ -64,6 +64,9 @@ TEST_F(RouterTest, UnknownPathIs404AndWrongMethodIs405WithAllow) {
   EXPECT_EQ(r.status, 405);
   ASSERT_FALSE(r.headers.empty());
   EXPECT_EQ(r.headers[0].second, "GET");
+  // The problem document says the status the response has.
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  EXPECT_EQ(model::ParseJson(r.body).at("status"), 405);
 }
 
 TEST_F(RouterTest, UnexpectedExceptionsBecome500WithoutLeakingDetails) {
