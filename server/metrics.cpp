@@ -18,12 +18,21 @@ std::string EscapeLabel(const std::string& s) {
   return out;
 }
 
+// The method as a label: any token is a valid HTTP method, so one a client makes up is
+// "OTHER", which keeps the label set (and /metrics) bounded.
+std::string MethodLabel(const std::string& method) {
+  for (const char* known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == known) return method;
+  }
+  return "OTHER";
+}
+
 }  // namespace
 
 void Metrics::Record(const std::string& method, const std::string& route, int status,
                      double seconds) {
   std::lock_guard lock(mutex_);
-  RouteStats& stats = routes_[{method, route}];
+  RouteStats& stats = routes_[{MethodLabel(method), route}];
   ++stats.by_status[status];
   std::size_t bucket = 0;
   while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;

@@ -14,7 +14,8 @@ namespace cmdb::server {
 class Metrics {
  public:
   // One finished request: `route` is the route pattern ("/api/v1/cis/{id}"), not the path,
-  // so the label set stays bounded.
+  // and a method other than the standard ones counts as "OTHER", so the label set stays
+  // bounded.
   void Record(const std::string& method, const std::string& route, int status, double seconds);
 
   // Gauges read at render time (pool in use, open connections).

@@ -77,6 +77,22 @@ TEST_F(RouterTest, UnexpectedExceptionsBecome500WithoutLeakingDetails) {
   EXPECT_NE(metrics.Render().find("route=\"/boom\",status=\"500\"} 1"), std::string::npos);
 }
 
+// Made-up methods (any token is a valid HTTP method) must not add a metrics series each: the
+// label set stays bounded however many a client invents.
+TEST_F(RouterTest, MadeUpMethodsDoNotGrowTheMetrics) {
+  router.Dispatch(Make("GET", "/things/1"), ctx);
+  const std::size_t before = metrics.Render().size();
+  for (int i = 0; i < 200; ++i) {
+    const std::string method = "M" + std::to_string(i);
+    EXPECT_EQ(router.Dispatch(Make(method, "/things/1"), ctx).status, 405);
+    EXPECT_EQ(router.Dispatch(Make(method, "/nothing/" + std::to_string(i)), ctx).status, 404);
+  }
+  const std::string text = metrics.Render();
+  EXPECT_EQ(text.find("M199"), std::string::npos);
+  EXPECT_NE(text.find("method=\"OTHER\""), std::string::npos);
+  EXPECT_LT(text.size(), before + 8000);  // two series (405 and 404 under OTHER), not 400
+}
+
 TEST_F(RouterTest, IdsMustBePositiveAndFit64Bits) {
   EXPECT_EQ(router.Dispatch(Make("GET", "/things/99999999999999999999999"), ctx).status, 400);
   EXPECT_EQ(router.Dispatch(Make("GET", "/things/-1"), ctx).status, 400);
