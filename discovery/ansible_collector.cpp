@@ -148,26 +148,50 @@ Observation ParseAnsibleFacts(std::string_view json_text, std::string_view fallb
   return obs;
 }
 
-std::vector<Observation> ReadAnsibleTree(const std::string& directory) {
+std::vector<Observation> ReadAnsibleTree(const std::string& directory,
+                                         const AnsibleTreeLimits& limits) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(directory, ec)) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the ansible facts directory '" + directory + "' does not exist");
   }
-  std::vector<fs::path> files;
+  // Every file is sized before any is read: a tree over the limits is refused whole.
+  std::vector<std::pair<fs::path, std::uintmax_t>> files;
+  std::uintmax_t total = 0;
   for (const auto& entry : fs::directory_iterator(directory, ec)) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
+    if (!entry.is_regular_file()) continue;
+    if (files.size() == limits.max_files) {
+      throw Error(ErrorCode::kInvalidArgument, "'" + directory + "' holds more than " +
+                                                   std::to_string(limits.max_files) + " files");
+    }
+    const std::uintmax_t size = entry.file_size();
+    if (size > limits.max_file_bytes) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'" + entry.path().string() + "' is larger than " +
+                      std::to_string(limits.max_file_bytes) + " bytes");
+    }
+    total += size;
+    if (total > limits.max_total_bytes) {
+      throw Error(ErrorCode::kInvalidArgument, "the files of '" + directory +
+                                                   "' hold more than " +
+                                                   std::to_string(limits.max_total_bytes) +
+                                                   " bytes");
+    }
+    files.emplace_back(entry.path(), size);
   }
   if (ec)
     throw Error(ErrorCode::kInvalidArgument, "cannot read '" + directory + "': " + ec.message());
   std::sort(files.begin(), files.end());
   std::vector<Observation> out;
-  for (const auto& file : files) {
+  out.reserve(files.size());
+  for (const auto& [file, size] : files) {
+    // At most the size it had when counted (a file still being written is cut there).
+    std::string text(static_cast<std::size_t>(size), '\0');
     std::ifstream in(file, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    out.push_back(ParseAnsibleFacts(text.str(), file.filename().string()));
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    out.push_back(ParseAnsibleFacts(text, file.filename().string()));
   }
   return out;
 }

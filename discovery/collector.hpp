@@ -6,6 +6,7 @@
 // model::Error{kInvalidArgument} with a message that says what is wrong with the input; none
 // of them touches the database. Thread-safe (no shared state).
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,8 +51,18 @@ std::vector<Observation> ParseNmapXml(std::string_view xml);
 // `fallback_name` (the file name, which is the inventory host) labels it.
 Observation ParseAnsibleFacts(std::string_view json_text, std::string_view fallback_name = {});
 
-// Every regular file in a `--tree` directory, in name order.
-std::vector<Observation> ReadAnsibleTree(const std::string& directory);
+// What reading a `--tree` directory may take: a facts file is some 100 KB, a tree one per host.
+struct AnsibleTreeLimits {
+  std::size_t max_files = 100000;
+  std::uintmax_t max_file_bytes = std::uintmax_t{16} * 1024 * 1024;
+  std::uintmax_t max_total_bytes = std::uintmax_t{256} * 1024 * 1024;
+};
+
+// Every regular file in a `--tree` directory, in name order. Throws
+// model::Error{kInvalidArgument} naming the limit a tree exceeds (too many files, a file or the
+// whole tree too large) before reading it.
+std::vector<Observation> ReadAnsibleTree(const std::string& directory,
+                                         const AnsibleTreeLimits& limits = {});
 
 // Where CollectLocalHost reads; tests point these at fixtures.
 struct LocalHostPaths {

@@ -1,8 +1,10 @@
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "discovery/collector.hpp"
 #include "model/error.hpp"
@@ -136,6 +138,32 @@ TEST(AnsibleCollector, RefusesUnreachableHostsAndOtherShapes) {
             R"({"ansible_facts": {"ansible_hostname": "a", "ansible_all_ipv4_addresses": "10.0.0.1"}})");
       }).find("not a list"),
       std::string::npos);
+}
+
+// A --tree folder is read only when it stays within the limits: file count, file size and
+// the whole tree's size, each named in the refusal, checked before anything is read.
+TEST(AnsibleCollector, TreeReaderRefusesFoldersOverItsLimits) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("cmdb-tree-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string facts = Fixture("ansible_localhost.json");
+  for (const char* host : {"web-01", "web-02", "web-03"}) {
+    std::ofstream(dir / host, std::ios::binary) << facts;
+  }
+  fs::create_directory(dir / "subfolder");  // not a file: ignored
+  EXPECT_EQ(ReadAnsibleTree(dir.string()).size(), 3U);
+  const std::uintmax_t size = facts.size();
+  EXPECT_NE(ErrorOf([&] { ReadAnsibleTree(dir.string(), {2, size, 10 * size}); })
+                .find("more than 2 files"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf([&] { ReadAnsibleTree(dir.string(), {10, size - 1, 10 * size}); })
+                .find("is larger than"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf([&] { ReadAnsibleTree(dir.string(), {10, size, 2 * size + 1}); })
+                .find("hold more than"),
+            std::string::npos);
+  EXPECT_EQ(ReadAnsibleTree(dir.string(), {3, size, 3 * size}).size(), 3U);  // at the limits
+  fs::remove_all(dir);
 }
 
 TEST(LocalHostCollector, ReadsTheKernelAndDistributionFiles) {
