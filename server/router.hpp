@@ -73,8 +73,6 @@ class Router {
   // false: not started, call Dispatch. Never throws. `request` must outlive the answer.
   bool Start(const Request& request, AppContext& ctx, std::function<void(Response)> done) const;
 
-  const std::vector<Route>& routes() const { return routes_; }
-
  private:
   const Route* Match(const Request& request, PathParams& params, bool& path_known) const;
   // Whether route number `route`'s pattern takes the path split into `parts` (any method);

@@ -7,6 +7,9 @@
 #include "model/error.hpp"
 #include "model/timestamp.hpp"
 #include "store/ci_reader.hpp"
+#include "store/ci_repository.hpp"
+#include "store/connection_state.hpp"
+#include "store/db_pool.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -326,6 +329,40 @@ TEST_F(CisApi, ReaderRecoversFromLostConnections) {
   }
   EXPECT_TRUE(r.first) << "no read succeeded after the connection was cut";
   EXPECT_EQ(attempts, 2);  // the read on the cut connection failed; the next one reconnected
+}
+
+// What a connection has prepared belongs to that connection: kept while it lives, dropped
+// when the pool reopens it (the new backend has none of it), never shared or leaked.
+TEST_F(CisApi, PreparedStatementsLiveAndDieWithTheirConnection) {
+  const std::int64_t id = CreateCi(R"({"type":"server","name":"prepared"})");
+  store::DbPool pool(dsn_, 1);
+  auto prepared = [](store::DbSession& s) { return s.state().prepared.size(); };
+  int backend = 0;
+  {
+    store::DbSession session = pool.Lease();
+    EXPECT_EQ(prepared(session), 0U);
+    ASSERT_TRUE(store::CiRepository(session).FindById(id));
+    ASSERT_TRUE(store::CiRepository(session).FindById(id, model::Timestamp::Now()));
+    EXPECT_EQ(prepared(session), 2U);
+    backend = static_cast<int>(Query(session, "SELECT pg_backend_pid()").Int(0, 0));
+  }
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(Sql("SELECT pg_terminate_backend($1)", {P(backend)}).Bool(0, 0));
+    {
+      store::DbSession session = pool.Lease();  // not yet known to be lost
+      try {
+        store::CiRepository(session).FindById(id);
+        ADD_FAILURE() << "a read on a terminated connection succeeded";
+      } catch (const model::Error& e) {
+        EXPECT_EQ(e.code(), model::ErrorCode::kUnavailable) << e.what();
+      }
+    }
+    store::DbSession session = pool.Lease();  // reopened: nothing prepared on it yet
+    EXPECT_EQ(prepared(session), 0U) << "round " << round;
+    ASSERT_TRUE(store::CiRepository(session).FindById(id));
+    EXPECT_EQ(prepared(session), 1U);
+    backend = static_cast<int>(Query(session, "SELECT pg_backend_pid()").Int(0, 0));
+  }
 }
 
 }  // namespace

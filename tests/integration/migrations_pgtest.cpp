@@ -1,9 +1,16 @@
 #include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "model/error.hpp"
 #include "store/db_pool.hpp"
@@ -49,6 +56,42 @@ TEST(Migrations, TwoInstancesMigratingOneDatabaseApplyEachOnce) {
   EXPECT_TRUE(store::ApplyMigrations(session).empty());
   sql.close();
   DropDatabase(db);
+}
+
+// Test processes that share one server (CMDB_TEST_DSN, ctest -j2) each migrate a template
+// of their own: none drops a template another is copying from.
+TEST(Migrations, TestProcessesSharingOneServerDoNotRaceOnTheTemplate) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  for (int round = 0; round < 2; ++round) {
+    std::vector<pid_t> children;
+    std::vector<std::string> logs;
+    for (int i = 0; i < 3; ++i) {
+      logs.push_back("/tmp/cmdb-race-" + std::to_string(getpid()) + "-" + std::to_string(i));
+      const pid_t child = fork();
+      ASSERT_GE(child, 0);
+      if (child == 0) {
+        setenv("CMDB_TEST_DSN", ServerDsn().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+        const std::string log = logs.back();
+        FILE* out = std::freopen(log.c_str(), "w", stdout);
+        (void)out;
+        execl(self.c_str(), self.c_str(), "--gtest_filter=Migrations.InstallTheDefaultCatalogue",
+              static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      children.push_back(child);
+    }
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      int status = 0;
+      waitpid(children[i], &status, 0);
+      std::ifstream log(logs[i]);
+      std::stringstream text;
+      text << log.rdbuf();
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "round " << round << ", process " << i << ":\n"
+          << text.str();
+      std::filesystem::remove(logs[i]);
+    }
+  }
 }
 
 TEST(Migrations, RefusesADatabaseNewerThanTheBinary) {

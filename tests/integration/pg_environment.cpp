@@ -84,6 +84,8 @@ std::string NextName() {
 
 std::string DsnFor(const std::string& database) { return base_dsn + " dbname=" + database; }
 
+std::string ServerDsn() { return base_dsn; }
+
 std::string CreateEmptyDatabase() {
   std::string name = NextName();
   Exec(DsnFor("postgres"), "CREATE DATABASE " + name);

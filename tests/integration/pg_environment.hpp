@@ -18,6 +18,8 @@ namespace cmdb::testing {
 
 // A connection string for `database` on the test cluster.
 std::string DsnFor(const std::string& database);
+// The test cluster's connection string without a database: what CMDB_TEST_DSN holds.
+std::string ServerDsn();
 
 // Creates an empty database with no migrations applied (for migration tests).
 std::string CreateEmptyDatabase();

@@ -45,6 +45,27 @@ TEST_F(RelationsApi, CreatesListsAndDeletesRelations) {
   EXPECT_EQ(history[0].at("operation"), "delete");
 }
 
+// A relation's history pages like a CI's: a truncated page says where the next one starts.
+TEST_F(RelationsApi, HistoryPagesWithACursor) {
+  HttpResult created = Post("/api/v1/relations", Rel("depends_on", app_id_, db_id_));
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::int64_t rel = created.json().at("id").as_int64();
+  ASSERT_EQ(Delete("/api/v1/relations/" + std::to_string(rel)).status, 204);
+  const std::string history = "/api/v1/relations/" + std::to_string(rel) + "/history";
+  HttpResult first = Get(history + "?limit=1");
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(first.json().at("items").as_array().size(), 1U);
+  EXPECT_EQ(first.json().at("items").at(0).at("version"), 2);
+  ASSERT_TRUE(first.json().at("next_cursor").is_string()) << first.body;
+  HttpResult second =
+      Get(history + "?limit=1&cursor=" + std::string(first.json().at("next_cursor").as_string()));
+  ASSERT_EQ(second.status, 200) << second.body;
+  ASSERT_EQ(second.json().at("items").as_array().size(), 1U);
+  EXPECT_EQ(second.json().at("items").at(0).at("version"), 1);
+  EXPECT_EQ(second.json().at("items").at(0).at("operation"), "create");
+  EXPECT_TRUE(second.json().at("next_cursor").is_null());
+}
+
 TEST_F(RelationsApi, BadRelationsNameTheFieldAndWriteNothing) {
   HttpResult unknown_type = Post("/api/v1/relations", Rel("loves", app_id_, db_id_));
   EXPECT_EQ(unknown_type.status, 422);
