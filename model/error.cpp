@@ -44,6 +44,9 @@ Error::Error(ErrorCode code, const std::string& detail) : std::runtime_error(det
 Error::Error(ErrorCode code, const std::string& detail, std::vector<FieldError> errors)
     : std::runtime_error(detail), code_(code), errors_(std::move(errors)) {}
 
+Error::Error(ErrorCode code, const std::string& detail, std::chrono::seconds retry_after)
+    : std::runtime_error(detail), code_(code), retry_after_(retry_after) {}
+
 void FieldErrors::Add(std::string field, std::string message) {
   // A hostile document could produce millions of errors; a client needs the first few hundred.
   constexpr std::size_t kMaxErrors = 500;

@@ -3,6 +3,7 @@
 // a detail that is safe to show to API clients and, for validation failures, the list of
 // offending fields. Immutable once thrown; thread-safe to read.
 
+#include <chrono>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -42,13 +43,19 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& detail);
   Error(ErrorCode code, const std::string& detail, std::vector<FieldError> errors);
+  // A refusal the client should retry after `retry_after` (kUnavailable: the server is busy);
+  // HTTP answers carry it as the Retry-After header.
+  Error(ErrorCode code, const std::string& detail, std::chrono::seconds retry_after);
 
   ErrorCode code() const { return code_; }
   const std::vector<FieldError>& field_errors() const { return errors_; }
+  // Zero when the error says nothing about retrying.
+  std::chrono::seconds retry_after() const { return retry_after_; }
 
  private:
   ErrorCode code_;
   std::vector<FieldError> errors_;
+  std::chrono::seconds retry_after_{0};
 };
 
 // Collects field errors while validating a whole document, so a client hears about every

@@ -20,6 +20,7 @@
 #include "store/db_pool.hpp"
 #include "store/embedded_postgres.hpp"
 #include "store/graph_cache.hpp"
+#include "store/historical_graphs.hpp"
 #include "store/migrations.hpp"
 
 namespace cmdb::docs {
@@ -60,6 +61,7 @@ struct App::Impl {
   std::unique_ptr<store::DbPool> pool;
   std::unique_ptr<store::BatchedCiReader> ci_reader;
   std::unique_ptr<store::GraphCache> graph;
+  std::unique_ptr<store::HistoricalGraphs> history;
   std::unique_ptr<jobs::DiscoveryWorker> discovery;
   std::unique_ptr<jobs::JobWorker> imports;
   reports::GraphvizRenderer renderer;
@@ -123,6 +125,10 @@ void App::Start() {
     // Two reader threads: one batch is built and answered while the next is at PostgreSQL.
     s.ci_reader = std::make_unique<store::BatchedCiReader>(dsn, 2);
     s.graph = std::make_unique<store::GraphCache>(*s.pool, dsn);
+    store::HistoricalGraphs::Options history;
+    history.capacity = s.config.history_graphs;
+    history.max_builds = s.config.history_builds;
+    s.history = std::make_unique<store::HistoricalGraphs>(history);
     std::array<char, 256> machine{};
     gethostname(machine.data(), machine.size() - 1);
     const std::string instance = std::string(machine.data()) + ":" + std::to_string(getpid());
@@ -147,6 +153,7 @@ void App::Start() {
     s.context.db = s.pool.get();
     s.context.ci_reader = s.ci_reader.get();
     s.context.graph = s.graph.get();
+    s.context.history = s.history.get();
     s.context.renderer = &s.renderer;
     s.context.metrics = &s.metrics;
     s.context.openapi_json = s.openapi;
@@ -174,6 +181,16 @@ void App::Start() {
                          "How long the latest load of the dependency graph took.",
                          [graph] { return graph->last_load_seconds(); });
     }
+    store::HistoricalGraphs* past = s.history.get();
+    s.metrics.AddCounter("cmdb_history_graph_builds_total",
+                         "Graphs of past instants rebuilt from history (as_of, incident traces).",
+                         [past] { return static_cast<double>(past->builds()); });
+    s.metrics.AddCounter("cmdb_history_graph_hits_total",
+                         "Requests for a past instant answered by a kept or running rebuild.",
+                         [past] { return static_cast<double>(past->hits()); });
+    s.metrics.AddCounter("cmdb_history_graph_refusals_total",
+                         "Requests for a past instant refused (503) while others were rebuilt.",
+                         [past] { return static_cast<double>(past->refusals()); });
     HttpServerOptions options;
     options.address = host;
     options.port = port;
@@ -221,6 +238,7 @@ void App::Stop() {
     s.imports.reset();
     s.context.imports = nullptr;
   }
+  s.history.reset();
   s.graph.reset();
   s.pool.reset();
   if (s.postgres) {

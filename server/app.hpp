@@ -23,8 +23,10 @@ struct ServeConfig {
   std::chrono::seconds read_timeout{30};
   bool durable = true;  // embedded cluster: fsync on
   bool log_requests = true;
-  bool discovery_worker = true;  // execute queued and scheduled discovery runs
-  bool import_worker = true;     // execute queued background imports
+  bool discovery_worker = true;    // execute queued and scheduled discovery runs
+  bool import_worker = true;       // execute queued background imports
+  std::size_t history_graphs = 4;  // graphs of past instants kept (as_of impact, traces)
+  std::size_t history_builds = 2;  // graphs of past instants rebuilt at once; more get a 503
 };
 
 // Parses "host:port" ("127.0.0.1:8080", "[::1]:0"). Throws model::Error{kInvalidArgument}.

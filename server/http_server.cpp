@@ -131,9 +131,9 @@ struct HttpServer::Impl {
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<Session>> sessions;  // guarded by sessions_mutex
 
-  asio::awaitable<void> Reject(tcp::socket socket, model::ErrorCode code, std::string detail) {
+  asio::awaitable<void> Reject(tcp::socket socket, model::Error error) {
     beast::tcp_stream stream(std::move(socket));
-    Response problem = MakeProblemResponse(code, detail, "/");
+    Response problem = MakeProblemResponse(error, "/");
     auto res = ToBeast(std::move(problem), 11, false, NewRequestId(), false);
     stream.expires_after(std::chrono::seconds{5});
     co_await http::async_write(stream, res, kTuple);
@@ -243,10 +243,12 @@ struct HttpServer::Impl {
       }
       if (connections.load() >= options.max_connections) {
         auto executor = socket.get_executor();
-        asio::co_spawn(executor,
-                       Reject(std::move(socket), model::ErrorCode::kUnavailable,
-                              "too many open connections; retry shortly"),
-                       asio::detached);
+        asio::co_spawn(
+            executor,
+            Reject(std::move(socket), model::Error(model::ErrorCode::kUnavailable,
+                                                   "too many open connections; retry shortly",
+                                                   std::chrono::seconds{1})),
+            asio::detached);
         continue;
       }
       beast::error_code ignored;

@@ -28,6 +28,8 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --no-request-log       do not log a line per request
   --no-discovery-worker  leave discovery runs to other instances on the same database
   --no-import-worker     leave background imports to other instances on the same database
+  --history-graphs N     graphs of past instants kept for as_of impact and traces (default 4)
+  --history-builds N     graphs of past instants rebuilt at once; more get 503 (default 2)
   --help                 show this text
 )";
 
@@ -96,6 +98,10 @@ int main(int argc, char** argv) {
         config.read_timeout = std::chrono::seconds(ParseCount(flag, value(), 1, 3600));
       } else if (flag == "--max-connections") {
         config.max_connections = ParseCount(flag, value(), 1, 1000000);
+      } else if (flag == "--history-graphs") {
+        config.history_graphs = ParseCount(flag, value(), 0, 1000);
+      } else if (flag == "--history-builds") {
+        config.history_builds = ParseCount(flag, value(), 1, 64);
       } else if (flag == "--no-request-log") {
         config.log_requests = false;
       } else if (flag == "--no-discovery-worker") {

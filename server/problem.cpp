@@ -60,6 +60,9 @@ Response MakeProblemResponse(const model::Error& error, std::string_view instanc
   response.status = ProblemTypeFor(error.code()).status;
   response.content_type = "application/problem+json";
   response.body = boost::json::serialize(body);
+  if (error.retry_after().count() > 0) {
+    response.headers.emplace_back("Retry-After", std::to_string(error.retry_after().count()));
+  }
   return response;
 }
 

@@ -153,8 +153,9 @@ Response CurrentProblem(const Request& request) {
   } catch (const model::Error& e) {
     Response response = MakeProblemResponse(e, request.path);
     if (e.code() == model::ErrorCode::kInternal || e.code() == model::ErrorCode::kUnavailable) {
-      model::Log(model::LogLevel::kError, e.what(),
-                 {{"request_id", request.request_id}, {"path", request.path}});
+      // A refusal to take on more work (it says when to retry) is the server protecting itself.
+      model::Log(e.retry_after().count() > 0 ? model::LogLevel::kWarn : model::LogLevel::kError,
+                 e.what(), {{"request_id", request.request_id}, {"path", request.path}});
       if (e.code() == model::ErrorCode::kInternal) {
         response = MakeProblemResponse(model::ErrorCode::kInternal,
                                        "the server failed; the request id is " + request.request_id,

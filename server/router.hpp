@@ -15,6 +15,7 @@ namespace cmdb::store {
 class DbPool;
 class BatchedCiReader;
 class GraphCache;
+class HistoricalGraphs;
 }  // namespace cmdb::store
 
 namespace cmdb::jobs {
@@ -35,6 +36,7 @@ struct AppContext {
   store::DbPool* db = nullptr;
   store::BatchedCiReader* ci_reader = nullptr;  // GET of one CI, batched; may be null
   store::GraphCache* graph = nullptr;           // invalidated after every committed write
+  store::HistoricalGraphs* history = nullptr;   // graphs at past instants (as_of, traces)
   reports::GraphvizRenderer* renderer = nullptr;
   jobs::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   jobs::JobWorker* imports = nullptr;          // woken when an import is queued; may be null

@@ -11,7 +11,7 @@
 #include "store/db_pool.hpp"
 #include "store/drift_repository.hpp"
 #include "store/graph_cache.hpp"
-#include "store/graph_store.hpp"
+#include "store/historical_graphs.hpp"
 #include "store/incident_repository.hpp"
 
 namespace cmdb::server::handlers {
@@ -60,10 +60,10 @@ ComputedImpact ComputeImpact(const Request& request, const PathParams& params, A
   }
   c.as_of = ParseAsOf(request);
   if (c.as_of) {
-    // The past is read from history, not from the in-memory graph.
+    // The past is read from history (or a graph kept from an earlier request), not from the
+    // in-memory graph.
     store::DbSession session = ctx.db->Lease();
-    c.graph = std::make_shared<const graph::DependencyGraph>(
-        store::LoadDependencyGraph(session, c.as_of));
+    c.graph = ctx.history->At(session, *c.as_of);
   } else {
     c.graph = ctx.graph->Current();
   }

@@ -4,7 +4,7 @@
 #include "server/handlers/handlers.hpp"
 #include "store/db_pool.hpp"
 #include "store/graph_cache.hpp"
-#include "store/graph_store.hpp"
+#include "store/historical_graphs.hpp"
 #include "store/incident_repository.hpp"
 #include "store/knowledge_repository.hpp"
 
@@ -137,9 +137,7 @@ Response GetIncidentTrace(const Request& request, const PathParams& params, AppC
   options.current = graph.get();
   options.current_since = ctx.graph->changed_at();
   store::DbSession session = ctx.db->Lease();
-  options.graph_as_of = [&](model::Timestamp at) {
-    return std::make_shared<const graph::DependencyGraph>(store::LoadDependencyGraph(session, at));
-  };
+  options.graph_as_of = [&](model::Timestamp at) { return ctx.history->At(session, at); };
   store::IncidentRepository repo(session);
   const model::Incident incident = FindIncident(repo, params);
   return JsonResponse(200, reports::TraceIncident(session, incident, options));

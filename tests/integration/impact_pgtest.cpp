@@ -239,6 +239,42 @@ TEST_F(ImpactApi, WritesShowAtOnceAndAsOfReadsThePast) {
   }
 }
 
+TEST_F(ImpactApi, AsOfGraphsAreKeptAndStayRightAfterLaterWrites) {
+  auto counter = [&](const std::string& name) {
+    const std::string metrics = Get("/metrics").body;
+    const std::size_t at = metrics.find("\n" + name + " ");
+    EXPECT_NE(at, std::string::npos) << metrics;
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
+  };
+  // Nothing else may hold a transaction begun before the instant when it is first asked for,
+  // or it is not final and not kept: no workers polling, no graph load still running.
+  server::ServeConfig config = Config();
+  config.discovery_worker = false;
+  config.import_worker = false;
+  Restart(config);
+  const std::int64_t db = IdOf("payroll-db");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string then = model::FormatTimestamp(model::Timestamp::Now());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  HttpResult first = Impact(db, "?as_of=" + then);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(counter("cmdb_history_graph_builds_total"), 1.0);
+  ASSERT_EQ(Post("/api/v1/relations", R"({"type": "depends_on", "from": )" +
+                                          std::to_string(IdOf("reporting")) + R"(, "to": )" +
+                                          std::to_string(db) + "}")
+                .status,
+            201);
+  // The picture and the JSON of the same instant share one graph, which the write after it
+  // does not change.
+  EXPECT_EQ(Impact(db, "/graph?format=dot&as_of=" + then).status, 200);
+  HttpResult again = Impact(db, "?as_of=" + then);
+  ASSERT_EQ(again.status, 200);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_FALSE(Names(again.json()).contains("reporting"));
+  EXPECT_EQ(counter("cmdb_history_graph_builds_total"), 1.0);
+  EXPECT_EQ(counter("cmdb_history_graph_hits_total"), 2.0);
+}
+
 TEST_F(ImpactApi, RendersSvgPngAndDot) {
   std::int64_t db = IdOf("shop-db");
   HttpResult svg = Impact(db, "/graph");

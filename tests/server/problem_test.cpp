@@ -1,5 +1,7 @@
 #include "server/problem.hpp"
 
+#include <chrono>
+
 #include <gtest/gtest.h>
 
 #include "model/json.hpp"
@@ -46,6 +48,17 @@ TEST(Problem, RendersRfc9457BodyWithFieldErrors) {
   EXPECT_EQ(body.at("instance"), "/api/v1/cis");
   ASSERT_EQ(body.at("errors").as_array().size(), 2U);
   EXPECT_EQ(body.at("errors").at(0).at("field"), "attributes.ip");
+}
+
+TEST(Problem, ABusyRefusalTellsWhenToRetry) {
+  Response busy = MakeProblemResponse(
+      model::Error(ErrorCode::kUnavailable, "rebuilding", std::chrono::seconds{5}), "/x");
+  EXPECT_EQ(busy.status, 503);
+  ASSERT_EQ(busy.headers.size(), 1U);
+  EXPECT_EQ(busy.headers[0].first, "Retry-After");
+  EXPECT_EQ(busy.headers[0].second, "5");
+  Response down = MakeProblemResponse(ErrorCode::kUnavailable, "no database", "/x");
+  EXPECT_TRUE(down.headers.empty());
 }
 
 }  // namespace
