@@ -1,6 +1,10 @@
 #include "tests/integration/http_client.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <stdexcept>
 
 #include <arpa/inet.h>
@@ -82,6 +86,43 @@ HttpResult ParseResponse(const std::string& text) {
   return result;
 }
 
+namespace {
+
+// With CMDB_RESPONSE_LOG set to a folder, every response HttpRequest receives is appended to
+// responses-<pid>.jsonl there, one JSON line each (JSON bodies parsed, others left out), for
+// tests/openapi/check_responses.py to validate against docs/openapi.json.
+void Record(const std::string& method, const std::string& target, const HttpResult& result) {
+  static const char* const folder =
+      std::getenv("CMDB_RESPONSE_LOG");  // NOLINT(concurrency-mt-unsafe)
+  if (folder == nullptr || *folder == '\0') return;
+  static std::mutex mutex;
+  static std::ofstream out = [] {
+    std::filesystem::create_directories(folder);
+    return std::ofstream(std::string(folder) + "/responses-" + std::to_string(getpid()) + ".jsonl",
+                         std::ios::app);
+  }();
+  boost::json::object line{{"method", method},
+                           {"target", target},
+                           {"status", result.status},
+                           {"content_type", result.header("content-type")}};
+  const std::string& type = result.header("content-type");
+  if (type.rfind("application/json", 0) == 0 || type.rfind("application/problem+json", 0) == 0) {
+    boost::system::error_code ec;
+    boost::json::parse_options deep;
+    deep.max_depth = 100000;  // the hostile-input tests store deeply nested attributes
+    boost::json::value parsed = boost::json::parse(result.body, ec, {}, deep);
+    if (ec) {
+      line["invalid_json"] = result.body.substr(0, 200);
+    } else {
+      line["body"] = std::move(parsed);
+    }
+  }
+  std::lock_guard lock(mutex);
+  out << boost::json::serialize(line) << '\n' << std::flush;
+}
+
+}  // namespace
+
 HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std::string& target,
                        const std::string& body, const Headers& headers) {
   std::string raw = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
@@ -90,7 +131,9 @@ HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std:
     raw += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }
   raw += "\r\n" + body;
-  return ParseResponse(RawExchange(port, raw));
+  HttpResult result = ParseResponse(RawExchange(port, raw));
+  Record(method, target, result);
+  return result;
 }
 
 }  // namespace cmdb::testing

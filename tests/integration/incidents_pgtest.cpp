@@ -240,6 +240,14 @@ TEST_F(IncidentsApi, KnowledgeIsValidatedAndSearchable) {
   EXPECT_TRUE(Get("/api/v1/knowledge?q=kubernetes").json().at("items").as_array().empty());
   EXPECT_EQ(Get("/api/v1/knowledge?state=approved").json().at("items").as_array().size(), 0U);
   EXPECT_EQ(Get("/api/v1/knowledge?state=published").status, 400);
+  // One article by id, as written, with the fields the server adds.
+  const std::int64_t id = found[0].at("id").as_int64();
+  HttpResult one = Get("/api/v1/knowledge/" + std::to_string(id));
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.json().at("title"), "Rotate TLS certificates");
+  EXPECT_EQ(one.json().at("body"), "Use certbot renew, then reload nginx.");
+  EXPECT_EQ(one.json().at("id"), id);
+  EXPECT_EQ(Get("/api/v1/knowledge/987654").status, 404);
 }
 
 }  // namespace
