@@ -158,8 +158,16 @@ class DependencyGraph {
   using Index = std::uint32_t;
   static constexpr Index kNoIndex = ImpactStep::kNone;
   friend class ImpactNodes;
+  class Traversal;  // one Impact() query
   std::optional<Index> IndexOf(CiId id) const;
   NodeView View(Index i) const;
+  // Build(), phase by phase: the node columns, the id index, the relations, the failure
+  // adjacency in both directions, then the per-CI bits (services, redundancy).
+  void AddNodes(std::vector<GraphNode>& nodes);
+  void IndexIds();
+  void AddEdges(const std::vector<GraphEdge>& edges, const std::vector<RelationType>& types);
+  void BuildAdjacency();
+  void MarkServicesAndRedundancy();
 
   // Nodes, column by column: names in one buffer, types and statuses as small indexes.
   std::vector<CiId> ids_;

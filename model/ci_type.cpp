@@ -141,14 +141,13 @@ std::string CheckScalar(const AttributeSpec& spec, const json::value& v) {
   return "has an unknown attribute type";
 }
 
-void ParseAttributeSpec(const std::string& name, const json::value& v, AttributeSpec& spec,
-                        FieldErrors& errors) {
-  const std::string field = "attributes." + name;
-  if (!v.is_object()) {
-    errors.Add(field, R"(must be an object such as {"type": "string"})");
-    return;
-  }
-  const json::object& o = v.get_object();
+// The phases of ParseAttributeSpec: each reads some properties of one attribute's spec `o`
+// (at `field`, "attributes.<name>") into `spec`, adding what is wrong to `errors`.
+
+// Unknown properties, then the type every other property depends on; nullopt when missing or
+// unknown (then nothing else is checked).
+std::optional<AttributeKind> ReadKind(const std::string& field, const json::object& o,
+                                      FieldErrors& errors) {
   static const std::set<std::string, std::less<>> known_keys = {
       "type",       "required",   "list",    "min",    "max",
       "min_length", "max_length", "pattern", "values", "description"};
@@ -162,16 +161,20 @@ void ParseAttributeSpec(const std::string& name, const json::value& v, Attribute
     errors.Add(field + ".type",
                "is required: one of string, integer, number, boolean, ip, "
                "date, datetime, enum, json");
-    return;
+    return std::nullopt;
   }
   std::optional<AttributeKind> kind = KindFromName(type->get_string());
   if (!kind) {
     errors.Add(field + ".type", "unknown attribute type '" + std::string(type->get_string()) +
                                     "'; use string, integer, number, boolean, ip, date, "
                                     "datetime, enum or json");
-    return;
   }
-  spec.kind = *kind;
+  return kind;
+}
+
+// required, list, description.
+void ReadFlags(const std::string& field, const json::object& o, AttributeSpec& spec,
+               FieldErrors& errors) {
   auto read_bool = [&](const char* key, bool& out) {
     if (const json::value* b = o.if_contains(key)) {
       if (b->is_bool()) {
@@ -190,6 +193,11 @@ void ParseAttributeSpec(const std::string& name, const json::value& v, Attribute
       spec.description = d->get_string();
     }
   }
+}
+
+// min and max (numbers), min_length and max_length (strings), each pair in order.
+void ReadBounds(const std::string& field, const json::object& o, AttributeSpec& spec,
+                FieldErrors& errors) {
   const bool numeric = spec.kind == AttributeKind::kInteger || spec.kind == AttributeKind::kNumber;
   for (const char* key : {"min", "max"}) {
     const json::value* bound = o.if_contains(key);
@@ -220,47 +228,74 @@ void ParseAttributeSpec(const std::string& name, const json::value& v, Attribute
   if (spec.min_length && spec.max_length && *spec.min_length > *spec.max_length) {
     errors.Add(field + ".min_length", "must not be greater than max_length");
   }
-  if (const json::value* p = o.if_contains("pattern")) {
-    if (spec.kind != AttributeKind::kString) {
-      errors.Add(field + ".pattern", "applies only to string attributes");
-    } else if (!p->is_string() || p->get_string().empty() ||
-               p->get_string().size() > kMaxPatternLength) {
-      errors.Add(field + ".pattern", "must be a non-empty string of at most 1000 bytes");
+}
+
+// pattern: an RE2 expression (linear time), compiled once here.
+void ReadPattern(const std::string& field, const json::object& o, AttributeSpec& spec,
+                 FieldErrors& errors) {
+  const json::value* p = o.if_contains("pattern");
+  if (p == nullptr) return;
+  if (spec.kind != AttributeKind::kString) {
+    errors.Add(field + ".pattern", "applies only to string attributes");
+  } else if (!p->is_string() || p->get_string().empty() ||
+             p->get_string().size() > kMaxPatternLength) {
+    errors.Add(field + ".pattern", "must be a non-empty string of at most 1000 bytes");
+  } else {
+    spec.pattern = p->get_string();
+    RE2::Options options;
+    options.set_log_errors(false);
+    auto re = std::make_shared<RE2>(spec.pattern, options);
+    if (!re->ok()) {
+      errors.Add(field + ".pattern", "is not a valid RE2 regular expression: " + re->error());
     } else {
-      spec.pattern = p->get_string();
-      RE2::Options options;
-      options.set_log_errors(false);
-      auto re = std::make_shared<RE2>(spec.pattern, options);
-      if (!re->ok()) {
-        errors.Add(field + ".pattern", "is not a valid RE2 regular expression: " + re->error());
-      } else {
-        spec.compiled_pattern = std::move(re);
-      }
+      spec.compiled_pattern = std::move(re);
     }
   }
+}
+
+// values: required for enums (distinct non-empty strings), refused otherwise.
+void ReadValues(const std::string& field, const json::object& o, AttributeSpec& spec,
+                FieldErrors& errors) {
   const json::value* values = o.if_contains("values");
-  if (spec.kind == AttributeKind::kEnum) {
-    if (values == nullptr || !values->is_array() || values->get_array().empty()) {
-      errors.Add(field + ".values",
-                 "is required for enum attributes: a non-empty array of "
-                 "strings");
-    } else {
-      std::set<std::string, std::less<>> seen;
-      for (const auto& item : values->get_array()) {
-        if (!item.is_string() || item.get_string().empty()) {
-          errors.Add(field + ".values", "must hold only non-empty strings");
-          break;
-        }
-        if (!seen.insert(std::string(item.get_string())).second) {
-          errors.Add(field + ".values", "lists '" + std::string(item.get_string()) + "' twice");
-          break;
-        }
-        spec.values.emplace_back(item.get_string());
-      }
-    }
-  } else if (values != nullptr) {
-    errors.Add(field + ".values", "applies only to enum attributes");
+  if (spec.kind != AttributeKind::kEnum) {
+    if (values != nullptr) errors.Add(field + ".values", "applies only to enum attributes");
+    return;
   }
+  if (values == nullptr || !values->is_array() || values->get_array().empty()) {
+    errors.Add(field + ".values",
+               "is required for enum attributes: a non-empty array of "
+               "strings");
+    return;
+  }
+  std::set<std::string, std::less<>> seen;
+  for (const auto& item : values->get_array()) {
+    if (!item.is_string() || item.get_string().empty()) {
+      errors.Add(field + ".values", "must hold only non-empty strings");
+      return;
+    }
+    if (!seen.insert(std::string(item.get_string())).second) {
+      errors.Add(field + ".values", "lists '" + std::string(item.get_string()) + "' twice");
+      return;
+    }
+    spec.values.emplace_back(item.get_string());
+  }
+}
+
+void ParseAttributeSpec(const std::string& name, const json::value& v, AttributeSpec& spec,
+                        FieldErrors& errors) {
+  const std::string field = "attributes." + name;
+  if (!v.is_object()) {
+    errors.Add(field, R"(must be an object such as {"type": "string"})");
+    return;
+  }
+  const json::object& o = v.get_object();
+  std::optional<AttributeKind> kind = ReadKind(field, o, errors);
+  if (!kind) return;
+  spec.kind = *kind;
+  ReadFlags(field, o, spec, errors);
+  ReadBounds(field, o, spec, errors);
+  ReadPattern(field, o, spec, errors);
+  ReadValues(field, o, spec, errors);
 }
 
 json::value SpecToJson(const AttributeSpec& spec) {
