@@ -32,6 +32,12 @@ std::string ErrorOf(const std::function<void()>& f) {
   return {};
 }
 
+TEST(Collectors, EveryKindOfSourceHasItsCollector) {
+  for (const model::SourceKindTraits& kind : model::kSourceKinds) {
+    EXPECT_NO_THROW(CollectorFor(kind.kind)) << kind.name;
+  }
+}
+
 TEST(NmapCollector, ReadsEveryHostOfARecordedNetworkScan) {
   std::vector<Observation> hosts = ParseNmapXml(Fixture("nmap_network.xml"));
   ASSERT_EQ(hosts.size(), 4U);
@@ -153,14 +159,17 @@ TEST(AnsibleCollector, TreeReaderRefusesFoldersOverItsLimits) {
   fs::create_directory(dir / "subfolder");  // not a file: ignored
   EXPECT_EQ(ReadAnsibleTree(dir.string()).size(), 3U);
   const std::uintmax_t size = facts.size();
-  EXPECT_NE(ErrorOf([&] { ReadAnsibleTree(dir.string(), {2, size, 10 * size}); })
-                .find("more than 2 files"),
+  EXPECT_NE(ErrorOf([&] {
+              ReadAnsibleTree(dir.string(), {2, size, 10 * size});
+            }).find("more than 2 files"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([&] { ReadAnsibleTree(dir.string(), {10, size - 1, 10 * size}); })
-                .find("is larger than"),
+  EXPECT_NE(ErrorOf([&] {
+              ReadAnsibleTree(dir.string(), {10, size - 1, 10 * size});
+            }).find("is larger than"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([&] { ReadAnsibleTree(dir.string(), {10, size, 2 * size + 1}); })
-                .find("hold more than"),
+  EXPECT_NE(ErrorOf([&] {
+              ReadAnsibleTree(dir.string(), {10, size, 2 * size + 1});
+            }).find("hold more than"),
             std::string::npos);
   EXPECT_EQ(ReadAnsibleTree(dir.string(), {3, size, 3 * size}).size(), 3U);  // at the limits
   fs::remove_all(dir);

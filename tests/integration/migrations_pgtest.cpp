@@ -1,9 +1,12 @@
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -12,7 +15,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "model/change.hpp"
+#include "model/discovery_source.hpp"
+#include "model/drift_finding.hpp"
 #include "model/error.hpp"
+#include "model/incident.hpp"
+#include "model/job_state.hpp"
+#include "model/knowledge.hpp"
+#include "model/relation.hpp"
 #include "store/db_pool.hpp"
 #include "store/migrations.hpp"
 #include "store/pg.hpp"
@@ -134,6 +144,53 @@ TEST(Migrations, InstallTheDefaultCatalogue) {
     EXPECT_EQ(by_name["contains"], "from_to");
     EXPECT_EQ(by_name["connected_to"], "both");
     EXPECT_EQ(by_name["member_of"], "from_to");
+  }
+  DropDatabase(db);
+}
+
+// The names the code writes for each state and kind are exactly those the database's CHECK
+// constraints allow: a value added on one side only would fail at the first write.
+std::vector<std::string> AllowedByConstraint(soci::session& sql, const std::string& name) {
+  std::string definition;
+  sql << "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :n", soci::use(name),
+      soci::into(definition);
+  std::vector<std::string> names;
+  static const std::regex quoted("'([a-z_]+)'");
+  for (auto it = std::sregex_iterator(definition.begin(), definition.end(), quoted);
+       it != std::sregex_iterator(); ++it) {
+    names.push_back((*it)[1]);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+template <typename Table>
+std::vector<std::string> NamesOf(const Table& table) {
+  std::vector<std::string> names;
+  for (const auto& row : table) names.emplace_back(row.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(Migrations, StateAndKindNamesAreThoseTheDatabaseAllows) {
+  std::string db = CreateScratchDatabase();
+  {
+    soci::session sql(soci::postgresql, DsnFor(db));
+    EXPECT_EQ(NamesOf(model::kChangeStateNames), AllowedByConstraint(sql, "ck_changes_state"));
+    EXPECT_EQ(NamesOf(model::kIncidentStateNames), AllowedByConstraint(sql, "ck_incidents_state"));
+    EXPECT_EQ(NamesOf(model::kArticleStateNames), AllowedByConstraint(sql, "ck_knowledge_state"));
+    EXPECT_EQ(NamesOf(model::kFindingStateNames),
+              AllowedByConstraint(sql, "ck_drift_findings_state"));
+    EXPECT_EQ(NamesOf(model::kJobStateNames), AllowedByConstraint(sql, "ck_discovery_runs_state"));
+    EXPECT_EQ(NamesOf(model::kJobStateNames), AllowedByConstraint(sql, "ck_import_jobs_state"));
+    EXPECT_EQ(NamesOf(model::kSourceKinds), AllowedByConstraint(sql, "ck_discovery_sources_kind"));
+    std::vector<std::string> propagation;
+    for (auto p : {model::Propagation::kToFrom, model::Propagation::kFromTo,
+                   model::Propagation::kBoth, model::Propagation::kNone}) {
+      propagation.emplace_back(model::PropagationName(p));
+    }
+    std::sort(propagation.begin(), propagation.end());
+    EXPECT_EQ(propagation, AllowedByConstraint(sql, "ck_relation_types_propagation"));
   }
   DropDatabase(db);
 }
