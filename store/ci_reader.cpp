@@ -4,6 +4,7 @@
 
 #include "store/ci_rows.hpp"
 #include "store/db_pool.hpp"
+#include "store/pg.hpp"
 #include "store/sql.hpp"
 
 namespace cmdb::store {
@@ -88,13 +89,14 @@ void BatchedCiReader::Answer(std::vector<Pending>& batch) {
     DbSession session = pool_->Lease();
     static const std::string query = std::string("SELECT ") + kCiColumns +
                                      " FROM configuration_items c WHERE c.id = ANY($1::bigint[])";
-    // Prepared once per connection: this is the query of most requests.
-    sql::Prepared(session, "ci_by_ids", query, 1)
-        .ForEach({sql::IdArray(ids)}, [&](const soci::row& r) {
-          ConfigurationItem ci = CiFromRow(r);
-          const CiId id = ci.id;
-          found.emplace(id, std::move(ci));
-        });
+    // Prepared once per connection: this is the query of most requests, read through libpq
+    // (pg::ForEachPreparedRow says why).
+    pg::ForEachPreparedRow(session, "ci_by_ids", query, {sql::IdArray(ids)},
+                           [&](const pg::Fields& fields) {
+                             ConfigurationItem ci = CiFromText(CiRowTextOf(fields));
+                             const CiId id = ci.id;
+                             found.emplace(id, std::move(ci));
+                           });
   } catch (...) {
     error = std::current_exception();
   }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "model/configuration_item.hpp"
+#include "store/pg.hpp"
 #include "store/sql.hpp"
 
 namespace cmdb::store {
@@ -39,6 +40,8 @@ struct CiRowText {
   std::optional<model::Timestamp> last_seen_at;
 };
 CiRowText CiRowTextOf(const soci::row& row);
+// The same from the fields of a row read through libpq (pg::ForEachPreparedRow).
+CiRowText CiRowTextOf(const pg::Fields& fields);
 model::ConfigurationItem CiFromText(CiRowText text);
 
 }  // namespace cmdb::store

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 namespace cmdb::store {
@@ -26,6 +27,8 @@ class ConnectionState {
   void Reset();
 
   std::map<std::string, std::unique_ptr<sql::PreparedRows>, std::less<>> prepared;
+  // Names of the statements prepared through libpq directly (pg::ForEachPreparedRow).
+  std::set<std::string, std::less<>> native_prepared;
 };
 
 }  // namespace cmdb::store

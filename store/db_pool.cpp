@@ -16,7 +16,10 @@ using model::ErrorCode;
 
 ConnectionState::ConnectionState() = default;
 ConnectionState::~ConnectionState() = default;
-void ConnectionState::Reset() { prepared.clear(); }
+void ConnectionState::Reset() {
+  prepared.clear();
+  native_prepared.clear();
+}
 
 std::string WithSessionOptions(const std::string& connection_string) {
   // Both libpq forms accept "options": as a keyword, or as a URI query parameter.

@@ -4,12 +4,14 @@
 #include <charconv>
 #include <limits>
 #include <memory>
+#include <set>
 
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
 #include "model/error.hpp"
+#include "store/connection_state.hpp"
 #include "store/sqlstate.hpp"
 
 namespace cmdb::store::pg {
@@ -197,6 +199,47 @@ void CopyOut(DbSession& db, const std::string& query,
   }
   Check(conn, PQgetResult(conn), PGRES_COMMAND_OK);
   while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+}
+
+void ForEachPreparedRow(DbSession& db, std::string_view name, const std::string& query,
+                        const std::vector<std::string>& params,
+                        const std::function<void(const Fields& fields)>& row) {
+  PGconn* conn = Native(db.sql());
+  const std::string statement(name);
+  std::set<std::string, std::less<>>& prepared = db.state().native_prepared;
+  if (!prepared.contains(name)) {
+    Check(
+        conn,
+        PQprepare(conn, statement.c_str(), query.c_str(), static_cast<int>(params.size()), nullptr),
+        PGRES_COMMAND_OK);
+    prepared.insert(statement);
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const std::string& p : params) {
+    if (p.find('\0') != std::string::npos) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "text values cannot contain the NUL character (\\u0000)");
+    }
+    values.push_back(p.c_str());
+  }
+  Result r = Check(conn,
+                   PQexecPrepared(conn, statement.c_str(), static_cast<int>(params.size()),
+                                  values.data(), nullptr, nullptr, 0),
+                   PGRES_TUPLES_OK);
+  const int columns = PQnfields(r.get());
+  Fields fields(static_cast<std::size_t>(columns));
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    for (int c = 0; c < columns; ++c) {
+      fields[static_cast<std::size_t>(c)] =
+          PQgetisnull(r.get(), i, c) != 0
+              ? std::nullopt
+              : std::optional<std::string_view>(
+                    std::in_place, PQgetvalue(r.get(), i, c),
+                    static_cast<std::size_t>(PQgetlength(r.get(), i, c)));
+    }
+    row(fields);
+  }
 }
 
 std::optional<std::vector<std::string>> ReadBinaryRow(DbSession& db, const std::string& query,

@@ -66,6 +66,18 @@ void CopyIn(DbSession& db, const std::string& copy_statement, std::size_t parts,
 void CopyOut(DbSession& db, const std::string& query,
              const std::function<void(const std::vector<std::string_view>& fields)>& row);
 
+// One row's fields as text, nullopt for NULL; valid during the call that receives them.
+using Fields = std::vector<std::optional<std::string_view>>;
+
+// Runs the statement prepared on this connection as `name` (from `query`, the first time;
+// forgotten when the connection is reopened) with $1..$n bound to `params` as text, and gives
+// each row to `row`. For the hottest read (the batched GET of one CI): SOCI's dynamic rows
+// describe and copy every column of every execution, which cost 10-20% of the req/s there
+// (docs/benchmarks.md). Throws model::Error.
+void ForEachPreparedRow(DbSession& db, std::string_view name, const std::string& query,
+                        const std::vector<std::string>& params,
+                        const std::function<void(const Fields& fields)>& row);
+
 // The columns of the first row of `query` in binary form (a bytea as its bytes; a text column
 // as its text); nullopt when there is no row, "" for NULL. $1..$n are `params` as text.
 std::optional<std::vector<std::string>> ReadBinaryRow(DbSession& db, const std::string& query,

@@ -10,6 +10,7 @@
 #include "store/ci_repository.hpp"
 #include "store/connection_state.hpp"
 #include "store/db_pool.hpp"
+#include "store/pg.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -337,6 +338,13 @@ TEST_F(CisApi, PreparedStatementsLiveAndDieWithTheirConnection) {
   const std::int64_t id = CreateCi(R"({"type":"server","name":"prepared"})");
   store::DbPool pool(dsn_, 1);
   auto prepared = [](store::DbSession& s) { return s.state().prepared.size(); };
+  // The batched reader's statement, prepared through libpq on the same connection.
+  auto native = [](store::DbSession& s) {
+    int seen = 0;
+    store::pg::ForEachPreparedRow(s, "probe", "SELECT $1::int", {"7"},
+                                  [&](const store::pg::Fields& f) { seen = f[0] == "7" ? 1 : 0; });
+    return seen == 1 && s.state().native_prepared.size() == 1;
+  };
   int backend = 0;
   {
     store::DbSession session = pool.Lease();
@@ -344,6 +352,8 @@ TEST_F(CisApi, PreparedStatementsLiveAndDieWithTheirConnection) {
     ASSERT_TRUE(store::CiRepository(session).FindById(id));
     ASSERT_TRUE(store::CiRepository(session).FindById(id, model::Timestamp::Now()));
     EXPECT_EQ(prepared(session), 2U);
+    EXPECT_TRUE(native(session));
+    EXPECT_TRUE(native(session));  // prepared once
     backend = static_cast<int>(Query(session, "SELECT pg_backend_pid()").Int(0, 0));
   }
   for (int round = 0; round < 3; ++round) {
@@ -359,8 +369,10 @@ TEST_F(CisApi, PreparedStatementsLiveAndDieWithTheirConnection) {
     }
     store::DbSession session = pool.Lease();  // reopened: nothing prepared on it yet
     EXPECT_EQ(prepared(session), 0U) << "round " << round;
+    EXPECT_TRUE(session.state().native_prepared.empty()) << "round " << round;
     ASSERT_TRUE(store::CiRepository(session).FindById(id));
     EXPECT_EQ(prepared(session), 1U);
+    EXPECT_TRUE(native(session)) << "round " << round;
     backend = static_cast<int>(Query(session, "SELECT pg_backend_pid()").Int(0, 0));
   }
 }
