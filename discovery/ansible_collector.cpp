@@ -167,14 +167,13 @@ std::vector<Observation> ReadAnsibleTree(const std::string& directory,
     }
     const std::uintmax_t size = entry.file_size();
     if (size > limits.max_file_bytes) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "'" + entry.path().string() + "' is larger than " +
-                      std::to_string(limits.max_file_bytes) + " bytes");
+      throw Error(ErrorCode::kInvalidArgument, "'" + entry.path().string() + "' is larger than " +
+                                                   std::to_string(limits.max_file_bytes) +
+                                                   " bytes");
     }
     total += size;
     if (total > limits.max_total_bytes) {
-      throw Error(ErrorCode::kInvalidArgument, "the files of '" + directory +
-                                                   "' hold more than " +
+      throw Error(ErrorCode::kInvalidArgument, "the files of '" + directory + "' hold more than " +
                                                    std::to_string(limits.max_total_bytes) +
                                                    " bytes");
     }
