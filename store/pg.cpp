@@ -253,8 +253,10 @@ std::optional<std::vector<std::string>> ReadBinaryRow(DbSession& db, const std::
                                 values.data(), nullptr, nullptr, /*resultFormat=*/1),
                    PGRES_TUPLES_OK);
   if (PQntuples(r.get()) == 0) return std::nullopt;
+  const int count = PQnfields(r.get());
   std::vector<std::string> columns;
-  for (int c = 0; c < PQnfields(r.get()); ++c) {
+  columns.reserve(static_cast<std::size_t>(count));
+  for (int c = 0; c < count; ++c) {
     columns.emplace_back(PQgetvalue(r.get(), 0, c),
                          static_cast<std::size_t>(PQgetlength(r.get(), 0, c)));
   }

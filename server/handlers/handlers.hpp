@@ -57,6 +57,7 @@ template <typename Enum, std::size_t N>
 std::optional<Enum> EnumParam(const Request& request, const char* name,
                               const std::array<model::EnumName<Enum>, N>& table) {
   std::vector<std::string_view> names;
+  names.reserve(N);
   for (const auto& row : table) names.push_back(row.name);
   std::optional<std::string> text = OneOfParam(request, name, names);
   if (!text) return std::nullopt;

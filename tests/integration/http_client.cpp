@@ -1,6 +1,7 @@
 #include "tests/integration/http_client.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -53,11 +54,11 @@ std::string RawExchange(std::uint16_t port, const std::string& raw) {
   }
   shutdown(fd, SHUT_WR);
   std::string out;
-  char buf[65536];
+  std::array<char, 65536> buf{};
   for (;;) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
     if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
+    out.append(buf.data(), static_cast<std::size_t>(n));
   }
   close(fd);
   return out;
@@ -126,7 +127,7 @@ void Record(const std::string& method, const std::string& target, const HttpResu
 HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std::string& target,
                        const std::string& body, const Headers& headers) {
   std::string raw = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  for (const auto& [name, value] : headers) raw += name + ": " + value + "\r\n";
+  for (const auto& [name, value] : headers) raw.append(name).append(": ").append(value) += "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     raw += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }

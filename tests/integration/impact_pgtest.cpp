@@ -23,6 +23,13 @@ class ImpactApi : public ServerTest {
     HttpResult r = Post("/api/v1/import", boost::json::serialize(import::DemoEstateDocument()));
     ASSERT_EQ(r.status, 200) << r.body;
   }
+  // The value of an unlabelled metric in /metrics; -1 (and a failure) when it is missing.
+  double Metric(const std::string& name) {
+    const std::string metrics = Get("/metrics").body;
+    const std::size_t at = metrics.find("\n" + name + " ");
+    EXPECT_NE(at, std::string::npos) << metrics;
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
+  }
   std::int64_t IdOf(const std::string& name) {
     HttpResult all = Get("/api/v1/cis?limit=1000");
     for (const auto& ci : all.json().at("items").as_array()) {
@@ -80,13 +87,7 @@ TEST_F(ImpactApi, HostileNamesComeBackExactlyInTheJson) {
 }
 
 TEST_F(ImpactApi, ReadsNeverReloadAndAnotherWritersChangeIsLoadedOnceInTheBackground) {
-  auto loads = [&] {
-    const std::string metrics = Get("/metrics").body;
-    const std::string name = "\ncmdb_graph_loads ";
-    const std::size_t at = metrics.find(name);
-    EXPECT_NE(at, std::string::npos) << metrics;
-    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size()));
-  };
+  auto loads = [&] { return Metric("cmdb_graph_loads"); };
   const std::int64_t db = IdOf("shop-db");
   ASSERT_EQ(Impact(db).status, 200);
   // The listener's echo of the fixture's import may still be loading: let it settle.
@@ -126,12 +127,6 @@ TEST_F(ImpactApi, ReadsNeverReloadAndAnotherWritersChangeIsLoadedOnceInTheBackgr
 }
 
 TEST_F(ImpactApi, ARestartStartsFromTheStoredGraphAndAnswersTheSame) {
-  auto metric = [&](const std::string& name) {
-    const std::string metrics = Get("/metrics").body;
-    const std::size_t at = metrics.find("\n" + name + " ");
-    EXPECT_NE(at, std::string::npos) << metrics;
-    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
-  };
   const std::int64_t db = IdOf("shop-db");
   HttpResult before = Impact(db);
   ASSERT_EQ(before.status, 200);
@@ -148,8 +143,8 @@ TEST_F(ImpactApi, ARestartStartsFromTheStoredGraphAndAnswersTheSame) {
   Restart(Config());
   HttpResult after = Impact(db);
   ASSERT_EQ(after.status, 200);
-  EXPECT_EQ(metric("cmdb_graph_full_loads"), 0);
-  EXPECT_GE(metric("cmdb_graph_loads"), 1);
+  EXPECT_EQ(Metric("cmdb_graph_full_loads"), 0);
+  EXPECT_GE(Metric("cmdb_graph_loads"), 1);
   std::set<std::string> expected = Names(before.json());
   expected.insert("Payroll");
   EXPECT_EQ(Names(after.json()), expected);
@@ -240,12 +235,6 @@ TEST_F(ImpactApi, WritesShowAtOnceAndAsOfReadsThePast) {
 }
 
 TEST_F(ImpactApi, AsOfGraphsAreKeptAndStayRightAfterLaterWrites) {
-  auto counter = [&](const std::string& name) {
-    const std::string metrics = Get("/metrics").body;
-    const std::size_t at = metrics.find("\n" + name + " ");
-    EXPECT_NE(at, std::string::npos) << metrics;
-    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
-  };
   // Nothing else may hold a transaction begun before the instant when it is first asked for,
   // or it is not final and not kept: no workers polling, no graph load still running.
   server::ServeConfig config = Config();
@@ -258,7 +247,7 @@ TEST_F(ImpactApi, AsOfGraphsAreKeptAndStayRightAfterLaterWrites) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   HttpResult first = Impact(db, "?as_of=" + then);
   ASSERT_EQ(first.status, 200) << first.body;
-  EXPECT_EQ(counter("cmdb_history_graph_builds_total"), 1.0);
+  EXPECT_EQ(Metric("cmdb_history_graph_builds_total"), 1.0);
   ASSERT_EQ(Post("/api/v1/relations", R"({"type": "depends_on", "from": )" +
                                           std::to_string(IdOf("reporting")) + R"(, "to": )" +
                                           std::to_string(db) + "}")
@@ -271,8 +260,8 @@ TEST_F(ImpactApi, AsOfGraphsAreKeptAndStayRightAfterLaterWrites) {
   ASSERT_EQ(again.status, 200);
   EXPECT_EQ(again.body, first.body);
   EXPECT_FALSE(Names(again.json()).contains("reporting"));
-  EXPECT_EQ(counter("cmdb_history_graph_builds_total"), 1.0);
-  EXPECT_EQ(counter("cmdb_history_graph_hits_total"), 2.0);
+  EXPECT_EQ(Metric("cmdb_history_graph_builds_total"), 1.0);
+  EXPECT_EQ(Metric("cmdb_history_graph_hits_total"), 2.0);
 }
 
 TEST_F(ImpactApi, RendersSvgPngAndDot) {
