@@ -35,7 +35,8 @@ HistoricalGraphs::HistoricalGraphs(Options options, Builder builder)
   if (options_.max_builds == 0) options_.max_builds = 1;
 }
 
-HistoricalGraphs::GraphPtr HistoricalGraphs::At(DbSession& db, Timestamp at) {
+HistoricalGraphs::GraphPtr HistoricalGraphs::At(Timestamp at,
+                                                const std::function<DbSession&()>& session) {
   std::unique_lock lock(mutex_);
   if (auto it = index_.find(at.micros); it != index_.end()) {
     kept_.splice(kept_.begin(), kept_, it->second);  // now the most recently used
@@ -60,7 +61,19 @@ HistoricalGraphs::GraphPtr HistoricalGraphs::At(DbSession& db, Timestamp at) {
   building_.emplace(at.micros, promise.get_future().share());
   ++builds_;
   lock.unlock();
-  return Build(db, at, promise);
+  DbSession* db = nullptr;
+  try {
+    db = &session();
+  } catch (...) {
+    // No connection to build on: nobody may wait for this build any longer.
+    {
+      std::lock_guard relock(mutex_);
+      building_.erase(at.micros);
+    }
+    promise.set_exception(std::current_exception());
+    throw;
+  }
+  return Build(*db, at, promise);
 }
 
 HistoricalGraphs::GraphPtr HistoricalGraphs::Build(DbSession& db, Timestamp at,

@@ -44,10 +44,14 @@ class HistoricalGraphs {
   explicit HistoricalGraphs(Options options);
   HistoricalGraphs(Options options, Builder builder);
 
-  // The graph as it was at `at` (not in the future), built on `db` when not kept. Throws
-  // kUnavailable (with retry_after) when max_builds other instants are being built, and what
-  // the database throws.
-  GraphPtr At(DbSession& db, model::Timestamp at);
+  // The graph as it was at `at` (not in the future), built on the session `session` gives
+  // when not kept (asked for only then: a request answered from a kept graph, or waiting for
+  // another's build, holds no connection). Throws kUnavailable (with retry_after) when
+  // max_builds other instants are being built, and what the database throws.
+  GraphPtr At(model::Timestamp at, const std::function<DbSession&()>& session);
+  GraphPtr At(DbSession& db, model::Timestamp at) {
+    return At(at, [&db]() -> DbSession& { return db; });
+  }
 
   // For /metrics: graphs built, answers from kept graphs or a running build, refusals.
   std::uint64_t builds() const;
@@ -56,6 +60,7 @@ class HistoricalGraphs {
 
  private:
   GraphPtr Build(DbSession& db, model::Timestamp at, std::promise<GraphPtr>& promise);
+
   void Keep(std::int64_t at, GraphPtr graph);  // mutex_ held
 
   Options options_;

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <set>
 
 #include <boost/json.hpp>
@@ -62,8 +63,11 @@ ComputedImpact ComputeImpact(const Request& request, const PathParams& params, A
   if (c.as_of) {
     // The past is read from history (or a graph kept from an earlier request), not from the
     // in-memory graph.
-    store::DbSession session = ctx.db->Lease();
-    c.graph = ctx.history->At(session, *c.as_of);
+    std::optional<store::DbSession> session;  // leased only to build
+    c.graph = ctx.history->At(*c.as_of, [&]() -> store::DbSession& {
+      if (!session) session.emplace(ctx.db->Lease());
+      return *session;
+    });
   } else {
     c.graph = ctx.graph->Current();
   }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +29,9 @@ HistoricalGraphs::GraphPtr NumberedGraph(int build) {
   return std::make_shared<const graph::DependencyGraph>(
       graph::DependencyGraph::Build(std::move(nodes), {}, {}));
 }
+
+// For requests that must not need a connection.
+store::DbSession& NoSession() { throw std::logic_error("asked for a database session"); }
 
 Timestamp SecondsAgo(int seconds) {
   return Timestamp{Timestamp::Now().micros - std::int64_t{seconds} * 1000000};
@@ -124,15 +128,15 @@ TEST_F(HistoricalGraphsTest, ConcurrentBuildsAreBoundedAndTheSameInstantWaits) {
     EXPECT_EQ(e.retry_after(), std::chrono::seconds{7});
   }
   EXPECT_EQ(graphs.refusals(), 1U);
-  std::future<HistoricalGraphs::GraphPtr> waiting = std::async(std::launch::async, [&] {
-    store::DbSession other = pool_->Lease();
-    return graphs.At(other, a);  // waits for the running build
-  });
+  // Waits for the running build, without a connection of its own.
+  std::future<HistoricalGraphs::GraphPtr> waiting =
+      std::async(std::launch::async, [&] { return graphs.At(a, NoSession); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   release_.set_value();
   HistoricalGraphs::GraphPtr built = building.get();
   EXPECT_EQ(waiting.get(), built);
   EXPECT_EQ(graphs.builds(), 1U);
+  EXPECT_EQ(graphs.At(a, NoSession), built);  // kept: no connection needed either
   hold_ = false;
   graphs.At(db, b);  // the bound is free again
   EXPECT_EQ(graphs.builds(), 2U);
