@@ -25,11 +25,13 @@ using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
 
 // Throws the error of a failed result (or of the connection when there is none).
 [[noreturn]] void ThrowResultError(PGconn* conn, PGresult* result) {
-  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  // Both copied before the result is freed.
+  const char* field = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string state = field != nullptr ? field : "";
   const std::string message =
       result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn);
   if (result != nullptr) PQclear(result);
-  ThrowDbError(state != nullptr ? state : "", message);
+  ThrowDbError(state, message);
 }
 
 Result Check(PGconn* conn, PGresult* result, ExecStatusType expected) {
