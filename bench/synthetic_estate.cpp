@@ -105,25 +105,31 @@ std::vector<cmdb::model::RelationType> EstateRelationTypes() {
           {"documents", "", cmdb::model::Propagation::kNone, true, {}}};
 }
 
+namespace {
+
+void CopyCis(cmdb::store::DbSession& sql, const Estate& e) {
+  cmdb::store::pg::CopyBuffer cis;
+  for (const auto& node : e.nodes) {
+    cis.Int(node.id);
+    cis.Field(node.type);
+    cis.Field(node.name);
+    if (node.min_healthy > 0) {
+      cis.Int(node.min_healthy);
+    } else {
+      cis.Null();
+    }
+    cis.EndRow();
+  }
+  cmdb::store::pg::CopyIn(sql, "COPY configuration_items (id, type, name, min_healthy) FROM STDIN",
+                          cis);
+}
+
+}  // namespace
+
 void LoadEstate(cmdb::store::DbSession& sql, const Estate& e) {
   // Bulk-load the estate; foreign keys were checked by construction, so skip their triggers.
   cmdb::store::pg::ExecuteScript(sql, "SET session_replication_role = replica");
-  {
-    cmdb::store::pg::CopyBuffer cis;
-    for (const auto& node : e.nodes) {
-      cis.Int(node.id);
-      cis.Field(node.type);
-      cis.Field(node.name);
-      if (node.min_healthy > 0) {
-        cis.Int(node.min_healthy);
-      } else {
-        cis.Null();
-      }
-      cis.EndRow();
-    }
-    cmdb::store::pg::CopyIn(
-        sql, "COPY configuration_items (id, type, name, min_healthy) FROM STDIN", cis);
-  }
+  CopyCis(sql, e);
   {
     cmdb::store::pg::CopyBuffer rels;
     for (const auto& edge : e.edges) {
@@ -137,6 +143,16 @@ void LoadEstate(cmdb::store::DbSession& sql, const Estate& e) {
   }
   cmdb::store::pg::ExecuteScript(
       sql, "SET session_replication_role = origin; ANALYZE configuration_items; ANALYZE relations");
+}
+
+void LoadCis(cmdb::store::DbSession& sql, const Estate& e) {
+  cmdb::store::pg::ExecuteScript(sql, "SET session_replication_role = replica");
+  CopyCis(sql, e);
+  cmdb::store::pg::ExecuteScript(
+      sql,
+      "SET session_replication_role = origin; SELECT setval(pg_get_serial_sequence("
+      "'configuration_items', 'id'), (SELECT max(id) FROM configuration_items)); ANALYZE "
+      "configuration_items");
 }
 
 }  // namespace cmdb::bench

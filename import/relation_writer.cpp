@@ -1,10 +1,15 @@
 #include "import/relation_writer.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <set>
+#include <tuple>
 
+#include "model/error.hpp"
 #include "model/json.hpp"
 #include "store/import_store.hpp"
+#include "store/transaction.hpp"
 
 namespace cmdb::import {
 
@@ -119,13 +124,12 @@ RelationRow ReadRelation(ImportState& state, const json::object& o,
   return row;
 }
 
-// Drops the rows naming, by id, a CI that does not exist (each reported); the others' ends
-// are locked until the import commits.
+// Drops the rows naming, by id, a CI that does not exist (each reported).
 void DropMissingEnds(ImportState& state, std::vector<RelationRow>& rows,
                      const std::set<CiId>& by_id) {
   if (by_id.empty()) return;
   const std::set<CiId> present =
-      store::ImportStore(state.db).LockExistingCis(std::vector<CiId>(by_id.begin(), by_id.end()));
+      store::ImportStore(state.db).ExistingCis(std::vector<CiId>(by_id.begin(), by_id.end()));
   std::vector<RelationRow> kept;
   for (RelationRow& row : rows) {
     bool ok = true;
@@ -146,11 +150,37 @@ void DropMissingEnds(ImportState& state, std::vector<RelationRow>& rows,
   rows = std::move(kept);
 }
 
+// Each (type, from, to) key of `rows` once, in the order of the unique index (from, to,
+// type): the look-ups of recorded ones and the inserts then walk the index in order.
+std::vector<const store::NewRelation*> UniqueKeys(const std::vector<RelationRow>& rows) {
+  std::vector<const store::NewRelation*> keys;
+  keys.reserve(rows.size());
+  for (const RelationRow& row : rows) keys.push_back(&row.relation);
+  auto key = [](const store::NewRelation* r) { return std::tie(r->from, r->to, r->type); };
+  std::stable_sort(keys.begin(), keys.end(),
+                   [&](const auto* a, const auto* b) { return key(a) < key(b); });
+  keys.erase(std::unique(keys.begin(), keys.end(),
+                         [&](const auto* a, const auto* b) { return key(a) == key(b); }),
+             keys.end());
+  return keys;
+}
+
+// At most `n` of `keys`, evenly spread.
+std::vector<const store::NewRelation*> Sample(const std::vector<const store::NewRelation*>& keys,
+                                              std::size_t n) {
+  if (keys.size() <= n) return keys;
+  std::vector<const store::NewRelation*> sample;
+  sample.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) sample.push_back(keys[i * keys.size() / n]);
+  return sample;
+}
+
 }  // namespace
 
 void WriteRelations(ImportState& state) {
   if (state.relations == nullptr || state.relations->empty()) return;
   store::ImportStore store(state.db);
+  auto t = std::chrono::steady_clock::now();
   const std::set<std::string> relation_types = store.RelationTypeNames();
   std::vector<RelationRow> rows;
   std::set<CiId> by_id;
@@ -172,23 +202,47 @@ void WriteRelations(ImportState& state) {
     row.label = label;
     rows.push_back(std::move(row));
   }
-  DropMissingEnds(state, rows, by_id);
+  t = state.Phase("relations.read", t);
   if (rows.empty()) return;
-  std::vector<const store::NewRelation*> candidates;
-  candidates.reserve(rows.size());
-  for (const RelationRow& row : rows) candidates.push_back(&row.relation);
-  // Relations recorded already, or twice in this document, are unchanged.
-  std::set<std::tuple<std::string, CiId, CiId>> present = store.ExistingRelations(candidates);
-  std::vector<const store::NewRelation*> fresh;
-  for (const store::NewRelation* r : candidates) {
-    if (!present.emplace(r->type, r->from, r->to).second) {
-      ++state.relation_counts.unchanged;
-      continue;
+  std::vector<const store::NewRelation*> candidates = UniqueKeys(rows);
+  // The usual bulk load writes new relations between existing CIs: when a sample of the keys
+  // is new, the whole batch is written at once, its ends checked by the insert itself
+  // (0015_relation_checks_per_statement.sql). A recorded relation, a missing CI or a
+  // concurrent writer of the same keys fails that attempt, and the batch is checked row by
+  // row instead.
+  if (store.ExistingRelations(Sample(candidates, 64)).empty()) {
+    try {
+      store::Transaction attempt(state.db);
+      store.InsertRelations(candidates, state.now, state.options.ctx);
+      attempt.Commit();
+      state.Phase("relations.write", t);
+      state.relation_counts.created += static_cast<int>(candidates.size());
+      state.relation_counts.unchanged += static_cast<int>(rows.size() - candidates.size());
+      return;
+    } catch (const model::Error& e) {
+      if (e.code() != model::ErrorCode::kAlreadyExists &&
+          e.code() != model::ErrorCode::kFailedPrecondition) {
+        throw;
+      }
     }
-    fresh.push_back(r);
+    t = state.Phase("relations.attempt", t);
   }
+  DropMissingEnds(state, rows, by_id);
+  t = state.Phase("relations.check_ends", t);
+  if (rows.empty()) return;
+  candidates = UniqueKeys(rows);
+  // Relations recorded already, or twice in this document, are unchanged.
+  const std::set<std::tuple<std::string, CiId, CiId>> present = store.ExistingRelations(candidates);
+  std::vector<const store::NewRelation*> fresh;
+  fresh.reserve(candidates.size());
+  for (const store::NewRelation* r : candidates) {
+    if (!present.contains(std::tie(r->type, r->from, r->to))) fresh.push_back(r);
+  }
+  t = state.Phase("relations.existing", t);
   store.InsertRelations(fresh, state.now, state.options.ctx);
+  state.Phase("relations.write", t);
   state.relation_counts.created += static_cast<int>(fresh.size());
+  state.relation_counts.unchanged += static_cast<int>(rows.size() - fresh.size());
 }
 
 }  // namespace cmdb::import

@@ -253,11 +253,11 @@ std::set<std::string> ImportStore::RelationTypeNames() {
   return names;
 }
 
-std::set<CiId> ImportStore::LockExistingCis(const std::vector<CiId>& ids) {
+std::set<CiId> ImportStore::ExistingCis(const std::vector<CiId>& ids) {
   std::set<CiId> present;
   if (ids.empty()) return present;
   sql::ForEachRow(
-      db_, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[]) FOR KEY SHARE",
+      db_, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[])",
       [&](const soci::row& r) { present.insert(sql::Int(r, 0)); }, soci::use(sql::IdArray(ids)));
   return present;
 }
@@ -289,44 +289,38 @@ void ImportStore::InsertRelations(const std::vector<const NewRelation*>& relatio
   if (relations.empty()) return;
   const std::vector<std::int64_t> ids = sql::NextIds(db_, "relations", relations.size());
   const std::string now_text = model::FormatTimestamp(now);
-  pg::CopyBuffer rel_buf;
-  pg::CopyBuffer ver_buf;
+  pg::CopyBuffer rows;
+  pg::CopyBuffer versions;
   for (std::size_t i = 0; i < relations.size(); ++i) {
-    const NewRelation& row = *relations[i];
-    const std::int64_t id = ids[i];
-    const std::string attrs = model::ToJsonText(row.attributes);
-    rel_buf.Int(id);
-    rel_buf.Field(row.type);
-    rel_buf.Int(row.from);
-    rel_buf.Int(row.to);
-    rel_buf.Field(attrs);
-    rel_buf.Field(now_text);
-    rel_buf.Field(now_text);
-    rel_buf.EndRow();
-    json::object diff{{"type", {{"old", nullptr}, {"new", row.type}}},
-                      {"from", {{"old", nullptr}, {"new", row.from}}},
-                      {"to", {{"old", nullptr}, {"new", row.to}}}};
-    for (const auto& [k, v] : row.attributes) diff[k] = json::object{{"old", nullptr}, {"new", v}};
-    ver_buf.Int(id);
-    ver_buf.Int(1);
-    ver_buf.Field(row.type);
-    ver_buf.Int(row.from);
-    ver_buf.Int(row.to);
-    ver_buf.Field(attrs);
-    ver_buf.Field(now_text);
-    ver_buf.Field(ctx.changed_by);
-    ver_buf.Field(ctx.source);
-    ver_buf.Field(model::ToJsonText(diff));
-    ver_buf.EndRow();
+    const NewRelation& r = *relations[i];
+    const std::string attributes = r.attributes.empty() ? "{}" : model::ToJsonText(r.attributes);
+    for (pg::CopyBuffer* buffer : {&rows, &versions}) {
+      buffer->Int(ids[i]);
+      if (buffer == &versions) buffer->Int(1);
+      buffer->Field(r.type);
+      buffer->Int(r.from);
+      buffer->Int(r.to);
+      buffer->Field(attributes);
+      buffer->Field(now_text);
+    }
+    rows.Field(now_text);
+    rows.EndRow();
+    versions.Field(ctx.changed_by);
+    versions.Field(ctx.source);
+    versions.EndRow();
   }
+  // COPY inserts rows in batches (an INSERT ... SELECT, one at a time, took 40% longer), and
+  // the relations' types and ends are checked and locked once for the statement
+  // (0015_relation_checks_per_statement.sql). The first versions carry a NULL creation diff,
+  // which the reader derives (RelationRepository::History).
   pg::CopyIn(db_,
              "COPY relations (id, type, from_ci, to_ci, attributes, created_at, updated_at) FROM "
              "STDIN",
-             rel_buf);
+             rows);
   pg::CopyIn(db_,
              "COPY relation_versions (relation_id, version, type, from_ci, to_ci, attributes, "
-             "valid_from, changed_by, source, diff) FROM STDIN",
-             ver_buf);
+             "valid_from, changed_by, source) FROM STDIN",
+             versions);
 }
 
 }  // namespace cmdb::store

@@ -69,13 +69,14 @@ class ImportStore {
 
   // The names of the relation types.
   std::set<std::string> RelationTypeNames();
-  // The CIs of `ids` that exist, locked FOR KEY SHARE (they cannot go until the transaction
-  // ends).
-  std::set<model::CiId> LockExistingCis(const std::vector<model::CiId>& ids);
+  // The CIs of `ids` that exist now (InsertRelations locks the ends it writes).
+  std::set<model::CiId> ExistingCis(const std::vector<model::CiId>& ids);
   // Which of the (type, from, to) keys are recorded relations already.
   std::set<std::tuple<std::string, model::CiId, model::CiId>> ExistingRelations(
       const std::vector<const NewRelation*>& relations);
-  // Writes new relations and their first versions at `now`.
+  // Writes new relations (each key once, none recorded yet) and their first versions at
+  // `now`: their types and ends are locked FOR KEY SHARE then, and a missing one fails the
+  // whole write with kFailedPrecondition (a CI deleted since ExistingCis).
   void InsertRelations(const std::vector<const NewRelation*>& relations, model::Timestamp now,
                        const model::WriteContext& ctx);
 

@@ -72,7 +72,7 @@ Relation RelationRepository::Create(const Relation& draft, const WriteContext& c
       db_,
       std::string("WITH now AS (SELECT clock_timestamp() AS t) INSERT INTO relations AS r "
                   "(type, from_ci, to_ci, attributes, created_at, updated_at) SELECT $1, $2, $3, "
-                  "$4::jsonb, now.t, now.t FROM now ON CONFLICT (type, from_ci, to_ci) DO "
+                  "$4::jsonb, now.t, now.t FROM now ON CONFLICT (from_ci, to_ci, type) DO "
                   "NOTHING RETURNING ") +
           kRelationColumns,
       [&](const soci::row& r) { created = RelationFromRow(r); }, soci::use(draft.type),
@@ -160,7 +160,13 @@ std::vector<HistoryEntry> RelationRepository::History(RelationId id, int limit,
   std::vector<HistoryEntry> out;
   sql::ForEachRow(
       db_,
-      "SELECT version, cmdb_us(valid_from), changed_by, source, deleted, diff::text FROM "
+      // A NULL diff is a creation written by an import: every field from null to the
+      // version's own value (0015_relation_checks_per_statement.sql).
+      "SELECT version, cmdb_us(valid_from), changed_by, source, deleted, coalesce(diff, "
+      "jsonb_build_object('type', jsonb_build_object('old', NULL, 'new', type), 'from', "
+      "jsonb_build_object('old', NULL, 'new', from_ci), 'to', jsonb_build_object('old', NULL, "
+      "'new', to_ci)) || coalesce((SELECT jsonb_object_agg(k, jsonb_build_object('old', NULL, "
+      "'new', v)) FROM jsonb_each(attributes) AS a(k, v)), '{}'::jsonb))::text FROM "
       "relation_versions WHERE relation_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
       [&](const soci::row& r) {
         HistoryEntry v;

@@ -1,0 +1,178 @@
+// Relation import at scale, over HTTP, into the synthetic estate's CIs (default 1M CIs): the
+// estate's relations posted to POST /api/v1/import in chunks (default 50,000 per request), first
+// with their ends as CI ids, then with their ends named by type and name, each figure beside
+// the floor (COPY of the same rows into a table with the relations' indexes and nothing else)
+// and the target. Prints the server's phase timings summed over the chunks.
+// Usage: import_bench [--cis N] [--relations N] [--by-name N] [--chunk N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "bench/synthetic_estate.hpp"
+#include "server/app.hpp"
+#include "store/db_pool.hpp"
+#include "store/embedded_postgres.hpp"
+#include "store/migrations.hpp"
+#include "store/pg.hpp"
+#include "tests/integration/http_client.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using cmdb::graph::GraphEdge;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+struct Posted {
+  double seconds = 0;
+  std::int64_t created = 0;
+  std::int64_t rejected = 0;
+  std::map<std::string, double> phases;  // summed over the requests
+  int failures = 0;
+};
+
+// Posts `edges` in chunks, each end written by `end`.
+template <typename End>
+Posted PostRelations(std::uint16_t port, const std::vector<const GraphEdge*>& edges,
+                     std::size_t chunk, End end) {
+  Posted out;
+  for (std::size_t start = 0; start < edges.size(); start += chunk) {
+    std::string body = R"({"relations":[)";
+    for (std::size_t i = start; i < std::min(edges.size(), start + chunk); ++i) {
+      const GraphEdge& e = *edges[i];
+      if (i > start) body += ',';
+      body +=
+          R"({"type":")" + e.type + R"(","from":)" + end(e.from) + R"(,"to":)" + end(e.to) + "}";
+    }
+    body += "]}";
+    const auto t = Clock::now();
+    cmdb::testing::HttpResult r = cmdb::testing::HttpRequest(port, "POST", "/api/v1/import", body);
+    out.seconds += Seconds(t);
+    if (r.status != 200) {
+      std::printf("HTTP %d: %s\n", r.status, r.body.substr(0, 300).c_str());
+      ++out.failures;
+      continue;
+    }
+    const boost::json::object& result = r.json().as_object();
+    out.created += result.at("relations").at("created").as_int64();
+    out.rejected += result.at("relations").at("rejected").as_int64();
+    for (const auto& [phase, seconds] : result.at("timings").as_object()) {
+      out.phases[std::string(phase)] += seconds.template to_number<double>();
+    }
+  }
+  return out;
+}
+
+void Report(const char* what, std::size_t rows, const Posted& p, double floor_seconds) {
+  const double rate = static_cast<double>(p.created) / p.seconds;
+  const double floor_rate = static_cast<double>(rows) / floor_seconds;
+  std::printf(
+      "| %s | %zu | %.2f s = %.0f/s | %.0f/s | %.1fx the floor's time | >= 200000/s: %s |\n", what,
+      rows, p.seconds, rate, floor_rate, p.seconds / floor_seconds,
+      rate >= 200000 ? "met" : "missed");
+  std::printf("  created %lld, rejected %lld; server phases (s):",
+              static_cast<long long>(p.created), static_cast<long long>(p.rejected));
+  for (const auto& [phase, seconds] : p.phases) std::printf(" %s %.2f", phase.c_str(), seconds);
+  std::printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t total = 1000000;
+  std::size_t by_id = 1000000;
+  std::size_t by_name = 200000;
+  std::size_t chunk = 50000;
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--cis") total = std::stoul(argv[++i]);
+    if (flag == "--relations") by_id = std::stoul(argv[++i]);
+    if (flag == "--by-name") by_name = std::stoul(argv[++i]);
+    if (flag == "--chunk") chunk = std::stoul(argv[++i]);
+  }
+  const cmdb::bench::Estate e = cmdb::bench::Generate(total);
+  // By id: the first relations of the estate. By name: later ones whose ends have a unique
+  // name within their type (the estate reuses names across kinds of network devices).
+  std::vector<const GraphEdge*> id_edges;
+  std::vector<const GraphEdge*> name_edges;
+  for (const GraphEdge& edge : e.edges) {
+    if (id_edges.size() < by_id) {
+      id_edges.push_back(&edge);
+    } else if (name_edges.size() < by_name &&
+               e.nodes[static_cast<std::size_t>(edge.from - 1)].type != "network_device" &&
+               e.nodes[static_cast<std::size_t>(edge.to - 1)].type != "network_device") {
+      name_edges.push_back(&edge);
+    }
+  }
+  std::string dir = "/tmp/cmdbimport-XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) return 1;
+  int failures = 0;
+  {
+    cmdb::store::EmbeddedPostgres cluster({dir, /*durable=*/true, ""});
+    cluster.Start();
+    const std::string dsn = cluster.ConnectionString("cmdb");
+    std::optional<cmdb::store::DbSession> db = cmdb::store::DbSession::Connect(dsn);
+    cmdb::store::ApplyMigrations(*db);
+    auto t = Clock::now();
+    cmdb::bench::LoadCis(*db, e);
+    std::printf(
+        "estate: %zu CIs loaded in %.1f s; importing %zu relations by id, %zu by name, "
+        "%zu per request\n",
+        e.nodes.size(), Seconds(t), id_edges.size(), name_edges.size(), chunk);
+
+    // The floor: the same rows by COPY into a table with the relations' indexes, no triggers,
+    // no foreign keys, no history.
+    cmdb::store::pg::ExecuteScript(
+        *db, "CREATE TABLE relations_floor (LIKE relations INCLUDING DEFAULTS INCLUDING INDEXES)");
+    cmdb::store::pg::CopyBuffer rows;
+    for (const GraphEdge* edge : id_edges) {
+      rows.Int(edge->id);
+      rows.Field(edge->type);
+      rows.Int(edge->from);
+      rows.Int(edge->to);
+      rows.EndRow();
+    }
+    t = Clock::now();
+    cmdb::store::pg::CopyIn(*db, "COPY relations_floor (id, type, from_ci, to_ci) FROM STDIN",
+                            rows);
+    const double floor_seconds = Seconds(t);
+    cmdb::store::pg::ExecuteScript(*db, "DROP TABLE relations_floor; CHECKPOINT");
+
+    cmdb::server::ServeConfig config;
+    config.database = dsn;
+    config.listen = "127.0.0.1:0";
+    config.log_requests = false;
+    config.discovery_worker = false;
+    config.import_worker = false;
+    cmdb::server::App app(config);
+    app.Start();
+    std::printf(
+        "\n| import | relations | end to end | floor (indexed COPY) | ratio | target |\n"
+        "|---|---|---|---|---|---|\n");
+    const Posted ids = PostRelations(app.port(), id_edges, chunk,
+                                     [](cmdb::model::CiId id) { return std::to_string(id); });
+    Report("by id", id_edges.size(), ids, floor_seconds);
+    const Posted names = PostRelations(app.port(), name_edges, chunk, [&e](cmdb::model::CiId id) {
+      const cmdb::graph::GraphNode& n = e.nodes[static_cast<std::size_t>(id - 1)];
+      return R"({"type":")" + n.type + R"(","name":")" + n.name + R"("})";
+    });
+    Report("by type and name", name_edges.size(), names,
+           floor_seconds * static_cast<double>(name_edges.size()) /
+               static_cast<double>(id_edges.size()));
+    failures = ids.failures + names.failures;
+    app.Stop();
+    db.reset();
+    cluster.Stop();
+  }
+  std::filesystem::remove_all(dir);
+  return failures == 0 ? 0 : 1;
+}
