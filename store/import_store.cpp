@@ -262,6 +262,22 @@ std::set<CiId> ImportStore::ExistingCis(const std::vector<CiId>& ids) {
   return present;
 }
 
+std::vector<std::tuple<std::string, std::string, CiId>> ImportStore::CisByName(
+    const std::vector<std::string>& types, const std::vector<std::string>& names) {
+  std::vector<std::tuple<std::string, std::string, CiId>> found;
+  if (types.empty()) return found;
+  sql::ForEachRow(
+      db_,
+      "SELECT c.type, c.name, c.id FROM configuration_items c JOIN (SELECT DISTINCT type, name "
+      "FROM unnest($1::text[], $2::text[]) AS k(type, name)) k ON c.type = k.type AND c.name = "
+      "k.name",
+      [&](const soci::row& r) {
+        found.emplace_back(sql::Text(r, 0), sql::Text(r, 1), sql::Int(r, 2));
+      },
+      soci::use(sql::TextArray(types)), soci::use(sql::TextArray(names)));
+  return found;
+}
+
 std::set<std::tuple<std::string, CiId, CiId>> ImportStore::ExistingRelations(
     const std::vector<const NewRelation*>& relations) {
   std::set<std::tuple<std::string, CiId, CiId>> present;

@@ -71,6 +71,9 @@ class ImportStore {
   std::set<std::string> RelationTypeNames();
   // The CIs of `ids` that exist now (InsertRelations locks the ends it writes).
   std::set<model::CiId> ExistingCis(const std::vector<model::CiId>& ids);
+  // The CIs named by each (type, name) pair given (every one of a name used twice).
+  std::vector<std::tuple<std::string, std::string, model::CiId>> CisByName(
+      const std::vector<std::string>& types, const std::vector<std::string>& names);
   // Which of the (type, from, to) keys are recorded relations already.
   std::set<std::tuple<std::string, model::CiId, model::CiId>> ExistingRelations(
       const std::vector<const NewRelation*>& relations);

@@ -196,6 +196,40 @@ TEST_F(RelationsApi, BulkImportsFallBackToRowChecksWithTheSameOutcome) {
   EXPECT_EQ(Sql("SELECT count(*) FROM relation_versions").Int(0, 0), 99);
 }
 
+// Ends named by type and name, of types the import writes no CI of, are found by one query
+// for the batch: one match, none and several are told apart as with the identity index.
+TEST_F(RelationsApi, EndsNamedByTypeAndNameResolveInOneLookUp) {
+  CreateCi(R"({"type": "server", "name": "db-srv"})");  // a second one: ambiguous
+  const std::int64_t odd = CreateCi(R"({"type": "server", "name": "db \"prod\" <α> ✓"})");
+  HttpResult r = Post("/api/v1/import?mode=partial", R"({"relations": [
+    {"type": "depends_on", "from": {"type": "application", "name": "shop"},
+     "to": {"type": "database", "name": "shop-db"}},
+    {"type": "runs_on", "from": {"type": "database", "name": "shop-db"},
+     "to": {"type": "server", "name": "db-srv"}},
+    {"type": "runs_on", "from": {"type": "application", "name": "nope"},
+     "to": {"type": "server", "name": "db \"prod\" <α> ✓"}},
+    {"type": "runs_on", "from": {"type": "database", "name": "shop-db"},
+     "to": {"type": "server", "name": "db \"prod\" <α> ✓"}}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("relations").at("created"), 2);
+  EXPECT_EQ(r.json().at("relations").at("rejected"), 2);
+  const auto& errors = r.json().at("errors").as_array();
+  ASSERT_EQ(errors.size(), 2U);
+  EXPECT_EQ(errors[0].at("field"), "relations[1].to");
+  EXPECT_NE(std::string(errors[0].at("message").as_string()).find("matches 2 CIs"),
+            std::string::npos);
+  EXPECT_EQ(errors[1].at("field"), "relations[2].from");
+  EXPECT_EQ(errors[1].at("message"), "matches no CI");
+  EXPECT_EQ(Sql("SELECT count(*) FROM relations WHERE from_ci = $1 AND to_ci = $2",
+                {P(app_id_), P(db_id_)})
+                .Int(0, 0),
+            1);
+  EXPECT_EQ(
+      Sql("SELECT count(*) FROM relations WHERE from_ci = $1 AND to_ci = $2", {P(db_id_), P(odd)})
+          .Int(0, 0),
+      1);
+}
+
 // Relations an import creates have their creation in history like those the API creates,
 // though PostgreSQL writes their first versions from the rows.
 TEST_F(RelationsApi, ImportedRelationsHaveTheirCreationInHistory) {
