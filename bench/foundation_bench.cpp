@@ -1,7 +1,9 @@
-// Benchmarks of the foundation issue, each side by side with its baseline in one run:
+// Benchmarks of the foundation: CIs, history, import and HTTP, each side by side with its baseline
+// in one run:
 //   1. import of N CIs (10 attributes each) through POST /api/v1/import
 //      vs COPY of the same rows into a bare table, and into a table with the indexes of
 //      configuration_items (PostgreSQL's share alone: no triggers, no history, no cmdb);
+//      then the same document again (the nightly sync: every CI unchanged);
 //   2. GET /api/v1/cis/{id} under wrk (keep-alive, 32 connections, random ids)
 //      vs bare_server, a minimal Beast server returning a fixed body;
 //   3. one page of 1000 CIs (GET /api/v1/cis?limit=1000), paged through the estate.
@@ -200,6 +202,13 @@ int main(int argc, char** argv) {
   Exec(conn, "VACUUM ANALYZE configuration_items");
   Exec(conn, "VACUUM ANALYZE ci_versions");
   const double vacuum_s = Seconds(t0);
+  // The nightly sync: the same document again, every CI unchanged.
+  t0 = Clock::now();
+  cmdb::testing::HttpResult reimported =
+      cmdb::testing::HttpRequest(port, "POST", "/api/v1/import", body);
+  const double reimport_s = Seconds(t0);
+  const long long unchanged =
+      reimported.status == 200 ? reimported.json().at("unchanged").as_int64() : -1;
   long long versions = 0;
   {
     PGresult* r = PQexec(conn, "SELECT count(*) FROM ci_versions");
@@ -267,6 +276,10 @@ int main(int argc, char** argv) {
       "table: %.2f s = %.0f rows/s | %.1fx slower than COPY | >= 50k CIs/s |\n",
       cis, import_s, cis / import_s, copy_s, cis / copy_s, import_s / copy_s);
   std::printf(
+      "| re-import of the same %d CIs, all unchanged (%lld) | %.2f s = %.0f CIs/s | - | - | >= "
+      "100k CIs/s |\n",
+      cis, unchanged, reimport_s, cis / reimport_s);
+  std::printf(
       "| GET /api/v1/cis/{id}, wrk -t1 -c%d %ds, random ids | %.0f req/s, p50 %.2f ms, p99 %.2f ms "
       "| bare Beast server: %.0f req/s, p50 %.2f ms, p99 %.2f ms | %.0f%% of bare | >= 10k req/s, "
       "p99 <= 10 ms |\n",
@@ -281,6 +294,10 @@ int main(int argc, char** argv) {
   std::printf("\nVACUUM ANALYZE after the import (GIN pending lists merged): %.2f s\n", vacuum_s);
   std::printf("history rows written by the import: %lld\nimport phases (s): %s\n", versions,
               boost::json::serialize(imported.json().at("timings")).c_str());
+  if (reimported.status == 200) {
+    std::printf("re-import phases (s): %s\n",
+                boost::json::serialize(reimported.json().at("timings")).c_str());
+  }
   std::printf(
       "COPY of the same rows into a table with configuration_items' indexes (no triggers, no "
       "history): %.2f s = %.0f rows/s; the import is %.1fx that\n",

@@ -271,12 +271,12 @@ std::vector<CiAttributes> CiRepository::AttributesOfType(const std::string& type
   const json::storage_ptr arena = json::make_shared_resource<json::monotonic_resource>();
   pg::CopyOut(db_,
               "SELECT id, name, attributes FROM configuration_items WHERE type = '" + type + "'",
-              [&](const std::vector<std::string_view>& f) {
+              [&](const pg::Fields& f) {  // NOT NULL columns
                 CiAttributes ci;
-                std::from_chars(f[0].data(), f[0].data() + f[0].size(), ci.id);
-                ci.name = std::string(f[1]);
+                std::from_chars(f[0]->data(), f[0]->data() + f[0]->size(), ci.id);
+                ci.name = std::string(*f[1]);
                 parser.reset(arena);
-                parser.write(f[2].data(), f[2].size());
+                parser.write(f[2]->data(), f[2]->size());
                 json::value attributes = parser.release();
                 ci.attributes = std::move(attributes.as_object());
                 out.push_back(std::move(ci));

@@ -33,13 +33,14 @@ std::int64_t ToInt(std::string_view text) {
 const char* const kNodeColumns = "id, type, name, status, coalesce(min_healthy, 0)";
 const char* const kEdgeColumns = "id, from_ci, to_ci, type";
 
-graph::GraphNode NodeFromFields(const std::vector<std::string_view>& f) {
-  return {ToInt(f[0]), std::string(f[1]), std::string(f[2]), std::string(f[3]),
-          static_cast<std::int32_t>(ToInt(f[4]))};
+// The columns read are NOT NULL.
+graph::GraphNode NodeFromFields(const pg::Fields& f) {
+  return {ToInt(*f[0]), std::string(*f[1]), std::string(*f[2]), std::string(*f[3]),
+          static_cast<std::int32_t>(ToInt(*f[4]))};
 }
 
-graph::GraphEdge EdgeFromFields(const std::vector<std::string_view>& f) {
-  return {ToInt(f[0]), ToInt(f[1]), ToInt(f[2]), std::string(f[3])};
+graph::GraphEdge EdgeFromFields(const pg::Fields& f) {
+  return {ToInt(*f[0]), ToInt(*f[1]), ToInt(*f[2]), std::string(*f[3])};
 }
 
 // Every CI and relation `nodes_query` and `edges_query` select (columns as kNodeColumns and
@@ -47,12 +48,8 @@ graph::GraphEdge EdgeFromFields(const std::vector<std::string_view>& f) {
 GraphContents StreamContents(DbSession& db, const std::string& nodes_query,
                              const std::string& edges_query) {
   GraphContents c;
-  pg::CopyOut(db, nodes_query, [&](const std::vector<std::string_view>& f) {
-    c.nodes.push_back(NodeFromFields(f));
-  });
-  pg::CopyOut(db, edges_query, [&](const std::vector<std::string_view>& f) {
-    c.edges.push_back(EdgeFromFields(f));
-  });
+  pg::CopyOut(db, nodes_query, [&](const pg::Fields& f) { c.nodes.push_back(NodeFromFields(f)); });
+  pg::CopyOut(db, edges_query, [&](const pg::Fields& f) { c.edges.push_back(EdgeFromFields(f)); });
   return c;
 }
 

@@ -156,11 +156,11 @@ void CopyIn(DbSession& db, const std::string& copy_statement, std::size_t parts,
 }
 
 void CopyOut(DbSession& db, const std::string& query,
-             const std::function<void(const std::vector<std::string_view>& fields)>& row) {
+             const std::function<void(const Fields& fields)>& row) {
   PGconn* conn = Native(db.sql());
   const std::string statement = "COPY (" + query + ") TO STDOUT";
   Check(conn, PQexec(conn, statement.c_str()), PGRES_COPY_OUT);
-  std::vector<std::string_view> fields;
+  Fields fields;
   std::vector<std::string> unescaped;  // storage for fields that held escapes
   for (;;) {
     char* line = nullptr;
@@ -179,7 +179,13 @@ void CopyOut(DbSession& db, const std::string& query,
       const std::size_t tab = text.find('\t', start_at);
       std::string_view field = text.substr(
           start_at, tab == std::string_view::npos ? std::string_view::npos : tab - start_at);
-      if (field.find('\\') != std::string_view::npos && field != "\\N") {
+      if (field == "\\N") {  // NULL (a text \N arrives escaped, as \\N)
+        fields.emplace_back(std::nullopt);
+        if (tab == std::string_view::npos) break;
+        start_at = tab + 1;
+        continue;
+      }
+      if (field.find('\\') != std::string_view::npos) {
         // Text-format escapes: every single-letter escape is honoured.
         std::string out;
         for (std::size_t i = 0; i < field.size(); ++i) {

@@ -61,13 +61,14 @@ void CopyIn(DbSession& db, const std::string& copy_statement, const CopyBuffer& 
 void CopyIn(DbSession& db, const std::string& copy_statement, std::size_t parts,
             const std::function<const CopyBuffer&(std::size_t)>& part);
 
-// Streams the rows of `COPY (query) TO STDOUT` (text format) to `row`, one call per row with
-// its fields unescaped. Memory stays flat however many rows there are. Throws model::Error.
-void CopyOut(DbSession& db, const std::string& query,
-             const std::function<void(const std::vector<std::string_view>& fields)>& row);
-
 // One row's fields as text, nullopt for NULL; valid during the call that receives them.
 using Fields = std::vector<std::optional<std::string_view>>;
+
+// Streams the rows of `COPY (query) TO STDOUT` (text format) to `row`, one call per row with
+// its fields unescaped (a NULL as nullopt: told apart from the text \N). Memory stays flat
+// however many rows there are. Throws model::Error.
+void CopyOut(DbSession& db, const std::string& query,
+             const std::function<void(const Fields& fields)>& row);
 
 // Runs the statement prepared on this connection as `name` (from `query`, the first time;
 // forgotten when the connection is reopened) with $1..$n bound to `params` as text, and gives

@@ -26,14 +26,12 @@ SourceSightings SightingRepository::LockAndRead(std::int64_t source_id) {
   // Streamed: a source that sees a million CIs has a thousand blocks and may have many rows.
   const std::string source = std::to_string(source_id);
   pg::CopyOut(db_, "SELECT block, bits FROM discovery_sighting_blocks WHERE source_id = " + source,
-              [&](const std::vector<std::string_view>& f) {
-                s.blocks.emplace(std::stoll(std::string(f[0])), model::ParseBits(f[1]));
+              [&](const pg::Fields& f) {  // NOT NULL columns
+                s.blocks.emplace(std::stoll(std::string(*f[0])), model::ParseBits(*f[1]));
               });
   pg::CopyOut(
       db_, "SELECT ci_id FROM discovery_sightings WHERE source_id = " + source + " ORDER BY ci_id",
-      [&](const std::vector<std::string_view>& f) {
-        s.closed_rows.push_back(std::stoll(std::string(f[0])));
-      });
+      [&](const pg::Fields& f) { s.closed_rows.push_back(std::stoll(std::string(*f[0]))); });
   return s;
 }
 

@@ -103,6 +103,33 @@ TEST_F(ImportApi, CreatesThenUpdatesByIdentityThenLeavesUnchanged) {
       Get("/api/v1/relations?ci=" + std::to_string(db01)).json().at("items").as_array().size(), 1U);
 }
 
+// Matched CIs are read back by COPY: a NULL and the text \N, tabs, newlines and backslashes
+// must come back as they were, or the nightly re-import would see changes that are not there.
+TEST_F(ImportApi, ReimportOfUnusualTextIsUnchanged) {
+  const std::string doc = R"({"cis": [
+    {"type": "server", "name": "back \\ slash", "owner": "\\N",
+     "attributes": {"serial": "\\N", "hostname": "h\u00e9 \"q\" <a>",
+                    "os": "tab\there\nnewline \\ back"}},
+    {"type": "server", "name": "plain", "attributes": {"serial": "S-2"}}]})";
+  HttpResult first = Post("/api/v1/import", doc);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.json().at("created"), 2);
+  HttpResult again = Post("/api/v1/import", doc);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json().at("unchanged"), 2) << again.body;
+  EXPECT_EQ(again.json().at("updated"), 0);
+  const std::int64_t id = first.json().at("ci_ids").at(0).as_int64();
+  HttpResult ci = Get("/api/v1/cis/" + std::to_string(id));
+  EXPECT_EQ(ci.json().at("owner"), "\\N");
+  EXPECT_EQ(ci.json().at("name"), "back \\ slash");
+  EXPECT_EQ(ci.json().at("attributes").at("os"), "tab\there\nnewline \\ back");
+  EXPECT_EQ(ci.json().at("attributes").at("serial"), "\\N");
+  // The other one has no owner: NULL stays NULL.
+  HttpResult plain =
+      Get("/api/v1/cis/" + std::to_string(first.json().at("ci_ids").at(1).as_int64()));
+  EXPECT_TRUE(plain.json().at("owner").is_null());
+}
+
 TEST_F(ImportApi, AtomicImportRejectsEverythingAndListsEveryBadRow) {
   HttpResult r = Post("/api/v1/import", R"({"cis": [
       {"type": "server", "name": "ok-1"},
