@@ -68,6 +68,8 @@ void LockTypesAndLoadIdentities(ImportState& state) {
   }
   store::ImportStore store(state.db);
   for (const auto& name : used) {
+    // Held until the caller's transaction ends: later batches need not take it again.
+    if (!state.locked_types.insert(name).second) continue;
     store.LockType(name);
     if (!state.options.create_only) {
       state.index.Load(state.db, state.types.at(name), state.rows.size());
@@ -76,7 +78,7 @@ void LockTypesAndLoadIdentities(ImportState& state) {
 }
 
 void MatchRows(ImportState& state) {
-  std::unordered_map<CiId, std::string> claimed;  // existing CI -> row that matched it
+  auto& claimed = state.claimed;
   for (std::size_t i = 0; i < state.rows.size(); ++i) {
     CiRow& row = state.rows[i];
     if (row.action == Action::kRejected) continue;
@@ -103,7 +105,7 @@ void MatchRows(ImportState& state) {
       row.action = Action::kUpdate;
       continue;
     }
-    row.id = -static_cast<CiId>(i + 1);
+    row.id = -static_cast<CiId>(state.ci_offset + i + 1);
     claimed.emplace(row.id, row.label);
     state.index.Add(type, row.id, row.draft.name, row.keys);
     row.action = Action::kCreate;
@@ -120,7 +122,8 @@ void LoadMatched(ImportState& state) {
     }
   }
   if (ids.empty()) return;
-  std::vector<ConfigurationItem> current = store::ImportStore(state.db).LockCurrent(ids);
+  std::vector<ConfigurationItem> current =
+      store::ImportStore(state.db).ReadCurrent(ids, /*lock=*/true);
   // Each row merged, validated and compared on all cores (each touches its own CiRow);
   // problems reported afterwards, in the order of the rows read.
   const std::size_t n = current.size();

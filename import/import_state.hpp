@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -46,6 +47,8 @@ struct ImportState {
 
   // Adds `errors` as errors of row `label`.
   void Report(const std::string& label, model::FieldErrors& errors);
+  // One error; beyond options.max_errors it is only counted.
+  void AddError(ImportRowError error);
   void Reject(CiRow& row, const std::string& field, const std::string& message);
   // Records the seconds since `since` as phase `name`; returns now.
   std::chrono::steady_clock::time_point Phase(const char* name,
@@ -54,12 +57,23 @@ struct ImportState {
   store::DbSession& db;
   const ImportOptions& options;
   std::map<std::string, model::CiType, std::less<>> types;
-  std::vector<CiRow> rows;
+  std::vector<CiRow> rows;    // the batch of CIs being imported
+  std::size_t ci_offset = 0;  // the index in the document of rows[0]
   std::vector<ImportRowError> errors;
+  std::int64_t errors_omitted = 0;
   IdentityIndex index;
+  std::set<std::string, std::less<>> locked_types;    // import locks taken
+  std::set<std::string, std::less<>> imported_types;  // types of the CI rows seen so far
+  // CI (existing, or the pseudo id of a new one) -> the row that claimed it, across batches.
+  std::unordered_map<model::CiId, std::string> claimed;
   std::unordered_map<model::CiId, model::CiId> new_ids;  // pseudo id -> allocated id
-  const boost::json::array* relations = nullptr;
+  const boost::json::array* relations = nullptr;         // the batch of relations
+  std::size_t relation_offset = 0;  // the index in the document of (*relations)[0]
+  ImportCounts ci_counts;           // of the batches written
+  std::vector<model::CiId> ci_ids;  // of the batches written, in input order
   ImportCounts relation_counts;
+  std::int64_t rows_total = -1;
+  std::int64_t rows_done = 0;
   std::int64_t latest_existing = 0;  // micros: the newest updated_at of a matched CI
   model::Timestamp now;              // when the import writes
   std::vector<ImportPhase> phases;

@@ -1,5 +1,6 @@
 #include "import/importer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -39,66 +40,115 @@ using Clock = std::chrono::steady_clock;
               std::move(fields));
 }
 
-ImportResult Result(ImportState& state) {
-  ImportResult result;
-  result.errors = std::move(state.errors);
+// Counts and ids of the batch of CIs just written, added to the import's; the batch's rows
+// are dropped (they point into the caller's batch).
+void TallyCiBatch(ImportState& state) {
   for (const CiRow& row : state.rows) {
     switch (row.action) {
       case Action::kRejected:
-        ++result.cis.rejected;
+        ++state.ci_counts.rejected;
         break;
       case Action::kCreate:
-        ++result.cis.created;
+        ++state.ci_counts.created;
         break;
       case Action::kUpdate:
-        ++result.cis.updated;
+        ++state.ci_counts.updated;
         break;
       case Action::kUnchanged:
-        ++result.cis.unchanged;
+        ++state.ci_counts.unchanged;
         break;
     }
-    result.ci_ids.push_back(row.action == Action::kRejected ? 0 : row.id);
+    state.ci_ids.push_back(row.action == Action::kRejected ? 0 : row.id);
   }
+  state.rows_done += static_cast<std::int64_t>(state.rows.size());
+  state.ci_offset += state.rows.size();
+  state.rows.clear();
+}
+
+void Begin(ImportState& state, std::string_view phase, int done) {
+  if (state.options.progress) {
+    state.options.progress({phase, done, state.rows_total, state.rows_done});
+  }
+}
+
+void ThrowIfRejected(const ImportState& state) {
+  if (state.options.atomic && (!state.errors.empty() || state.errors_omitted > 0)) {
+    ThrowRejected(state.errors);
+  }
+}
+
+// The CI rows of the batch in state.rows: validated, matched and written with their history.
+void RunCiBatch(ImportState& state) {
+  for (const CiRow& row : state.rows) state.imported_types.insert(row.draft.type);
+  auto t = Clock::now();
+  Begin(state, "validate", 1);
+  ValidateRows(state);
+  t = state.Phase("validate", t);
+  Begin(state, "lock_and_load_identities", 2);
+  LockTypesAndLoadIdentities(state);
+  t = state.Phase("lock_and_load_identities", t);
+  Begin(state, "match", 3);
+  MatchRows(state);
+  t = state.Phase("match", t);
+  Begin(state, "load_matched", 4);
+  LoadMatched(state);
+  t = state.Phase("load_matched", t);
+  ThrowIfRejected(state);
+  Begin(state, "write_cis_and_history", 5);
+  WriteCis(state);
+  state.Phase("write_cis_and_history", t);
+  TallyCiBatch(state);
+}
+
+void RunRelationBatch(ImportState& state, const json::array& relations) {
+  LoadTypes(state);
+  const auto t = Clock::now();
+  Begin(state, "relations", 6);
+  state.relations = &relations;
+  WriteRelations(state);
+  state.relations = nullptr;
+  state.Phase("relations", t);
+  state.relation_offset += relations.size();
+  state.rows_done += static_cast<std::int64_t>(relations.size());
+  ThrowIfRejected(state);
+}
+
+// The answer: the counts and ids of every batch, each phase's seconds summed over them.
+ImportResult Result(ImportState& state) {
+  ImportResult result;
+  result.cis = state.ci_counts;
+  result.ci_ids = std::move(state.ci_ids);
+  result.errors = std::move(state.errors);
+  result.errors_omitted = state.errors_omitted;
   result.relations = state.relation_counts;
-  result.phases = std::move(state.phases);
+  for (ImportPhase& phase : state.phases) {
+    auto same = std::find_if(result.phases.begin(), result.phases.end(),
+                             [&](const ImportPhase& p) { return p.name == phase.name; });
+    if (same == result.phases.end()) {
+      result.phases.push_back(std::move(phase));
+    } else {
+      same->seconds += phase.seconds;
+    }
+  }
   return result;
 }
 
-// The phases of an import after its rows were added, in one transaction (a savepoint in the
-// caller's), each reported to options.progress and timed.
-ImportResult Run(ImportState& state, Clock::time_point started) {
+// A whole import held in memory (a request's body, a CSV file): its CIs as one batch and its
+// relations as another, in one transaction (a savepoint in the caller's).
+ImportResult Run(ImportState& state, const json::array* relations, Clock::time_point started) {
   if (state.rows.size() > kMaxImportRows) {
-    throw Error(ErrorCode::kInvalidArgument, "an import holds at most 1000000 CIs");
+    throw Error(ErrorCode::kInvalidArgument,
+                "an import request holds at most 1000000 CIs; send more as a background job "
+                "(Prefer: respond-async), which reads its payload as a stream");
   }
-  const auto rows = static_cast<std::int64_t>(
-      state.rows.size() + (state.relations != nullptr ? state.relations->size() : 0));
-  int step = 1;  // "parse" is done: the rows were added before Run
-  auto begin = [&](std::string_view name) {
-    if (state.options.progress) state.options.progress(name, step++, kImportSteps, rows);
-  };
+  state.rows_total =
+      static_cast<std::int64_t>(state.rows.size() + (relations != nullptr ? relations->size() : 0));
   store::Transaction tr(state.db);
-  auto t = state.Phase("parse", started);
-  begin("validate");
-  ValidateRows(state);
-  t = state.Phase("validate", t);
-  begin("lock_and_load_identities");
-  LockTypesAndLoadIdentities(state);
-  t = state.Phase("lock_and_load_identities", t);
-  begin("match");
-  MatchRows(state);
-  t = state.Phase("match", t);
-  begin("load_matched");
-  LoadMatched(state);
-  t = state.Phase("load_matched", t);
-  if (state.options.atomic && !state.errors.empty()) ThrowRejected(state.errors);
-  begin("write_cis_and_history");
-  WriteCis(state);
-  t = state.Phase("write_cis_and_history", t);
-  begin("relations");
-  WriteRelations(state);
-  t = state.Phase("relations", t);
-  if (state.options.atomic && !state.errors.empty()) ThrowRejected(state.errors);
-  begin("commit");
+  state.Phase("parse", started);
+  RunCiBatch(state);
+  if (relations != nullptr) RunRelationBatch(state, *relations);
+  const auto t = Clock::now();
+  Begin(state, "commit", 7);
   tr.Commit();
   state.Phase("commit", t);
   return Result(state);
@@ -107,13 +157,19 @@ ImportResult Run(ImportState& state, Clock::time_point started) {
 }  // namespace
 
 void ImportState::Report(const std::string& label, FieldErrors& field_errors) {
-  for (auto& e : field_errors.Take()) {
-    errors.push_back({label, std::move(e.field), std::move(e.message)});
+  for (auto& e : field_errors.Take()) AddError({label, std::move(e.field), std::move(e.message)});
+}
+
+void ImportState::AddError(ImportRowError error) {
+  if (options.max_errors != 0 && errors.size() >= options.max_errors) {
+    ++errors_omitted;
+    return;
   }
+  errors.push_back(std::move(error));
 }
 
 void ImportState::Reject(CiRow& row, const std::string& field, const std::string& message) {
-  errors.push_back({row.label, field, message});
+  AddError({row.label, field, message});
   row.action = Action::kRejected;
 }
 
@@ -152,11 +208,29 @@ ImportResult ImportDocument(store::DbSession& db, const json::value& document,
   const json::object& o = document.get_object();
   ImportState state(db, options);
   if (const json::value* cis = o.if_contains("cis")) AddCis(state, cis->get_array());
-  if (const json::value* relations = o.if_contains("relations")) {
-    state.relations = &relations->get_array();
-  }
-  return Run(state, started);
+  const json::value* relations = o.if_contains("relations");
+  return Run(state, relations != nullptr ? &relations->get_array() : nullptr, started);
 }
+
+BatchImport::BatchImport(store::DbSession& db, const ImportOptions& options)
+    : state_(std::make_unique<ImportState>(db, options)) {}
+
+BatchImport::~BatchImport() = default;
+
+void BatchImport::AddCis(const json::array& cis) {
+  import::AddCis(*state_, cis);
+  RunCiBatch(*state_);
+}
+
+void BatchImport::AddRelations(const json::array& relations) {
+  RunRelationBatch(*state_, relations);
+}
+
+void BatchImport::SetTotalRows(std::int64_t rows) { state_->rows_total = rows; }
+
+void BatchImport::Report(std::string_view phase, int done) { Begin(*state_, phase, done); }
+
+ImportResult BatchImport::Finish() { return Result(*state_); }
 
 ImportResult ImportCsv(store::DbSession& db, std::string_view type_name, std::string_view csv,
                        const ImportOptions& options) {
@@ -192,7 +266,7 @@ ImportResult ImportCsv(store::DbSession& db, std::string_view type_name, std::st
     }
     AddOwnedCi(state, label, std::move(*row));
   }
-  return Run(state, started);
+  return Run(state, nullptr, started);
 }
 
 json::object ImportResultToJson(const ImportResult& result) {
@@ -211,6 +285,7 @@ json::object ImportResultToJson(const ImportResult& result) {
                                   {"message", e.message}});
   }
   body["errors"] = std::move(errors);
+  body["errors_omitted"] = result.errors_omitted;
   json::array ids;
   ids.reserve(result.ci_ids.size());
   for (auto id : result.ci_ids) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,19 +20,30 @@
 
 namespace cmdb::import {
 
+// Where an import is, for a job's progress.
+struct ImportProgress {
+  std::string_view phase;      // one of the phases below
+  int done = 0;                // how many of the kImportSteps phases of the current batch are done
+  std::int64_t rows = -1;      // CI + relation rows of the whole import; -1 while not yet known
+  std::int64_t rows_done = 0;  // rows whose batch was written
+};
+
 struct ImportOptions {
   bool atomic = true;  // false: commit the good rows, report the bad ones
   // Every valid row is a new CI: the caller matched them against the estate already (a
   // discovery run), so the identities of the existing CIs are not loaded.
   bool create_only = false;
   model::WriteContext ctx{"anonymous", "import"};
-  // Told when each phase begins: its name, how many of the kImportSteps phases are done, and
-  // the rows (CIs + relations) of the import. Called on the importing thread.
-  std::function<void(std::string_view phase, int done, int total, std::int64_t rows)> progress;
+  // Row errors kept for the answer; 0 keeps them all. Beyond it they are only counted.
+  std::size_t max_errors = 0;
+  // Told when each phase begins. Called on the importing thread.
+  std::function<void(const ImportProgress&)> progress;
 };
 
 // The phases of an import, in order: parse, validate, lock_and_load_identities, match,
-// load_matched, write_cis_and_history, relations, commit.
+// load_matched, write_cis_and_history, relations, commit. A batched import goes through
+// validate .. write_cis_and_history for each batch of CIs and relations for each batch of
+// relations.
 inline constexpr int kImportSteps = 8;
 
 // Seconds spent in each phase of an import, for logs and benchmarks.
@@ -57,6 +69,7 @@ struct ImportResult {
   ImportCounts cis;
   ImportCounts relations;
   std::vector<ImportRowError> errors;
+  std::int64_t errors_omitted = 0;  // beyond ImportOptions::max_errors
   std::vector<model::CiId> ci_ids;  // per CI row, in input order; 0 for a rejected row
   std::vector<ImportPhase> phases;
 };
@@ -76,6 +89,35 @@ ImportResult ImportDocument(store::DbSession& db, const boost::json::value& docu
 // attribute names; an empty cell leaves the attribute unset. Same errors as ImportDocument.
 ImportResult ImportCsv(store::DbSession& db, std::string_view type, std::string_view csv,
                        const ImportOptions& options);
+
+struct ImportState;
+
+// An import fed in batches, for documents too large to hold at once (a background job reads
+// its payload as a stream): every batch of CIs, then every batch of relations, in the caller's
+// transaction, which it commits after Finish. Each call validates, matches and writes its
+// batch; CIs of earlier batches are found by the later ones (relation ends, duplicates). An
+// atomic import throws kValidationFailed at the first batch holding an invalid row, listing
+// the errors found so far; the caller rolls back. Rows are labelled by their index in the
+// whole document ("cis[123456]").
+class BatchImport {
+ public:
+  BatchImport(store::DbSession& db, const ImportOptions& options);
+  ~BatchImport();
+  BatchImport(const BatchImport&) = delete;
+  BatchImport& operator=(const BatchImport&) = delete;
+
+  void AddCis(const boost::json::array& cis);
+  void AddRelations(const boost::json::array& relations);
+  // The rows of the whole import, once known, for progress.
+  void SetTotalRows(std::int64_t rows);
+  // Tells options.progress that the caller is in `phase` ("parse", "commit").
+  void Report(std::string_view phase, int done);
+  // Counts, ids and timings (summed over the batches) of what was added.
+  ImportResult Finish();
+
+ private:
+  std::unique_ptr<ImportState> state_;
+};
 
 // The answer of an import, as POST /api/v1/import returns it and a background job stores it.
 boost::json::object ImportResultToJson(const ImportResult& result);

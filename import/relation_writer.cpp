@@ -34,8 +34,7 @@ struct NameLookup {
 };
 
 NameLookup LookUpNames(ImportState& state) {
-  std::set<std::string, std::less<>> imported;  // types this import writes CIs of
-  for (const CiRow& row : state.rows) imported.insert(row.draft.type);
+  const std::set<std::string, std::less<>>& imported = state.imported_types;
   std::vector<std::string> types;
   std::vector<std::string> names;
   NameLookup lookup;
@@ -182,8 +181,8 @@ void DropMissingEnds(ImportState& state, std::vector<RelationRow>& rows,
     bool ok = true;
     for (CiId id : {row.relation.from, row.relation.to}) {
       if (by_id.contains(id) && !present.contains(id)) {
-        state.errors.push_back({row.label, row.relation.from == id ? "from" : "to",
-                                "CI " + std::to_string(id) + " does not exist"});
+        state.AddError({row.label, row.relation.from == id ? "from" : "to",
+                        "CI " + std::to_string(id) + " does not exist"});
         ok = false;
         break;
       }
@@ -232,11 +231,11 @@ void WriteRelations(ImportState& state) {
   const NameLookup by_name = LookUpNames(state);
   std::vector<RelationRow> rows;
   std::set<CiId> by_id;
-  std::size_t index = 0;
+  std::size_t index = state.relation_offset;
   for (const json::value& item : *state.relations) {
     const std::string label = "relations[" + std::to_string(index++) + "]";
     if (!item.is_object()) {
-      state.errors.push_back({label, "", "a relation must be an object"});
+      state.AddError({label, "", "a relation must be an object"});
       ++state.relation_counts.rejected;
       continue;
     }

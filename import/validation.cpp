@@ -30,7 +30,7 @@ void AddCis(ImportState& state, const json::array& cis) {
   model::ParallelFor(cis.size(),
                      [&](std::size_t i) {
                        CiRow& row = state.rows[first + i];
-                       row.label = "cis[" + std::to_string(i) + "]";
+                       row.label = "cis[" + std::to_string(state.ci_offset + i) + "]";
                        row.given = &cis[i];
                        row.draft =
                            model::CiFromJson(cis[i], errors[i], model::ReadOnlyFields::kIgnore);
@@ -48,17 +48,22 @@ void AddOwnedCi(ImportState& state, std::string label, json::value body) {
 
 void AddRowError(ImportState& state, const std::string& label, const std::string& field,
                  const std::string& message) {
-  state.errors.push_back({label, field, message});
+  state.AddError({label, field, message});
   CiRow row;
   row.label = label;
   row.action = Action::kRejected;
   state.rows.push_back(std::move(row));
 }
 
-void ValidateRows(ImportState& state) {
+void LoadTypes(ImportState& state) {
+  if (!state.types.empty()) return;
   for (model::CiType& type : store::CiTypeRepository(state.db).List()) {
     state.types.emplace(type.name, std::move(type));
   }
+}
+
+void ValidateRows(ImportState& state) {
+  LoadTypes(state);
   std::vector<FieldErrors> errors(state.rows.size());
   model::ParallelFor(state.rows.size(),
                      [&](std::size_t i) {

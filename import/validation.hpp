@@ -19,7 +19,10 @@ void AddOwnedCi(ImportState& state, std::string label, boost::json::value body);
 void AddRowError(ImportState& state, const std::string& label, const std::string& field,
                  const std::string& message);
 
-// Loads every CI type, then checks each readable row against its type on all cores and
+// Loads every CI type, once per import.
+void LoadTypes(ImportState& state);
+
+// Loads the CI types, then checks each readable row against its type on all cores and
 // computes the identity keys of the valid ones. Problems are reported in row order.
 void ValidateRows(ImportState& state);
 

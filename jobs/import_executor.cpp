@@ -1,5 +1,8 @@
 #include "jobs/import_executor.hpp"
 
+#include <functional>
+
+#include "import/document_stream.hpp"
 #include "import/importer.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
@@ -20,31 +23,101 @@ void FailInternally(store::ImportJobRepository& jobs, std::int64_t id, const cha
   jobs.Fail(id, Error(ErrorCode::kInternal, "the import failed; see the server log"));
 }
 
+// Feeds each chunk of the job's payload to `read`, in order.
+void ReadPayload(store::ImportJobRepository& jobs, std::int64_t id,
+                 const std::function<void(std::string_view)>& read) {
+  for (int seq = 0;; ++seq) {
+    std::optional<std::string> chunk = jobs.Chunk(id, seq);
+    if (!chunk) return;
+    read(*chunk);
+  }
+}
+
+// A JSON import read as a stream, its rows written in batches as they are parsed: CIs first,
+// then the relations after them. A document whose relations come before its CIs is read
+// twice, the second time for the relations.
+import::ImportResult ImportJsonStream(store::ImportJobRepository& jobs, std::int64_t id,
+                                      const ImportJobLimits& limits, import::BatchImport& batch,
+                                      std::int64_t& bytes_read){
+    using Stream = import::ImportDocumentStream;
+auto flush_cis = [&](Stream& stream) {
+  if (stream.pending_cis() > 0) batch.AddCis(stream.TakeCis());
+};
+auto flush_relations = [&](Stream& stream) {
+  flush_cis(stream);  // a relation may name a CI of the batch not yet written
+  if (stream.pending_relations() > 0) batch.AddRelations(stream.TakeRelations());
+};
+Stream first({.cis = true, .relations = true});
+ReadPayload(jobs, id, [&](std::string_view chunk) {
+  first.Write(chunk);
+  bytes_read += static_cast<std::int64_t>(chunk.size());
+  if (first.pending_cis() >= limits.ci_batch) flush_cis(first);
+  if (first.pending_relations() >= limits.relation_batch) flush_relations(first);
+});
+first.Finish();
+batch.SetTotalRows(first.cis_seen() + first.relations_seen());
+flush_relations(first);
+if (first.relations_before_cis_ended()) {
+  Stream second({.cis = false, .relations = true});
+  bytes_read = 0;
+  ReadPayload(jobs, id, [&](std::string_view chunk) {
+    second.Write(chunk);
+    bytes_read += static_cast<std::int64_t>(chunk.size());
+    if (second.pending_relations() >= limits.relation_batch) flush_relations(second);
+  });
+  second.Finish();
+  flush_relations(second);
+}
+return batch.Finish();
 }  // namespace
 
-bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id) {
+std::string WholePayload(store::ImportJobRepository& jobs, std::int64_t id,
+                         std::int64_t& bytes_read) {
+  std::string payload;
+  ReadPayload(jobs, id, [&](std::string_view chunk) {
+    payload += chunk;
+    bytes_read += static_cast<std::int64_t>(chunk.size());
+  });
+  return payload;
+}
+
+}  // namespace cmdb::jobs
+
+bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id,
+                      const ImportJobLimits& limits) {
   store::ImportJobRepository jobs(work);
   std::optional<store::ImportJobInput> input = jobs.Input(id);
   if (!input) return false;
   import::ImportOptions options;
   options.atomic = input->atomic;
   options.ctx = {input->submitted_by, "import"};
+  options.max_errors = limits.max_errors;
   store::ImportJobRepository reporter(progress);
-  options.progress = [&](std::string_view phase, int done, int total, std::int64_t rows) {
-    reporter.ReportPhase(id, phase, done, total, rows);
+  std::int64_t bytes_read = 0;
+  options.progress = [&](const import::ImportProgress& p) {
+    reporter.ReportPhase(id, {.phase = p.phase,
+                              .done = p.done,
+                              .total = import::kImportSteps,
+                              .rows = p.rows >= 0 ? std::optional(p.rows) : std::nullopt,
+                              .rows_done = p.rows_done,
+                              .bytes_read = bytes_read});
   };
   try {
-    options.progress("parse", 0, import::kImportSteps, 0);
     // The import and the job's outcome commit together: a crash in between cannot leave an
-    // import done and its job to be run again.
+    // import done and its job to be run again. A crash before leaves nothing of the import,
+    // and the job is run again from the start.
     store::Transaction tr(work);
     import::ImportResult result;
     if (input->format == "csv") {
-      result = import::ImportCsv(work, input->ci_type.value_or(""), input->payload, options);
+      // A CSV file is read whole (its rows are parsed at once).
+      options.progress({"parse", 0, -1, 0});
+      const std::string payload = WholePayload(jobs, id, bytes_read);
+      result = import::ImportCsv(work, input->ci_type.value_or(""), payload, options);
     } else {
-      boost::json::value document = model::ParseJson(input->payload);
-      std::string().swap(input->payload);
-      result = import::ImportDocument(work, document, options);
+      import::BatchImport batch(work, options);
+      batch.Report("parse", 0);
+      result = ImportJsonStream(jobs, id, limits, batch, bytes_read);
+      batch.Report("commit", import::kImportSteps - 1);
     }
     jobs.Succeed(id, import::ImportResultToJson(result), import::kImportSteps);
     tr.Commit();
@@ -68,9 +141,9 @@ std::unique_ptr<JobWorker> MakeImportWorker(const std::string& dsn,
                                             const ImportWorkerOptions& options) {
   return std::make_unique<JobWorker>(
       dsn, store::JobTable{"import_jobs", "cmdb_import_lock_key", "import"}, options.worker,
-      [graph_changed = options.graph_changed](store::DbSession& work, store::DbSession& progress,
-                                              std::int64_t id) {
-        if (ExecuteImportJob(work, progress, id) && graph_changed) graph_changed();
+      [graph_changed = options.graph_changed, limits = options.limits](
+          store::DbSession& work, store::DbSession& progress, std::int64_t id) {
+        if (ExecuteImportJob(work, progress, id, limits) && graph_changed) graph_changed();
       });
 }
 

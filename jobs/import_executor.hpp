@@ -1,8 +1,10 @@
 #pragma once
 // Runs background imports (model/import_job.hpp): any instance's import worker claims a queued
 // job and runs it with the same importer as a synchronous import, reporting the phase it is
-// in. The import and the job's outcome commit together. A job left running by a stopped
-// instance is retried (three attempts).
+// in. A JSON payload is read as a stream from its stored chunks and imported in batches, so
+// the job's memory is bounded by a batch, not by the payload (a CSV file is read whole). The
+// import and the job's outcome commit together; a job left running by a stopped instance
+// (kill -9) left nothing behind and is run again from the start (three attempts).
 
 #include <cstdint>
 #include <functional>
@@ -14,12 +16,24 @@
 
 namespace cmdb::jobs {
 
+// How a job reads and answers a streamed import.
+struct ImportJobLimits {
+  // Rows per batch: what bounds the job's memory (a CI row costs a few kB while it is
+  // validated, merged and written; a relation row a few hundred bytes).
+  std::size_t ci_batch = 20000;
+  std::size_t relation_batch = 100000;
+  // Row errors the job's answer lists; the rest are counted (errors_omitted).
+  std::size_t max_errors = 1000;
+};
+
 // Runs claimed job `id` on `work`, reporting phases through `progress`, and records its
 // outcome. Returns true when it succeeded. Throws only when the database fails.
-bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id);
+bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id,
+                      const ImportJobLimits& limits = {});
 
 struct ImportWorkerOptions {
   JobWorkerOptions worker;
+  ImportJobLimits limits;
   // Called after a job committed: the instance's graph cache is out of date.
   std::function<void()> graph_changed;
 };

@@ -20,7 +20,7 @@ struct ImportJobRequest {
   std::string format;                  // json, csv
   std::optional<std::string> ci_type;  // csv only
   bool atomic = true;
-  std::string payload;
+  std::string payload;  // for Enqueue; an upload appends its chunks instead
   std::string submitted_by = "anonymous";
   std::int64_t phases_total = 0;
 };
@@ -34,6 +34,8 @@ struct ImportJob {
   std::int64_t payload_bytes = 0;
   std::string submitted_by;
   std::optional<std::int64_t> rows;  // CIs + relations, once parsed
+  std::int64_t rows_done = 0;        // rows whose batch was written
+  std::int64_t bytes_read = 0;       // of the payload, by the running job
   std::optional<std::string> phase;  // while running
   std::int64_t phases_done = 0;
   std::optional<std::int64_t> phases_total;

@@ -145,6 +145,7 @@ void App::Start() {
       jobs::ImportWorkerOptions worker;
       worker.worker.instance = instance;
       worker.graph_changed = [graph_cache] { graph_cache->Invalidate(); };
+      worker.limits = s.config.import_limits;
       s.imports = jobs::MakeImportWorker(dsn, worker);
       s.imports->Start();
       s.context.imports = s.imports.get();
@@ -197,6 +198,7 @@ void App::Start() {
     options.io_threads = s.config.io_threads;
     options.worker_threads = s.config.pool_size;
     options.body_limit = s.config.body_limit;
+    options.stream_limit = s.config.upload_limit;
     options.header_timeout = s.config.header_timeout;
     options.read_timeout = s.config.read_timeout;
     options.max_connections = s.config.max_connections;
@@ -207,7 +209,8 @@ void App::Start() {
         [router, context](Request& request) { return router->Dispatch(request, *context); },
         [router, context](Request& request, std::function<void(Response)> answer) {
           return router->Start(request, *context, std::move(answer));
-        });
+        },
+        [router, context](Request& request) { return router->Stream(request, *context); });
     s.http->Start();
     HttpServer* http = s.http.get();
     s.metrics.AddGauge("cmdb_http_open_connections", "Open client connections.",

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "jobs/import_executor.hpp"
+
 namespace cmdb::server {
 
 struct ServeConfig {
@@ -18,15 +20,17 @@ struct ServeConfig {
   std::size_t pool_size = 0;  // database sessions = worker threads; 0: 2 x CPU cores (4..32)
   std::size_t io_threads = 1;
   std::size_t body_limit = std::size_t{16} * 1024 * 1024;
+  std::uint64_t upload_limit = std::uint64_t{4} << 30;  // a background import's streamed body
   std::size_t max_connections = 1024;
   std::chrono::seconds header_timeout{10};
   std::chrono::seconds read_timeout{30};
   bool durable = true;  // embedded cluster: fsync on
   bool log_requests = true;
-  bool discovery_worker = true;    // execute queued and scheduled discovery runs
-  bool import_worker = true;       // execute queued background imports
-  std::size_t history_graphs = 4;  // graphs of past instants kept (as_of impact, traces)
-  std::size_t history_builds = 2;  // graphs of past instants rebuilt at once; more get a 503
+  bool discovery_worker = true;         // execute queued and scheduled discovery runs
+  bool import_worker = true;            // execute queued background imports
+  jobs::ImportJobLimits import_limits;  // batches of a background import
+  std::size_t history_graphs = 4;       // graphs of past instants kept (as_of impact, traces)
+  std::size_t history_builds = 2;       // graphs of past instants rebuilt at once; more get a 503
 };
 
 // Parses "host:port" ("127.0.0.1:8080", "[::1]:0"). Throws model::Error{kInvalidArgument}.

@@ -14,6 +14,8 @@
 #include <random>
 #include <thread>
 #include <tuple>
+#include <type_traits>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -109,16 +111,18 @@ class AnswerSlot : public std::enable_shared_from_this<AnswerSlot> {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(HttpServerOptions opts, RequestHandler h, RequestStarter st)
+  Impl(HttpServerOptions opts, RequestHandler h, RequestStarter st, BodyStreamer bs)
       : options(std::move(opts)),
         handler(std::move(h)),
         starter(std::move(st)),
+        streamer(std::move(bs)),
         acceptor(ioc),
         workers(options.worker_threads) {}
 
   HttpServerOptions options;
   RequestHandler handler;
   RequestStarter starter;
+  BodyStreamer streamer;
   asio::io_context ioc;
   tcp::acceptor acceptor;
   asio::thread_pool workers;
@@ -141,75 +145,176 @@ struct HttpServer::Impl {
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
+  // Runs `fn` on the worker pool (handlers block on the database) and returns its result.
+  template <typename Fn>
+  asio::awaitable<std::invoke_result_t<Fn>> OnWorker(Fn fn) {
+    co_return co_await asio::co_spawn(
+        workers, [&fn]() -> asio::awaitable<std::invoke_result_t<Fn>> { co_return fn(); },
+        asio::use_awaitable);
+  }
+
+  // The problem answered when a request could not be read (the stream is then out of sync).
+  Response ReadProblem(const beast::error_code& ec, std::uint64_t limit) const {
+    if (ec == http::error::body_limit) {
+      return MakeProblemResponse(
+          model::ErrorCode::kPayloadTooLarge,
+          "the request body exceeds the limit of " + std::to_string(limit) + " bytes", "/");
+    }
+    if (ec == http::error::header_limit) {
+      return MakeProblemResponse(model::ErrorCode::kHeadersTooLarge,
+                                 "the request headers are too large", "/");
+    }
+    return MakeProblemResponse(model::ErrorCode::kInvalidArgument,
+                               "malformed HTTP request: " + ec.message(), "/");
+  }
+
+  static bool Quiet(const beast::error_code& ec) {
+    return ec == http::error::end_of_stream || ec == beast::error::timeout ||
+           ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+           ec == asio::error::eof;
+  }
+
+  static Request HeadOf(const http::request_header<>& header) {
+    Request request;
+    request.method = std::string(header.method_string());
+    request.target = std::string(header.target());
+    for (const auto& field : header) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      request.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    request.request_id = RequestIdFrom(request.Header("x-request-id"));
+    return request;
+  }
+
+  // Reads the body into `sink` in parts of up to 1 MiB, each written on a worker before the
+  // next is read; the sink's answer, or nullopt when the connection failed (`ec` says how).
+  asio::awaitable<std::optional<Response>> StreamBody(Session& s, beast::flat_buffer& buffer,
+                                                      http::request_parser<http::string_body>& head,
+                                                      BodySink& sink, beast::error_code& ec) {
+    const boost::optional<std::uint64_t> length = head.content_length();
+    http::request_parser<http::buffer_body> parser(std::move(head));
+    parser.body_limit(options.stream_limit);  // counted from here, for a chunked body
+    if (length && *length > options.stream_limit) {
+      co_return co_await OnWorker(
+          [&] { return sink.Abandon(ReadProblem(http::error::body_limit, options.stream_limit)); });
+    }
+    std::vector<char> part(std::size_t{1} << 20);
+    bool taking = true;
+    while (!parser.is_done()) {
+      parser.get().body().data = part.data();
+      parser.get().body().size = part.size();
+      s.stream.expires_after(options.read_timeout);
+      std::tie(ec, std::ignore) = co_await http::async_read(s.stream, buffer, parser, kTuple);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        if (ec == http::error::body_limit) {
+          ec = {};
+          co_return co_await OnWorker([&] {
+            return sink.Abandon(ReadProblem(http::error::body_limit, options.stream_limit));
+          });
+        }
+        co_return std::nullopt;  // the caller drops the sink and what it began
+      }
+      const std::size_t got = part.size() - parser.get().body().size;
+      if (got > 0) {
+        taking = co_await OnWorker([&] { return sink.Write({part.data(), got}); });
+        if (!taking) break;  // the sink has its answer; the rest of the body is not read
+      }
+    }
+    co_return co_await OnWorker([&sink] { return sink.Finish(); });
+  }
+
   asio::awaitable<void> RunSession(std::shared_ptr<Session> s) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
-      parser.body_limit(options.body_limit);
+      // A body a sink may take is bounded by the larger limit until the route is known.
+      parser.body_limit(streamer ? std::max<std::uint64_t>(options.body_limit, options.stream_limit)
+                                 : options.body_limit);
       parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
       // Two deadlines: the headers (also the idle keep-alive wait) must arrive within
       // header_timeout, the body within read_timeout after them, so a client trickling
       // bytes cannot hold a connection for long.
       s->stream.expires_after(options.header_timeout);
       auto [ec, bytes] = co_await http::async_read_header(s->stream, buffer, parser, kTuple);
-      if (!ec && !parser.is_done()) {
+      Request request;
+      bool target_ok = false;
+      unsigned version = 11;
+      bool client_keeps_alive = false;
+      std::optional<Response> streamed;
+      bool body_unread = false;  // the body went to a sink, which may have stopped reading it
+      if (!ec) {
+        request = HeadOf(parser.get());
+        target_ok = ParseTarget(request.target, request.path, request.query);
+        version = parser.get().version();
+        client_keeps_alive = parser.get().keep_alive();
+        s->busy = true;
+      }
+      if (!ec && !parser.is_done() && parser.get()[http::field::expect] == "100-continue") {
+        http::response<http::empty_body> go_on{http::status::continue_, 11};
+        s->stream.expires_after(options.read_timeout);
+        std::tie(ec, std::ignore) = co_await http::async_write(s->stream, go_on, kTuple);
+      }
+      if (!ec && !parser.is_done() && streamer && target_ok) {
+        std::unique_ptr<BodySink> sink = co_await OnWorker([&] { return streamer(request); });
+        if (sink) {
+          streamed = co_await StreamBody(*s, buffer, parser, *sink, ec);
+          co_await OnWorker([&sink] {
+            sink.reset();  // may end a transaction: not on the I/O thread
+            return 0;
+          });
+          if (ec && !streamed) {
+            if (!Quiet(ec) && !draining) {
+              Response problem = ReadProblem(ec, options.stream_limit);
+              auto res = ToBeast(std::move(problem), 11, false, NewRequestId(), false);
+              s->stream.expires_after(std::chrono::seconds{5});
+              co_await http::async_write(s->stream, res, kTuple);
+            }
+            break;
+          }
+          body_unread = true;
+        }
+      }
+      if (!ec && !streamed && !parser.is_done()) {
+        // Read whole: the body limit applies (checked by Beast for a chunked body).
+        if (parser.content_length() && *parser.content_length() > options.body_limit) {
+          ec = http::error::body_limit;
+        }
+        parser.body_limit(options.body_limit);
+      }
+      if (!ec && !streamed && !parser.is_done()) {
         s->stream.expires_after(options.read_timeout);
         std::tie(ec, bytes) = co_await http::async_read(s->stream, buffer, parser, kTuple);
       }
       if (ec) {
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-            ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-            ec == asio::error::eof || draining) {
-          break;
-        }
+        if (Quiet(ec) || draining) break;
         // The request could not be read: say why, then close (the stream is out of sync).
-        Response problem;
-        if (ec == http::error::body_limit) {
-          problem = MakeProblemResponse(model::ErrorCode::kPayloadTooLarge,
-                                        "the request body exceeds the limit of " +
-                                            std::to_string(options.body_limit) + " bytes",
-                                        "/");
-        } else if (ec == http::error::header_limit) {
-          problem = MakeProblemResponse(model::ErrorCode::kHeadersTooLarge,
-                                        "the request headers are too large", "/");
-        } else {
-          problem = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
-                                        "malformed HTTP request: " + ec.message(), "/");
-        }
-        auto res = ToBeast(std::move(problem), 11, false, NewRequestId(), false);
+        auto res = ToBeast(ReadProblem(ec, options.body_limit), 11, false, NewRequestId(), false);
         s->stream.expires_after(std::chrono::seconds{5});
         co_await http::async_write(s->stream, res, kTuple);
         break;
       }
-      s->busy = true;
       const auto received = std::chrono::steady_clock::now();
-      http::request<http::string_body> msg = parser.release();
-      Request request;
-      request.method = std::string(msg.method_string());
-      request.target = std::string(msg.target());
-      for (const auto& field : msg) {
-        std::string name(field.name_string());
-        std::transform(name.begin(), name.end(), name.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        request.headers.emplace_back(std::move(name), std::string(field.value()));
-      }
-      request.request_id = RequestIdFrom(request.Header("x-request-id"));
-      request.body = std::move(msg.body());
-      const bool keep_alive = msg.keep_alive() && !draining;
+      // After a streamed body the connection closes: the body may not have been read to its end.
+      const bool keep_alive = client_keeps_alive && !draining && !body_unread;
       Response response;
-      if (!ParseTarget(request.target, request.path, request.query)) {
-        response = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
-                                       "the request target is malformed", "/");
+      if (streamed) {
+        response = std::move(*streamed);
       } else {
-        auto slot = std::make_shared<AnswerSlot>(co_await asio::this_coro::executor);
-        if (starter && starter(request, [slot](Response r) { slot->Answer(std::move(r)); })) {
-          response = co_await slot->Wait();
+        request.body = std::move(parser.get().body());
+        if (!target_ok) {
+          response = MakeProblemResponse(model::ErrorCode::kInvalidArgument,
+                                         "the request target is malformed", "/");
         } else {
-          // Handlers block on the database: run them on the worker pool, never on I/O threads.
-          response = co_await asio::co_spawn(
-              workers,
-              [this, &request]() -> asio::awaitable<Response> { co_return handler(request); },
-              asio::use_awaitable);
+          auto slot = std::make_shared<AnswerSlot>(co_await asio::this_coro::executor);
+          if (starter && starter(request, [slot](Response r) { slot->Answer(std::move(r)); })) {
+            response = co_await slot->Wait();
+          } else {
+            // Handlers block on the database: run them on the worker pool, never on I/O threads.
+            response = co_await OnWorker([this, &request] { return handler(request); });
+          }
         }
       }
       // The time from the whole request read to the response ready to write (waiting for a
@@ -220,8 +325,8 @@ struct HttpServer::Impl {
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - received)
               .count());
       response.headers.emplace_back("Server-Timing", timing.data());
-      auto res = ToBeast(std::move(response), msg.version(), keep_alive && !draining,
-                         request.request_id, request.method == "HEAD");
+      auto res = ToBeast(std::move(response), version, keep_alive && !draining, request.request_id,
+                         request.method == "HEAD");
       s->stream.expires_after(options.read_timeout);
       auto [write_ec, written] = co_await http::async_write(s->stream, res, kTuple);
       s->busy = false;
@@ -266,8 +371,10 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler, RequestStarter starter)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(starter))) {}
+HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler, RequestStarter starter,
+                       BodyStreamer streamer)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(starter),
+                                   std::move(streamer))) {}
 
 HttpServer::~HttpServer() {
   try {

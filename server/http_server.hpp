@@ -4,7 +4,9 @@
 // work never runs on the I/O threads, and writes the response. Stop() drains: it stops
 // accepting, lets in-flight requests finish and closes idle connections.
 // A request whose route answers it without blocking (RequestStarter; reads batched across
-// requests) waits for that answer instead.
+// requests) waits for that answer instead. A request whose route takes its body as a stream
+// (BodyStreamer; uploads) has it read in parts of up to 1 MiB, each handed to the sink on a
+// worker before the next is read. `Expect: 100-continue` is answered before a body is read.
 // Start/Stop from one owner thread; the handler is called concurrently from workers.
 
 #include <chrono>
@@ -24,9 +26,12 @@ struct HttpServerOptions {
   std::size_t io_threads = 1;
   std::size_t worker_threads = 8;
   std::size_t body_limit = std::size_t{16} * 1024 * 1024;
+  // A body taken by a BodySink (BodyStreamer): read in parts, so only bounded by this.
+  std::uint64_t stream_limit = std::uint64_t{4} << 30;
   std::size_t header_limit = std::size_t{16} * 1024;
   std::chrono::seconds header_timeout{10};  // request line and headers; idle keep-alive
-  std::chrono::seconds read_timeout{30};    // the body, once the headers are in
+  std::chrono::seconds read_timeout{30};    // the body, once the headers are in (a streamed
+                                            // body: each part of up to 1 MiB)
   std::size_t max_connections = 1024;
 };
 
@@ -35,10 +40,15 @@ using RequestHandler = std::function<Response(Request&)>;
 // true: it then calls `answer` exactly once, from any thread, maybe before it returns, and the
 // handler does not run. false leaves the request to the handler on a worker. Must not block.
 using RequestStarter = std::function<bool(Request&, std::function<void(Response)> answer)>;
+// Called on a worker for a request with a body, before the body is read (`request` has the
+// headers only): a sink to take the body in parts, or nullptr to read it whole for the handler.
+// The request outlives the sink.
+using BodyStreamer = std::function<std::unique_ptr<BodySink>(Request&)>;
 
 class HttpServer {
  public:
-  HttpServer(HttpServerOptions options, RequestHandler handler, RequestStarter starter = {});
+  HttpServer(HttpServerOptions options, RequestHandler handler, RequestStarter starter = {},
+             BodyStreamer streamer = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

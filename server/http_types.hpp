@@ -35,6 +35,20 @@ struct Response {
   std::string body;
 };
 
+// A request body taken in parts as it arrives instead of whole (an upload larger than the
+// body limit): Write gets each part in order (at most 1 MiB), then Finish the end. A sink never
+// throws: once Write returns false the sink has its answer (a problem), the rest of the body
+// is not read, and Finish returns that answer. Abandon, instead of Finish, drops what the sink
+// began (the body was too large) and answers `problem`; a sink destroyed without either drops
+// it silently (the client went away). Called on worker threads, one call at a time.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual bool Write(std::string_view part) = 0;
+  virtual Response Finish() = 0;
+  virtual Response Abandon(Response problem) = 0;
+};
+
 // Splits a request target into its decoded path and query. Returns false when the target is
 // not origin-form or holds a malformed percent escape.
 bool ParseTarget(std::string_view target, std::string& path,

@@ -22,6 +22,8 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --pool-size N          database connections and worker threads (default 2 x cores, 4..32)
   --io-threads N         HTTP I/O threads (default 1)
   --body-limit BYTES     largest request body accepted (default 16777216)
+  --upload-limit BYTES   largest background import (Prefer: respond-async), read as a
+                         stream into the database (default 4294967296)
   --header-timeout SECS  time allowed for a request's headers, and idle keep-alive (default 10)
   --read-timeout SECS    time allowed for a request's body after its headers (default 30)
   --max-connections N    open connections accepted at once (default 1024)
@@ -92,6 +94,8 @@ int main(int argc, char** argv) {
         config.io_threads = ParseCount(flag, value(), 1, 64);
       } else if (flag == "--body-limit") {
         config.body_limit = ParseCount(flag, value(), 1024, 1ULL << 32);
+      } else if (flag == "--upload-limit") {
+        config.upload_limit = ParseCount(flag, value(), 1024, 1ULL << 40);
       } else if (flag == "--header-timeout") {
         config.header_timeout = std::chrono::seconds(ParseCount(flag, value(), 1, 3600));
       } else if (flag == "--read-timeout") {

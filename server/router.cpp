@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include <boost/json.hpp>
 
@@ -58,7 +59,7 @@ std::vector<Route> ApiRoutes() {
       {"GET", "/api/v1/relations/{id}", GetRelation, "viewer"},
       {"DELETE", "/api/v1/relations/{id}", DeleteRelation, "asset_admin"},
       {"GET", "/api/v1/relations/{id}/history", GetRelationHistory, "viewer"},
-      {"POST", "/api/v1/import", PostImport, "asset_admin"},
+      {"POST", "/api/v1/import", PostImport, "asset_admin", {}, StreamImport},
       {"GET", "/api/v1/import-jobs", ListImportJobs, "viewer"},
       {"GET", "/api/v1/import-jobs/{id}", GetImportJob, "viewer"},
       {"GET", "/api/v1/discovery/sources", ListDiscoverySources, "viewer"},
@@ -235,6 +236,85 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
   }
   Record(request, ctx, route_name, started, response);
   return response;
+}
+
+namespace {
+
+// A route's StreamedRequest behind the BodySink the listener drives: the first failure is
+// the answer, and the answer is recorded and logged once.
+class RecordedSink : public BodySink {
+ public:
+  // `failed`: the answer already (the request was refused from its headers).
+  RecordedSink(const Request& request, AppContext& ctx, std::string route,
+               std::unique_ptr<StreamedRequest> inner, std::optional<Response> failed)
+      : request_(request),
+        ctx_(ctx),
+        route_(std::move(route)),
+        inner_(std::move(inner)),
+        started_(std::chrono::steady_clock::now()),
+        failed_(std::move(failed)) {}
+
+  bool Write(std::string_view part) override {
+    if (failed_) return false;
+    try {
+      inner_->Write(part);
+      return true;
+    } catch (const std::exception&) {
+      failed_ = CurrentProblem(request_);
+      inner_.reset();  // what it began is abandoned (rolled back) now
+      return false;
+    }
+  }
+
+  Response Finish() override {
+    Response response;
+    if (failed_) {
+      response = std::move(*failed_);
+    } else {
+      try {
+        response = inner_->Finish();
+      } catch (const std::exception&) {
+        response = CurrentProblem(request_);
+      }
+      inner_.reset();
+    }
+    Record(request_, ctx_, route_, started_, response);
+    return response;
+  }
+
+  Response Abandon(Response problem) override {
+    inner_.reset();
+    Record(request_, ctx_, route_, started_, problem);
+    return problem;
+  }
+
+ private:
+  const Request& request_;
+  AppContext& ctx_;
+  std::string route_;
+  std::unique_ptr<StreamedRequest> inner_;
+  std::chrono::steady_clock::time_point started_;
+  std::optional<Response> failed_;
+};
+
+}  // namespace
+
+std::unique_ptr<BodySink> Router::Stream(const Request& request, AppContext& ctx) const {
+  PathParams params;
+  bool path_known = false;
+  const Route* route = Match(request, params, path_known);
+  if (route == nullptr || !route->stream) return nullptr;
+  std::unique_ptr<StreamedRequest> inner;
+  try {
+    inner = route->stream(request, params, ctx);
+  } catch (const std::exception&) {
+    // Refused from the headers alone (a bad parameter): answered without reading the body.
+    return std::make_unique<RecordedSink>(request, ctx, route->pattern, nullptr,
+                                          CurrentProblem(request));
+  }
+  if (inner == nullptr) return nullptr;
+  return std::make_unique<RecordedSink>(request, ctx, route->pattern, std::move(inner),
+                                        std::nullopt);
 }
 
 bool Router::Start(const Request& request, AppContext& ctx,

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,12 +55,25 @@ using Answer = std::function<void(const std::function<Response()>& respond)>;
 // worker, which then answers and reports errors as usual.
 using Starter = std::function<bool(const Request&, const PathParams&, AppContext&, Answer answer)>;
 
+// A sink taking the request's body in parts (see BodySink); the request holds the headers,
+// no body. Called with a request carrying a body; returns nullptr to have the body read whole
+// for the handler, as usual. What Write and Finish throw becomes the problem answered.
+class StreamedRequest {
+ public:
+  virtual ~StreamedRequest() = default;
+  virtual void Write(std::string_view part) = 0;
+  virtual Response Finish() = 0;
+};
+using Streamer =
+    std::function<std::unique_ptr<StreamedRequest>(const Request&, const PathParams&, AppContext&)>;
+
 struct Route {
   std::string method;
   std::string pattern;  // "/api/v1/cis/{id}"
   Handler handler;
   std::string_view role;  // role required once access control lands: "public", "viewer", ...
   Starter start = {};     // empty for most routes
+  Streamer stream = {};   // for uploads too large to hold; empty for most routes
 };
 
 class Router {
@@ -74,6 +88,11 @@ class Router {
   // mapped, recorded and logged like Dispatch's, from any thread, maybe before Start returns.
   // false: not started, call Dispatch. Never throws. `request` must outlive the answer.
   bool Start(const Request& request, AppContext& ctx, std::function<void(Response)> done) const;
+
+  // For a request with a body whose route has a Streamer: the sink that takes the body in
+  // parts, its answer mapped, recorded and logged like Dispatch's; nullptr to call Dispatch
+  // with the whole body. Never throws. `request` must outlive the sink.
+  std::unique_ptr<BodySink> Stream(const Request& request, AppContext& ctx) const;
 
  private:
   const Route* Match(const Request& request, PathParams& params, bool& path_known) const;

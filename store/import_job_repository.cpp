@@ -3,6 +3,7 @@
 #include "model/json.hpp"
 #include "store/pg.hpp"
 #include "store/sql.hpp"
+#include "store/transaction.hpp"
 
 namespace cmdb::store {
 
@@ -14,7 +15,8 @@ namespace {
 const char* const kJobColumns =
     "id, state, format, ci_type, atomic, payload_bytes, submitted_by, rows_total, phase, "
     "progress_done, progress_total, result::text, error, error_code, error_fields::text, "
-    "attempts, claimed_by, cmdb_us(queued_at), cmdb_us(started_at), cmdb_us(finished_at)";
+    "attempts, claimed_by, cmdb_us(queued_at), cmdb_us(started_at), cmdb_us(finished_at), "
+    "rows_done, bytes_read";
 
 ImportJob JobFromRow(const soci::row& r) {
   ImportJob job;
@@ -45,22 +47,48 @@ ImportJob JobFromRow(const soci::row& r) {
   job.queued_at = sql::Time(r, 17);
   job.started_at = sql::OptionalTime(r, 18);
   job.finished_at = sql::OptionalTime(r, 19);
+  job.rows_done = sql::Int(r, 20);
+  job.bytes_read = sql::Int(r, 21);
   return job;
 }
 
 }  // namespace
 
 ImportJob ImportJobRepository::Enqueue(const model::ImportJobRequest& request) {
-  // The payload goes as bytes (libpq's binary parameter), not as twice as many hex digits.
-  const std::optional<std::int64_t> id = pg::WriteWithBytes(
-      db_,
-      "INSERT INTO import_jobs (format, ci_type, atomic, payload, payload_bytes, submitted_by, "
-      "progress_total) VALUES ($1, $2, $3, $4::bytea, $5, $6, $7) RETURNING id",
-      {request.format, request.ci_type, request.atomic ? "true" : "false", request.payload,
-       std::to_string(request.payload.size()), request.submitted_by,
-       std::to_string(request.phases_total)},
-      3);
-  return *Find(*id);
+  Transaction tr(db_);
+  const std::int64_t id = Create(request);
+  const std::string_view payload = request.payload;
+  int seq = 0;
+  for (std::size_t at = 0; at < payload.size(); at += kImportChunkBytes) {
+    Append(id, seq++, payload.substr(at, kImportChunkBytes));
+  }
+  ImportJob job = Seal(id, static_cast<std::int64_t>(payload.size()));
+  tr.Commit();
+  return job;
+}
+
+std::int64_t ImportJobRepository::Create(const model::ImportJobRequest& request) {
+  long long id = 0;
+  sql::Run(db_,
+           "INSERT INTO import_jobs (format, ci_type, atomic, submitted_by, progress_total) "
+           "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+           soci::into(id), soci::use(request.format), soci::use(request.ci_type),
+           soci::use(request.atomic ? 1 : 0), soci::use(request.submitted_by),
+           soci::use(static_cast<long long>(request.phases_total)));
+  return id;
+}
+
+void ImportJobRepository::Append(std::int64_t id, int seq, std::string_view bytes) {
+  // The chunk goes as bytes (libpq's binary parameter), not as twice as many hex digits.
+  pg::WriteWithBytes(db_, "INSERT INTO import_job_chunks (job_id, seq, data) VALUES ($1, $2, $3)",
+                     {std::to_string(id), std::to_string(seq), std::string(bytes)}, 2);
+}
+
+ImportJob ImportJobRepository::Seal(std::int64_t id, std::int64_t payload_bytes) {
+  sql::Execute(db_, "UPDATE import_jobs SET payload_bytes = $2 WHERE id = $1",
+               soci::use(static_cast<long long>(id)),
+               soci::use(static_cast<long long>(payload_bytes)));
+  return *Find(id);
 }
 
 std::optional<ImportJob> ImportJobRepository::Find(std::int64_t id) {
@@ -97,28 +125,37 @@ std::optional<ImportJobInput> ImportJobRepository::Input(std::int64_t id) {
     return std::nullopt;
   }
   input.atomic = atomic != 0;
-  // The payload's bytes as they are (binary result format), not decoded from hex text.
-  std::optional<std::vector<std::string>> payload =
-      pg::ReadBinaryRow(db_, "SELECT payload FROM import_jobs WHERE id = $1", {std::to_string(id)});
-  if (payload) input.payload = std::move(payload->front());
   return input;
 }
 
-void ImportJobRepository::ReportPhase(std::int64_t id, std::string_view phase, int done, int total,
-                                      std::int64_t rows) {
+std::optional<std::string> ImportJobRepository::Chunk(std::int64_t id, int seq) {
+  // The chunk's bytes as they are (binary result format), not decoded from hex text.
+  std::optional<std::vector<std::string>> row =
+      pg::ReadBinaryRow(db_, "SELECT data FROM import_job_chunks WHERE job_id = $1 AND seq = $2",
+                        {std::to_string(id), std::to_string(seq)});
+  if (!row) return std::nullopt;
+  return std::move(row->front());
+}
+
+void ImportJobRepository::ReportPhase(std::int64_t id, const Progress& progress) {
   sql::Execute(db_,
                "UPDATE import_jobs SET phase = $2, progress_done = $3, progress_total = $4, "
-               "rows_total = $5 WHERE id = $1",
-               soci::use(static_cast<long long>(id)), soci::use(std::string(phase)),
-               soci::use(done), soci::use(total), soci::use(static_cast<long long>(rows)));
+               "rows_total = $5, rows_done = $6, bytes_read = $7 WHERE id = $1",
+               soci::use(static_cast<long long>(id)), soci::use(std::string(progress.phase)),
+               soci::use(progress.done), soci::use(progress.total),
+               soci::use(progress.rows ? std::optional<long long>(*progress.rows) : std::nullopt),
+               soci::use(static_cast<long long>(progress.rows_done)),
+               soci::use(static_cast<long long>(progress.bytes_read)));
 }
 
 void ImportJobRepository::Succeed(std::int64_t id, const json::object& result, int phases) {
   sql::Execute(db_,
                "UPDATE import_jobs SET state = 'succeeded', result = $2::json, finished_at = "
-               "clock_timestamp(), payload = NULL, phase = NULL, progress_done = $3 WHERE id = $1",
+               "clock_timestamp(), phase = NULL, progress_done = $3, rows_done = "
+               "coalesce(rows_total, rows_done), bytes_read = payload_bytes WHERE id = $1",
                soci::use(static_cast<long long>(id)), soci::use(model::ToJsonText(result)),
                soci::use(phases));
+  DropPayload(id);
 }
 
 void ImportJobRepository::Fail(std::int64_t id, const model::Error& error) {
@@ -130,11 +167,17 @@ void ImportJobRepository::Fail(std::int64_t id, const model::Error& error) {
       fields.empty() ? std::nullopt : std::optional(model::ToJsonText(fields));
   sql::Execute(db_,
                "UPDATE import_jobs SET state = 'failed', error = $2, error_code = $3, "
-               "error_fields = $4::jsonb, finished_at = clock_timestamp(), payload = NULL, phase "
-               "= NULL WHERE id = $1",
+               "error_fields = $4::jsonb, finished_at = clock_timestamp(), phase = NULL WHERE id = "
+               "$1",
                soci::use(static_cast<long long>(id)),
                soci::use(std::string(error.what()).substr(0, 4000)),
                soci::use(std::string(model::ErrorCodeName(error.code()))), soci::use(fields_text));
+  DropPayload(id);
+}
+
+void ImportJobRepository::DropPayload(std::int64_t id) {
+  sql::Execute(db_, "DELETE FROM import_job_chunks WHERE job_id = $1",
+               soci::use(static_cast<long long>(id)));
 }
 
 }  // namespace cmdb::store

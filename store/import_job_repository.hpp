@@ -17,20 +17,30 @@
 
 namespace cmdb::store {
 
-// What executing a job starts from.
+// What executing a job starts from; the payload is read with Chunk.
 struct ImportJobInput {
   std::string format;
   std::optional<std::string> ci_type;
   bool atomic = true;
   std::string submitted_by;
-  std::string payload;
+  std::int64_t payload_bytes = 0;
 };
+
+// The size of the chunks a payload is stored in (the last one may be shorter).
+inline constexpr std::size_t kImportChunkBytes = std::size_t{1} << 20;
 
 class ImportJobRepository {
  public:
   explicit ImportJobRepository(DbSession& db) : db_(db) {}
 
+  // A job with its whole payload.
   model::ImportJob Enqueue(const model::ImportJobRequest& request);
+  // A job whose payload arrives in parts, all in the caller's transaction (nothing runs it
+  // before that commits): Create (request.payload is ignored), Append each part, then Seal.
+  std::int64_t Create(const model::ImportJobRequest& request);
+  // Appends `bytes` as chunk `seq` (0, 1, ...).
+  void Append(std::int64_t id, int seq, std::string_view bytes);
+  model::ImportJob Seal(std::int64_t id, std::int64_t payload_bytes);
   std::optional<model::ImportJob> Find(std::int64_t id);
   // Jobs with id > `after`, oldest first, optionally in one state.
   std::vector<model::ImportJob> List(std::optional<model::JobState> state, std::int64_t after,
@@ -39,12 +49,24 @@ class ImportJobRepository {
   // --- while a job executes ---
   // The job's input when it is running; nullopt otherwise.
   std::optional<ImportJobInput> Input(std::int64_t id);
-  void ReportPhase(std::int64_t id, std::string_view phase, int done, int total, std::int64_t rows);
-  // The job's outcome; its payload is dropped.
+  // Chunk `seq` of the job's payload; nullopt past the last one.
+  std::optional<std::string> Chunk(std::int64_t id, int seq);
+  struct Progress {
+    std::string_view phase;
+    int done = 0;
+    int total = 0;
+    std::optional<std::int64_t> rows;  // of the whole import, once known
+    std::int64_t rows_done = 0;
+    std::int64_t bytes_read = 0;
+  };
+  void ReportPhase(std::int64_t id, const Progress& progress);
+  // The job's outcome; its payload's chunks are dropped.
   void Succeed(std::int64_t id, const boost::json::object& result, int phases);
   void Fail(std::int64_t id, const model::Error& error);
 
  private:
+  void DropPayload(std::int64_t id);
+
   DbSession& db_;
 };
 

@@ -94,19 +94,33 @@ IdentityColumns ImportStore::Identities(const std::string& type,
   return out;
 }
 
-std::vector<ConfigurationItem> ImportStore::LockCurrent(const std::vector<CiId>& ids) {
+std::vector<ConfigurationItem> ImportStore::ReadCurrent(const std::vector<CiId>& ids, bool lock) {
   std::vector<CiRowText> texts;
   if (ids.empty()) return {};
   texts.reserve(ids.size());
   sql::ForEachRow(
       db_,
       std::string("SELECT ") + kCiColumnsWithoutLastSeen +
-          " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY c.id FOR UPDATE",
+          " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY c.id" +
+          (lock ? " FOR UPDATE" : ""),
       [&](const soci::row& r) { texts.push_back(CiRowTextOf(r)); }, soci::use(sql::IdArray(ids)));
   // The JSON of the rows is parsed on all cores.
   std::vector<ConfigurationItem> out(texts.size());
   model::ParallelFor(texts.size(), [&](std::size_t i) { out[i] = CiFromText(std::move(texts[i])); },
                      {});
+  return out;
+}
+
+std::unordered_map<CiId, std::int64_t> ImportStore::LockVersions(const std::vector<CiId>& ids) {
+  std::unordered_map<CiId, std::int64_t> out;
+  if (ids.empty()) return out;
+  out.reserve(ids.size());
+  sql::ForEachRow(
+      db_,
+      "SELECT id, version FROM configuration_items WHERE id = ANY($1::bigint[]) ORDER BY id FOR "
+      "UPDATE",
+      [&](const soci::row& r) { out.emplace(sql::Int(r, 0), sql::Int(r, 1)); },
+      soci::use(sql::IdArray(ids)));
   return out;
 }
 

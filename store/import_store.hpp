@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <tuple>
 #include <vector>
 
@@ -50,8 +51,12 @@ class ImportStore {
   void LockType(const std::string& type);
   // Every CI of `type` with the attributes `attributes`.
   IdentityColumns Identities(const std::string& type, const std::vector<std::string>& attributes);
-  // The CIs `ids` (without last_seen_at), locked FOR UPDATE, in id order.
-  std::vector<model::ConfigurationItem> LockCurrent(const std::vector<model::CiId>& ids);
+  // The CIs `ids` (without last_seen_at), in id order: locked FOR UPDATE, or as read (`lock`
+  // false: a re-import compares first and locks only the rows it changes).
+  std::vector<model::ConfigurationItem> ReadCurrent(const std::vector<model::CiId>& ids,
+                                                    bool lock);
+  // Locks the CIs `ids` FOR UPDATE; their versions, by id (a deleted CI is absent).
+  std::unordered_map<model::CiId, std::int64_t> LockVersions(const std::vector<model::CiId>& ids);
   // The database's clock.
   model::Timestamp Now();
   // Draws `count` ids for new CIs.

@@ -136,6 +136,8 @@ Response GetRelationHistory(const Request&, const PathParams&, AppContext&);
 
 // --- import ---
 Response PostImport(const Request&, const PathParams&, AppContext&);
+// The body of an asynchronous import, taken as a stream; nullptr for a synchronous one.
+std::unique_ptr<StreamedRequest> StreamImport(const Request&, const PathParams&, AppContext&);
 Response ListImportJobs(const Request&, const PathParams&, AppContext&);
 Response GetImportJob(const Request&, const PathParams&, AppContext&);
 

@@ -1,5 +1,6 @@
 #include <boost/json.hpp>
 
+#include "import/document_stream.hpp"
 #include "import/importer.hpp"
 #include "jobs/job_worker.hpp"
 #include "model/json.hpp"
@@ -7,6 +8,7 @@
 #include "server/problem.hpp"
 #include "store/db_pool.hpp"
 #include "store/import_job_repository.hpp"
+#include "store/transaction.hpp"
 
 namespace cmdb::server::handlers {
 
@@ -57,7 +59,9 @@ json::object JobJson(const model::ImportJob& job) {
       json::object{{"phase", job.phase ? json::value(*job.phase) : json::value(nullptr)},
                    {"phases_done", job.phases_done},
                    {"phases_total", job.phases_total ? json::value(*job.phases_total) : nullptr},
-                   {"rows", job.rows ? json::value(*job.rows) : json::value(nullptr)}};
+                   {"rows", job.rows ? json::value(*job.rows) : json::value(nullptr)},
+                   {"rows_done", job.rows_done},
+                   {"bytes_read", job.bytes_read}};
   o["result"] = job.result;
   if (job.state == model::JobState::kFailed) {
     // As the synchronous import would have answered; a job abandoned by stopped instances
@@ -71,29 +75,33 @@ json::object JobJson(const model::ImportJob& job) {
   return o;
 }
 
-}  // namespace
-
-Response PostImport(const Request& request, const PathParams&, AppContext& ctx) {
-  CheckQueryParams(request, {"mode", "type", "async"});
+// What the query and headers of POST /api/v1/import say, checked before the body is read.
+struct ImportRequest {
   import::ImportOptions options;
+  bool async = false;
+  bool csv = false;
+  std::optional<std::string> type;
+};
+
+ImportRequest ReadImportRequest(const Request& request) {
+  CheckQueryParams(request, {"mode", "type", "async"});
+  ImportRequest out;
   if (auto mode = request.Query("mode")) {
     if (*mode != "atomic" && *mode != "partial") {
       throw Error(ErrorCode::kInvalidArgument, "mode must be atomic or partial");
     }
-    options.atomic = *mode == "atomic";
+    out.options.atomic = *mode == "atomic";
   }
-  const bool async = ParseBoolParam(request, "async").value_or(false) || PrefersAsync(request);
+  out.async = ParseBoolParam(request, "async").value_or(false) || PrefersAsync(request);
   const std::string media = request.MediaType();
-  const bool csv = media == "text/csv";
-  std::optional<std::string> type = request.Query("type");
-  json::value document;
-  if (csv) {
-    if (!type || type->empty()) {
+  out.csv = media == "text/csv";
+  out.type = request.Query("type");
+  if (out.csv) {
+    if (!out.type || out.type->empty()) {
       throw Error(ErrorCode::kInvalidArgument, "a CSV import names its CI type: ?type=server");
     }
-    if (request.body.empty()) throw Error(ErrorCode::kInvalidArgument, "the CSV body is empty");
   } else {
-    if (type) {
+    if (out.type) {
       throw Error(ErrorCode::kInvalidArgument,
                   "type applies to CSV imports; a JSON import names each CI's type");
     }
@@ -102,27 +110,87 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
       throw Error(ErrorCode::kUnsupportedMediaType,
                   "import takes application/json or text/csv, not " + media);
     }
-    document = ParseJsonBody(request);
   }
-  store::DbSession session = ctx.db->Lease();
-  if (async) {
-    // Malformed JSON and a document of the wrong shape are answered now; rows are checked
-    // when the job runs, and their errors land in the job.
-    if (!csv) import::CheckImportDocumentShape(document);
-    const model::ImportJob job = store::ImportJobRepository(session).Enqueue(
-        {csv ? "csv" : "json", csv ? type : std::nullopt, options.atomic, request.body,
-         Writer().changed_by, import::kImportSteps});
-    if (ctx.imports != nullptr) ctx.imports->Wake();
+  return out;
+}
+
+// A background import's body, stored as it arrives (in the parts the listener reads) in one
+// transaction with its job, which commits once the whole body is in: a client that goes away,
+// or a body that is not JSON or not an import document, leaves nothing queued. JSON is checked
+// as it streams by (syntax, depth, the document's shape); rows are checked when the job runs.
+class ImportUpload : public StreamedRequest {
+ public:
+  ImportUpload(AppContext& ctx, const ImportRequest& request)
+      : ctx_(ctx), session_(ctx.db->Lease()), tr_(session_), jobs_(session_), csv_(request.csv) {
+    if (!csv_) check_.emplace(import::ImportDocumentStream::Keep{});
+    id_ = jobs_.Create({csv_ ? "csv" : "json", csv_ ? request.type : std::nullopt,
+                        request.options.atomic, "", Writer().changed_by, import::kImportSteps});
+  }
+
+  void Write(std::string_view part) override {
+    if (part.empty()) return;
+    if (check_) check_->Write(part);
+    jobs_.Append(id_, seq_++, part);
+    bytes_ += static_cast<std::int64_t>(part.size());
+  }
+
+  Response Finish() override {
+    if (bytes_ == 0) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  csv_ ? "the CSV body is empty" : "the request body is empty");
+    }
+    if (check_) check_->Finish();
+    const model::ImportJob job = jobs_.Seal(id_, bytes_);
+    tr_.Commit();
+    if (ctx_.imports != nullptr) ctx_.imports->Wake();
     Response response = JsonResponse(202, JobJson(job));
     response.headers.emplace_back("Location", JobPath(job.id));
     response.headers.emplace_back("Preference-Applied", "respond-async");
     return response;
   }
-  options.ctx.changed_by = Writer().changed_by;
-  import::ImportResult result = csv ? import::ImportCsv(session, *type, request.body, options)
-                                    : import::ImportDocument(session, document, options);
+
+ private:
+  AppContext& ctx_;
+  store::DbSession session_;
+  store::Transaction tr_;
+  store::ImportJobRepository jobs_;
+  bool csv_ = false;
+  std::optional<import::ImportDocumentStream> check_;
+  std::int64_t id_ = 0;
+  int seq_ = 0;
+  std::int64_t bytes_ = 0;
+};
+
+}  // namespace
+
+Response PostImport(const Request& request, const PathParams&, AppContext& ctx) {
+  ImportRequest parsed = ReadImportRequest(request);
+  if (parsed.async) {
+    // The body was read whole (no streaming listener): stored as a streamed one would be.
+    ImportUpload upload(ctx, parsed);
+    upload.Write(request.body);
+    return upload.Finish();
+  }
+  json::value document;
+  if (parsed.csv) {
+    if (request.body.empty()) throw Error(ErrorCode::kInvalidArgument, "the CSV body is empty");
+  } else {
+    document = ParseJsonBody(request);
+  }
+  store::DbSession session = ctx.db->Lease();
+  parsed.options.ctx.changed_by = Writer().changed_by;
+  import::ImportResult result =
+      parsed.csv ? import::ImportCsv(session, *parsed.type, request.body, parsed.options)
+                 : import::ImportDocument(session, document, parsed.options);
   GraphChanged(ctx);
   return JsonResponse(200, import::ImportResultToJson(result));
+}
+
+std::unique_ptr<StreamedRequest> StreamImport(const Request& request, const PathParams&,
+                                              AppContext& ctx) {
+  ImportRequest parsed = ReadImportRequest(request);
+  if (!parsed.async) return nullptr;  // read whole, under the body limit
+  return std::make_unique<ImportUpload>(ctx, parsed);
 }
 
 Response ListImportJobs(const Request& request, const PathParams&, AppContext& ctx) {

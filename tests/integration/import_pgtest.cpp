@@ -5,6 +5,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "store/db_pool.hpp"
 #include "store/pg.hpp"
 #include "tests/integration/pg_environment.hpp"
@@ -294,7 +299,7 @@ TEST_F(ImportApi, AFailedAsyncImportHoldsTheProblemAndWritesNothing) {
   ASSERT_EQ(failed.at("state"), "failed") << failed;
   EXPECT_EQ(failed.at("error").at("errors").at(0).at("field"), "type");
   // The payload is dropped once a job has finished.
-  EXPECT_EQ(Sql("SELECT count(*) FROM import_jobs WHERE payload IS NOT NULL").Int(0, 0), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
 }
 
 TEST_F(ImportApi, AsyncImportsRejectBadRequestsBeforeQueueingAnything) {
@@ -354,6 +359,280 @@ TEST_F(ImportApi, AJobLeftRunningByAStoppedInstanceIsRunAgain) {
   EXPECT_EQ(job.at("state"), "succeeded") << job;
   EXPECT_EQ(job.at("attempts"), 2);
   EXPECT_EQ(job.at("result").at("created"), 3);
+}
+
+// An import document of `n` servers named <prefix>-0.., each depending on the next by name,
+// with `pad` spaces after each row (so that rows straddle the 1 MiB parts the server reads),
+// relations first when `relations_first`. Row `bad` has a memory_mb that is no number; row
+// `twin` names the same server as row 3.
+std::string ChainDocument(const std::string& prefix, int n, std::size_t pad, bool relations_first,
+                          int bad = -1, int twin = -1) {
+  const std::string spaces(pad, ' ');
+  std::string cis = R"("cis": [)";
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) cis += ",";
+    const std::string name = prefix + "-" + std::to_string(i == twin ? 3 : i);
+    cis += R"({"type": "server", "name": ")" + name + R"(", "attributes": {"memory_mb": )" +
+           (i == bad ? std::string(R"("lots")") : std::to_string(1024 + i)) + "}}" + spaces;
+  }
+  cis += "]";
+  std::string relations = R"("relations": [)";
+  for (int i = 0; i + 1 < n; ++i) {
+    if (i > 0) relations += ",";
+    relations += R"({"type": "depends_on", "from": {"type": "server", "name": ")" + prefix + "-" +
+                 std::to_string(i) + R"("}, "to": {"type": "server", "name": ")" + prefix + "-" +
+                 std::to_string(i + 1) + R"("}})" + spaces;
+  }
+  relations += "]";
+  return "{" + (relations_first ? relations + ", " + cis : cis + ", " + relations) + "}";
+}
+
+class StreamedImport : public ImportApi {
+ protected:
+  void SetUp() override {
+    ImportApi::SetUp();
+    server::ServeConfig config = Config();
+    config.import_limits.ci_batch = 7;
+    config.import_limits.relation_batch = 5;
+    Restart(config);
+  }
+
+  HttpResult PostAsync(const std::string& target, const std::string& body) {
+    return HttpRequest(port(), "POST", target, body,
+                       {{"Content-Type", "application/json"}, {"Prefer", "respond-async"}});
+  }
+
+  // Imports a chain of 30 servers in partial mode, row 20 bad and row 25 a twin of row 3,
+  // and checks what a user relies on: rows in batches across the parts of the body behave as
+  // in one import.
+  void ImportChain(const std::string& prefix, bool relations_first) {
+    const std::string doc = ChainDocument(prefix, 30, 100000, relations_first, 20, 25);
+    ASSERT_GT(doc.size(), std::size_t{5} << 20);
+    HttpResult queued = PostAsync("/api/v1/import?mode=partial", doc);
+    ASSERT_EQ(queued.status, 202) << queued.body;
+    EXPECT_EQ(queued.json().at("payload_bytes"), doc.size());
+    boost::json::value job = WaitForJob(queued.headers["location"]);
+    ASSERT_EQ(job.at("state"), "succeeded") << job;
+    const auto& result = job.at("result");
+    EXPECT_EQ(result.at("created"), 28) << result;
+    EXPECT_EQ(result.at("rejected"), 2);
+    const auto& errors = result.at("errors").as_array();
+    ASSERT_EQ(errors.size(), 6U) << result;
+    EXPECT_EQ(errors[0].at("field"), "cis[20].attributes.memory_mb");
+    EXPECT_EQ(errors[1].at("row"), "cis[25]");
+    EXPECT_NE(errors[1].at("message").as_string().find("cis[3]"), std::string::npos) << result;
+    // The relations to and from the rejected rows name no CI; the others, written in batches
+    // of five, find the CIs of every batch of seven before them.
+    EXPECT_EQ(errors[2].at("field"), "relations[19].to");
+    EXPECT_EQ(errors[3].at("field"), "relations[20].from");
+    EXPECT_EQ(errors[4].at("field"), "relations[24].to");
+    EXPECT_EQ(errors[5].at("field"), "relations[25].from");
+    EXPECT_EQ(result.at("relations").at("created"), 25);
+    EXPECT_EQ(result.at("relations").at("rejected"), 4);
+    EXPECT_EQ(result.at("errors_omitted"), 0);
+    const auto& ids = result.at("ci_ids").as_array();
+    ASSERT_EQ(ids.size(), 30U);
+    EXPECT_EQ(ids[20], nullptr);
+    EXPECT_EQ(ids[25], nullptr);
+    EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(ids[29].as_int64())).json().at("name"),
+              boost::json::value(prefix + "-29"));
+    const auto& progress = job.at("progress");
+    EXPECT_EQ(progress.at("rows"), 59);
+    EXPECT_EQ(progress.at("rows_done"), 59);
+    EXPECT_EQ(progress.at("bytes_read"), doc.size());
+    // The impact follows the chain from its end to its cut at the twin row: 29, 28, 27, 26.
+    HttpResult impact =
+        Get("/api/v1/cis/" + std::to_string(ids[29].as_int64()) + "/impact?direction=down");
+    ASSERT_EQ(impact.status, 200) << impact.body;
+    EXPECT_EQ(impact.json().at("nodes").as_array().size(), 4U) << impact.body;
+    EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
+  }
+};
+
+TEST_F(StreamedImport, ABackgroundImportIsReadAsAStreamAndWrittenInBatches) {
+  ImportChain("s", false);
+}
+
+TEST_F(StreamedImport, RelationsBeforeTheirCisAreReadInASecondPass) { ImportChain("t", true); }
+
+TEST_F(StreamedImport, AnAtomicOneStopsAtTheFirstBadBatchAndWritesNothing) {
+  HttpResult queued = PostAsync("/api/v1/import", ChainDocument("a", 30, 0, false, 10));
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  boost::json::value job = WaitForJob(queued.headers["location"]);
+  ASSERT_EQ(job.at("state"), "failed") << job;
+  EXPECT_EQ(job.at("error").at("status"), 422);
+  EXPECT_EQ(job.at("error").at("errors").at(0).at("field"), "cis[10].attributes.memory_mb");
+  // The first batch of seven was written, then rolled back with the rest.
+  EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions").Int(0, 0), 0);
+}
+
+TEST_F(StreamedImport, ErrorsBeyondTheLimitAreCounted) {
+  server::ServeConfig config = Config();
+  config.import_limits.ci_batch = 7;
+  config.import_limits.max_errors = 3;
+  Restart(config);
+  std::string doc = R"({"cis": [)";
+  for (int i = 0; i < 20; ++i) doc += std::string(i > 0 ? "," : "") + R"({"type": "toaster"})";
+  doc += "]}";
+  HttpResult queued = PostAsync("/api/v1/import?mode=partial", doc);
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  boost::json::value job = WaitForJob(queued.headers["location"]);
+  ASSERT_EQ(job.at("state"), "succeeded") << job;
+  EXPECT_EQ(job.at("result").at("rejected"), 20);
+  EXPECT_EQ(job.at("result").at("errors").as_array().size(), 3U);
+  EXPECT_GE(job.at("result").at("errors_omitted").as_int64(), 17);
+}
+
+TEST_F(StreamedImport, BadUploadsAreAnsweredAtTheirEndAndQueueNothing) {
+  const std::string padding(std::size_t{3} << 20, ' ');
+  // Not JSON, found after 3 MiB were stored: 400, and the stored parts are rolled back.
+  HttpResult broken = PostAsync("/api/v1/import", R"({"cis": [)" + padding + "{]}");
+  EXPECT_EQ(broken.status, 400) << broken.body;
+  EXPECT_EQ(broken.header("content-type"), "application/problem+json");
+  // Not an import document: 422 naming the field.
+  HttpResult shape = PostAsync("/api/v1/import", R"({"cis": [], "colour": )" + padding + "1}");
+  EXPECT_EQ(shape.status, 422) << shape.body;
+  EXPECT_EQ(shape.json().at("errors").at(0).at("field"), "colour");
+  // Refused from the headers alone, the body unread.
+  HttpResult mode = PostAsync("/api/v1/import?mode=some", R"({"cis": [)" + padding + "]}");
+  EXPECT_EQ(mode.status, 400) << mode.body;
+  HttpResult empty = PostAsync("/api/v1/import", "");
+  EXPECT_EQ(empty.status, 400) << empty.body;
+  EXPECT_EQ(Get("/api/v1/import-jobs").json().at("items").as_array().size(), 0U);
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
+
+  // Over the upload limit: 413 once the limit is passed.
+  server::ServeConfig config = Config();
+  config.upload_limit = 65536;
+  Restart(config);
+  HttpResult big = PostAsync("/api/v1/import", R"({"cis": [)" + padding + "]}");
+  EXPECT_EQ(big.status, 413) << big.body;
+  EXPECT_EQ(Get("/api/v1/import-jobs").json().at("items").as_array().size(), 0U);
+  // A synchronous import stays under the body limit.
+  EXPECT_EQ(Post("/api/v1/import", R"({"cis": [)" + std::string(std::size_t{17} << 20, ' ') + "]}")
+                .status,
+            413);
+}
+
+TEST_F(StreamedImport, AClientThatSaysExpectContinueIsToldToGoOn) {
+  const std::string body = ChainDocument("e", 3, 0, false);
+  const std::string raw =
+      "POST /api/v1/import HTTP/1.1\r\nHost: x\r\nContent-Type: "
+      "application/json\r\nPrefer: respond-async\r\nExpect: 100-continue\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string answer = RawExchange(port(), raw);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 100 Continue\r\n", 0), 0U) << answer;
+  EXPECT_NE(answer.find("HTTP/1.1 202 Accepted\r\n"), std::string::npos) << answer;
+}
+
+TEST_F(StreamedImport, AClientGoneMidUploadLeavesNothingAndTheSessionFree) {
+  for (int i = 0; i < 6; ++i) {  // more than the pool's sessions: each is given back
+    const int fd = ConnectLoopback(port());
+    ASSERT_GE(fd, 0);
+    const std::string head =
+        "POST /api/v1/import HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nPrefer: "
+        "respond-async\r\nContent-Length: 4000000\r\n\r\n{\"cis\": [" +
+        std::string(std::size_t{1500} << 10, ' ');
+    ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    close(fd);
+  }
+  // Every upload's session came back to the pool: a new upload gets one and is queued.
+  HttpResult queued = PostAsync("/api/v1/import", ChainDocument("g", 3, 0, false));
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  EXPECT_EQ(WaitForJob(queued.headers["location"]).at("state"), "succeeded");
+  auto jobs = Get("/api/v1/import-jobs").json().at("items").as_array();
+  EXPECT_EQ(jobs.size(), 1U);
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
+}
+
+// `cmdb serve` on the test's database in a child process; its pid and port.
+std::pair<pid_t, std::uint16_t> StartCmdb(const std::string& dsn) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return {0, 0};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], STDOUT_FILENO);
+    close(pipefd[0]);
+    std::vector<std::string> args = {CMDB_BINARY,  "serve", "--listen",        "127.0.0.1:0",
+                                     "--database", dsn,     "--no-request-log"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  FILE* out = fdopen(pipefd[0], "r");
+  char line[512];
+  std::uint16_t port = 0;
+  while (port == 0 && fgets(line, sizeof line, out) != nullptr) {
+    const std::string text(line);
+    const auto at = text.find("http://127.0.0.1:");
+    if (at != std::string::npos) port = static_cast<std::uint16_t>(std::stoi(text.substr(at + 17)));
+  }
+  fclose(out);  // the child's later output goes nowhere (it writes its log to stderr)
+  return {pid, port};
+}
+
+class ImportProcess : public PgTest {};
+
+// kill -9 of the instance running a background import: nothing of the import is left, and the
+// next instance runs the job again from the start, to the same result as one clean run.
+TEST_F(ImportProcess, AJobKilledMidImportIsRunAgainByTheNextInstance) {
+  constexpr int kCis = 6000;
+  std::string doc = R"({"cis": [)";
+  for (int i = 0; i < kCis; ++i) {
+    doc += std::string(i > 0 ? "," : "") + R"({"type": "vm", "name": "k-)" + std::to_string(i) +
+           R"("})";
+  }
+  doc += R"(], "relations": [)";
+  for (int i = 0; i + 1 < kCis; ++i) {
+    doc += std::string(i > 0 ? "," : "") +
+           R"({"type": "depends_on", "from": {"type": "vm", "name": "k-)" + std::to_string(i) +
+           R"("}, "to": {"type": "vm", "name": "k-)" + std::to_string(i + 1) + R"("}})";
+  }
+  doc += "]}";
+  auto [pid, port] = StartCmdb(dsn_);
+  ASSERT_NE(port, 0) << "cmdb did not print its URL";
+  HttpResult queued =
+      HttpRequest(port, "POST", "/api/v1/import", doc,
+                  {{"Content-Type", "application/json"}, {"Prefer", "respond-async"}});
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  const std::string location = queued.headers["location"];
+  // Killed once the job is well into the import.
+  bool running = false;
+  for (int i = 0; i < 3000 && !running; ++i) {
+    const boost::json::value job = HttpRequest(port, "GET", location).json();
+    running = job.at("state") == "running" && job.at("progress").at("phases_done").as_int64() >= 3;
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(running) << "the job never got going";
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  SqlConnection sql(dsn_);
+  EXPECT_EQ(sql.Query("SELECT state FROM import_jobs").Text(0, 0), "running");
+
+  auto [pid2, port2] = StartCmdb(dsn_);
+  ASSERT_NE(port2, 0);
+  boost::json::value job;
+  for (int i = 0; i < 1200; ++i) {
+    job = HttpRequest(port2, "GET", location).json();
+    if (job.at("state") != "running" && job.at("state") != "queued") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid2, SIGTERM);
+  waitpid(pid2, nullptr, 0);
+  ASSERT_EQ(job.at("state"), "succeeded") << job;
+  EXPECT_EQ(job.at("attempts"), 2);
+  EXPECT_EQ(job.at("result").at("created"), kCis);
+  EXPECT_EQ(job.at("result").at("relations").at("created"), kCis - 1);
+  // Exactly one run's rows: each CI once with one version, each relation once.
+  EXPECT_EQ(sql.Query("SELECT count(*) FROM configuration_items").Int(0, 0), kCis);
+  EXPECT_EQ(sql.Query("SELECT count(*) FROM ci_versions").Int(0, 0), kCis);
+  EXPECT_EQ(sql.Query("SELECT count(*) FROM relations").Int(0, 0), kCis - 1);
+  EXPECT_EQ(sql.Query("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
 }
 
 // The import streams its COPY while encoding it: a part that cannot be made ends the COPY,
