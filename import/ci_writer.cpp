@@ -94,11 +94,11 @@ void MatchRows(ImportState& state) {
     }
     if (matched == 1) {
       const CiId id = found->front();
-      auto [it, inserted] = claimed.emplace(id, row.label);
+      auto [it, inserted] = claimed.emplace(id, state.ci_offset + i);
       if (!inserted) {
-        state.Reject(
-            row, "",
-            "names the same CI as " + it->second + " (by " + MatchedBy(type, used_set) + ")");
+        state.Reject(row, "",
+                     "names the same CI as " + state.LabelOf(it->second) + " (by " +
+                         MatchedBy(type, used_set) + ")");
         continue;
       }
       row.id = id;
@@ -106,26 +106,19 @@ void MatchRows(ImportState& state) {
       continue;
     }
     row.id = -static_cast<CiId>(state.ci_offset + i + 1);
-    claimed.emplace(row.id, row.label);
+    claimed.emplace(row.id, state.ci_offset + i);
     state.index.Add(type, row.id, row.draft.name, row.keys);
     row.action = Action::kCreate;
   }
 }
 
-void LoadMatched(ImportState& state) {
-  std::vector<CiId> ids;
-  std::unordered_map<CiId, CiRow*> by_id;
-  for (CiRow& row : state.rows) {
-    if (row.action == Action::kUpdate) {
-      ids.push_back(row.id);
-      by_id[row.id] = &row;
-    }
-  }
-  if (ids.empty()) return;
-  std::vector<ConfigurationItem> current =
-      store::ImportStore(state.db).ReadCurrent(ids, /*lock=*/true);
-  // Each row merged, validated and compared on all cores (each touches its own CiRow);
-  // problems reported afterwards, in the order of the rows read.
+namespace {
+
+// Merges each matched row into its CI of `current` on all cores (each touches its own CiRow):
+// the row becomes an update or unchanged, or is rejected (its merge is invalid). Problems are
+// reported afterwards, in the order of the CIs.
+void MergeMatched(ImportState& state, std::vector<ConfigurationItem> current,
+                  const std::unordered_map<CiId, CiRow*>& by_id) {
   const std::size_t n = current.size();
   std::vector<FieldErrors> errors(n);
   std::vector<CiRow*> row_of(n);
@@ -133,6 +126,7 @@ void LoadMatched(ImportState& state) {
                      [&](std::size_t i) {
                        CiRow& row = *by_id.at(current[i].id);
                        row_of[i] = &row;
+                       row.diff = {};
                        Merge(state, row, std::move(current[i]), errors[i]);
                      },
                      {});
@@ -146,6 +140,44 @@ void LoadMatched(ImportState& state) {
     row.action = row.diff.empty() ? Action::kUnchanged : Action::kUpdate;
     state.latest_existing = std::max(state.latest_existing, row.current.updated_at.micros);
   }
+}
+
+}  // namespace
+
+void LoadMatched(ImportState& state) {
+  std::vector<CiId> ids;
+  std::unordered_map<CiId, CiRow*> by_id;
+  for (CiRow& row : state.rows) {
+    if (row.action == Action::kUpdate) {
+      ids.push_back(row.id);
+      by_id[row.id] = &row;
+    }
+  }
+  if (ids.empty()) return;
+  // Read without locks: most rows of a nightly re-import change nothing, and locking a row
+  // writes it (100,000 rows: 0.6-0.85 s). Only the rows that change are locked, and those a
+  // concurrent write changed since the read are read again under the lock and merged again.
+  store::ImportStore store(state.db);
+  for (CiRow& row : state.rows) {
+    if (row.action == Action::kUpdate) row.current.id = 0;  // not read yet
+  }
+  MergeMatched(state, store.ReadCurrent(ids, /*lock=*/false), by_id);
+  std::vector<CiId> changing;
+  for (CiId id : ids) {
+    if (by_id.at(id)->action == Action::kUpdate) changing.push_back(id);
+  }
+  const std::unordered_map<CiId, std::int64_t> locked = store.LockVersions(changing);
+  std::vector<CiId> moved;
+  for (CiId id : changing) {
+    auto it = locked.find(id);
+    CiRow& row = *by_id.at(id);
+    if (it == locked.end()) {
+      row.current.id = 0;  // deleted since the read
+    } else if (it->second != row.current.version) {
+      moved.push_back(id);
+    }
+  }
+  if (!moved.empty()) MergeMatched(state, store.ReadCurrent(moved, /*lock=*/true), by_id);
   for (CiRow& row : state.rows) {
     if (row.action == Action::kUpdate && row.current.id == 0) {
       state.Reject(row, "", "the CI it matched was deleted while importing");
@@ -171,7 +203,13 @@ void WriteCis(ImportState& state) {
     cis.reserve(created.size());
     for (std::size_t i = 0; i < created.size(); ++i) {
       CiRow& row = *created[i];
-      state.new_ids[row.id] = ids[i];
+      // Later rows and relations find the new CI by its id, not by the pseudo id.
+      const CiType& type = state.types.at(row.draft.type);
+      state.index.Rename(type, row.id, ids[i], row.draft.name, row.keys);
+      if (auto claim = state.claimed.extract(row.id)) {
+        claim.key() = ids[i];
+        state.claimed.insert(std::move(claim));
+      }
       row.id = ids[i];
       row.next = std::move(row.draft);  // not read after this
       row.next.id = row.id;

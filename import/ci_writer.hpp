@@ -13,8 +13,9 @@ void LockTypesAndLoadIdentities(ImportState& state);
 // Decides per row: update the one CI it matches, create a new one, or reject it (matches
 // several; names a CI another row of the import already claimed).
 void MatchRows(ImportState& state);
-// Reads the matched CIs under row locks and merges each row into its CI on all cores: the
-// row is an update, unchanged, or rejected (the merge is invalid, the CI is gone).
+// Reads the matched CIs and merges each row into its CI on all cores: the row is an update,
+// unchanged, or rejected (the merge is invalid, the CI is gone). The CIs a row changes are
+// locked FOR UPDATE (and merged again when a concurrent write got there first).
 void LoadMatched(ImportState& state);
 // Allocates the new CIs' ids and writes new and changed CIs with their versions.
 void WriteCis(ImportState& state);

@@ -1,5 +1,7 @@
 #include "import/identity_index.hpp"
 
+#include <algorithm>
+
 #include "model/json.hpp"
 #include "model/parallel.hpp"
 #include "store/import_store.hpp"
@@ -86,6 +88,19 @@ void IdentityIndex::Add(const CiType& type, CiId id, const std::string& name,
     if (!keys[s].empty()) per_type.sets[s][keys[s]].push_back(id);
   }
   per_type.names[name].push_back(id);
+}
+
+void IdentityIndex::Rename(const CiType& type, CiId from, CiId to, const std::string& name,
+                           const std::vector<std::string>& keys) {
+  auto& per_type = by_type_[type.name];
+  auto rename = [&](std::vector<CiId>& ids) { std::replace(ids.begin(), ids.end(), from, to); };
+  for (std::size_t s = 0; s < keys.size() && s < per_type.sets.size(); ++s) {
+    if (keys[s].empty()) continue;
+    auto it = per_type.sets[s].find(keys[s]);
+    if (it != per_type.sets[s].end()) rename(it->second);
+  }
+  auto it = per_type.names.find(name);
+  if (it != per_type.names.end()) rename(it->second);
 }
 
 const std::vector<CiId>* IdentityIndex::Match(const CiType& type, const std::string& name,

@@ -33,6 +33,9 @@ class IdentityIndex {
 
   void Add(const model::CiType& type, model::CiId id, const std::string& name,
            const std::vector<std::string>& keys);
+  // The entry Add made with id `from` now says `to` (a new CI's pseudo id, once allocated).
+  void Rename(const model::CiType& type, model::CiId from, model::CiId to, const std::string& name,
+              const std::vector<std::string>& keys);
 
   // Candidates for a row with these keys under the first identifier set that finds any;
   // `used_set` is its index, -1 when matching fell back to the name, -2 when a complete set

@@ -50,6 +50,8 @@ struct ImportState {
   // One error; beyond options.max_errors it is only counted.
   void AddError(ImportRowError error);
   void Reject(CiRow& row, const std::string& field, const std::string& message);
+  // The label of CI row number `row` of the document ("cis[12]", a CSV "line 7").
+  std::string LabelOf(std::size_t row) const;
   // Records the seconds since `since` as phase `name`; returns now.
   std::chrono::steady_clock::time_point Phase(const char* name,
                                               std::chrono::steady_clock::time_point since);
@@ -64,13 +66,13 @@ struct ImportState {
   IdentityIndex index;
   std::set<std::string, std::less<>> locked_types;    // import locks taken
   std::set<std::string, std::less<>> imported_types;  // types of the CI rows seen so far
-  // CI (existing, or the pseudo id of a new one) -> the row that claimed it, across batches.
-  std::unordered_map<model::CiId, std::string> claimed;
-  std::unordered_map<model::CiId, model::CiId> new_ids;  // pseudo id -> allocated id
-  const boost::json::array* relations = nullptr;         // the batch of relations
-  std::size_t relation_offset = 0;  // the index in the document of (*relations)[0]
-  ImportCounts ci_counts;           // of the batches written
-  std::vector<model::CiId> ci_ids;  // of the batches written, in input order
+  // CI (existing, new: its pseudo id until allocated) -> the index in the document of the row
+  // that claimed it, across batches.
+  std::unordered_map<model::CiId, std::size_t> claimed;
+  const boost::json::array* relations = nullptr;  // the batch of relations
+  std::size_t relation_offset = 0;                // the index in the document of (*relations)[0]
+  ImportCounts ci_counts;                         // of the batches written
+  std::vector<model::CiId> ci_ids;                // of the batches written, in input order
   ImportCounts relation_counts;
   std::int64_t rows_total = -1;
   std::int64_t rows_done = 0;

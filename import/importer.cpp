@@ -168,6 +168,11 @@ void ImportState::AddError(ImportRowError error) {
   errors.push_back(std::move(error));
 }
 
+std::string ImportState::LabelOf(std::size_t row) const {
+  if (row >= ci_offset && row - ci_offset < rows.size()) return rows[row - ci_offset].label;
+  return "cis[" + std::to_string(row) + "]";  // a row of an earlier batch of a document
+}
+
 void ImportState::Reject(CiRow& row, const std::string& field, const std::string& message) {
   AddError({row.label, field, message});
   row.action = Action::kRejected;

@@ -112,14 +112,10 @@ std::optional<CiId> ResolveEnd(ImportState& state, const NameLookup& by_name,
                                  " CIs; name it by id or a unique identity";
     return std::nullopt;
   }
-  CiId id = found->front();
-  if (id < 0) {
-    auto it = state.new_ids.find(id);
-    if (it == state.new_ids.end()) {
-      message = "names a CI row of this import that was rejected";
-      return std::nullopt;
-    }
-    id = it->second;
+  const CiId id = found->front();
+  if (id < 0) {  // a new CI not written: its row was rejected
+    message = "names a CI row of this import that was rejected";
+    return std::nullopt;
   }
   return id;
 }

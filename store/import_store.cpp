@@ -98,12 +98,21 @@ std::vector<ConfigurationItem> ImportStore::ReadCurrent(const std::vector<CiId>&
   std::vector<CiRowText> texts;
   if (ids.empty()) return {};
   texts.reserve(ids.size());
-  sql::ForEachRow(
-      db_,
-      std::string("SELECT ") + kCiColumnsWithoutLastSeen +
-          " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY c.id" +
-          (lock ? " FOR UPDATE" : ""),
-      [&](const soci::row& r) { texts.push_back(CiRowTextOf(r)); }, soci::use(sql::IdArray(ids)));
+  if (lock) {
+    sql::ForEachRow(
+        db_,
+        std::string("SELECT ") + kCiColumnsWithoutLastSeen +
+            " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY c.id FOR UPDATE",
+        [&](const soci::row& r) { texts.push_back(CiRowTextOf(r)); }, soci::use(sql::IdArray(ids)));
+  } else {
+    // A re-import reads all the CIs it matched (100,000 rows: 0.6 s through SOCI's dynamic
+    // rows); COPY streams them as text. The ids are integers, written into the array literal.
+    pg::CopyOut(db_,
+                std::string("SELECT ") + kCiColumnsWithoutLastSeen +
+                    " FROM configuration_items c WHERE c.id = ANY('" + sql::IdArray(ids) +
+                    "'::bigint[]) ORDER BY c.id",
+                [&](const pg::Fields& f) { texts.push_back(CiRowTextOf(f)); });
+  }
   // The JSON of the rows is parsed on all cores.
   std::vector<ConfigurationItem> out(texts.size());
   model::ParallelFor(texts.size(), [&](std::size_t i) { out[i] = CiFromText(std::move(texts[i])); },
