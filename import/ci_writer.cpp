@@ -79,6 +79,7 @@ void LockTypesAndLoadIdentities(ImportState& state) {
 
 void MatchRows(ImportState& state) {
   auto& claimed = state.claimed;
+  claimed.reserve(claimed.size() + state.rows.size());  // no rehash on the way
   for (std::size_t i = 0; i < state.rows.size(); ++i) {
     CiRow& row = state.rows[i];
     if (row.action == Action::kRejected) continue;
