@@ -7,8 +7,8 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -53,8 +53,7 @@ class ImportStore {
   IdentityColumns Identities(const std::string& type, const std::vector<std::string>& attributes);
   // The CIs `ids` (without last_seen_at), in id order: locked FOR UPDATE, or as read (`lock`
   // false: a re-import compares first and locks only the rows it changes).
-  std::vector<model::ConfigurationItem> ReadCurrent(const std::vector<model::CiId>& ids,
-                                                    bool lock);
+  std::vector<model::ConfigurationItem> ReadCurrent(const std::vector<model::CiId>& ids, bool lock);
   // Locks the CIs `ids` FOR UPDATE; their versions, by id (a deleted CI is absent).
   std::unordered_map<model::CiId, std::int64_t> LockVersions(const std::vector<model::CiId>& ids);
   // The database's clock.
