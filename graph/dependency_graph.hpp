@@ -3,9 +3,12 @@
 // edge) and the impact traversal over it: which CIs fail when one fails (down), or which CIs
 // one needs (up), following each relation type's propagation, honouring k-of-n redundancy,
 // depth, type filters and a node cap. Immutable once built: safe to share between threads.
+// A write is applied in time proportional to it (WithChanges): the new graph shares the arrays
+// and carries the change beside them until the changes are merged into new arrays (Merged).
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -137,12 +140,24 @@ struct ImpactResult {
 
 class DependencyGraph {
  public:
-  DependencyGraph() = default;
+  DependencyGraph();
 
   // Builds the arrays. Edges naming unknown CIs or relation types are ignored (the database
   // guarantees there are none).
   static DependencyGraph Build(std::vector<GraphNode> nodes, const std::vector<GraphEdge>& edges,
                                const std::vector<RelationType>& types);
+
+  // This graph with `changes` applied, in time proportional to them, not to the graph: the
+  // result shares this graph's arrays and carries what changed beside them (CIs added,
+  // changed or deleted; relations added or removed), which the traversal reads with the
+  // arrays. Its answers are those of a Build of the changed contents. With relation types
+  // other than this graph's (`types` as they are now), it is a Build instead.
+  DependencyGraph WithChanges(GraphChanges changes, const std::vector<RelationType>& types) const;
+  // The CIs and relations changed beside the arrays (0 for a graph Build made): past a
+  // threshold, Merged() is worth its cost.
+  std::size_t delta_size() const;
+  // The same graph with its changes merged into new arrays (a Build of its contents).
+  DependencyGraph Merged() const;
 
   // Throws Error{kNotFound} for an unknown root, Error{kInvalidArgument} for an unknown
   // relation type in the filter.
@@ -151,68 +166,39 @@ class DependencyGraph {
   std::optional<NodeView> Find(CiId id) const;
   // The CIs and relations the graph holds (relations of types it does not know are not kept).
   GraphContents Contents() const;
-  std::size_t node_count() const { return ids_.size(); }
-  std::size_t edge_count() const { return edge_ids_.size(); }
+  std::size_t node_count() const;
+  std::size_t edge_count() const;
 
  private:
   using Index = std::uint32_t;
   static constexpr Index kNoIndex = ImpactStep::kNone;
   friend class ImpactNodes;
   class Traversal;  // one Impact() query
-  std::optional<Index> IndexOf(CiId id) const;
-  NodeView View(Index i) const;
-  // Build(), phase by phase: the node columns, the id index, the relations, the failure
-  // adjacency in both directions, then the per-CI bits (services, redundancy).
-  void AddNodes(std::vector<GraphNode>& nodes);
-  void IndexIds();
-  void AddEdges(const std::vector<GraphEdge>& edges, const std::vector<RelationType>& types);
-  void BuildAdjacency();
-  void MarkServicesAndRedundancy();
-
-  // Nodes, column by column: names in one buffer, types and statuses as small indexes.
-  std::vector<CiId> ids_;
-  std::string names_;
-  std::vector<std::uint32_t> name_offsets_;  // size n + 1
-  std::vector<std::uint16_t> node_types_;
-  std::vector<std::string> node_type_names_;
-  std::vector<std::uint8_t> statuses_;
-  std::vector<std::string> status_names_;
-  std::uint16_t service_type_ = 0xFFFF;  // node_type_names_ index of business_service
-  // Per CI, side by side so that meeting a redundant CI costs one cache miss: its
-  // min_healthy (0: no redundancy) and how many distinct CIs' failure reaches it over any
-  // relation type (the unfiltered case, computed once at build time; 0 without redundancy).
+  struct Core;      // the arrays a Build makes
+  struct Delta;     // the changes carried beside them
+  class Editor;     // WithChanges, change by change
   struct Redundancy {
     std::int32_t min_healthy = 0;
     std::int32_t providers = 0;
   };
-  std::vector<Redundancy> redundancy_;
-  // CI id -> index: a direct table when ids are dense (the usual case: one identity
-  // sequence), else a sorted list searched by bisection.
-  std::vector<Index> dense_index_;
-  std::vector<std::pair<CiId, Index>> sparse_index_;
-  std::vector<std::string> type_names_;
-  std::vector<Propagation> type_propagation_;
-  // Failure adjacency, CSR: down_* lists for node i the CIs its failure reaches directly
-  // ([down_offsets_[i], down_offsets_[i + 1]) in the neighbour/edge/type arrays), up_* the CIs
-  // whose failure reaches i (its providers). Each relation is stored once per direction in
-  // which its type propagates (twice for two-way types, never for types that propagate
-  // nothing), so a traversal reads only slots that matter, in one contiguous run per CI; the
-  // relation type is repeated per slot for type filters.
-  std::vector<Index> down_offsets_, down_neighbours_, down_edges_;
-  std::vector<Index> up_offsets_, up_neighbours_, up_edges_;
-  std::vector<std::uint16_t> down_types_, up_types_;
-  // One bit per CI: it has redundancy (min_healthy > 0). A bit set small enough to stay in
-  // cache, read for every CI a downward traversal reaches.
-  std::vector<std::uint64_t> redundant_bits_;
-  // One bit per CI: it is a business service (noted as the traversal admits CIs).
-  std::vector<std::uint64_t> service_bits_;
-  // The CIs are stored in ascending id order (the usual case: loaded by id, new CIs
-  // appended), so index order is id order.
-  bool ids_ascending_ = true;
-  std::vector<std::uint8_t> provider_repeats_;  // 1: some provider has parallel relations
-  std::vector<RelationId> edge_ids_;
-  std::vector<std::uint16_t> edge_types_;
-  std::vector<Index> edge_from_, edge_to_;
+
+  std::optional<Index> IndexOf(CiId id) const;
+  NodeView View(Index i) const;
+  CiId IdAt(Index i) const;
+  RelationId EdgeIdAt(Index e) const;
+  // Whether CI i carries changes (its state or its relations): it is then read from the delta.
+  bool Touched(Index i) const;
+  bool IsService(Index i) const;
+  bool IsRedundant(Index i) const;
+  Redundancy RedundancyOf(Index i) const;
+  bool ProviderRepeats(Index i) const;
+  // Calls f(neighbour, edge, type) for each slot of CI x in the adjacency `down` or up, the
+  // arrays' (less the relations removed since) and then the delta's.
+  template <typename F>
+  void ForEachSlot(Index x, bool down, F&& f) const;
+
+  std::shared_ptr<const Core> core_;
+  std::shared_ptr<const Delta> delta_;  // null: no changes since the Build
 };
 
 }  // namespace cmdb::graph

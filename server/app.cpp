@@ -124,7 +124,7 @@ void App::Start() {
     }
     // Two reader threads: one batch is built and answered while the next is at PostgreSQL.
     s.ci_reader = std::make_unique<store::BatchedCiReader>(dsn, 2);
-    s.graph = std::make_unique<store::GraphCache>(*s.pool, dsn);
+    s.graph = std::make_unique<store::GraphCache>(*s.pool, dsn, s.config.graph_incremental);
     store::HistoricalGraphs::Options history;
     history.capacity = s.config.history_graphs;
     history.max_builds = s.config.history_builds;
@@ -181,6 +181,9 @@ void App::Start() {
       s.metrics.AddGauge("cmdb_graph_last_load_seconds",
                          "How long the latest load of the dependency graph took.",
                          [graph] { return graph->last_load_seconds(); });
+      s.metrics.AddCounter("cmdb_graph_merges_total",
+                           "Merges of the changes carried beside the graph's arrays into new ones.",
+                           [graph] { return static_cast<double>(graph->merges()); });
     }
     store::HistoricalGraphs* past = s.history.get();
     s.metrics.AddCounter("cmdb_history_graph_builds_total",

@@ -29,8 +29,10 @@ struct ServeConfig {
   bool discovery_worker = true;         // execute queued and scheduled discovery runs
   bool import_worker = true;            // execute queued background imports
   jobs::ImportJobLimits import_limits;  // batches of a background import
-  std::size_t history_graphs = 4;       // graphs of past instants kept (as_of impact, traces)
-  std::size_t history_builds = 2;       // graphs of past instants rebuilt at once; more get a 503
+  // false: every graph update rebuilds the arrays (the graph benchmarks' baseline).
+  bool graph_incremental = true;
+  std::size_t history_graphs = 4;  // graphs of past instants kept (as_of impact, traces)
+  std::size_t history_builds = 2;  // graphs of past instants rebuilt at once; more get a 503
 };
 
 // Parses "host:port" ("127.0.0.1:8080", "[::1]:0"). Throws model::Error{kInvalidArgument}.

@@ -14,8 +14,8 @@ namespace cmdb::store {
 
 using model::Timestamp;
 
-GraphCache::GraphCache(DbPool& pool, std::string listen_dsn)
-    : pool_(pool), listen_dsn_(std::move(listen_dsn)) {
+GraphCache::GraphCache(DbPool& pool, std::string listen_dsn, bool incremental)
+    : pool_(pool), listen_dsn_(std::move(listen_dsn)), incremental_(incremental) {
   if (!listen_dsn_.empty()) listener_ = std::thread([this] { Listen(); });
 }
 
@@ -31,24 +31,26 @@ std::shared_ptr<const graph::DependencyGraph> GraphCache::Published(std::uint64_
   return nullptr;
 }
 
-void GraphCache::Load() {
+void GraphCache::Load(std::shared_ptr<const graph::DependencyGraph> base,
+                      const std::string& base_snapshot) {
   // The generations are read before the load's snapshot is taken, so the graph holds at least
   // every write they count (a write counted later may be in it too: one reload too many).
   const std::uint64_t own = generation_.load(std::memory_order_acquire);
   const std::uint64_t remote = remote_generation_.load(std::memory_order_acquire);
   const auto started = std::chrono::steady_clock::now();
-  std::shared_ptr<const graph::DependencyGraph> base;
-  std::string base_snapshot;
-  {
+  const bool given = base != nullptr;
+  std::string snapshot = base_snapshot;
+  if (!given) {
     std::lock_guard lock(graph_mutex_);
     base = graph_;
-    base_snapshot = graph_snapshot_;
+    snapshot = graph_snapshot_;
   }
   VersionedGraph loaded;
   {
     DbSession session = pool_.Lease();
-    loaded = LoadGraph(session, base.get(), base_snapshot, true);
+    loaded = LoadGraph(session, base.get(), snapshot, true, incremental_);
   }
+  if (given && !loaded.graph) loaded.graph = base;  // nothing changed since the given graph
   if (loaded.kind != VersionedGraph::Kind::kUnchanged) {
     last_load_seconds_.store(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
@@ -74,6 +76,31 @@ void GraphCache::Load() {
   graph_snapshot_ = std::move(loaded.snapshot);
   graph_generation_ = own;
   graph_remote_generation_ = remote;
+  if (graph_ && graph_->delta_size() >= kMergeAfter)
+    merge_due_.store(true, std::memory_order_release);
+}
+
+void GraphCache::MergeIfDue() {
+  if (!merge_due_.exchange(false, std::memory_order_acq_rel)) return;
+  std::shared_ptr<const graph::DependencyGraph> graph;
+  std::string snapshot;
+  {
+    std::lock_guard lock(graph_mutex_);
+    graph = graph_;
+    snapshot = graph_snapshot_;
+  }
+  if (!graph || graph->delta_size() == 0 || snapshot.empty()) return;
+  // Seconds for a large estate, with no lock held: readers and writers go on with the graph
+  // carrying the changes; the merged one then takes the changes made meanwhile.
+  auto merged = std::make_shared<const graph::DependencyGraph>(graph->Merged());
+  try {
+    std::lock_guard load(load_mutex_);
+    Load(std::move(merged), snapshot);
+    merges_.fetch_add(1, std::memory_order_relaxed);
+  } catch (const std::exception& e) {
+    merge_due_.store(true, std::memory_order_release);  // tried again on the next turn
+    model::Log(model::LogLevel::kWarn, "merging the graph's changes failed", {{"error", e.what()}});
+  }
 }
 
 void GraphCache::StoreSnapshotIfDue() {
@@ -98,9 +125,12 @@ void GraphCache::StoreSnapshotIfDue() {
 std::shared_ptr<const graph::DependencyGraph> GraphCache::Current() {
   const std::uint64_t own = generation_.load(std::memory_order_acquire);
   if (auto graph = Published(own, 0)) return graph;
-  std::lock_guard load(load_mutex_);
-  if (auto graph = Published(own, 0)) return graph;  // loaded while this one waited
-  Load();
+  {
+    std::lock_guard load(load_mutex_);
+    if (auto graph = Published(own, 0)) return graph;  // loaded while this one waited
+    Load();
+  }
+  if (listen_dsn_.empty()) MergeIfDue();  // no listener thread to do it in the background
   return Published(0, 0);
 }
 
@@ -137,7 +167,8 @@ void GraphCache::Listen() {
         }
       }
       while (listening && !stopping_) {
-        StoreSnapshotIfDue();  // here, off the request path
+        MergeIfDue();  // here, off the request path
+        StoreSnapshotIfDue();
         pollfd fd{PQsocket(conn), POLLIN, 0};
         int ready = poll(&fd, 1, 200);
         if (ready < 0) break;

@@ -9,9 +9,13 @@
 //   previous graph until the new one is ready. The echo of this instance's own writes finds
 //   nothing new and costs one small query.
 // An update re-reads only the CIs and relations changed since the graph's PostgreSQL snapshot
-// (the change log of 0010_graph_changes_and_snapshots.sql) and rebuilds the arrays from
-// memory; a start-up begins from the snapshot an earlier instance stored, plus the changes
-// since. Both tables are read only when there is no such starting point. Thread-safe.
+// (the change log of 0010_graph_changes_and_snapshots.sql) and applies them beside the arrays
+// of the graph it has (DependencyGraph::WithChanges), in time proportional to the changes.
+// Once kMergeAfter changes are carried that way, the listener thread merges them into new
+// arrays in the background (readers keep the graph meanwhile) and catches up with the writes
+// made during the merge. A start-up begins from the snapshot an earlier instance stored, plus
+// the changes since. Both tables are read only when there is no such starting point.
+// Thread-safe.
 
 #include <atomic>
 #include <cstdint>
@@ -32,7 +36,8 @@ class GraphCache {
  public:
   // `listen_dsn`: a connection string for the notification listener; empty: no listener
   // (single instance; tests).
-  GraphCache(DbPool& pool, std::string listen_dsn);
+  // `incremental` false: every update rebuilds the arrays (the benchmarks' baseline).
+  GraphCache(DbPool& pool, std::string listen_dsn, bool incremental = true);
   ~GraphCache();
   GraphCache(const GraphCache&) = delete;
   GraphCache& operator=(const GraphCache&) = delete;
@@ -65,11 +70,21 @@ class GraphCache {
   std::uint64_t loads() const { return loads_.load(std::memory_order_relaxed); }
   std::uint64_t full_loads() const { return full_loads_.load(std::memory_order_relaxed); }
   double last_load_seconds() const { return last_load_seconds_.load(std::memory_order_relaxed); }
+  // Merges of the carried changes into new arrays so far (for /metrics).
+  std::uint64_t merges() const { return merges_.load(std::memory_order_relaxed); }
+
+  // Changes carried beside the arrays before they are merged into new ones.
+  static constexpr std::size_t kMergeAfter = 10000;
 
  private:
   void Listen();
-  // Loads the graph (load_mutex_ held) and publishes it with the generations it covers.
-  void Load();
+  // Loads the graph (load_mutex_ held) and publishes it with the generations it covers: the
+  // published graph plus the changes since, or `base` (read under `base_snapshot`) plus the
+  // changes since when given.
+  void Load(std::shared_ptr<const graph::DependencyGraph> base = nullptr,
+            const std::string& base_snapshot = {});
+  // Merges the published graph's carried changes into new arrays, when a load asked for it.
+  void MergeIfDue();
   // Stores the graph for the next instance to start from, when a load asked for it.
   void StoreSnapshotIfDue();
   // The published graph when it covers `own` (and `remote`) generations, else null.
@@ -77,6 +92,7 @@ class GraphCache {
 
   DbPool& pool_;
   std::string listen_dsn_;
+  bool incremental_ = true;
   std::atomic<std::uint64_t> generation_{1};         // this instance's writes
   std::atomic<std::uint64_t> remote_generation_{0};  // notifications received
   std::atomic<std::int64_t> changed_at_{model::Timestamp::Now().micros};
@@ -89,6 +105,8 @@ class GraphCache {
   std::atomic<std::uint64_t> loads_{0};
   std::atomic<std::uint64_t> full_loads_{0};
   std::atomic<bool> snapshot_due_{false};  // store graph_ for the next instance to start from
+  std::atomic<bool> merge_due_{false};     // graph_ carries kMergeAfter changes or more
+  std::atomic<std::uint64_t> merges_{0};
   // CIs and relations re-read since the graph was last stored (load_mutex_ held); past
   // kStoreAfterChanges the graph is stored again, and the log below the old one pruned.
   static constexpr std::size_t kStoreAfterChanges = 20000;

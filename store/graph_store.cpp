@@ -154,7 +154,8 @@ DependencyGraph LoadDependencyGraph(DbSession& db, std::optional<Timestamp> as_o
 }
 
 VersionedGraph LoadGraph(DbSession& db, const DependencyGraph* base,
-                         const std::string& base_snapshot, bool use_stored_snapshot) {
+                         const std::string& base_snapshot, bool use_stored_snapshot,
+                         bool incremental) {
   Transaction tr(db);
   VersionedGraph out;
   out.snapshot = BeginSnapshot(db, tr);
@@ -167,7 +168,7 @@ VersionedGraph LoadGraph(DbSession& db, const DependencyGraph* base,
       tr.Commit();
       return out;
     }
-    if (changes) contents = base->Contents();
+    if (changes && !incremental) contents = base->Contents();  // rebuilt (a baseline)
   } else if (use_stored_snapshot) {
     if (auto stored = ReadStoredSnapshot(db)) {
       changes = ChangesSince(db, stored->first);
@@ -179,6 +180,16 @@ VersionedGraph LoadGraph(DbSession& db, const DependencyGraph* base,
         }
       }
     }
+  }
+  if (base != nullptr && changes && incremental) {
+    // The changes go beside the previous graph's arrays, in time proportional to them.
+    out.kind = VersionedGraph::Kind::kUpdated;
+    out.changes = changes->ci_ids.size() + changes->relation_ids.size();
+    std::vector<model::RelationType> types = RelationTypeRepository(db).List();
+    tr.Commit();
+    out.graph =
+        std::make_shared<const DependencyGraph>(base->WithChanges(std::move(*changes), types));
+    return out;
   }
   if (contents) {
     out.kind = base != nullptr ? VersionedGraph::Kind::kUpdated : VersionedGraph::Kind::kStored;

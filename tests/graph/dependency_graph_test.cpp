@@ -484,5 +484,173 @@ TEST(GraphSnapshot, ChangesReplaceAddAndRemoveRows) {
   EXPECT_FALSE(g.Find(1));
 }
 
+// What an impact answer says, in a form two graphs with the same contents must agree on
+// whatever their slot order (BFS parents among equals may differ, the sets may not).
+struct Answer {
+  std::map<CiId, std::int32_t> distances;
+  std::set<RelationId> edges;
+  std::map<CiId, std::tuple<int, int, int>> absorbed;  // providers, failed, min_healthy
+  std::set<CiId> services;
+  bool truncated = false;
+  bool operator==(const Answer&) const = default;
+};
+
+Answer AnswerOf(const DependencyGraph& g, const ImpactQuery& q) {
+  Answer a;
+  const ImpactResult r = g.Impact(q);
+  for (const ImpactNode& n : r.nodes) a.distances[n.id] = n.distance;
+  for (const ImpactEdge& e : r.edges) a.edges.insert(e.id);
+  for (const AbsorbedNode& x : r.absorbed)
+    a.absorbed[x.id] = {x.providers, x.failed, x.min_healthy};
+  for (std::size_t at : r.services) a.services.insert(r.nodes[at].id);
+  a.truncated = r.truncated;
+  return a;
+}
+
+// Random writes (CIs created, changed, deleted with their relations; relations added and
+// removed), applied one batch at a time as deltas on deltas: every answer is the answer of a
+// graph built from scratch from the same rows, and so is the merged graph's.
+TEST(DependencyGraph, ChangesAppliedBesideTheArraysAnswerAsARebuildDoes) {
+  std::mt19937 rng(20261206);
+  for (int trial = 0; trial < 150; ++trial) {
+    const int n = 2 + static_cast<int>(rng() % 25);
+    GraphContents rows;
+    CiId next_ci = 1;
+    RelationId next_relation = 1;
+    auto random_node = [&](CiId id) {
+      const bool redundant = rng() % 4 == 0;
+      const bool service = rng() % 5 == 0;
+      GraphNode node = Node(id, redundant ? 1 + static_cast<std::int32_t>(rng() % 3) : 0,
+                            service ? "business_service" : (redundant ? "cluster" : "server"));
+      if (rng() % 3 == 0) node.status = "retired";
+      return node;
+    };
+    for (int i = 0; i < n; ++i) rows.nodes.push_back(random_node(next_ci++));
+    auto random_edge = [&]() -> std::optional<GraphEdge> {
+      if (rows.nodes.size() < 2) return std::nullopt;
+      const CiId a = rows.nodes[rng() % rows.nodes.size()].id;
+      const CiId b = rows.nodes[rng() % rows.nodes.size()].id;
+      if (a == b) return std::nullopt;
+      return GraphEdge{next_relation++, a, b, kRandomTypes.at(rng() % kRandomTypes.size())};
+    };
+    for (int k = 0; k < 2 * n; ++k) {
+      if (auto e = random_edge()) rows.edges.push_back(*e);
+    }
+    DependencyGraph g = DependencyGraph::Build(rows.nodes, rows.edges, Types());
+    for (int batch = 0; batch < 6; ++batch) {
+      GraphChanges changes;
+      const int writes = 1 + static_cast<int>(rng() % 6);
+      for (int w = 0; w < writes; ++w) {
+        switch (rng() % 6) {
+          case 0: {  // a new CI, maybe related at once
+            GraphNode node = random_node(next_ci++);
+            changes.ci_ids.push_back(node.id);
+            changes.cis.push_back(node);
+            rows.nodes.push_back(node);
+            break;
+          }
+          case 1: {  // a CI changed: status, type, redundancy
+            if (rows.nodes.empty()) break;
+            GraphNode& node = rows.nodes[rng() % rows.nodes.size()];
+            const GraphNode changed = random_node(node.id);
+            node = changed;
+            changes.ci_ids.push_back(node.id);
+            changes.cis.push_back(node);
+            break;
+          }
+          case 2: {  // a CI deleted with its relations
+            if (rows.nodes.size() < 2) break;
+            const std::size_t at = rng() % rows.nodes.size();
+            const CiId id = rows.nodes[at].id;
+            rows.nodes.erase(rows.nodes.begin() + static_cast<std::ptrdiff_t>(at));
+            changes.ci_ids.push_back(id);
+            std::erase_if(rows.edges, [&](const GraphEdge& e) {
+              if (e.from != id && e.to != id) return false;
+              changes.relation_ids.push_back(e.id);
+              return true;
+            });
+            break;
+          }
+          case 3:
+          case 4: {  // a relation added (parallel ones too)
+            if (auto e = random_edge()) {
+              changes.relation_ids.push_back(e->id);
+              changes.relations.push_back(*e);
+              rows.edges.push_back(*e);
+            }
+            break;
+          }
+          default: {  // a relation removed
+            if (rows.edges.empty()) break;
+            const std::size_t at = rng() % rows.edges.size();
+            changes.relation_ids.push_back(rows.edges[at].id);
+            rows.edges.erase(rows.edges.begin() + static_cast<std::ptrdiff_t>(at));
+            break;
+          }
+        }
+      }
+      // As the change log says it: ids once each, the rows as they are now.
+      for (auto* ids : {&changes.ci_ids, &changes.relation_ids}) {
+        std::sort(ids->begin(), ids->end());
+        ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+      }
+      std::vector<GraphNode> current_cis;
+      for (CiId id : changes.ci_ids) {
+        for (const GraphNode& node : rows.nodes) {
+          if (node.id == id) current_cis.push_back(node);
+        }
+      }
+      changes.cis = current_cis;
+      std::vector<GraphEdge> current_relations;
+      for (RelationId id : changes.relation_ids) {
+        for (const GraphEdge& e : rows.edges) {
+          if (e.id == id) current_relations.push_back(e);
+        }
+      }
+      changes.relations = current_relations;
+      g = g.WithChanges(changes, Types());
+      const DependencyGraph rebuilt = DependencyGraph::Build(rows.nodes, rows.edges, Types());
+      if (!changes.empty()) {
+        ASSERT_GT(g.delta_size(), 0U);
+      }
+      EXPECT_EQ(Sorted(g.Contents()), Sorted(rebuilt.Contents())) << "trial " << trial;
+      EXPECT_EQ(g.node_count(), rebuilt.node_count());
+      EXPECT_EQ(g.edge_count(), rebuilt.edge_count());
+      for (const GraphNode& node : rows.nodes) {
+        ASSERT_TRUE(g.Find(node.id)) << node.id;
+        EXPECT_EQ(g.Find(node.id)->status, node.status);
+        EXPECT_EQ(g.Find(node.id)->min_healthy, node.min_healthy);
+      }
+      if (rows.nodes.empty()) continue;
+      for (int query = 0; query < 6; ++query) {
+        ImpactQuery q = Q(rows.nodes[rng() % rows.nodes.size()].id,
+                          rng() % 2 == 0 ? ImpactDirection::kDown : ImpactDirection::kUp,
+                          static_cast<int>(rng() % 4) - 1);
+        if (rng() % 3 == 0) q.relation_types = {"member_of", "depends_on", "connected_to"};
+        if (rng() % 4 == 0) q.also_failing = {rows.nodes[rng() % rows.nodes.size()].id};
+        EXPECT_EQ(AnswerOf(g, q), AnswerOf(rebuilt, q))
+            << "trial " << trial << " batch " << batch << " root " << q.root;
+      }
+    }
+    const DependencyGraph merged = g.Merged();
+    EXPECT_EQ(merged.delta_size(), 0U);
+    EXPECT_EQ(Sorted(merged.Contents()), Sorted(g.Contents()));
+  }
+}
+
+TEST(DependencyGraph, NewRelationTypesRebuildTheGraph) {
+  const DependencyGraph g =
+      DependencyGraph::Build({Node(1), Node(2)}, {{10, 1, 2, "depends_on"}}, Types());
+  std::vector<RelationType> types = Types();
+  types.push_back({"feeds", "", Propagation::kFromTo, true, {}});
+  GraphChanges changes;
+  changes.relation_ids = {11};
+  changes.relations = {{11, 1, 2, "feeds"}};
+  const DependencyGraph changed = g.WithChanges(changes, types);
+  EXPECT_EQ(changed.delta_size(), 0U);  // rebuilt with the new type
+  EXPECT_EQ(Ids(changed.Impact(Q(1, ImpactDirection::kDown))), (std::set<CiId>{1, 2}));
+  EXPECT_EQ(changed.edge_count(), 2U);
+}
+
 }  // namespace
 }  // namespace cmdb::graph

@@ -209,6 +209,19 @@ TEST_F(GraphLoads, ARunningInstanceStoresItsGraphAgainAfterManyChangesAndPrunesT
   ASSERT_TRUE(wait_for([&] { return stored() != first && !stored().empty(); }))
       << "the graph was not stored again";
   EXPECT_EQ(Sql("SELECT cis FROM graph_snapshots").Int(0, 0), 25002);
+  // The 25,000 changes carried beside the arrays are merged into new ones in the background,
+  // and the graph still equals a full read; a write after that is carried again.
+  ASSERT_TRUE(wait_for([&] { return cache.merges() >= 1; })) << "the changes were not merged";
+  EXPECT_EQ(cache.Current()->delta_size(), 0U);
+  EXPECT_EQ(Sorted(cache.Current()->Contents()), Sorted(Truth()));
+  const std::int64_t late = Ci("late");
+  Relate(late, hub);
+  cache.Invalidate();
+  EXPECT_TRUE(cache.Current()->Find(late));
+  EXPECT_EQ(cache.Current()->delta_size(), 2U);
+  graph::ImpactQuery down;
+  down.root = hub;
+  EXPECT_EQ(cache.Current()->Impact(down).nodes.size(), 3U);  // hub, a, late
   EXPECT_TRUE(Sql("SELECT pruned_below > '0'::xid8 FROM graph_change_horizon").Bool(0, 0));
   EXPECT_EQ(Sql("SELECT count(*) FROM graph_changes WHERE xid < (SELECT pruned_below FROM "
                 "graph_change_horizon)")
