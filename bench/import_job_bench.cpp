@@ -22,6 +22,7 @@
 #include "store/db_pool.hpp"
 #include "store/embedded_postgres.hpp"
 #include "store/pg.hpp"
+#include "tests/integration/cmdb_process.hpp"
 #include "tests/integration/http_client.hpp"
 
 namespace {
@@ -68,35 +69,6 @@ double StatusMiB(pid_t pid, const std::string& field) {
   return 0;
 }
 
-std::pair<pid_t, std::uint16_t> StartCmdb(const std::string& dsn) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return {0, 0};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], STDOUT_FILENO);
-    close(pipefd[0]);
-    std::vector<std::string> args = {
-        CMDB_BINARY,  "serve", "--listen",         "127.0.0.1:0",
-        "--database", dsn,     "--no-request-log", "--no-discovery-worker"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
-  FILE* out = fdopen(pipefd[0], "r");
-  char line[512];
-  std::uint16_t port = 0;
-  while (port == 0 && fgets(line, sizeof line, out) != nullptr) {
-    const std::string text(line);
-    const auto at = text.find("http://127.0.0.1:");
-    if (at != std::string::npos) port = static_cast<std::uint16_t>(std::stoi(text.substr(at + 17)));
-  }
-  fclose(out);
-  return {pid, port};
-}
-
 // Imports the estate of about `total` CIs into database `name`; false when it failed.
 bool Run(cmdb::store::EmbeddedPostgres& cluster, const std::string& name, std::size_t total) {
   {
@@ -108,7 +80,11 @@ bool Run(cmdb::store::EmbeddedPostgres& cluster, const std::string& name, std::s
   auto t = Clock::now();
   const std::string doc = Document(e);
   const double build_seconds = Seconds(t);
-  auto [pid, port] = StartCmdb(cluster.ConnectionString(name));
+  cmdb::testing::CmdbProcess server = cmdb::testing::StartCmdb(
+      CMDB_BINARY, {"--listen", "127.0.0.1:0", "--database", cluster.ConnectionString(name),
+                    "--no-request-log", "--no-discovery-worker"});
+  const pid_t pid = server.pid;
+  const std::uint16_t port = server.port;
   if (port == 0) return false;
   const double rss_idle = StatusMiB(pid, "VmRSS");
   t = Clock::now();
@@ -118,8 +94,7 @@ bool Run(cmdb::store::EmbeddedPostgres& cluster, const std::string& name, std::s
   const double upload_seconds = Seconds(t);
   if (queued.status != 202) {
     std::printf("HTTP %d: %s\n", queued.status, queued.body.substr(0, 300).c_str());
-    kill(pid, SIGTERM);
-    waitpid(pid, nullptr, 0);
+    cmdb::testing::StopCmdb(server);
     return false;
   }
   const double rss_after_upload = StatusMiB(pid, "VmHWM");
@@ -133,8 +108,7 @@ bool Run(cmdb::store::EmbeddedPostgres& cluster, const std::string& name, std::s
   }
   const double job_seconds = Seconds(t);
   const double peak = StatusMiB(pid, "VmHWM");
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
+  cmdb::testing::StopCmdb(server);
   if (job.at("state") != "succeeded") {
     std::printf("job failed: %s\n", boost::json::serialize(job.at("error")).substr(0, 500).c_str());
     return false;

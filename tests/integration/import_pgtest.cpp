@@ -12,6 +12,7 @@
 
 #include "store/db_pool.hpp"
 #include "store/pg.hpp"
+#include "tests/integration/cmdb_process.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -584,33 +585,9 @@ TEST_F(StreamedImport, AClientGoneMidUploadLeavesNothingAndTheSessionFree) {
   EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
 }
 
-// `cmdb serve` on the test's database in a child process; its pid and port.
-std::pair<pid_t, std::uint16_t> StartCmdb(const std::string& dsn) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return {0, 0};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], STDOUT_FILENO);
-    close(pipefd[0]);
-    std::vector<std::string> args = {CMDB_BINARY,  "serve", "--listen",        "127.0.0.1:0",
-                                     "--database", dsn,     "--no-request-log"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
-  FILE* out = fdopen(pipefd[0], "r");
-  char line[512];
-  std::uint16_t port = 0;
-  while (port == 0 && fgets(line, sizeof line, out) != nullptr) {
-    const std::string text(line);
-    const auto at = text.find("http://127.0.0.1:");
-    if (at != std::string::npos) port = static_cast<std::uint16_t>(std::stoi(text.substr(at + 17)));
-  }
-  fclose(out);  // the child's later output goes nowhere (it writes its log to stderr)
-  return {pid, port};
+// `cmdb serve` on the test's database in a child process.
+CmdbProcess StartOn(const std::string& dsn) {
+  return StartCmdb(CMDB_BINARY, {"--listen", "127.0.0.1:0", "--database", dsn, "--no-request-log"});
 }
 
 class ImportProcess : public PgTest {};
@@ -631,7 +608,8 @@ TEST_F(ImportProcess, AJobKilledMidImportIsRunAgainByTheNextInstance) {
            R"("}, "to": {"type": "vm", "name": "k-)" + std::to_string(i + 1) + R"("}})";
   }
   doc += "]}";
-  auto [pid, port] = StartCmdb(dsn_);
+  CmdbProcess first = StartOn(dsn_);
+  const std::uint16_t port = first.port;
   ASSERT_NE(port, 0) << "cmdb did not print its URL";
   HttpResult queued =
       HttpRequest(port, "POST", "/api/v1/import", doc,
@@ -646,12 +624,12 @@ TEST_F(ImportProcess, AJobKilledMidImportIsRunAgainByTheNextInstance) {
     if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ASSERT_TRUE(running) << "the job never got going";
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
+  StopCmdb(first, SIGKILL);
   SqlConnection sql(dsn_);
   EXPECT_EQ(sql.Query("SELECT state FROM import_jobs").Text(0, 0), "running");
 
-  auto [pid2, port2] = StartCmdb(dsn_);
+  CmdbProcess second = StartOn(dsn_);
+  const std::uint16_t port2 = second.port;
   ASSERT_NE(port2, 0);
   boost::json::value job;
   for (int i = 0; i < 1200; ++i) {
@@ -659,8 +637,7 @@ TEST_F(ImportProcess, AJobKilledMidImportIsRunAgainByTheNextInstance) {
     if (job.at("state") != "running" && job.at("state") != "queued") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  kill(pid2, SIGTERM);
-  waitpid(pid2, nullptr, 0);
+  StopCmdb(second);
   ASSERT_EQ(job.at("state"), "succeeded") << job;
   EXPECT_EQ(job.at("attempts"), 2);
   EXPECT_EQ(job.at("result").at("created"), kCis);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "server/router.hpp"
+#include "tests/integration/cmdb_process.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -106,35 +107,15 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermOrSigintExitCleanly) {
   const std::string data_dir = std::string(dir) + "/data";
   // Runs `cmdb serve` on the embedded PostgreSQL, returns its pid and port.
   // `background`: started as a shell starts a background job, with SIGINT ignored.
+  std::vector<CmdbProcess> started;
   auto start = [&](bool demo, int& out_fd,
                    bool background = false) -> std::pair<pid_t, std::uint16_t> {
-    int pipefd[2];
-    EXPECT_EQ(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-      if (background) signal(SIGINT, SIG_IGN);
-      dup2(pipefd[1], STDOUT_FILENO);
-      close(pipefd[0]);
-      std::vector<std::string> args = {CMDB_BINARY,  "serve",  "--listen",        "127.0.0.1:0",
-                                       "--data-dir", data_dir, "--no-request-log"};
-      if (demo) args.emplace_back("--demo");
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(pipefd[1]);
-    out_fd = pipefd[0];
-    FILE* out = fdopen(pipefd[0], "r");
-    char line[512];
-    std::uint16_t port = 0;
-    while (port == 0 && fgets(line, sizeof line, out) != nullptr) {
-      std::string s(line);
-      auto at = s.find("http://127.0.0.1:");
-      if (at != std::string::npos) port = static_cast<std::uint16_t>(std::stoi(s.substr(at + 17)));
-    }
-    return {pid, port};
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                                     "--no-request-log"};
+    if (demo) args.emplace_back("--demo");
+    started.push_back(StartCmdb(CMDB_BINARY, args, background));
+    out_fd = fileno(started.back().out);
+    return {started.back().pid, started.back().port};
   };
   auto stop = [](pid_t pid, int sig = SIGTERM) {
     kill(pid, sig);
@@ -183,6 +164,9 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermOrSigintExitCleanly) {
   EXPECT_TRUE(WIFEXITED(interrupted));
   EXPECT_EQ(WEXITSTATUS(interrupted), 0);
   EXPECT_FALSE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
+  for (CmdbProcess& p : started) {
+    if (p.out != nullptr) fclose(p.out);  // each was waited for above
+  }
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
