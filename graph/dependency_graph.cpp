@@ -590,14 +590,18 @@ std::optional<NodeView> DependencyGraph::Find(CiId id) const {
   return View(*i);
 }
 
-DependencyGraph DependencyGraph::Merged() const {
-  if (delta_ == nullptr) return *this;
-  GraphContents c = Contents();
+std::vector<RelationType> DependencyGraph::relation_types() const {
   std::vector<RelationType> types;
   for (std::size_t t = 0; t < core_->type_names_.size(); ++t) {
     types.push_back({core_->type_names_[t], "", core_->type_propagation_[t], true, {}});
   }
-  return Build(std::move(c.nodes), c.edges, types);
+  return types;
+}
+
+DependencyGraph DependencyGraph::Merged() const {
+  if (delta_ == nullptr) return *this;
+  GraphContents c = Contents();
+  return Build(std::move(c.nodes), c.edges, relation_types());
 }
 
 // --- applying changes ---

@@ -157,7 +157,9 @@ class DependencyGraph {
   // threshold, Merged() is worth its cost.
   std::size_t delta_size() const;
   // The same graph with its changes merged into new arrays (a Build of its contents).
-  DependencyGraph Merged() const;
+  DependencyGraph Merged()
+      const;  // The relation types the graph was built with (their names and propagation).
+  std::vector<RelationType> relation_types() const;
 
   // Throws Error{kNotFound} for an unknown root, Error{kInvalidArgument} for an unknown
   // relation type in the filter.

@@ -16,12 +16,25 @@ using model::Timestamp;
 
 GraphCache::GraphCache(DbPool& pool, std::string listen_dsn, bool incremental)
     : pool_(pool), listen_dsn_(std::move(listen_dsn)), incremental_(incremental) {
-  if (!listen_dsn_.empty()) listener_ = std::thread([this] { Listen(); });
+  if (!listen_dsn_.empty()) {
+    listener_ = std::thread([this] { Listen(); });
+    maintainer_ = std::thread([this] { Maintain(); });
+  }
 }
 
 GraphCache::~GraphCache() {
   stopping_ = true;
   if (listener_.joinable()) listener_.join();
+  if (maintainer_.joinable()) maintainer_.join();
+}
+
+void GraphCache::Maintain() {
+  using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+  while (!stopping_) {
+    MergeIfDue();
+    StoreSnapshotIfDue();
+    std::this_thread::sleep_for(100ms);
+  }
 }
 
 std::shared_ptr<const graph::DependencyGraph> GraphCache::Published(std::uint64_t own,
@@ -31,7 +44,7 @@ std::shared_ptr<const graph::DependencyGraph> GraphCache::Published(std::uint64_
   return nullptr;
 }
 
-void GraphCache::Load(std::shared_ptr<const graph::DependencyGraph> base,
+void GraphCache::Load(DbSession& session, std::shared_ptr<const graph::DependencyGraph> base,
                       const std::string& base_snapshot) {
   // The generations are read before the load's snapshot is taken, so the graph holds at least
   // every write they count (a write counted later may be in it too: one reload too many).
@@ -45,11 +58,7 @@ void GraphCache::Load(std::shared_ptr<const graph::DependencyGraph> base,
     base = graph_;
     snapshot = graph_snapshot_;
   }
-  VersionedGraph loaded;
-  {
-    DbSession session = pool_.Lease();
-    loaded = LoadGraph(session, base.get(), snapshot, true, incremental_);
-  }
+  VersionedGraph loaded = LoadGraph(session, base.get(), snapshot, true, incremental_);
   if (given && !loaded.graph) loaded.graph = base;  // nothing changed since the given graph
   if (loaded.kind != VersionedGraph::Kind::kUnchanged) {
     last_load_seconds_.store(
@@ -80,6 +89,30 @@ void GraphCache::Load(std::shared_ptr<const graph::DependencyGraph> base,
     merge_due_.store(true, std::memory_order_release);
 }
 
+void GraphCache::Apply(graph::GraphChanges changes) {
+  if (!incremental_) {  // the baseline: every update rebuilds, from the log
+    Invalidate();
+    return;
+  }
+  changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
+  std::lock_guard load(load_mutex_);  // no load publishes meanwhile
+  std::shared_ptr<const graph::DependencyGraph> graph;
+  {
+    std::lock_guard lock(graph_mutex_);
+    graph = graph_;
+  }
+  if (!graph) {
+    // Nothing loaded yet: the first load reads the write.
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    return;
+  }
+  auto next = std::make_shared<const graph::DependencyGraph>(
+      graph->WithChanges(std::move(changes), graph->relation_types()));
+  std::lock_guard lock(graph_mutex_);
+  graph_ = std::move(next);
+  if (graph_->delta_size() >= kMergeAfter) merge_due_.store(true, std::memory_order_release);
+}
+
 void GraphCache::MergeIfDue() {
   if (!merge_due_.exchange(false, std::memory_order_acq_rel)) return;
   std::shared_ptr<const graph::DependencyGraph> graph;
@@ -94,8 +127,9 @@ void GraphCache::MergeIfDue() {
   // carrying the changes; the merged one then takes the changes made meanwhile.
   auto merged = std::make_shared<const graph::DependencyGraph>(graph->Merged());
   try {
+    DbSession session = pool_.Lease();  // before the mutex: see load_mutex_
     std::lock_guard load(load_mutex_);
-    Load(std::move(merged), snapshot);
+    Load(session, std::move(merged), snapshot);
     merges_.fetch_add(1, std::memory_order_relaxed);
   } catch (const std::exception& e) {
     merge_due_.store(true, std::memory_order_release);  // tried again on the next turn
@@ -126,9 +160,10 @@ std::shared_ptr<const graph::DependencyGraph> GraphCache::Current() {
   const std::uint64_t own = generation_.load(std::memory_order_acquire);
   if (auto graph = Published(own, 0)) return graph;
   {
+    DbSession session = pool_.Lease();  // before the mutex: see load_mutex_
     std::lock_guard load(load_mutex_);
     if (auto graph = Published(own, 0)) return graph;  // loaded while this one waited
-    Load();
+    Load(session);
   }
   if (listen_dsn_.empty()) MergeIfDue();  // no listener thread to do it in the background
   return Published(0, 0);
@@ -138,9 +173,10 @@ std::shared_ptr<const graph::DependencyGraph> GraphCache::CurrentUpToDate() {
   const std::uint64_t own = generation_.load(std::memory_order_acquire);
   const std::uint64_t remote = remote_generation_.load(std::memory_order_acquire);
   if (auto graph = Published(own, remote)) return graph;
+  DbSession session = pool_.Lease();  // before the mutex: see load_mutex_
   std::lock_guard load(load_mutex_);
   if (auto graph = Published(own, remote)) return graph;
-  Load();
+  Load(session);
   return Published(0, 0);
 }
 
@@ -167,8 +203,6 @@ void GraphCache::Listen() {
         }
       }
       while (listening && !stopping_) {
-        MergeIfDue();  // here, off the request path
-        StoreSnapshotIfDue();
         pollfd fd{PQsocket(conn), POLLIN, 0};
         int ready = poll(&fd, 1, 200);
         if (ready < 0) break;

@@ -11,7 +11,7 @@
 // An update re-reads only the CIs and relations changed since the graph's PostgreSQL snapshot
 // (the change log of 0010_graph_changes_and_snapshots.sql) and applies them beside the arrays
 // of the graph it has (DependencyGraph::WithChanges), in time proportional to the changes.
-// Once kMergeAfter changes are carried that way, the listener thread merges them into new
+// Once kMergeAfter changes are carried that way, a maintenance thread merges them into new
 // arrays in the background (readers keep the graph meanwhile) and catches up with the writes
 // made during the merge. A start-up begins from the snapshot an earlier instance stored, plus
 // the changes since. Both tables are read only when there is no such starting point.
@@ -52,6 +52,13 @@ class GraphCache {
   // changes their graph holds (see changed_at()).
   std::shared_ptr<const graph::DependencyGraph> CurrentUpToDate();
 
+  // A write this instance committed whose rows the writer knows (a relation created or
+  // deleted, a CI created or changed): applied to the published graph at once, beside its
+  // arrays, without reading the change log on the writer's request path. The next load reads
+  // the same rows from the log again (applying them changes nothing), which also corrects the
+  // graph should another instance have changed those rows in between.
+  void Apply(graph::GraphChanges changes);
+
   // Marks the graph out of date (after this instance committed a write).
   void Invalidate() {
     changed_at_.store(model::Timestamp::Now().micros, std::memory_order_release);
@@ -78,10 +85,13 @@ class GraphCache {
 
  private:
   void Listen();
+  // Merges carried changes and stores snapshots when due: seconds of work for a large estate,
+  // on a thread of its own so that the listener keeps applying notifications meanwhile.
+  void Maintain();
   // Loads the graph (load_mutex_ held) and publishes it with the generations it covers: the
   // published graph plus the changes since, or `base` (read under `base_snapshot`) plus the
   // changes since when given.
-  void Load(std::shared_ptr<const graph::DependencyGraph> base = nullptr,
+  void Load(DbSession& session, std::shared_ptr<const graph::DependencyGraph> base = nullptr,
             const std::string& base_snapshot = {});
   // Merges the published graph's carried changes into new arrays, when a load asked for it.
   void MergeIfDue();
@@ -96,7 +106,10 @@ class GraphCache {
   std::atomic<std::uint64_t> generation_{1};         // this instance's writes
   std::atomic<std::uint64_t> remote_generation_{0};  // notifications received
   std::atomic<std::int64_t> changed_at_{model::Timestamp::Now().micros};
-  std::mutex load_mutex_;   // serialises loads
+  // Serialises loads and Apply. Taken with a session already leased, never the other way
+  // round: a writer applies its write while its handler still holds its session, so a load
+  // that held the mutex while waiting for a session could wait for that writer forever.
+  std::mutex load_mutex_;
   std::mutex graph_mutex_;  // guards the three below; held only to read or swap them
   std::shared_ptr<const graph::DependencyGraph> graph_;
   std::string graph_snapshot_;  // the pg_snapshot graph_ was read under
@@ -114,6 +127,7 @@ class GraphCache {
   std::atomic<double> last_load_seconds_{0};
   std::atomic<bool> stopping_{false};
   std::thread listener_;
+  std::thread maintainer_;
 };
 
 }  // namespace cmdb::store

@@ -68,6 +68,19 @@ Response ListCis(const Request& request, const PathParams&, AppContext& ctx) {
   return JsonResponse(200, body);
 }
 
+namespace {
+
+// A CI written, as the dependency graph holds it.
+graph::GraphChanges CiWritten(const model::ConfigurationItem& ci) {
+  graph::GraphChanges changes;
+  changes.ci_ids = {ci.id};
+  changes.cis = {
+      {ci.id, ci.type, ci.name, ci.status, static_cast<std::int32_t>(ci.min_healthy.value_or(0))}};
+  return changes;
+}
+
+}  // namespace
+
 Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
   CheckQueryParams(request, {});
   boost::json::value body = ParseJsonBody(request);
@@ -80,7 +93,7 @@ Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
     errors.ThrowIfAny("the CI is invalid");
   }
   model::ConfigurationItem created = store::CiRepository(session).Create(draft, Writer());
-  GraphChanged(ctx);
+  GraphChanged(ctx, CiWritten(created));
   return CiResponse(201, created);
 }
 
@@ -127,7 +140,7 @@ Response PatchCi(const Request& request, const PathParams& params, AppContext& c
   const boost::json::object* fields = patch.if_object();
   if (fields == nullptr || fields->contains("name") || fields->contains("status") ||
       fields->contains("redundancy") || fields->contains("type")) {
-    GraphChanged(ctx);
+    GraphChanged(ctx, CiWritten(patched));
   }
   return CiResponse(200, patched);
 }

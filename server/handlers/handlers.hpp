@@ -12,6 +12,7 @@
 
 #include <boost/json/value.hpp>
 
+#include "graph/graph_contents.hpp"
 #include "model/enum_names.hpp"
 #include "model/history.hpp"
 #include "model/timestamp.hpp"
@@ -124,6 +125,8 @@ Response RenderPicture(const Request& request, reports::ImpactPicture& picture, 
 
 // Marks the in-memory graph out of date after a committed write.
 void GraphChanged(AppContext& ctx);
+// After a write whose rows the handler knows: applied to this instance's graph at once.
+void GraphChanged(AppContext& ctx, graph::GraphChanges changes);
 
 // --- relations ---
 Response ListRelationTypes(const Request&, const PathParams&, AppContext&);

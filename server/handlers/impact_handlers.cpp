@@ -24,6 +24,15 @@ void GraphChanged(AppContext& ctx) {
   if (ctx.graph != nullptr) ctx.graph->Invalidate();
 }
 
+void GraphChanged(AppContext& ctx, graph::GraphChanges changes) {
+  if (ctx.graph == nullptr) return;
+  try {
+    ctx.graph->Apply(std::move(changes));
+  } catch (const std::exception&) {
+    ctx.graph->Invalidate();  // the next read loads it instead
+  }
+}
+
 namespace {
 
 struct ComputedImpact {

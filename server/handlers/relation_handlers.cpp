@@ -39,7 +39,10 @@ Response CreateRelation(const Request& request, const PathParams&, AppContext& c
   errors.ThrowIfAny("the relation is invalid");
   store::DbSession session = ctx.db->Lease();
   model::Relation created = store::RelationRepository(session).Create(draft, Writer());
-  GraphChanged(ctx);
+  graph::GraphChanges written;
+  written.relation_ids = {created.id};
+  written.relations = {{created.id, created.from, created.to, created.type}};
+  GraphChanged(ctx, std::move(written));
   return ResourceResponse(201, model::RelationToJson(created), created.version,
                           "/api/v1/relations/" + std::to_string(created.id));
 }
@@ -78,7 +81,9 @@ Response DeleteRelation(const Request& request, const PathParams& params, AppCon
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   store::DbSession session = ctx.db->Lease();
   store::RelationRepository(session).Delete(id, if_match, Writer());
-  GraphChanged(ctx);
+  graph::GraphChanges deleted;
+  deleted.relation_ids = {id};  // no row: gone
+  GraphChanged(ctx, std::move(deleted));
   Response response;
   response.status = 204;
   response.content_type.clear();

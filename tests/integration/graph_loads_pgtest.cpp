@@ -229,5 +229,33 @@ TEST_F(GraphLoads, ARunningInstanceStoresItsGraphAgainAfterManyChangesAndPrunesT
             0);
 }
 
+// A write whose rows the writer knows is in the graph at once, without a load; when the rows
+// change again elsewhere, the notification's load corrects the graph.
+TEST_F(GraphLoads, AKnownWriteIsAppliedAtOnceAndCorrectedByTheLog) {
+  const std::int64_t a = Ci("a");
+  const std::int64_t b = Ci("b");
+  store::GraphCache cache(*pool_, dsn_);
+  ASSERT_TRUE(cache.Current()->Find(b));
+  const std::uint64_t loads = cache.loads();
+  const std::int64_t r = Relate(a, b);
+  graph::GraphChanges written;
+  written.relation_ids = {r};
+  written.relations = {{r, a, b, "depends_on"}};
+  cache.Apply(written);
+  graph::ImpactQuery down;
+  down.root = b;
+  EXPECT_EQ(cache.Current()->Impact(down).nodes.size(), 2U);  // b, and a which needs it
+  EXPECT_EQ(cache.loads(), loads);                            // no load on the writer's path
+  // Another writer deletes the relation: its notification brings the graph back in line.
+  Sql("DELETE FROM relations WHERE id = $1", {P(r)});
+  bool gone = false;
+  for (int i = 0; i < 400 && !gone; ++i) {
+    gone = cache.Current()->Impact(down).nodes.size() == 1;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_TRUE(gone) << "the deletion never reached the graph";
+  EXPECT_EQ(Sorted(cache.CurrentUpToDate()->Contents()), Sorted(Truth()));
+}
+
 }  // namespace
 }  // namespace cmdb::testing
