@@ -5,6 +5,7 @@
 #include <limits>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "model/error.hpp"
 
@@ -182,7 +183,9 @@ struct DependencyGraph::Delta {
   std::size_t base_nodes = 0;
   std::size_t base_edges = 0;
   std::vector<std::uint64_t> touched;  // per CI (arrays' and new): it has a DeltaNode
-  std::unordered_map<Index, DeltaNode> nodes;
+  // Shared between the versions of a delta, copied on write (an edit clones only the CIs it
+  // changes): a new version copies pointers, not names and slot lists.
+  std::unordered_map<Index, std::shared_ptr<DeltaNode>> nodes;
   std::vector<CiId> new_ids;  // CI index base_nodes + k
   std::unordered_map<CiId, Index> new_index;
   std::vector<std::uint64_t> removed;  // per relation of the arrays: removed since
@@ -194,7 +197,7 @@ struct DependencyGraph::Delta {
 
   const DeltaNode* Node(Index i) const {
     auto it = nodes.find(i);
-    return it == nodes.end() ? nullptr : &it->second;
+    return it == nodes.end() ? nullptr : it->second.get();
   }
 };
 
@@ -541,7 +544,7 @@ void DependencyGraph::ForEachSlot(Index x, bool down, F&& f) const {
 std::size_t DependencyGraph::node_count() const {
   if (delta_ == nullptr) return core_->ids_.size();
   std::size_t deleted = 0;
-  for (const auto& [i, d] : delta_->nodes) deleted += d.deleted ? 1 : 0;
+  for (const auto& [i, d] : delta_->nodes) deleted += d->deleted ? 1 : 0;
   return core_->ids_.size() + delta_->new_ids.size() - deleted;
 }
 
@@ -697,19 +700,27 @@ class DependencyGraph::Editor {
   }
 
  private:
-  // The CI's DeltaNode, made (from the arrays' row) when it has none yet.
+  // The CI's DeltaNode, this edit's own: made (from the arrays' row) when it has none yet,
+  // cloned when the previous version shares it.
   DeltaNode& Node(Index i) {
     auto [it, added] = d_.nodes.try_emplace(i);
     if (added) {
       SetBit(d_.touched, i);
-      it->second.id = IdOf(i);
+      auto node = std::make_shared<DeltaNode>();
+      node->id = IdOf(i);
       if (i < c_.ids_.size()) {
-        it->second.min_healthy = c_.redundancy_[i].min_healthy;
-        it->second.providers = c_.redundancy_[i].providers;
-        it->second.repeats = c_.provider_repeats_[i] != 0;
+        node->min_healthy = c_.redundancy_[i].min_healthy;
+        node->providers = c_.redundancy_[i].providers;
+        node->repeats = c_.provider_repeats_[i] != 0;
       }
+      it->second = std::move(node);
+      owned_.insert(i);
+    } else if (!owned_.contains(i)) {
+      // Shared with the previous version, which keeps its own.
+      it->second = std::make_shared<DeltaNode>(*it->second);
+      owned_.insert(i);
     }
-    return it->second;
+    return *it->second;
   }
 
   // Calls f(neighbour, edge) for each live slot of CI i in the adjacency `down` or up.
@@ -725,7 +736,7 @@ class DependencyGraph::Editor {
     }
     auto it = d_.nodes.find(i);
     if (it == d_.nodes.end()) return;
-    for (const DeltaSlot& s : down ? it->second.down : it->second.up) {
+    for (const DeltaSlot& s : down ? it->second->down : it->second->up) {
       if (!d_.edges[s.edge - c_.edge_ids_.size()].removed) f(s.neighbour, s.edge);
     }
   }
@@ -811,12 +822,13 @@ class DependencyGraph::Editor {
       i = it->second;
     }
     auto it = d_.nodes.find(*i);
-    if (it != d_.nodes.end() && it->second.deleted) return std::nullopt;
+    if (it != d_.nodes.end() && it->second->deleted) return std::nullopt;
     return i;
   }
 
   const Core& c_;
   Delta d_;
+  std::unordered_set<Index> owned_;  // the CIs whose DeltaNode this edit cloned or made
   std::vector<Index> recount_;
 };
 

@@ -190,12 +190,13 @@ void GraphCache::Listen() {
       const bool listening = PQresultStatus(r) == PGRES_COMMAND_OK;
       PQclear(r);
       if (listening) {
-        // Listening first, then loading: no write can fall between the two. On a reconnect,
-        // anything may have changed while no listener was connected.
-        if (!first) {
-          remote_generation_.fetch_add(1, std::memory_order_acq_rel);
-          changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
-        }
+        // Listening first, then loading: no write can fall between the two. A graph loaded
+        // before the LISTEN (a first read that came before this thread got here) and one
+        // held across a reconnect may both have missed notifications: the load below brings
+        // either up to date from the change log (nothing at all to read when nothing was
+        // missed).
+        remote_generation_.fetch_add(1, std::memory_order_acq_rel);
+        if (!first) changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
         first = false;
         try {
           CurrentUpToDate();  // at start: off the request path, so the first query finds it

@@ -608,7 +608,11 @@ TEST(DependencyGraph, ChangesAppliedBesideTheArraysAnswerAsARebuildDoes) {
         }
       }
       changes.relations = current_relations;
+      // Versions are immutable: readers of the previous one see it unchanged.
+      const DependencyGraph previous = g;
+      const auto previous_contents = Sorted(previous.Contents());
       g = g.WithChanges(changes, Types());
+      EXPECT_EQ(Sorted(previous.Contents()), previous_contents) << "trial " << trial;
       const DependencyGraph rebuilt = DependencyGraph::Build(rows.nodes, rows.edges, Types());
       if (!changes.empty()) {
         ASSERT_GT(g.delta_size(), 0U);
