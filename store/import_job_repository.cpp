@@ -154,8 +154,7 @@ void ImportJobRepository::Succeed(std::int64_t id, const json::object& result, i
                "clock_timestamp(), phase = NULL, progress_done = $3, rows_done = "
                "coalesce(rows_total, rows_done), bytes_read = payload_bytes WHERE id = $1",
                soci::use(static_cast<long long>(id)), soci::use(model::ToJsonText(result)),
-               soci::use(phases));
-  DropPayload(id);
+               soci::use(phases));  // its chunks go with it (0017_import_job_payload_lifetime.sql)
 }
 
 void ImportJobRepository::Fail(std::int64_t id, const model::Error& error) {
@@ -172,12 +171,6 @@ void ImportJobRepository::Fail(std::int64_t id, const model::Error& error) {
                soci::use(static_cast<long long>(id)),
                soci::use(std::string(error.what()).substr(0, 4000)),
                soci::use(std::string(model::ErrorCodeName(error.code()))), soci::use(fields_text));
-  DropPayload(id);
-}
-
-void ImportJobRepository::DropPayload(std::int64_t id) {
-  sql::Execute(db_, "DELETE FROM import_job_chunks WHERE job_id = $1",
-               soci::use(static_cast<long long>(id)));
 }
 
 }  // namespace cmdb::store

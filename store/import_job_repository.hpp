@@ -60,13 +60,12 @@ class ImportJobRepository {
     std::int64_t bytes_read = 0;
   };
   void ReportPhase(std::int64_t id, const Progress& progress);
-  // The job's outcome; its payload's chunks are dropped.
+  // The job's outcome; its payload's chunks are dropped (by the trigger of
+  // 0017_import_job_payload_lifetime.sql, as when stopped instances abandon it for good).
   void Succeed(std::int64_t id, const boost::json::object& result, int phases);
   void Fail(std::int64_t id, const model::Error& error);
 
  private:
-  void DropPayload(std::int64_t id);
-
   DbSession& db_;
 };
 

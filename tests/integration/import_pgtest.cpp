@@ -380,6 +380,40 @@ TEST_F(ImportApi, AJobReportsThePhaseItIsIn) {
   EXPECT_EQ(done.at("progress").at("phase"), nullptr);
 }
 
+// A job abandoned by stopped instances for the third time fails for good, and its payload
+// goes with it; one queued again starts its progress over.
+TEST_F(ImportApi, AJobAbandonedForGoodKeepsNoPayload) {
+  server::ServeConfig config = Config();
+  config.import_worker = false;
+  Restart(config);
+  HttpResult first = Post("/api/v1/import?async=true", kDoc);
+  HttpResult second = Post("/api/v1/import?async=true", kDoc);
+  ASSERT_EQ(first.status, 202) << first.body;
+  ASSERT_EQ(second.status, 202) << second.body;
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 2);
+  Sql("UPDATE import_jobs SET state = 'running', attempts = 3, claimed_by = 'dead:1', "
+      "started_at = now() WHERE id = $1",
+      {P(first.json().at("id").as_int64())});
+  Sql("UPDATE import_jobs SET state = 'running', attempts = 1, claimed_by = 'dead:2', "
+      "started_at = now(), rows_done = 77, bytes_read = 99 WHERE id = $1",
+      {P(second.json().at("id").as_int64())});
+  // Queued again (as an instance's recovery does): its progress starts over.
+  Sql("UPDATE import_jobs SET state = 'queued' WHERE id = $1",
+      {P(second.json().at("id").as_int64())});
+  EXPECT_EQ(Sql("SELECT rows_done + bytes_read FROM import_jobs WHERE id = $1",
+                {P(second.json().at("id").as_int64())})
+                .Int(0, 0),
+            0);
+  config.import_worker = true;
+  Restart(config);
+  const boost::json::value failed = WaitForJob(first.headers["location"]);
+  EXPECT_EQ(failed.at("state"), "failed") << failed;
+  EXPECT_NE(failed.at("error").at("detail").as_string().find("abandoned"), std::string::npos);
+  const boost::json::value done = WaitForJob(second.headers["location"]);
+  EXPECT_EQ(done.at("state"), "succeeded") << done;
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
+}
+
 TEST_F(ImportApi, AJobLeftRunningByAStoppedInstanceIsRunAgain) {
   server::ServeConfig config = Config();
   config.import_worker = false;
