@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -15,83 +16,116 @@ using model::ErrorCode;
 namespace json = boost::json;
 
 std::vector<CsvRecord> ParseCsv(std::string_view text) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  std::vector<CsvRecord> records;
-  CsvRecord record;
-  std::string field;
-  int line = 1;
-  record.line = 1;
-  bool in_quotes = false;
-  bool field_was_quoted = false;
-  bool record_has_content = false;
-  auto end_field = [&] {
-    record.fields.push_back(std::move(field));
-    field.clear();
-    field_was_quoted = false;
-  };
-  auto end_record = [&] {
-    end_field();
-    if (record_has_content || record.fields.size() > 1 || !record.fields[0].empty()) {
-      records.push_back(std::move(record));
-    }
-    record = CsvRecord{};
-    record_has_content = false;
-  };
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_quotes) {
-      if (c == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          field += '"';
-          ++i;
-        } else {
-          in_quotes = false;
-        }
-      } else {
-        if (c == '\n') ++line;
-        field += c;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        if (!field.empty() || field_was_quoted) {
-          throw Error(ErrorCode::kInvalidArgument,
-                      "CSV line " + std::to_string(line) +
-                          ": a quote inside an unquoted field; quote the whole field and double "
-                          "the quote");
-        }
-        in_quotes = true;
-        field_was_quoted = true;
-        record_has_content = true;
-        break;
-      case ',':
-        end_field();
-        record_has_content = true;
-        break;
-      case '\r':
-        if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
-        [[fallthrough]];
-      case '\n':
-        end_record();
-        ++line;
-        record.line = line;
-        break;
-      default:
-        if (field_was_quoted) {
-          throw Error(ErrorCode::kInvalidArgument,
-                      "CSV line " + std::to_string(line) + ": text after a closing quote");
-        }
-        field += c;
-    }
-  }
-  if (in_quotes) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "CSV line " + std::to_string(record.line) + ": a quoted field is never closed");
-  }
-  if (!field.empty() || !record.fields.empty() || record_has_content) end_record();
-  return records;
+  CsvReader reader;
+  reader.Write(text);
+  reader.Finish();
+  return reader.Take();
 }
+
+void CsvReader::EndField() {
+  record_.fields.push_back(std::move(field_));
+  field_.clear();
+  field_was_quoted_ = false;
+}
+
+void CsvReader::EndRecord() {
+  EndField();
+  if (record_has_content_ || record_.fields.size() > 1 || !record_.fields[0].empty()) {
+    records_.push_back(std::move(record_));
+  }
+  record_ = CsvRecord{};
+  record_has_content_ = false;
+}
+
+void CsvReader::Put(char c) {
+  if (skip_lf_) {
+    skip_lf_ = false;
+    if (c == '\n') return;
+  }
+  if (quote_in_quotes_) {
+    quote_in_quotes_ = false;
+    if (c == '"') {  // a doubled quote: one quote in the field
+      field_ += '"';
+      return;
+    }
+    in_quotes_ = false;  // the closing quote; `c` is read after it
+  }
+  if (in_quotes_) {
+    if (c == '"') {
+      quote_in_quotes_ = true;
+    } else {
+      if (c == '\n') ++line_;
+      field_ += c;
+    }
+    return;
+  }
+  switch (c) {
+    case '"':
+      if (!field_.empty() || field_was_quoted_) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "CSV line " + std::to_string(line_) +
+                        ": a quote inside an unquoted field; quote the whole field and double "
+                        "the quote");
+      }
+      in_quotes_ = true;
+      field_was_quoted_ = true;
+      record_has_content_ = true;
+      break;
+    case ',':
+      EndField();
+      record_has_content_ = true;
+      break;
+    case '\r':
+      skip_lf_ = true;
+      [[fallthrough]];
+    case '\n':
+      EndRecord();
+      ++line_;
+      record_.line = line_;
+      break;
+    default:
+      if (field_was_quoted_) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "CSV line " + std::to_string(line_) + ": text after a closing quote");
+      }
+      field_ += c;
+  }
+}
+
+void CsvReader::Write(std::string_view part) {
+  if (!started_) {
+    // The first three bytes decide whether there is a byte-order mark, however they arrive.
+    const std::size_t take = std::min(part.size(), 3 - head_.size());
+    head_.append(part.substr(0, take));
+    part.remove_prefix(take);
+    if (head_.size() < 3) return;
+    Start();
+  }
+  for (char c : part) Put(c);
+}
+
+void CsvReader::Start() {
+  started_ = true;
+  std::string_view head = head_;
+  if (head == "\xEF\xBB\xBF") head.remove_prefix(3);
+  for (char c : head) Put(c);
+  head_.clear();
+}
+
+void CsvReader::Finish() {
+  if (!started_) Start();
+  if (quote_in_quotes_) {  // the text ends right after a closing quote
+    quote_in_quotes_ = false;
+    in_quotes_ = false;
+  }
+  if (in_quotes_) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "CSV line " + std::to_string(record_.line) + ": a quoted field is never closed");
+  }
+  if (!field_.empty() || !record_.fields.empty() || record_has_content_) EndRecord();
+}
+
+std::vector<CsvRecord> CsvReader::Take() { return std::exchange(records_, {}); }
 
 void CheckCsvHeader(const model::CiType& type, const std::vector<std::string>& header) {
   model::FieldErrors errors;

@@ -23,6 +23,36 @@ struct CsvRecord {
 // the line of an unterminated quote or a quote in the middle of an unquoted field.
 std::vector<CsvRecord> ParseCsv(std::string_view text);
 
+// The same reader fed in parts (a background import's stored chunks): records are handed out
+// as they complete, whatever the parts split (a quoted field, a "" escape, a CRLF).
+class CsvReader {
+ public:
+  void Write(std::string_view part);
+  // The end of the text: throws as ParseCsv does for an unterminated quote.
+  void Finish();
+  // The records completed since the last call.
+  std::vector<CsvRecord> Take();
+  std::size_t pending() const { return records_.size(); }
+
+ private:
+  void Start();
+  void Put(char c);
+  void EndField();
+  void EndRecord();
+
+  std::vector<CsvRecord> records_;
+  CsvRecord record_{1, {}};
+  std::string field_;
+  int line_ = 1;
+  bool started_ = false;  // the byte-order mark is looked for at the very start
+  std::string head_;      // the first bytes, until there are three
+  bool in_quotes_ = false;
+  bool quote_in_quotes_ = false;  // a quote inside quotes: closes the field unless doubled
+  bool skip_lf_ = false;          // a CR ended the record: an LF right after it belongs to it
+  bool field_was_quoted_ = false;
+  bool record_has_content_ = false;
+};
+
 // The columns of a CSV import of CI type `type`: name, status, owner, tags and the type's
 // attributes, each once, name among them. Throws Error{kValidationFailed} naming each bad
 // column ("header.<column>").

@@ -73,6 +73,7 @@ struct ImportState {
   std::size_t relation_offset = 0;                // the index in the document of (*relations)[0]
   ImportCounts ci_counts;                         // of the batches written
   std::vector<model::CiId> ci_ids;                // of the batches written, in input order
+  std::vector<int> csv_lines;                     // a CSV import's rows: the line each starts on
   ImportCounts relation_counts;
   std::int64_t rows_total = -1;
   std::int64_t rows_done = 0;

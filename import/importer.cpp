@@ -170,6 +170,7 @@ void ImportState::AddError(ImportRowError error) {
 
 std::string ImportState::LabelOf(std::size_t row) const {
   if (row >= ci_offset && row - ci_offset < rows.size()) return rows[row - ci_offset].label;
+  if (row < csv_lines.size()) return "line " + std::to_string(csv_lines[row]);
   return "cis[" + std::to_string(row) + "]";  // a row of an earlier batch of a document
 }
 
@@ -237,41 +238,105 @@ void BatchImport::Report(std::string_view phase, int done) { Begin(*state_, phas
 
 ImportResult BatchImport::Finish() { return Result(*state_); }
 
-ImportResult ImportCsv(store::DbSession& db, std::string_view type_name, std::string_view csv,
-                       const ImportOptions& options) {
-  const auto started = Clock::now();
+namespace {
+
+model::CiType CsvType(store::DbSession& db, std::string_view type_name) {
   std::optional<model::CiType> type = store::CiTypeRepository(db).Find(type_name);
   if (!type) {
     throw Error(ErrorCode::kValidationFailed, "unknown CI type",
                 {{"type", "unknown CI type '" + std::string(type_name) + "'"}});
   }
+  return std::move(*type);
+}
+
+[[noreturn]] void ThrowEmptyCsv() {
+  throw Error(ErrorCode::kValidationFailed, "the CSV file is empty",
+              {{"header", "a header line naming the columns is required"}});
+}
+
+// One data record of a CSV import as a row of the batch (or the reason it is not one),
+// labelled by its line.
+void AddCsvRecord(ImportState& state, const model::CiType& type,
+                  const std::vector<std::string>& header, const CsvRecord& record) {
+  const std::string label = "line " + std::to_string(record.line);
+  state.csv_lines.push_back(record.line);
+  if (record.fields.size() != header.size()) {
+    AddRowError(state, label, "",
+                "has " + std::to_string(record.fields.size()) + " fields; the header has " +
+                    std::to_string(header.size()));
+    return;
+  }
+  std::string field;
+  std::string message;
+  std::optional<json::value> row = CiFromCsvRecord(type, header, record, field, message);
+  if (!row) {
+    AddRowError(state, label, field, message);
+    return;
+  }
+  AddOwnedCi(state, label, std::move(*row));
+}
+
+}  // namespace
+
+ImportResult ImportCsv(store::DbSession& db, std::string_view type_name, std::string_view csv,
+                       const ImportOptions& options) {
+  const auto started = Clock::now();
+  const model::CiType type = CsvType(db, type_name);
   std::vector<CsvRecord> records = ParseCsv(csv);
-  if (records.empty()) {
-    throw Error(ErrorCode::kValidationFailed, "the CSV file is empty",
-                {{"header", "a header line naming the columns is required"}});
-  }
+  if (records.empty()) ThrowEmptyCsv();
   const std::vector<std::string>& header = records.front().fields;
-  CheckCsvHeader(*type, header);
+  CheckCsvHeader(type, header);
   ImportState state(db, options);
-  for (std::size_t r = 1; r < records.size(); ++r) {
-    const CsvRecord& record = records[r];
-    const std::string label = "line " + std::to_string(record.line);
-    if (record.fields.size() != header.size()) {
-      AddRowError(state, label, "",
-                  "has " + std::to_string(record.fields.size()) + " fields; the header has " +
-                      std::to_string(header.size()));
-      continue;
-    }
-    std::string field;
-    std::string message;
-    std::optional<json::value> row = CiFromCsvRecord(*type, header, record, field, message);
-    if (!row) {
-      AddRowError(state, label, field, message);
-      continue;
-    }
-    AddOwnedCi(state, label, std::move(*row));
-  }
+  for (std::size_t r = 1; r < records.size(); ++r) AddCsvRecord(state, type, header, records[r]);
   return Run(state, nullptr, started);
+}
+
+struct CsvStreamImport::Impl {
+  Impl(store::DbSession& db, std::string_view type_name, const ImportOptions& options,
+       std::size_t rows_per_batch)
+      : state(db, options),
+        type(CsvType(db, type_name)),
+        batch(std::max<std::size_t>(1, rows_per_batch)) {}
+
+  // Takes the records read so far: the header first, then rows, a batch written when full.
+  void Drain() {
+    for (CsvRecord& record : reader.Take()) {
+      if (!header) {
+        CheckCsvHeader(type, record.fields);
+        header = std::move(record.fields);
+        continue;
+      }
+      AddCsvRecord(state, type, *header, record);
+      if (state.rows.size() >= batch) RunCiBatch(state);
+    }
+  }
+
+  ImportState state;
+  model::CiType type;
+  std::size_t batch;
+  CsvReader reader;
+  std::optional<std::vector<std::string>> header;
+};
+
+CsvStreamImport::CsvStreamImport(store::DbSession& db, std::string_view type,
+                                 const ImportOptions& options, std::size_t rows_per_batch)
+    : impl_(std::make_unique<Impl>(db, type, options, rows_per_batch)) {}
+
+CsvStreamImport::~CsvStreamImport() = default;
+
+void CsvStreamImport::Write(std::string_view part) {
+  impl_->reader.Write(part);
+  impl_->Drain();
+}
+
+ImportResult CsvStreamImport::Finish() {
+  impl_->reader.Finish();
+  impl_->Drain();
+  if (!impl_->header) ThrowEmptyCsv();
+  ImportState& state = impl_->state;
+  state.rows_total = static_cast<std::int64_t>(state.ci_offset + state.rows.size());
+  if (!state.rows.empty() || state.ci_offset == 0) RunCiBatch(state);
+  return Result(state);
 }
 
 json::object ImportResultToJson(const ImportResult& result) {

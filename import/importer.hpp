@@ -119,6 +119,26 @@ class BatchImport {
   std::unique_ptr<ImportState> state_;
 };
 
+// A CSV import fed in parts (a background job's stored chunks): records are read as they
+// complete (CsvReader) and imported in batches of `rows_per_batch` rows through the phases of
+// BatchImport, in the caller's transaction. Same checks and errors as ImportCsv; an atomic
+// import throws at the first batch holding an invalid row.
+class CsvStreamImport {
+ public:
+  CsvStreamImport(store::DbSession& db, std::string_view type, const ImportOptions& options,
+                  std::size_t rows_per_batch);
+  ~CsvStreamImport();
+  CsvStreamImport(const CsvStreamImport&) = delete;
+  CsvStreamImport& operator=(const CsvStreamImport&) = delete;
+
+  void Write(std::string_view part);
+  ImportResult Finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // The answer of an import, as POST /api/v1/import returns it and a background job stores it.
 boost::json::object ImportResultToJson(const ImportResult& result);
 

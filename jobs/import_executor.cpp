@@ -33,55 +33,54 @@ void ReadPayload(store::ImportJobRepository& jobs, std::int64_t id,
   }
 }
 
+// Which arrays of an import document a reading keeps. (Declarations here begin with `auto`:
+// clang-format reads a line that begins with `import` as a C++20 module import.)
+auto Keeping(bool cis, bool relations) -> import::ImportDocumentStream::Keep {
+  import::ImportDocumentStream::Keep keep;
+  keep.cis = cis;
+  keep.relations = relations;
+  return keep;
+}
+
 // A JSON import read as a stream, its rows written in batches as they are parsed: CIs first,
 // then the relations after them. A document whose relations come before its CIs is read
 // twice, the second time for the relations.
-import::ImportResult ImportJsonStream(store::ImportJobRepository& jobs, std::int64_t id,
-                                      const ImportJobLimits& limits, import::BatchImport& batch,
-                                      std::int64_t& bytes_read){
-    using Stream = import::ImportDocumentStream;
-auto flush_cis = [&](Stream& stream) {
-  if (stream.pending_cis() > 0) batch.AddCis(stream.TakeCis());
-};
-auto flush_relations = [&](Stream& stream) {
-  flush_cis(stream);  // a relation may name a CI of the batch not yet written
-  if (stream.pending_relations() > 0) batch.AddRelations(stream.TakeRelations());
-};
-Stream first({.cis = true, .relations = true});
-ReadPayload(jobs, id, [&](std::string_view chunk) {
-  first.Write(chunk);
-  bytes_read += static_cast<std::int64_t>(chunk.size());
-  if (first.pending_cis() >= limits.ci_batch) flush_cis(first);
-  if (first.pending_relations() >= limits.relation_batch) flush_relations(first);
-});
-first.Finish();
-batch.SetTotalRows(first.cis_seen() + first.relations_seen());
-flush_relations(first);
-if (first.relations_before_cis_ended()) {
-  Stream second({.cis = false, .relations = true});
-  bytes_read = 0;
+auto ImportJsonStream(store::ImportJobRepository& jobs, std::int64_t id,
+                      const ImportJobLimits& limits, import::BatchImport& batch,
+                      std::int64_t& bytes_read) -> import::ImportResult {
+  using Stream = import::ImportDocumentStream;
+  auto flush_cis = [&](Stream& stream) {
+    if (stream.pending_cis() > 0) batch.AddCis(stream.TakeCis());
+  };
+  auto flush_relations = [&](Stream& stream) {
+    flush_cis(stream);  // a relation may name a CI of the batch not yet written
+    if (stream.pending_relations() > 0) batch.AddRelations(stream.TakeRelations());
+  };
+  Stream first(Keeping(true, true));
   ReadPayload(jobs, id, [&](std::string_view chunk) {
-    second.Write(chunk);
+    first.Write(chunk);
     bytes_read += static_cast<std::int64_t>(chunk.size());
-    if (second.pending_relations() >= limits.relation_batch) flush_relations(second);
+    if (first.pending_cis() >= limits.ci_batch) flush_cis(first);
+    if (first.pending_relations() >= limits.relation_batch) flush_relations(first);
   });
-  second.Finish();
-  flush_relations(second);
+  first.Finish();
+  batch.SetTotalRows(first.cis_seen() + first.relations_seen());
+  flush_relations(first);
+  if (first.relations_before_cis_ended()) {
+    Stream second(Keeping(false, true));
+    bytes_read = 0;
+    ReadPayload(jobs, id, [&](std::string_view chunk) {
+      second.Write(chunk);
+      bytes_read += static_cast<std::int64_t>(chunk.size());
+      if (second.pending_relations() >= limits.relation_batch) flush_relations(second);
+    });
+    second.Finish();
+    flush_relations(second);
+  }
+  return batch.Finish();
 }
-return batch.Finish();
+
 }  // namespace
-
-std::string WholePayload(store::ImportJobRepository& jobs, std::int64_t id,
-                         std::int64_t& bytes_read) {
-  std::string payload;
-  ReadPayload(jobs, id, [&](std::string_view chunk) {
-    payload += chunk;
-    bytes_read += static_cast<std::int64_t>(chunk.size());
-  });
-  return payload;
-}
-
-}  // namespace cmdb::jobs
 
 bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id,
                       const ImportJobLimits& limits) {
@@ -109,10 +108,12 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
     store::Transaction tr(work);
     import::ImportResult result;
     if (input->format == "csv") {
-      // A CSV file is read whole (its rows are parsed at once).
-      options.progress({"parse", 0, -1, 0});
-      const std::string payload = WholePayload(jobs, id, bytes_read);
-      result = import::ImportCsv(work, input->ci_type.value_or(""), payload, options);
+      import::CsvStreamImport csv(work, input->ci_type.value_or(""), options, limits.ci_batch);
+      ReadPayload(jobs, id, [&](std::string_view chunk) {
+        csv.Write(chunk);
+        bytes_read += static_cast<std::int64_t>(chunk.size());
+      });
+      result = csv.Finish();
     } else {
       import::BatchImport batch(work, options);
       batch.Report("parse", 0);

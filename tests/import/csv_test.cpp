@@ -37,5 +37,33 @@ TEST(Csv, RejectsUnterminatedQuotesNamingTheLine) {
   EXPECT_THROW(ParseCsv("a\n\"ab\"c\n"), Error);
 }
 
+// A file read in parts (a background import's stored chunks) gives the records of the whole,
+// wherever the parts split: inside a quoted field, between the quotes of "", inside a CRLF.
+TEST(Csv, ReadInPartsGivesTheRecordsOfTheWhole) {
+  const std::string text =
+      "\xEF\xBB\xBFname,notes,tags\r\nweb-01,\"says \"\"hi\"\", twice\r\nand more\",a;b\r\n\r\n"
+      "db-02,,\"x\"\n\"quoted \"\"\"\"\",\"\",last";
+  const std::vector<CsvRecord> whole = ParseCsv(text);
+  ASSERT_EQ(whole.size(), 4U);
+  EXPECT_EQ(whole[1].fields[1], "says \"hi\", twice\r\nand more");
+  EXPECT_EQ(whole[3].fields[0], "quoted \"\"");
+  EXPECT_EQ(whole[3].line, 6);
+  for (std::size_t part = 1; part <= text.size(); ++part) {
+    CsvReader reader;
+    std::vector<CsvRecord> got;
+    for (std::size_t at = 0; at < text.size(); at += part) {
+      reader.Write(std::string_view(text).substr(at, part));
+      for (CsvRecord& r : reader.Take()) got.push_back(std::move(r));
+    }
+    reader.Finish();
+    for (CsvRecord& r : reader.Take()) got.push_back(std::move(r));
+    ASSERT_EQ(got.size(), whole.size()) << "parts of " << part;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].line, whole[i].line) << "parts of " << part;
+      EXPECT_EQ(got[i].fields, whole[i].fields) << "parts of " << part;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cmdb::import

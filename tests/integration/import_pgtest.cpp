@@ -527,6 +527,39 @@ TEST_F(StreamedImport, ABackgroundImportIsReadAsAStreamAndWrittenInBatches) {
 
 TEST_F(StreamedImport, RelationsBeforeTheirCisAreReadInASecondPass) { ImportChain("t", true); }
 
+// A CSV background import is read as a stream too: records across the parts and batches,
+// labelled by their lines, a twin found in an earlier batch.
+TEST_F(StreamedImport, ACsvBackgroundImportIsReadAsAStream) {
+  constexpr int kBlank = 60000;  // blank CRLF lines after each row: rows straddle the parts
+  auto line_of = [](int row) { return 2 + row * (kBlank + 1); };
+  std::string csv = "name,memory_mb\r\n";
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = "c-" + std::to_string(i == 17 ? 3 : i);
+    csv += name + "," + (i == 11 ? std::string("lots") : std::to_string(512 + i)) + "\r\n";
+    for (int b = 0; b < kBlank; ++b) csv += "\r\n";
+  }
+  ASSERT_GT(csv.size(), std::size_t{2} << 20);
+  HttpResult queued = HttpRequest(port(), "POST", "/api/v1/import?type=server&mode=partial", csv,
+                                  {{"Content-Type", "text/csv"}, {"Prefer", "respond-async"}});
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  boost::json::value job = WaitForJob(queued.headers["location"]);
+  ASSERT_EQ(job.at("state"), "succeeded") << job;
+  const auto& result = job.at("result");
+  EXPECT_EQ(result.at("created"), 18) << result;
+  EXPECT_EQ(result.at("rejected"), 2);
+  const auto& errors = result.at("errors").as_array();
+  ASSERT_EQ(errors.size(), 2U) << result;
+  EXPECT_EQ(errors[0].at("field").as_string(),
+            "line " + std::to_string(line_of(11)) + ".attributes.memory_mb");
+  EXPECT_EQ(errors[1].at("row").as_string(), "line " + std::to_string(line_of(17)));
+  EXPECT_NE(errors[1].at("message").as_string().find("line " + std::to_string(line_of(3))),
+            std::string::npos)
+      << result;
+  EXPECT_EQ(job.at("progress").at("bytes_read"), csv.size());
+  EXPECT_EQ(Get("/api/v1/cis?q=c-19").json().at("items").at(0).at("attributes").at("memory_mb"),
+            531);
+}
+
 TEST_F(StreamedImport, AnAtomicOneStopsAtTheFirstBadBatchAndWritesNothing) {
   HttpResult queued = PostAsync("/api/v1/import", ChainDocument("a", 30, 0, false, 10));
   ASSERT_EQ(queued.status, 202) << queued.body;
