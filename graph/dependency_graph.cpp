@@ -1,11 +1,11 @@
 #include "graph/dependency_graph.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 #include <type_traits>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "model/error.hpp"
 
@@ -147,6 +147,94 @@ struct DependencyGraph::Core {
   std::vector<Index> edge_from_, edge_to_;
 };
 
+// A bit set shared between versions of a delta in blocks of 4,096 bits, each copied on write:
+// a new version copies a pointer per block, not the bits (a million CIs: 245 pointers).
+class CowBits {
+ public:
+  bool Test(std::size_t i) const {
+    const std::size_t b = i >> 12U;
+    return b < blocks_.size() && blocks_[b] != nullptr &&
+           (((*blocks_[b])[(i >> 6U) & 63U] >> (i & 63U)) & 1U) != 0;
+  }
+  void Set(std::size_t i) {
+    const std::size_t b = i >> 12U;
+    if (b >= blocks_.size()) blocks_.resize(b + 1);
+    std::shared_ptr<Block>& block = blocks_[b];
+    if (block == nullptr) {
+      block = std::make_shared<Block>();
+    } else if (block.use_count() > 1) {
+      block = std::make_shared<Block>(*block);  // shared with an earlier version: its own now
+    }
+    (*block)[(i >> 6U) & 63U] |= std::uint64_t{1} << (i & 63U);
+  }
+
+ private:
+  using Block = std::array<std::uint64_t, 64>;
+  std::vector<std::shared_ptr<Block>> blocks_;
+};
+
+// A map from integer keys, in buckets shared between versions of a delta, each bucket copied
+// on write: a new version copies a pointer per bucket, an edit clones the buckets it changes.
+template <typename Key, typename Value>
+class CowMap {
+ public:
+  CowMap() : buckets_(kBuckets) {}
+
+  const Value* Find(Key key) const {
+    const auto& bucket = buckets_[BucketOf(key)];
+    if (bucket == nullptr) return nullptr;
+    for (const auto& [k, v] : *bucket) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  }
+  // The entry for `key` in this version (its bucket cloned when shared); `added` says whether
+  // it was made (default-constructed) now.
+  Value& At(Key key, bool& added) {
+    Bucket& bucket = Own(BucketOf(key));
+    for (auto& [k, v] : bucket) {
+      if (k == key) {
+        added = false;
+        return v;
+      }
+    }
+    added = true;
+    ++size_;
+    return bucket.emplace_back(key, Value{}).second;
+  }
+  void Erase(Key key) {
+    if (Find(key) == nullptr) return;
+    Bucket& bucket = Own(BucketOf(key));
+    std::erase_if(bucket, [&](const auto& entry) { return entry.first == key; });
+    --size_;
+  }
+  std::size_t size() const { return size_; }
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const auto& bucket : buckets_) {
+      if (bucket == nullptr) continue;
+      for (const auto& [k, v] : *bucket) f(k, v);
+    }
+  }
+
+ private:
+  static constexpr std::size_t kBuckets = 1024;
+  using Bucket = std::vector<std::pair<Key, Value>>;
+  static std::size_t BucketOf(Key key) { return static_cast<std::size_t>(key) % kBuckets; }
+  Bucket& Own(std::size_t b) {
+    std::shared_ptr<Bucket>& bucket = buckets_[b];
+    if (bucket == nullptr) {
+      bucket = std::make_shared<Bucket>();
+    } else if (bucket.use_count() > 1) {
+      bucket = std::make_shared<Bucket>(*bucket);
+    }
+    return *bucket;
+  }
+
+  std::vector<std::shared_ptr<Bucket>> buckets_;
+  std::size_t size_ = 0;
+};
+
 // One slot of a CI's adjacency kept in the delta.
 struct DeltaSlot {
   std::uint32_t neighbour = 0;
@@ -182,22 +270,21 @@ struct DeltaEdge {
 struct DependencyGraph::Delta {
   std::size_t base_nodes = 0;
   std::size_t base_edges = 0;
-  std::vector<std::uint64_t> touched;  // per CI (arrays' and new): it has a DeltaNode
-  // Shared between the versions of a delta, copied on write (an edit clones only the CIs it
-  // changes): a new version copies pointers, not names and slot lists.
-  std::unordered_map<Index, std::shared_ptr<DeltaNode>> nodes;
+  CowBits touched;  // per CI (arrays' and new): it has a DeltaNode
+  // Each CI's record is shared too, and cloned by the edit that changes it.
+  CowMap<Index, std::shared_ptr<DeltaNode>> nodes;
   std::vector<CiId> new_ids;  // CI index base_nodes + k
-  std::unordered_map<CiId, Index> new_index;
-  std::vector<std::uint64_t> removed;  // per relation of the arrays: removed since
+  CowMap<CiId, Index> new_index;
+  CowBits removed;  // per relation of the arrays: removed since
   std::size_t removed_count = 0;
-  std::vector<DeltaEdge> edges;                      // relation index base_edges + k
-  std::unordered_map<RelationId, Index> edge_index;  // the delta's live relations
+  std::vector<DeltaEdge> edges;          // relation index base_edges + k
+  CowMap<RelationId, Index> edge_index;  // the delta's live relations
   bool ids_ascending = true;
   std::size_t changes = 0;  // CIs and relations changed, for Merged()'s threshold
 
   const DeltaNode* Node(Index i) const {
-    auto it = nodes.find(i);
-    return it == nodes.end() ? nullptr : it->second.get();
+    const std::shared_ptr<DeltaNode>* node = nodes.Find(i);
+    return node == nullptr ? nullptr : node->get();
   }
 };
 
@@ -439,16 +526,16 @@ void DependencyGraph::Core::MarkServicesAndRedundancy() {
 // --- reading through the delta ---
 
 inline bool DependencyGraph::Touched(Index i) const {
-  return delta_ != nullptr && (i >= delta_->base_nodes || TestBit(delta_->touched, i));
+  return delta_ != nullptr && (i >= delta_->base_nodes || delta_->touched.Test(i));
 }
 
 std::optional<DependencyGraph::Index> DependencyGraph::IndexOf(CiId id) const {
   std::optional<Index> i = core_->IndexOf(id);
   if (delta_ == nullptr) return i;
   if (!i) {
-    auto it = delta_->new_index.find(id);
-    if (it == delta_->new_index.end()) return std::nullopt;
-    i = it->second;
+    const Index* added = delta_->new_index.Find(id);
+    if (added == nullptr) return std::nullopt;
+    i = *added;
   }
   if (Touched(*i)) {
     const DeltaNode* d = delta_->Node(*i);
@@ -530,7 +617,7 @@ void DependencyGraph::ForEachSlot(Index x, bool down, F&& f) const {
     const std::vector<std::uint16_t>& types = down ? c.down_types_ : c.up_types_;
     const bool check = d != nullptr && delta_->removed_count > 0;
     for (Index s = offsets[x]; s < offsets[x + 1]; ++s) {
-      if (check && TestBit(delta_->removed, edges[s])) continue;
+      if (check && delta_->removed.Test(edges[s])) continue;
       if (!f(neighbours[s], edges[s], types[s])) return;
     }
   }
@@ -544,7 +631,8 @@ void DependencyGraph::ForEachSlot(Index x, bool down, F&& f) const {
 std::size_t DependencyGraph::node_count() const {
   if (delta_ == nullptr) return core_->ids_.size();
   std::size_t deleted = 0;
-  for (const auto& [i, d] : delta_->nodes) deleted += d->deleted ? 1 : 0;
+  delta_->nodes.ForEach(
+      [&](Index, const std::shared_ptr<DeltaNode>& d) { deleted += d->deleted ? 1 : 0; });
   return core_->ids_.size() + delta_->new_ids.size() - deleted;
 }
 
@@ -571,8 +659,7 @@ GraphContents DependencyGraph::Contents() const {
   const Core& core = *core_;
   c.edges.reserve(edge_count());
   for (std::size_t e = 0; e < core.edge_ids_.size(); ++e) {
-    if (delta_ != nullptr && delta_->removed_count > 0 &&
-        TestBit(delta_->removed, static_cast<Index>(e))) {
+    if (delta_ != nullptr && delta_->removed_count > 0 && delta_->removed.Test(e)) {
       continue;
     }
     c.edges.push_back({core.edge_ids_[e], core.ids_[core.edge_from_[e]],
@@ -620,8 +707,6 @@ class DependencyGraph::Editor {
     } else {
       d_.base_nodes = c_.ids_.size();
       d_.base_edges = c_.edge_ids_.size();
-      d_.touched.assign((c_.ids_.size() + 63) / 64, 0);
-      d_.removed.assign((c_.edge_ids_.size() + 63) / 64, 0);
       d_.ids_ascending = c_.ids_ascending_;
     }
   }
@@ -630,8 +715,7 @@ class DependencyGraph::Editor {
     ++d_.changes;
     std::optional<Index> i = c_.IndexOf(id);
     if (!i) {
-      auto it = d_.new_index.find(id);
-      if (it != d_.new_index.end()) i = it->second;
+      if (const Index* added = d_.new_index.Find(id)) i = *added;
     }
     if (!i) {
       if (row == nullptr) return;  // created and deleted since: nothing to do
@@ -640,8 +724,8 @@ class DependencyGraph::Editor {
           d_.new_ids.empty() ? (c_.ids_.empty() ? 0 : c_.ids_.back()) : d_.new_ids.back();
       if (id < last) d_.ids_ascending = false;
       d_.new_ids.push_back(id);
-      d_.new_index.emplace(id, index);
-      if (d_.touched.size() * 64 <= index) d_.touched.push_back(0);
+      bool added = false;
+      d_.new_index.At(id, added) = index;
       i = index;
     }
     DeltaNode& n = Node(*i);
@@ -668,10 +752,9 @@ class DependencyGraph::Editor {
   void SetRelation(RelationId id, const GraphEdge* row) {
     ++d_.changes;
     std::optional<Index> e = c_.EdgeIndexOf(id);
-    if (e && TestBit(d_.removed, *e)) e.reset();
+    if (e && d_.removed.Test(*e)) e.reset();
     if (!e) {
-      auto it = d_.edge_index.find(id);
-      if (it != d_.edge_index.end()) e = it->second;
+      if (const Index* added = d_.edge_index.Find(id)) e = *added;
     }
     if (e) {
       // A relation's ends and type do not change; a row that says otherwise replaces it.
@@ -701,26 +784,23 @@ class DependencyGraph::Editor {
 
  private:
   // The CI's DeltaNode, this edit's own: made (from the arrays' row) when it has none yet,
-  // cloned when the previous version shares it.
+  // cloned when an earlier version shares it.
   DeltaNode& Node(Index i) {
-    auto [it, added] = d_.nodes.try_emplace(i);
+    bool added = false;
+    std::shared_ptr<DeltaNode>& node = d_.nodes.At(i, added);
     if (added) {
-      SetBit(d_.touched, i);
-      auto node = std::make_shared<DeltaNode>();
+      d_.touched.Set(i);
+      node = std::make_shared<DeltaNode>();
       node->id = IdOf(i);
       if (i < c_.ids_.size()) {
         node->min_healthy = c_.redundancy_[i].min_healthy;
         node->providers = c_.redundancy_[i].providers;
         node->repeats = c_.provider_repeats_[i] != 0;
       }
-      it->second = std::move(node);
-      owned_.insert(i);
-    } else if (!owned_.contains(i)) {
-      // Shared with the previous version, which keeps its own.
-      it->second = std::make_shared<DeltaNode>(*it->second);
-      owned_.insert(i);
+    } else if (node.use_count() > 1) {
+      node = std::make_shared<DeltaNode>(*node);  // an earlier version keeps its own
     }
-    return *it->second;
+    return *node;
   }
 
   // Calls f(neighbour, edge) for each live slot of CI i in the adjacency `down` or up.
@@ -731,12 +811,12 @@ class DependencyGraph::Editor {
       const auto& neighbours = down ? c_.down_neighbours_ : c_.up_neighbours_;
       const auto& edges = down ? c_.down_edges_ : c_.up_edges_;
       for (Index s = offsets[i]; s < offsets[i + 1]; ++s) {
-        if (!TestBit(d_.removed, edges[s])) f(neighbours[s], edges[s]);
+        if (!d_.removed.Test(edges[s])) f(neighbours[s], edges[s]);
       }
     }
-    auto it = d_.nodes.find(i);
-    if (it == d_.nodes.end()) return;
-    for (const DeltaSlot& s : down ? it->second->down : it->second->up) {
+    const std::shared_ptr<DeltaNode>* node = d_.nodes.Find(i);
+    if (node == nullptr) return;
+    for (const DeltaSlot& s : down ? (*node)->down : (*node)->up) {
       if (!d_.edges[s.edge - c_.edge_ids_.size()].removed) f(s.neighbour, s.edge);
     }
   }
@@ -772,8 +852,8 @@ class DependencyGraph::Editor {
     Index from = 0;
     Index to = 0;
     if (e < c_.edge_ids_.size()) {
-      if (TestBit(d_.removed, e)) return;
-      SetBit(d_.removed, e);
+      if (d_.removed.Test(e)) return;
+      d_.removed.Set(e);
       ++d_.removed_count;
       from = c_.edge_from_[e];
       to = c_.edge_to_[e];
@@ -781,7 +861,7 @@ class DependencyGraph::Editor {
       DeltaEdge& x = d_.edges[e - c_.edge_ids_.size()];
       if (x.removed) return;
       x.removed = true;
-      d_.edge_index.erase(x.id);
+      d_.edge_index.Erase(x.id);
       from = x.from;
       to = x.to;
     }
@@ -799,7 +879,8 @@ class DependencyGraph::Editor {
     const auto t = static_cast<std::uint16_t>(type - c_.type_names_.begin());
     const auto e = static_cast<Index>(c_.edge_ids_.size() + d_.edges.size());
     d_.edges.push_back({row.id, *from, *to, t, false});
-    d_.edge_index[row.id] = e;
+    bool added = false;
+    d_.edge_index.At(row.id, added) = e;
     TouchEnd(*from);
     TouchEnd(*to);
     if (*from == *to) return;
@@ -817,18 +898,17 @@ class DependencyGraph::Editor {
   std::optional<Index> Live(CiId id) {
     std::optional<Index> i = c_.IndexOf(id);
     if (!i) {
-      auto it = d_.new_index.find(id);
-      if (it == d_.new_index.end()) return std::nullopt;
-      i = it->second;
+      const Index* added = d_.new_index.Find(id);
+      if (added == nullptr) return std::nullopt;
+      i = *added;
     }
-    auto it = d_.nodes.find(*i);
-    if (it != d_.nodes.end() && it->second->deleted) return std::nullopt;
+    const std::shared_ptr<DeltaNode>* node = d_.nodes.Find(*i);
+    if (node != nullptr && (*node)->deleted) return std::nullopt;
     return i;
   }
 
   const Core& c_;
   Delta d_;
-  std::unordered_set<Index> owned_;  // the CIs whose DeltaNode this edit cloned or made
   std::vector<Index> recount_;
 };
 

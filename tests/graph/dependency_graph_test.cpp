@@ -642,6 +642,77 @@ TEST(DependencyGraph, ChangesAppliedBesideTheArraysAnswerAsARebuildDoes) {
   }
 }
 
+// The same on a graph large enough that the delta's shared buckets and bit blocks hold many
+// CIs and relations each (keys far apart and close together), with earlier versions kept.
+TEST(DependencyGraph, ManyChangesAcrossSharedBucketsAnswerAsARebuildDoes) {
+  std::mt19937 rng(20261207);
+  GraphContents rows;
+  for (CiId id = 1; id <= 5000; ++id) {
+    rows.nodes.push_back(
+        Node(id, id % 50 == 0 ? 2 : 0, id % 97 == 0 ? "business_service" : "server"));
+  }
+  RelationId next_relation = 1;
+  for (int k = 0; k < 8000; ++k) {
+    const CiId a = 1 + static_cast<CiId>(rng() % 5000);
+    const CiId b = 1 + static_cast<CiId>(rng() % 5000);
+    if (a != b) rows.edges.push_back({next_relation++, a, b, kRandomTypes.at(rng() % 4)});
+  }
+  DependencyGraph g = DependencyGraph::Build(rows.nodes, rows.edges, Types());
+  // Every version kept, with its contents when it was current.
+  std::vector<std::pair<DependencyGraph, decltype(Sorted(rows))>> versions;
+  CiId next_ci = 5001;
+  for (int batch = 0; batch < 15; ++batch) {
+    GraphChanges changes;
+    for (int w = 0; w < 60; ++w) {
+      if (rng() % 3 == 0 && !rows.edges.empty()) {  // a relation removed
+        const std::size_t at = rng() % rows.edges.size();
+        changes.relation_ids.push_back(rows.edges[at].id);
+        rows.edges.erase(rows.edges.begin() + static_cast<std::ptrdiff_t>(at));
+      } else if (rng() % 4 == 0) {  // a new CI, related at once
+        const GraphNode node = Node(next_ci++, 0, "server");
+        rows.nodes.push_back(node);
+        changes.ci_ids.push_back(node.id);
+        changes.cis.push_back(node);
+        const GraphEdge e{next_relation++, node.id, 1 + static_cast<CiId>(rng() % 5000),
+                          "depends_on"};
+        rows.edges.push_back(e);
+        changes.relation_ids.push_back(e.id);
+        changes.relations.push_back(e);
+      } else {  // a relation added
+        const CiId a = rows.nodes[rng() % rows.nodes.size()].id;
+        const CiId b = rows.nodes[rng() % rows.nodes.size()].id;
+        if (a == b) continue;
+        const GraphEdge e{next_relation++, a, b, kRandomTypes.at(rng() % 4)};
+        rows.edges.push_back(e);
+        changes.relation_ids.push_back(e.id);
+        changes.relations.push_back(e);
+      }
+    }
+    // As the change log says it: each id once, with its row as it is now (a relation added and
+    // removed in the same batch has none).
+    std::sort(changes.relation_ids.begin(), changes.relation_ids.end());
+    changes.relation_ids.erase(
+        std::unique(changes.relation_ids.begin(), changes.relation_ids.end()),
+        changes.relation_ids.end());
+    const std::set<RelationId> touched(changes.relation_ids.begin(), changes.relation_ids.end());
+    changes.relations.clear();
+    for (const GraphEdge& e : rows.edges) {
+      if (touched.contains(e.id)) changes.relations.push_back(e);
+    }
+    versions.emplace_back(g, Sorted(g.Contents()));
+    g = g.WithChanges(changes, Types());
+    const DependencyGraph rebuilt = DependencyGraph::Build(rows.nodes, rows.edges, Types());
+    ASSERT_EQ(Sorted(g.Contents()), Sorted(rebuilt.Contents())) << "batch " << batch;
+    for (int query = 0; query < 3; ++query) {
+      ImpactQuery q = Q(rows.nodes[rng() % rows.nodes.size()].id,
+                        query == 0 ? ImpactDirection::kDown : ImpactDirection::kUp, 3);
+      EXPECT_EQ(AnswerOf(g, q), AnswerOf(rebuilt, q)) << "batch " << batch;
+    }
+  }
+  // Every earlier version still holds what it held when it was current.
+  for (const auto& [version, contents] : versions) EXPECT_EQ(Sorted(version.Contents()), contents);
+}
+
 TEST(DependencyGraph, NewRelationTypesRebuildTheGraph) {
   const DependencyGraph g =
       DependencyGraph::Build({Node(1), Node(2)}, {{10, 1, 2, "depends_on"}}, Types());
