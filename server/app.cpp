@@ -213,7 +213,9 @@ void App::Start() {
         [router, context](Request& request, std::function<void(Response)> answer) {
           return router->Start(request, *context, std::move(answer));
         },
-        [router, context](Request& request) { return router->Stream(request, *context); });
+        BodyStreamer{
+            [router](const Request& request) { return router->Streams(request); },
+            [router, context](Request& request) { return router->Stream(request, *context); }});
     s.http->Start();
     HttpServer* http = s.http.get();
     s.metrics.AddGauge("cmdb_http_open_connections", "Open client connections.",

@@ -257,8 +257,8 @@ struct HttpServer::Impl {
         s->stream.expires_after(options.read_timeout);
         std::tie(ec, std::ignore) = co_await http::async_write(s->stream, go_on, kTuple);
       }
-      if (!ec && !parser.is_done() && streamer && target_ok) {
-        std::unique_ptr<BodySink> sink = co_await OnWorker([&] { return streamer(request); });
+      if (!ec && !parser.is_done() && streamer && target_ok && streamer.wanted(request)) {
+        std::unique_ptr<BodySink> sink = co_await OnWorker([&] { return streamer.open(request); });
         if (sink) {
           streamed = co_await StreamBody(*s, buffer, parser, *sink, ec);
           co_await OnWorker([&sink] {

@@ -40,10 +40,15 @@ using RequestHandler = std::function<Response(Request&)>;
 // true: it then calls `answer` exactly once, from any thread, maybe before it returns, and the
 // handler does not run. false leaves the request to the handler on a worker. Must not block.
 using RequestStarter = std::function<bool(Request&, std::function<void(Response)> answer)>;
-// Called on a worker for a request with a body, before the body is read (`request` has the
-// headers only): a sink to take the body in parts, or nullptr to read it whole for the handler.
-// The request outlives the sink.
-using BodyStreamer = std::function<std::unique_ptr<BodySink>(Request&)>;
+// For a request with a body, before the body is read (`request` has the headers only):
+// `wanted`, on the I/O thread and without blocking, says whether its route may take the body
+// as a stream; only then `open` is called, on a worker: a sink to take the body in parts, or
+// nullptr to read it whole for the handler. The request outlives the sink.
+struct BodyStreamer {
+  std::function<bool(const Request&)> wanted;
+  std::function<std::unique_ptr<BodySink>(Request&)> open;
+  explicit operator bool() const { return wanted && open; }
+};
 
 class HttpServer {
  public:

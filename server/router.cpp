@@ -299,6 +299,13 @@ class RecordedSink : public BodySink {
 
 }  // namespace
 
+bool Router::Streams(const Request& request) const {
+  PathParams params;
+  bool path_known = false;
+  const Route* route = Match(request, params, path_known);
+  return route != nullptr && route->stream;
+}
+
 std::unique_ptr<BodySink> Router::Stream(const Request& request, AppContext& ctx) const {
   PathParams params;
   bool path_known = false;

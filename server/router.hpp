@@ -93,6 +93,9 @@ class Router {
   // parts, its answer mapped, recorded and logged like Dispatch's; nullptr to call Dispatch
   // with the whole body. Never throws. `request` must outlive the sink.
   std::unique_ptr<BodySink> Stream(const Request& request, AppContext& ctx) const;
+  // Whether the request's route has a Streamer (its body may be taken in parts). Cheap, never
+  // blocks: asked on the I/O thread before anything else.
+  bool Streams(const Request& request) const;
 
  private:
   const Route* Match(const Request& request, PathParams& params, bool& path_known) const;
