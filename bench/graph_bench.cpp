@@ -279,11 +279,11 @@ int main(int argc, char** argv) {
       std::printf(
           "start-up from the stored snapshot (%.0f MB, stored in %.2f s): %.2f s with no change "
           "since, %.2f s with 1,100 changed CIs and relations (%zu re-read) — full read %.2f s\n"
-          "update of the loaded graph after one new relation: %.2f s (%zu re-read) — full "
+          "update of the loaded graph after one new relation: %.2f ms (%zu re-read) — full "
           "re-read %.2f s\n\n",
           static_cast<double>(size.Int(0, 0)) / 1e6, store_ms / 1000, stored_ms / 1000,
-          stored_changed_ms / 1000, started.changes, full_ms / 1000, update_ms / 1000,
-          updated.changes, reread_ms / 1000);
+          stored_changed_ms / 1000, started.changes, full_ms / 1000, update_ms, updated.changes,
+          reread_ms / 1000);
       // The CTEs below must walk the graph the in-memory traversal walks: drop the relations
       // written for the update measurements (they tie services and applications together).
       cmdb::store::pg::ExecuteScript(sql, "DELETE FROM relations WHERE id > " +
