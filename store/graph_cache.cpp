@@ -218,11 +218,11 @@ void GraphCache::Listen() {
         changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
         remote_generation_.fetch_add(1, std::memory_order_acq_rel);
         // Reloaded here, in the background: readers keep the previous graph meanwhile. A short
-        // pause first lets a burst of writes end, and lets this instance's own write (whose
-        // notification this may be) invalidate and reload for its reader, which then covers
-        // the notification too. Notifications that arrive during the load are read after it
-        // and coalesce into at most one more load.
-        std::this_thread::sleep_for(50ms);
+        // pause first lets a burst of writes end (an update applies beside the arrays in
+        // milliseconds, so the pause is what other instances' writes wait for most).
+        // Notifications that arrive during the load are read after it and coalesce into at
+        // most one more load.
+        std::this_thread::sleep_for(10ms);
         try {
           CurrentUpToDate();
         } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): retried by readers
