@@ -20,7 +20,6 @@ struct ImportJobRequest {
   std::string format;                  // json, csv
   std::optional<std::string> ci_type;  // csv only
   bool atomic = true;
-  std::string payload;  // for Enqueue; an upload appends its chunks instead
   std::string submitted_by = "anonymous";
   std::int64_t phases_total = 0;
 };

@@ -3,7 +3,6 @@
 #include "model/json.hpp"
 #include "store/pg.hpp"
 #include "store/sql.hpp"
-#include "store/transaction.hpp"
 
 namespace cmdb::store {
 
@@ -53,19 +52,6 @@ ImportJob JobFromRow(const soci::row& r) {
 }
 
 }  // namespace
-
-ImportJob ImportJobRepository::Enqueue(const model::ImportJobRequest& request) {
-  Transaction tr(db_);
-  const std::int64_t id = Create(request);
-  const std::string_view payload = request.payload;
-  int seq = 0;
-  for (std::size_t at = 0; at < payload.size(); at += kImportChunkBytes) {
-    Append(id, seq++, payload.substr(at, kImportChunkBytes));
-  }
-  ImportJob job = Seal(id, static_cast<std::int64_t>(payload.size()));
-  tr.Commit();
-  return job;
-}
 
 std::int64_t ImportJobRepository::Create(const model::ImportJobRequest& request) {
   long long id = 0;

@@ -26,17 +26,15 @@ struct ImportJobInput {
   std::int64_t payload_bytes = 0;
 };
 
-// The size of the chunks a payload is stored in (the last one may be shorter).
+// The largest chunk a payload is stored in.
 inline constexpr std::size_t kImportChunkBytes = std::size_t{1} << 20;
 
 class ImportJobRepository {
  public:
   explicit ImportJobRepository(DbSession& db) : db_(db) {}
 
-  // A job with its whole payload.
-  model::ImportJob Enqueue(const model::ImportJobRequest& request);
   // A job whose payload arrives in parts, all in the caller's transaction (nothing runs it
-  // before that commits): Create (request.payload is ignored), Append each part, then Seal.
+  // before that commits): Create, Append each part, then Seal.
   std::int64_t Create(const model::ImportJobRequest& request);
   // Appends `bytes` as chunk `seq` (0, 1, ...).
   void Append(std::int64_t id, int seq, std::string_view bytes);

@@ -124,7 +124,7 @@ class ImportUpload : public StreamedRequest {
       : ctx_(ctx), session_(ctx.db->Lease()), tr_(session_), jobs_(session_), csv_(request.csv) {
     if (!csv_) check_.emplace(import::ImportDocumentStream::Keep{});
     id_ = jobs_.Create({csv_ ? "csv" : "json", csv_ ? request.type : std::nullopt,
-                        request.options.atomic, "", Writer().changed_by, import::kImportSteps});
+                        request.options.atomic, Writer().changed_by, import::kImportSteps});
   }
 
   void Write(std::string_view part) override {
@@ -168,7 +168,10 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
   if (parsed.async) {
     // The body was read whole (no streaming listener): stored as a streamed one would be.
     ImportUpload upload(ctx, parsed);
-    upload.Write(request.body);
+    const std::string_view body = request.body;
+    for (std::size_t at = 0; at < body.size(); at += store::kImportChunkBytes) {
+      upload.Write(body.substr(at, store::kImportChunkBytes));
+    }
     return upload.Finish();
   }
   json::value document;
