@@ -924,6 +924,10 @@ DependencyGraph DependencyGraph::WithChanges(GraphChanges changes,
     ApplyChanges(c, std::move(changes));
     return Build(std::move(c.nodes), c.edges, types);
   }
+  return WithChanges(std::move(changes));
+}
+
+DependencyGraph DependencyGraph::WithChanges(GraphChanges changes) const {
   Editor editor(*this);
   // CIs first (a new relation may name a new CI), then relations, in the order of the rows.
   std::unordered_map<CiId, const GraphNode*> cis;

@@ -153,14 +153,13 @@ class DependencyGraph {
   // arrays. Its answers are those of a Build of the changed contents. With relation types
   // other than this graph's (`types` as they are now), it is a Build instead.
   DependencyGraph WithChanges(GraphChanges changes, const std::vector<RelationType>& types) const;
+  // The same when the relation types are known to be this graph's (a write of this instance).
+  DependencyGraph WithChanges(GraphChanges changes) const;
   // The CIs and relations changed beside the arrays (0 for a graph Build made): past a
   // threshold, Merged() is worth its cost.
   std::size_t delta_size() const;
   // The same graph with its changes merged into new arrays (a Build of its contents).
-  DependencyGraph Merged()
-      const;  // The relation types the graph was built with (their names and propagation).
-  std::vector<RelationType> relation_types() const;
-
+  DependencyGraph Merged() const;
   // Throws Error{kNotFound} for an unknown root, Error{kInvalidArgument} for an unknown
   // relation type in the filter.
   ImpactResult Impact(const ImpactQuery& query) const;
@@ -186,6 +185,8 @@ class DependencyGraph {
 
   std::optional<Index> IndexOf(CiId id) const;
   NodeView View(Index i) const;
+  // The relation types the graph was built with (their names and propagation).
+  std::vector<RelationType> relation_types() const;
   CiId IdAt(Index i) const;
   RelationId EdgeIdAt(Index e) const;
   // Whether CI i carries changes (its state or its relations): it is then read from the delta.

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <tuple>
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -53,11 +54,7 @@ void GraphCache::Load(DbSession& session, std::shared_ptr<const graph::Dependenc
   const auto started = std::chrono::steady_clock::now();
   const bool given = base != nullptr;
   std::string snapshot = base_snapshot;
-  if (!given) {
-    std::lock_guard lock(graph_mutex_);
-    base = graph_;
-    snapshot = graph_snapshot_;
-  }
+  if (!given) std::tie(base, snapshot) = PublishedWithSnapshot();
   VersionedGraph loaded = LoadGraph(session, base.get(), snapshot, true, incremental_);
   if (given && !loaded.graph) loaded.graph = base;  // nothing changed since the given graph
   if (loaded.kind != VersionedGraph::Kind::kUnchanged) {
@@ -96,32 +93,28 @@ void GraphCache::Apply(graph::GraphChanges changes) {
   }
   changed_at_.store(Timestamp::Now().micros, std::memory_order_release);
   std::lock_guard load(load_mutex_);  // no load publishes meanwhile
-  std::shared_ptr<const graph::DependencyGraph> graph;
-  {
-    std::lock_guard lock(graph_mutex_);
-    graph = graph_;
-  }
+  const std::shared_ptr<const graph::DependencyGraph> graph = PublishedWithSnapshot().first;
   if (!graph) {
     // Nothing loaded yet: the first load reads the write.
     generation_.fetch_add(1, std::memory_order_acq_rel);
     return;
   }
-  auto next = std::make_shared<const graph::DependencyGraph>(
-      graph->WithChanges(std::move(changes), graph->relation_types()));
+  auto next =
+      std::make_shared<const graph::DependencyGraph>(graph->WithChanges(std::move(changes)));
   std::lock_guard lock(graph_mutex_);
   graph_ = std::move(next);
   if (graph_->delta_size() >= kMergeAfter) merge_due_.store(true, std::memory_order_release);
 }
 
+std::pair<std::shared_ptr<const graph::DependencyGraph>, std::string>
+GraphCache::PublishedWithSnapshot() {
+  std::lock_guard lock(graph_mutex_);
+  return {graph_, graph_snapshot_};
+}
+
 void GraphCache::MergeIfDue() {
   if (!merge_due_.exchange(false, std::memory_order_acq_rel)) return;
-  std::shared_ptr<const graph::DependencyGraph> graph;
-  std::string snapshot;
-  {
-    std::lock_guard lock(graph_mutex_);
-    graph = graph_;
-    snapshot = graph_snapshot_;
-  }
+  auto [graph, snapshot] = PublishedWithSnapshot();
   if (!graph || graph->delta_size() == 0 || snapshot.empty()) return;
   // Seconds for a large estate, with no lock held: readers and writers go on with the graph
   // carrying the changes; the merged one then takes the changes made meanwhile.
@@ -139,13 +132,7 @@ void GraphCache::MergeIfDue() {
 
 void GraphCache::StoreSnapshotIfDue() {
   if (!snapshot_due_.exchange(false, std::memory_order_acq_rel)) return;
-  std::shared_ptr<const graph::DependencyGraph> graph;
-  std::string snapshot;
-  {
-    std::lock_guard lock(graph_mutex_);
-    graph = graph_;
-    snapshot = graph_snapshot_;
-  }
+  auto [graph, snapshot] = PublishedWithSnapshot();
   if (!graph || snapshot.empty()) return;
   try {
     DbSession session = pool_.Lease();

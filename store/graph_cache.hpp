@@ -93,6 +93,8 @@ class GraphCache {
   // changes since when given.
   void Load(DbSession& session, std::shared_ptr<const graph::DependencyGraph> base = nullptr,
             const std::string& base_snapshot = {});
+  // The published graph and the snapshot it was read under.
+  std::pair<std::shared_ptr<const graph::DependencyGraph>, std::string> PublishedWithSnapshot();
   // Merges the published graph's carried changes into new arrays, when a load asked for it.
   void MergeIfDue();
   // Stores the graph for the next instance to start from, when a load asked for it.
