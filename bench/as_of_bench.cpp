@@ -18,6 +18,7 @@
 #include <libpq-fe.h>
 #include <sys/resource.h>
 
+#include "bench/bench_access.hpp"
 #include "bench/synthetic_estate.hpp"
 #include "model/timestamp.hpp"
 #include "server/app.hpp"
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
                   e.nodes.size(), e.edges.size(), Ms(t0) / 1000);
     }
     cmdb::server::ServeConfig config;
+    cmdb::bench::WithBenchAccess(config);
     config.database = dsn;
     config.listen = "127.0.0.1:0";
     config.log_requests = false;

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/bench_access.hpp"
 #include "server/app.hpp"
 #include "store/embedded_postgres.hpp"
 #include "tests/integration/http_client.hpp"
@@ -116,6 +117,7 @@ int main(int argc, char** argv) {
     dsn = cluster->ConnectionString("cmdb");
   }
   cmdb::server::ServeConfig config;
+  cmdb::bench::WithBenchAccess(config);
   config.database = dsn;
   config.listen = "127.0.0.1:0";
   config.pool_size = pool;
@@ -239,7 +241,7 @@ int main(int argc, char** argv) {
     std::ofstream lua(script);
     lua << "math.randomseed(42)\nrequest = function()\n  return wrk.format('GET', "
            "'/api/v1/cis/' .. math.random(1, "
-        << cis << "))\nend\n";
+        << cis << "), {Authorization = 'Bearer " << cmdb::bench::kBenchToken << "'})\nend\n";
   }
   WrkResult ours = Wrk(port, seconds, connections, script);
   // How many reads the batched reader answered per query (the server's own counters).

@@ -19,6 +19,7 @@
 
 #include <sys/resource.h>
 
+#include "bench/bench_access.hpp"
 #include "bench/synthetic_estate.hpp"
 #include "graph/dependency_graph.hpp"
 #include "reports/graphviz_renderer.hpp"
@@ -356,6 +357,7 @@ int main(int argc, char** argv) {
     // through a cmdb server on this database, one request at a time.
     {
       cmdb::server::ServeConfig config;
+      cmdb::bench::WithBenchAccess(config);
       config.database = cluster.ConnectionString("cmdb");
       config.listen = "127.0.0.1:0";
       config.log_requests = false;

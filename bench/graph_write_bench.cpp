@@ -18,6 +18,7 @@
 
 #include <boost/json.hpp>
 
+#include "bench/bench_access.hpp"
 #include "bench/synthetic_estate.hpp"
 #include "server/app.hpp"
 #include "store/db_pool.hpp"
@@ -69,6 +70,7 @@ Figures Run(const std::string& dsn, const cmdb::bench::Estate& e, bool increment
             const std::string& direction, double seconds, int rate) {
   Figures f;
   cmdb::server::ServeConfig config;
+  cmdb::bench::WithBenchAccess(config);
   config.database = dsn;
   config.listen = "127.0.0.1:0";
   config.log_requests = false;

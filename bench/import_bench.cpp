@@ -15,6 +15,7 @@
 
 #include <boost/json.hpp>
 
+#include "bench/bench_access.hpp"
 #include "bench/synthetic_estate.hpp"
 #include "server/app.hpp"
 #include "store/db_pool.hpp"
@@ -148,6 +149,8 @@ int main(int argc, char** argv) {
     cmdb::store::pg::ExecuteScript(*db, "DROP TABLE relations_floor; CHECKPOINT");
 
     cmdb::server::ServeConfig config;
+
+    cmdb::bench::WithBenchAccess(config);
     config.database = dsn;
     config.listen = "127.0.0.1:0";
     config.log_requests = false;

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/bench_access.hpp"
 #include "bench/synthetic_estate.hpp"
 #include "store/db_pool.hpp"
 #include "store/embedded_postgres.hpp"
@@ -81,8 +82,10 @@ bool Run(cmdb::store::EmbeddedPostgres& cluster, const std::string& name, std::s
   const std::string doc = Document(e);
   const double build_seconds = Seconds(t);
   cmdb::testing::CmdbProcess server = cmdb::testing::StartCmdb(
-      CMDB_BINARY, {"--listen", "127.0.0.1:0", "--database", cluster.ConnectionString(name),
-                    "--no-request-log", "--no-discovery-worker"});
+      CMDB_BINARY,
+      {"--listen", "127.0.0.1:0", "--database", cluster.ConnectionString(name), "--no-request-log",
+       "--no-discovery-worker"},
+      false, cmdb::bench::BenchAccessEnvironment());
   const pid_t pid = server.pid;
   const std::uint16_t port = server.port;
   if (port == 0) return false;

@@ -79,6 +79,7 @@ json::object ChangeToJson(const Change& c) {
           {"allowed_actions", AllowedActions(c.state)},
           {"assessment", c.assessment},
           {"outcome", c.outcome},
+          {"requested_by", c.requested_by},
           {"version", c.version},
           {"created_at", FormatTimestamp(c.created_at)},
           {"updated_at", FormatTimestamp(c.updated_at)}};

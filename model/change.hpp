@@ -60,6 +60,7 @@ struct Change {
   boost::json::object planned_attributes;  // "<ci id>" -> {attribute: value}
   boost::json::value assessment;           // frozen at submit; null before
   boost::json::value outcome;              // set on complete: plan against observation
+  std::string requested_by;                // who created it; never its reviewer
   std::int64_t version = 1;
   Timestamp created_at;
   Timestamp updated_at;

@@ -7,7 +7,7 @@ namespace cmdb::model {
 
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 13> kCodeNames{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 16> kCodeNames{{
     {ErrorCode::kInvalidArgument, "invalid_argument"},
     {ErrorCode::kValidationFailed, "validation_failed"},
     {ErrorCode::kNotFound, "not_found"},
@@ -19,6 +19,9 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 13> kCodeNames{{
     {ErrorCode::kHeadersTooLarge, "headers_too_large"},
     {ErrorCode::kMethodNotAllowed, "method_not_allowed"},
     {ErrorCode::kUnsupportedMediaType, "unsupported_media_type"},
+    {ErrorCode::kUnauthenticated, "unauthenticated"},
+    {ErrorCode::kPermissionDenied, "permission_denied"},
+    {ErrorCode::kTooManyRequests, "too_many_requests"},
     {ErrorCode::kUnavailable, "unavailable"},
     {ErrorCode::kInternal, "internal"},
 }};

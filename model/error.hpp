@@ -24,7 +24,10 @@ enum class ErrorCode {
   kHeadersTooLarge,     // request headers over the configured limit
   kMethodNotAllowed,    // the path exists, the method does not
   kUnsupportedMediaType,
-  kUnavailable,  // database unreachable, pool exhausted
+  kUnauthenticated,   // no valid credentials (401 with WWW-Authenticate: Bearer)
+  kPermissionDenied,  // signed in, but the roles or a workflow rule do not allow it (403)
+  kTooManyRequests,   // a client over its rate (429 with Retry-After)
+  kUnavailable,       // database unreachable, pool exhausted
   kInternal,
 };
 

@@ -77,6 +77,8 @@ std::string AllowedIncidentActions(IncidentState state, int tier);
 struct IncidentActionRequest {
   std::optional<std::string> assignee;
   std::optional<std::string> reason;  // the resolution, for resolve
+  // The tier of who acts; an escalation is only from one's own tier. nullopt: any (admin).
+  std::optional<int> actor_tier;
 };
 // Throws Error{kNotFound} for an unknown action, Error{kValidationFailed} naming every bad
 // field of `body`.

@@ -36,6 +36,8 @@ struct Article {
   std::string body;
   std::vector<CiId> ci_ids;
   ArticleState state = ArticleState::kDraft;
+  std::string created_by;
+  std::optional<int> created_by_tier;  // the line of who wrote it, whose lead approves it
   std::optional<std::string> approved_by;
   std::optional<Timestamp> approved_at;
   std::int64_t version = 1;

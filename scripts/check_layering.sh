@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when the folders' one-way layering is broken (docs/architecture.md):
-#   server -> {jobs, reports, import, discovery} -> store -> graph -> model
+#   server -> {jobs, reports, import, discovery, auth} -> store -> graph -> model
 #   jobs -> {import, discovery}; discovery (pure) -> model
 # - a folder includes only its own headers and those of the folders below it;
 # - SOCI and libpq are included in store/ only, Beast and Asio in server/http_server.cpp only,
@@ -14,10 +14,11 @@ declare -A allowed=(
   [graph]="graph model"
   [discovery]="discovery model"
   [store]="store graph model"
+  [auth]="auth store graph model"
   [import]="import store graph model"
   [reports]="reports store graph model"
   [jobs]="jobs import discovery store graph model"
-  [server]="server jobs reports import discovery store graph model"
+  [server]="server auth jobs reports import discovery store graph model"
 )
 
 failures=0

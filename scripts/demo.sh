@@ -11,5 +11,10 @@ if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(dirname "$DATA_DIR"
   # PostgreSQL runs as the postgres user, which cannot enter folders such as /root.
   DATA_DIR=/var/lib/cmdb/demo-data
   echo "demo: $PWD is closed to the postgres user; keeping the data in $DATA_DIR" >&2
+  # ./cmdb-data links there, so cmdb-data/demo-tokens.json works from the checkout.
+  if [ ! -e cmdb-data ] || [ -L cmdb-data ]; then
+    mkdir -p "$DATA_DIR"
+    ln -sfn "$DATA_DIR" cmdb-data
+  fi
 fi
 exec ./build/release/server/cmdb serve --demo --data-dir "$DATA_DIR" "$@"

@@ -9,7 +9,7 @@ PACKAGES=(
   libsoci-dev libpq-dev libgraphviz-dev libre2-dev libexpat1-dev liblz4-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15
-  clang-format curl wrk python3 python3-jsonschema
+  libssl-dev openssl clang-format curl jq wrk python3 python3-jsonschema
   nmap ansible-core
 )
 

@@ -2,11 +2,20 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
+#include <boost/json.hpp>
 #include <unistd.h>
 
+#include "auth/accounts.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/token.hpp"
 #include "import/demo_estate.hpp"
 #include "jobs/discovery_executor.hpp"
 #include "jobs/import_executor.hpp"
@@ -16,6 +25,7 @@
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
+#include "store/audit_log_repository.hpp"
 #include "store/ci_reader.hpp"
 #include "store/db_pool.hpp"
 #include "store/embedded_postgres.hpp"
@@ -62,6 +72,7 @@ struct App::Impl {
   std::unique_ptr<store::BatchedCiReader> ci_reader;
   std::unique_ptr<store::GraphCache> graph;
   std::unique_ptr<store::HistoricalGraphs> history;
+  std::unique_ptr<auth::Authenticator> auth;
   std::unique_ptr<jobs::DiscoveryWorker> discovery;
   std::unique_ptr<jobs::JobWorker> imports;
   reports::GraphvizRenderer renderer;
@@ -71,7 +82,33 @@ struct App::Impl {
   std::unique_ptr<HttpServer> http;
   std::string openapi;
   int demo_loaded = 0;
+  std::string admin_token_file;
+  std::string demo_tokens_file;
 };
+
+namespace {
+
+// The tokens an earlier --demo start wrote (role -> token); empty when unreadable.
+std::map<std::string, std::string> ReadDemoTokens(const std::string& path) {
+  std::map<std::string, std::string> tokens;
+  std::ifstream in(path);
+  if (!in) return tokens;
+  std::stringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  boost::json::value json = boost::json::parse(text.str(), ec);
+  if (ec || !json.is_object()) return tokens;
+  for (const auto& [key, value] : json.as_object()) {
+    if (value.is_string()) tokens[std::string(key)] = std::string(value.get_string());
+  }
+  return tokens;
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
 
 App::App(ServeConfig config) : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
@@ -97,6 +134,7 @@ void App::Start() {
   ParseListen(s.config.listen, host, port);
   try {
     std::string dsn = s.config.database;
+    std::string pepper;
     if (dsn.empty()) {
       s.postgres = std::make_unique<store::EmbeddedPostgres>(
           store::EmbeddedPostgresOptions{s.config.data_dir, s.config.durable, ""});
@@ -117,6 +155,41 @@ void App::Start() {
                    s.demo_loaded > 0 ? "loaded the demo estate"
                                      : "demo estate skipped: the database already holds CIs",
                    {{"cis", s.demo_loaded}});
+      }
+      pepper = auth::LoadPepper(s.config.token_pepper, s.config.data_dir);
+      auth::CheckPepper(session, pepper);
+      const auth::BootstrapOutcome boot =
+          auth::Bootstrap(session, pepper, s.config.bootstrap_token);
+      if (boot.bootstrap_ignored) {
+        model::Log(model::LogLevel::kWarn,
+                   "CMDB_BOOTSTRAP_TOKEN ignored: the database has an active admin already");
+      } else if (boot.created && s.config.bootstrap_token.empty()) {
+        if (s.config.database.empty()) {
+          s.admin_token_file = (std::filesystem::path(s.config.data_dir) / "admin-token").string();
+          auth::WriteSecretFile(s.admin_token_file, boot.token + "\n");
+          model::Log(model::LogLevel::kInfo, "created user admin; its token is in the data folder",
+                     {{"file", s.admin_token_file}});
+        } else {
+          // No data folder of ours to keep it in: shown this once.
+          std::cout << "cmdb: created user admin with the token " << boot.token
+                    << "\n      (shown once; `cmdb token create --user admin` makes another)\n"
+                    << std::flush;
+        }
+      } else if (boot.created) {
+        model::Log(model::LogLevel::kInfo, "created user admin with CMDB_BOOTSTRAP_TOKEN");
+      }
+      if (s.config.demo) {
+        std::error_code ignored;
+        std::filesystem::create_directories(s.config.data_dir, ignored);
+        s.demo_tokens_file =
+            (std::filesystem::path(s.config.data_dir) / "demo-tokens.json").string();
+        const std::map<std::string, std::string> tokens =
+            auth::DemoAccounts(session, pepper, ReadDemoTokens(s.demo_tokens_file));
+        boost::json::object out;
+        for (const auto& [role, token] : tokens) out[role] = token;
+        auth::WriteSecretFile(s.demo_tokens_file, boost::json::serialize(out) + "\n");
+        model::Log(model::LogLevel::kInfo, "demo users have tokens in the data folder",
+                   {{"file", s.demo_tokens_file}});
       }
     }
     for (const auto& [name, text] : cmdb::docs::DocFiles()) {
@@ -149,6 +222,24 @@ void App::Start() {
       s.imports = jobs::MakeImportWorker(dsn, worker);
       s.imports->Start();
       s.context.imports = s.imports.get();
+    }
+    auth::AuthenticatorOptions auth_options;
+    auth_options.cache_ttl = s.config.token_cache;
+    s.auth = std::make_unique<auth::Authenticator>(*s.pool, pepper, auth_options);
+    s.context.auth = s.auth.get();
+    s.context.pepper = pepper;
+    {
+      store::DbPool* audit_pool = s.pool.get();
+      s.context.audit = [audit_pool](const model::AuditEntry& entry) {
+        store::DbSession session = audit_pool->Lease();
+        store::AuditLogRepository(session).Append(entry);
+      };
+    }
+    if (!IsLoopback(host) && s.config.tls_cert.empty()) {
+      model::Log(model::LogLevel::kWarn,
+                 "serving plain HTTP on a non-loopback address: tokens cross the network in the "
+                 "clear; give --tls-cert and --tls-key, or put a TLS proxy in front",
+                 {{"listen", s.config.listen}});
     }
     s.router = std::make_unique<Router>(ApiRoutes());
     s.context.db = s.pool.get();
@@ -185,6 +276,15 @@ void App::Start() {
                            "Merges of the changes carried beside the graph's arrays into new ones.",
                            [graph] { return static_cast<double>(graph->merges()); });
     }
+    auth::Authenticator* authenticator = s.auth.get();
+    s.metrics.AddCounter(
+        "cmdb_auth_failures_total",
+        "Requests whose token was missing, malformed, unknown, expired or revoked.",
+        [authenticator] { return static_cast<double>(authenticator->failures()); });
+    s.metrics.AddCounter(
+        "cmdb_auth_rate_limited_total",
+        "Requests refused (429) because their address failed too often.",
+        [authenticator] { return static_cast<double>(authenticator->refusals()); });
     store::HistoricalGraphs* past = s.history.get();
     s.metrics.AddCounter("cmdb_history_graph_builds_total",
                          "Graphs of past instants rebuilt from history (as_of, incident traces).",
@@ -205,6 +305,8 @@ void App::Start() {
     options.header_timeout = s.config.header_timeout;
     options.read_timeout = s.config.read_timeout;
     options.max_connections = s.config.max_connections;
+    options.tls_cert_file = s.config.tls_cert;
+    options.tls_key_file = s.config.tls_key;
     Router* router = s.router.get();
     AppContext* context = &s.context;
     s.http = std::make_unique<HttpServer>(
@@ -246,6 +348,9 @@ void App::Stop() {
     s.imports.reset();
     s.context.imports = nullptr;
   }
+  s.context.auth = nullptr;
+  s.context.audit = nullptr;
+  s.auth.reset();
   s.history.reset();
   s.graph.reset();
   s.pool.reset();
@@ -262,9 +367,14 @@ std::string App::base_url() const {
   std::uint16_t ignored = 0;
   ParseListen(impl_->config.listen, host, ignored);
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "http://" + host + ":" + std::to_string(port());
+  return std::string(impl_->config.tls_cert.empty() ? "http://" : "https://") + host + ":" +
+         std::to_string(port());
 }
 
 int App::demo_cis_loaded() const { return impl_->demo_loaded; }
+
+std::string App::admin_token_file() const { return impl_->admin_token_file; }
+
+std::string App::demo_tokens_file() const { return impl_->demo_tokens_file; }
 
 }  // namespace cmdb::server

@@ -33,6 +33,14 @@ struct ServeConfig {
   bool graph_incremental = true;
   std::size_t history_graphs = 4;  // graphs of past instants kept (as_of impact, traces)
   std::size_t history_builds = 2;  // graphs of past instants rebuilt at once; more get a 503
+  // CMDB_BOOTSTRAP_TOKEN: the first admin's token while no active admin exists.
+  std::string bootstrap_token;
+  // CMDB_TOKEN_PEPPER: the key of token hashes; empty: <data_dir>/token-pepper.
+  std::string token_pepper;
+  std::chrono::milliseconds token_cache{1000};  // how long a verified token is trusted
+  // HTTPS when both are set (PEM files): --tls-cert, --tls-key.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // Parses "host:port" ("127.0.0.1:8080", "[::1]:0"). Throws model::Error{kInvalidArgument}.
@@ -53,6 +61,10 @@ class App {
   std::uint16_t port() const;
   std::string base_url() const;
   int demo_cis_loaded() const;
+  // Where the first start wrote the admin token ("" when it did not: an admin existed, or
+  // CMDB_BOOTSTRAP_TOKEN was given), and the demo accounts' tokens ("" without --demo).
+  std::string admin_token_file() const;
+  std::string demo_tokens_file() const;
 
  private:
   struct Impl;

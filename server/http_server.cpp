@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -35,9 +36,14 @@ namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 struct Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {
+    beast::error_code ec;
+    const tcp::endpoint peer = stream.socket().remote_endpoint(ec);
+    if (!ec) client_address = peer.address().to_string();
+  }
   beast::tcp_stream stream;
-  bool busy = false;  // touched only on the session's strand
+  std::string client_address;  // the peer's IP address, for the audit log and rate limits
+  bool busy = false;           // touched only on the session's strand
 };
 
 std::string NewRequestId() {
@@ -134,6 +140,7 @@ struct HttpServer::Impl {
   bool stopped = false;
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<Session>> sessions;  // guarded by sessions_mutex
+  std::optional<asio::ssl::context> tls;       // set by Start when a certificate is given
 
   asio::awaitable<void> Reject(tcp::socket socket, model::Error error) {
     beast::tcp_stream stream(std::move(socket));
@@ -190,7 +197,9 @@ struct HttpServer::Impl {
 
   // Reads the body into `sink` in parts of up to 1 MiB, each written on a worker before the
   // next is read; the sink's answer, or nullopt when the connection failed (`ec` says how).
-  asio::awaitable<std::optional<Response>> StreamBody(Session& s, beast::flat_buffer& buffer,
+  template <typename Io>
+  asio::awaitable<std::optional<Response>> StreamBody(Session& s, Io& io,
+                                                      beast::flat_buffer& buffer,
                                                       http::request_parser<http::string_body>& head,
                                                       BodySink& sink, beast::error_code& ec) {
     const boost::optional<std::uint64_t> length = head.content_length();
@@ -206,7 +215,7 @@ struct HttpServer::Impl {
       parser.get().body().data = part.data();
       parser.get().body().size = part.size();
       s.stream.expires_after(options.read_timeout);
-      std::tie(ec, std::ignore) = co_await http::async_read(s.stream, buffer, parser, kTuple);
+      std::tie(ec, std::ignore) = co_await http::async_read(io, buffer, parser, kTuple);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         if (ec == http::error::body_limit) {
@@ -226,7 +235,28 @@ struct HttpServer::Impl {
     co_return co_await OnWorker([&sink] { return sink.Finish(); });
   }
 
+  // A connection: TLS first when configured (the handshake within header_timeout), then its
+  // requests, then a clean close (close_notify for TLS).
   asio::awaitable<void> RunSession(std::shared_ptr<Session> s) {
+    if (!tls) {
+      co_await Serve(s, s->stream);
+      beast::error_code ignored;
+      s->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    asio::ssl::stream<beast::tcp_stream&> secure(s->stream, *tls);
+    s->stream.expires_after(options.header_timeout);
+    auto [ec] = co_await secure.async_handshake(asio::ssl::stream_base::server, kTuple);
+    if (ec) co_return;  // not TLS, an old protocol version, or gone: nothing to answer
+    co_await Serve(s, secure);
+    s->stream.expires_after(std::chrono::seconds{2});
+    co_await secure.async_shutdown(kTuple);
+  }
+
+  // The requests of one connection, read from and answered on `io` (the TCP stream or the TLS
+  // stream over it; deadlines are set on the TCP stream below either).
+  template <typename Io>
+  asio::awaitable<void> Serve(std::shared_ptr<Session> s, Io& io) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
@@ -238,7 +268,7 @@ struct HttpServer::Impl {
       // header_timeout, the body within read_timeout after them, so a client trickling
       // bytes cannot hold a connection for long.
       s->stream.expires_after(options.header_timeout);
-      auto [ec, bytes] = co_await http::async_read_header(s->stream, buffer, parser, kTuple);
+      auto [ec, bytes] = co_await http::async_read_header(io, buffer, parser, kTuple);
       Request request;
       bool target_ok = false;
       unsigned version = 11;
@@ -247,6 +277,7 @@ struct HttpServer::Impl {
       bool body_unread = false;  // the body went to a sink, which may have stopped reading it
       if (!ec) {
         request = HeadOf(parser.get());
+        request.client_address = s->client_address;
         target_ok = ParseTarget(request.target, request.path, request.query);
         version = parser.get().version();
         client_keeps_alive = parser.get().keep_alive();
@@ -255,12 +286,12 @@ struct HttpServer::Impl {
       if (!ec && !parser.is_done() && parser.get()[http::field::expect] == "100-continue") {
         http::response<http::empty_body> go_on{http::status::continue_, 11};
         s->stream.expires_after(options.read_timeout);
-        std::tie(ec, std::ignore) = co_await http::async_write(s->stream, go_on, kTuple);
+        std::tie(ec, std::ignore) = co_await http::async_write(io, go_on, kTuple);
       }
       if (!ec && !parser.is_done() && streamer && target_ok && streamer.wanted(request)) {
         std::unique_ptr<BodySink> sink = co_await OnWorker([&] { return streamer.open(request); });
         if (sink) {
-          streamed = co_await StreamBody(*s, buffer, parser, *sink, ec);
+          streamed = co_await StreamBody(*s, io, buffer, parser, *sink, ec);
           co_await OnWorker([&sink] {
             sink.reset();  // may end a transaction: not on the I/O thread
             return 0;
@@ -270,7 +301,7 @@ struct HttpServer::Impl {
               Response problem = ReadProblem(ec, options.stream_limit);
               auto res = ToBeast(std::move(problem), 11, false, NewRequestId(), false);
               s->stream.expires_after(std::chrono::seconds{5});
-              co_await http::async_write(s->stream, res, kTuple);
+              co_await http::async_write(io, res, kTuple);
             }
             break;
           }
@@ -286,14 +317,14 @@ struct HttpServer::Impl {
       }
       if (!ec && !streamed && !parser.is_done()) {
         s->stream.expires_after(options.read_timeout);
-        std::tie(ec, bytes) = co_await http::async_read(s->stream, buffer, parser, kTuple);
+        std::tie(ec, bytes) = co_await http::async_read(io, buffer, parser, kTuple);
       }
       if (ec) {
         if (Quiet(ec) || draining) break;
         // The request could not be read: say why, then close (the stream is out of sync).
         auto res = ToBeast(ReadProblem(ec, options.body_limit), 11, false, NewRequestId(), false);
         s->stream.expires_after(std::chrono::seconds{5});
-        co_await http::async_write(s->stream, res, kTuple);
+        co_await http::async_write(io, res, kTuple);
         break;
       }
       const auto received = std::chrono::steady_clock::now();
@@ -328,12 +359,10 @@ struct HttpServer::Impl {
       auto res = ToBeast(std::move(response), version, keep_alive && !draining, request.request_id,
                          request.method == "HEAD");
       s->stream.expires_after(options.read_timeout);
-      auto [write_ec, written] = co_await http::async_write(s->stream, res, kTuple);
+      auto [write_ec, written] = co_await http::async_write(io, res, kTuple);
       s->busy = false;
       if (write_ec || !res.keep_alive() || draining) break;
     }
-    beast::error_code ignored;
-    s->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   asio::awaitable<void> Accept() {
@@ -384,6 +413,31 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::Start() {
+  if (!impl_->options.tls_cert_file.empty() || !impl_->options.tls_key_file.empty()) {
+    if (impl_->options.tls_cert_file.empty() || impl_->options.tls_key_file.empty()) {
+      throw model::Error(model::ErrorCode::kInvalidArgument,
+                         "TLS needs both --tls-cert and --tls-key");
+    }
+    asio::ssl::context context(asio::ssl::context::tls_server);
+    // TLS 1.2 and 1.3 only; OpenSSL's default cipher list for them.
+    context.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+    beast::error_code tls_ec;
+    context.use_certificate_chain_file(impl_->options.tls_cert_file, tls_ec);
+    if (tls_ec) {
+      throw model::Error(model::ErrorCode::kInvalidArgument, "cannot use the TLS certificate " +
+                                                                 impl_->options.tls_cert_file +
+                                                                 ": " + tls_ec.message());
+    }
+    context.use_private_key_file(impl_->options.tls_key_file, asio::ssl::context::pem, tls_ec);
+    if (tls_ec) {
+      throw model::Error(
+          model::ErrorCode::kInvalidArgument,
+          "cannot use the TLS key " + impl_->options.tls_key_file + ": " + tls_ec.message());
+    }
+    impl_->tls.emplace(std::move(context));
+  }
   beast::error_code ec;
   auto address = asio::ip::make_address(impl_->options.address, ec);
   if (ec) {

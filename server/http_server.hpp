@@ -33,6 +33,9 @@ struct HttpServerOptions {
   std::chrono::seconds read_timeout{30};    // the body, once the headers are in (a streamed
                                             // body: each part of up to 1 MiB)
   std::size_t max_connections = 1024;
+  // HTTPS (TLS 1.2 and 1.3) when both are given: PEM certificate chain and private key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 using RequestHandler = std::function<Response(Request&)>;

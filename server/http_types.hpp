@@ -3,11 +3,14 @@
 // handlers, the router and their tests compile without Beast. The listener converts.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "model/access.hpp"
 
 namespace cmdb::server {
 
@@ -19,6 +22,11 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
   std::string body;
   std::string request_id;
+  std::string client_address;  // the peer's IP address
+  // Who the request acts as: set by the router (the one writer) once the token is verified,
+  // before the handler runs; null on public routes. Mutable so that the router can attach it
+  // to the request it was handed without copying the body.
+  mutable std::shared_ptr<const model::Principal> principal;
 
   // The first header of that (lowercase) name, or "" when absent.
   std::string_view Header(std::string_view name) const;

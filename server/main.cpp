@@ -27,11 +27,18 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --header-timeout SECS  time allowed for a request's headers, and idle keep-alive (default 10)
   --read-timeout SECS    time allowed for a request's body after its headers (default 30)
   --max-connections N    open connections accepted at once (default 1024)
+  --tls-cert FILE        serve HTTPS (TLS 1.2+) with this PEM certificate chain ...
+  --tls-key FILE         ... and this PEM private key
   --no-request-log       do not log a line per request
   --no-discovery-worker  leave discovery runs to other instances on the same database
   --no-import-worker     leave background imports to other instances on the same database
   --history-graphs N     graphs of past instants kept for as_of impact and traces (default 4)
   --history-builds N     graphs of past instants rebuilt at once; more get 503 (default 2)
+
+Access: CMDB_BOOTSTRAP_TOKEN (32-128 of A-Za-z0-9_-) is the first admin's token while the
+database has no active admin; without it the first start writes a random one to
+<data-dir>/admin-token. CMDB_TOKEN_PEPPER keys the token hashes (default: <data-dir>/token-pepper;
+give every instance on one database the same).
   --help                 show this text
 )";
 
@@ -70,6 +77,8 @@ int main(int argc, char** argv) {
   if (auto v = Env("CMDB_LISTEN"); !v.empty()) config.listen = v;
   if (auto v = Env("CMDB_DATA_DIR"); !v.empty()) config.data_dir = v;
   if (auto v = Env("CMDB_DATABASE_URL"); !v.empty()) config.database = v;
+  config.bootstrap_token = Env("CMDB_BOOTSTRAP_TOKEN");
+  config.token_pepper = Env("CMDB_TOKEN_PEPPER");
   try {
     for (std::size_t i = 1; i < args.size(); ++i) {
       const std::string& flag = args[i];
@@ -106,6 +115,10 @@ int main(int argc, char** argv) {
         config.history_graphs = ParseCount(flag, value(), 0, 1000);
       } else if (flag == "--history-builds") {
         config.history_builds = ParseCount(flag, value(), 1, 64);
+      } else if (flag == "--tls-cert") {
+        config.tls_cert = value();
+      } else if (flag == "--tls-key") {
+        config.tls_key = value();
       } else if (flag == "--no-request-log") {
         config.log_requests = false;
       } else if (flag == "--no-discovery-worker") {
@@ -137,13 +150,23 @@ int main(int argc, char** argv) {
     app.Start();
     const std::string url = app.base_url();
     std::cout << "cmdb is serving on " << url << "\n"
-              << "Try:\n"
-              << "  curl -s " << url << "/health\n"
-              << "  curl -s '" << url << "/api/v1/cis?type=business_service'\n"
-              << "  curl -s '" << url << "/api/v1/cis?q=shop&limit=5'\n"
-              << "  curl -s " << url << "/api/v1/cis/1/history\n"
-              << "  curl -s '" << url << "/api/v1/cis/11/impact'   (with --demo: shop-db)\n"
-              << "  curl -s " << url << "/api/v1/ci-types/server\n"
+              << "Every endpoint but /health, /ready, /metrics and /api/v1/openapi.json needs\n"
+              << "'Authorization: Bearer <token>'.";
+    if (!app.demo_tokens_file().empty()) {
+      std::cout << " The demo users' tokens, one per role, are in\n  " << app.demo_tokens_file()
+                << "\nTry:\n"
+                << "  TOKEN=$(jq -r .admin " << app.demo_tokens_file() << ")\n";
+    } else if (!app.admin_token_file().empty()) {
+      std::cout << " The admin's token is in\n  " << app.admin_token_file() << "\nTry:\n"
+                << "  TOKEN=$(cat " << app.admin_token_file() << ")\n";
+    } else {
+      std::cout << "\nTry, with your token in TOKEN:\n";
+    }
+    std::cout << "  curl -s -H \"Authorization: Bearer $TOKEN\" " << url << "/api/v1/me\n"
+              << "  curl -s -H \"Authorization: Bearer $TOKEN\" '" << url
+              << "/api/v1/cis?type=business_service'\n"
+              << "  curl -s -H \"Authorization: Bearer $TOKEN\" '" << url
+              << "/api/v1/cis/11/impact'   (with --demo: shop-db)\n"
               << "Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
               << std::flush;
     int received = 0;

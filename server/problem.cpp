@@ -29,6 +29,12 @@ ProblemType ProblemTypeFor(model::ErrorCode code) {
       return {405, "method-not-allowed", "The method is not allowed on this resource"};
     case ErrorCode::kUnsupportedMediaType:
       return {415, "unsupported-media-type", "Unsupported content type"};
+    case ErrorCode::kUnauthenticated:
+      return {401, "unauthenticated", "Authentication is required"};
+    case ErrorCode::kPermissionDenied:
+      return {403, "forbidden", "The action is not allowed"};
+    case ErrorCode::kTooManyRequests:
+      return {429, "too-many-requests", "Too many requests"};
     case ErrorCode::kUnavailable:
       return {503, "unavailable", "Service unavailable"};
     case ErrorCode::kInternal:
@@ -62,6 +68,10 @@ Response MakeProblemResponse(const model::Error& error, std::string_view instanc
   response.body = boost::json::serialize(body);
   if (error.retry_after().count() > 0) {
     response.headers.emplace_back("Retry-After", std::to_string(error.retry_after().count()));
+  }
+  if (error.code() == model::ErrorCode::kUnauthenticated) {
+    // RFC 6750: the scheme, and why the credentials (if any) were refused.
+    response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cmdb\"");
   }
   return response;
 }

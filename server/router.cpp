@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "auth/authenticator.hpp"
 #include "model/error.hpp"
 #include "model/log.hpp"
 #include "model/timestamp.hpp"
@@ -34,76 +35,137 @@ std::vector<std::string> Split(std::string_view path) {
 
 std::vector<Route> ApiRoutes() {
   using namespace handlers;  // NOLINT(google-build-using-namespace): the table reads better
+  using model::Role;
+  // Who may call what: product.md's access table, row by row (docs/access.md shows it).
+  const Access anyone = Public();
+  const Access reader = Needs(Role::kViewer);
+  const Access assets = Needs(Role::kAssetAdmin);
+  const Access handler = Needs(Role::kIncidentHandler);
+  const Access raiser = NeedsAnyOf({Role::kAssetAdmin, Role::kIncidentHandler});
+  const Access reviewer = Needs(Role::kChangeReviewer);
+  const Access admin = Needs(Role::kAdmin);
+  const Access self = SignedIn();  // the handler allows only one's own, or an admin
   return {
-      {"GET", "/health", GetHealth, "public"},
-      {"GET", "/ready", GetReady, "public"},
-      {"GET", "/metrics", GetMetrics, "public"},
-      {"GET", "/api/v1/openapi.json", GetOpenApi, "viewer"},
-      {"GET", "/api/v1/ci-types", ListCiTypes, "viewer"},
-      {"POST", "/api/v1/ci-types", CreateCiType, "asset_admin"},
-      {"GET", "/api/v1/ci-types/{name}", GetCiType, "viewer"},
-      {"PUT", "/api/v1/ci-types/{name}", PutCiType, "asset_admin"},
-      {"DELETE", "/api/v1/ci-types/{name}", DeleteCiType, "asset_admin"},
-      {"GET", "/api/v1/cis", ListCis, "viewer"},
-      {"POST", "/api/v1/cis", CreateCi, "asset_admin"},
-      {"GET", "/api/v1/cis/{id}", GetCi, "viewer", StartGetCi},
-      {"PATCH", "/api/v1/cis/{id}", PatchCi, "asset_admin"},
-      {"DELETE", "/api/v1/cis/{id}", DeleteCi, "asset_admin"},
-      {"GET", "/api/v1/cis/{id}/history", GetCiHistory, "viewer"},
-      {"GET", "/api/v1/cis/{id}/impact", GetCiImpact, "viewer"},
-      {"GET", "/api/v1/cis/{id}/impact/graph", GetCiImpactGraph, "viewer"},
-      {"GET", "/api/v1/relation-types", ListRelationTypes, "viewer"},
-      {"POST", "/api/v1/relation-types", CreateRelationType, "asset_admin"},
-      {"GET", "/api/v1/relations", ListRelations, "viewer"},
-      {"POST", "/api/v1/relations", CreateRelation, "asset_admin"},
-      {"GET", "/api/v1/relations/{id}", GetRelation, "viewer"},
-      {"DELETE", "/api/v1/relations/{id}", DeleteRelation, "asset_admin"},
-      {"GET", "/api/v1/relations/{id}/history", GetRelationHistory, "viewer"},
-      {"POST", "/api/v1/import", PostImport, "asset_admin", {}, StreamImport},
-      {"GET", "/api/v1/import-jobs", ListImportJobs, "viewer"},
-      {"GET", "/api/v1/import-jobs/{id}", GetImportJob, "viewer"},
-      {"GET", "/api/v1/discovery/sources", ListDiscoverySources, "viewer"},
-      {"POST", "/api/v1/discovery/sources", CreateDiscoverySource, "asset_admin"},
-      {"GET", "/api/v1/discovery/sources/{id}", GetDiscoverySource, "viewer"},
-      {"PATCH", "/api/v1/discovery/sources/{id}", PatchDiscoverySource, "asset_admin"},
-      {"DELETE", "/api/v1/discovery/sources/{id}", DeleteDiscoverySource, "asset_admin"},
-      {"GET", "/api/v1/discovery/sources/{id}/stale", GetStaleCis, "viewer"},
-      {"GET", "/api/v1/discovery/runs", ListDiscoveryRuns, "viewer"},
-      {"POST", "/api/v1/discovery/runs", CreateDiscoveryRun, "asset_admin"},
-      {"GET", "/api/v1/discovery/runs/{id}", GetDiscoveryRun, "viewer"},
-      {"GET", "/api/v1/drift", ListDrift, "viewer"},
-      {"GET", "/api/v1/drift/{id}", GetDrift, "viewer"},
-      {"POST", "/api/v1/drift/{id}/accept", AcceptDrift, "asset_admin"},
-      {"POST", "/api/v1/drift/{id}/ignore", IgnoreDrift, "asset_admin"},
-      {"GET", "/api/v1/changes", ListChanges, "viewer"},
-      {"POST", "/api/v1/changes", CreateChange, "asset_admin"},
-      {"GET", "/api/v1/changes/{id}", GetChange, "viewer"},
-      {"GET", "/api/v1/changes/{id}/events", GetChangeEvents, "viewer"},
-      {"POST", "/api/v1/changes/{id}/submit", SubmitChange, "asset_admin"},
-      {"POST", "/api/v1/changes/{id}/approve", ApproveChange, "change_reviewer"},
-      {"POST", "/api/v1/changes/{id}/reject", RejectChange, "change_reviewer"},
-      {"POST", "/api/v1/changes/{id}/start", StartChange, "asset_admin"},
-      {"POST", "/api/v1/changes/{id}/complete", CompleteChange, "asset_admin"},
-      {"POST", "/api/v1/changes/{id}/fail", FailChange, "asset_admin"},
-      {"POST", "/api/v1/changes/{id}/cancel", CancelChange, "asset_admin"},
-      {"GET", "/api/v1/changes/{id}/impact", GetChangeImpact, "viewer"},
-      {"GET", "/api/v1/changes/{id}/impact/graph", GetChangeImpactGraph, "viewer"},
-      {"GET", "/api/v1/service-calendar", GetServiceCalendar, "viewer"},
-      {"PUT", "/api/v1/service-calendar", PutServiceCalendar, "admin"},
-      {"GET", "/api/v1/incidents", ListIncidents, "viewer"},
-      {"POST", "/api/v1/incidents", CreateIncident, "incident_handler"},
-      {"GET", "/api/v1/incidents/{id}", GetIncident, "viewer"},
-      {"GET", "/api/v1/incidents/{id}/events", GetIncidentEvents, "viewer"},
-      {"POST", "/api/v1/incidents/{id}/assign", AssignIncident, "incident_handler"},
-      {"POST", "/api/v1/incidents/{id}/escalate", EscalateIncident, "incident_handler"},
-      {"POST", "/api/v1/incidents/{id}/resolve", ResolveIncident, "incident_handler"},
-      {"POST", "/api/v1/incidents/{id}/close", CloseIncident, "incident_handler"},
-      {"GET", "/api/v1/incidents/{id}/trace", GetIncidentTrace, "viewer"},
-      {"GET", "/api/v1/knowledge", ListArticles, "viewer"},
-      {"POST", "/api/v1/knowledge", CreateArticle, "incident_handler"},
-      {"GET", "/api/v1/knowledge/{id}", GetArticle, "viewer"},
-      {"POST", "/api/v1/knowledge/{id}/approve", ApproveArticle, "group_lead"},
+      {"GET", "/health", GetHealth, anyone},
+      {"GET", "/ready", GetReady, anyone},
+      {"GET", "/metrics", GetMetrics, anyone},
+      {"GET", "/api/v1/openapi.json", GetOpenApi, anyone},
+      {"GET", "/api/v1/ci-types", ListCiTypes, reader},
+      {"POST", "/api/v1/ci-types", CreateCiType, assets},
+      {"GET", "/api/v1/ci-types/{name}", GetCiType, reader},
+      {"PUT", "/api/v1/ci-types/{name}", PutCiType, assets},
+      {"DELETE", "/api/v1/ci-types/{name}", DeleteCiType, assets},
+      {"GET", "/api/v1/cis", ListCis, reader},
+      {"POST", "/api/v1/cis", CreateCi, assets},
+      {"GET", "/api/v1/cis/{id}", GetCi, reader, StartGetCi},
+      {"PATCH", "/api/v1/cis/{id}", PatchCi, assets},
+      {"DELETE", "/api/v1/cis/{id}", DeleteCi, assets},
+      {"GET", "/api/v1/cis/{id}/history", GetCiHistory, reader},
+      {"GET", "/api/v1/cis/{id}/impact", GetCiImpact, reader},
+      {"GET", "/api/v1/cis/{id}/impact/graph", GetCiImpactGraph, reader},
+      {"GET", "/api/v1/relation-types", ListRelationTypes, reader},
+      {"POST", "/api/v1/relation-types", CreateRelationType, assets},
+      {"GET", "/api/v1/relations", ListRelations, reader},
+      {"POST", "/api/v1/relations", CreateRelation, assets},
+      {"GET", "/api/v1/relations/{id}", GetRelation, reader},
+      {"DELETE", "/api/v1/relations/{id}", DeleteRelation, assets},
+      {"GET", "/api/v1/relations/{id}/history", GetRelationHistory, reader},
+      {"POST", "/api/v1/import", PostImport, assets, {}, StreamImport},
+      {"GET", "/api/v1/import-jobs", ListImportJobs, reader},
+      {"GET", "/api/v1/import-jobs/{id}", GetImportJob, reader},
+      {"GET", "/api/v1/discovery/sources", ListDiscoverySources, reader},
+      {"POST", "/api/v1/discovery/sources", CreateDiscoverySource, assets},
+      {"GET", "/api/v1/discovery/sources/{id}", GetDiscoverySource, reader},
+      {"PATCH", "/api/v1/discovery/sources/{id}", PatchDiscoverySource, assets},
+      {"DELETE", "/api/v1/discovery/sources/{id}", DeleteDiscoverySource, assets},
+      {"GET", "/api/v1/discovery/sources/{id}/stale", GetStaleCis, reader},
+      {"GET", "/api/v1/discovery/runs", ListDiscoveryRuns, reader},
+      // An agent posts only to the source it is bound to (checked by the handler).
+      {"POST", "/api/v1/discovery/runs", CreateDiscoveryRun,
+       NeedsAnyOf({Role::kAssetAdmin, Role::kDiscoveryAgent})},
+      {"GET", "/api/v1/discovery/runs/{id}", GetDiscoveryRun, reader},
+      {"GET", "/api/v1/drift", ListDrift, reader},
+      {"GET", "/api/v1/drift/{id}", GetDrift, reader},
+      {"POST", "/api/v1/drift/{id}/accept", AcceptDrift, assets},
+      {"POST", "/api/v1/drift/{id}/ignore", IgnoreDrift, assets},
+      {"GET", "/api/v1/changes", ListChanges, reader},
+      {"POST", "/api/v1/changes", CreateChange, raiser},
+      {"GET", "/api/v1/changes/{id}", GetChange, reader},
+      {"GET", "/api/v1/changes/{id}/events", GetChangeEvents, reader},
+      {"POST", "/api/v1/changes/{id}/submit", SubmitChange, raiser},
+      // Never one's own change (checked where the transition is stored).
+      {"POST", "/api/v1/changes/{id}/approve", ApproveChange, reviewer},
+      {"POST", "/api/v1/changes/{id}/reject", RejectChange, reviewer},
+      {"POST", "/api/v1/changes/{id}/start", StartChange, raiser},
+      {"POST", "/api/v1/changes/{id}/complete", CompleteChange, raiser},
+      {"POST", "/api/v1/changes/{id}/fail", FailChange, raiser},
+      {"POST", "/api/v1/changes/{id}/cancel", CancelChange, raiser},
+      {"GET", "/api/v1/changes/{id}/impact", GetChangeImpact, reader},
+      {"GET", "/api/v1/changes/{id}/impact/graph", GetChangeImpactGraph, reader},
+      {"GET", "/api/v1/service-calendar", GetServiceCalendar, reader},
+      {"PUT", "/api/v1/service-calendar", PutServiceCalendar, admin},
+      {"GET", "/api/v1/incidents", ListIncidents, reader},
+      {"POST", "/api/v1/incidents", CreateIncident, handler},
+      {"GET", "/api/v1/incidents/{id}", GetIncident, reader},
+      {"GET", "/api/v1/incidents/{id}/events", GetIncidentEvents, reader},
+      {"POST", "/api/v1/incidents/{id}/assign", AssignIncident, handler},
+      // Only from the handler's own tier (checked by the handler).
+      {"POST", "/api/v1/incidents/{id}/escalate", EscalateIncident, handler},
+      {"POST", "/api/v1/incidents/{id}/resolve", ResolveIncident, handler},
+      {"POST", "/api/v1/incidents/{id}/close", CloseIncident, handler},
+      {"GET", "/api/v1/incidents/{id}/trace", GetIncidentTrace, reader},
+      {"GET", "/api/v1/knowledge", ListArticles, reader},
+      {"POST", "/api/v1/knowledge", CreateArticle, handler},
+      {"GET", "/api/v1/knowledge/{id}", GetArticle, reader},
+      // Only staff of the lead's tier, never the lead's own (checked by the handler).
+      {"POST", "/api/v1/knowledge/{id}/approve", ApproveArticle, Needs(Role::kGroupLead)},
+      {"GET", "/api/v1/users", ListUsers, admin},
+      {"POST", "/api/v1/users", CreateUser, admin},
+      {"GET", "/api/v1/users/{name}", GetUser, admin},
+      {"PATCH", "/api/v1/users/{name}", PatchUser, admin},
+      {"DELETE", "/api/v1/users/{name}", DeleteUser, admin},
+      {"GET", "/api/v1/me", GetMe, self},
+      {"POST", "/api/v1/users/{name}/tokens", CreateToken, self},
+      {"GET", "/api/v1/users/{name}/tokens", ListTokens, self},
+      {"DELETE", "/api/v1/tokens/{id}", RevokeToken, self},
+      {"GET", "/api/v1/audit-log", ListAuditLog, Needs(Role::kAuditor)},
   };
+}
+
+Access Public() { return Access{Access::Kind::kPublic, {}}; }
+Access SignedIn() { return Access{Access::Kind::kSignedIn, {}}; }
+Access Needs(model::Role role) { return Access{Access::Kind::kRoles, {role}}; }
+Access NeedsAnyOf(std::initializer_list<model::Role> roles) {
+  return Access{Access::Kind::kRoles, roles};
+}
+
+bool Access::Permits(const model::Principal& principal) const {
+  switch (kind) {
+    case Kind::kPublic:
+    case Kind::kSignedIn:
+      return true;
+    case Kind::kRoles:
+      return std::any_of(roles.begin(), roles.end(),
+                         [&](model::Role r) { return principal.Allows(r); });
+  }
+  return false;
+}
+
+std::string Access::Describe() const {
+  switch (kind) {
+    case Kind::kPublic:
+      return "public";
+    case Kind::kSignedIn:
+      return "signed_in";
+    case Kind::kRoles:
+      break;
+  }
+  std::string out;
+  for (model::Role r : roles) {
+    if (!out.empty()) out += " or ";
+    out += model::RoleName(r);
+  }
+  return out;
 }
 
 Router::Router(std::vector<Route> routes) : routes_(std::move(routes)) {
@@ -197,14 +259,70 @@ void Record(const Request& request, AppContext& ctx, const std::string& route_na
   }
 }
 
+// Checks the caller of `route`: sets request.principal, or throws kUnauthenticated (401),
+// kTooManyRequests (429) or kPermissionDenied (403, naming the role needed).
+void Authorize(const Route& route, const Request& request, AppContext& ctx) {
+  if (route.access.kind == Access::Kind::kPublic) return;
+  if (ctx.auth == nullptr) {
+    throw model::Error(model::ErrorCode::kUnauthenticated, "this server verifies no token");
+  }
+  request.principal =
+      ctx.auth->Authenticate(request.Header("authorization"), request.client_address);
+  if (!route.access.Permits(*request.principal)) {
+    std::string held;
+    for (const std::string& name : request.principal->roles.names()) {
+      held += (held.empty() ? "" : ", ") + name;
+    }
+    throw model::Error(model::ErrorCode::kPermissionDenied,
+                       request.method + " " + route.pattern + " needs the role " +
+                           route.access.Describe() + "; the token of '" + request.principal->user +
+                           "' carries " + held);
+  }
+}
+
+// Appends the request to the audit log when it is a write (any method but GET and HEAD,
+// whatever its outcome) or a read refused by access control (401, 403).
+void Audit(const Request& request, AppContext& ctx, const std::string& route_name,
+           const PathParams& params, const Response& response) {
+  const bool read = request.method == "GET" || request.method == "HEAD";
+  if (!ctx.audit || (read && response.status != 401 && response.status != 403)) return;
+  model::AuditEntry entry;
+  if (request.principal) {
+    entry.actor = request.principal->user;
+    entry.token_id = request.principal->token_id;
+  }
+  entry.method = request.method;
+  entry.route = route_name;
+  entry.path = request.path.substr(0, 2000);
+  for (const auto& [name, value] : params) entry.target_ids.push_back(value.substr(0, 200));
+  if (response.status == 201 || response.status == 202) {
+    for (const auto& [name, value] : response.headers) {
+      if (name == "Location") {
+        const std::size_t slash = value.rfind('/');
+        if (slash != std::string::npos) entry.target_ids.push_back(value.substr(slash + 1));
+      }
+    }
+  }
+  entry.status = response.status;
+  entry.request_id = request.request_id;
+  entry.client_address = request.client_address;
+  try {
+    ctx.audit(entry);
+  } catch (const std::exception& e) {
+    // The write itself is committed: the line is lost, and the log says so loudly.
+    model::Log(model::LogLevel::kError, "could not append to the audit log",
+               {{"request_id", request.request_id}, {"error", e.what()}});
+  }
+}
+
 }  // namespace
 
 Response Router::Dispatch(const Request& request, AppContext& ctx) const {
   auto started = std::chrono::steady_clock::now();
   Response response;
   std::string route_name = "unmatched";
+  PathParams params;
   try {
-    PathParams params;
     bool path_known = false;
     const Route* route = Match(request, params, path_known);
     if (route == nullptr) {
@@ -229,12 +347,14 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
       }
     } else {
       route_name = route->pattern;
+      Authorize(*route, request, ctx);
       response = route->handler(request, params, ctx);
     }
   } catch (const std::exception&) {
     response = CurrentProblem(request);
   }
   Record(request, ctx, route_name, started, response);
+  Audit(request, ctx, route_name, params, response);
   return response;
 }
 
@@ -245,11 +365,12 @@ namespace {
 class RecordedSink : public BodySink {
  public:
   // `failed`: the answer already (the request was refused from its headers).
-  RecordedSink(const Request& request, AppContext& ctx, std::string route,
+  RecordedSink(const Request& request, AppContext& ctx, std::string route, PathParams params,
                std::unique_ptr<StreamedRequest> inner, std::optional<Response> failed)
       : request_(request),
         ctx_(ctx),
         route_(std::move(route)),
+        params_(std::move(params)),
         inner_(std::move(inner)),
         started_(std::chrono::steady_clock::now()),
         failed_(std::move(failed)) {}
@@ -279,12 +400,14 @@ class RecordedSink : public BodySink {
       inner_.reset();
     }
     Record(request_, ctx_, route_, started_, response);
+    Audit(request_, ctx_, route_, params_, response);
     return response;
   }
 
   Response Abandon(Response problem) override {
     inner_.reset();
     Record(request_, ctx_, route_, started_, problem);
+    Audit(request_, ctx_, route_, params_, problem);
     return problem;
   }
 
@@ -292,6 +415,7 @@ class RecordedSink : public BodySink {
   const Request& request_;
   AppContext& ctx_;
   std::string route_;
+  PathParams params_;
   std::unique_ptr<StreamedRequest> inner_;
   std::chrono::steady_clock::time_point started_;
   std::optional<Response> failed_;
@@ -313,15 +437,17 @@ std::unique_ptr<BodySink> Router::Stream(const Request& request, AppContext& ctx
   if (route == nullptr || !route->stream) return nullptr;
   std::unique_ptr<StreamedRequest> inner;
   try {
+    Authorize(*route, request, ctx);  // before a byte of the body is read
     inner = route->stream(request, params, ctx);
   } catch (const std::exception&) {
-    // Refused from the headers alone (a bad parameter): answered without reading the body.
-    return std::make_unique<RecordedSink>(request, ctx, route->pattern, nullptr,
+    // Refused from the headers alone (no token, a bad parameter): answered without reading
+    // the body.
+    return std::make_unique<RecordedSink>(request, ctx, route->pattern, std::move(params), nullptr,
                                           CurrentProblem(request));
   }
   if (inner == nullptr) return nullptr;
-  return std::make_unique<RecordedSink>(request, ctx, route->pattern, std::move(inner),
-                                        std::nullopt);
+  return std::make_unique<RecordedSink>(request, ctx, route->pattern, std::move(params),
+                                        std::move(inner), std::nullopt);
 }
 
 bool Router::Start(const Request& request, AppContext& ctx,
@@ -341,6 +467,15 @@ bool Router::Start(const Request& request, AppContext& ctx,
   bool path_known = false;
   const Route* route = Match(request, params, path_known);
   if (route == nullptr || !route->start) return false;
+  if (route->access.kind != Access::Kind::kPublic) {
+    // On the I/O thread only a token verified within the last second is taken; anything else
+    // (and every refusal, which is audited) goes to Dispatch on a worker.
+    if (ctx.auth == nullptr) return false;
+    std::shared_ptr<const model::Principal> principal =
+        ctx.auth->Cached(request.Header("authorization"));
+    if (principal == nullptr || !route->access.Permits(*principal)) return false;
+    request.principal = std::move(principal);
+  }
   Answer answer = [&request, &ctx, route, started,
                    done = std::move(done)](const std::function<Response()>& respond) {
     Response response;

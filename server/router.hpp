@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/access.hpp"
 #include "server/http_types.hpp"
 
 namespace cmdb::store {
@@ -28,6 +29,10 @@ namespace cmdb::reports {
 class GraphvizRenderer;
 }
 
+namespace cmdb::auth {
+class Verifier;
+}
+
 namespace cmdb::server {
 
 class Metrics;
@@ -42,6 +47,11 @@ struct AppContext {
   jobs::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   jobs::JobWorker* imports = nullptr;          // woken when an import is queued; may be null
   Metrics* metrics = nullptr;
+  // Verifies tokens; null: every route but the public ones answers 401.
+  auth::Verifier* auth = nullptr;
+  // Appends a line to the audit log (every write and every refused attempt); may be null.
+  std::function<void(const model::AuditEntry&)> audit;
+  std::string pepper;  // the key of token hashes, for the handlers that issue tokens
   std::string_view openapi_json;
   bool log_requests = true;  // one structured line per request on stderr
 };
@@ -67,13 +77,31 @@ class StreamedRequest {
 using Streamer =
     std::function<std::unique_ptr<StreamedRequest>(const Request&, const PathParams&, AppContext&)>;
 
+// Who may call a route: anyone, anyone signed in (what they may do is then the handler's to
+// check: their own tokens), or whoever holds one of `roles` (RoleSet::Allows: admin holds
+// every role, every role reads as viewer). Workflow rules beyond the role (no one approves
+// their own change, a handler escalates only from their tier) are the handler's.
+struct Access {
+  enum class Kind { kPublic, kSignedIn, kRoles };
+  Kind kind = Kind::kRoles;
+  std::vector<model::Role> roles;
+
+  bool Permits(const model::Principal& principal) const;
+  // "public", "signed_in" or the roles joined by " or ": what docs/access.md shows.
+  std::string Describe() const;
+};
+Access Public();
+Access SignedIn();
+Access Needs(model::Role role);
+Access NeedsAnyOf(std::initializer_list<model::Role> roles);
+
 struct Route {
   std::string method;
   std::string pattern;  // "/api/v1/cis/{id}"
   Handler handler;
-  std::string_view role;  // role required once access control lands: "public", "viewer", ...
-  Starter start = {};     // empty for most routes
-  Streamer stream = {};   // for uploads too large to hold; empty for most routes
+  Access access;
+  Starter start = {};    // empty for most routes
+  Streamer stream = {};  // for uploads too large to hold; empty for most routes
 };
 
 class Router {
@@ -107,6 +135,9 @@ class Router {
   std::vector<Route> routes_;
   std::vector<std::vector<std::string>> segments_;  // per route, the pattern's segments
   std::vector<std::size_t> starters_;               // the routes with a Starter
+
+ public:
+  const std::vector<Route>& routes() const { return routes_; }
 };
 
 // Every endpoint of the API, in one list.

@@ -29,7 +29,7 @@ namespace {
 const char* const kChangeColumns =
     "id, title, description, risk, state, cmdb_us(planned_start), cmdb_us(planned_end), "
     "ci_ids::text, planned_attributes::text, assessment::text, outcome::text, "
-    "version, cmdb_us(created_at), cmdb_us(updated_at)";
+    "version, cmdb_us(created_at), cmdb_us(updated_at), created_by";
 
 ChangeState StateFrom(const std::string& name) {
   std::optional<ChangeState> state = model::ChangeStateFromName(name);
@@ -53,6 +53,7 @@ Change ChangeFromRow(const soci::row& r) {
   c.version = sql::Int(r, 11);
   c.created_at = sql::Time(r, 12);
   c.updated_at = sql::Time(r, 13);
+  c.requested_by = sql::Text(r, 14);
   return c;
 }
 
@@ -194,6 +195,13 @@ Change ChangeRepository::Transition(std::int64_t id, std::string_view action_nam
                 What(id) + " is " + std::string(model::ChangeStateName(change.state)) + "; " +
                     std::string(action.name) +
                     " is not allowed now. Allowed: " + AllowedActions(change.state));
+  }
+  if ((action.to == ChangeState::kApproved || action.to == ChangeState::kRejected) &&
+      change.requested_by == ctx.changed_by) {
+    throw Error(ErrorCode::kPermissionDenied,
+                "no one reviews a change they requested: " + What(id) + " was requested by '" +
+                    ctx.changed_by + "'; another change_reviewer must " + std::string(action.name) +
+                    " it");
   }
   std::optional<std::string> assessment;
   std::optional<std::string> impact_set;

@@ -145,6 +145,12 @@ Incident IncidentRepository::Act(std::int64_t id, std::string_view action,
       std::string("SELECT ") + kIncidentColumns + " FROM incidents WHERE id = $1 FOR UPDATE";
   const Incident current =
       LockVersioned(db_, lock, std::to_string(id), if_match, What(id), IncidentFromRow);
+  if (action == "escalate" && request.actor_tier && *request.actor_tier != current.tier) {
+    throw Error(ErrorCode::kPermissionDenied,
+                What(id) + " is at tier " + std::to_string(current.tier) +
+                    "; a handler escalates only incidents of their own tier (" +
+                    std::to_string(*request.actor_tier) + ")");
+  }
   // The calendar only matters to an escalation, whose next tier's clock starts now.
   const model::WorkingCalendar calendar =
       action == "escalate" ? Calendar() : model::WorkingCalendar{};

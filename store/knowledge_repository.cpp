@@ -17,7 +17,7 @@ namespace {
 
 const char* const kArticleColumns =
     "id, title, body, ci_ids::text, state, approved_by, cmdb_us(approved_at), "
-    "version, cmdb_us(created_at), cmdb_us(updated_at)";
+    "version, cmdb_us(created_at), cmdb_us(updated_at), created_by, created_by_tier";
 
 Article ArticleFromRow(const soci::row& r) {
   Article a;
@@ -32,6 +32,8 @@ Article ArticleFromRow(const soci::row& r) {
   a.version = sql::Int(r, 7);
   a.created_at = sql::Time(r, 8);
   a.updated_at = sql::Time(r, 9);
+  a.created_by = sql::Text(r, 10);
+  if (auto tier = sql::OptionalInt(r, 11)) a.created_by_tier = static_cast<int>(*tier);
   return a;
 }
 
@@ -45,13 +47,15 @@ void KnowledgeRepository::Validate(const Article& draft, model::FieldErrors& err
 
 Article KnowledgeRepository::Create(const Article& draft, const WriteContext& ctx) {
   std::optional<Article> created;
+  const std::optional<int> tier = draft.created_by_tier;
   sql::ForEachRow(
       db_,
-      std::string("INSERT INTO knowledge_articles (title, body, ci_ids, created_by) VALUES ($1, "
-                  "$2, $3::bigint[], $4) RETURNING ") +
+      std::string("INSERT INTO knowledge_articles (title, body, ci_ids, created_by, "
+                  "created_by_tier) VALUES ($1, $2, $3::bigint[], $4, $5) RETURNING ") +
           kArticleColumns,
       [&](const soci::row& r) { created = ArticleFromRow(r); }, soci::use(draft.title),
-      soci::use(draft.body), soci::use(sql::IdArray(draft.ci_ids)), soci::use(ctx.changed_by));
+      soci::use(draft.body), soci::use(sql::IdArray(draft.ci_ids)), soci::use(ctx.changed_by),
+      soci::use(tier));
   return *created;
 }
 
@@ -82,7 +86,7 @@ std::vector<Article> KnowledgeRepository::List(const ArticleFilter& f) {
 }
 
 Article KnowledgeRepository::Approve(std::int64_t id, std::optional<std::int64_t> if_match,
-                                     const WriteContext& ctx) {
+                                     const WriteContext& ctx, std::optional<int> lead_tier) {
   Transaction tr(db_);
   static const std::string lock = std::string("SELECT ") + kArticleColumns +
                                   " FROM knowledge_articles WHERE id = $1 FOR UPDATE";
@@ -90,6 +94,18 @@ Article KnowledgeRepository::Approve(std::int64_t id, std::optional<std::int64_t
       LockVersioned(db_, lock, std::to_string(id), if_match, What(id), ArticleFromRow);
   if (a.state != ArticleState::kDraft) {
     throw Error(ErrorCode::kConflict, What(id) + " is already approved");
+  }
+  if (a.created_by == ctx.changed_by) {
+    throw Error(ErrorCode::kPermissionDenied, "no one approves their own article: " + What(id) +
+                                                  " was written by '" + a.created_by + "'");
+  }
+  if (lead_tier && a.created_by_tier != lead_tier) {
+    throw Error(ErrorCode::kPermissionDenied,
+                What(id) + " was written by '" + a.created_by + "' of " +
+                    (a.created_by_tier ? "tier " + std::to_string(*a.created_by_tier)
+                                       : std::string("no tier")) +
+                    "; a group lead approves only the knowledge of their own tier (" +
+                    std::to_string(*lead_tier) + ")");
   }
   std::optional<Article> approved;
   sql::ForEachRow(

@@ -30,9 +30,11 @@ class KnowledgeRepository {
   model::Article Create(const model::Article& draft, const model::WriteContext& ctx);
   std::optional<model::Article> Find(std::int64_t id);
   std::vector<model::Article> List(const ArticleFilter& filter);  // up to limit + 1
-  // draft -> approved; kConflict when already approved; kNotFound; kVersionMismatch.
+  // draft -> approved; kConflict when already approved; kNotFound; kVersionMismatch;
+  // kPermissionDenied when the approver wrote it, or `lead_tier` (nullopt: any line) is not
+  // the line of who wrote it.
   model::Article Approve(std::int64_t id, std::optional<std::int64_t> if_match,
-                         const model::WriteContext& ctx);
+                         const model::WriteContext& ctx, std::optional<int> lead_tier);
   // Approved articles that name at least one CI, in id order: id, title and CIs only (bodies
   // can be large).
   std::vector<model::Article> ApprovedWithCis();

@@ -66,8 +66,9 @@ Response Transition(const Request& request, const PathParams& params, AppContext
       return frozen;
     };
   }
-  return ChangeResponse(200, store::ChangeRepository(session).Transition(
-                                 id, action, reason, ParseIfMatch(request), assess, Writer()));
+  return ChangeResponse(
+      200, store::ChangeRepository(session).Transition(id, action, reason, ParseIfMatch(request),
+                                                       assess, Writer(request)));
 }
 
 }  // namespace
@@ -81,7 +82,7 @@ Response CreateChange(const Request& request, const PathParams&, AppContext& ctx
   store::ChangeRepository repo(session);
   repo.Validate(draft, errors);
   errors.ThrowIfAny("the change is invalid");
-  return ChangeResponse(201, repo.Create(draft, Writer()));
+  return ChangeResponse(201, repo.Create(draft, Writer(request)));
 }
 
 Response ListChanges(const Request& request, const PathParams&, AppContext& ctx) {

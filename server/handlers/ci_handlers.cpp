@@ -92,7 +92,7 @@ Response CreateCi(const Request& request, const PathParams&, AppContext& ctx) {
     store::CiRepository(session).Validate(draft, errors);
     errors.ThrowIfAny("the CI is invalid");
   }
-  model::ConfigurationItem created = store::CiRepository(session).Create(draft, Writer());
+  model::ConfigurationItem created = store::CiRepository(session).Create(draft, Writer(request));
   GraphChanged(ctx, CiWritten(created));
   return CiResponse(201, created);
 }
@@ -135,7 +135,7 @@ Response PatchCi(const Request& request, const PathParams& params, AppContext& c
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   store::DbSession session = ctx.db->Lease();
   model::ConfigurationItem patched =
-      store::CiRepository(session).Patch(id, patch, if_match, Writer());
+      store::CiRepository(session).Patch(id, patch, if_match, Writer(request));
   // The graph holds names, statuses and redundancy; an attribute-only patch leaves it as is.
   const boost::json::object* fields = patch.if_object();
   if (fields == nullptr || fields->contains("name") || fields->contains("status") ||
@@ -150,7 +150,7 @@ Response DeleteCi(const Request& request, const PathParams& params, AppContext& 
   model::CiId id = ParseId(params.at("id"), "CI id");
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   store::DbSession session = ctx.db->Lease();
-  store::CiRepository(session).Delete(id, if_match, Writer());
+  store::CiRepository(session).Delete(id, if_match, Writer(request));
   GraphChanged(ctx);
   return NoContent();
 }

@@ -181,7 +181,16 @@ Response ResourceResponse(int status, const boost::json::value& body, std::int64
   return response;
 }
 
-model::WriteContext Writer() { return model::WriteContext{"anonymous", "api"}; }
+model::WriteContext Writer(const Request& request) {
+  return model::WriteContext{request.principal ? request.principal->user : "anonymous", "api"};
+}
+
+const model::Principal& Caller(const Request& request) {
+  if (!request.principal) {
+    throw model::Error(model::ErrorCode::kUnauthenticated, "this endpoint needs a token");
+  }
+  return *request.principal;
+}
 
 Response HistoryPage(const std::vector<model::HistoryEntry>& versions, int limit) {
   const auto shown = static_cast<std::size_t>(limit);

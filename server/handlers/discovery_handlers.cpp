@@ -96,6 +96,14 @@ Response CreateDiscoveryRun(const Request& request, const PathParams&, AppContex
                 "source is required: POST /api/v1/discovery/runs?source=<id>");
   }
   const bool dry_run = ParseBoolParam(request, "dry_run").value_or(false);
+  const model::Principal& caller = Caller(request);
+  if (!caller.Allows(model::Role::kAssetAdmin) && caller.source_id != source) {
+    // Allowed here as a discovery_agent: only to the source the agent is bound to.
+    throw Error(ErrorCode::kPermissionDenied,
+                "discovery_agent '" + caller.user + "' posts runs only to source " +
+                    (caller.source_id ? std::to_string(*caller.source_id) : std::string("(none)")) +
+                    ", not " + std::to_string(*source));
+  }
   store::DbSession session = ctx.db->Lease();
   const model::DiscoveryRun run = store::DiscoveryRunRepository(session).Enqueue(
       *source, dry_run, request.MediaType(), request.body);
@@ -176,7 +184,7 @@ Response AcceptDrift(const Request& request, const PathParams& params, AppContex
   const std::int64_t id = ParseId(params.at("id"), "finding id");
   store::DbSession session = ctx.db->Lease();
   // Accepting writes one attribute: the graph is not affected.
-  auto finding = store::DriftRepository(session).Accept(id, ParseIfMatch(request), Writer());
+  auto finding = store::DriftRepository(session).Accept(id, ParseIfMatch(request), Writer(request));
   return ResourceResponse(200, model::DriftFindingToJson(finding), finding.version, "");
 }
 
@@ -184,7 +192,7 @@ Response IgnoreDrift(const Request& request, const PathParams& params, AppContex
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "finding id");
   store::DbSession session = ctx.db->Lease();
-  auto finding = store::DriftRepository(session).Ignore(id, ParseIfMatch(request), Writer());
+  auto finding = store::DriftRepository(session).Ignore(id, ParseIfMatch(request), Writer(request));
   return ResourceResponse(200, model::DriftFindingToJson(finding), finding.version, "");
 }
 

@@ -67,8 +67,10 @@ std::optional<Enum> EnumParam(const Request& request, const char* name,
 // A JSON resource with its version as ETag, and its Location when just created (201).
 Response ResourceResponse(int status, const boost::json::value& body, std::int64_t version,
                           const std::string& location);
-// Who writes: every API write is anonymous until access control lands (one place to change).
-model::WriteContext Writer();
+// Who writes: the user the request acts as (history's changed_by, events' by).
+model::WriteContext Writer(const Request& request);
+// The principal the router verified; kUnauthenticated when there is none (a public route).
+const model::Principal& Caller(const Request& request);
 
 // A page of history fetched with one version more than `limit`, newest first; the cursor
 // names the oldest version shown.
@@ -190,5 +192,17 @@ Response ListDrift(const Request&, const PathParams&, AppContext&);
 Response GetDrift(const Request&, const PathParams&, AppContext&);
 Response AcceptDrift(const Request&, const PathParams&, AppContext&);
 Response IgnoreDrift(const Request&, const PathParams&, AppContext&);
+
+// --- access: users, tokens, the audit log ---
+Response ListUsers(const Request&, const PathParams&, AppContext&);
+Response CreateUser(const Request&, const PathParams&, AppContext&);
+Response GetUser(const Request&, const PathParams&, AppContext&);
+Response PatchUser(const Request&, const PathParams&, AppContext&);
+Response DeleteUser(const Request&, const PathParams&, AppContext&);
+Response GetMe(const Request&, const PathParams&, AppContext&);
+Response CreateToken(const Request&, const PathParams&, AppContext&);
+Response ListTokens(const Request&, const PathParams&, AppContext&);
+Response RevokeToken(const Request&, const PathParams&, AppContext&);
+Response ListAuditLog(const Request&, const PathParams&, AppContext&);
 
 }  // namespace cmdb::server::handlers

@@ -96,6 +96,7 @@ ImportRequest ReadImportRequest(const Request& request) {
   const std::string media = request.MediaType();
   out.csv = media == "text/csv";
   out.type = request.Query("type");
+  out.options.ctx.changed_by = Writer(request).changed_by;
   if (out.csv) {
     if (!out.type || out.type->empty()) {
       throw Error(ErrorCode::kInvalidArgument, "a CSV import names its CI type: ?type=server");
@@ -124,7 +125,8 @@ class ImportUpload : public StreamedRequest {
       : ctx_(ctx), session_(ctx.db->Lease()), tr_(session_), jobs_(session_), csv_(request.csv) {
     if (!csv_) check_.emplace(import::ImportDocumentStream::Keep{});
     id_ = jobs_.Create({csv_ ? "csv" : "json", csv_ ? request.type : std::nullopt,
-                        request.options.atomic, Writer().changed_by, import::kImportSteps});
+                        request.options.atomic, request.options.ctx.changed_by,
+                        import::kImportSteps});
   }
 
   void Write(std::string_view part) override {
@@ -181,7 +183,6 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     document = ParseJsonBody(request);
   }
   store::DbSession session = ctx.db->Lease();
-  parsed.options.ctx.changed_by = Writer().changed_by;
   import::ImportResult result =
       parsed.csv ? import::ImportCsv(session, *parsed.type, request.body, parsed.options)
                  : import::ImportDocument(session, document, parsed.options);

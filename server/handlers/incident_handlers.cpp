@@ -40,10 +40,14 @@ Response Act(const Request& request, const PathParams& params, AppContext& ctx,
     if (!parsed.is_object()) throw Error(ErrorCode::kInvalidArgument, "the body is a JSON object");
     body = parsed.as_object();
   }
-  const model::IncidentActionRequest action_request = model::ParseIncidentAction(action, body);
+  model::IncidentActionRequest action_request = model::ParseIncidentAction(action, body);
+  const model::Principal& caller = Caller(request);
+  if (!caller.roles.Contains(model::Role::kAdmin))
+    action_request.actor_tier = caller.tier.value_or(0);
   store::DbSession session = ctx.db->Lease();
-  return IncidentResponse(200, store::IncidentRepository(session).Act(
-                                   id, action, action_request, ParseIfMatch(request), Writer()));
+  return IncidentResponse(
+      200, store::IncidentRepository(session).Act(id, action, action_request, ParseIfMatch(request),
+                                                  Writer(request)));
 }
 
 std::optional<int> SmallIntParam(const Request& request, const char* name, int min, int max) {
@@ -77,7 +81,7 @@ Response CreateIncident(const Request& request, const PathParams&, AppContext& c
   store::IncidentRepository repo(session);
   repo.Validate(draft, errors);
   errors.ThrowIfAny("the incident is invalid");
-  return IncidentResponse(201, repo.Create(draft, Writer()));
+  return IncidentResponse(201, repo.Create(draft, Writer(request)));
 }
 
 Response ListIncidents(const Request& request, const PathParams&, AppContext& ctx) {
@@ -152,7 +156,8 @@ Response CreateArticle(const Request& request, const PathParams&, AppContext& ct
   store::KnowledgeRepository repo(session);
   repo.Validate(draft, errors);
   errors.ThrowIfAny("the article is invalid");
-  model::Article a = repo.Create(draft, Writer());
+  draft.created_by_tier = Caller(request).tier;
+  model::Article a = repo.Create(draft, Writer(request));
   return ResourceResponse(201, model::ArticleToJson(a), a.version,
                           "/api/v1/knowledge/" + std::to_string(a.id));
 }
@@ -183,9 +188,14 @@ Response GetArticle(const Request& request, const PathParams& params, AppContext
 Response ApproveArticle(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::int64_t id = ParseId(params.at("id"), "article id");
+  const model::Principal& caller = Caller(request);
+  // A lead approves the knowledge of their own line; an admin that of any line.
+  const std::optional<int> lead_tier = caller.roles.Contains(model::Role::kAdmin)
+                                           ? std::nullopt
+                                           : std::optional<int>(caller.tier.value_or(0));
   store::DbSession session = ctx.db->Lease();
-  model::Article a =
-      store::KnowledgeRepository(session).Approve(id, ParseIfMatch(request), Writer());
+  model::Article a = store::KnowledgeRepository(session).Approve(id, ParseIfMatch(request),
+                                                                 Writer(request), lead_tier);
   return ResourceResponse(200, model::ArticleToJson(a), a.version, "");
 }
 

@@ -38,7 +38,7 @@ Response CreateRelation(const Request& request, const PathParams&, AppContext& c
   model::Relation draft = model::RelationFromJson(body, errors);
   errors.ThrowIfAny("the relation is invalid");
   store::DbSession session = ctx.db->Lease();
-  model::Relation created = store::RelationRepository(session).Create(draft, Writer());
+  model::Relation created = store::RelationRepository(session).Create(draft, Writer(request));
   graph::GraphChanges written;
   written.relation_ids = {created.id};
   written.relations = {{created.id, created.from, created.to, created.type}};
@@ -80,7 +80,7 @@ Response DeleteRelation(const Request& request, const PathParams& params, AppCon
   model::RelationId id = ParseId(params.at("id"), "relation id");
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   store::DbSession session = ctx.db->Lease();
-  store::RelationRepository(session).Delete(id, if_match, Writer());
+  store::RelationRepository(session).Delete(id, if_match, Writer(request));
   graph::GraphChanges deleted;
   deleted.relation_ids = {id};  // no row: gone
   GraphChanged(ctx, std::move(deleted));

@@ -27,6 +27,7 @@ class ChangesApi : public ServerTest {
   // service -> app -> db (depends_on), and a second app on the same db.
   void SetUp() override {
     ServerTest::SetUp();
+    reviewer_ = TokenFor("cab", R"(["change_reviewer"])");
     db_ = CreateCi(
         R"({"type": "server", "name": "db-01", "attributes": {"serial": "S1", "os": "Debian", "os_version": "12", "memory_mb": 1024, "kernel": "6.1"}})");
     app_ = CreateCi(
@@ -53,9 +54,13 @@ class ChangesApi : public ServerTest {
     return r.json().at("id").as_int64();
   }
 
+  // Reviews are another user's (no one reviews their own change): a change_reviewer's.
   HttpResult Act(std::int64_t change, const std::string& action, const std::string& body = "") {
-    return Post("/api/v1/changes/" + std::to_string(change) + "/" + action, body);
+    const std::string target = "/api/v1/changes/" + std::to_string(change) + "/" + action;
+    if (action == "approve" || action == "reject") return PostAs(reviewer_, target, body);
+    return Post(target, body);
   }
+  std::string reviewer_;
 
   std::int64_t db_ = 0;
   std::int64_t app_ = 0;
@@ -139,7 +144,7 @@ TEST_F(ChangesApi, EveryTransitionOfTheStateMachine) {
   // A stale If-Match is refused before anything happens.
   std::int64_t guarded = CreateChange({db_}, 1, 2);
   EXPECT_EQ(HttpRequest(port(), "POST", "/api/v1/changes/" + std::to_string(guarded) + "/submit",
-                        "", {{"If-Match", "\"7\""}})
+                        "", Auth({{"If-Match", "\"7\""}}))
                 .status,
             412);
 }

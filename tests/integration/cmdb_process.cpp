@@ -6,8 +6,19 @@
 namespace cmdb::testing {
 
 CmdbProcess StartCmdb(const std::string& binary, const std::vector<std::string>& args,
-                      bool ignore_sigint) {
+                      bool ignore_sigint, const std::vector<std::string>& env) {
   CmdbProcess p;
+  // The environment is made before fork: the child of a threaded process calls only exec.
+  std::vector<std::string> environment = env;
+  for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> all = {binary, "serve"};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
   int pipefd[2];
   if (pipe(pipefd) != 0) return p;
   p.pid = fork();
@@ -15,12 +26,7 @@ CmdbProcess StartCmdb(const std::string& binary, const std::vector<std::string>&
     if (ignore_sigint) signal(SIGINT, SIG_IGN);
     dup2(pipefd[1], STDOUT_FILENO);
     close(pipefd[0]);
-    std::vector<std::string> all = {binary, "serve"};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(pipefd[1]);

@@ -19,9 +19,10 @@ struct CmdbProcess {
   FILE* out = nullptr;
 };
 
-// Runs `binary serve <args>`; `ignore_sigint`: as a shell starts a background job.
+// Runs `binary serve <args>` with `env` ("NAME=value", taking precedence) added to this
+// process's environment; `ignore_sigint`: as a shell starts a background job.
 CmdbProcess StartCmdb(const std::string& binary, const std::vector<std::string>& args,
-                      bool ignore_sigint = false);
+                      bool ignore_sigint = false, const std::vector<std::string>& env = {});
 
 // Sends `sig`, waits for the process and closes its output; returns its wait status.
 int StopCmdb(CmdbProcess& process, int sig = SIGTERM);

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -124,10 +125,26 @@ void Record(const std::string& method, const std::string& target, const HttpResu
 
 }  // namespace
 
+namespace {
+std::string& DefaultAuthorization() {
+  static std::string value;
+  return value;
+}
+}  // namespace
+
+void SetDefaultAuthorization(std::string value) { DefaultAuthorization() = std::move(value); }
+
 HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std::string& target,
                        const std::string& body, const Headers& headers) {
   std::string raw = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  for (const auto& [name, value] : headers) raw.append(name).append(": ").append(value) += "\r\n";
+  bool authorized = false;
+  for (const auto& [name, value] : headers) {
+    raw.append(name).append(": ").append(value) += "\r\n";
+    authorized |= strcasecmp(name.c_str(), "authorization") == 0;
+  }
+  if (!authorized && !DefaultAuthorization().empty()) {
+    raw += "Authorization: " + DefaultAuthorization() + "\r\n";
+  }
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     raw += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }

@@ -33,6 +33,10 @@ HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std:
                        const std::string& body = "",
                        const Headers& headers = {{"Content-Type", "application/json"}});
 
+// The Authorization header every later request of this process carries unless it names one
+// itself (the benchmarks set it once); empty: none. Not thread-safe against requests.
+void SetDefaultAuthorization(std::string value);
+
 // An open TCP connection to 127.0.0.1:port, for tests that hold or half-send requests;
 // -1 on failure.
 int ConnectLoopback(std::uint16_t port);

@@ -45,7 +45,7 @@ class ImpactApi : public ServerTest {
   }
   HttpResult Impact(std::int64_t id, const std::string& query = "", std::uint16_t on_port = 0) {
     return HttpRequest(on_port != 0 ? on_port : port(), "GET",
-                       "/api/v1/cis/" + std::to_string(id) + "/impact" + query, "", {});
+                       "/api/v1/cis/" + std::to_string(id) + "/impact" + query, "", Auth({}));
   }
 };
 

@@ -261,9 +261,9 @@ TEST_F(ImportApi, ImportsCsvOfOneType) {
 }
 
 TEST_F(ImportApi, AsyncImportAnswers202AndTheJobHoldsTheResult) {
-  HttpResult queued =
-      HttpRequest(port(), "POST", "/api/v1/import", kDoc,
-                  {{"Content-Type", "application/json"}, {"Prefer", "wait=5, Respond-Async"}});
+  HttpResult queued = HttpRequest(
+      port(), "POST", "/api/v1/import", kDoc,
+      Auth({{"Content-Type", "application/json"}, {"Prefer", "wait=5, Respond-Async"}}));
   ASSERT_EQ(queued.status, 202) << queued.body;
   EXPECT_EQ(queued.headers["preference-applied"], "respond-async");
   const std::string location = queued.headers["location"];
@@ -471,7 +471,7 @@ class StreamedImport : public ImportApi {
 
   HttpResult PostAsync(const std::string& target, const std::string& body) {
     return HttpRequest(port(), "POST", target, body,
-                       {{"Content-Type", "application/json"}, {"Prefer", "respond-async"}});
+                       Auth({{"Content-Type", "application/json"}, {"Prefer", "respond-async"}}));
   }
 
   // Imports a chain of 30 servers in partial mode, row 20 bad and row 25 a twin of row 3,
@@ -539,8 +539,9 @@ TEST_F(StreamedImport, ACsvBackgroundImportIsReadAsAStream) {
     for (int b = 0; b < kBlank; ++b) csv += "\r\n";
   }
   ASSERT_GT(csv.size(), std::size_t{2} << 20);
-  HttpResult queued = HttpRequest(port(), "POST", "/api/v1/import?type=server&mode=partial", csv,
-                                  {{"Content-Type", "text/csv"}, {"Prefer", "respond-async"}});
+  HttpResult queued =
+      HttpRequest(port(), "POST", "/api/v1/import?type=server&mode=partial", csv,
+                  Auth({{"Content-Type", "text/csv"}, {"Prefer", "respond-async"}}));
   ASSERT_EQ(queued.status, 202) << queued.body;
   boost::json::value job = WaitForJob(queued.headers["location"]);
   ASSERT_EQ(job.at("state"), "succeeded") << job;
@@ -625,6 +626,9 @@ TEST_F(StreamedImport, AClientThatSaysExpectContinueIsToldToGoOn) {
   const std::string raw =
       "POST /api/v1/import HTTP/1.1\r\nHost: x\r\nContent-Type: "
       "application/json\r\nPrefer: respond-async\r\nExpect: 100-continue\r\n"
+      "Authorization: Bearer " +
+      token_ +
+      "\r\n"
       "Content-Length: " +
       std::to_string(body.size()) + "\r\n\r\n" + body;
   const std::string answer = RawExchange(port(), raw);
@@ -638,7 +642,8 @@ TEST_F(StreamedImport, AClientGoneMidUploadLeavesNothingAndTheSessionFree) {
     ASSERT_GE(fd, 0);
     const std::string head =
         "POST /api/v1/import HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nPrefer: "
-        "respond-async\r\nContent-Length: 4000000\r\n\r\n{\"cis\": [" +
+        "respond-async\r\nAuthorization: Bearer " +
+        token_ + "\r\nContent-Length: 4000000\r\n\r\n{\"cis\": [" +
         std::string(std::size_t{1500} << 10, ' ');
     ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
     close(fd);
@@ -654,10 +659,16 @@ TEST_F(StreamedImport, AClientGoneMidUploadLeavesNothingAndTheSessionFree) {
 
 // `cmdb serve` on the test's database in a child process.
 CmdbProcess StartOn(const std::string& dsn) {
-  return StartCmdb(CMDB_BINARY, {"--listen", "127.0.0.1:0", "--database", dsn, "--no-request-log"});
+  return StartCmdb(CMDB_BINARY, {"--listen", "127.0.0.1:0", "--database", dsn, "--no-request-log"},
+                   false,
+                   {std::string("CMDB_BOOTSTRAP_TOKEN=") + kTestAdminToken,
+                    std::string("CMDB_TOKEN_PEPPER=") + kTestPepper});
 }
 
-class ImportProcess : public PgTest {};
+class ImportProcess : public PgTest {
+ protected:
+  const Headers kAdmin{{"Authorization", std::string("Bearer ") + kTestAdminToken}};
+};
 
 // kill -9 of the instance running a background import: nothing of the import is left, and the
 // next instance runs the job again from the start, to the same result as one clean run.
@@ -678,15 +689,16 @@ TEST_F(ImportProcess, AJobKilledMidImportIsRunAgainByTheNextInstance) {
   CmdbProcess first = StartOn(dsn_);
   const std::uint16_t port = first.port;
   ASSERT_NE(port, 0) << "cmdb did not print its URL";
-  HttpResult queued =
-      HttpRequest(port, "POST", "/api/v1/import", doc,
-                  {{"Content-Type", "application/json"}, {"Prefer", "respond-async"}});
+  HttpResult queued = HttpRequest(port, "POST", "/api/v1/import", doc,
+                                  {{"Content-Type", "application/json"},
+                                   {"Prefer", "respond-async"},
+                                   {"Authorization", std::string("Bearer ") + kTestAdminToken}});
   ASSERT_EQ(queued.status, 202) << queued.body;
   const std::string location = queued.headers["location"];
   // Killed once the job is well into the import.
   bool running = false;
   for (int i = 0; i < 3000 && !running; ++i) {
-    const boost::json::value job = HttpRequest(port, "GET", location).json();
+    const boost::json::value job = HttpRequest(port, "GET", location, "", kAdmin).json();
     running = job.at("state") == "running" && job.at("progress").at("phases_done").as_int64() >= 3;
     if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -700,7 +712,7 @@ TEST_F(ImportProcess, AJobKilledMidImportIsRunAgainByTheNextInstance) {
   ASSERT_NE(port2, 0);
   boost::json::value job;
   for (int i = 0; i < 1200; ++i) {
-    job = HttpRequest(port2, "GET", location).json();
+    job = HttpRequest(port2, "GET", location, "", kAdmin).json();
     if (job.at("state") != "running" && job.at("state") != "queued") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

@@ -26,6 +26,7 @@ std::string Ago(int minutes) {
 
 class IncidentsApi : public ServerTest {
  protected:
+  std::string reviewer_;  // a change_reviewer's token, made on first use
   void SetUp() override {
     ServerTest::SetUp();
     host_ = CreateCi(R"({"type": "server", "name": "host-01"})");
@@ -57,8 +58,10 @@ class IncidentsApi : public ServerTest {
                                                R"(", "planned_end": ")" + Ago(-60) +
                                                R"(", "ci_ids": [)" + std::to_string(ci) + "]}");
     const std::int64_t id = r.json().at("id").as_int64();
+    if (reviewer_.empty()) reviewer_ = TokenFor("cab", R"(["change_reviewer"])");
     for (const char* action : {"submit", "approve", "start"}) {
-      Post("/api/v1/changes/" + std::to_string(id) + "/" + action, "");
+      const std::string target = "/api/v1/changes/" + std::to_string(id) + "/" + action;
+      std::string(action) == "approve" ? PostAs(reviewer_, target) : Post(target, "");
     }
     if (state == "completed") Post("/api/v1/changes/" + std::to_string(id) + "/complete", "");
     return id;
@@ -178,8 +181,10 @@ TEST_F(IncidentsApi, TraceRanksSuspectsAndShowsDriftKnowledgeAndServicesAsOfTheS
   EXPECT_EQ(t.at("drift").at(0).at("ci"), db_);
   EXPECT_TRUE(t.at("knowledge").as_array().empty());  // drafts are not offered
   const std::int64_t a = article.json().at("id").as_int64();
-  EXPECT_EQ(Post("/api/v1/knowledge/" + std::to_string(a) + "/approve", "").status, 200);
-  EXPECT_EQ(Post("/api/v1/knowledge/" + std::to_string(a) + "/approve", "").status, 409);
+  // Approved by another admin (no one approves their own article).
+  const std::string other_admin = TokenFor("admin-2", R"(["admin"])");
+  EXPECT_EQ(PostAs(other_admin, "/api/v1/knowledge/" + std::to_string(a) + "/approve").status, 200);
+  EXPECT_EQ(PostAs(other_admin, "/api/v1/knowledge/" + std::to_string(a) + "/approve").status, 409);
   json::value again = Get(trace).json();
   ASSERT_EQ(again.at("knowledge").as_array().size(), 1U);
   EXPECT_EQ(again.at("knowledge").at(0).at("article"), a);

@@ -115,7 +115,14 @@ server::ServeConfig ServerTest::Config() const {
   config.listen = "127.0.0.1:0";
   config.pool_size = 4;
   config.log_requests = false;
+  config.bootstrap_token = kTestAdminToken;
+  config.token_pepper = kTestPepper;
   return config;
+}
+
+Headers ServerTest::Auth(Headers headers) const {
+  if (!token_.empty()) headers.emplace_back("Authorization", "Bearer " + token_);
+  return headers;
 }
 
 void ServerTest::SetUp() {
@@ -150,32 +157,52 @@ void ServerTest::Restart(const server::ServeConfig& config) {
 }
 
 HttpResult ServerTest::Get(const std::string& target) {
-  return HttpRequest(port(), "GET", target, "", {});
+  return HttpRequest(port(), "GET", target, "", Auth({}));
 }
 
 HttpResult ServerTest::Post(const std::string& target, const std::string& body,
                             const std::string& content_type) {
-  return HttpRequest(port(), "POST", target, body, {{"Content-Type", content_type}});
+  return HttpRequest(port(), "POST", target, body, Auth({{"Content-Type", content_type}}));
 }
 
 HttpResult ServerTest::Patch(const std::string& target, const std::string& body,
                              const std::string& if_match) {
   Headers h{{"Content-Type", "application/merge-patch+json"}};
   if (!if_match.empty()) h.emplace_back("If-Match", if_match);
-  return HttpRequest(port(), "PATCH", target, body, h);
+  return HttpRequest(port(), "PATCH", target, body, Auth(h));
 }
 
 HttpResult ServerTest::Put(const std::string& target, const std::string& body,
                            const std::string& if_match) {
   Headers h{{"Content-Type", "application/json"}};
   if (!if_match.empty()) h.emplace_back("If-Match", if_match);
-  return HttpRequest(port(), "PUT", target, body, h);
+  return HttpRequest(port(), "PUT", target, body, Auth(h));
 }
 
 HttpResult ServerTest::Delete(const std::string& target, const std::string& if_match) {
   Headers h;
   if (!if_match.empty()) h.emplace_back("If-Match", if_match);
-  return HttpRequest(port(), "DELETE", target, "", h);
+  return HttpRequest(port(), "DELETE", target, "", Auth(h));
+}
+
+std::string ServerTest::TokenFor(const std::string& name, const std::string& roles,
+                                 const std::string& extra) {
+  const Headers admin{{"Content-Type", "application/json"},
+                      {"Authorization", std::string("Bearer ") + kTestAdminToken}};
+  HttpResult user =
+      HttpRequest(port(), "POST", "/api/v1/users",
+                  R"({"name": ")" + name + R"(", "roles": )" + roles + extra + "}", admin);
+  EXPECT_EQ(user.status, 201) << user.body;
+  HttpResult token = HttpRequest(port(), "POST", "/api/v1/users/" + name + "/tokens",
+                                 R"({"name": "test"})", admin);
+  EXPECT_EQ(token.status, 201) << token.body;
+  return token.status == 201 ? std::string(token.json().at("token").as_string()) : "";
+}
+
+HttpResult ServerTest::PostAs(const std::string& token, const std::string& target,
+                              const std::string& body) {
+  return HttpRequest(port(), "POST", target, body,
+                     {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token}});
 }
 
 std::int64_t ServerTest::CreateCi(const std::string& body) {

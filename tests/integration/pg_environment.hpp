@@ -35,7 +35,12 @@ class PgTest : public ::testing::Test {
   std::string dsn_;
 };
 
-// A running server on a scratch database, reached over real HTTP on a free port.
+// The token of user admin in every ServerTest (CMDB_BOOTSTRAP_TOKEN), and the pepper.
+inline constexpr const char* kTestAdminToken = "test-admin-token_0123456789abcdefghijklmnop";
+inline constexpr const char* kTestPepper = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz";
+
+// A running server on a scratch database, reached over real HTTP on a free port. Requests
+// carry `token_` (the admin's unless a test changes it).
 class ServerTest : public PgTest {
  protected:
   void SetUp() override;
@@ -52,6 +57,13 @@ class ServerTest : public PgTest {
   HttpResult Put(const std::string& target, const std::string& body,
                  const std::string& if_match = "");
   HttpResult Delete(const std::string& target, const std::string& if_match = "");
+  // Creates user `name` with `roles` (a JSON array; `extra`: more members, such as
+  // `, "tier": 1`) as admin, and returns a new token of theirs.
+  std::string TokenFor(const std::string& name, const std::string& roles,
+                       const std::string& extra = "");
+  // POST with another user's token.
+  HttpResult PostAs(const std::string& token, const std::string& target,
+                    const std::string& body = "");
   // Creates a CI and returns its id (asserting 201).
   std::int64_t CreateCi(const std::string& body);
   // Creates a relation `from` -type-> `to` (asserting 201).
@@ -61,6 +73,9 @@ class ServerTest : public PgTest {
   SqlResult Sql(const std::string& query, const SqlParams& params = {});
 
   std::uint16_t port() const { return app_->port(); }
+  // `headers` and the Authorization of `token_`.
+  Headers Auth(Headers headers) const;
+  std::string token_ = kTestAdminToken;
   std::unique_ptr<server::App> app_;
   std::unique_ptr<SqlConnection> sql_;
 };

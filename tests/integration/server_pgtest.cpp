@@ -1,9 +1,11 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <arpa/inet.h>
+#include <boost/json.hpp>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -126,14 +128,37 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermOrSigintExitCleanly) {
   int fd = -1;
   auto [pid, port] = start(true, fd);
   ASSERT_NE(port, 0) << "cmdb did not print its URL";
-  auto services = HttpRequest(port, "GET", "/api/v1/cis?type=business_service", "", {}).json();
+  // The first start made user admin with a token in the data folder (owner-only), and --demo
+  // one user per role with theirs; without a token nothing but /health answers.
+  struct stat mode {};
+  ASSERT_EQ(stat((data_dir + "/admin-token").c_str(), &mode), 0);
+  EXPECT_EQ(mode.st_mode & 0777, 0600U);
+  ASSERT_EQ(stat((data_dir + "/demo-tokens.json").c_str(), &mode), 0);
+  EXPECT_EQ(mode.st_mode & 0777, 0600U);
+  auto read_file = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::string admin_token = read_file(data_dir + "/admin-token");
+  while (!admin_token.empty() && admin_token.back() == '\n') admin_token.pop_back();
+  const boost::json::value demo_tokens =
+      boost::json::parse(read_file(data_dir + "/demo-tokens.json"));
+  const Headers admin{{"Authorization", "Bearer " + admin_token}};
+  const Headers viewer{
+      {"Authorization", "Bearer " + std::string(demo_tokens.at("viewer").as_string())}};
+  HttpResult me = HttpRequest(port, "GET", "/api/v1/me", "", admin);
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(me.json().at("name"), "admin");
+  EXPECT_EQ(HttpRequest(port, "GET", "/api/v1/cis", "", {}).status, 401);
+  EXPECT_EQ(HttpRequest(port, "GET", "/health", "", {}).status, 200);
+  auto services = HttpRequest(port, "GET", "/api/v1/cis?type=business_service", "", viewer).json();
   EXPECT_EQ(services.at("items").as_array().size(), 2U);
   auto all =
-      HttpRequest(port, "GET", "/api/v1/cis?limit=1000", "", {}).json().at("items").as_array();
+      HttpRequest(port, "GET", "/api/v1/cis?limit=1000", "", viewer).json().at("items").as_array();
   EXPECT_GE(all.size(), 60U);
   EXPECT_LE(all.size(), 120U);
-  HttpResult created =
-      HttpRequest(port, "POST", "/api/v1/cis", R"({"type": "vm", "name": "kept"})");
+  HttpResult created = HttpRequest(port, "POST", "/api/v1/cis", R"({"type": "vm", "name": "kept"})",
+                                   {{"Content-Type", "application/json"}, admin.front()});
   ASSERT_EQ(created.status, 201);
   int status = stop(pid);
   EXPECT_TRUE(WIFEXITED(status));
@@ -144,10 +169,13 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermOrSigintExitCleanly) {
   // Restart on the same folder (with --demo again: the estate is not loaded twice).
   auto [pid2, port2] = start(true, fd);
   ASSERT_NE(port2, 0);
-  auto kept = HttpRequest(port2, "GET", "/api/v1/cis?q=kept", "", {}).json().at("items").as_array();
+  // The demo tokens of the first start still work: the file is kept, not rewritten.
+  EXPECT_EQ(boost::json::parse(read_file(data_dir + "/demo-tokens.json")), demo_tokens);
+  auto kept =
+      HttpRequest(port2, "GET", "/api/v1/cis?q=kept", "", viewer).json().at("items").as_array();
   EXPECT_EQ(kept.size(), 1U);
   auto again =
-      HttpRequest(port2, "GET", "/api/v1/cis?limit=1000", "", {}).json().at("items").as_array();
+      HttpRequest(port2, "GET", "/api/v1/cis?limit=1000", "", viewer).json().at("items").as_array();
   EXPECT_EQ(again.size(), all.size() + 1);
 
   // A crash (SIGKILL) leaves PostgreSQL running and a pid file behind; the next start recovers.
@@ -156,9 +184,12 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermOrSigintExitCleanly) {
   EXPECT_TRUE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
   auto [pid3, port3] = start(false, fd, /*background=*/true);
   ASSERT_NE(port3, 0) << "no recovery after a crash";
-  EXPECT_EQ(
-      HttpRequest(port3, "GET", "/api/v1/cis?q=kept", "", {}).json().at("items").as_array().size(),
-      1U);
+  EXPECT_EQ(HttpRequest(port3, "GET", "/api/v1/cis?q=kept", "", viewer)
+                .json()
+                .at("items")
+                .as_array()
+                .size(),
+            1U);
   // SIGINT stops it too, even when inherited as ignored (`kill -INT` of a background job).
   int interrupted = stop(pid3, SIGINT);
   EXPECT_TRUE(WIFEXITED(interrupted));

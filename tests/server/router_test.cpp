@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "auth/authenticator.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
 #include "server/handlers/handlers.hpp"
@@ -33,17 +34,17 @@ class RouterTest : public ::testing::Test {
               [](const Request&, const PathParams& p, AppContext&) {
                 return handlers::JsonResponse(200, {{"id", handlers::ParseId(p.at("id"), "id")}});
               },
-              "viewer"},
+              Public()},
              {"POST", "/things",
               [](const Request& r, const PathParams&, AppContext&) {
                 return handlers::JsonResponse(201, handlers::ParseJsonBody(r));
               },
-              "asset_admin"},
+              Public()},
              {"GET", "/boom",
               [](const Request&, const PathParams&, AppContext&) -> Response {
                 throw std::runtime_error("secret internals");
               },
-              "viewer"}}) {
+              Public()}}) {
     ctx.metrics = &metrics;
     ctx.log_requests = false;
   }
@@ -131,8 +132,8 @@ TEST(RouterStart, StartedAnswersAreMappedRecordedAndDeclinesFallBack) {
     });
     return true;
   };
-  Router router({{"GET", "/things/{id}", handler, "viewer", starter},
-                 {"GET", "/plain/{id}", handler, "viewer"}});
+  Router router({{"GET", "/things/{id}", handler, Public(), starter},
+                 {"GET", "/plain/{id}", handler, Public()}});
   auto start = [&](const std::string& method, const std::string& target) {
     std::optional<Response> answered;
     Request request = Make(method, target);
@@ -231,6 +232,135 @@ TEST(HttpTypes, ParsesTargetsAndRejectsBadEscapes) {
   EXPECT_FALSE(ParseTarget("/a%zz", path, query));
   EXPECT_FALSE(ParseTarget("/a?x=%4", path, query));
   EXPECT_FALSE(ParseTarget("http://evil/", path, query));
+}
+
+// Tokens a test hands out: "viewer-token" and "admin-token", verified at once; any other is
+// refused. "slow-admin" verifies only through Authenticate (never cached).
+class FakeVerifier : public auth::Verifier {
+ public:
+  std::shared_ptr<const model::Principal> Cached(std::string_view header) const override {
+    if (header == "Bearer slow-admin") return nullptr;
+    try {
+      return Lookup(header);
+    } catch (const model::Error&) {
+      return nullptr;
+    }
+  }
+  std::shared_ptr<const model::Principal> Authenticate(std::string_view header,
+                                                       std::string_view) override {
+    return Lookup(header);
+  }
+  void Forget() override {}
+
+ private:
+  static std::shared_ptr<const model::Principal> Lookup(std::string_view header) {
+    auto p = std::make_shared<model::Principal>();
+    if (header == "Bearer viewer-token") {
+      p->user = "vera";
+      p->token_id = 1;
+      p->roles = model::RoleSet{model::Role::kViewer};
+    } else if (header == "Bearer admin-token" || header == "Bearer slow-admin") {
+      p->user = "root";
+      p->token_id = 2;
+      p->roles = model::RoleSet{model::Role::kAdmin};
+    } else {
+      throw model::Error(model::ErrorCode::kUnauthenticated, "the token is not valid");
+    }
+    return p;
+  }
+};
+
+// The route's Access decides: 401 without a valid token (with WWW-Authenticate), 403 naming
+// the role for a token without it, the handler sees who calls; writes and refusals are
+// audited, reads that pass are not.
+TEST(RouterAccess, RolesAreCheckedWhereTheRouteIsDeclaredAndAudited) {
+  Metrics metrics;
+  FakeVerifier verifier;
+  std::vector<model::AuditEntry> audited;
+  AppContext ctx;
+  ctx.metrics = &metrics;
+  ctx.log_requests = false;
+  ctx.auth = &verifier;
+  ctx.audit = [&](const model::AuditEntry& e) { audited.push_back(e); };
+  auto who = [](const Request& r, const PathParams&, AppContext&) {
+    return handlers::JsonResponse(200, {{"user", r.principal ? r.principal->user : "nobody"}});
+  };
+  auto create = [](const Request& r, const PathParams&, AppContext&) {
+    Response response = handlers::JsonResponse(201, {{"by", r.principal->user}});
+    response.headers.emplace_back("Location", "/things/77");
+    return response;
+  };
+  auto starter = [](const Request& r, const PathParams&, AppContext&, Answer answer) {
+    const std::string user = r.principal->user;
+    answer([user] { return handlers::JsonResponse(200, {{"started_for", user}}); });
+    return true;
+  };
+  Router router({{"GET", "/things/{id}", who, Needs(model::Role::kViewer), starter},
+                 {"POST", "/things", create, Needs(model::Role::kAssetAdmin)},
+                 {"GET", "/open", who, Public()},
+                 {"GET", "/mine", who, SignedIn()}});
+  auto with = [](Request r, const std::string& auth) {
+    if (!auth.empty()) r.headers.emplace_back("authorization", auth);
+    r.client_address = "192.0.2.7";
+    return r;
+  };
+
+  Response missing = router.Dispatch(with(Make("GET", "/things/1"), ""), ctx);
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(missing.content_type, "application/problem+json");
+  bool challenged = false;
+  for (const auto& [name, value] : missing.headers) {
+    challenged |= name == "WWW-Authenticate" && value.rfind("Bearer", 0) == 0;
+  }
+  EXPECT_TRUE(challenged);
+  EXPECT_EQ(router.Dispatch(with(Make("GET", "/things/1"), "Bearer wrong"), ctx).status, 401);
+  EXPECT_EQ(router.Dispatch(with(Make("GET", "/things/1"), "Basic dmVyYTp4"), ctx).status, 401);
+
+  Response read = router.Dispatch(with(Make("GET", "/things/1"), "Bearer viewer-token"), ctx);
+  EXPECT_EQ(read.status, 200);
+  EXPECT_EQ(model::ParseJson(read.body).at("user"), "vera");
+
+  Response denied =
+      router.Dispatch(with(Make("POST", "/things", "{}"), "Bearer viewer-token"), ctx);
+  EXPECT_EQ(denied.status, 403);
+  EXPECT_NE(denied.body.find("asset_admin"), std::string::npos) << denied.body;
+
+  Response made = router.Dispatch(with(Make("POST", "/things", "{}"), "Bearer admin-token"), ctx);
+  EXPECT_EQ(made.status, 201);
+  EXPECT_EQ(model::ParseJson(made.body).at("by"), "root");  // admin holds every role
+
+  EXPECT_EQ(model::ParseJson(router.Dispatch(with(Make("GET", "/open"), ""), ctx).body).at("user"),
+            "nobody");
+  EXPECT_EQ(router.Dispatch(with(Make("GET", "/mine"), ""), ctx).status, 401);
+  EXPECT_EQ(router.Dispatch(with(Make("GET", "/mine"), "Bearer viewer-token"), ctx).status, 200);
+
+  // Three refused reads, the refused and the accepted write; passing reads are not audited.
+  ASSERT_EQ(audited.size(), 6U);
+  EXPECT_EQ(audited[0].status, 401);
+  EXPECT_FALSE(audited[0].actor.has_value());
+  EXPECT_EQ(audited[0].route, "/things/{id}");
+  EXPECT_EQ(audited[0].target_ids, std::vector<std::string>{"1"});
+  EXPECT_EQ(audited[0].client_address, "192.0.2.7");
+  EXPECT_EQ(audited[3].status, 403);
+  EXPECT_EQ(audited[3].actor, "vera");
+  EXPECT_EQ(audited[4].status, 201);
+  EXPECT_EQ(audited[4].actor, "root");
+  EXPECT_EQ(audited[4].token_id, 2);
+  EXPECT_EQ(audited[4].target_ids, std::vector<std::string>{"77"});
+  EXPECT_EQ(audited[5].route, "/mine");
+
+  // The I/O thread's start takes only a token verified already, and only for a permitted role.
+  auto start = [&](const std::string& auth) {
+    std::optional<Response> answered;
+    Request request = with(Make("GET", "/things/3"), auth);
+    router.Start(request, ctx, [&](Response r) { answered = std::move(r); });
+    return answered;
+  };
+  std::optional<Response> started = start("Bearer viewer-token");
+  ASSERT_TRUE(started);
+  EXPECT_EQ(model::ParseJson(started->body).at("started_for"), "vera");
+  EXPECT_FALSE(start("Bearer slow-admin"));  // not cached: Dispatch verifies it
+  EXPECT_FALSE(start(""));                   // Dispatch answers (and audits) the 401
 }
 
 }  // namespace

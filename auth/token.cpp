@@ -1,0 +1,156 @@
+#include "auth/token.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/error.hpp"
+
+namespace cmdb::auth {
+
+using model::Error;
+using model::ErrorCode;
+
+namespace {
+
+constexpr std::string_view kAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string Base64Url(const unsigned char* data, std::size_t size) {
+  std::string out;
+  out.reserve((size * 4 + 2) / 3);
+  std::size_t i = 0;
+  for (; i + 2 < size; i += 3) {
+    const unsigned v = (unsigned{data[i]} << 16U) | (unsigned{data[i + 1]} << 8U) | data[i + 2];
+    out += kAlphabet[(v >> 18U) & 63U];
+    out += kAlphabet[(v >> 12U) & 63U];
+    out += kAlphabet[(v >> 6U) & 63U];
+    out += kAlphabet[v & 63U];
+  }
+  if (size - i == 1) {
+    const unsigned v = unsigned{data[i]} << 16U;
+    out += kAlphabet[(v >> 18U) & 63U];
+    out += kAlphabet[(v >> 12U) & 63U];
+  } else if (size - i == 2) {
+    const unsigned v = (unsigned{data[i]} << 16U) | (unsigned{data[i + 1]} << 8U);
+    out += kAlphabet[(v >> 18U) & 63U];
+    out += kAlphabet[(v >> 12U) & 63U];
+    out += kAlphabet[(v >> 6U) & 63U];
+  }
+  return out;
+}
+
+bool TokenChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+}  // namespace
+
+std::string RandomText(std::size_t bytes) {
+  std::vector<unsigned char> buffer(bytes);
+  if (RAND_bytes(buffer.data(), static_cast<int>(buffer.size())) != 1) {
+    throw Error(ErrorCode::kInternal, "OpenSSL's random source failed");
+  }
+  std::string text = Base64Url(buffer.data(), buffer.size());
+  OPENSSL_cleanse(buffer.data(), buffer.size());
+  return text;
+}
+
+std::string NewTokenText(std::int64_t id) { return TokenPrefix(id) + RandomText(32); }
+
+std::string TokenPrefix(std::int64_t id) { return "cmdb_" + std::to_string(id) + "_"; }
+
+std::optional<std::int64_t> TokenId(std::string_view token) {
+  constexpr std::string_view kPrefix = "cmdb_";
+  if (token.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  token.remove_prefix(kPrefix.size());
+  std::int64_t id = 0;
+  std::size_t digits = 0;
+  while (digits < token.size() && token[digits] >= '0' && token[digits] <= '9') {
+    if (digits >= 18) return std::nullopt;
+    id = id * 10 + (token[digits] - '0');
+    ++digits;
+  }
+  if (digits == 0 || id == 0 || digits >= token.size() || token[digits] != '_') {
+    return std::nullopt;
+  }
+  const std::string_view secret = token.substr(digits + 1);
+  if (secret.size() < 43 || secret.size() > 128) return std::nullopt;
+  for (char c : secret) {
+    if (!TokenChar(c)) return std::nullopt;
+  }
+  return id;
+}
+
+bool IsValidBootstrapToken(std::string_view token) {
+  if (token.size() < 32 || token.size() > 128) return false;
+  for (char c : token) {
+    if (!TokenChar(c)) return false;
+  }
+  return true;
+}
+
+store::TokenDigest KeyedHash(std::string_view pepper, std::string_view token) {
+  store::TokenDigest digest{};
+  unsigned int length = 0;
+  if (HMAC(EVP_sha256(), pepper.data(), static_cast<int>(pepper.size()),
+           reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest.data(),
+           &length) == nullptr ||
+      length != digest.size()) {
+    throw Error(ErrorCode::kInternal, "OpenSSL's HMAC-SHA256 failed");
+  }
+  return digest;
+}
+
+bool SameDigest(const store::TokenDigest& a, const store::TokenDigest& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string LoadPepper(const std::string& configured, const std::string& data_dir) {
+  if (!configured.empty()) {
+    if (configured.size() < 32) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "CMDB_TOKEN_PEPPER must hold at least 32 characters");
+    }
+    return configured;
+  }
+  namespace fs = std::filesystem;
+  const fs::path path = fs::path(data_dir) / "token-pepper";
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  std::string pepper;
+  {
+    std::ifstream in(path);
+    if (in) std::getline(in, pepper);
+  }
+  if (!pepper.empty()) return pepper;
+  pepper = RandomText(32);
+  // O_EXCL: two processes starting at once agree on one pepper (the loser reads the winner's).
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return LoadPepper(configured, data_dir);
+    throw Error(ErrorCode::kUnavailable,
+                "cannot create " + path.string() + ": " + std::strerror(errno));
+  }
+  const std::string line = pepper + "\n";
+  const bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  const bool synced = fsync(fd) == 0;
+  close(fd);
+  if (!written || !synced) {
+    throw Error(ErrorCode::kUnavailable, "cannot write " + path.string());
+  }
+  return pepper;
+}
+
+}  // namespace cmdb::auth

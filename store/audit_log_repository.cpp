@@ -1,0 +1,76 @@
+#include "store/audit_log_repository.hpp"
+
+#include <limits>
+
+#include "model/json.hpp"
+#include "store/sql.hpp"
+#include "store/transaction.hpp"
+
+namespace cmdb::store {
+
+void AuditLogRepository::Append(const model::AuditEntry& e) {
+  const std::optional<long long> token =
+      e.token_id ? std::optional<long long>(*e.token_id) : std::nullopt;
+  sql::Execute(db_,
+               "INSERT INTO audit_log (actor, token_id, method, route, path, target_ids, status, "
+               "request_id, client_address) VALUES ($1, $2, $3, $4, $5, $6::text[], $7, $8, $9)",
+               soci::use(e.actor), soci::use(token), soci::use(e.method), soci::use(e.route),
+               soci::use(e.path), soci::use(sql::TextArray(e.target_ids)), soci::use(e.status),
+               soci::use(e.request_id), soci::use(e.client_address));
+}
+
+std::vector<model::AuditEntry> AuditLogRepository::List(const AuditFilter& f) {
+  const std::optional<long long> since =
+      f.since ? std::optional<long long>(f.since->micros) : std::nullopt;
+  const std::optional<long long> until =
+      f.until ? std::optional<long long>(f.until->micros) : std::nullopt;
+  const long long before = f.before > 0 ? f.before : std::numeric_limits<long long>::max();
+  std::vector<model::AuditEntry> out;
+  sql::ForEachRow(
+      db_,
+      "SELECT id, cmdb_us(at), actor, token_id, method, route, path, array_to_json(target_ids), "
+      "status, request_id, client_address FROM audit_log WHERE id < $1 "
+      "AND ($2::text IS NULL OR actor = $2) "
+      "AND ($3::text IS NULL OR method = $3 OR route = $3 OR method || ' ' || route = $3) "
+      "AND ($4::text IS NULL OR target_ids @> ARRAY[$4::text]) "
+      "AND ($5::integer IS NULL OR status = $5) "
+      "AND ($6::bigint IS NULL OR at >= cmdb_ts($6)) AND ($7::bigint IS NULL OR at < cmdb_ts($7)) "
+      "ORDER BY id DESC LIMIT $8",
+      [&](const soci::row& r) {
+        model::AuditEntry e;
+        e.id = sql::Int(r, 0);
+        e.at = sql::Time(r, 1);
+        e.actor = sql::OptionalText(r, 2);
+        e.token_id = sql::OptionalInt(r, 3);
+        e.method = sql::Text(r, 4);
+        e.route = sql::Text(r, 5);
+        e.path = sql::Text(r, 6);
+        const boost::json::value targets = sql::Json(r, 7);
+        if (const auto* list = targets.if_array()) {
+          for (const auto& t : *list) {
+            if (t.is_string()) e.target_ids.emplace_back(t.get_string());
+          }
+        }
+        e.status = static_cast<int>(sql::Int(r, 8));
+        e.request_id = sql::Text(r, 9);
+        e.client_address = sql::Text(r, 10);
+        out.push_back(std::move(e));
+      },
+      soci::use(before), soci::use(f.actor), soci::use(f.action), soci::use(f.target),
+      soci::use(f.status), soci::use(since), soci::use(until), soci::use(f.limit + 1));
+  return out;
+}
+
+std::int64_t AuditLogRepository::Prune(int days) {
+  Transaction tr(db_);
+  sql::ForEachRow(
+      db_, "SELECT set_config('cmdb.audit_retention_days', $1, true)", [](const soci::row&) {},
+      soci::use(std::to_string(days)));
+  const std::int64_t removed = sql::Execute(
+      db_, "DELETE FROM audit_log WHERE at < clock_timestamp() - make_interval(days => $1)",
+      soci::use(days));
+  tr.Commit();
+  return removed;
+}
+
+}  // namespace cmdb::store
