@@ -48,7 +48,7 @@ model::Timestamp DaysFromNow(int days) {
 IssuedToken IssueToken(store::DbSession& db, const std::string& pepper, const model::User& user,
                        const std::string& name, std::optional<RoleSet> roles,
                        std::optional<model::Timestamp> expires_at, const std::string& created_by) {
-  if (roles && !roles->SubsetOf(user.roles)) {
+  if (roles && !(roles->AllowedBy(user.roles) == *roles)) {
     throw Error(ErrorCode::kValidationFailed, "a token carries only roles its user holds",
                 {{"roles", "user '" + user.name + "' holds only " + [&] {
                     std::string out;

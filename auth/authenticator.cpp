@@ -16,10 +16,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string Key(const store::TokenDigest& digest) {
-  return {reinterpret_cast<const char*>(digest.data()), digest.size()};
-}
-
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return (x | 0x20) == (y | 0x20);
@@ -58,7 +54,8 @@ std::string_view Authenticator::BearerToken(std::string_view authorization) {
   return token;
 }
 
-std::shared_ptr<const model::Principal> Authenticator::FromCache(const std::string& key) const {
+std::shared_ptr<const model::Principal> Authenticator::FromCache(
+    const store::TokenDigest& key) const {
   std::shared_lock lock(cache_mutex_);
   auto it = cache_.find(key);
   if (it == cache_.end() || Clock::now() - it->second.verified >= options_.cache_ttl) return {};
@@ -69,7 +66,7 @@ std::shared_ptr<const model::Principal> Authenticator::FromCache(const std::stri
 std::shared_ptr<const model::Principal> Authenticator::Cached(
     std::string_view authorization) const {
   try {
-    return FromCache(Key(KeyedHash(pepper_, BearerToken(authorization))));
+    return FromCache(KeyedHash(pepper_, BearerToken(authorization)));
   } catch (const Error&) {
     return {};
   }
@@ -85,8 +82,7 @@ std::shared_ptr<const model::Principal> Authenticator::Authenticate(std::string_
     throw;
   }
   const store::TokenDigest digest = KeyedHash(pepper_, token);
-  const std::string key = Key(digest);
-  if (auto principal = FromCache(key)) return principal;
+  if (auto principal = FromCache(digest)) return principal;
   if (std::chrono::seconds wait = Blocked(client); wait.count() > 0) {
     throw Error(ErrorCode::kTooManyRequests,
                 "too many failed authentications from " + std::string(client) + "; retry later",
@@ -123,6 +119,10 @@ std::shared_ptr<const model::Principal> Authenticator::Authenticate(std::string_
     why = "the token carries no role its user still holds";
   }
   if (!why.empty()) {
+    {
+      std::unique_lock lock(cache_mutex_);
+      cache_.erase(digest);  // a stale verification of it must not outlive this answer
+    }
     RecordFailure(client);
     throw Error(ErrorCode::kUnauthenticated, why);
   }
@@ -130,7 +130,7 @@ std::shared_ptr<const model::Principal> Authenticator::Authenticate(std::string_
   {
     std::unique_lock lock(cache_mutex_);
     if (cache_.size() >= options_.max_cached) cache_.clear();
-    cache_[key] = Verified{principal, Clock::now(), grant->expires_at};
+    cache_[digest] = Verified{principal, Clock::now(), grant->expires_at};
   }
   return principal;
 }

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -69,14 +70,25 @@ class Authenticator : public Verifier {
     std::chrono::steady_clock::time_point verified;
     std::optional<model::Timestamp> expires_at;
   };
+  // The cached principal of `key` when verified within cache_ttl and not expired.
+  std::shared_ptr<const model::Principal> FromCache(const store::TokenDigest& key) const;
   struct Bucket {
     double tokens = 0;
     std::chrono::steady_clock::time_point updated;
   };
 
+  // A digest's first bytes: HMAC output under a key no client knows, so clients cannot aim
+  // tokens at one bucket.
+  struct DigestHash {
+    std::size_t operator()(const store::TokenDigest& d) const {
+      std::size_t h = 0;
+      std::memcpy(&h, d.data(), sizeof h);
+      return h;
+    }
+  };
+
   // The token text of a "Bearer <token>" header; throws kUnauthenticated.
   static std::string_view BearerToken(std::string_view authorization);
-  std::shared_ptr<const model::Principal> FromCache(const std::string& key) const;
   // Seconds until `client` may fail again; 0 when it may now.
   std::chrono::seconds Blocked(std::string_view client);
   void RecordFailure(std::string_view client);
@@ -86,7 +98,7 @@ class Authenticator : public Verifier {
   const AuthenticatorOptions options_;
 
   mutable std::shared_mutex cache_mutex_;
-  std::unordered_map<std::string, Verified> cache_;  // by keyed hash of the token
+  std::unordered_map<store::TokenDigest, Verified, DigestHash> cache_;  // by the token's hash
 
   mutable std::mutex buckets_mutex_;
   std::unordered_map<std::string, Bucket> buckets_;  // by client address

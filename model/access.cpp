@@ -19,6 +19,14 @@ bool RoleSet::Allows(Role needed) const {
   }
 }
 
+RoleSet RoleSet::AllowedBy(RoleSet holder) const {
+  RoleSet out;
+  for (Role r : roles()) {
+    if (holder.Allows(r)) out.Add(r);
+  }
+  return out;
+}
+
 std::vector<Role> RoleSet::roles() const {
   std::vector<Role> out;
   for (const auto& row : kRoleNames) {

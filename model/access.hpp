@@ -58,10 +58,11 @@ class RoleSet {
   bool empty() const { return bits_ == 0; }
   // Whether holding these roles allows what `needed` may do.
   bool Allows(Role needed) const;
-  // The roles in both.
-  RoleSet Intersect(RoleSet other) const { return FromBits(bits_ & other.bits_); }
   // Whether every role of this set is in `other`.
   bool SubsetOf(RoleSet other) const { return (bits_ & ~other.bits_) == 0; }
+  // The roles of this set that `holder` allows (admin allows every one): what a token's roles
+  // come to for a user holding `holder`.
+  RoleSet AllowedBy(RoleSet holder) const;
   bool operator==(const RoleSet&) const = default;
   // The granted roles, in the table's order.
   std::vector<Role> roles() const;

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -82,6 +84,11 @@ struct App::Impl {
   std::unique_ptr<HttpServer> http;
   std::string openapi;
   int demo_loaded = 0;
+  // The audit log's retention: prunes at start and then hourly until stopped.
+  std::thread pruner;
+  std::mutex pruner_mutex;
+  std::condition_variable pruner_wake;
+  bool pruner_stop = false;
   std::string admin_token_file;
   std::string demo_tokens_file;
 };
@@ -295,6 +302,29 @@ void App::Start() {
     s.metrics.AddCounter("cmdb_history_graph_refusals_total",
                          "Requests for a past instant refused (503) while others were rebuilt.",
                          [past] { return static_cast<double>(past->refusals()); });
+    if (s.config.audit_retention_days > 0) {
+      store::DbPool* prune_pool = s.pool.get();
+      const int days = s.config.audit_retention_days;
+      s.pruner = std::thread([&s, prune_pool, days] {
+        std::unique_lock lock(s.pruner_mutex);
+        while (!s.pruner_stop) {
+          lock.unlock();
+          try {
+            store::DbSession session = prune_pool->Lease();
+            const std::int64_t removed = store::AuditLogRepository(session).Prune(days);
+            if (removed > 0) {
+              model::Log(model::LogLevel::kInfo, "pruned the audit log",
+                         {{"removed", removed}, {"retention_days", days}});
+            }
+          } catch (const std::exception& e) {
+            model::Log(model::LogLevel::kWarn, "could not prune the audit log",
+                       {{"error", e.what()}});
+          }
+          lock.lock();
+          s.pruner_wake.wait_for(lock, std::chrono::hours(1), [&s] { return s.pruner_stop; });
+        }
+      });
+    }
     HttpServerOptions options;
     options.address = host;
     options.port = port;
@@ -347,6 +377,14 @@ void App::Stop() {
     s.imports->Stop();
     s.imports.reset();
     s.context.imports = nullptr;
+  }
+  if (s.pruner.joinable()) {
+    {
+      std::lock_guard lock(s.pruner_mutex);
+      s.pruner_stop = true;
+    }
+    s.pruner_wake.notify_all();
+    s.pruner.join();
   }
   s.context.auth = nullptr;
   s.context.audit = nullptr;

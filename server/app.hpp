@@ -38,6 +38,9 @@ struct ServeConfig {
   // CMDB_TOKEN_PEPPER: the key of token hashes; empty: <data_dir>/token-pepper.
   std::string token_pepper;
   std::chrono::milliseconds token_cache{1000};  // how long a verified token is trusted
+  // --audit-retention-days: audit log entries older than this are deleted (at start, then
+  // hourly); 0 keeps them forever.
+  int audit_retention_days = 0;
   // HTTPS when both are set (PEM files): --tls-cert, --tls-key.
   std::string tls_cert;
   std::string tls_key;

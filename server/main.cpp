@@ -10,10 +10,13 @@
 
 #include "model/error.hpp"
 #include "server/app.hpp"
+#include "server/cli.hpp"
 
 namespace {
 
 constexpr const char* kUsage = R"(usage: cmdb serve [options]
+       cmdb user add NAME --role ROLE ...     (cmdb user --help)
+       cmdb token create --user NAME ...      (cmdb token --help)
 
   --listen HOST:PORT     address to serve on (env CMDB_LISTEN; default 127.0.0.1:8080)
   --data-dir DIR         folder of the embedded PostgreSQL (env CMDB_DATA_DIR; default ./cmdb-data)
@@ -27,6 +30,8 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --header-timeout SECS  time allowed for a request's headers, and idle keep-alive (default 10)
   --read-timeout SECS    time allowed for a request's body after its headers (default 30)
   --max-connections N    open connections accepted at once (default 1024)
+  --audit-retention-days N  delete audit log entries older than N days, at start and
+                         hourly (env CMDB_AUDIT_RETENTION_DAYS; default 0: keep forever)
   --tls-cert FILE        serve HTTPS (TLS 1.2+) with this PEM certificate chain ...
   --tls-key FILE         ... and this PEM private key
   --no-request-log       do not log a line per request
@@ -69,6 +74,11 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "user" || args[0] == "token") {
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    return args[0] == "user" ? cmdb::server::RunUserCommand(rest)
+                             : cmdb::server::RunTokenCommand(rest);
+  }
   if (args[0] != "serve") {
     std::cerr << "cmdb: unknown command '" << args[0] << "'\n" << kUsage;
     return 2;
@@ -79,6 +89,15 @@ int main(int argc, char** argv) {
   if (auto v = Env("CMDB_DATABASE_URL"); !v.empty()) config.database = v;
   config.bootstrap_token = Env("CMDB_BOOTSTRAP_TOKEN");
   config.token_pepper = Env("CMDB_TOKEN_PEPPER");
+  if (auto v = Env("CMDB_AUDIT_RETENTION_DAYS"); !v.empty()) {
+    try {
+      config.audit_retention_days =
+          static_cast<int>(ParseCount("CMDB_AUDIT_RETENTION_DAYS", v, 0, 36500));
+    } catch (const cmdb::model::Error& e) {
+      std::cerr << "cmdb: " << e.what() << "\n";
+      return 2;
+    }
+  }
   try {
     for (std::size_t i = 1; i < args.size(); ++i) {
       const std::string& flag = args[i];
@@ -115,6 +134,8 @@ int main(int argc, char** argv) {
         config.history_graphs = ParseCount(flag, value(), 0, 1000);
       } else if (flag == "--history-builds") {
         config.history_builds = ParseCount(flag, value(), 1, 64);
+      } else if (flag == "--audit-retention-days") {
+        config.audit_retention_days = static_cast<int>(ParseCount(flag, value(), 0, 36500));
       } else if (flag == "--tls-cert") {
         config.tls_cert = value();
       } else if (flag == "--tls-key") {

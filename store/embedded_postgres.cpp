@@ -229,6 +229,16 @@ void EmbeddedPostgres::Start() {
   if (!exists) sql::Execute(admin, "CREATE DATABASE cmdb");
 }
 
+bool EmbeddedPostgres::Running() const {
+  if (!fs::exists(fs::path(pgdata_) / "postmaster.pid")) return false;
+  try {
+    DbSession probe = DbSession::Connect(ConnectionString("cmdb"));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 void EmbeddedPostgres::Stop() {
   if (!running_) return;
   running_ = false;

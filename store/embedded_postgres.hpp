@@ -28,6 +28,10 @@ class EmbeddedPostgres {
   // Throws Error{kUnavailable} with the reason (and the log's path) when it cannot.
   void Start();
 
+  // Whether the folder's cluster is running now and accepts connections (a `cmdb serve` on
+  // this folder): a command line tool then uses it as it is, without starting or stopping it.
+  bool Running() const;
+
   // Stops the server (fast shutdown: sessions are closed, data is flushed). Idempotent.
   void Stop();
 

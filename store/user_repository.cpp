@@ -104,7 +104,7 @@ TokenGrant GrantFromRow(const soci::row& r) {
   const RoleSet user_roles = RolesFromText(sql::Text(r, 4));
   g.principal.roles =
       sql::Bool(r, 6) ? user_roles
-                      : RolesFromText(sql::OptionalText(r, 5).value_or("")).Intersect(user_roles);
+                      : RolesFromText(sql::OptionalText(r, 5).value_or("")).AllowedBy(user_roles);
   if (auto tier = sql::OptionalInt(r, 7)) g.principal.tier = static_cast<int>(*tier);
   g.principal.source_id = sql::OptionalInt(r, 8);
   g.user_active = sql::Bool(r, 9);

@@ -37,11 +37,14 @@ model::User FindUser(store::UserRepository& users, const std::string& name) {
   return *user;
 }
 
-// Only the user themself or an admin manages a user's tokens.
-void CheckSelfOrAdmin(const model::Principal& caller, const std::string& name) {
-  if (caller.user != name && !caller.Allows(Role::kAdmin)) {
+// Only the user themself or an admin manages a user's tokens; an auditor may also list them.
+void CheckSelfOrAdmin(const model::Principal& caller, const std::string& name,
+                      bool auditor_reads = false) {
+  if (caller.user != name && !caller.Allows(Role::kAdmin) &&
+      !(auditor_reads && caller.Allows(Role::kAuditor))) {
     throw Error(ErrorCode::kPermissionDenied,
-                "the tokens of user '" + name + "' are managed by that user or the role admin");
+                "the tokens of user '" + name + "' are managed by that user or the role admin" +
+                    (auditor_reads ? " (and read by the role auditor)" : ""));
   }
 }
 
@@ -159,7 +162,7 @@ Response CreateToken(const Request& request, const PathParams& params, AppContex
   errors.ThrowIfAny("the token request is invalid");
   // A token never mints one that can do more than itself.
   if (caller.user == name && !caller.Allows(Role::kAdmin)) {
-    if (roles && !roles->SubsetOf(caller.roles)) {
+    if (roles && !(roles->AllowedBy(caller.roles) == *roles)) {
       throw Error(ErrorCode::kValidationFailed,
                   "a token carries only roles its creator's token does",
                   {{"roles", "the token used carries only " + [&] {
@@ -193,7 +196,7 @@ Response CreateToken(const Request& request, const PathParams& params, AppContex
 Response ListTokens(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {});
   const std::string& name = params.at("name");
-  CheckSelfOrAdmin(Caller(request), name);
+  CheckSelfOrAdmin(Caller(request), name, /*auditor_reads=*/true);
   store::DbSession session = ctx.db->Lease();
   store::UserRepository users(session);
   json::array items;

@@ -37,12 +37,13 @@ HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std:
 // itself (the benchmarks set it once); empty: none. Not thread-safe against requests.
 void SetDefaultAuthorization(std::string value);
 
-// An open TCP connection to 127.0.0.1:port, for tests that hold or half-send requests;
-// -1 on failure.
-int ConnectLoopback(std::uint16_t port);
+// An open TCP connection to 127.0.0.1:port, for tests that hold or half-send requests, from
+// `source` when given (another loopback address, such as 127.0.0.2); -1 on failure.
+int ConnectLoopback(std::uint16_t port, const std::string& source = "");
 
-// Sends `raw` as is and returns everything the server sent back before closing.
-std::string RawExchange(std::uint16_t port, const std::string& raw);
+// Sends `raw` as is (from `source`, as ConnectLoopback) and returns everything the server
+// sent back before closing.
+std::string RawExchange(std::uint16_t port, const std::string& raw, const std::string& source = "");
 
 // Parses a full response text (status line, headers, body).
 HttpResult ParseResponse(const std::string& text);

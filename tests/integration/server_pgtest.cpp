@@ -166,9 +166,35 @@ TEST(ServerProcess, EmbeddedRestartKeepsDataAndSigtermOrSigintExitCleanly) {
   // The embedded PostgreSQL stopped with it.
   EXPECT_FALSE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
 
+  // With the server stopped, an operator issues a token from the data folder alone (the
+  // cluster is started for the command and stopped again).
+  auto run = [](const std::string& command) {
+    std::string out;
+    FILE* pipe = popen(command.c_str(), "r");
+    char buffer[512];
+    while (pipe != nullptr && fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+    const int exit_status = pipe != nullptr ? pclose(pipe) : -1;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return std::make_pair(out, exit_status);
+  };
+  auto [offline, offline_status] =
+      run(std::string(CMDB_BINARY) + " token create --user admin --data-dir " + data_dir +
+          " 2>/dev/null");
+  ASSERT_EQ(offline_status, 0);
+  EXPECT_FALSE(std::filesystem::exists(data_dir + "/pgdata/postmaster.pid"));
+
   // Restart on the same folder (with --demo again: the estate is not loaded twice).
   auto [pid2, port2] = start(true, fd);
   ASSERT_NE(port2, 0);
+  EXPECT_EQ(
+      HttpRequest(port2, "GET", "/api/v1/me", "", {{"Authorization", "Bearer " + offline}}).status,
+      200);
+  // With it running, the command uses its cluster as it is.
+  EXPECT_EQ(run(std::string(CMDB_BINARY) + " user add ops --role auditor --data-dir " + data_dir +
+                " >/dev/null 2>&1")
+                .second,
+            0);
+  EXPECT_EQ(HttpRequest(port2, "GET", "/api/v1/users/ops", "", admin).status, 200);
   // The demo tokens of the first start still work: the file is kept, not rewritten.
   EXPECT_EQ(boost::json::parse(read_file(data_dir + "/demo-tokens.json")), demo_tokens);
   auto kept =

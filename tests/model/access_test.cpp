@@ -20,6 +20,11 @@ TEST(Roles, AreAdditiveAsTheAccessTableSays) {
   EXPECT_FALSE(RoleSet{}.Allows(Role::kViewer));
   EXPECT_TRUE((RoleSet{Role::kViewer}.SubsetOf(RoleSet{Role::kViewer, Role::kAuditor})));
   EXPECT_FALSE((RoleSet{Role::kAdmin}.SubsetOf(RoleSet{Role::kViewer})));
+  // A token's roles come to those its user's roles allow: an admin's token may be a viewer's.
+  EXPECT_EQ((RoleSet{Role::kViewer, Role::kAuditor}.AllowedBy(RoleSet{Role::kAdmin})),
+            (RoleSet{Role::kViewer, Role::kAuditor}));
+  EXPECT_EQ((RoleSet{Role::kAdmin, Role::kViewer}.AllowedBy(RoleSet{Role::kAuditor})),
+            (RoleSet{Role::kViewer}));
 }
 
 TEST(Users, ABadUserNamesEveryField) {

@@ -1,0 +1,265 @@
+#include "server/cli.hpp"
+
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <boost/json.hpp>
+#include <unistd.h>
+
+#include "auth/accounts.hpp"
+#include "auth/token.hpp"
+#include "model/access.hpp"
+#include "model/error.hpp"
+#include "store/audit_log_repository.hpp"
+#include "store/db_pool.hpp"
+#include "store/embedded_postgres.hpp"
+#include "store/migrations.hpp"
+#include "store/user_repository.hpp"
+
+namespace cmdb::server {
+
+namespace {
+
+using model::Error;
+using model::ErrorCode;
+
+constexpr const char* kUserUsage =
+    R"(usage: cmdb user add NAME --role ROLE [--role ROLE ...] [--tier 1|2|3]
+                     [--source-id ID] [--display-name TEXT]
+                     [--data-dir DIR | --database URL]
+
+Creates a user in the database of the data folder (or --database), with or without a server
+running on it. Roles: viewer, asset_admin, change_reviewer, incident_handler, group_lead,
+quality_auditor, auditor, admin, discovery_agent.
+)";
+
+constexpr const char* kTokenUsage =
+    R"(usage: cmdb token create --user NAME [--name TEXT] [--expires-in-days N]
+                         [--role ROLE ...] [--data-dir DIR | --database URL]
+
+Issues a token for an active user and prints it (only it) on standard output, e.g.
+  TOKEN=$(cmdb token create --user admin --data-dir ./cmdb-data)
+The token hash uses CMDB_TOKEN_PEPPER, or the data folder's token-pepper file.
+)";
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): single-threaded
+  return value != nullptr ? value : "";
+}
+
+struct Target {
+  std::string data_dir = "./cmdb-data";
+  std::string database;
+};
+
+// The database of `target` for the length of a command: --database as given; the data
+// folder's cluster as it is when a server runs on it, else started and stopped again.
+class CommandDatabase {
+ public:
+  explicit CommandDatabase(const Target& target) {
+    std::string dsn = target.database;
+    if (dsn.empty()) {
+      postgres_ = std::make_unique<store::EmbeddedPostgres>(
+          store::EmbeddedPostgresOptions{target.data_dir, true, ""});
+      if (!postgres_->Running()) {
+        postgres_->Start();
+        started_ = true;
+      }
+      dsn = postgres_->ConnectionString();
+    }
+    session_.emplace(store::DbSession::Connect(dsn));
+    store::ApplyMigrations(*session_);
+  }
+  ~CommandDatabase() {
+    session_.reset();
+    if (started_) postgres_->Stop();
+  }
+  CommandDatabase(const CommandDatabase&) = delete;
+  CommandDatabase& operator=(const CommandDatabase&) = delete;
+  store::DbSession& session() { return *session_; }
+
+ private:
+  std::unique_ptr<store::EmbeddedPostgres> postgres_;
+  bool started_ = false;
+  std::optional<store::DbSession> session_;
+};
+
+// What the command did, in the audit log like a write over HTTP.
+void Audit(store::DbSession& db, const std::string& command, const std::string& target) {
+  model::AuditEntry entry;
+  entry.actor = "cli";
+  entry.method = "CLI";
+  entry.route = command;
+  entry.path = command;
+  entry.target_ids = {target};
+  entry.status = 201;
+  entry.request_id = "cli-" + std::to_string(getpid());
+  entry.client_address = "local";
+  store::AuditLogRepository(db).Append(entry);
+}
+
+// Parses "--flag value" pairs after position `first`; the handler gets each flag and its value.
+void ParseFlags(const std::vector<std::string>& args, std::size_t first,
+                const std::function<void(const std::string&, const std::string&)>& take) {
+  for (std::size_t i = first; i < args.size(); ++i) {
+    if (args[i].rfind("--", 0) != 0 || i + 1 >= args.size()) {
+      throw Error(ErrorCode::kInvalidArgument, "expected --flag value, not '" + args[i] + "'" +
+                                                   (i + 1 >= args.size() ? " (no value)" : ""));
+    }
+    take(args[i], args[i + 1]);
+    ++i;
+  }
+}
+
+model::Role ParseRole(const std::string& name) {
+  std::optional<model::Role> role = model::RoleFromName(name);
+  if (!role) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + name + "' is not a role; roles are " + model::NamesIn(model::kRoleNames));
+  }
+  return *role;
+}
+
+int ParseNumber(const std::string& flag, const std::string& value, int min, int max) {
+  try {
+    std::size_t used = 0;
+    const int n = std::stoi(value, &used);
+    if (used == value.size() && n >= min && n <= max) return n;
+  } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): reported below
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              flag + " takes a number from " + std::to_string(min) + " to " + std::to_string(max));
+}
+
+int Report(const Error& e) {
+  std::cerr << "cmdb: " << e.what() << "\n";
+  for (const auto& field : e.field_errors()) {
+    std::cerr << "  " << field.field << ": " << field.message << "\n";
+  }
+  return e.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+}
+
+// --data-dir and --database, shared by the commands; false for any other flag.
+bool TakeTargetFlag(const std::string& flag, const std::string& value, Target& target) {
+  if (flag == "--data-dir") {
+    target.data_dir = value;
+  } else if (flag == "--database") {
+    target.database = value;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+Target DefaultTarget() {
+  Target target;
+  if (auto v = Env("CMDB_DATA_DIR"); !v.empty()) target.data_dir = v;
+  if (auto v = Env("CMDB_DATABASE_URL"); !v.empty()) target.database = v;
+  return target;
+}
+
+}  // namespace
+
+int RunUserCommand(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << kUserUsage;
+    return 0;
+  }
+  if (args.size() < 2 || args[0] != "add" || args[1].rfind("--", 0) == 0) {
+    std::cerr << kUserUsage;
+    return 2;
+  }
+  try {
+    Target target = DefaultTarget();
+    model::User user;
+    user.name = args[1];
+    if (std::string why = model::CheckUserName(user.name); !why.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "user name '" + user.name + "': " + why);
+    }
+    ParseFlags(args, 2, [&](const std::string& flag, const std::string& value) {
+      if (flag == "--role") {
+        user.roles.Add(ParseRole(value));
+      } else if (flag == "--tier") {
+        user.tier = ParseNumber(flag, value, 1, 3);
+      } else if (flag == "--source-id") {
+        user.source_id = ParseNumber(flag, value, 1, 2'000'000'000);
+      } else if (flag == "--display-name") {
+        user.display_name = value;
+      } else if (!TakeTargetFlag(flag, value, target)) {
+        throw Error(ErrorCode::kInvalidArgument, "unknown option " + flag);
+      }
+    });
+    if (user.roles.empty()) throw Error(ErrorCode::kInvalidArgument, "give at least one --role");
+    model::FieldErrors errors;
+    model::CheckUser(user, errors);
+    errors.ThrowIfAny("the user is invalid");
+    CommandDatabase db(target);
+    const model::User created = store::UserRepository(db.session()).Create(user);
+    Audit(db.session(), "cmdb user add", created.name);
+    std::cout << boost::json::serialize(model::UserToJson(created)) << "\n";
+    return 0;
+  } catch (const Error& e) {
+    return Report(e);
+  } catch (const std::exception& e) {
+    std::cerr << "cmdb: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int RunTokenCommand(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << kTokenUsage;
+    return 0;
+  }
+  if (args.empty() || args[0] != "create") {
+    std::cerr << kTokenUsage;
+    return 2;
+  }
+  try {
+    Target target = DefaultTarget();
+    std::string name;
+    std::string token_name = "cli";
+    int days = auth::kDefaultTokenDays;
+    std::optional<model::RoleSet> roles;
+    ParseFlags(args, 1, [&](const std::string& flag, const std::string& value) {
+      if (flag == "--user") {
+        name = value;
+      } else if (flag == "--name") {
+        token_name = value;
+      } else if (flag == "--expires-in-days") {
+        days = ParseNumber(flag, value, 1, 3650);
+      } else if (flag == "--role") {
+        if (!roles) roles = model::RoleSet{};
+        roles->Add(ParseRole(value));
+      } else if (!TakeTargetFlag(flag, value, target)) {
+        throw Error(ErrorCode::kInvalidArgument, "unknown option " + flag);
+      }
+    });
+    if (name.empty()) throw Error(ErrorCode::kInvalidArgument, "--user NAME is required");
+    const std::string pepper = auth::LoadPepper(Env("CMDB_TOKEN_PEPPER"), target.data_dir);
+    CommandDatabase db(target);
+    auth::CheckPepper(db.session(), pepper);
+    std::optional<model::User> user = store::UserRepository(db.session()).Find(name);
+    if (!user) throw Error(ErrorCode::kNotFound, "user '" + name + "' does not exist");
+    if (!user->active) {
+      throw Error(ErrorCode::kConflict, "user '" + name + "' is deactivated");
+    }
+    const model::Timestamp expires{model::Timestamp::Now().micros +
+                                   std::int64_t{days} * 86'400'000'000};
+    const auth::IssuedToken issued =
+        auth::IssueToken(db.session(), pepper, *user, token_name, roles, expires, "cli");
+    Audit(db.session(), "cmdb token create", std::to_string(issued.token.id));
+    std::cout << issued.text << "\n";
+    return 0;
+  } catch (const Error& e) {
+    return Report(e);
+  } catch (const std::exception& e) {
+    std::cerr << "cmdb: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace cmdb::server
