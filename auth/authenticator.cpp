@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <openssl/crypto.h>
+
 #include "auth/token.hpp"
 #include "model/error.hpp"
 #include "model/log.hpp"
@@ -54,19 +56,35 @@ std::string_view Authenticator::BearerToken(std::string_view authorization) {
   return token;
 }
 
-std::shared_ptr<const model::Principal> Authenticator::FromCache(
-    const store::TokenDigest& key) const {
+std::shared_ptr<const model::Principal> Authenticator::FromCache(std::string_view token) const {
+  // A cmdb_<id>_ token is looked up by its id and compared whole, in constant time, with the
+  // text verified: no HMAC on the I/O thread. Any other (a bootstrap token) by its keyed hash.
+  const std::optional<std::int64_t> id = TokenId(token);
+  std::optional<store::TokenDigest> digest;
+  if (!id) digest = KeyedHash(pepper_, token);
   std::shared_lock lock(cache_mutex_);
-  auto it = cache_.find(key);
-  if (it == cache_.end() || Clock::now() - it->second.verified >= options_.cache_ttl) return {};
-  if (it->second.expires_at && *it->second.expires_at <= model::Timestamp::Now()) return {};
-  return it->second.principal;
+  const Verified* v = nullptr;
+  if (id) {
+    auto it = by_id_.find(*id);
+    if (it == by_id_.end() || it->second.token.size() != token.size() ||
+        CRYPTO_memcmp(it->second.token.data(), token.data(), token.size()) != 0) {
+      return {};
+    }
+    v = &it->second;
+  } else {
+    auto it = by_digest_.find(*digest);
+    if (it == by_digest_.end()) return {};
+    v = &it->second;
+  }
+  if (Clock::now() - v->verified >= options_.cache_ttl) return {};
+  if (v->expires_at && *v->expires_at <= model::Timestamp::Now()) return {};
+  return v->principal;
 }
 
 std::shared_ptr<const model::Principal> Authenticator::Cached(
     std::string_view authorization) const {
   try {
-    return FromCache(KeyedHash(pepper_, BearerToken(authorization)));
+    return FromCache(BearerToken(authorization));
   } catch (const Error&) {
     return {};
   }
@@ -81,22 +99,19 @@ std::shared_ptr<const model::Principal> Authenticator::Authenticate(std::string_
     if (!authorization.empty()) RecordFailure(client);
     throw;
   }
-  const store::TokenDigest digest = KeyedHash(pepper_, token);
-  if (auto principal = FromCache(digest)) return principal;
+  if (auto principal = FromCache(token)) return principal;
   if (std::chrono::seconds wait = Blocked(client); wait.count() > 0) {
     throw Error(ErrorCode::kTooManyRequests,
                 "too many failed authentications from " + std::string(client) + "; retry later",
                 wait);
   }
+  const store::TokenDigest digest = KeyedHash(pepper_, token);
+  const std::optional<std::int64_t> id = TokenId(token);
   std::optional<store::TokenGrant> grant;
   {
     store::DbSession session = pool_.Lease();
     store::UserRepository users(session);
-    if (std::optional<std::int64_t> id = TokenId(token)) {
-      grant = users.FindGrant(*id);
-    } else {
-      grant = users.FindGrantByDigest(digest);
-    }
+    grant = id ? users.FindGrant(*id) : users.FindGrantByDigest(digest);
     // The stored hash is compared in constant time: nothing about it leaks through timing.
     if (grant && !SameDigest(grant->digest, digest)) grant.reset();
     if (grant && !grant->revoked_at && grant->user_active &&
@@ -119,9 +134,15 @@ std::shared_ptr<const model::Principal> Authenticator::Authenticate(std::string_
     why = "the token carries no role its user still holds";
   }
   if (!why.empty()) {
-    {
+    if (grant) {
+      // This very token is no longer good: its stale verification must not outlive this answer.
+      // (A wrong secret for a valid id leaves that id's verified entry alone.)
       std::unique_lock lock(cache_mutex_);
-      cache_.erase(digest);  // a stale verification of it must not outlive this answer
+      if (id) {
+        by_id_.erase(*id);
+      } else {
+        by_digest_.erase(digest);
+      }
     }
     RecordFailure(client);
     throw Error(ErrorCode::kUnauthenticated, why);
@@ -129,15 +150,25 @@ std::shared_ptr<const model::Principal> Authenticator::Authenticate(std::string_
   auto principal = std::make_shared<const model::Principal>(std::move(grant->principal));
   {
     std::unique_lock lock(cache_mutex_);
-    if (cache_.size() >= options_.max_cached) cache_.clear();
-    cache_[digest] = Verified{principal, Clock::now(), grant->expires_at};
+    if (by_id_.size() + by_digest_.size() >= options_.max_cached) {
+      by_id_.clear();
+      by_digest_.clear();
+    }
+    Verified entry{principal, Clock::now(), grant->expires_at, ""};
+    if (id) {
+      entry.token = std::string(token);
+      by_id_[*id] = std::move(entry);
+    } else {
+      by_digest_[digest] = std::move(entry);
+    }
   }
   return principal;
 }
 
 void Authenticator::Forget() {
   std::unique_lock lock(cache_mutex_);
-  cache_.clear();
+  by_id_.clear();
+  by_digest_.clear();
 }
 
 std::chrono::seconds Authenticator::Blocked(std::string_view client) {

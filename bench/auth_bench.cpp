@@ -4,7 +4,9 @@
 // Each server runs as its own process on its own database of the same cluster, with the same
 // estate; the rounds alternate between them so both see the same machine.
 // Usage: auth_bench --baseline /path/to/old/cmdb [--cis N] [--seconds S] [--connections C]
-//                   [--rounds R] [--binary OTHER]   (--binary: an A/A run of the noise)
+//                   [--rounds R] [--binary OTHER] [--order base-first|ours-first]
+// --binary: another build in this tree's place (an A/A run of the noise); --order: which
+// server is started, loaded and given the first database first (the bench's own bias).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -12,7 +14,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,6 +36,26 @@ namespace {
 using cmdb::bench::Wrk;
 using cmdb::bench::WrkResult;
 
+// CPU seconds (user + system) the process has used so far, from /proc/<pid>/stat.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const std::size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double utime = 0;
+  double stime = 0;
+  for (int i = 3; fields >> field; ++i) {  // field 3 is the state; 14 utime, 15 stime
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) {
+      stime = std::stod(field);
+      break;
+    }
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -42,6 +66,7 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   std::string baseline;
   std::string binary = CMDB_BINARY;  // --binary: another build in its place (an A/A run)
+  std::string order = "base-first";  // --order ours-first: which server starts and loads first
   int cis = 100000;
   int seconds = 10;
   int connections = 32;
@@ -50,6 +75,7 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i];
     if (flag == "--baseline") baseline = argv[i + 1];
     if (flag == "--binary") binary = argv[i + 1];
+    if (flag == "--order") order = argv[i + 1];
     if (flag == "--cis") cis = std::stoi(argv[i + 1]);
     if (flag == "--seconds") seconds = std::stoi(argv[i + 1]);
     if (flag == "--connections") connections = std::stoi(argv[i + 1]);
@@ -73,7 +99,8 @@ int main(int argc, char** argv) {
   {
     cmdb::store::DbSession admin =
         cmdb::store::DbSession::Connect(cluster.ConnectionString("postgres"));
-    cmdb::store::sql::Execute(admin, "CREATE DATABASE cmdb_base");
+    cmdb::store::sql::Execute(admin, "CREATE DATABASE bench_first");
+    cmdb::store::sql::Execute(admin, "CREATE DATABASE bench_second");
   }
   const std::vector<std::string> flags = {"--listen",
                                           "127.0.0.1:0",
@@ -91,9 +118,16 @@ int main(int argc, char** argv) {
     return args;
   };
   const std::vector<std::string> access = cmdb::bench::BenchAccessEnvironment();
-  cmdb::testing::CmdbProcess base = cmdb::testing::StartCmdb(baseline, args_for("cmdb_base"));
-  cmdb::testing::CmdbProcess ours =
-      cmdb::testing::StartCmdb(binary, args_for("cmdb"), false, access);
+  // The server started (and loaded) first gets the first database; --order says which.
+  const bool ours_first = order == "ours-first";
+  cmdb::testing::CmdbProcess first =
+      ours_first ? cmdb::testing::StartCmdb(binary, args_for("bench_first"), false, access)
+                 : cmdb::testing::StartCmdb(baseline, args_for("bench_first"));
+  cmdb::testing::CmdbProcess second =
+      ours_first ? cmdb::testing::StartCmdb(baseline, args_for("bench_second"))
+                 : cmdb::testing::StartCmdb(binary, args_for("bench_second"), false, access);
+  cmdb::testing::CmdbProcess& base = ours_first ? second : first;
+  cmdb::testing::CmdbProcess& ours = ours_first ? first : second;
   if (base.port == 0 || ours.port == 0) {
     std::fprintf(stderr, "a server did not start\n");
     return 1;
@@ -117,7 +151,7 @@ int main(int argc, char** argv) {
                                             {"serial", "SN" + n}}}});
   }
   const std::string body = boost::json::serialize(boost::json::object{{"cis", std::move(rows)}});
-  for (const auto* server : {&base, &ours}) {
+  for (const auto* server : {&first, &second}) {
     const auto r = cmdb::testing::HttpRequest(server->port, "POST", "/api/v1/import", body);
     if (r.status != 200) {
       std::fprintf(stderr, "import failed: %d %s\n", r.status, r.body.substr(0, 300).c_str());
@@ -126,7 +160,7 @@ int main(int argc, char** argv) {
   }
   // Both databases settled before measuring: analysed, vacuumed, flushed (autovacuum of the
   // database imported last would otherwise run during its rounds).
-  for (const char* database : {"cmdb_base", "cmdb"}) {
+  for (const char* database : {"bench_first", "bench_second"}) {
     cmdb::store::DbSession db = cmdb::store::DbSession::Connect(cluster.ConnectionString(database));
     cmdb::store::sql::Execute(db, "VACUUM ANALYZE");
     cmdb::store::sql::Execute(db, "CHECKPOINT");
@@ -142,17 +176,28 @@ int main(int argc, char** argv) {
   Wrk(base.port, 2, connections, script);
   Wrk(ours.port, 2, connections, script);
   std::vector<double> base_rps, base_p99, ours_rps, ours_p99, base_p50, ours_p50;
+  double base_cpu = 0;
+  double ours_cpu = 0;
+  double base_requests = 0;
+  double ours_requests = 0;
   long errors = 0;
   for (int r = 0; r < rounds; ++r) {
     // Alternating which goes first, so neither always runs on the machine the other left.
     WrkResult b;
     WrkResult o;
+    auto measure = [&](const cmdb::testing::CmdbProcess& server, double& cpu, double& requests) {
+      const double before = CpuSeconds(server.pid);
+      WrkResult w = Wrk(server.port, seconds, connections, script);
+      cpu += CpuSeconds(server.pid) - before;
+      requests += w.requests_per_second * seconds;
+      return w;
+    };
     if (r % 2 == 0) {
-      b = Wrk(base.port, seconds, connections, script);
-      o = Wrk(ours.port, seconds, connections, script);
+      b = measure(base, base_cpu, base_requests);
+      o = measure(ours, ours_cpu, ours_requests);
     } else {
-      o = Wrk(ours.port, seconds, connections, script);
-      b = Wrk(base.port, seconds, connections, script);
+      o = measure(ours, ours_cpu, ours_requests);
+      b = measure(base, base_cpu, base_requests);
     }
     base_rps.push_back(b.requests_per_second);
     base_p50.push_back(b.p50_ms);
@@ -168,15 +213,21 @@ int main(int argc, char** argv) {
   const double br = Median(base_rps), orps = Median(ours_rps);
   const double bp = Median(base_p99), op = Median(ours_p99);
   std::printf(
-      "\n| GET /api/v1/cis/{id}, %d CIs, wrk -t1 -c%d %ds x %d rounds (median) | req/s | p50 | "
-      "p99 |\n|---|---|---|---|\n"
+      "\n| GET /api/v1/cis/{id}, %d CIs, wrk -t1 -c%d %ds x %d rounds (median), %s | req/s | p50 "
+      "| p99 |\n|---|---|---|---|\n"
       "| before access control (%s) | %.0f | %.2f ms | %.2f ms |\n"
       "| with a Bearer token (this tree) | %.0f | %.2f ms | %.2f ms |\n"
       "| ratio | %.3f | | %.3f |\n",
-      cis, connections, seconds, rounds, baseline.c_str(), br, Median(base_p50), bp, orps,
-      Median(ours_p50), op, br > 0 ? orps / br : 0, bp > 0 ? op / bp : 0);
+      cis, connections, seconds, rounds, order.c_str(), baseline.c_str(), br, Median(base_p50), bp,
+      orps, Median(ours_p50), op, br > 0 ? orps / br : 0, bp > 0 ? op / bp : 0);
   std::printf("target: at most 5%% fewer req/s and at most 5%% more p99; non-2xx responses: %ld\n",
               errors);
+  // The servers' own CPU per request (not PostgreSQL's, not wrk's): what the scheduling noise
+  // of a shared machine does not blur.
+  const double base_us = base_requests > 0 ? base_cpu / base_requests * 1e6 : 0;
+  const double ours_us = ours_requests > 0 ? ours_cpu / ours_requests * 1e6 : 0;
+  std::printf("server CPU per request: before %.1f us, with a token %.1f us (ratio %.3f)\n",
+              base_us, ours_us, base_us > 0 ? ours_us / base_us : 0);
   // How the reads were answered: batched on the fast path (a token verified within the
   // second) or by the handler on a worker.
   for (const auto* server : {&base, &ours}) {
