@@ -96,6 +96,8 @@ std::optional<std::int64_t> TokenId(std::string_view token) {
 
 bool IsValidBootstrapToken(std::string_view token) {
   if (token.size() < 32 || token.size() > 128) return false;
+  // Not shaped like an issued token, whose id would be looked up instead of its hash.
+  if (TokenId(token)) return false;
   for (char c : token) {
     if (!TokenChar(c)) return false;
   }

@@ -25,7 +25,8 @@ std::optional<std::int64_t> TokenId(std::string_view token);
 // "cmdb_<id>_": what lists show of a token.
 std::string TokenPrefix(std::int64_t id);
 
-// Whether `token` may be used as CMDB_BOOTSTRAP_TOKEN: 32 to 128 of A-Za-z0-9_-.
+// Whether `token` may be used as CMDB_BOOTSTRAP_TOKEN: 32 to 128 of A-Za-z0-9_-, and not
+// shaped like an issued cmdb_<id>_<secret> token.
 bool IsValidBootstrapToken(std::string_view token);
 
 // HMAC-SHA256(pepper, token).

@@ -39,6 +39,7 @@ TEST(TokenText, BootstrapTokensAre32To128SafeCharacters) {
   EXPECT_FALSE(IsValidBootstrapToken(std::string(129, 'A')));
   EXPECT_FALSE(IsValidBootstrapToken(std::string(40, 'A') + " "));
   EXPECT_FALSE(IsValidBootstrapToken(std::string(40, 'A') + "\xc3\xa9"));
+  EXPECT_FALSE(IsValidBootstrapToken("cmdb_7_" + std::string(43, 'A')));  // an issued token's shape
 }
 
 TEST(TokenHash, IsHmacSha256UnderThePepper) {
