@@ -50,13 +50,7 @@ IssuedToken IssueToken(store::DbSession& db, const std::string& pepper, const mo
                        std::optional<model::Timestamp> expires_at, const std::string& created_by) {
   if (roles && !(roles->AllowedBy(user.roles) == *roles)) {
     throw Error(ErrorCode::kValidationFailed, "a token carries only roles its user holds",
-                {{"roles", "user '" + user.name + "' holds only " + [&] {
-                    std::string out;
-                    for (const auto& r : user.roles.names()) {
-                      out += (out.empty() ? "" : ", ") + r;
-                    }
-                    return out.empty() ? std::string("no role") : out;
-                  }()}});
+                {{"roles", "user '" + user.name + "' holds only " + user.roles.Describe()}});
   }
   store::UserRepository users(db);
   const std::int64_t id = users.ReserveTokenId();

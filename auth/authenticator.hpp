@@ -61,7 +61,6 @@ class Authenticator : public Verifier {
                                                        std::string_view client) override;
   void Forget() override;
 
-  const std::string& pepper() const { return pepper_; }
   std::uint64_t failures() const;
   std::uint64_t refusals() const;
 

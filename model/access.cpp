@@ -41,6 +41,15 @@ std::vector<std::string> RoleSet::names() const {
   return out;
 }
 
+std::string RoleSet::Describe() const {
+  std::string out;
+  for (Role r : roles()) {
+    if (!out.empty()) out += ", ";
+    out += RoleName(r);
+  }
+  return out.empty() ? "no role" : out;
+}
+
 void RolesFromJson(const json::value& value, std::string_view field, RoleSet& out,
                    FieldErrors& errors) {
   const json::array* list = value.if_array();

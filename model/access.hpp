@@ -67,11 +67,8 @@ class RoleSet {
   // The granted roles, in the table's order.
   std::vector<Role> roles() const;
   std::vector<std::string> names() const;
-  static RoleSet FromBits(std::uint32_t bits) {
-    RoleSet s;
-    s.bits_ = bits;
-    return s;
-  }
+  // The names joined by ", " ("no role" when empty), for messages.
+  std::string Describe() const;
 
  private:
   static std::uint32_t Bit(Role r) { return std::uint32_t{1} << static_cast<unsigned>(r); }

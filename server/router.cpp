@@ -269,14 +269,10 @@ void Authorize(const Route& route, const Request& request, AppContext& ctx) {
   request.principal =
       ctx.auth->Authenticate(request.Header("authorization"), request.client_address);
   if (!route.access.Permits(*request.principal)) {
-    std::string held;
-    for (const std::string& name : request.principal->roles.names()) {
-      held += (held.empty() ? "" : ", ") + name;
-    }
     throw model::Error(model::ErrorCode::kPermissionDenied,
                        request.method + " " + route.pattern + " needs the role " +
                            route.access.Describe() + "; the token of '" + request.principal->user +
-                           "' carries " + held);
+                           "' carries " + request.principal->roles.Describe());
   }
 }
 

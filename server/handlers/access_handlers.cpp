@@ -24,13 +24,6 @@ Response UserResponse(int status, const model::User& user) {
                           "/api/v1/users/" + user.name);
 }
 
-Response NoContent() {
-  Response response;
-  response.status = 204;
-  response.content_type.clear();
-  return response;
-}
-
 model::User FindUser(store::UserRepository& users, const std::string& name) {
   std::optional<model::User> user = users.Find(name);
   if (!user) throw Error(ErrorCode::kNotFound, "user '" + name + "' does not exist");
@@ -165,12 +158,7 @@ Response CreateToken(const Request& request, const PathParams& params, AppContex
     if (roles && !(roles->AllowedBy(caller.roles) == *roles)) {
       throw Error(ErrorCode::kValidationFailed,
                   "a token carries only roles its creator's token does",
-                  {{"roles", "the token used carries only " + [&] {
-                      std::string out;
-                      for (const auto& r : caller.roles.names())
-                        out += (out.empty() ? "" : ", ") + r;
-                      return out;
-                    }()}});
+                  {{"roles", "the token used carries only " + caller.roles.Describe()}});
     }
     if (!roles) roles = caller.roles;
   }

@@ -18,13 +18,6 @@ Response CiResponse(int status, const model::ConfigurationItem& ci) {
                           "/api/v1/cis/" + std::to_string(ci.id));
 }
 
-Response NoContent() {
-  Response response;
-  response.status = 204;
-  response.content_type.clear();
-  return response;
-}
-
 }  // namespace
 
 Response ListCis(const Request& request, const PathParams&, AppContext& ctx) {

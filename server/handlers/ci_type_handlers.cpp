@@ -69,10 +69,7 @@ Response DeleteCiType(const Request& request, const PathParams& params, AppConte
   std::optional<std::int64_t> if_match = ParseIfMatch(request);
   store::DbSession session = ctx.db->Lease();
   store::CiTypeRepository(session).Delete(name, if_match);
-  Response response;
-  response.status = 204;
-  response.content_type.clear();
-  return response;
+  return NoContent();
 }
 
 }  // namespace cmdb::server::handlers

@@ -181,6 +181,13 @@ Response ResourceResponse(int status, const boost::json::value& body, std::int64
   return response;
 }
 
+Response NoContent() {
+  Response response;
+  response.status = 204;
+  response.content_type.clear();
+  return response;
+}
+
 model::WriteContext Writer(const Request& request) {
   return model::WriteContext{request.principal ? request.principal->user : "anonymous", "api"};
 }

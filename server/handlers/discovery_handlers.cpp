@@ -63,10 +63,7 @@ Response DeleteDiscoverySource(const Request& request, const PathParams& params,
   const std::int64_t id = ParseId(params.at("id"), "source id");
   store::DbSession session = ctx.db->Lease();
   store::DiscoverySourceRepository(session).Delete(id);
-  Response response;
-  response.status = 204;
-  response.content_type.clear();
-  return response;
+  return NoContent();
 }
 
 Response GetStaleCis(const Request& request, const PathParams& params, AppContext& ctx) {

@@ -67,6 +67,8 @@ std::optional<Enum> EnumParam(const Request& request, const char* name,
 // A JSON resource with its version as ETag, and its Location when just created (201).
 Response ResourceResponse(int status, const boost::json::value& body, std::int64_t version,
                           const std::string& location);
+// 204, no body: a delete or a revocation done.
+Response NoContent();
 // Who writes: the user the request acts as (history's changed_by, events' by).
 model::WriteContext Writer(const Request& request);
 // The principal the router verified; kUnauthenticated when there is none (a public route).

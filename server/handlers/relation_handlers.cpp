@@ -84,10 +84,7 @@ Response DeleteRelation(const Request& request, const PathParams& params, AppCon
   graph::GraphChanges deleted;
   deleted.relation_ids = {id};  // no row: gone
   GraphChanged(ctx, std::move(deleted));
-  Response response;
-  response.status = 204;
-  response.content_type.clear();
-  return response;
+  return NoContent();
 }
 
 Response GetRelationHistory(const Request& request, const PathParams& params, AppContext& ctx) {
