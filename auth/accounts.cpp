@@ -58,14 +58,30 @@ IssuedToken IssueToken(store::DbSession& db, const std::string& pepper, const mo
                     expires_at, created_by);
 }
 
-void CheckPepper(store::DbSession& db, const std::string& pepper) {
-  const store::TokenDigest check = KeyedHash(pepper, "cmdb token pepper check");
-  std::string hex;
-  for (unsigned char c : check) {
-    std::array<char, 3> pair{};
-    std::snprintf(pair.data(), pair.size(), "%02x", c);
-    hex += pair.data();
+std::optional<store::TokenGrant> FindMatchingGrant(store::UserRepository& users,
+                                                   std::string_view token,
+                                                   const store::TokenDigest& digest) {
+  const std::optional<std::int64_t> id = TokenId(token);
+  std::optional<store::TokenGrant> grant =
+      id ? users.FindGrant(*id) : users.FindGrantByDigest(digest);
+  // The stored hash is compared in constant time: nothing about it leaks through timing.
+  if (grant && !SameDigest(grant->digest, digest)) grant.reset();
+  return grant;
+}
+
+std::string Refusal(const store::TokenGrant& grant, model::Timestamp now) {
+  if (grant.revoked_at)
+    return "the token was revoked at " + model::FormatTimestamp(*grant.revoked_at);
+  if (grant.expires_at && *grant.expires_at <= now) {
+    return "the token expired at " + model::FormatTimestamp(*grant.expires_at);
   }
+  if (!grant.user_active) return "the token's user '" + grant.principal.user + "' is deactivated";
+  if (grant.principal.roles.empty()) return "the token carries no role its user still holds";
+  return "";
+}
+
+void CheckPepper(store::DbSession& db, const std::string& pepper) {
+  const std::string hex = store::DigestHex(KeyedHash(pepper, "cmdb token pepper check"));
   store::UserRepository users(db);
   if (users.SettingOrInsert("token_pepper_check", hex) != hex) {
     throw Error(ErrorCode::kUnavailable,
@@ -157,15 +173,9 @@ std::map<std::string, std::string> DemoAccounts(store::DbSession& db, const std:
   for (const Demo& d : kDemo) {
     auto kept = keep.find(d.key);
     if (kept != keep.end()) {
-      std::optional<store::TokenGrant> grant;
-      if (auto id = TokenId(kept->second)) {
-        grant = users.FindGrant(*id);
-      } else {
-        grant = users.FindGrantByDigest(KeyedHash(pepper, kept->second));
-      }
-      if (grant && SameDigest(grant->digest, KeyedHash(pepper, kept->second)) &&
-          !grant->revoked_at && grant->user_active &&
-          (!grant->expires_at || *grant->expires_at > model::Timestamp::Now())) {
+      const std::optional<store::TokenGrant> grant =
+          FindMatchingGrant(users, kept->second, KeyedHash(pepper, kept->second));
+      if (grant && Refusal(*grant, model::Timestamp::Now()).empty()) {
         tokens[d.key] = kept->second;
         continue;
       }

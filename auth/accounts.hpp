@@ -10,6 +10,7 @@
 
 #include "model/access.hpp"
 #include "store/db_pool.hpp"
+#include "store/user_repository.hpp"
 
 namespace cmdb::auth {
 
@@ -25,6 +26,15 @@ struct IssuedToken {
 IssuedToken IssueToken(store::DbSession& db, const std::string& pepper, const model::User& user,
                        const std::string& name, std::optional<model::RoleSet> roles,
                        std::optional<model::Timestamp> expires_at, const std::string& created_by);
+
+// The stored grant of `token` (by its id, or by `digest` for a bootstrap token) when the
+// stored hash equals `digest` (compared in constant time); nullopt otherwise.
+std::optional<store::TokenGrant> FindMatchingGrant(store::UserRepository& users,
+                                                   std::string_view token,
+                                                   const store::TokenDigest& digest);
+// Why `grant` does not authenticate at `now` (revoked, expired, user deactivated, no role
+// left); "" when it does.
+std::string Refusal(const store::TokenGrant& grant, model::Timestamp now);
 
 // Records the pepper's fingerprint on first use and refuses (kUnavailable) a pepper that does
 // not match it: an instance with another pepper could verify no token.

@@ -5,6 +5,7 @@
 
 #include <openssl/crypto.h>
 
+#include "auth/accounts.hpp"
 #include "auth/token.hpp"
 #include "model/error.hpp"
 #include "model/log.hpp"
@@ -107,31 +108,18 @@ std::shared_ptr<const model::Principal> Authenticator::Authenticate(std::string_
   }
   const store::TokenDigest digest = KeyedHash(pepper_, token);
   const std::optional<std::int64_t> id = TokenId(token);
+  const model::Timestamp now = model::Timestamp::Now();
   std::optional<store::TokenGrant> grant;
+  std::string why = "the token is not valid";
   {
     store::DbSession session = pool_.Lease();
     store::UserRepository users(session);
-    grant = id ? users.FindGrant(*id) : users.FindGrantByDigest(digest);
-    // The stored hash is compared in constant time: nothing about it leaks through timing.
-    if (grant && !SameDigest(grant->digest, digest)) grant.reset();
-    if (grant && !grant->revoked_at && grant->user_active &&
-        (!grant->last_used_at ||
-         grant->last_used_at->micros < model::Timestamp::Now().micros - 60'000'000)) {
+    grant = FindMatchingGrant(users, token, digest);
+    if (grant) why = Refusal(*grant, now);
+    if (why.empty() &&
+        (!grant->last_used_at || grant->last_used_at->micros < now.micros - 60'000'000)) {
       users.TouchToken(grant->principal.token_id);
     }
-  }
-  const model::Timestamp now = model::Timestamp::Now();
-  std::string why;
-  if (!grant) {
-    why = "the token is not valid";
-  } else if (grant->revoked_at) {
-    why = "the token was revoked at " + model::FormatTimestamp(*grant->revoked_at);
-  } else if (grant->expires_at && *grant->expires_at <= now) {
-    why = "the token expired at " + model::FormatTimestamp(*grant->expires_at);
-  } else if (!grant->user_active) {
-    why = "the token's user '" + grant->principal.user + "' is deactivated";
-  } else if (grant->principal.roles.empty()) {
-    why = "the token carries no role its user still holds";
   }
   if (!why.empty()) {
     if (grant) {

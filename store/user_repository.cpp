@@ -1,7 +1,5 @@
 #include "store/user_repository.hpp"
 
-#include <cstdio>
-
 #include "store/sql.hpp"
 #include "store/transaction.hpp"
 #include "store/versioned_row.hpp"
@@ -66,17 +64,6 @@ model::ApiToken TokenFromRow(const soci::row& r) {
   return t;
 }
 
-std::string Hex(const TokenDigest& digest) {
-  std::string out;
-  out.reserve(digest.size() * 2);
-  for (unsigned char c : digest) {
-    std::array<char, 3> pair{};
-    std::snprintf(pair.data(), pair.size(), "%02x", c);
-    out += pair.data();
-  }
-  return out;
-}
-
 TokenDigest DigestFromHex(std::string_view hex) {
   TokenDigest digest{};
   auto nibble = [](char c) -> unsigned {
@@ -119,6 +106,17 @@ std::optional<long long> OptionalLong(const std::optional<std::int64_t>& v) {
 }
 
 }  // namespace
+
+std::string DigestHex(const TokenDigest& digest) {
+  constexpr std::string_view kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(digest.size() * 2);
+  for (unsigned char c : digest) {
+    out += kHex[c >> 4U];
+    out += kHex[c & 15U];
+  }
+  return out;
+}
 
 User UserRepository::Create(const User& user) {
   std::optional<User> created;
@@ -210,7 +208,7 @@ model::ApiToken UserRepository::InsertToken(const TokenDraft& d, const std::stri
                "$7, cmdb_ts($8))",
                soci::use(static_cast<long long>(d.id)),
                soci::use(static_cast<long long>(d.user_id)), soci::use(d.name),
-               soci::use(Hex(d.digest)), soci::use(d.prefix), soci::use(roles),
+               soci::use(DigestHex(d.digest)), soci::use(d.prefix), soci::use(roles),
                soci::use(created_by), soci::use(expires));
   std::optional<model::ApiToken> token = FindToken(d.id);
   if (!token) throw Error(ErrorCode::kInternal, "the token just stored is missing");
@@ -254,26 +252,23 @@ int UserRepository::RevokeTokensOf(std::int64_t user_id) {
                                        soci::use(static_cast<long long>(user_id))));
 }
 
-std::optional<TokenGrant> UserRepository::FindGrant(std::int64_t token_id) {
+std::optional<TokenGrant> UserRepository::FindGrantWhere(const char* condition,
+                                                         const std::string& value) {
   std::optional<TokenGrant> found;
   sql::ForEachRow(
       db_,
       std::string("SELECT ") + kGrantColumns +
-          " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
-      [&](const soci::row& r) { found = GrantFromRow(r); },
-      soci::use(static_cast<long long>(token_id)));
+          " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE " + condition,
+      [&](const soci::row& r) { found = GrantFromRow(r); }, soci::use(value));
   return found;
 }
 
+std::optional<TokenGrant> UserRepository::FindGrant(std::int64_t token_id) {
+  return FindGrantWhere("t.id = $1::bigint", std::to_string(token_id));
+}
+
 std::optional<TokenGrant> UserRepository::FindGrantByDigest(const TokenDigest& digest) {
-  std::optional<TokenGrant> found;
-  sql::ForEachRow(
-      db_,
-      std::string("SELECT ") + kGrantColumns +
-          " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.secret_hash = "
-          "decode($1, 'hex')",
-      [&](const soci::row& r) { found = GrantFromRow(r); }, soci::use(Hex(digest)));
-  return found;
+  return FindGrantWhere("t.secret_hash = decode($1, 'hex')", DigestHex(digest));
 }
 
 void UserRepository::TouchToken(std::int64_t token_id) {

@@ -16,6 +16,8 @@
 namespace cmdb::store {
 
 using TokenDigest = std::array<unsigned char, 32>;
+// A digest as 64 lowercase hex digits.
+std::string DigestHex(const TokenDigest& digest);
 
 // What authenticating a token needs: its stored hash and everything the principal is made of.
 struct TokenGrant {
@@ -75,6 +77,9 @@ class UserRepository {
   std::string SettingOrInsert(const std::string& key, const std::string& value);
 
  private:
+  // The grant of the token row that `condition` ($1 bound to `value`) selects.
+  std::optional<TokenGrant> FindGrantWhere(const char* condition, const std::string& value);
+
   DbSession& db_;
 };
 
