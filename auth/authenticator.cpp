@@ -159,20 +159,22 @@ void Authenticator::Forget() {
   by_digest_.clear();
 }
 
+double Authenticator::Available(const Bucket& b, Clock::time_point now) const {
+  const double refill = std::chrono::duration<double>(options_.failure_refill).count();
+  return std::min<double>(
+      options_.failure_burst,
+      b.tokens + std::chrono::duration<double>(now - b.updated).count() / refill);
+}
+
 std::chrono::seconds Authenticator::Blocked(std::string_view client) {
   std::lock_guard lock(buckets_mutex_);
   auto it = buckets_.find(std::string(client));
   if (it == buckets_.end()) return std::chrono::seconds{0};
-  Bucket& b = it->second;
-  const auto now = Clock::now();
-  const double refill = std::chrono::duration<double>(options_.failure_refill).count();
-  b.tokens =
-      std::min<double>(options_.failure_burst,
-                       b.tokens + std::chrono::duration<double>(now - b.updated).count() / refill);
-  b.updated = now;
-  if (b.tokens >= 1.0) return std::chrono::seconds{0};
+  const double available = Available(it->second, Clock::now());
+  if (available >= 1.0) return std::chrono::seconds{0};
   ++refusals_;
-  return std::chrono::seconds{static_cast<long>(std::ceil((1.0 - b.tokens) * refill))};
+  const double refill = std::chrono::duration<double>(options_.failure_refill).count();
+  return std::chrono::seconds{static_cast<long>(std::ceil((1.0 - available) * refill))};
 }
 
 void Authenticator::RecordFailure(std::string_view client) {
@@ -183,11 +185,8 @@ void Authenticator::RecordFailure(std::string_view client) {
   if (it == buckets_.end()) {
     if (buckets_.size() >= options_.max_addresses) {
       // Forget the addresses that have recovered their whole burst: they are as if new.
-      const double refill = std::chrono::duration<double>(options_.failure_refill).count();
       std::erase_if(buckets_, [&](const auto& entry) {
-        return entry.second.tokens +
-                   std::chrono::duration<double>(now - entry.second.updated).count() / refill >=
-               options_.failure_burst;
+        return Available(entry.second, now) >= options_.failure_burst;
       });
       if (buckets_.size() >= options_.max_addresses) buckets_.clear();
     }
@@ -196,15 +195,12 @@ void Authenticator::RecordFailure(std::string_view client) {
              .first;
   }
   Bucket& b = it->second;
-  const double refill = std::chrono::duration<double>(options_.failure_refill).count();
-  b.tokens =
-      std::min<double>(options_.failure_burst,
-                       b.tokens + std::chrono::duration<double>(now - b.updated).count() / refill);
+  const double available = Available(b, now);
+  b.tokens = std::max(0.0, available - 1.0);
   b.updated = now;
-  b.tokens = std::max(0.0, b.tokens - 1.0);
-  if (b.tokens < 1.0) {
+  if (available >= 1.0 && b.tokens < 1.0) {  // once as the address crosses its rate
     model::Log(model::LogLevel::kWarn,
-               "authentication failures over the rate; refusing for a while",
+               "authentication failures over the rate; refusing the address for a while",
                {{"client", std::string(client)}});
   }
 }

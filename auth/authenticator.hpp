@@ -90,6 +90,8 @@ class Authenticator : public Verifier {
 
   // The token text of a "Bearer <token>" header; throws kUnauthenticated.
   static std::string_view BearerToken(std::string_view authorization);
+  // The failures `b` allows at `now`, refilled since it was last updated.
+  double Available(const Bucket& b, std::chrono::steady_clock::time_point now) const;
   // Seconds until `client` may fail again; 0 when it may now.
   std::chrono::seconds Blocked(std::string_view client);
   void RecordFailure(std::string_view client);

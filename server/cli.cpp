@@ -154,6 +154,18 @@ bool TakeTargetFlag(const std::string& flag, const std::string& value, Target& t
   return true;
 }
 
+// Runs a command, reporting what it throws on stderr: the exit status.
+int Guarded(const std::function<int()>& command) {
+  try {
+    return command();
+  } catch (const Error& e) {
+    return Report(e);
+  } catch (const std::exception& e) {
+    std::cerr << "cmdb: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 Target DefaultTarget() {
   Target target;
   if (auto v = Env("CMDB_DATA_DIR"); !v.empty()) target.data_dir = v;
@@ -172,7 +184,7 @@ int RunUserCommand(const std::vector<std::string>& args) {
     std::cerr << kUserUsage;
     return 2;
   }
-  try {
+  return Guarded([&] {
     Target target = DefaultTarget();
     model::User user;
     user.name = args[1];
@@ -201,12 +213,7 @@ int RunUserCommand(const std::vector<std::string>& args) {
     Audit(db.session(), "cmdb user add", created.name);
     std::cout << boost::json::serialize(model::UserToJson(created)) << "\n";
     return 0;
-  } catch (const Error& e) {
-    return Report(e);
-  } catch (const std::exception& e) {
-    std::cerr << "cmdb: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
 
 int RunTokenCommand(const std::vector<std::string>& args) {
@@ -218,7 +225,7 @@ int RunTokenCommand(const std::vector<std::string>& args) {
     std::cerr << kTokenUsage;
     return 2;
   }
-  try {
+  return Guarded([&] {
     Target target = DefaultTarget();
     std::string name;
     std::string token_name = "cli";
@@ -254,12 +261,7 @@ int RunTokenCommand(const std::vector<std::string>& args) {
     Audit(db.session(), "cmdb token create", std::to_string(issued.token.id));
     std::cout << issued.text << "\n";
     return 0;
-  } catch (const Error& e) {
-    return Report(e);
-  } catch (const std::exception& e) {
-    std::cerr << "cmdb: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
 
 }  // namespace cmdb::server
