@@ -29,6 +29,7 @@
 #include "server/router.hpp"
 #include "store/audit_log_repository.hpp"
 #include "store/ci_reader.hpp"
+#include "store/database_supervisor.hpp"
 #include "store/db_pool.hpp"
 #include "store/embedded_postgres.hpp"
 #include "store/graph_cache.hpp"
@@ -71,6 +72,7 @@ struct App::Impl {
   ServeConfig config;
   std::unique_ptr<store::EmbeddedPostgres> postgres;
   std::unique_ptr<store::DbPool> pool;
+  std::unique_ptr<store::DatabaseSupervisor> supervisor;
   std::unique_ptr<store::BatchedCiReader> ci_reader;
   std::unique_ptr<store::GraphCache> graph;
   std::unique_ptr<store::HistoricalGraphs> history;
@@ -199,6 +201,10 @@ void App::Start() {
                    {{"file", s.demo_tokens_file}});
       }
     }
+    // Watches the database from here on; restarts the embedded one when it dies.
+    s.supervisor = std::make_unique<store::DatabaseSupervisor>(dsn, s.postgres.get(), *s.pool,
+                                                               s.config.supervisor);
+    s.supervisor->Start();
     for (const auto& [name, text] : cmdb::docs::DocFiles()) {
       if (name == "openapi.json") s.openapi = std::string(text);
     }
@@ -262,6 +268,23 @@ void App::Start() {
                        [pool] { return static_cast<double>(pool->in_use()); });
     s.metrics.AddGauge("cmdb_db_pool_size", "Database sessions in the pool.",
                        [pool] { return static_cast<double>(pool->size()); });
+    store::DatabaseSupervisor* supervisor = s.supervisor.get();
+    s.context.database = supervisor;
+    s.metrics.AddGauge(
+        "cmdb_database_up", "1 while the database answers, 0 while it is down.", [supervisor] {
+          return supervisor->Status().health == store::DatabaseHealth::kUp ? 1.0 : 0.0;
+        });
+    s.metrics.AddCounter(
+        "cmdb_database_outages_total", "Times the database stopped answering since the start.",
+        [supervisor] { return static_cast<double>(supervisor->Status().outages); });
+    s.metrics.AddCounter(
+        "cmdb_database_restarts_total",
+        "Restarts of the embedded PostgreSQL after it died or hung.",
+        [supervisor] { return static_cast<double>(supervisor->Status().restarts); });
+    s.metrics.AddCounter("cmdb_database_restart_failures_total",
+                         "Attempts to restart the embedded PostgreSQL that failed.", [supervisor] {
+                           return static_cast<double>(supervisor->Status().failed_restarts);
+                         });
     store::BatchedCiReader* reader = s.ci_reader.get();
     s.metrics.AddCounter("cmdb_ci_reads_batched_total",
                          "Reads of one CI answered by the batched reader.",
@@ -391,6 +414,12 @@ void App::Stop() {
   s.auth.reset();
   s.history.reset();
   s.graph.reset();
+  // Before the pool it marks and the cluster it restarts.
+  s.context.database = nullptr;
+  if (s.supervisor) {
+    s.supervisor->Stop();
+    s.supervisor.reset();
+  }
   s.pool.reset();
   if (s.postgres) {
     s.postgres->Stop();

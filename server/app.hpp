@@ -9,6 +9,7 @@
 #include <string>
 
 #include "jobs/import_executor.hpp"
+#include "store/database_supervisor.hpp"
 
 namespace cmdb::server {
 
@@ -41,6 +42,8 @@ struct ServeConfig {
   // --audit-retention-days: audit log entries older than this are deleted (at start, then
   // hourly); 0 keeps them forever.
   int audit_retention_days = 0;
+  // How the database is watched, and the embedded one restarted (probe interval, backoff).
+  store::SupervisorOptions supervisor;
   // HTTPS when both are set (PEM files): --tls-cert, --tls-key.
   std::string tls_cert;
   std::string tls_key;

@@ -68,6 +68,9 @@ Response MakeProblemResponse(const model::Error& error, std::string_view instanc
   response.body = boost::json::serialize(body);
   if (error.retry_after().count() > 0) {
     response.headers.emplace_back("Retry-After", std::to_string(error.retry_after().count()));
+  } else if (response.status == 503) {
+    // Every 503 is temporary (the database is away or the server busy): say when to come back.
+    response.headers.emplace_back("Retry-After", std::to_string(kDefaultRetryAfterSeconds));
   }
   if (error.code() == model::ErrorCode::kUnauthenticated) {
     // RFC 6750: the scheme, and why the credentials (if any) were refused.

@@ -22,7 +22,11 @@ ProblemType ProblemTypeFor(model::ErrorCode code);
 // The problem+json document for `error` (also embedded in a failed import job).
 boost::json::object ProblemJson(const model::Error& error, std::string_view instance);
 
-// A problem+json response for `error`; `instance` is the request path.
+// Retry-After of a 503 whose error does not say (a connection lost under a request).
+inline constexpr int kDefaultRetryAfterSeconds = 5;
+
+// A problem+json response for `error`; `instance` is the request path. A 503 always carries
+// Retry-After.
 Response MakeProblemResponse(const model::Error& error, std::string_view instance);
 
 // A problem+json response built from a code and detail directly (listener-level failures).

@@ -18,6 +18,7 @@ class DbPool;
 class BatchedCiReader;
 class GraphCache;
 class HistoricalGraphs;
+class DatabaseSupervisor;
 }  // namespace cmdb::store
 
 namespace cmdb::jobs {
@@ -47,6 +48,8 @@ struct AppContext {
   jobs::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   jobs::JobWorker* imports = nullptr;          // woken when an import is queued; may be null
   Metrics* metrics = nullptr;
+  // How the database is doing (/ready); may be null: then /ready pings it.
+  store::DatabaseSupervisor* database = nullptr;
   // Verifies tokens; null: every route but the public ones answers 401.
   auth::Verifier* auth = nullptr;
   // Appends a line to the audit log (every write and every refused attempt); may be null.

@@ -88,6 +88,7 @@ DbPool::DbPool(const std::string& connection_string, std::size_t size)
     for (std::size_t i = 0; i < size; ++i) {
       pool_->at(i).open(soci::postgresql, conninfo);
       states_.push_back(std::make_unique<ConnectionState>());
+      opened_in_.push_back(0);
     }
   } catch (const soci::soci_error& e) {
     ThrowCannotConnect(e);
@@ -99,7 +100,23 @@ DbPool::~DbPool() {
   for (auto& state : states_) state->Reset();
 }
 
+void DbPool::SetDown(const std::string& detail, std::chrono::seconds retry_after) {
+  std::lock_guard lock(down_mutex_);
+  down_detail_ = detail;
+  down_retry_after_ = retry_after;
+  down_.store(true, std::memory_order_release);
+}
+
+void DbPool::SetUp() {
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  down_.store(false, std::memory_order_release);
+}
+
 DbSession DbPool::Lease(std::chrono::milliseconds timeout) {
+  if (down_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(down_mutex_);
+    throw Error(ErrorCode::kUnavailable, down_detail_, down_retry_after_);
+  }
   std::size_t position = 0;
   if (!pool_->try_lease(position, static_cast<int>(timeout.count()))) {
     throw Error(ErrorCode::kUnavailable, "all database connections are busy; try again");
@@ -107,7 +124,8 @@ DbSession DbPool::Lease(std::chrono::milliseconds timeout) {
   in_use_.fetch_add(1, std::memory_order_relaxed);
   soci::session& session = pool_->at(position);
   ConnectionState& state = *states_[position];
-  if (!pg::IsConnected(session)) {
+  const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+  if (opened_in_[position] != epoch || !pg::IsConnected(session)) {
     // A new backend knows none of the old one's prepared statements; they are dropped while
     // their session object still exists.
     state.Reset();
@@ -117,8 +135,10 @@ DbSession DbPool::Lease(std::chrono::milliseconds timeout) {
       in_use_.fetch_sub(1, std::memory_order_relaxed);
       pool_->give_back(position);
       throw Error(ErrorCode::kUnavailable,
-                  std::string("database unreachable: ") + e.get_error_message());
+                  std::string("database unreachable: ") + e.get_error_message(),
+                  std::chrono::seconds{5});
     }
+    opened_in_[position] = epoch;
   }
   return {this, position, &session, &state};
 }

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,13 @@ class DbPool {
   // `timeout`, then throws Error{kUnavailable}; kUnavailable too when reopening fails.
   DbSession Lease(std::chrono::milliseconds timeout = std::chrono::seconds{5});
 
+  // While the database is down (DatabaseSupervisor), Lease throws Error{kUnavailable} at once
+  // with `detail` and `retry_after`, instead of each caller finding out by itself.
+  void SetDown(const std::string& detail, std::chrono::seconds retry_after);
+  // The database answers again: leases work, and every connection opened before is reopened on
+  // its next lease (its backend may have gone with the outage, and what was prepared on it).
+  void SetUp();
+
   std::size_t size() const { return size_; }
   std::size_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
 
@@ -76,6 +85,13 @@ class DbPool {
   std::unique_ptr<soci::connection_pool> pool_;
   std::vector<std::unique_ptr<ConnectionState>> states_;  // per position; its lessee's only
   std::atomic<std::size_t> in_use_{0};
+  // Bumped by SetUp(); a position opened under an older epoch is reopened when leased.
+  std::atomic<std::uint64_t> epoch_{0};
+  std::vector<std::uint64_t> opened_in_;  // per position; its lessee's only
+  std::atomic<bool> down_{false};
+  mutable std::mutex down_mutex_;  // guards the two below
+  std::string down_detail_;
+  std::chrono::seconds down_retry_after_{0};
 };
 
 // Adds the options every cmdb connection uses (quiet notices, UTC) to a connection string.

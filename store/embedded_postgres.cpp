@@ -14,6 +14,8 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,6 +90,43 @@ std::string ReadFirstLine(const fs::path& path) {
   return line;
 }
 
+// The pid in `pid_text` when it is a live postgres process (not a zombie), else 0.
+long LivePostgres(const std::string& pid_text) {
+  const long pid = std::atol(pid_text.c_str());
+  if (pid <= 0 || kill(static_cast<pid_t>(pid), 0) != 0) return 0;
+  // A live PID might have been reused by an unrelated process; only a postgres process is the
+  // server of this folder (the pid file is ours, so is the postgres it names).
+  const std::string proc = "/proc/" + std::to_string(pid);
+  const std::string comm = ReadFirstLine(proc + "/comm");
+  if (comm != "postgres" && comm != "postmaster") return 0;
+  // A killed postmaster stays a zombie until its parent reaps it: dead all the same.
+  const std::string stat = ReadFirstLine(proc + "/stat");
+  const std::size_t after_name = stat.rfind(')');
+  if (after_name != std::string::npos && after_name + 2 < stat.size() &&
+      stat[after_name + 2] == 'Z') {
+    return 0;
+  }
+  return pid;
+}
+
+// The last line of the server's log that says something went wrong, for an error message.
+std::string LastLogLine(const fs::path& path) {
+  std::ifstream in(path);
+  // Its tail is enough: the log of a long-lived cluster grows.
+  std::error_code ec;
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (!ec && size > 65536) in.seekg(static_cast<std::streamoff>(size - 65536));
+  std::string line;
+  std::string last;
+  while (std::getline(in, line)) {
+    if (line.find("FATAL") != std::string::npos || line.find("ERROR") != std::string::npos ||
+        line.find("PANIC") != std::string::npos) {
+      last = line;
+    }
+  }
+  return last.empty() ? "no error in its log" : last;
+}
+
 }  // namespace
 
 EmbeddedPostgres::EmbeddedPostgres(EmbeddedPostgresOptions options) : options_(std::move(options)) {
@@ -143,29 +182,78 @@ int EmbeddedPostgres::Run(const std::vector<std::string>& argv, bool as_cluster_
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+long EmbeddedPostgres::PostmasterPid() const {
+  return LivePostgres(ReadFirstLine(fs::path(pgdata_) / "postmaster.pid"));
+}
+
+void EmbeddedPostgres::KillLeftovers(long pid) {
+  // A postmaster that does not obey pg_ctl (stopped, hung in the kernel) is killed; its
+  // backends notice and exit, and the restart replays the WAL as after any crash.
+  if (kill(static_cast<pid_t>(pid), SIGKILL) != 0) return;
+  for (int i = 0; i < 100 && PostmasterPid() == pid; ++i) usleep(100 * 1000);
+}
+
+void EmbeddedPostgres::WaitForOrphanedBackends() const {
+  // Line 7 of the pid file: the key and id of the System V segment every server process of the
+  // cluster stays attached to. PostgreSQL refuses to start while any is attached (backends of a
+  // killed postmaster take a moment to notice and exit).
+  std::ifstream in(fs::path(pgdata_) / "postmaster.pid");
+  std::string line;
+  for (int i = 0; i < 7 && std::getline(in, line); ++i) {
+  }
+  std::istringstream fields(line);
+  long key = 0;
+  int shmid = -1;
+  if (!(fields >> key >> shmid) || shmid < 0) return;
+  for (int i = 0; i < 100; ++i) {
+    struct shmid_ds info {};
+    if (shmctl(shmid, IPC_STAT, &info) != 0 || info.shm_nattch == 0) return;
+    usleep(100 * 1000);
+  }
+}
+
 void EmbeddedPostgres::RecoverFromCrash() {
   const fs::path pid_file = fs::path(pgdata_) / "postmaster.pid";
   if (!fs::exists(pid_file)) return;
   const std::string& bin = options_.bin_dir;
-  const std::string pid_text = ReadFirstLine(pid_file);
-  const long pid = std::atol(pid_text.c_str());
-  bool alive_postgres = false;
-  if (pid > 0 && kill(static_cast<pid_t>(pid), 0) == 0) {
-    // A live PID might have been reused by an unrelated process; only a postgres process whose
-    // data directory is ours is the server a crashed cmdb left behind.
-    std::string comm = ReadFirstLine("/proc/" + std::to_string(pid) + "/comm");
-    alive_postgres = comm == "postgres" || comm == "postmaster";
-  }
-  if (alive_postgres) {
-    if (Run({bin + "/pg_ctl", "-D", pgdata_, "-m", "fast", "-w", "-t", "30", "stop"}, true) != 0) {
-      Run({bin + "/pg_ctl", "-D", pgdata_, "-m", "immediate", "-w", "-t", "30", "stop"}, true);
+  const long pid = PostmasterPid();
+  if (pid > 0) {
+    if (Run({bin + "/pg_ctl", "-D", pgdata_, "-m", "fast", "-w", "-t", "30", "stop"}, true) != 0 &&
+        Run({bin + "/pg_ctl", "-D", pgdata_, "-m", "immediate", "-w", "-t", "10", "stop"}, true) !=
+            0) {
+      KillLeftovers(pid);
     }
   }
-  if (fs::exists(pid_file) && !alive_postgres) {
-    // The server is gone; its lock file is stale. PostgreSQL would refuse to start if the PID
-    // in it now belongs to another process, so remove it.
+  WaitForOrphanedBackends();
+  if (fs::exists(pid_file) && PostmasterPid() == 0) {
+    // The server is gone; its lock files are stale. PostgreSQL would refuse to start if the PID
+    // in them now belongs to another process (or to the unreaped zombie of the killed
+    // postmaster: the reaper of a container may be slow), so remove them.
     fs::remove(pid_file);
+    const fs::path socket_lock =
+        fs::path(socket_dir_) / (".s.PGSQL." + std::to_string(kPort) + ".lock");
+    std::error_code ec;
+    if (LivePostgres(ReadFirstLine(socket_lock)) == 0) fs::remove(socket_lock, ec);
   }
+}
+
+void EmbeddedPostgres::Restart() {
+  if (!fs::exists(fs::path(pgdata_) / "PG_VERSION")) {
+    // Start() would make a new, empty cluster: never in place of one that vanished.
+    throw Error(ErrorCode::kUnavailable,
+                "the cluster in " + pgdata_ + " is gone; not creating an empty one in its place");
+  }
+  const long pid = PostmasterPid();
+  if (pid > 0) {
+    // Alive but not answering (else no one would restart it): no fast shutdown to wait for.
+    if (Run({options_.bin_dir + "/pg_ctl", "-D", pgdata_, "-m", "immediate", "-w", "-t", "5",
+             "stop"},
+            true) != 0) {
+      KillLeftovers(pid);
+    }
+  }
+  running_ = false;
+  Start();
 }
 
 void EmbeddedPostgres::Start() {
@@ -219,7 +307,8 @@ void EmbeddedPostgres::Start() {
                 server_options, "start"},
                true);
   if (rc != 0) {
-    throw Error(ErrorCode::kUnavailable, "the embedded PostgreSQL did not start; see " + log_path_);
+    throw Error(ErrorCode::kUnavailable, "the embedded PostgreSQL did not start (" +
+                                             LastLogLine(log_path_) + "); see " + log_path_);
   }
   running_ = true;
   // Create the application database on first start.

@@ -3,7 +3,7 @@
 // recovered after a crash (a stale postmaster.pid or a server left running), reachable only
 // through a Unix socket inside the folder (no TCP listener). When cmdb runs as root the
 // cluster runs as the `postgres` user, since PostgreSQL refuses to run as root.
-// Not thread-safe: one owner starts and stops it.
+// Not thread-safe: one owner starts, restarts and stops it.
 
 #include <string>
 #include <vector>
@@ -35,6 +35,20 @@ class EmbeddedPostgres {
   // Stops the server (fast shutdown: sessions are closed, data is flushed). Idempotent.
   void Stop();
 
+  // The postmaster's process id while the folder's server process lives (its pid file names a
+  // live postgres process), else 0. Says nothing about whether it answers.
+  long PostmasterPid() const;
+
+  // Brings the server back after its postmaster died or stopped answering: what is left of it
+  // is stopped (immediate shutdown, then SIGKILL when even that is not obeyed) and it is
+  // started again; PostgreSQL replays its WAL, so every committed transaction is kept.
+  // Throws like Start() when it cannot.
+  void Restart();
+
+  // The server binaries' folder (resolved by Start()): pg_dump and pg_restore of the same
+  // major version live there.
+  const std::string& bin_dir() const { return options_.bin_dir; }
+
   // A libpq connection string for `database` on this cluster.
   std::string ConnectionString(const std::string& database = "cmdb") const;
 
@@ -44,6 +58,9 @@ class EmbeddedPostgres {
  private:
   int Run(const std::vector<std::string>& argv, bool as_cluster_owner) const;
   void RecoverFromCrash();
+  void KillLeftovers(long pid);
+  // Waits (up to 10 s) until no process of a dead server is attached to its shared memory.
+  void WaitForOrphanedBackends() const;
 
   EmbeddedPostgresOptions options_;
   std::string pgdata_;

@@ -1,8 +1,10 @@
 #include <boost/json.hpp>
 
 #include "model/error.hpp"
+#include "model/timestamp.hpp"
 #include "server/handlers/handlers.hpp"
 #include "server/metrics.hpp"
+#include "store/database_supervisor.hpp"
 #include "store/db_pool.hpp"
 
 namespace cmdb::server::handlers {
@@ -11,16 +13,33 @@ Response GetHealth(const Request&, const PathParams&, AppContext&) {
   return JsonResponse(200, {{"status", "ok"}});
 }
 
-Response GetReady(const Request& request, const PathParams&, AppContext& ctx) {
+Response GetReady(const Request&, const PathParams&, AppContext& ctx) {
+  boost::json::object body{{"status", "ready"}, {"database", "ok"}};
+  if (ctx.database != nullptr) {
+    const store::DatabaseStatus status = ctx.database->Status();
+    if (status.health != store::DatabaseHealth::kUp) {
+      std::string detail = std::string("the database is ") + store::HealthName(status.health);
+      if (status.supervised) detail += " (the embedded PostgreSQL is being brought back)";
+      if (!status.last_error.empty()) detail += ": " + status.last_error;
+      throw model::Error(model::ErrorCode::kUnavailable, detail, std::chrono::seconds{5});
+    }
+    body["supervised"] = status.supervised;
+    body["outages"] = status.outages;
+    body["restarts"] = status.restarts;
+    body["failed_restarts"] = status.failed_restarts;
+    if (status.last_restart.micros != 0) {
+      body["last_restart"] = model::FormatTimestamp(status.last_restart);
+    }
+  }
   try {
     store::DbSession session = ctx.db->Lease(std::chrono::seconds{2});
     store::Ping(session);
   } catch (const model::Error& e) {
     throw model::Error(model::ErrorCode::kUnavailable,
-                       std::string("the database is not reachable: ") + e.what());
+                       std::string("the database is not reachable: ") + e.what(),
+                       std::chrono::seconds{5});
   }
-  (void)request;
-  return JsonResponse(200, {{"status", "ready"}, {"database", "ok"}});
+  return JsonResponse(200, std::move(body));
 }
 
 Response GetMetrics(const Request&, const PathParams&, AppContext& ctx) {

@@ -52,13 +52,17 @@ TEST(Problem, RendersRfc9457BodyWithFieldErrors) {
 
 TEST(Problem, ABusyRefusalTellsWhenToRetry) {
   Response busy = MakeProblemResponse(
-      model::Error(ErrorCode::kUnavailable, "rebuilding", std::chrono::seconds{5}), "/x");
+      model::Error(ErrorCode::kUnavailable, "rebuilding", std::chrono::seconds{12}), "/x");
   EXPECT_EQ(busy.status, 503);
   ASSERT_EQ(busy.headers.size(), 1U);
   EXPECT_EQ(busy.headers[0].first, "Retry-After");
-  EXPECT_EQ(busy.headers[0].second, "5");
+  EXPECT_EQ(busy.headers[0].second, "12");
+  // A 503 whose error does not say (a connection lost under a request) still tells when.
   Response down = MakeProblemResponse(ErrorCode::kUnavailable, "no database", "/x");
-  EXPECT_TRUE(down.headers.empty());
+  ASSERT_EQ(down.headers.size(), 1U);
+  EXPECT_EQ(down.headers[0].first, "Retry-After");
+  EXPECT_EQ(down.headers[0].second, std::to_string(kDefaultRetryAfterSeconds));
+  EXPECT_TRUE(MakeProblemResponse(ErrorCode::kInternal, "bug", "/x").headers.empty());
 }
 
 }  // namespace

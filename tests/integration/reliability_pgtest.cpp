@@ -1,0 +1,348 @@
+// What an operator relies on when things break: the embedded PostgreSQL restarted when it dies
+// or hangs, a restarted --database server survived, no acknowledged write lost to a crash.
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "server/app.hpp"
+#include "store/embedded_postgres.hpp"
+#include "tests/integration/cmdb_process.hpp"
+#include "tests/integration/http_client.hpp"
+#include "tests/integration/pg_environment.hpp"
+#include "tests/integration/sql_client.hpp"
+
+namespace cmdb::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+
+// A folder under /tmp the embedded PostgreSQL (run as `postgres` when we are root) can enter,
+// removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    char dir[] = "/tmp/cmdbrel-XXXXXX";
+    if (mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
+    chmod(dir, 0755);
+    path_ = dir;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+const Headers& AdminJson() {
+  static const Headers headers{{"Content-Type", "application/json"},
+                               {"Authorization", std::string("Bearer ") + kTestAdminToken}};
+  return headers;
+}
+
+// The postmaster's pid from the cluster's lock file; 0 when there is none.
+pid_t PostmasterOf(const std::string& data_dir) {
+  std::ifstream in(data_dir + "/pgdata/postmaster.pid");
+  long pid = 0;
+  in >> pid;
+  return static_cast<pid_t>(pid);
+}
+
+// Creates CIs one after another until stopped, remembering which were acknowledged (201) and
+// whether any answer was other than 201 or a 503 problem that says when to retry.
+class Writer {
+ public:
+  Writer(std::uint16_t port, std::string prefix) : port_(port), prefix_(std::move(prefix)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Writer() { Stop(); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::vector<std::string> acknowledged() const {
+    std::lock_guard lock(mutex_);
+    return acknowledged_;
+  }
+  std::vector<std::string> unexpected() const {
+    std::lock_guard lock(mutex_);
+    return unexpected_;
+  }
+  int refused() const { return refused_; }
+  // When the latest acknowledged write was sent, and when its 201 arrived.
+  std::pair<Clock::time_point, Clock::time_point> last_success() const {
+    std::lock_guard lock(mutex_);
+    return {last_sent_, last_success_};
+  }
+
+ private:
+  void Run() {
+    for (int n = 0; !stop_; ++n) {
+      const std::string name = prefix_ + std::to_string(n);
+      const Clock::time_point sent = Clock::now();
+      HttpResult r = HttpRequest(port_, "POST", "/api/v1/cis",
+                                 R"({"type": "vm", "name": ")" + name + R"("})", AdminJson());
+      std::lock_guard lock(mutex_);
+      if (r.status == 201) {
+        acknowledged_.push_back(name);
+        last_sent_ = sent;
+        last_success_ = Clock::now();
+      } else if (r.status == 503 && !r.header("retry-after").empty() &&
+                 r.header("content-type") == "application/problem+json") {
+        ++refused_;
+        std::this_thread::sleep_for(100ms);
+      } else {
+        unexpected_.push_back(std::to_string(r.status) + " " + r.body);
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+  }
+
+  std::uint16_t port_;
+  std::string prefix_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> refused_{0};
+  mutable std::mutex mutex_;
+  std::vector<std::string> acknowledged_;
+  std::vector<std::string> unexpected_;
+  Clock::time_point last_sent_{};
+  Clock::time_point last_success_{};
+  std::thread thread_;
+};
+
+// Waits up to `limit` for `done`; whether it came true.
+template <typename Condition>
+bool WaitFor(Condition done, std::chrono::milliseconds limit) {
+  const auto until = Clock::now() + limit;
+  while (Clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return done();
+}
+
+std::int64_t MetricValue(std::uint16_t port, const std::string& name) {
+  const std::string text = HttpRequest(port, "GET", "/metrics", "", {}).body;
+  const std::size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + name.size() + 2));
+}
+
+// Waits until a write sent after `since` has been acknowledged; how long after `since` its
+// acknowledgement came, or nullopt after `limit`.
+std::optional<double> RecoveredAfter(const Writer& writer, Clock::time_point since,
+                                     std::chrono::milliseconds limit) {
+  if (!WaitFor([&] { return writer.last_success().first > since; }, limit)) return std::nullopt;
+  return std::chrono::duration<double>(writer.last_success().second - since).count();
+}
+
+TEST(Reliability, TheEmbeddedPostgresIsRestartedWhenItsPostmasterDies) {
+  TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  CmdbProcess cmdb = StartCmdb(
+      CMDB_BINARY, {"--listen", "127.0.0.1:0", "--data-dir", data_dir, "--no-request-log"}, false,
+      {std::string("CMDB_BOOTSTRAP_TOKEN=") + kTestAdminToken});
+  // Should the test fail half-way: neither cmdb nor its PostgreSQL outlive it.
+  struct Reap {
+    CmdbProcess& process;
+    std::string data_dir;
+    ~Reap() {
+      if (process.pid > 0) StopCmdb(process, SIGKILL);
+      if (const pid_t postmaster = PostmasterOf(data_dir); postmaster > 0) {
+        kill(postmaster, SIGQUIT);
+      }
+    }
+  } reap{cmdb, data_dir};
+  ASSERT_NE(cmdb.port, 0) << "cmdb did not print its URL";
+  HttpResult ready = HttpRequest(cmdb.port, "GET", "/ready", "", {});
+  ASSERT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(ready.json().at("supervised"), true);
+  EXPECT_EQ(ready.json().at("restarts"), 0);
+
+  Writer writer(cmdb.port, "w-");
+  ASSERT_TRUE(WaitFor([&] { return writer.acknowledged().size() >= 20; }, 30s));
+  for (int crash = 1; crash <= 2; ++crash) {
+    const pid_t postmaster = PostmasterOf(data_dir);
+    ASSERT_GT(postmaster, 0);
+    const auto killed = Clock::now();
+    ASSERT_EQ(kill(postmaster, SIGKILL), 0);
+    // Restarted, and writes served again, within 30 s of the crash (the second restart backs
+    // off 1 s). Backends that had not noticed the crash yet may still commit a write or two.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          ready = HttpRequest(cmdb.port, "GET", "/ready", "", {});
+          return ready.status == 200 && ready.json().at("restarts") == crash;
+        },
+        30s))
+        << ready.body;
+    EXPECT_NE(PostmasterOf(data_dir), postmaster);
+    const std::optional<double> recovered = RecoveredAfter(
+        writer, Clock::now(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(killed + 30s - Clock::now()));
+    ASSERT_TRUE(recovered.has_value()) << "no write acknowledged within 30 s of crash " << crash;
+    EXPECT_TRUE(ready.json().as_object().contains("last_restart"));
+    EXPECT_EQ(MetricValue(cmdb.port, "cmdb_database_restarts_total"), crash);
+    EXPECT_EQ(MetricValue(cmdb.port, "cmdb_database_up"), 1);
+  }
+  const std::size_t before_stop = writer.acknowledged().size();
+  ASSERT_TRUE(WaitFor([&] { return writer.acknowledged().size() > before_stop + 5; }, 30s));
+  writer.Stop();
+  // In between, every answer was a 201 or a 503 problem with Retry-After; nothing else.
+  EXPECT_TRUE(writer.unexpected().empty()) << writer.unexpected().front();
+  EXPECT_GT(writer.refused(), 0);
+
+  // Every acknowledged CI is there, with its first version (PostgreSQL replayed its WAL).
+  const std::vector<std::string> acknowledged = writer.acknowledged();
+  SqlConnection sql(store::EmbeddedPostgres({data_dir, true, ""}).ConnectionString());
+  SqlResult stored = sql.Query(
+      "SELECT count(*) FROM configuration_items c WHERE c.name LIKE 'w-%' AND EXISTS (SELECT 1 "
+      "FROM ci_versions v WHERE v.ci_id = c.id AND v.version = 1)");
+  EXPECT_GE(stored.Int(0, 0), static_cast<std::int64_t>(acknowledged.size()));
+  SqlResult missing = sql.Query(
+      "SELECT count(*) FROM unnest($1::text[]) AS a(name) WHERE NOT EXISTS (SELECT 1 FROM "
+      "configuration_items c WHERE c.name = a.name)",
+      {P([&] {
+        std::string array = "{";
+        for (const std::string& name : acknowledged) array += (array.size() > 1 ? "," : "") + name;
+        return array + "}";
+      }())});
+  EXPECT_EQ(missing.Int(0, 0), 0);
+  EXPECT_EQ(StopCmdb(cmdb), 0);
+}
+
+// A postmaster that stops answering (here: stopped with SIGSTOP) is killed and restarted.
+TEST(Reliability, AHungEmbeddedPostgresIsKilledAndRestarted) {
+  TempDir dir;
+  server::ServeConfig config;
+  config.listen = "127.0.0.1:0";
+  config.data_dir = dir.path() + "/data";
+  config.durable = false;
+  config.pool_size = 4;
+  config.log_requests = false;
+  config.discovery_worker = false;
+  config.import_worker = false;
+  config.bootstrap_token = kTestAdminToken;
+  config.token_pepper = kTestPepper;
+  config.supervisor.interval = 200ms;
+  config.supervisor.probe_timeout = 1000ms;
+  server::App app(config);
+  app.Start();
+  const std::uint16_t port = app.port();
+  const pid_t postmaster = PostmasterOf(config.data_dir);
+  ASSERT_GT(postmaster, 0);
+  ASSERT_EQ(kill(postmaster, SIGSTOP), 0);
+  const bool restarted = WaitFor(
+      [&] {
+        HttpResult r = HttpRequest(port, "GET", "/ready", "", {});
+        return r.status == 200 && r.json().at("restarts") == 1;
+      },
+      40s);
+  kill(postmaster, SIGKILL);  // should the test fail: not left stopped
+  ASSERT_TRUE(restarted);
+  EXPECT_EQ(
+      HttpRequest(port, "POST", "/api/v1/cis", R"({"type": "vm", "name": "after"})", AdminJson())
+          .status,
+      201);
+  app.Stop();
+}
+
+// With --database, a restart of that server is waited out: the pool reopens its connections
+// (nothing prepared on the old backends is used), and the graph listener listens again and
+// catches up with what it missed.
+TEST(Reliability, ARestartOfTheDatabaseServerIsSurvived) {
+  TempDir dir;
+  store::EmbeddedPostgres external({dir.path() + "/external", false, ""});
+  external.Start();
+  server::ServeConfig config;
+  config.listen = "127.0.0.1:0";
+  config.database = external.ConnectionString();
+  config.data_dir = dir.path() + "/unused";
+  config.pool_size = 4;
+  config.log_requests = false;
+  config.discovery_worker = false;
+  config.import_worker = false;
+  config.bootstrap_token = kTestAdminToken;
+  config.token_pepper = kTestPepper;
+  config.supervisor.interval = 200ms;
+  server::App first(config);
+  first.Start();
+  server::App second(config);
+  second.Start();
+  auto create = [](std::uint16_t port, const std::string& name) {
+    HttpResult r =
+        HttpRequest(port, "POST", "/api/v1/cis",
+                    R"({"type": "application", "name": ")" + name + R"("})", AdminJson());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return r.status == 201 ? r.json().at("id").as_int64() : 0;
+  };
+  const std::int64_t db = create(first.port(), "orders-db");
+  const std::int64_t app = create(first.port(), "orders-app");
+  // Read once, so the batched reader has its statement prepared on the old backend.
+  ASSERT_EQ(
+      HttpRequest(first.port(), "GET", "/api/v1/cis/" + std::to_string(db), "", AdminJson()).status,
+      200);
+
+  external.Stop();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        HttpResult r = HttpRequest(first.port(), "GET", "/ready", "", {});
+        return r.status == 503 && !r.header("retry-after").empty();
+      },
+      10s));
+  HttpResult refused =
+      HttpRequest(first.port(), "GET", "/api/v1/cis/" + std::to_string(db), "", AdminJson());
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_FALSE(refused.header("retry-after").empty());
+  external.Start();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HttpRequest(first.port(), "GET", "/ready", "", {}).status == 200 &&
+               HttpRequest(second.port(), "GET", "/ready", "", {}).status == 200;
+      },
+      20s));
+  // The first requests after it are served: no connection or statement of before is reused.
+  for (int i = 0; i < 8; ++i) {
+    HttpResult r =
+        HttpRequest(first.port(), "GET", "/api/v1/cis/" + std::to_string(db), "", AdminJson());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  // A relation written through the other instance reaches this one's graph: LISTEN is back.
+  HttpResult related = HttpRequest(second.port(), "POST", "/api/v1/relations",
+                                   R"({"type": "depends_on", "from": )" + std::to_string(app) +
+                                       R"(, "to": )" + std::to_string(db) + "}",
+                                   AdminJson());
+  ASSERT_EQ(related.status, 201) << related.body;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        HttpResult impact = HttpRequest(
+            first.port(), "GET", "/api/v1/cis/" + std::to_string(db) + "/impact", "", AdminJson());
+        return impact.status == 200 && impact.body.find("orders-app") != std::string::npos;
+      },
+      10s));
+  second.Stop();
+  first.Stop();
+  external.Stop();
+}
+
+}  // namespace
+}  // namespace cmdb::testing
