@@ -166,39 +166,27 @@ bool SameDigest(const store::TokenDigest& a, const store::TokenDigest& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string LoadPepper(const std::string& configured, const std::string& data_dir) {
-  if (!configured.empty()) {
-    if (configured.size() < 32) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "CMDB_TOKEN_PEPPER must hold at least 32 characters");
-    }
-    return configured;
-  }
-  namespace fs = std::filesystem;
-  const fs::path path = fs::path(data_dir) / "token-pepper";
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
+namespace {
+
+std::filesystem::path PepperFile(const std::string& data_dir) {
+  return std::filesystem::path(data_dir) / "token-pepper";
+}
+
+std::string ReadPepperFile(const std::filesystem::path& path) {
   std::string pepper;
-  {
-    std::ifstream in(path);
-    if (in) std::getline(in, pepper);
-  }
-  if (!pepper.empty()) return pepper;
-  pepper = RandomText(32);
-  // O_EXCL: two processes starting at once agree on one pepper (the loser reads the winner's).
+  std::ifstream in(path);
+  if (in) std::getline(in, pepper);
+  return pepper;
+}
+
+// Creates `path` holding `pepper` (mode 0600, flushed); false when it exists already.
+// O_EXCL: two processes starting at once agree on one pepper (the loser reads the winner's).
+bool CreatePepperFile(const std::filesystem::path& path, const std::string& pepper) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    if (errno == EEXIST) {
-      // Another process created it a moment ago: read what it wrote.
-      for (int attempt = 0; attempt < 50; ++attempt) {
-        std::ifstream again(path);
-        std::string written;
-        if (again) std::getline(again, written);
-        if (!written.empty()) return written;
-        usleep(20000);
-      }
-      throw Error(ErrorCode::kUnavailable, path.string() + " exists but is empty");
-    }
+    if (errno == EEXIST) return false;
     throw Error(ErrorCode::kUnavailable,
                 "cannot create " + path.string() + ": " + std::strerror(errno));
   }
@@ -209,7 +197,56 @@ std::string LoadPepper(const std::string& configured, const std::string& data_di
   if (!written || !synced) {
     throw Error(ErrorCode::kUnavailable, "cannot write " + path.string());
   }
-  return pepper;
+  return true;
+}
+
+}  // namespace
+
+std::string ReadPepper(const std::string& configured, const std::string& data_dir) {
+  if (!configured.empty()) return configured;
+  return ReadPepperFile(PepperFile(data_dir));
+}
+
+std::string LoadPepper(const std::string& configured, const std::string& data_dir) {
+  if (!configured.empty()) {
+    if (configured.size() < 32) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "CMDB_TOKEN_PEPPER must hold at least 32 characters");
+    }
+    return configured;
+  }
+  const std::filesystem::path path = PepperFile(data_dir);
+  if (std::string pepper = ReadPepperFile(path); !pepper.empty()) return pepper;
+  std::string pepper = RandomText(32);
+  if (CreatePepperFile(path, pepper)) return pepper;
+  // Another process created it a moment ago: read what it wrote.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (std::string written = ReadPepperFile(path); !written.empty()) return written;
+    usleep(20000);
+  }
+  throw Error(ErrorCode::kUnavailable, path.string() + " exists but is empty");
+}
+
+void InstallPepper(const std::string& configured, const std::string& data_dir,
+                   const std::string& pepper) {
+  if (!configured.empty()) {
+    if (configured != pepper) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "CMDB_TOKEN_PEPPER differs from the pepper of the backed-up instance, whose "
+                  "token hashes the backup holds; set it to that pepper, or unset it to have the "
+                  "backup's written to " +
+                      PepperFile(data_dir).string());
+    }
+    return;
+  }
+  const std::filesystem::path path = PepperFile(data_dir);
+  if (CreatePepperFile(path, pepper)) return;
+  if (ReadPepperFile(path) != pepper) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                path.string() +
+                    " holds another pepper than the backed-up instance's; restore "
+                    "into a new data folder, or remove that file if nothing else uses it");
+  }
 }
 
 }  // namespace cmdb::auth

@@ -38,4 +38,13 @@ bool SameDigest(const store::TokenDigest& a, const store::TokenDigest& b);
 // with 32 random bytes (mode 0600) when missing. Throws model::Error naming the file.
 std::string LoadPepper(const std::string& configured, const std::string& data_dir);
 
+// The pepper as LoadPepper finds it, without creating one: "" when there is none.
+std::string ReadPepper(const std::string& configured, const std::string& data_dir);
+
+// Makes `pepper` (a restored backup's) the one LoadPepper finds: writes <data_dir>/token-pepper
+// when there is none. Throws Error{kFailedPrecondition} when `configured` (CMDB_TOKEN_PEPPER) or
+// the file holds another.
+void InstallPepper(const std::string& configured, const std::string& data_dir,
+                   const std::string& pepper);
+
 }  // namespace cmdb::auth

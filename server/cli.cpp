@@ -14,6 +14,7 @@
 #include "model/access.hpp"
 #include "model/error.hpp"
 #include "store/audit_log_repository.hpp"
+#include "store/backup.hpp"
 #include "store/db_pool.hpp"
 #include "store/embedded_postgres.hpp"
 #include "store/migrations.hpp"
@@ -36,6 +37,26 @@ running on it. Roles: viewer, asset_admin, change_reviewer, incident_handler, gr
 quality_auditor, auditor, admin, discovery_agent.
 )";
 
+constexpr const char* kBackupUsage =
+    R"(usage: cmdb backup --out FILE [--data-dir DIR | --database URL]
+
+Saves everything in the database of the data folder (or --database) to FILE, while the server
+keeps running: CIs, relations and their history, discovery runs, findings and decisions,
+changes, incidents, knowledge, users, tokens and the audit log, as one consistent snapshot
+(pg_dump), with the token pepper of the data folder (or CMDB_TOKEN_PEPPER) so that the tokens
+work after a restore. FILE is mode 0600 and appears only once complete; keep it as safe as
+the data itself.
+)";
+
+constexpr const char* kRestoreUsage =
+    R"(usage: cmdb restore --in FILE [--data-dir DIR | --database URL]
+
+Brings back a backup made by `cmdb backup` into an empty data folder (created when missing) or
+an empty database, in one transaction: all of it or nothing. The backup's token pepper is
+written to <data-dir>/token-pepper (unless CMDB_TOKEN_PEPPER is set, which must then be the
+same). Start `cmdb serve` on it afterwards; the old tokens work.
+)";
+
 constexpr const char* kTokenUsage =
     R"(usage: cmdb token create --user NAME [--name TEXT] [--expires-in-days N]
                          [--role ROLE ...] [--data-dir DIR | --database URL]
@@ -56,22 +77,22 @@ struct Target {
 };
 
 // The database of `target` for the length of a command: --database as given; the data
-// folder's cluster as it is when a server runs on it, else started and stopped again.
+// folder's cluster as it is when a server runs on it, else started (created, for a new
+// folder) and stopped again. `migrate`: brought to the current schema first.
 class CommandDatabase {
  public:
-  explicit CommandDatabase(const Target& target) {
-    std::string dsn = target.database;
-    if (dsn.empty()) {
+  explicit CommandDatabase(const Target& target, bool migrate = true) : dsn_(target.database) {
+    if (dsn_.empty()) {
       postgres_ = std::make_unique<store::EmbeddedPostgres>(
           store::EmbeddedPostgresOptions{target.data_dir, true, ""});
       if (!postgres_->Running()) {
         postgres_->Start();
         started_ = true;
       }
-      dsn = postgres_->ConnectionString();
+      dsn_ = postgres_->ConnectionString();
     }
-    session_.emplace(store::DbSession::Connect(dsn));
-    store::ApplyMigrations(*session_);
+    session_.emplace(store::DbSession::Connect(dsn_));
+    if (migrate) store::ApplyMigrations(*session_);
   }
   ~CommandDatabase() {
     session_.reset();
@@ -80,8 +101,15 @@ class CommandDatabase {
   CommandDatabase(const CommandDatabase&) = delete;
   CommandDatabase& operator=(const CommandDatabase&) = delete;
   store::DbSession& session() { return *session_; }
+  const std::string& dsn() const { return dsn_; }
+  // Where pg_dump and pg_restore are: beside the embedded cluster's server, else the newest
+  // installed (they work with servers of their major version and older).
+  std::string bin_dir() const {
+    return store::PostgresBinDir(postgres_ ? postgres_->bin_dir() : "");
+  }
 
  private:
+  std::string dsn_;
   std::unique_ptr<store::EmbeddedPostgres> postgres_;
   bool started_ = false;
   std::optional<store::DbSession> session_;
@@ -260,6 +288,78 @@ int RunTokenCommand(const std::vector<std::string>& args) {
         auth::IssueToken(db.session(), pepper, *user, token_name, roles, expires, "cli");
     Audit(db.session(), "cmdb token create", std::to_string(issued.token.id));
     std::cout << issued.text << "\n";
+    return 0;
+  });
+}
+
+int RunBackupCommand(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << kBackupUsage;
+    return 0;
+  }
+  return Guarded([&] {
+    Target target = DefaultTarget();
+    std::string out;
+    ParseFlags(args, 0, [&](const std::string& flag, const std::string& value) {
+      if (flag == "--out") {
+        out = value;
+      } else if (!TakeTargetFlag(flag, value, target)) {
+        throw Error(ErrorCode::kInvalidArgument, "unknown option " + flag);
+      }
+    });
+    if (out.empty()) throw Error(ErrorCode::kInvalidArgument, "--out FILE is required");
+    CommandDatabase db(target, /*migrate=*/false);
+    boost::json::object header{{"format", "cmdb-backup"},
+                               {"version", 1},
+                               {"created_at", model::FormatTimestamp(model::Timestamp::Now())}};
+    if (std::string pepper = auth::ReadPepper(Env("CMDB_TOKEN_PEPPER"), target.data_dir);
+        !pepper.empty()) {
+      header["token_pepper"] = pepper;
+    }
+    const std::uint64_t size =
+        store::WriteBackup(db.dsn(), db.bin_dir(), out, boost::json::serialize(header));
+    std::cerr << "cmdb: backed up the database to " << out << " (" << size << " bytes)\n";
+    return 0;
+  });
+}
+
+int RunRestoreCommand(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << kRestoreUsage;
+    return 0;
+  }
+  return Guarded([&] {
+    Target target = DefaultTarget();
+    std::string in;
+    ParseFlags(args, 0, [&](const std::string& flag, const std::string& value) {
+      if (flag == "--in") {
+        in = value;
+      } else if (!TakeTargetFlag(flag, value, target)) {
+        throw Error(ErrorCode::kInvalidArgument, "unknown option " + flag);
+      }
+    });
+    if (in.empty()) throw Error(ErrorCode::kInvalidArgument, "--in FILE is required");
+    boost::system::error_code ec;
+    const boost::json::value header = boost::json::parse(store::ReadBackupHeader(in), ec);
+    if (ec || !header.is_object() || !header.as_object().contains("format") ||
+        header.at("format") != "cmdb-backup") {
+      throw Error(ErrorCode::kInvalidArgument, in + " has no readable cmdb backup header");
+    }
+    const boost::json::object& fields = header.as_object();
+    if (const auto* pepper = fields.if_contains("token_pepper"); pepper && pepper->is_string()) {
+      auth::InstallPepper(Env("CMDB_TOKEN_PEPPER"), target.data_dir,
+                          std::string(pepper->get_string()));
+    }
+    CommandDatabase db(target, /*migrate=*/false);
+    store::RestoreBackup(db.session(), db.dsn(), db.bin_dir(), in);
+    // A backup of an older cmdb is brought to this one's schema.
+    store::ApplyMigrations(db.session());
+    Audit(db.session(), "cmdb restore", in);
+    std::cerr << "cmdb: restored " << in << " (taken "
+              << (fields.contains("created_at") && fields.at("created_at").is_string()
+                      ? std::string(fields.at("created_at").get_string())
+                      : std::string("at an unknown time"))
+              << ")\n";
     return 0;
   });
 }

@@ -2,7 +2,7 @@
 // The operator's commands that work without a running server, against the data folder's
 // embedded PostgreSQL (used as it is when a server runs on it, else started for the command)
 // or --database: `cmdb user add` and `cmdb token create`, the way to recover a lost admin
-// token.
+// token; `cmdb backup` and `cmdb restore`.
 
 #include <string>
 #include <vector>
@@ -13,5 +13,9 @@ namespace cmdb::server {
 int RunUserCommand(const std::vector<std::string>& args);
 // `cmdb token ...` with the arguments after "token"; the exit status.
 int RunTokenCommand(const std::vector<std::string>& args);
+// `cmdb backup --out FILE ...` with the arguments after "backup"; the exit status.
+int RunBackupCommand(const std::vector<std::string>& args);
+// `cmdb restore --in FILE ...` with the arguments after "restore"; the exit status.
+int RunRestoreCommand(const std::vector<std::string>& args);
 
 }  // namespace cmdb::server

@@ -17,6 +17,8 @@ namespace {
 constexpr const char* kUsage = R"(usage: cmdb serve [options]
        cmdb user add NAME --role ROLE ...     (cmdb user --help)
        cmdb token create --user NAME ...      (cmdb token --help)
+       cmdb backup --out FILE ...             (cmdb backup --help)
+       cmdb restore --in FILE ...             (cmdb restore --help)
 
   --listen HOST:PORT     address to serve on (env CMDB_LISTEN; default 127.0.0.1:8080)
   --data-dir DIR         folder of the embedded PostgreSQL (env CMDB_DATA_DIR; default ./cmdb-data)
@@ -78,6 +80,11 @@ int main(int argc, char** argv) {
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     return args[0] == "user" ? cmdb::server::RunUserCommand(rest)
                              : cmdb::server::RunTokenCommand(rest);
+  }
+  if (args[0] == "backup" || args[0] == "restore") {
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    return args[0] == "backup" ? cmdb::server::RunBackupCommand(rest)
+                               : cmdb::server::RunRestoreCommand(rest);
   }
   if (args[0] != "serve") {
     std::cerr << "cmdb: unknown command '" << args[0] << "'\n" << kUsage;

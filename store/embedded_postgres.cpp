@@ -34,7 +34,7 @@ namespace {
 constexpr int kPort = 5432;
 constexpr std::size_t kMaxSocketPath = 100;  // sun_path is 108 bytes with the terminator
 
-std::string FindBinDir(const std::string& configured) {
+std::string FindBinDirIn(const std::string& configured) {
   if (!configured.empty()) return configured;
   std::string best;
   int best_version = -1;
@@ -128,6 +128,8 @@ std::string LastLogLine(const fs::path& path) {
 }
 
 }  // namespace
+
+std::string PostgresBinDir(const std::string& configured) { return FindBinDirIn(configured); }
 
 EmbeddedPostgres::EmbeddedPostgres(EmbeddedPostgresOptions options) : options_(std::move(options)) {
   fs::path root = fs::absolute(options_.data_dir).lexically_normal();
@@ -259,7 +261,7 @@ void EmbeddedPostgres::Restart() {
 void EmbeddedPostgres::Start() {
   if (running_) return;
   // Resolved once: RecoverFromCrash and Stop use the same binaries.
-  options_.bin_dir = FindBinDir(options_.bin_dir);
+  options_.bin_dir = PostgresBinDir(options_.bin_dir);
   const std::string& bin = options_.bin_dir;
   const fs::path root(options_.data_dir);
   std::error_code ec;

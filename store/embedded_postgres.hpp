@@ -10,6 +10,10 @@
 
 namespace cmdb::store {
 
+// The folder of the newest PostgreSQL server binaries installed (/usr/lib/postgresql/<v>/bin),
+// or `configured` when given. Throws Error{kUnavailable} when there are none.
+std::string PostgresBinDir(const std::string& configured = "");
+
 struct EmbeddedPostgresOptions {
   std::string data_dir;  // holds pgdata/, run/ (the socket) and postgresql.log
   bool durable = true;   // false: fsync off, for throwaway test clusters

@@ -1,11 +1,13 @@
 // What an operator relies on when things break: the embedded PostgreSQL restarted when it dies
 // or hangs, a restarted --database server survived, no acknowledged write lost to a crash.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -342,6 +344,138 @@ TEST(Reliability, ARestartOfTheDatabaseServerIsSurvived) {
   second.Stop();
   first.Stop();
   external.Stop();
+}
+
+// Runs a shell command; its output (stdout and stderr) and exit status.
+std::pair<std::string, int> Shell(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::array<char, 512> buffer{};
+  while (pipe != nullptr && fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
+    out += buffer.data();
+  }
+  const int status = pipe != nullptr ? pclose(pipe) : -1;
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+// Every table of the database at `dsn`: its name, rows and a digest of its rows' text.
+std::map<std::string, std::pair<std::int64_t, std::string>> TableDigests(const std::string& dsn) {
+  SqlConnection sql(dsn);
+  std::map<std::string, std::pair<std::int64_t, std::string>> digests;
+  SqlResult tables =
+      sql.Query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+  for (int i = 0; i < tables.rows(); ++i) {
+    const std::string table(tables.Text(i, 0));
+    // The restore adds its own line to the audit log; the lines before it must be identical.
+    const std::string where = table == "audit_log" ? " WHERE t.route <> 'cmdb restore'" : "";
+    SqlResult digest = sql.Query(
+        "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY "
+        "t::text), '')) FROM " +
+        table + " t" + where);
+    digests[table] = {digest.Int(0, 0), std::string(digest.Text(0, 1))};
+  }
+  return digests;
+}
+
+class BackupRestore : public ServerTest {};
+
+TEST_F(BackupRestore, ARestoredDatabaseHoldsEveryTableAsItWas) {
+  server::ServeConfig config = Config();
+  config.demo = true;
+  Restart(config);
+  // Beyond the demo estate: history, a change, an incident, knowledge, a discovery run with
+  // its decisions, drift, a user with a token; every write is in the audit log.
+  const std::int64_t ci = Get("/api/v1/cis?limit=1").json().at("items").at(0).at("id").as_int64();
+  ASSERT_EQ(Patch("/api/v1/cis/" + std::to_string(ci), R"({"owner": "backup-team"})").status, 200);
+  const std::string ids = "[" + std::to_string(ci) + "]";
+  ASSERT_EQ(Post("/api/v1/changes", R"({"title": "patch", "planned_start": "2030-01-01T10:00:00Z",
+      "planned_end": "2030-01-01T11:00:00Z", "ci_ids": )" +
+                                        ids + "}")
+                .status,
+            201);
+  ASSERT_EQ(Post("/api/v1/incidents", R"({"title": "slow", "severity": 3, "ci_ids": )" + ids + "}")
+                .status,
+            201);
+  ASSERT_EQ(Post("/api/v1/knowledge", R"({"title": "restart it", "body": "systemctl restart",
+      "ci_ids": )" + ids + "}")
+                .status,
+            201);
+  HttpResult source = Post("/api/v1/discovery/sources", R"({"name": "agents", "kind": "agent"})");
+  ASSERT_EQ(source.status, 201) << source.body;
+  HttpResult run = Post(
+      "/api/v1/discovery/runs?source=" + std::to_string(source.json().at("id").as_int64()),
+      R"({"items": [{"identity": {"serial": "NOPE-1"}, "attributes": {"hostname": "stray"}}]})");
+  ASSERT_EQ(run.status, 202) << run.body;
+  const std::string run_path =
+      "/api/v1/discovery/runs/" + std::to_string(run.json().at("id").as_int64());
+  ASSERT_TRUE(WaitFor([&] { return Get(run_path).json().at("state") == "succeeded"; }, 60s));
+  Sql("INSERT INTO drift_findings (ci_id, attribute, expected, actual, run_id, last_run_id, "
+      "detected_at, observed_at) VALUES ($1, 'os', '\"a\"', '\"b\"', 0, 0, now(), now())",
+      {P(ci)});
+  const std::string viewer = TokenFor("backup-viewer", R"(["viewer"])");
+
+  TempDir dir;
+  const std::string file = dir.path() + "/nightly.cmdb";
+  const std::string pepper = std::string("CMDB_TOKEN_PEPPER=") + kTestPepper + " ";
+  auto [backup_out, backup_status] =
+      Shell(pepper + CMDB_BINARY + " backup --out " + file + " --database '" + dsn_ + "'");
+  ASSERT_EQ(backup_status, 0) << backup_out;
+  struct stat mode {};
+  ASSERT_EQ(stat(file.c_str(), &mode), 0);
+  EXPECT_EQ(mode.st_mode & 0777, 0600U);
+  EXPECT_FALSE(std::filesystem::exists(file + ".partial"));
+
+  const std::string restored = CreateEmptyDatabase();
+  auto [restore_out, restore_status] = Shell(pepper + CMDB_BINARY + " restore --in " + file +
+                                             " --database '" + DsnFor(restored) + "'");
+  ASSERT_EQ(restore_status, 0) << restore_out;
+  const auto before = TableDigests(dsn_);
+  const auto after = TableDigests(DsnFor(restored));
+  ASSERT_EQ(before.size(), after.size());
+  for (const char* table :
+       {"configuration_items", "ci_versions", "relations", "relation_versions", "discovery_runs",
+        "discovery_decisions", "drift_findings", "changes", "change_events", "incidents",
+        "incident_events", "knowledge_articles", "users", "api_tokens", "audit_log"}) {
+    ASSERT_TRUE(before.contains(table)) << table;
+    EXPECT_GT(before.at(table).first, 0) << table << " is empty: the test proves nothing for it";
+  }
+  for (const auto& [table, digest] : before) {
+    ASSERT_TRUE(after.contains(table)) << table;
+    EXPECT_EQ(after.at(table), digest) << table << " differs after the restore";
+  }
+  // The restore is in the audit log, and the tokens of before work on the restored database.
+  SqlConnection restored_sql(DsnFor(restored));
+  EXPECT_EQ(
+      restored_sql.Query("SELECT count(*) FROM audit_log WHERE route = 'cmdb restore'").Int(0, 0),
+      1);
+  server::ServeConfig on_restored = Config();
+  on_restored.database = DsnFor(restored);
+  Restart(on_restored);
+  HttpResult me =
+      HttpRequest(port(), "GET", "/api/v1/me", "", {{"Authorization", "Bearer " + viewer}});
+  EXPECT_EQ(me.status, 200) << me.body;
+
+  // Only into an empty database: a second restore changes nothing and says why.
+  auto [again_out, again_status] = Shell(pepper + CMDB_BINARY + " restore --in " + file +
+                                         " --database '" + DsnFor(restored) + "'");
+  EXPECT_EQ(again_status, 1);
+  EXPECT_NE(again_out.find("holds"), std::string::npos) << again_out;
+  // Not a backup: refused before anything is touched.
+  std::ofstream(dir.path() + "/junk") << "hello";
+  auto [junk_out, junk_status] = Shell(CMDB_BINARY + std::string(" restore --in ") + dir.path() +
+                                       "/junk --database '" + DsnFor(restored) + "'");
+  EXPECT_EQ(junk_status, 2);
+  EXPECT_NE(junk_out.find("not a cmdb backup"), std::string::npos) << junk_out;
+  // A pepper that is not the backup's would leave every token unusable: refused.
+  const std::string spare = CreateEmptyDatabase();
+  auto [other_out, other_status] = Shell(
+      "CMDB_TOKEN_PEPPER=another-pepper-0123456789abcdefghijklmnop " + std::string(CMDB_BINARY) +
+      " restore --in " + file + " --database '" + DsnFor(spare) + "'");
+  EXPECT_EQ(other_status, 1);
+  EXPECT_NE(other_out.find("CMDB_TOKEN_PEPPER differs"), std::string::npos) << other_out;
+  app_->Stop();
+  DropDatabase(restored);
+  DropDatabase(spare);
 }
 
 }  // namespace
