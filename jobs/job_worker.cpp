@@ -75,11 +75,36 @@ bool JobWorker::ClaimAndExecute() {
     }
   } unlock{queue, *id};
   store::DbSession progress = pool_->Lease();
-  execute_(session, progress, *id);
+  try {
+    execute_(session, progress, *id);
+  } catch (const model::Error& e) {
+    // Its session is gone with the database, and its lock with it; it is put back once the
+    // database answers again.
+    if (e.code() == model::ErrorCode::kUnavailable) interrupted_ = *id;
+    throw;
+  }
   return true;
 }
 
+void JobWorker::RequeueInterrupted() {
+  if (!interrupted_) return;
+  store::DbSession session = pool_->Lease();
+  store::JobQueue queue(session, table_);
+  const std::int64_t id = *interrupted_;
+  if (queue.TryLock(id)) {
+    try {
+      queue.Requeue(id, kMaxAttempts, /*count_attempt=*/false);
+    } catch (...) {
+      queue.Unlock(id);
+      throw;
+    }
+    queue.Unlock(id);
+  }
+  interrupted_.reset();  // or another instance has taken it over meanwhile
+}
+
 int JobWorker::RunPending() {
+  RequeueInterrupted();
   RecoverAbandoned();
   if (before_claims_) {
     store::DbSession session = pool_->Lease();

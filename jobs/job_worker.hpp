@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -58,6 +59,9 @@ class JobWorker {
 
  private:
   bool ClaimAndExecute();
+  // Puts back the job that the database's going away interrupted, without counting it as an
+  // attempt (the attempts limit stops jobs that kill instances, not database outages).
+  void RequeueInterrupted();
   void Loop();
 
   store::JobTable table_;
@@ -70,6 +74,7 @@ class JobWorker {
   bool woken_ = false;  // guarded by mutex_
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  std::optional<std::int64_t> interrupted_;  // the worker thread's only
 };
 
 }  // namespace cmdb::jobs

@@ -24,7 +24,15 @@ void JobQueue::Unlock(std::int64_t id) {
                soci::use(static_cast<long long>(id)));
 }
 
-bool JobQueue::Requeue(std::int64_t id, int max_attempts) {
+bool JobQueue::Requeue(std::int64_t id, int max_attempts, bool count_attempt) {
+  if (!count_attempt) {
+    return sql::Execute(db_,
+                        "UPDATE " + table_.table +
+                            " SET state = 'queued', attempts = greatest(attempts - 1, 0), "
+                            "claimed_by = NULL, progress_done = 0 WHERE id = $1 AND state = "
+                            "'running'",
+                        soci::use(static_cast<long long>(id))) > 0;
+  }
   return sql::Execute(db_,
                       "UPDATE " + table_.table +
                           " SET state = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'queued' END, "

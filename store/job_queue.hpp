@@ -32,8 +32,9 @@ class JobQueue {
   bool TryLock(std::int64_t id);
   void Unlock(std::int64_t id);
   // A running job whose lock this session holds goes back to the queue, or fails once it has
-  // been attempted `max_attempts` times. Returns whether it was touched.
-  bool Requeue(std::int64_t id, int max_attempts);
+  // been attempted `max_attempts` times. `count_attempt` false: the run that was interrupted
+  // does not count (the database went away under it). Returns whether it was touched.
+  bool Requeue(std::int64_t id, int max_attempts, bool count_attempt = true);
   // Claims the oldest queued job for `instance`: locked (TryLock) and marked running. nullopt
   // when there is none, or it is being recovered elsewhere right now.
   std::optional<std::int64_t> Claim(const std::string& instance);

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -67,22 +68,41 @@ pid_t PostmasterOf(const std::string& data_dir) {
   return static_cast<pid_t>(pid);
 }
 
-// Creates CIs one after another until stopped, remembering which were acknowledged (201) and
-// whether any answer was other than 201 or a 503 problem that says when to retry.
-class Writer {
+// What a Workload's writes had acknowledged.
+struct Acknowledged {
+  std::vector<std::string> cis;         // names: created one by one and by synchronous imports
+  std::vector<std::int64_t> relations;  // ids
+  std::vector<std::int64_t> jobs;       // background imports queued (202)
+  std::vector<std::string> job_cis;     // the names those jobs create
+};
+
+// Writes until stopped, on up to three threads: CIs one by one; relations between `seeds`
+// (unique pairs); imports of five CIs, synchronous and background in turn. Remembers what was
+// acknowledged, and every answer that was neither that nor a 503 problem with Retry-After (nor,
+// with `server_may_vanish`, a failed connection).
+class Workload {
  public:
-  Writer(std::uint16_t port, std::string prefix) : port_(port), prefix_(std::move(prefix)) {
-    thread_ = std::thread([this] { Run(); });
+  Workload(std::uint16_t port, std::string prefix, std::vector<std::int64_t> seeds = {},
+           bool imports = false, bool server_may_vanish = false)
+      : port_(port),
+        prefix_(std::move(prefix)),
+        seeds_(std::move(seeds)),
+        server_may_vanish_(server_may_vanish) {
+    threads_.emplace_back([this] { WriteCis(); });
+    if (seeds_.size() >= 2) threads_.emplace_back([this] { WriteRelations(); });
+    if (imports) threads_.emplace_back([this] { Import(); });
   }
-  ~Writer() { Stop(); }
-  Writer(const Writer&) = delete;
-  Writer& operator=(const Writer&) = delete;
+  ~Workload() { Stop(); }
+  Workload(const Workload&) = delete;
+  Workload& operator=(const Workload&) = delete;
 
   void Stop() {
     stop_ = true;
-    if (thread_.joinable()) thread_.join();
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
   }
-  std::vector<std::string> acknowledged() const {
+  Acknowledged acknowledged() const {
     std::lock_guard lock(mutex_);
     return acknowledged_;
   }
@@ -91,45 +111,107 @@ class Writer {
     return unexpected_;
   }
   int refused() const { return refused_; }
-  // When the latest acknowledged write was sent, and when its 201 arrived.
+  // When the latest acknowledged CI was sent, and when its 201 arrived.
   std::pair<Clock::time_point, Clock::time_point> last_success() const {
     std::lock_guard lock(mutex_);
     return {last_sent_, last_success_};
   }
 
  private:
-  void Run() {
-    for (int n = 0; !stop_; ++n) {
-      const std::string name = prefix_ + std::to_string(n);
-      const Clock::time_point sent = Clock::now();
-      HttpResult r = HttpRequest(port_, "POST", "/api/v1/cis",
-                                 R"({"type": "vm", "name": ")" + name + R"("})", AdminJson());
+  // Whether `r` is the expected success; records anything unexpected and pauses after a
+  // refusal.
+  // The answer to a request, or status 0 when there was none (no server, connection cut).
+  HttpResult Send(const std::string& method, const std::string& target, const std::string& body,
+                  const Headers& headers) const {
+    try {
+      return HttpRequest(port_, method, target, body, headers);
+    } catch (const std::exception&) {
+      return {};
+    }
+  }
+
+  bool Succeeded(const HttpResult& r, int expected) {
+    if (r.status == expected) return true;
+    if ((r.status == 503 && !r.header("retry-after").empty() &&
+         r.header("content-type") == "application/problem+json") ||
+        (r.status == 0 && server_may_vanish_)) {
+      ++refused_;
+    } else {
       std::lock_guard lock(mutex_);
-      if (r.status == 201) {
-        acknowledged_.push_back(name);
-        last_sent_ = sent;
-        last_success_ = Clock::now();
-      } else if (r.status == 503 && !r.header("retry-after").empty() &&
-                 r.header("content-type") == "application/problem+json") {
-        ++refused_;
-        std::this_thread::sleep_for(100ms);
+      unexpected_.push_back(std::to_string(r.status) + " " + r.body);
+    }
+    std::this_thread::sleep_for(100ms);
+    return false;
+  }
+
+  void WriteCis() {
+    for (int n = 0; !stop_; ++n) {
+      const std::string name = prefix_ + "c" + std::to_string(n);
+      const Clock::time_point sent = Clock::now();
+      HttpResult r =
+          Send("POST", "/api/v1/cis", R"({"type": "vm", "name": ")" + name + R"("})", AdminJson());
+      if (!Succeeded(r, 201)) continue;
+      std::lock_guard lock(mutex_);
+      acknowledged_.cis.push_back(name);
+      last_sent_ = sent;
+      last_success_ = Clock::now();
+    }
+  }
+
+  void WriteRelations() {
+    const std::size_t k = seeds_.size();
+    for (std::size_t pair = 0; !stop_ && pair < k * (k - 1); ++pair) {
+      const std::int64_t from = seeds_[pair / (k - 1)];
+      const std::size_t other = pair % (k - 1);
+      const std::int64_t to = seeds_[other >= pair / (k - 1) ? other + 1 : other];
+      HttpResult r = Send("POST", "/api/v1/relations",
+                          R"({"type": "depends_on", "from": )" + std::to_string(from) +
+                              R"(, "to": )" + std::to_string(to) + "}",
+                          AdminJson());
+      if (!Succeeded(r, 201)) continue;
+      std::lock_guard lock(mutex_);
+      acknowledged_.relations.push_back(r.json().at("id").as_int64());
+    }
+  }
+
+  void Import() {
+    for (int n = 0; !stop_; ++n) {
+      const bool background = n % 2 == 1;
+      std::vector<std::string> names;
+      std::string doc = R"({"cis": [)";
+      for (int i = 0; i < 5; ++i) {
+        names.push_back(prefix_ + (background ? "a" : "i") + std::to_string(n) + "-" +
+                        std::to_string(i));
+        doc +=
+            std::string(i > 0 ? "," : "") + R"({"type": "vm", "name": ")" + names.back() + R"("})";
+      }
+      doc += "]}";
+      Headers headers = AdminJson();
+      if (background) headers.emplace_back("Prefer", "respond-async");
+      HttpResult r = Send("POST", "/api/v1/import", doc, headers);
+      if (!Succeeded(r, background ? 202 : 200)) continue;
+      std::lock_guard lock(mutex_);
+      if (background) {
+        acknowledged_.jobs.push_back(r.json().at("id").as_int64());
+        acknowledged_.job_cis.insert(acknowledged_.job_cis.end(), names.begin(), names.end());
       } else {
-        unexpected_.push_back(std::to_string(r.status) + " " + r.body);
-        std::this_thread::sleep_for(100ms);
+        acknowledged_.cis.insert(acknowledged_.cis.end(), names.begin(), names.end());
       }
     }
   }
 
   std::uint16_t port_;
   std::string prefix_;
+  std::vector<std::int64_t> seeds_;
+  bool server_may_vanish_;
   std::atomic<bool> stop_{false};
   std::atomic<int> refused_{0};
   mutable std::mutex mutex_;
-  std::vector<std::string> acknowledged_;
+  Acknowledged acknowledged_;
   std::vector<std::string> unexpected_;
   Clock::time_point last_sent_{};
   Clock::time_point last_success_{};
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 // Waits up to `limit` for `done`; whether it came true.
@@ -152,10 +234,97 @@ std::int64_t MetricValue(std::uint16_t port, const std::string& name) {
 
 // Waits until a write sent after `since` has been acknowledged; how long after `since` its
 // acknowledgement came, or nullopt after `limit`.
-std::optional<double> RecoveredAfter(const Writer& writer, Clock::time_point since,
+std::optional<double> RecoveredAfter(const Workload& writer, Clock::time_point since,
                                      std::chrono::milliseconds limit) {
   if (!WaitFor([&] { return writer.last_success().first > since; }, limit)) return std::nullopt;
   return std::chrono::duration<double>(writer.last_success().second - since).count();
+}
+
+// A PostgreSQL text array literal of `values` (plain names and numbers).
+template <typename T>
+std::string ArrayLiteral(const std::vector<T>& values) {
+  std::string text = "{";
+  for (const T& v : values) {
+    if (text.size() > 1) text += ",";
+    if constexpr (std::is_same_v<T, std::string>) {
+      text += v;
+    } else {
+      text += std::to_string(v);
+    }
+  }
+  return text + "}";
+}
+
+// After a crash and recovery: every acknowledged write is stored, nothing is half-written (no
+// CI or relation without its first version, no relation to a missing CI), and every queued
+// import has run to its end (none left queued or running).
+void ExpectNothingLostOrHalfWritten(const std::string& dsn, const Acknowledged& acked) {
+  SqlConnection sql(dsn);
+  auto count = [&](const std::string& query, const SqlParams& params = {}) {
+    return sql.Query(query, params).Int(0, 0);
+  };
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return count("SELECT count(*) FROM import_jobs WHERE state IN ('queued', 'running')") == 0;
+      },
+      120s))
+      << "import jobs left queued or running";
+  SqlResult unfinished = sql.Query(
+      "SELECT j.id, j.state, j.attempts, coalesce(j.error, '') || ' ' || coalesce(j.error_code, "
+      "'') FROM import_jobs j WHERE "
+      "j.id = ANY($1::bigint[]) AND j.state <> 'succeeded'",
+      {P(ArrayLiteral(acked.jobs))});
+  for (int i = 0; i < unfinished.rows(); ++i) {
+    ADD_FAILURE() << "import job " << unfinished.Text(i, 0) << " is " << unfinished.Text(i, 1)
+                  << " after " << unfinished.Text(i, 2) << " attempts: " << unfinished.Text(i, 3);
+  }
+  std::vector<std::string> names = acked.cis;
+  names.insert(names.end(), acked.job_cis.begin(), acked.job_cis.end());
+  EXPECT_EQ(count("SELECT count(*) FROM unnest($1::text[]) AS a(name) WHERE NOT EXISTS (SELECT 1 "
+                  "FROM configuration_items c WHERE c.name = a.name)",
+                  {P(ArrayLiteral(names))}),
+            0)
+      << "acknowledged CIs missing";
+  EXPECT_EQ(count("SELECT count(*) FROM unnest($1::bigint[]) AS a(id) WHERE NOT EXISTS (SELECT 1 "
+                  "FROM relations r WHERE r.id = a.id)",
+                  {P(ArrayLiteral(acked.relations))}),
+            0)
+      << "acknowledged relations missing";
+  EXPECT_EQ(count("SELECT count(*) FROM configuration_items c WHERE NOT EXISTS (SELECT 1 FROM "
+                  "ci_versions v WHERE v.ci_id = c.id AND v.version = 1)"),
+            0);
+  EXPECT_EQ(count("SELECT count(*) FROM relations r WHERE NOT EXISTS (SELECT 1 FROM "
+                  "relation_versions v WHERE v.relation_id = r.id AND v.version = 1)"),
+            0);
+  EXPECT_EQ(count("SELECT count(*) FROM relations r WHERE NOT EXISTS (SELECT 1 FROM "
+                  "configuration_items c WHERE c.id = r.from_ci) OR NOT EXISTS (SELECT 1 FROM "
+                  "configuration_items c WHERE c.id = r.to_ci)"),
+            0);
+}
+
+// Runs a shell command; its output (stdout and stderr) and exit status.
+std::pair<std::string, int> Shell(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::array<char, 512> buffer{};
+  while (pipe != nullptr && fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
+    out += buffer.data();
+  }
+  const int status = pipe != nullptr ? pclose(pipe) : -1;
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+// `count` CIs to relate, created one by one; their ids.
+std::vector<std::int64_t> Seeds(std::uint16_t port, int count) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < count; ++i) {
+    HttpResult r = HttpRequest(
+        port, "POST", "/api/v1/cis",
+        R"({"type": "application", "name": "seed-)" + std::to_string(i) + R"("})", AdminJson());
+    EXPECT_EQ(r.status, 201) << r.body;
+    if (r.status == 201) ids.push_back(r.json().at("id").as_int64());
+  }
+  return ids;
 }
 
 TEST(Reliability, TheEmbeddedPostgresIsRestartedWhenItsPostmasterDies) {
@@ -181,8 +350,14 @@ TEST(Reliability, TheEmbeddedPostgresIsRestartedWhenItsPostmasterDies) {
   EXPECT_EQ(ready.json().at("supervised"), true);
   EXPECT_EQ(ready.json().at("restarts"), 0);
 
-  Writer writer(cmdb.port, "w-");
-  ASSERT_TRUE(WaitFor([&] { return writer.acknowledged().size() >= 20; }, 30s));
+  // CIs, relations and imports (synchronous and background) written all along.
+  Workload writer(cmdb.port, "w-", Seeds(cmdb.port, 20), /*imports=*/true);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const Acknowledged acked = writer.acknowledged();
+        return acked.cis.size() >= 20 && acked.relations.size() >= 10 && acked.jobs.size() >= 2;
+      },
+      60s));
   for (int crash = 1; crash <= 2; ++crash) {
     const pid_t postmaster = PostmasterOf(data_dir);
     ASSERT_GT(postmaster, 0);
@@ -206,30 +381,91 @@ TEST(Reliability, TheEmbeddedPostgresIsRestartedWhenItsPostmasterDies) {
     EXPECT_EQ(MetricValue(cmdb.port, "cmdb_database_restarts_total"), crash);
     EXPECT_EQ(MetricValue(cmdb.port, "cmdb_database_up"), 1);
   }
-  const std::size_t before_stop = writer.acknowledged().size();
-  ASSERT_TRUE(WaitFor([&] { return writer.acknowledged().size() > before_stop + 5; }, 30s));
+  const std::size_t before_stop = writer.acknowledged().cis.size();
+  ASSERT_TRUE(WaitFor([&] { return writer.acknowledged().cis.size() > before_stop + 5; }, 30s));
   writer.Stop();
   // In between, every answer was a 201 or a 503 problem with Retry-After; nothing else.
   EXPECT_TRUE(writer.unexpected().empty()) << writer.unexpected().front();
   EXPECT_GT(writer.refused(), 0);
 
-  // Every acknowledged CI is there, with its first version (PostgreSQL replayed its WAL).
-  const std::vector<std::string> acknowledged = writer.acknowledged();
-  SqlConnection sql(store::EmbeddedPostgres({data_dir, true, ""}).ConnectionString());
-  SqlResult stored = sql.Query(
-      "SELECT count(*) FROM configuration_items c WHERE c.name LIKE 'w-%' AND EXISTS (SELECT 1 "
-      "FROM ci_versions v WHERE v.ci_id = c.id AND v.version = 1)");
-  EXPECT_GE(stored.Int(0, 0), static_cast<std::int64_t>(acknowledged.size()));
-  SqlResult missing = sql.Query(
-      "SELECT count(*) FROM unnest($1::text[]) AS a(name) WHERE NOT EXISTS (SELECT 1 FROM "
-      "configuration_items c WHERE c.name = a.name)",
-      {P([&] {
-        std::string array = "{";
-        for (const std::string& name : acknowledged) array += (array.size() > 1 ? "," : "") + name;
-        return array + "}";
-      }())});
-  EXPECT_EQ(missing.Int(0, 0), 0);
+  // Every acknowledged write is there, whole (PostgreSQL replayed its WAL).
+  ExpectNothingLostOrHalfWritten(store::EmbeddedPostgres({data_dir, true, ""}).ConnectionString(),
+                                 writer.acknowledged());
   EXPECT_EQ(StopCmdb(cmdb), 0);
+}
+
+// kill -9 of cmdb during writes of every kind: after a restart on the same folder nothing
+// acknowledged is missing and nothing is half-written; then a backup taken while writes go on
+// restores into a new folder with everything acknowledged before it began, and the same tokens.
+TEST(Reliability, NoAcknowledgedWriteIsLostToAKillAndAnOnlineBackupRestores) {
+  TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                                         "--no-request-log"};
+  const std::vector<std::string> env = {std::string("CMDB_BOOTSTRAP_TOKEN=") + kTestAdminToken};
+  CmdbProcess cmdb = StartCmdb(CMDB_BINARY, args, false, env);
+  struct Reap {
+    CmdbProcess& process;
+    std::string data_dir;
+    ~Reap() {
+      if (process.pid > 0) StopCmdb(process, SIGKILL);
+      if (const pid_t postmaster = PostmasterOf(data_dir); postmaster > 0) {
+        kill(postmaster, SIGQUIT);
+      }
+    }
+  } reap{cmdb, data_dir};
+  ASSERT_NE(cmdb.port, 0);
+  Acknowledged acked;
+  {
+    Workload writer(cmdb.port, "k-", Seeds(cmdb.port, 20), /*imports=*/true,
+                    /*server_may_vanish=*/true);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          const Acknowledged so_far = writer.acknowledged();
+          return so_far.cis.size() >= 30 && so_far.relations.size() >= 20 &&
+                 so_far.jobs.size() >= 3;
+        },
+        60s));
+    StopCmdb(cmdb, SIGKILL);
+    writer.Stop();
+    acked = writer.acknowledged();
+    EXPECT_TRUE(writer.unexpected().empty()) << writer.unexpected().front();
+  }
+  cmdb = StartCmdb(CMDB_BINARY, args, false, env);
+  ASSERT_NE(cmdb.port, 0) << "no restart after the kill";
+  const std::string dsn = store::EmbeddedPostgres({data_dir, true, ""}).ConnectionString();
+  ExpectNothingLostOrHalfWritten(dsn, acked);
+
+  // Online backup: writes go on while it is taken.
+  const std::string file = dir.path() + "/online.cmdb";
+  Acknowledged before_backup;
+  {
+    Workload writer(cmdb.port, "b-", {}, /*imports=*/true);
+    ASSERT_TRUE(WaitFor([&] { return writer.acknowledged().cis.size() >= 10; }, 30s));
+    before_backup = writer.acknowledged();
+    auto [out, status] =
+        Shell(std::string(CMDB_BINARY) + " backup --out " + file + " --data-dir " + data_dir);
+    ASSERT_EQ(status, 0) << out;
+    ASSERT_TRUE(WaitFor(
+        [&] { return writer.acknowledged().cis.size() > before_backup.cis.size() + 5; }, 30s));
+    writer.Stop();
+    EXPECT_TRUE(writer.unexpected().empty()) << writer.unexpected().front();
+  }
+  EXPECT_EQ(StopCmdb(cmdb), 0);
+  const std::string restored_dir = dir.path() + "/restored";
+  auto [out, status] =
+      Shell(std::string(CMDB_BINARY) + " restore --in " + file + " --data-dir " + restored_dir);
+  ASSERT_EQ(status, 0) << out;
+  // Jobs queued before the backup run on the restored folder, where a server now runs (with no
+  // bootstrap token: the admin's of before is in the backup, hashed with the pepper it carried).
+  CmdbProcess restored = StartCmdb(
+      CMDB_BINARY, {"--listen", "127.0.0.1:0", "--data-dir", restored_dir, "--no-request-log"});
+  Reap reap_restored{restored, restored_dir};
+  ASSERT_NE(restored.port, 0);
+  EXPECT_EQ(HttpRequest(restored.port, "GET", "/api/v1/me", "", AdminJson()).status, 200);
+  ExpectNothingLostOrHalfWritten(
+      store::EmbeddedPostgres({restored_dir, true, ""}).ConnectionString(), before_backup);
+  EXPECT_EQ(StopCmdb(restored), 0);
 }
 
 // A postmaster that stops answering (here: stopped with SIGSTOP) is killed and restarted.
@@ -344,18 +580,6 @@ TEST(Reliability, ARestartOfTheDatabaseServerIsSurvived) {
   second.Stop();
   first.Stop();
   external.Stop();
-}
-
-// Runs a shell command; its output (stdout and stderr) and exit status.
-std::pair<std::string, int> Shell(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::array<char, 512> buffer{};
-  while (pipe != nullptr && fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
-    out += buffer.data();
-  }
-  const int status = pipe != nullptr ? pclose(pipe) : -1;
-  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
 }
 
 // Every table of the database at `dsn`: its name, rows and a digest of its rows' text.
