@@ -358,6 +358,9 @@ void App::Start() {
     options.header_timeout = s.config.header_timeout;
     options.read_timeout = s.config.read_timeout;
     options.max_connections = s.config.max_connections;
+    options.max_waiting_requests = s.config.max_waiting_requests;
+    options.body_memory_limit =
+        std::max<std::uint64_t>(s.config.body_memory_limit, s.config.body_limit);
     options.tls_cert_file = s.config.tls_cert;
     options.tls_key_file = s.config.tls_key;
     Router* router = s.router.get();
@@ -375,6 +378,15 @@ void App::Start() {
     HttpServer* http = s.http.get();
     s.metrics.AddGauge("cmdb_http_open_connections", "Open client connections.",
                        [http] { return static_cast<double>(http->open_connections()); });
+    s.metrics.AddGauge("cmdb_http_queued_requests",
+                       "Requests on or waiting for a worker thread right now.",
+                       [http] { return static_cast<double>(http->queued_requests()); });
+    s.metrics.AddGauge("cmdb_http_body_bytes", "Bytes of request bodies held in memory right now.",
+                       [http] { return static_cast<double>(http->body_bytes()); });
+    s.metrics.AddCounter(
+        "cmdb_http_busy_refusals_total",
+        "Requests answered 503 at once: too many waiting for a worker, or bodies over the limit.",
+        [http] { return static_cast<double>(http->busy_refusals()); });
   } catch (...) {
     Stop();
     throw;

@@ -23,6 +23,8 @@ struct ServeConfig {
   std::size_t body_limit = std::size_t{16} * 1024 * 1024;
   std::uint64_t upload_limit = std::uint64_t{4} << 30;  // a background import's streamed body
   std::size_t max_connections = 1024;
+  std::size_t max_waiting_requests = 256;  // --max-waiting-requests: beyond, 503 at once
+  std::uint64_t body_memory_limit = std::uint64_t{256} * 1024 * 1024;  // --body-memory-limit
   std::chrono::seconds header_timeout{10};
   std::chrono::seconds read_timeout{30};
   bool durable = true;  // embedded cluster: fsync on

@@ -134,6 +134,42 @@ struct HttpServer::Impl {
   asio::thread_pool workers;
   std::vector<std::thread> io_threads;
   std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> queued{0};        // requests on or waiting for a worker
+  std::atomic<std::uint64_t> body_bytes{0};  // bodies read whole and held
+  std::atomic<std::uint64_t> busy_refusals{0};
+
+  // A share of body_memory_limit held by one request until it is answered.
+  class BodyReservation {
+   public:
+    BodyReservation() = default;
+    BodyReservation(const BodyReservation&) = delete;
+    BodyReservation& operator=(const BodyReservation&) = delete;
+    ~BodyReservation() {
+      if (held_ != nullptr) held_->fetch_sub(bytes_);
+    }
+    // Takes `bytes` of `limit` in `held`; false (taking nothing) when they do not fit.
+    bool Take(std::atomic<std::uint64_t>& held, std::uint64_t bytes, std::uint64_t limit) {
+      std::uint64_t now = held.load();
+      do {
+        if (now + bytes > limit) return false;
+      } while (!held.compare_exchange_weak(now, now + bytes));
+      held_ = &held;
+      bytes_ = bytes;
+      return true;
+    }
+
+   private:
+    std::atomic<std::uint64_t>* held_ = nullptr;
+    std::uint64_t bytes_ = 0;
+  };
+
+  // The 503 of a request refused for overload.
+  Response Busy(const std::string& why, std::string_view path) {
+    busy_refusals.fetch_add(1);
+    return MakeProblemResponse(
+        model::Error(model::ErrorCode::kUnavailable, why + "; try again", std::chrono::seconds{1}),
+        path);
+  }
   std::atomic<bool> draining{false};
   std::uint16_t bound_port = 0;
   bool started = false;
@@ -308,12 +344,25 @@ struct HttpServer::Impl {
           body_unread = true;
         }
       }
+      BodyReservation reservation;  // released once the request is answered
       if (!ec && !streamed && !parser.is_done()) {
         // Read whole: the body limit applies (checked by Beast for a chunked body).
         if (parser.content_length() && *parser.content_length() > options.body_limit) {
           ec = http::error::body_limit;
         }
         parser.body_limit(options.body_limit);
+        // Held in memory until answered: within body_memory_limit across all connections (a
+        // chunked body, of unknown length, may take up to body_limit).
+        const std::uint64_t size = parser.content_length().value_or(options.body_limit);
+        if (!ec && !reservation.Take(body_bytes, size, options.body_memory_limit)) {
+          auto res = ToBeast(Busy("the server holds " + std::to_string(body_bytes.load() >> 20) +
+                                      " MiB of request bodies, its limit",
+                                  request.path),
+                             version, false, request.request_id, false);
+          s->stream.expires_after(std::chrono::seconds{5});
+          co_await http::async_write(io, res, kTuple);
+          break;  // the body is unread: the connection cannot go on
+        }
       }
       if (!ec && !streamed && !parser.is_done()) {
         s->stream.expires_after(options.read_timeout);
@@ -342,8 +391,17 @@ struct HttpServer::Impl {
           auto slot = std::make_shared<AnswerSlot>(co_await asio::this_coro::executor);
           if (starter && starter(request, [slot](Response r) { slot->Answer(std::move(r)); })) {
             response = co_await slot->Wait();
+          } else if (queued.fetch_add(1) >= options.worker_threads + options.max_waiting_requests) {
+            queued.fetch_sub(1);
+            response = Busy("the server is busy: " + std::to_string(options.max_waiting_requests) +
+                                " requests are waiting for a worker",
+                            request.path);
           } else {
             // Handlers block on the database: run them on the worker pool, never on I/O threads.
+            struct Dequeue {
+              std::atomic<std::size_t>& queued;
+              ~Dequeue() { queued.fetch_sub(1); }
+            } dequeue{queued};
             response = co_await OnWorker([this, &request] { return handler(request); });
           }
         }
@@ -495,5 +553,11 @@ void HttpServer::Stop(std::chrono::seconds grace) {
 std::uint16_t HttpServer::port() const { return impl_->bound_port; }
 
 std::size_t HttpServer::open_connections() const { return impl_->connections.load(); }
+
+std::size_t HttpServer::queued_requests() const { return impl_->queued.load(); }
+
+std::uint64_t HttpServer::busy_refusals() const { return impl_->busy_refusals.load(); }
+
+std::uint64_t HttpServer::body_bytes() const { return impl_->body_bytes.load(); }
 
 }  // namespace cmdb::server

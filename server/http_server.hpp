@@ -7,6 +7,8 @@
 // requests) waits for that answer instead. A request whose route takes its body as a stream
 // (BodyStreamer; uploads) has it read in parts of up to 1 MiB, each handed to the sink on a
 // worker before the next is read. `Expect: 100-continue` is answered before a body is read.
+// Overload is refused early: past max_waiting_requests queued for the workers, or past
+// body_memory_limit of bodies held, a request gets 503 with Retry-After at once.
 // Start/Stop from one owner thread; the handler is called concurrently from workers.
 
 #include <chrono>
@@ -33,6 +35,13 @@ struct HttpServerOptions {
   std::chrono::seconds read_timeout{30};    // the body, once the headers are in (a streamed
                                             // body: each part of up to 1 MiB)
   std::size_t max_connections = 1024;
+  // Requests waiting for a worker beyond those the workers are running: more are answered 503
+  // with Retry-After at once instead of piling up behind a busy database.
+  std::size_t max_waiting_requests = 256;
+  // Request bodies read whole and held in memory at once, across all connections: a request
+  // whose body would pass it is answered 503 with Retry-After (before its body is read).
+  // At least body_limit.
+  std::uint64_t body_memory_limit = std::uint64_t{256} * 1024 * 1024;
   // HTTPS (TLS 1.2 and 1.3) when both are given: PEM certificate chain and private key.
   std::string tls_cert_file;
   std::string tls_key_file;
@@ -68,6 +77,11 @@ class HttpServer {
 
   std::uint16_t port() const;
   std::size_t open_connections() const;
+  // Requests on or waiting for a worker now; requests refused because too many waited or
+  // their bodies would not fit; bytes of request bodies held now.
+  std::size_t queued_requests() const;
+  std::uint64_t busy_refusals() const;
+  std::uint64_t body_bytes() const;
 
  private:
   struct Impl;

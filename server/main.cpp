@@ -32,6 +32,10 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --header-timeout SECS  time allowed for a request's headers, and idle keep-alive (default 10)
   --read-timeout SECS    time allowed for a request's body after its headers (default 30)
   --max-connections N    open connections accepted at once (default 1024)
+  --max-waiting-requests N  requests waiting for a worker beyond which 503 + Retry-After
+                         is answered at once (default 256)
+  --body-memory-limit BYTES  request bodies held in memory at once, across connections;
+                         beyond, 503 + Retry-After (default 268435456; >= --body-limit)
   --audit-retention-days N  delete audit log entries older than N days, at start and
                          hourly (env CMDB_AUDIT_RETENTION_DAYS; default 0: keep forever)
   --tls-cert FILE        serve HTTPS (TLS 1.2+) with this PEM certificate chain ...
@@ -137,6 +141,10 @@ int main(int argc, char** argv) {
         config.read_timeout = std::chrono::seconds(ParseCount(flag, value(), 1, 3600));
       } else if (flag == "--max-connections") {
         config.max_connections = ParseCount(flag, value(), 1, 1000000);
+      } else if (flag == "--max-waiting-requests") {
+        config.max_waiting_requests = ParseCount(flag, value(), 0, 1000000);
+      } else if (flag == "--body-memory-limit") {
+        config.body_memory_limit = ParseCount(flag, value(), 1024, std::size_t{1} << 40);
       } else if (flag == "--history-graphs") {
         config.history_graphs = ParseCount(flag, value(), 0, 1000);
       } else if (flag == "--history-builds") {
@@ -160,6 +168,11 @@ int main(int argc, char** argv) {
         std::cerr << "cmdb: unknown option '" << flag << "'\n" << kUsage;
         return 2;
       }
+    }
+    if (config.body_memory_limit < config.body_limit) {
+      throw cmdb::model::Error(cmdb::model::ErrorCode::kInvalidArgument,
+                               "--body-memory-limit must be at least --body-limit (" +
+                                   std::to_string(config.body_limit) + ")");
     }
     // Signals are taken by sigwait below; block them before any thread starts so no worker
     // thread is interrupted by them.

@@ -1,9 +1,20 @@
 #include "server/metrics.hpp"
 
+#include <array>
+#include <charconv>
 #include <sstream>
+#include <system_error>
 
 namespace cmdb::server {
 namespace {
+
+// The shortest text that reads back as `value` (counts and byte gauges stay exact; the
+// stream's default six digits would round 1048576 to 1.04858e+06).
+std::string FormatValue(double value) {
+  std::array<char, 32> text{};
+  const auto [end, ec] = std::to_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc{} ? std::string(text.data(), end) : std::string("NaN");
+}
 
 std::string EscapeLabel(const std::string& s) {
   std::string out;
@@ -77,7 +88,8 @@ std::string Metrics::Render() const {
     cumulative += stats.buckets[kBuckets.size()];
     out << "cmdb_http_request_duration_seconds_bucket{" << labels << ",le=\"+Inf\"} " << cumulative
         << "\n";
-    out << "cmdb_http_request_duration_seconds_sum{" << labels << "} " << stats.sum << "\n";
+    out << "cmdb_http_request_duration_seconds_sum{" << labels << "} " << FormatValue(stats.sum)
+        << "\n";
     out << "cmdb_http_request_duration_seconds_count{" << labels << "} " << stats.count << "\n";
   }
   out << "# HELP cmdb_http_server_errors_total Responses with a 5xx status.\n"
@@ -86,7 +98,7 @@ std::string Metrics::Render() const {
   for (const auto& [name, gauge] : gauges_) {
     out << "# HELP " << name << " " << gauge.help << "\n# TYPE " << name << " " << gauge.type
         << "\n"
-        << name << " " << gauge.read() << "\n";
+        << name << " " << FormatValue(gauge.read()) << "\n";
   }
   return out.str();
 }

@@ -46,9 +46,9 @@ std::vector<Route> ApiRoutes() {
   const Access admin = Needs(Role::kAdmin);
   const Access self = SignedIn();  // the handler allows only one's own, or an admin
   return {
-      {"GET", "/health", GetHealth, anyone},
+      {"GET", "/health", GetHealth, anyone, StartHealth},
       {"GET", "/ready", GetReady, anyone},
-      {"GET", "/metrics", GetMetrics, anyone},
+      {"GET", "/metrics", GetMetrics, anyone, StartMetrics},
       {"GET", "/api/v1/openapi.json", GetOpenApi, anyone},
       {"GET", "/api/v1/ci-types", ListCiTypes, reader},
       {"POST", "/api/v1/ci-types", CreateCiType, assets},

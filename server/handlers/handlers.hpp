@@ -110,6 +110,9 @@ Response GetCi(const Request&, const PathParams&, AppContext&);
 // GET /api/v1/cis/{id} of the present through AppContext::ci_reader (batched with concurrent
 // reads, off the worker pool). as_of or any other parameter and bad ids are left to GetCi.
 bool StartGetCi(const Request&, const PathParams&, AppContext&, Answer answer);
+// Answered on the I/O thread: they must answer while every worker is busy (overload).
+bool StartHealth(const Request&, const PathParams&, AppContext&, Answer answer);
+bool StartMetrics(const Request&, const PathParams&, AppContext&, Answer answer);
 Response PatchCi(const Request&, const PathParams&, AppContext&);
 Response DeleteCi(const Request&, const PathParams&, AppContext&);
 Response GetCiHistory(const Request&, const PathParams&, AppContext&);

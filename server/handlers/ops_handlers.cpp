@@ -13,6 +13,11 @@ Response GetHealth(const Request&, const PathParams&, AppContext&) {
   return JsonResponse(200, {{"status", "ok"}});
 }
 
+bool StartHealth(const Request& request, const PathParams& params, AppContext& ctx, Answer answer) {
+  answer([&] { return GetHealth(request, params, ctx); });
+  return true;
+}
+
 Response GetReady(const Request&, const PathParams&, AppContext& ctx) {
   boost::json::object body{{"status", "ready"}, {"database", "ok"}};
   if (ctx.database != nullptr) {
@@ -47,6 +52,12 @@ Response GetMetrics(const Request&, const PathParams&, AppContext& ctx) {
   response.content_type = "text/plain; version=0.0.4";
   response.body = ctx.metrics->Render();
   return response;
+}
+
+bool StartMetrics(const Request& request, const PathParams& params, AppContext& ctx,
+                  Answer answer) {
+  answer([&] { return GetMetrics(request, params, ctx); });
+  return true;
 }
 
 Response GetOpenApi(const Request&, const PathParams&, AppContext& ctx) {

@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -229,7 +231,7 @@ std::int64_t MetricValue(std::uint16_t port, const std::string& name) {
   const std::string text = HttpRequest(port, "GET", "/metrics", "", {}).body;
   const std::size_t at = text.find("\n" + name + " ");
   if (at == std::string::npos) return -1;
-  return std::stoll(text.substr(at + name.size() + 2));
+  return std::llround(std::stod(text.substr(at + name.size() + 2)));
 }
 
 // Waits until a write sent after `since` has been acknowledged; how long after `since` its
@@ -700,6 +702,94 @@ TEST_F(BackupRestore, ARestoredDatabaseHoldsEveryTableAsItWas) {
   app_->Stop();
   DropDatabase(restored);
   DropDatabase(spare);
+}
+
+class Overload : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    server::ServeConfig config = Config();
+    config.pool_size = 2;             // two workers
+    config.max_waiting_requests = 4;  // and four waiting: the seventh is refused
+    config.body_limit = 512 * 1024;
+    config.body_memory_limit = 1024 * 1024;  // two bodies of the largest size at once
+    Restart(config);
+  }
+};
+
+TEST_F(Overload, AFloodIsRefusedAtOnceAndHealthKeepsAnswering) {
+  // Every worker stuck behind a lock on the CIs: a database that has stopped keeping up.
+  SqlConnection locker(dsn_);
+  locker.Query("BEGIN");
+  locker.Query("LOCK TABLE configuration_items IN ACCESS EXCLUSIVE MODE");
+  constexpr int kFlood = 40;
+  std::vector<std::thread> flood;
+  std::vector<HttpResult> results(kFlood);
+  std::vector<double> seconds(kFlood, -1);
+  for (int i = 0; i < kFlood; ++i) {
+    flood.emplace_back([&, i] {
+      const auto sent = Clock::now();
+      results[i] = Get("/api/v1/cis?limit=5");
+      seconds[i] = std::chrono::duration<double>(Clock::now() - sent).count();
+    });
+  }
+  // Those beyond the workers and the waiting room are refused at once, while the rest wait.
+  std::atomic<int> refused{0};
+  EXPECT_TRUE(WaitFor(
+      [&] { return MetricValue(port(), "cmdb_http_busy_refusals_total") >= kFlood - 2 - 4; }, 10s));
+  // The process still answers what monitoring asks, on its I/O thread.
+  const auto asked = Clock::now();
+  HttpResult health = HttpRequest(port(), "GET", "/health", "", {});
+  EXPECT_EQ(health.status, 200);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - asked).count(), 1.0);
+  EXPECT_EQ(MetricValue(port(), "cmdb_http_queued_requests"), 6);
+  locker.Query("COMMIT");
+  for (std::thread& t : flood) t.join();
+  int ok = 0;
+  for (int i = 0; i < kFlood; ++i) {
+    if (results[i].status == 200) {
+      ++ok;
+      continue;
+    }
+    ASSERT_EQ(results[i].status, 503) << results[i].body;
+    EXPECT_EQ(results[i].header("retry-after"), "1");
+    EXPECT_EQ(results[i].header("content-type"), "application/problem+json");
+    EXPECT_LT(seconds[i], 2.0) << "a refusal must come at once, not after waiting";
+    refused.fetch_add(1);
+  }
+  EXPECT_EQ(ok, 6);  // two on workers, four waiting
+  EXPECT_EQ(refused.load(), kFlood - 6);
+  EXPECT_EQ(Get("/api/v1/cis?limit=5").status, 200);  // and it serves on afterwards
+}
+
+TEST_F(Overload, RequestBodiesHeldAtOnceAreBounded) {
+  const std::string head =
+      "POST /api/v1/cis HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+      std::string(kTestAdminToken) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(512 * 1024) +
+      "\r\n\r\n";
+  // Two slow uploads of the largest size take the whole budget...
+  std::vector<int> holders;
+  for (int i = 0; i < 2; ++i) {
+    const int fd = ConnectLoopback(port());
+    ASSERT_GE(fd, 0);
+    const std::string part = head + "{\"type\": ";
+    ASSERT_EQ(send(fd, part.data(), part.size(), MSG_NOSIGNAL), static_cast<ssize_t>(part.size()));
+    holders.push_back(fd);
+  }
+  ASSERT_TRUE(
+      WaitFor([&] { return MetricValue(port(), "cmdb_http_body_bytes") == 1024 * 1024; }, 5s))
+      << MetricValue(port(), "cmdb_http_body_bytes");
+  // ...so a third is refused before its body is read, and the server goes on answering.
+  HttpResult third = ParseResponse(RawExchange(port(), head));
+  EXPECT_EQ(third.status, 503) << third.body;
+  EXPECT_EQ(third.header("retry-after"), "1");
+  EXPECT_NE(third.body.find("MiB of request bodies"), std::string::npos) << third.body;
+  EXPECT_EQ(HttpRequest(port(), "GET", "/health", "", {}).status, 200);
+  EXPECT_EQ(Post("/api/v1/cis", R"({"type": "vm", "name": "small"})").status, 503);
+  for (int fd : holders) close(fd);
+  EXPECT_TRUE(WaitFor([&] { return MetricValue(port(), "cmdb_http_body_bytes") == 0; }, 5s));
+  EXPECT_EQ(Post("/api/v1/cis", R"({"type": "vm", "name": "small"})").status, 201);
 }
 
 }  // namespace

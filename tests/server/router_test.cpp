@@ -363,5 +363,14 @@ TEST(RouterAccess, RolesAreCheckedWhereTheRouteIsDeclaredAndAudited) {
   EXPECT_FALSE(start(""));                   // Dispatch answers (and audits) the 401
 }
 
+TEST(Metrics, ValuesAreWrittenExactly) {
+  Metrics metrics;
+  metrics.AddGauge("cmdb_test_bytes", "Bytes.", [] { return 1048576.0; });
+  metrics.AddGauge("cmdb_test_ratio", "A ratio.", [] { return 0.25; });
+  const std::string text = metrics.Render();
+  EXPECT_NE(text.find("\ncmdb_test_bytes 1048576\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ncmdb_test_ratio 0.25\n"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace cmdb::server
