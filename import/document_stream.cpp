@@ -1,5 +1,6 @@
 #include "import/document_stream.hpp"
 
+#include <cmath>
 #include <optional>
 #include <string>
 
@@ -224,7 +225,11 @@ struct Handler {
   bool on_uint64(std::uint64_t u, json::string_view, boost::system::error_code&) {
     return Scalar([&] { stack.push_uint64(u); });
   }
-  bool on_double(double d, json::string_view, boost::system::error_code&) {
+  bool on_double(double d, json::string_view, boost::system::error_code& ec) {
+    if (!std::isfinite(d)) {  // 1e999: no JSON can hold it, nor can the database
+      ec = json::error::exponent_overflow;
+      return false;
+    }
     return Scalar([&] { stack.push_double(d); });
   }
   bool on_bool(bool b, boost::system::error_code&) {
@@ -250,6 +255,8 @@ json::parse_options Options() {
   std::string reason = ec.message();
   if (ec == json::error::too_deep) {
     reason = "nesting deeper than " + std::to_string(model::kMaxJsonDepth) + " levels";
+  } else if (ec == json::error::exponent_overflow) {
+    reason = "a number beyond the range of a double";
   }
   throw Error(ErrorCode::kInvalidArgument, "request body is not valid JSON: " + reason);
 }

@@ -1,6 +1,7 @@
 #include "model/json.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_set>
 
 #include <boost/json/parse.hpp>
@@ -14,6 +15,48 @@ namespace cmdb::model {
 json::value TimestampJson(const std::optional<Timestamp>& ts) {
   return ts ? json::value(FormatTimestamp(*ts)) : json::value(nullptr);
 }
+
+namespace {
+
+// The JSON pointer of the first number in `value` that is not finite, "" when there is none.
+std::string NonFiniteNumberAt(const json::value& value, const std::string& at) {
+  switch (value.kind()) {
+    case json::kind::double_:
+      return std::isfinite(value.get_double()) ? std::string() : (at.empty() ? "/" : at);
+    case json::kind::array: {
+      const json::array& items = value.get_array();
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (std::string where = NonFiniteNumberAt(items[i], at + "/" + std::to_string(i));
+            !where.empty()) {
+          return where;
+        }
+      }
+      return {};
+    }
+    case json::kind::object:
+      for (const auto& [key, member] : value.get_object()) {
+        // RFC 6901: ~ and / within a key are escaped.
+        std::string escaped;
+        for (char c : key) {
+          if (c == '~') {
+            escaped += "~0";
+          } else if (c == '/') {
+            escaped += "~1";
+          } else {
+            escaped += c;
+          }
+        }
+        if (std::string where = NonFiniteNumberAt(member, at + "/" + escaped); !where.empty()) {
+          return where;
+        }
+      }
+      return {};
+    default:
+      return {};
+  }
+}
+
+}  // namespace
 
 json::value ParseJson(std::string_view text) {
   json::parse_options options;
@@ -31,6 +74,13 @@ json::value ParseJson(std::string_view text) {
       reason = ec.message();
     }
     throw Error(ErrorCode::kInvalidArgument, "request body is not valid JSON: " + reason);
+  }
+  // JSON has no infinity, but a literal beyond the double range (1e999) parses as one: it
+  // could be neither written back as JSON nor stored, so it is refused here, by its place.
+  if (std::string where = NonFiniteNumberAt(value, ""); !where.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "request body holds a number beyond the range of a double at " + where,
+                {{where, "number out of range"}});
   }
   return value;
 }

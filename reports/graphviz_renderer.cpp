@@ -35,16 +35,46 @@ Process& Graphviz() {
 }  // namespace
 
 std::string EscapeLabel(std::string_view text) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
   std::string out;
   out.reserve(text.size());
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (u < 0x20 || u == 0x7F) {
-      out += ' ';
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if (u < 0x80) {
+      if (u == '\\') {
+        out += "\\\\";
+      } else if (u < 0x20 || u == 0x7F) {
+        out += ' ';
+      } else {
+        out += static_cast<char>(u);
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence is copied when it is well-formed (shortest form, no surrogates, at most
+    // U+10FFFF) and a character XML allows; anything else becomes U+FFFD. Graphviz would read
+    // stray bytes as Latin-1 and write SVG that is not well-formed XML.
+    const std::size_t length = u >= 0xF8 ? 0 : u >= 0xF0 ? 4 : u >= 0xE0 ? 3 : u >= 0xC0 ? 2 : 0;
+    char32_t code = length == 4 ? u & 0x07U : length == 3 ? u & 0x0FU : u & 0x1FU;
+    bool valid = length > 0 && i + length <= text.size();
+    for (std::size_t k = 1; valid && k < length; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      valid = (c & 0xC0U) == 0x80U;
+      code = (code << 6U) | (c & 0x3FU);
+    }
+    valid = valid &&
+            code >= (length == 2   ? 0x80U
+                     : length == 3 ? 0x800U
+                                   : 0x10000U) &&
+            code <= 0x10FFFFU && (code < 0xD800U || code > 0xDFFFU) && code != 0xFFFEU &&
+            code != 0xFFFFU;
+    if (valid) {
+      out.append(text.substr(i, length));
+      i += length;
     } else {
-      out += c;
+      out += kReplacement;
+      ++i;
     }
   }
   return out;

@@ -8,8 +8,9 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev
   libsoci-dev libpq-dev libgraphviz-dev libre2-dev libexpat1-dev liblz4-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  postgresql-15
+  postgresql-15 postgresql-client-15
   libssl-dev openssl clang-format curl jq wrk python3 python3-jsonschema
+  clang libclang-rt-14-dev
   nmap ansible-core
 )
 

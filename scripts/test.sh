@@ -20,9 +20,9 @@ cmake --build --preset asan --target cmdb cmdb_unit_tests cmdb_pg_tests benchmar
 # A test binary that crashed (a sanitizer abort) cannot stop its throwaway cluster; sweep
 # what earlier runs left behind, and what this one leaves, so servers do not pile up.
 sweep_clusters() {
-  for d in /tmp/cmdbpg-* /tmp/cmdbe2e-*; do
+  for d in /tmp/cmdbpg-* /tmp/cmdbe2e-* /tmp/cmdbrel-*; do
     [ -d "$d" ] || continue
-    for pgdata in "$d/pgdata" "$d/data/pgdata"; do
+    for pgdata in "$d/pgdata" "$d/data/pgdata" "$d/external/pgdata" "$d/restored/pgdata"; do
       [ -f "$pgdata/postmaster.pid" ] || continue
       if [ "$(id -u)" = 0 ]; then
         runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | tail -1)/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
@@ -41,3 +41,6 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --preset all -j2 --timeout 900 "$@"
+
+echo "== fuzz (each libFuzzer target for 10 s from its seeds, after its regression inputs)"
+./scripts/fuzz.sh 10

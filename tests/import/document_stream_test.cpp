@@ -128,6 +128,11 @@ TEST(ImportDocumentStream, RefusesWhatIsNotJsonAsParseJsonDoes) {
   const std::string deep = R"({"cis": [)" + std::string(100, '[') + std::string(100, ']') + "]}";
   EXPECT_EQ(CodeOf(deep, &message), ErrorCode::kInvalidArgument);
   EXPECT_NE(message.find("nesting deeper than 64"), std::string::npos) << message;
+  // A number beyond the double range (infinity) is no JSON value, as ParseJson says too.
+  EXPECT_EQ(
+      CodeOf(R"({"cis": [{"type": "vm", "name": "x", "attributes": {"n": 1e999}}]})", &message),
+      ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("beyond the range of a double"), std::string::npos) << message;
 }
 
 TEST(ImportDocumentStream, RefusesWhatIsNotAnImportDocumentNamingTheField) {

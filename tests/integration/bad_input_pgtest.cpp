@@ -33,6 +33,20 @@ TEST_F(BadInput, HundredThousandLevelsOfNestingAre400) {
   ExpectNothingWrittenAndServerUp();
 }
 
+// Found by fuzzing (fuzz/fuzz_json): 1e999 read as infinity, which no JSON answer and no
+// jsonb column can hold.
+TEST_F(BadInput, NumbersBeyondTheDoubleRangeAre400NamingWhere) {
+  HttpResult r =
+      Post("/api/v1/cis", R"({"type": "server", "name": "x", "attributes": {"memory_mb": 1e999}})");
+  ExpectProblem(r, 400, "beyond the range of a double");
+  EXPECT_EQ(r.json().at("errors").at(0).at("field"), "/attributes/memory_mb");
+  ExpectProblem(
+      Post("/api/v1/import",
+           R"({"cis": [{"type": "server", "name": "x", "attributes": {"memory_mb": -1e999}}]})"),
+      400, "beyond the range of a double");
+  ExpectNothingWrittenAndServerUp();
+}
+
 TEST_F(BadInput, InvalidUtf8Is400) {
   ExpectProblem(Post("/api/v1/cis", "{\"type\": \"server\", \"name\": \"\xff\xfe\"}"), 400);
   ExpectProblem(Post("/api/v1/cis", "{\"type\": \"server\", \"name\": \"\xed\xa0\x80\"}"), 400);

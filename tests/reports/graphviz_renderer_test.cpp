@@ -68,6 +68,25 @@ TEST(GraphvizRenderer, EscapesLabelsSoDotReadsBackTheSameText) {
   EXPECT_EQ(EscapeLabel("a\\Nb\nc"), "a\\\\Nb c");
 }
 
+// Found by fuzz/fuzz_render: stray bytes were read by Graphviz as Latin-1 and the SVG was not
+// well-formed XML. Well-formed UTF-8 is kept, anything else is U+FFFD.
+TEST(GraphvizRenderer, LabelsAreWellFormedUtf8WhateverTheBytes) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(EscapeLabel("\xE2\x98\x83 \xC3\xA9 \xF0\x9F\x98\x80"),
+            "\xE2\x98\x83 \xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(EscapeLabel("a\xC2\xC2\xAB"), "a" + fffd + "\xC2\xAB");  // a lead byte without its tail
+  EXPECT_EQ(EscapeLabel("\xFF"), fffd);
+  EXPECT_EQ(EscapeLabel("\xF9\xB2\xB2\xB2"), fffd + fffd + fffd + fffd);  // F8-FF lead nothing
+  EXPECT_EQ(EscapeLabel("\xC0\x80"), fffd + fffd);                        // overlong NUL
+  EXPECT_EQ(EscapeLabel("\xED\xA0\x80"), fffd + fffd + fffd);             // a surrogate
+  EXPECT_EQ(EscapeLabel("\xEF\xBF\xBF"), fffd + fffd + fffd);  // U+FFFF, not allowed in XML
+  EXPECT_EQ(EscapeLabel("\xE2\x98"), fffd + fffd);             // cut short
+  auto g = Star(3, "bad \xC2\xC2 bytes");
+  ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1);
+  const std::string svg = GraphvizRenderer().Render(p, RenderFormat::kSvg);
+  EXPECT_NE(svg.find("bad " + fffd), std::string::npos);
+}
+
 TEST(GraphvizRenderer, SvgCarriesEscapedTextAndNoMarkupFromLabels) {
   auto g = Star(3, "<script>alert(1)</script>");
   ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1);
