@@ -5,7 +5,7 @@
 # - a folder includes only its own headers and those of the folders below it;
 # - SOCI and libpq are included in store/ only, Beast and Asio in server/http_server.cpp only,
 #   Graphviz in reports/graphviz_renderer.cpp only.
-# tests/ and bench/ reach into every layer on purpose and are not checked.
+# tests/, bench/ and fuzz/ reach into every layer on purpose and are not checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -47,6 +47,7 @@ class Client:
         self.lock = threading.Lock()
         self.counts = {}
         self.errors = []
+        self.refusals = {}  # (method, status) -> the first 4xx seen, to tell expected from not
 
     def call(self, method, path, body=None, headers=None, expect=(200, 201, 202, 204)):
         data = None
@@ -68,6 +69,8 @@ class Client:
             self.counts[key] = self.counts.get(key, 0) + 1
             if status >= 500 or status == 0:
                 self.errors.append(f"{method} {path} -> {status} {text[:200]!r}")
+            elif status >= 400:
+                self.refusals.setdefault((method, status), f"{path} {text[:160]!r}")
         if status in expect and text:
             try:
                 return json.loads(text)
@@ -95,11 +98,11 @@ def worker(client, kind, stop, ids, seed):
             elif choice < 0.9:
                 client.call("GET", "/api/v1/drift?limit=50")
             else:
-                client.call("GET", f"/api/v1/cis/{ci}/impact?format=svg")
+                client.call("GET", f"/api/v1/cis/{ci}/impact/graph?format=svg")
         elif kind == "write":
             choice = rnd.random()
             if choice < 0.4:
-                client.call("PATCH", f"/api/v1/cis/{ci}", {"attributes": {"soak": n % 7}},
+                client.call("PATCH", f"/api/v1/cis/{ci}", {"owner": f"team-{n % 7}"},
                             headers={"Content-Type": "application/merge-patch+json"})
             elif choice < 0.7:
                 made = client.call("POST", "/api/v1/cis", {"type": "vm", "name": f"soak-{seed}-{n}"})
@@ -113,8 +116,8 @@ def worker(client, kind, stop, ids, seed):
                 if rel:
                     client.call("DELETE", f"/api/v1/relations/{rel['id']}")
         elif kind == "import":
-            doc = {"cis": [{"type": "vm", "name": f"soak-import-{i}",
-                            "attributes": {"round": n % 3}} for i in range(200)]}
+            doc = {"cis": [{"type": "vm", "name": f"soak-import-{i}", "owner": f"team-{n % 3}"}
+                           for i in range(200)]}
             if n % 2:
                 client.call("POST", "/api/v1/import", doc)
             else:
@@ -188,6 +191,8 @@ def main():
           f"({requests / duration:.0f}/s): " + ", ".join(f"{k} x{v}" for k, v in sorted(client.counts.items())))
     print(f"rss after warm-up ({warm / 60:.0f} min) {base / 1024:.1f} MiB, at the end {final / 1024:.1f} MiB, "
           f"peak {max(r for _, r in samples) / 1024:.1f} MiB: growth {growth:+.1f}% (limit {args.max_growth}%)")
+    for (method, status), example in sorted(client.refusals.items()):
+        print(f"  e.g. {method} {status}: {example}")
     failed = False
     if client.errors:
         print(f"{len(client.errors)} failed requests, e.g. {client.errors[:3]}")

@@ -194,6 +194,21 @@ int Guarded(const std::function<int()>& command) {
   }
 }
 
+// The value of `file_flag` (required) among `args`, the others being --data-dir/--database.
+std::string FileAndTarget(const std::vector<std::string>& args, const std::string& file_flag,
+                          Target& target) {
+  std::string file;
+  ParseFlags(args, 0, [&](const std::string& flag, const std::string& value) {
+    if (flag == file_flag) {
+      file = value;
+    } else if (!TakeTargetFlag(flag, value, target)) {
+      throw Error(ErrorCode::kInvalidArgument, "unknown option " + flag);
+    }
+  });
+  if (file.empty()) throw Error(ErrorCode::kInvalidArgument, file_flag + " FILE is required");
+  return file;
+}
+
 Target DefaultTarget() {
   Target target;
   if (auto v = Env("CMDB_DATA_DIR"); !v.empty()) target.data_dir = v;
@@ -299,15 +314,7 @@ int RunBackupCommand(const std::vector<std::string>& args) {
   }
   return Guarded([&] {
     Target target = DefaultTarget();
-    std::string out;
-    ParseFlags(args, 0, [&](const std::string& flag, const std::string& value) {
-      if (flag == "--out") {
-        out = value;
-      } else if (!TakeTargetFlag(flag, value, target)) {
-        throw Error(ErrorCode::kInvalidArgument, "unknown option " + flag);
-      }
-    });
-    if (out.empty()) throw Error(ErrorCode::kInvalidArgument, "--out FILE is required");
+    const std::string out = FileAndTarget(args, "--out", target);
     CommandDatabase db(target, /*migrate=*/false);
     boost::json::object header{{"format", "cmdb-backup"},
                                {"version", 1},
@@ -330,15 +337,7 @@ int RunRestoreCommand(const std::vector<std::string>& args) {
   }
   return Guarded([&] {
     Target target = DefaultTarget();
-    std::string in;
-    ParseFlags(args, 0, [&](const std::string& flag, const std::string& value) {
-      if (flag == "--in") {
-        in = value;
-      } else if (!TakeTargetFlag(flag, value, target)) {
-        throw Error(ErrorCode::kInvalidArgument, "unknown option " + flag);
-      }
-    });
-    if (in.empty()) throw Error(ErrorCode::kInvalidArgument, "--in FILE is required");
+    const std::string in = FileAndTarget(args, "--in", target);
     boost::system::error_code ec;
     const boost::json::value header = boost::json::parse(store::ReadBackupHeader(in), ec);
     if (ec || !header.is_object() || !header.as_object().contains("format") ||

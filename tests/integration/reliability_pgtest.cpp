@@ -70,6 +70,16 @@ pid_t PostmasterOf(const std::string& data_dir) {
   return static_cast<pid_t>(pid);
 }
 
+// Should a test fail half-way: neither a cmdb process nor its PostgreSQL outlive it.
+struct Reap {
+  CmdbProcess& process;
+  std::string data_dir;
+  ~Reap() {
+    if (process.pid > 0) StopCmdb(process, SIGKILL);
+    if (const pid_t postmaster = PostmasterOf(data_dir); postmaster > 0) kill(postmaster, SIGQUIT);
+  }
+};
+
 // What a Workload's writes had acknowledged.
 struct Acknowledged {
   std::vector<std::string> cis;         // names: created one by one and by synchronous imports
@@ -335,17 +345,7 @@ TEST(Reliability, TheEmbeddedPostgresIsRestartedWhenItsPostmasterDies) {
   CmdbProcess cmdb = StartCmdb(
       CMDB_BINARY, {"--listen", "127.0.0.1:0", "--data-dir", data_dir, "--no-request-log"}, false,
       {std::string("CMDB_BOOTSTRAP_TOKEN=") + kTestAdminToken});
-  // Should the test fail half-way: neither cmdb nor its PostgreSQL outlive it.
-  struct Reap {
-    CmdbProcess& process;
-    std::string data_dir;
-    ~Reap() {
-      if (process.pid > 0) StopCmdb(process, SIGKILL);
-      if (const pid_t postmaster = PostmasterOf(data_dir); postmaster > 0) {
-        kill(postmaster, SIGQUIT);
-      }
-    }
-  } reap{cmdb, data_dir};
+  Reap reap{cmdb, data_dir};
   ASSERT_NE(cmdb.port, 0) << "cmdb did not print its URL";
   HttpResult ready = HttpRequest(cmdb.port, "GET", "/ready", "", {});
   ASSERT_EQ(ready.status, 200) << ready.body;
@@ -406,16 +406,7 @@ TEST(Reliability, NoAcknowledgedWriteIsLostToAKillAndAnOnlineBackupRestores) {
                                          "--no-request-log"};
   const std::vector<std::string> env = {std::string("CMDB_BOOTSTRAP_TOKEN=") + kTestAdminToken};
   CmdbProcess cmdb = StartCmdb(CMDB_BINARY, args, false, env);
-  struct Reap {
-    CmdbProcess& process;
-    std::string data_dir;
-    ~Reap() {
-      if (process.pid > 0) StopCmdb(process, SIGKILL);
-      if (const pid_t postmaster = PostmasterOf(data_dir); postmaster > 0) {
-        kill(postmaster, SIGQUIT);
-      }
-    }
-  } reap{cmdb, data_dir};
+  Reap reap{cmdb, data_dir};
   ASSERT_NE(cmdb.port, 0);
   Acknowledged acked;
   {
