@@ -49,6 +49,8 @@ class DiscoveryWorker {
   // Returns how many were touched.
   int RecoverAbandoned() { return worker_.RecoverAbandoned(); }
 
+  store::DbPool& pool() { return worker_.pool(); }
+
  private:
   JobWorker worker_;
 };

@@ -57,6 +57,9 @@ class JobWorker {
   // attempts). Returns how many were touched.
   int RecoverAbandoned();
 
+  // Its own sessions (for the DatabaseSupervisor, which marks them down and up).
+  store::DbPool& pool() { return *pool_; }
+
  private:
   bool ClaimAndExecute();
   // Puts back the job that the database's going away interrupted, without counting it as an

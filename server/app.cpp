@@ -201,10 +201,6 @@ void App::Start() {
                    {{"file", s.demo_tokens_file}});
       }
     }
-    // Watches the database from here on; restarts the embedded one when it dies.
-    s.supervisor = std::make_unique<store::DatabaseSupervisor>(dsn, s.postgres.get(), *s.pool,
-                                                               s.config.supervisor);
-    s.supervisor->Start();
     for (const auto& [name, text] : cmdb::docs::DocFiles()) {
       if (name == "openapi.json") s.openapi = std::string(text);
     }
@@ -235,6 +231,16 @@ void App::Start() {
       s.imports = jobs::MakeImportWorker(dsn, worker);
       s.imports->Start();
       s.context.imports = s.imports.get();
+    }
+    {
+      // Watches the database from here on, for every pool of the instance; restarts the
+      // embedded one when it dies.
+      std::vector<store::DbPool*> pools = {s.pool.get(), &s.ci_reader->pool()};
+      if (s.discovery) pools.push_back(&s.discovery->pool());
+      if (s.imports) pools.push_back(&s.imports->pool());
+      s.supervisor = std::make_unique<store::DatabaseSupervisor>(
+          dsn, s.postgres.get(), std::move(pools), s.config.supervisor);
+      s.supervisor->Start();
     }
     auth::AuthenticatorOptions auth_options;
     auth_options.cache_ttl = s.config.token_cache;
@@ -395,6 +401,9 @@ void App::Start() {
 
 void App::Stop() {
   Impl& s = *impl_;
+  // First: it marks the pools of the reader and the workers, which go below, and restarts the
+  // cluster stopped last.
+  if (s.supervisor) s.supervisor->Stop();
   if (s.http) {
     s.http->Stop();
     // Reads still queued answer into the stopped server's event loop, which must outlive them.
@@ -426,12 +435,8 @@ void App::Stop() {
   s.auth.reset();
   s.history.reset();
   s.graph.reset();
-  // Before the pool it marks and the cluster it restarts.
   s.context.database = nullptr;
-  if (s.supervisor) {
-    s.supervisor->Stop();
-    s.supervisor.reset();
-  }
+  s.supervisor.reset();
   s.pool.reset();
   if (s.postgres) {
     s.postgres->Stop();

@@ -52,6 +52,9 @@ class BatchedCiReader {
   std::size_t batches() const;
   std::size_t reads() const;
 
+  // Its own sessions (for the DatabaseSupervisor, which marks them down and up).
+  DbPool& pool() { return *pool_; }
+
  private:
   struct Pending {
     model::CiId id;

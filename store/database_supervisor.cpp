@@ -41,11 +41,11 @@ const char* HealthName(DatabaseHealth health) {
   return "down";
 }
 
-DatabaseSupervisor::DatabaseSupervisor(std::string dsn, EmbeddedPostgres* embedded, DbPool& pool,
-                                       SupervisorOptions options)
+DatabaseSupervisor::DatabaseSupervisor(std::string dsn, EmbeddedPostgres* embedded,
+                                       std::vector<DbPool*> pools, SupervisorOptions options)
     : dsn_(std::move(dsn)),
       embedded_(embedded),
-      pool_(pool),
+      pools_(std::move(pools)),
       options_(options),
       backoff_(options.first_backoff, options.max_backoff, options.stable_after) {
   status_.supervised = embedded_ != nullptr;
@@ -150,9 +150,10 @@ void DatabaseSupervisor::MarkDown(const std::string& error, DatabaseHealth healt
     status_.health = health;
     status_.last_error = error;
   }
-  pool_.SetDown(embedded_ != nullptr ? "the embedded PostgreSQL is being restarted; try again"
-                                     : "the database is unreachable; try again",
-                options_.retry_after);
+  const std::string detail = embedded_ != nullptr
+                                 ? "the embedded PostgreSQL is being restarted; try again"
+                                 : "the database is unreachable; try again";
+  for (DbPool* pool : pools_) pool->SetDown(detail, options_.retry_after);
   if (went_down) {
     model::Log(model::LogLevel::kError, "the database is down", {{"error", error}});
   }
@@ -168,20 +169,20 @@ void DatabaseSupervisor::MarkUp() {
     status_.down_since = {};
   }
   backoff_.Recovered(Clock::now());
-  pool_.SetUp();
+  for (DbPool* pool : pools_) pool->SetUp();
   const double seconds =
       static_cast<double>(model::Timestamp::Now().micros - down_since.micros) / 1e6;
   model::Log(model::LogLevel::kInfo, "the database answers again",
              {{"outage_seconds", std::round(seconds * 10) / 10}});
 }
 
-bool DatabaseSupervisor::RestartEmbedded() {
+void DatabaseSupervisor::RestartEmbedded() {
   const std::chrono::seconds delay = backoff_.NextDelay(Clock::now());
   if (delay.count() > 0) {
     model::Log(
         model::LogLevel::kWarn, "restarting the embedded PostgreSQL after a pause",
         {{"seconds", static_cast<std::int64_t>(delay.count())}, {"attempt", backoff_.streak()}});
-    if (!Sleep(delay)) return false;
+    if (!Sleep(delay)) return;
   }
   try {
     embedded_->Restart();
@@ -191,14 +192,13 @@ bool DatabaseSupervisor::RestartEmbedded() {
     status_.last_error = e.what();
     model::Log(model::LogLevel::kError, "restarting the embedded PostgreSQL failed",
                {{"error", e.what()}});
-    return false;
+    return;
   }
   std::lock_guard lock(mutex_);
   ++status_.restarts;
   status_.last_restart = model::Timestamp::Now();
   model::Log(model::LogLevel::kWarn, "restarted the embedded PostgreSQL",
              {{"restarts", static_cast<std::int64_t>(status_.restarts)}});
-  return true;
 }
 
 void DatabaseSupervisor::Loop() {

@@ -7,8 +7,9 @@
 // embedded PostgreSQL, a dead postmaster (or one that stops answering for several probes) is
 // restarted; PostgreSQL replays its WAL. Restarts that follow each other closely back off
 // (RestartBackoff). With --database there is nothing to restart: the supervisor waits for the
-// server to come back. Either way, once the database answers again the pool reopens every
-// connection it had before the outage, so no statement prepared on a lost backend is used.
+// server to come back. Either way, once the database answers again every pool of the instance
+// reopens each connection it had before the outage, so no statement prepared on a lost backend
+// is used.
 // The graph cache's listener reconnects by itself and reloads from the change log what it
 // missed (GraphCache::Listen).
 // Thread-safe.
@@ -20,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "model/timestamp.hpp"
 
@@ -83,9 +85,10 @@ const char* HealthName(DatabaseHealth health);
 
 class DatabaseSupervisor {
  public:
-  // `embedded`: the cluster to restart, or null (--database). Both it and `pool` must outlive
-  // the supervisor; the supervisor alone restarts `embedded` while it runs.
-  DatabaseSupervisor(std::string dsn, EmbeddedPostgres* embedded, DbPool& pool,
+  // `embedded`: the cluster to restart, or null (--database). `pools`: every pool of the
+  // instance on that database, marked down and up together. They must outlive the supervisor;
+  // the supervisor alone restarts `embedded` while it runs.
+  DatabaseSupervisor(std::string dsn, EmbeddedPostgres* embedded, std::vector<DbPool*> pools,
                      SupervisorOptions options = {});
   ~DatabaseSupervisor();
   DatabaseSupervisor(const DatabaseSupervisor&) = delete;
@@ -104,14 +107,15 @@ class DatabaseSupervisor {
   bool Probe(std::string& error, bool& timed_out);
   void MarkDown(const std::string& error, DatabaseHealth health);
   void MarkUp();
-  // Restarts the embedded cluster after the backoff; false when stopping meanwhile or it failed.
-  bool RestartEmbedded();
+  // Restarts the embedded cluster after the backoff (unless stopped meanwhile); a failure is
+  // counted and logged, and the next probe tries again.
+  void RestartEmbedded();
   // Sleeps up to `duration`; false when Stop() was called.
   bool Sleep(std::chrono::milliseconds duration);
 
   std::string dsn_;
   EmbeddedPostgres* embedded_;
-  DbPool& pool_;
+  std::vector<DbPool*> pools_;
   SupervisorOptions options_;
   RestartBackoff backoff_;
 
