@@ -1,6 +1,7 @@
 #include "server/cli.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -315,6 +316,12 @@ int RunBackupCommand(const std::vector<std::string>& args) {
   return Guarded([&] {
     Target target = DefaultTarget();
     const std::string out = FileAndTarget(args, "--out", target);
+    if (target.database.empty() && !std::filesystem::exists(std::filesystem::path(target.data_dir) /
+                                                            "pgdata" / "PG_VERSION")) {
+      // Not a new, empty cluster made for the occasion and backed up.
+      throw Error(ErrorCode::kNotFound,
+                  "no cmdb data folder at " + target.data_dir + " (give --data-dir or --database)");
+    }
     CommandDatabase db(target, /*migrate=*/false);
     boost::json::object header{{"format", "cmdb-backup"},
                                {"version", 1},

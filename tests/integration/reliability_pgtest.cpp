@@ -677,6 +677,12 @@ TEST_F(BackupRestore, ARestoredDatabaseHoldsEveryTableAsItWas) {
                                          " --database '" + DsnFor(restored) + "'");
   EXPECT_EQ(again_status, 1);
   EXPECT_NE(again_out.find("holds"), std::string::npos) << again_out;
+  // Nothing to back up: no new cluster is made for it.
+  auto [none_out, none_status] = Shell(std::string(CMDB_BINARY) + " backup --out " + dir.path() +
+                                       "/none.cmdb --data-dir " + dir.path() + "/no-such-folder");
+  EXPECT_EQ(none_status, 1);
+  EXPECT_NE(none_out.find("no cmdb data folder"), std::string::npos) << none_out;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/no-such-folder"));
   // Not a backup: refused before anything is touched.
   std::ofstream(dir.path() + "/junk") << "hello";
   auto [junk_out, junk_status] = Shell(CMDB_BINARY + std::string(" restore --in ") + dir.path() +
