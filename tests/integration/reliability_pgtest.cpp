@@ -461,13 +461,11 @@ TEST(Reliability, NoAcknowledgedWriteIsLostToAKillAndAnOnlineBackupRestores) {
   EXPECT_EQ(StopCmdb(restored), 0);
 }
 
-// A postmaster that stops answering (here: stopped with SIGSTOP) is killed and restarted.
-TEST(Reliability, AHungEmbeddedPostgresIsKilledAndRestarted) {
-  TempDir dir;
+// A server in this process without background workers, on a free port, whose supervisor probes
+// five times a second; the caller names its database or data folder.
+server::ServeConfig InProcessConfig() {
   server::ServeConfig config;
   config.listen = "127.0.0.1:0";
-  config.data_dir = dir.path() + "/data";
-  config.durable = false;
   config.pool_size = 4;
   config.log_requests = false;
   config.discovery_worker = false;
@@ -475,6 +473,15 @@ TEST(Reliability, AHungEmbeddedPostgresIsKilledAndRestarted) {
   config.bootstrap_token = kTestAdminToken;
   config.token_pepper = kTestPepper;
   config.supervisor.interval = 200ms;
+  return config;
+}
+
+// A postmaster that stops answering (here: stopped with SIGSTOP) is killed and restarted.
+TEST(Reliability, AHungEmbeddedPostgresIsKilledAndRestarted) {
+  TempDir dir;
+  server::ServeConfig config = InProcessConfig();
+  config.data_dir = dir.path() + "/data";
+  config.durable = false;
   config.supervisor.probe_timeout = 1000ms;
   server::App app(config);
   app.Start();
@@ -504,17 +511,9 @@ TEST(Reliability, ARestartOfTheDatabaseServerIsSurvived) {
   TempDir dir;
   store::EmbeddedPostgres external({dir.path() + "/external", false, ""});
   external.Start();
-  server::ServeConfig config;
-  config.listen = "127.0.0.1:0";
+  server::ServeConfig config = InProcessConfig();
   config.database = external.ConnectionString();
   config.data_dir = dir.path() + "/unused";
-  config.pool_size = 4;
-  config.log_requests = false;
-  config.discovery_worker = false;
-  config.import_worker = false;
-  config.bootstrap_token = kTestAdminToken;
-  config.token_pepper = kTestPepper;
-  config.supervisor.interval = 200ms;
   server::App first(config);
   first.Start();
   server::App second(config);
