@@ -69,7 +69,11 @@ std::string EscapeLabel(std::string_view text) {
                                    : 0x10000U) &&
             code <= 0x10FFFFU && (code < 0xD800U || code > 0xDFFFU) && code != 0xFFFEU &&
             code != 0xFFFFU;
-    if (valid) {
+    if (valid && code == 0xFEFFU) {
+      // A byte order mark (zero-width no-break space), invisible anyway: Graphviz writes it
+      // unquoted into DOT and then cannot read that DOT back.
+      i += length;
+    } else if (valid) {
       out.append(text.substr(i, length));
       i += length;
     } else {

@@ -30,7 +30,8 @@ class GraphvizRenderer {
 
 // Makes `text` safe as a Graphviz label: backslashes doubled (labels are escString, where
 // \N, \G, \n mean something), control characters and line breaks turned into spaces, bytes
-// that are not well-formed UTF-8 (and U+FFFE, U+FFFF) turned into U+FFFD.
+// that are not well-formed UTF-8 (and U+FFFE, U+FFFF) turned into U+FFFD, byte order marks
+// (U+FEFF) dropped.
 std::string EscapeLabel(std::string_view text);
 
 }  // namespace cmdb::reports
