@@ -81,6 +81,9 @@ std::string EscapeLabel(std::string_view text) {
       ++i;
     }
   }
+  // Graphviz writes "-", "." and "-." unquoted into DOT, taking them for numbers, and then
+  // cannot read them back; a zero-width space after them makes it quote them, unseen.
+  if (out == "-" || out == "." || out == "-.") out += "\xE2\x80\x8B";
   return out;
 }
 

@@ -31,7 +31,8 @@ class GraphvizRenderer {
 // Makes `text` safe as a Graphviz label: backslashes doubled (labels are escString, where
 // \N, \G, \n mean something), control characters and line breaks turned into spaces, bytes
 // that are not well-formed UTF-8 (and U+FFFE, U+FFFF) turned into U+FFFD, byte order marks
-// (U+FEFF) dropped.
+// (U+FEFF) dropped, and "-", "." and "-." (which Graphviz writes unquoted, as if numbers, into
+// DOT it cannot read back) followed by a zero-width space.
 std::string EscapeLabel(std::string_view text);
 
 }  // namespace cmdb::reports

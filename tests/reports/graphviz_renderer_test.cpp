@@ -87,6 +87,18 @@ TEST(GraphvizRenderer, LabelsAreWellFormedUtf8WhateverTheBytes) {
   EXPECT_EQ(EscapeLabel("\xEF\xBB\xBF"
                         "db-01"),
             "db-01");
+  // And an edge labelled "-." (Graphviz took it for a number).
+  for (const char* text : {"-", ".", "-."}) {
+    EXPECT_EQ(EscapeLabel(text), std::string(text) + "\xE2\x80\x8B");
+    auto star = Star(2, "db");
+    ImpactPicture picture = BuildImpactPicture(Down(star, 1), star, 1);
+    for (PictureEdge& edge : picture.edges) edge.label = text;
+    picture.title = text;
+    const std::string dot = GraphvizRenderer().Render(picture, RenderFormat::kDot);
+    std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> read(agmemread(dot.c_str()), &agclose);
+    EXPECT_NE(read, nullptr) << dot;
+  }
+  EXPECT_EQ(EscapeLabel("-1.5"), "-1.5");
   {
     auto star = Star(2, "\xEF\xBB\xBF");
     ImpactPicture bom = BuildImpactPicture(Down(star, 1), star, 1);
