@@ -9,6 +9,21 @@ namespace {
 
 constexpr int kMaxAttempts = 3;
 
+// Puts a running job back in the queue (JobQueue::Requeue) when no live session works on it:
+// only then is its lock free. Whether it was touched.
+bool RequeueIfFree(store::JobQueue& queue, std::int64_t id, bool count_attempt) {
+  if (!queue.TryLock(id)) return false;
+  bool touched = false;
+  try {
+    touched = queue.Requeue(id, kMaxAttempts, count_attempt);
+  } catch (...) {
+    queue.Unlock(id);
+    throw;
+  }
+  queue.Unlock(id);
+  return touched;
+}
+
 }  // namespace
 
 JobWorker::JobWorker(const std::string& dsn, store::JobTable table, JobWorkerOptions options,
@@ -46,15 +61,7 @@ int JobWorker::RecoverAbandoned() {
   store::JobQueue queue(session, table_);
   int touched = 0;
   for (std::int64_t id : queue.Running()) {
-    // The lock is free only when no live session works on the job.
-    if (!queue.TryLock(id)) continue;
-    try {
-      touched += queue.Requeue(id, kMaxAttempts) ? 1 : 0;
-    } catch (...) {
-      queue.Unlock(id);
-      throw;
-    }
-    queue.Unlock(id);
+    touched += RequeueIfFree(queue, id, /*count_attempt=*/true) ? 1 : 0;
   }
   return touched;
 }
@@ -90,16 +97,7 @@ void JobWorker::RequeueInterrupted() {
   if (!interrupted_) return;
   store::DbSession session = pool_->Lease();
   store::JobQueue queue(session, table_);
-  const std::int64_t id = *interrupted_;
-  if (queue.TryLock(id)) {
-    try {
-      queue.Requeue(id, kMaxAttempts, /*count_attempt=*/false);
-    } catch (...) {
-      queue.Unlock(id);
-      throw;
-    }
-    queue.Unlock(id);
-  }
+  RequeueIfFree(queue, *interrupted_, /*count_attempt=*/false);
   interrupted_.reset();  // or another instance has taken it over meanwhile
 }
 

@@ -210,6 +210,13 @@ std::string FileAndTarget(const std::vector<std::string>& args, const std::strin
   return file;
 }
 
+// Whether `args` asks for help (--help, -h); prints `usage` when it does.
+bool AskedForHelp(const std::vector<std::string>& args, const char* usage) {
+  if (args.empty() || (args[0] != "--help" && args[0] != "-h")) return false;
+  std::cout << usage;
+  return true;
+}
+
 Target DefaultTarget() {
   Target target;
   if (auto v = Env("CMDB_DATA_DIR"); !v.empty()) target.data_dir = v;
@@ -220,10 +227,7 @@ Target DefaultTarget() {
 }  // namespace
 
 int RunUserCommand(const std::vector<std::string>& args) {
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    std::cout << kUserUsage;
-    return 0;
-  }
+  if (AskedForHelp(args, kUserUsage)) return 0;
   if (args.size() < 2 || args[0] != "add" || args[1].rfind("--", 0) == 0) {
     std::cerr << kUserUsage;
     return 2;
@@ -261,10 +265,7 @@ int RunUserCommand(const std::vector<std::string>& args) {
 }
 
 int RunTokenCommand(const std::vector<std::string>& args) {
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    std::cout << kTokenUsage;
-    return 0;
-  }
+  if (AskedForHelp(args, kTokenUsage)) return 0;
   if (args.empty() || args[0] != "create") {
     std::cerr << kTokenUsage;
     return 2;
@@ -309,10 +310,7 @@ int RunTokenCommand(const std::vector<std::string>& args) {
 }
 
 int RunBackupCommand(const std::vector<std::string>& args) {
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    std::cout << kBackupUsage;
-    return 0;
-  }
+  if (AskedForHelp(args, kBackupUsage)) return 0;
   return Guarded([&] {
     Target target = DefaultTarget();
     const std::string out = FileAndTarget(args, "--out", target);
@@ -338,10 +336,7 @@ int RunBackupCommand(const std::vector<std::string>& args) {
 }
 
 int RunRestoreCommand(const std::vector<std::string>& args) {
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    std::cout << kRestoreUsage;
-    return 0;
-  }
+  if (AskedForHelp(args, kRestoreUsage)) return 0;
   return Guarded([&] {
     Target target = DefaultTarget();
     const std::string in = FileAndTarget(args, "--in", target);

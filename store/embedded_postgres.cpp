@@ -34,28 +34,6 @@ namespace {
 constexpr int kPort = 5432;
 constexpr std::size_t kMaxSocketPath = 100;  // sun_path is 108 bytes with the terminator
 
-std::string FindBinDirIn(const std::string& configured) {
-  if (!configured.empty()) return configured;
-  std::string best;
-  int best_version = -1;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!fs::exists(entry.path() / "bin" / "initdb")) continue;
-    int version = std::atoi(name.c_str());
-    if (version > best_version) {
-      best_version = version;
-      best = (entry.path() / "bin").string();
-    }
-  }
-  if (best.empty()) {
-    throw Error(ErrorCode::kUnavailable,
-                "no PostgreSQL server binaries found under /usr/lib/postgresql; install the "
-                "postgresql package or pass --database");
-  }
-  return best;
-}
-
 bool IsRoot() { return geteuid() == 0; }
 
 struct ClusterOwner {
@@ -129,7 +107,27 @@ std::string LastLogLine(const fs::path& path) {
 
 }  // namespace
 
-std::string PostgresBinDir(const std::string& configured) { return FindBinDirIn(configured); }
+std::string PostgresBinDir(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  std::string best;
+  int best_version = -1;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!fs::exists(entry.path() / "bin" / "initdb")) continue;
+    int version = std::atoi(name.c_str());
+    if (version > best_version) {
+      best_version = version;
+      best = (entry.path() / "bin").string();
+    }
+  }
+  if (best.empty()) {
+    throw Error(ErrorCode::kUnavailable,
+                "no PostgreSQL server binaries found under /usr/lib/postgresql; install the "
+                "postgresql package or pass --database");
+  }
+  return best;
+}
 
 EmbeddedPostgres::EmbeddedPostgres(EmbeddedPostgresOptions options) : options_(std::move(options)) {
   fs::path root = fs::absolute(options_.data_dir).lexically_normal();
