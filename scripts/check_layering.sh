@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when the folders' one-way layering is broken (docs/architecture.md):
-#   server -> {jobs, reports, import, discovery, auth} -> store -> graph -> model
+#   server -> {jobs, reports, import, discovery, auth} -> store -> {graph, audit} -> model
 #   jobs -> {import, discovery}; discovery (pure) -> model
 # - a folder includes only its own headers and those of the folders below it;
 # - SOCI and libpq are included in store/ only, Beast and Asio in server/http_server.cpp only,
@@ -12,13 +12,14 @@ cd "$(dirname "$0")/.."
 declare -A allowed=(
   [model]="model"
   [graph]="graph model"
+  [audit]="audit model"
   [discovery]="discovery model"
-  [store]="store graph model"
-  [auth]="auth store graph model"
-  [import]="import store graph model"
-  [reports]="reports store graph model"
-  [jobs]="jobs import discovery store graph model"
-  [server]="server auth jobs reports import discovery store graph model"
+  [store]="store graph audit model"
+  [auth]="auth store graph audit model"
+  [import]="import store graph audit model"
+  [reports]="reports store graph audit model"
+  [jobs]="jobs import discovery store graph audit model"
+  [server]="server auth jobs reports import discovery store graph audit model"
 )
 
 failures=0

@@ -1,0 +1,115 @@
+#pragma once
+// The estate an audit run evaluates: CIs with the attributes its rules read, relations as
+// adjacency both ways, open drift findings and the latest discovery run of each source, all
+// as they were at one instant (now, or an as_of). Built once per run by the store's loader;
+// immutable afterwards, so evaluation threads share it.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "model/configuration_item.hpp"
+#include "model/timestamp.hpp"
+
+namespace cmdb::audit {
+
+struct EstateCi {
+  model::CiId id = 0;
+  std::string type;
+  std::string name;
+  std::string status;
+  std::optional<std::string> owner;
+  std::vector<std::string> tags;
+  boost::json::object attributes;           // only the attributes the rules read
+  model::Timestamp changed_at;              // the version valid at the instant was written then
+  std::optional<model::Timestamp> seen_at;  // latest discovery sighting at or before it
+  // An as_of estate: the CI's only known sighting is after the instant (sightings keep the
+  // latest per source), so whether it had been seen then is unknown.
+  bool seen_later = false;
+};
+
+struct EstateRelation {
+  model::CiId from = 0;
+  model::CiId to = 0;
+  std::string type;
+};
+
+struct EstateDrift {
+  model::CiId ci = 0;
+  std::string attribute;
+  bool authorized = false;
+  model::Timestamp detected_at;
+};
+
+// A discovery source and its latest successful (not dry) run at the instant.
+struct EstateSource {
+  std::int64_t id = 0;
+  std::string name;
+  std::optional<std::int64_t> run_id;
+  std::int64_t registered = 0;  // observations matched to or registered as a CI
+  std::int64_t unmatched = 0;   // observations of assets no CI records
+};
+
+class Estate {
+ public:
+  struct Link {
+    std::uint32_t ci = 0;  // the far end's index
+    std::uint16_t type = 0;
+  };
+
+  Estate() = default;
+  // Relations whose ends are not among `cis` are left out (a neighbourhood estate holds the
+  // ends it needs and no more).
+  Estate(model::Timestamp at, std::vector<EstateCi> cis,
+         const std::vector<EstateRelation>& relations, std::vector<EstateDrift> drift,
+         std::vector<EstateSource> sources);
+
+  model::Timestamp at() const { return at_; }
+  std::size_t size() const { return cis_.size(); }
+  const EstateCi& ci(std::uint32_t i) const { return cis_[i]; }
+  std::optional<std::uint32_t> IndexOf(model::CiId id) const;
+  std::uint16_t type_id(std::uint32_t i) const { return type_ids_[i]; }
+  std::uint8_t status_id(std::uint32_t i) const { return status_ids_[i]; }
+
+  // Interned names: CI types, statuses and relation types, each numbered from 0.
+  const std::vector<std::string>& ci_types() const { return ci_types_; }
+  const std::vector<std::string>& statuses() const { return statuses_; }
+  const std::vector<std::string>& relation_types() const { return relation_types_; }
+
+  std::span<const Link> Out(std::uint32_t i) const {
+    return {out_links_.data() + out_offsets_[i], out_links_.data() + out_offsets_[i + 1]};
+  }
+  std::span<const Link> In(std::uint32_t i) const {
+    return {in_links_.data() + in_offsets_[i], in_links_.data() + in_offsets_[i + 1]};
+  }
+  std::span<const EstateDrift> DriftOf(std::uint32_t i) const {
+    return {drift_.data() + drift_offsets_[i], drift_.data() + drift_offsets_[i + 1]};
+  }
+  const std::vector<EstateSource>& sources() const { return sources_; }
+  std::size_t relation_count() const { return out_links_.size(); }
+
+ private:
+  static std::uint16_t Intern(std::vector<std::string>& names,
+                              std::unordered_map<std::string, std::uint16_t>& index,
+                              const std::string& name);
+
+  model::Timestamp at_;
+  std::vector<EstateCi> cis_;
+  std::vector<std::uint16_t> type_ids_;
+  std::vector<std::uint8_t> status_ids_;
+  std::vector<std::string> ci_types_, statuses_, relation_types_;
+  std::unordered_map<model::CiId, std::uint32_t> index_;
+  std::vector<std::uint32_t> out_offsets_, in_offsets_;
+  std::vector<Link> out_links_, in_links_;
+  std::vector<std::uint32_t> drift_offsets_;
+  std::vector<EstateDrift> drift_;
+  std::vector<EstateSource> sources_;
+};
+
+}  // namespace cmdb::audit
