@@ -185,6 +185,7 @@ class Compiler {
       case Op::kChangedWithin:
       case Op::kSeenWithin:
         node->days = Days(arg, here, /*required=*/true);
+        uses_sightings_ = uses_sightings_ || node->op == Op::kSeenWithin;
         break;
       case Op::kRelations:
       case Op::kReaches:
@@ -261,8 +262,10 @@ class Compiler {
   }
 
   std::set<std::string> attributes_;
+  std::set<std::string> unique_attributes_;
   int reach_ = 0;
   bool source_rule_ = false;
+  bool uses_sightings_ = false;
 
  private:
   static std::string Escape(std::string_view token) {
@@ -435,6 +438,8 @@ class Compiler {
           continue;
         }
         node.key.push_back(ParseField((*parts)[i].get_string(), here));
+        if (node.key.back().kind == FieldKind::kAttr)
+          unique_attributes_.insert(node.key.back().attr);
       }
     }
     if (const json::value* n = o->if_contains("normalize")) {
@@ -671,6 +676,8 @@ std::shared_ptr<const CompiledRule> Compile(const model::AuditRule& rule,
   }
   out->attributes_ = std::move(compiler.attributes_);
   out->reach_ = compiler.reach_;
+  out->unique_attributes_ = std::move(compiler.unique_attributes_);
+  out->uses_sightings_ = compiler.uses_sightings_;
   if (errors.size() != before || !out->check_) return nullptr;
   return out;
 }

@@ -47,6 +47,10 @@ class CompiledRule {
   const std::set<std::string>& attributes() const { return attributes_; }
   // The deepest relation walk of the rule (1 for `relations`, max_depth for `reaches`).
   int reach() const { return reach_; }
+  // Whether it reads discovery sightings (seen_within).
+  bool uses_sightings() const { return uses_sightings_; }
+  // The attributes its `unique` checks key on.
+  const std::set<std::string>& unique_attributes() const { return unique_attributes_; }
   ~CompiledRule();
   CompiledRule(const CompiledRule&) = delete;
   CompiledRule& operator=(const CompiledRule&) = delete;
@@ -68,7 +72,9 @@ class CompiledRule {
   std::string q_;  // lower-case name substring
   std::unique_ptr<Node> check_;
   std::set<std::string> attributes_;
+  std::set<std::string> unique_attributes_;
   int reach_ = 0;
+  bool uses_sightings_ = false;
 };
 
 // Compiles `rule`; nullptr with `errors` filled when it is invalid.

@@ -14,6 +14,7 @@
 #include "model/error.hpp"
 #include "model/json.hpp"
 #include "model/parallel.hpp"
+#include "store/audit_repository.hpp"
 #include "store/change_repository.hpp"
 #include "store/ci_repository.hpp"
 #include "store/ci_type_repository.hpp"
@@ -431,7 +432,9 @@ DiscoveryWorker::DiscoveryWorker(const std::string& dsn, const DiscoveryWorkerOp
             auto report = [&](std::int64_t done, std::int64_t total) {
               store::DiscoveryRunRepository(progress).ReportProgress(run_id, done, total);
             };
-            if (!ExecuteDiscoveryRun(db, run_id, report) || !graph_changed) return;
+            if (!ExecuteDiscoveryRun(db, run_id, report)) return;
+            store::AuditRepository(progress).RequestRun(model::AuditTrigger::kDiscovery);
+            if (!graph_changed) return;
             try {
               if (store::DiscoveryRunRepository(db).CreatedCis(run_id) > 0) graph_changed();
             } catch (const Error&) {

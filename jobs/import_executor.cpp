@@ -7,6 +7,7 @@
 #include "model/error.hpp"
 #include "model/json.hpp"
 #include "model/log.hpp"
+#include "store/audit_repository.hpp"
 #include "store/import_job_repository.hpp"
 #include "store/transaction.hpp"
 
@@ -144,7 +145,9 @@ std::unique_ptr<JobWorker> MakeImportWorker(const std::string& dsn,
       dsn, store::JobTable{"import_jobs", "cmdb_import_lock_key", "import"}, options.worker,
       [graph_changed = options.graph_changed, limits = options.limits](
           store::DbSession& work, store::DbSession& progress, std::int64_t id) {
-        if (ExecuteImportJob(work, progress, id, limits) && graph_changed) graph_changed();
+        if (!ExecuteImportJob(work, progress, id, limits)) return;
+        if (graph_changed) graph_changed();
+        store::AuditRepository(progress).RequestRun(model::AuditTrigger::kImport);
       });
 }
 

@@ -240,7 +240,7 @@ json::object AuditFindingToJson(const AuditFinding& f) {
       {"ci_type", text(f.ci_type)},
       {"owner", text(f.owner)},
       {"message", f.message},
-      {"state", NameIn(kFindingStateNames, f.state)},
+      {"state", NameIn(kAuditFindingStateNames, f.state)},
       {"first_run_id", f.first_run_id},
       {"last_run_id", f.last_run_id},
       {"first_failed_at", FormatTimestamp(f.first_failed_at)},

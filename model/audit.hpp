@@ -140,11 +140,11 @@ struct AuditRun {
 };
 boost::json::object AuditRunToJson(const AuditRun& run);
 
-enum class FindingState { kOpen, kWaived, kResolved };
-inline constexpr std::array<EnumName<FindingState>, 3> kFindingStateNames{{
-    {FindingState::kOpen, "open"},
-    {FindingState::kWaived, "waived"},
-    {FindingState::kResolved, "resolved"},
+enum class AuditFindingState { kOpen, kWaived, kResolved };
+inline constexpr std::array<EnumName<AuditFindingState>, 3> kAuditFindingStateNames{{
+    {AuditFindingState::kOpen, "open"},
+    {AuditFindingState::kWaived, "waived"},
+    {AuditFindingState::kResolved, "resolved"},
 }};
 
 struct AuditFinding {
@@ -156,7 +156,7 @@ struct AuditFinding {
   std::optional<std::string> owner;
   std::string name;  // the subject's name when it last failed
   std::string message;
-  FindingState state = FindingState::kOpen;  // a waiver past its end reads as open
+  AuditFindingState state = AuditFindingState::kOpen;  // a waiver past its end reads as open
   std::int64_t first_run_id = 0;
   std::int64_t last_run_id = 0;
   Timestamp first_failed_at;

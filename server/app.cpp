@@ -19,6 +19,7 @@
 #include "auth/authenticator.hpp"
 #include "auth/token.hpp"
 #include "import/demo_estate.hpp"
+#include "jobs/audit_executor.hpp"
 #include "jobs/discovery_executor.hpp"
 #include "jobs/import_executor.hpp"
 #include "model/error.hpp"
@@ -79,6 +80,7 @@ struct App::Impl {
   std::unique_ptr<auth::Authenticator> auth;
   std::unique_ptr<jobs::DiscoveryWorker> discovery;
   std::unique_ptr<jobs::JobWorker> imports;
+  std::unique_ptr<jobs::JobWorker> audits;
   reports::GraphvizRenderer renderer;
   Metrics metrics;
   std::unique_ptr<Router> router;
@@ -232,12 +234,21 @@ void App::Start() {
       s.imports->Start();
       s.context.imports = s.imports.get();
     }
+    if (s.config.audit_worker) {
+      jobs::AuditWorkerOptions worker;
+      worker.worker.instance = instance;
+      worker.debounce = s.config.audit_debounce;
+      s.audits = jobs::MakeAuditWorker(dsn, worker);
+      s.audits->Start();
+      s.context.audits = s.audits.get();
+    }
     {
       // Watches the database from here on, for every pool of the instance; restarts the
       // embedded one when it dies.
       std::vector<store::DbPool*> pools = {s.pool.get(), &s.ci_reader->pool()};
       if (s.discovery) pools.push_back(&s.discovery->pool());
       if (s.imports) pools.push_back(&s.imports->pool());
+      if (s.audits) pools.push_back(&s.audits->pool());
       s.supervisor = std::make_unique<store::DatabaseSupervisor>(
           dsn, s.postgres.get(), std::move(pools), s.config.supervisor);
       s.supervisor->Start();
@@ -421,6 +432,11 @@ void App::Stop() {
     s.imports->Stop();
     s.imports.reset();
     s.context.imports = nullptr;
+  }
+  if (s.audits) {
+    s.audits->Stop();
+    s.audits.reset();
+    s.context.audits = nullptr;
   }
   if (s.pruner.joinable()) {
     {

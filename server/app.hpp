@@ -29,9 +29,11 @@ struct ServeConfig {
   std::chrono::seconds read_timeout{30};
   bool durable = true;  // embedded cluster: fsync on
   bool log_requests = true;
-  bool discovery_worker = true;         // execute queued and scheduled discovery runs
-  bool import_worker = true;            // execute queued background imports
-  jobs::ImportJobLimits import_limits;  // batches of a background import
+  bool discovery_worker = true;  // execute queued and scheduled discovery runs
+  bool import_worker = true;     // execute queued background imports
+  bool audit_worker = true;      // execute audit runs, queue the nightly and debounced ones
+  std::chrono::seconds audit_debounce{60};  // quiet time after imports/discovery before an audit
+  jobs::ImportJobLimits import_limits;      // batches of a background import
   // false: every graph update rebuilds the arrays (the graph benchmarks' baseline).
   bool graph_incremental = true;
   std::size_t history_graphs = 4;  // graphs of past instants kept (as_of impact, traces)

@@ -43,6 +43,9 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --no-request-log       do not log a line per request
   --no-discovery-worker  leave discovery runs to other instances on the same database
   --no-import-worker     leave background imports to other instances on the same database
+  --no-audit-worker      leave audit runs (and their schedule) to other instances
+  --audit-debounce S     seconds without imports or discovery runs before the audit they ask
+                         for is queued (60)
   --history-graphs N     graphs of past instants kept for as_of impact and traces (default 4)
   --history-builds N     graphs of past instants rebuilt at once; more get 503 (default 2)
 
@@ -161,6 +164,10 @@ int main(int argc, char** argv) {
         config.discovery_worker = false;
       } else if (flag == "--no-import-worker") {
         config.import_worker = false;
+      } else if (flag == "--no-audit-worker") {
+        config.audit_worker = false;
+      } else if (flag == "--audit-debounce") {
+        config.audit_debounce = std::chrono::seconds(ParseCount(flag, value(), 0, 86400));
       } else if (flag == "--help" || flag == "-h") {
         std::cout << kUsage;
         return 0;

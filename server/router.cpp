@@ -129,6 +129,25 @@ std::vector<Route> ApiRoutes() {
       {"GET", "/api/v1/users/{name}/tokens", ListTokens, self},
       {"DELETE", "/api/v1/tokens/{id}", RevokeToken, self},
       {"GET", "/api/v1/audit-log", ListAuditLog, Needs(Role::kAuditor)},
+      {"GET", "/api/v1/audit/rules", ListAuditRules, reader},
+      {"POST", "/api/v1/audit/rules", CreateAuditRule, assets},
+      {"GET", "/api/v1/audit/rules/{key}", GetAuditRule, reader},
+      {"PUT", "/api/v1/audit/rules/{key}", PutAuditRule, assets},
+      {"DELETE", "/api/v1/audit/rules/{key}", DeleteAuditRule, assets},
+      {"GET", "/api/v1/audit/rules/{key}/history", GetAuditRuleHistory, reader},
+      // Evaluates without writing: anyone who reads audit results may ask why.
+      {"POST", "/api/v1/audit/rules/{key}/test", TestAuditRule, reader},
+      {"GET", "/api/v1/audit/rule-sets", ListAuditRuleSets, reader},
+      {"GET", "/api/v1/audit/rule-sets/{name}", GetAuditRuleSet, reader},
+      {"PUT", "/api/v1/audit/rule-sets/{name}", PutAuditRuleSet, assets},
+      {"GET", "/api/v1/audit/runs", ListAuditRuns, reader},
+      {"POST", "/api/v1/audit/runs", CreateAuditRun, assets},
+      {"GET", "/api/v1/audit/runs/{id}", GetAuditRun, reader},
+      {"GET", "/api/v1/audit/scores", GetAuditScores, reader},
+      {"GET", "/api/v1/audit/findings", ListAuditFindings, reader},
+      {"GET", "/api/v1/audit/findings/{id}", GetAuditFinding, reader},
+      {"POST", "/api/v1/audit/findings/{id}/waive", WaiveAuditFinding, assets},
+      {"GET", "/api/v1/cis/{id}/audit", GetCiAudit, reader},
   };
 }
 

@@ -47,6 +47,7 @@ struct AppContext {
   reports::GraphvizRenderer* renderer = nullptr;
   jobs::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   jobs::JobWorker* imports = nullptr;          // woken when an import is queued; may be null
+  jobs::JobWorker* audits = nullptr;           // woken when an audit run is queued; may be null
   Metrics* metrics = nullptr;
   // How the database is doing (/ready); may be null: then /ready pings it.
   store::DatabaseSupervisor* database = nullptr;

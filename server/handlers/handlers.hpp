@@ -198,6 +198,26 @@ Response GetDrift(const Request&, const PathParams&, AppContext&);
 Response AcceptDrift(const Request&, const PathParams&, AppContext&);
 Response IgnoreDrift(const Request&, const PathParams&, AppContext&);
 
+// --- configuration audit ---
+Response ListAuditRules(const Request&, const PathParams&, AppContext&);
+Response CreateAuditRule(const Request&, const PathParams&, AppContext&);
+Response GetAuditRule(const Request&, const PathParams&, AppContext&);
+Response PutAuditRule(const Request&, const PathParams&, AppContext&);
+Response DeleteAuditRule(const Request&, const PathParams&, AppContext&);
+Response GetAuditRuleHistory(const Request&, const PathParams&, AppContext&);
+Response TestAuditRule(const Request&, const PathParams&, AppContext&);
+Response ListAuditRuleSets(const Request&, const PathParams&, AppContext&);
+Response GetAuditRuleSet(const Request&, const PathParams&, AppContext&);
+Response PutAuditRuleSet(const Request&, const PathParams&, AppContext&);
+Response CreateAuditRun(const Request&, const PathParams&, AppContext&);
+Response ListAuditRuns(const Request&, const PathParams&, AppContext&);
+Response GetAuditRun(const Request&, const PathParams&, AppContext&);
+Response GetAuditScores(const Request&, const PathParams&, AppContext&);
+Response ListAuditFindings(const Request&, const PathParams&, AppContext&);
+Response GetAuditFinding(const Request&, const PathParams&, AppContext&);
+Response WaiveAuditFinding(const Request&, const PathParams&, AppContext&);
+Response GetCiAudit(const Request&, const PathParams&, AppContext&);
+
 // --- access: users, tokens, the audit log ---
 Response ListUsers(const Request&, const PathParams&, AppContext&);
 Response CreateUser(const Request&, const PathParams&, AppContext&);

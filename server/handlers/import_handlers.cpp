@@ -6,6 +6,7 @@
 #include "model/json.hpp"
 #include "server/handlers/handlers.hpp"
 #include "server/problem.hpp"
+#include "store/audit_repository.hpp"
 #include "store/db_pool.hpp"
 #include "store/import_job_repository.hpp"
 #include "store/transaction.hpp"
@@ -187,6 +188,8 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
       parsed.csv ? import::ImportCsv(session, *parsed.type, request.body, parsed.options)
                  : import::ImportDocument(session, document, parsed.options);
   GraphChanged(ctx);
+  // The debounced audit after imports (the audit worker queues it once the burst is over).
+  store::AuditRepository(session).RequestRun(model::AuditTrigger::kImport);
   return JsonResponse(200, import::ImportResultToJson(result));
 }
 

@@ -1,0 +1,160 @@
+#pragma once
+// Configuration audit in PostgreSQL (0019_configuration_audit.sql): rules with their history,
+// rule sets, runs (queued like discovery runs; executed by jobs/audit_executor), the estate a
+// run evaluates (now, or as of an instant from history), the per-run score table, findings
+// with waivers and the schedule. Borrows one session; not thread-safe.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "audit/estate.hpp"
+#include "audit/rule_engine.hpp"
+#include "model/audit.hpp"
+#include "model/history.hpp"
+#include "model/paging.hpp"
+#include "model/timestamp.hpp"
+#include "store/db_pool.hpp"
+
+namespace cmdb::store {
+
+struct AuditRuleVersion {
+  std::int64_t version = 0;
+  bool deleted = false;
+  boost::json::object body;
+  model::Timestamp valid_from;
+  std::string changed_by;
+};
+
+struct AuditFindingFilter {
+  std::optional<model::AuditFindingState> state;
+  std::optional<std::string> rule;
+  std::optional<std::string> owner;
+  std::optional<std::string> type;
+  std::optional<model::CiId> ci;
+  std::int64_t after = 0;
+  int limit = model::kDefaultPageSize;
+};
+
+// A live (open or waived) finding as a run compares it with its failures.
+struct LiveFinding {
+  std::int64_t id = 0;
+  std::string rule;
+  model::AuditSubject subject = model::AuditSubject::kCi;
+  std::int64_t subject_id = 0;
+  std::optional<std::string> ci_type;
+  std::optional<std::string> owner;
+  std::string name;
+  std::string message;
+};
+
+// What a run of the present changes in the findings.
+struct FindingChanges {
+  std::vector<LiveFinding> opened;   // id unused
+  std::vector<LiveFinding> updated;  // still failing, with a new owner, type, name or message
+  std::vector<std::int64_t> resolved;
+};
+
+// One group's counts of a run.
+struct ScoreRow {
+  std::string kind;  // overall, rule, kpi, type, owner
+  std::string key;
+  model::AuditCounts counts;
+};
+
+struct FinishedRun {
+  std::int64_t id = 0;
+  std::string set;
+  model::Timestamp evaluated_at;
+  bool present = true;  // not as_of: the findings and the rules' latest runs move
+  std::map<std::string, model::AuditCounts> rules;
+  std::vector<std::string> evaluated;  // the rules it evaluated (not those that failed to compile)
+  std::int64_t subjects = 0;
+  std::vector<ScoreRow> scores;
+  boost::json::object timings;
+};
+
+class AuditRepository {
+ public:
+  explicit AuditRepository(DbSession& db) : db_(db) {}
+
+  // --- rules and sets ---
+  std::vector<model::AuditRule> ListRules();
+  std::optional<model::AuditRule> FindRule(const std::string& key);
+  // Creates or replaces the rule (a new version each time); `created` tells which.
+  model::AuditRule PutRule(const model::AuditRule& rule, std::optional<std::int64_t> if_match,
+                           const model::WriteContext& ctx, bool& created);
+  // 409 while a rule set names it.
+  void DeleteRule(const std::string& key, std::optional<std::int64_t> if_match,
+                  const model::WriteContext& ctx);
+  // Newest first; empty when the rule never existed.
+  std::vector<AuditRuleVersion> RuleHistory(const std::string& key);
+  std::vector<model::AuditRuleSet> ListSets();
+  std::optional<model::AuditRuleSet> FindSet(const std::string& name);
+  // 422 naming rules[i] for a key that is not a rule.
+  model::AuditRuleSet PutSet(const model::AuditRuleSet& set, std::optional<std::int64_t> if_match,
+                             const model::WriteContext& ctx, bool& created);
+  // What rules may name: CI types with their attributes, relation types.
+  audit::Catalogue LoadCatalogue();
+
+  // --- runs ---
+  // 404 for an unknown set.
+  model::AuditRun QueueRun(const std::string& set, std::optional<model::Timestamp> as_of,
+                           model::AuditTrigger trigger, const std::string& by);
+  std::optional<model::AuditRun> FindRun(std::int64_t id);
+  std::vector<model::AuditRun> ListRuns(std::optional<model::JobState> state, std::int64_t after,
+                                        int limit);
+  void SetPhase(std::int64_t id, const std::string& phase, std::int64_t done, std::int64_t total);
+  // Counts, scores, the rules' latest runs (a present run) and state succeeded.
+  void FinishRun(const FinishedRun& run);
+  void FailRun(std::int64_t id, const std::string& error);
+
+  // The estate now (in the caller's snapshot) or as of `as_of`, from history: CIs with the
+  // `attributes` named (and their sightings when `sightings`), relations, open drift, and the
+  // latest run of each discovery source.
+  audit::Estate LoadEstate(std::optional<model::Timestamp> as_of,
+                           const std::set<std::string>& attributes, bool sightings);
+  // The part of the present estate that decides the rules for CI `id`: the CIs within
+  // `radius` relations of it either way (at most `max_cis`), and those sharing a value of
+  // `unique_attributes` with it. nullopt when the CI does not exist.
+  std::optional<audit::Estate> LoadNeighbourhood(model::CiId id,
+                                                 const std::set<std::string>& attributes,
+                                                 int radius,
+                                                 const std::set<std::string>& unique_attributes,
+                                                 std::size_t max_cis = 20000);
+
+  // --- findings ---
+  // Waivers past their end become open findings again. Returns how many.
+  std::int64_t ExpireWaivers();
+  std::vector<LiveFinding> LiveFindings(const std::vector<std::string>& rules);
+  void ApplyFindings(std::int64_t run_id, model::Timestamp at, const FindingChanges& changes);
+  std::vector<model::AuditFinding> ListFindings(const AuditFindingFilter& filter);
+  std::optional<model::AuditFinding> FindFinding(std::int64_t id);
+  // An open (or waived: the waiver is replaced) finding waived until `waiver.until`.
+  model::AuditFinding Waive(std::int64_t id, const model::Waiver& waiver,
+                            std::optional<std::int64_t> if_match, const model::WriteContext& ctx);
+
+  // --- scores ---
+  std::vector<model::AuditScorePoint> Scores(const std::string& set, const std::string& kind,
+                                             std::optional<model::Timestamp> from,
+                                             std::optional<model::Timestamp> to);
+
+  // --- schedule ---
+  // An import or discovery run asks for an audit (debounced by QueueDueRuns).
+  void RequestRun(model::AuditTrigger trigger);
+  // Queues the nightly run of `baseline` once its time of day has passed (UTC), and one run
+  // for the requests of imports and discovery once the latest is `debounce` old. Returns
+  // how many runs it queued.
+  int QueueDueRuns(model::Timestamp now, std::chrono::seconds debounce);
+
+ private:
+  DbSession& db_;
+};
+
+}  // namespace cmdb::store
