@@ -40,6 +40,18 @@ struct EstateRelation {
   std::string type;
 };
 
+// Relations in columns, their types numbered: what a loader of millions of rows fills without
+// a string per row.
+struct EstateRelations {
+  EstateRelations() = default;
+  EstateRelations(const std::vector<EstateRelation>& relations);  // NOLINT: converts on purpose
+  std::vector<std::string> types;  // the names of the numbers in `type`
+  std::vector<model::CiId> from;
+  std::vector<model::CiId> to;
+  std::vector<std::uint16_t> type;
+  void Add(model::CiId f, model::CiId t, std::string_view type_name);
+};
+
 struct EstateDrift {
   model::CiId ci = 0;
   std::string attribute;
@@ -65,10 +77,9 @@ class Estate {
 
   Estate() = default;
   // Relations whose ends are not among `cis` are left out (a neighbourhood estate holds the
-  // ends it needs and no more).
-  Estate(model::Timestamp at, std::vector<EstateCi> cis,
-         const std::vector<EstateRelation>& relations, std::vector<EstateDrift> drift,
-         std::vector<EstateSource> sources);
+  // ends it needs and no more). The CIs keep their order (any order).
+  Estate(model::Timestamp at, std::vector<EstateCi> cis, const EstateRelations& relations,
+         std::vector<EstateDrift> drift, std::vector<EstateSource> sources);
 
   model::Timestamp at() const { return at_; }
   std::size_t size() const { return cis_.size(); }
@@ -95,6 +106,7 @@ class Estate {
   std::size_t relation_count() const { return out_links_.size(); }
 
  private:
+  static constexpr std::uint32_t kNone = 0xFFFFFFFFU;
   static std::uint16_t Intern(std::vector<std::string>& names,
                               std::unordered_map<std::string, std::uint16_t>& index,
                               const std::string& name);
@@ -104,7 +116,11 @@ class Estate {
   std::vector<std::uint16_t> type_ids_;
   std::vector<std::uint8_t> status_ids_;
   std::vector<std::string> ci_types_, statuses_, relation_types_;
-  std::unordered_map<model::CiId, std::uint32_t> index_;
+  // CI id -> index: a direct table when ids are dense (one identity sequence, the usual
+  // case), else a search of (id, index) pairs sorted by id.
+  std::vector<model::CiId> ids_;
+  std::vector<std::uint32_t> dense_;
+  std::vector<std::pair<model::CiId, std::uint32_t>> sorted_;
   std::vector<std::uint32_t> out_offsets_, in_offsets_;
   std::vector<Link> out_links_, in_links_;
   std::vector<std::uint32_t> drift_offsets_;

@@ -136,9 +136,10 @@ class Compiler {
       Add(at, "must be an object with exactly one operator: " + OperatorList());
       return nullptr;
     }
-    const auto& [name, arg] = *o->begin();
-    auto found =
-        std::find_if(kOps.begin(), kOps.end(), [&](const OpName& op) { return op.name == name; });
+    const std::string_view name = o->begin()->key();
+    const json::value& arg = o->begin()->value();
+    auto found = std::find_if(kOps.begin(), kOps.end(),
+                              [name](const OpName& op) { return op.name == name; });
     const std::string here = at + "/" + Escape(name);
     if (found == kOps.end()) {
       Add(here, "unknown operator '" + std::string(name) + "'; one of " + OperatorList());
@@ -846,8 +847,13 @@ struct Evaluator::Prepared {
     std::vector<char> far_status;  // by estate status id; empty: every status
   };
   std::unordered_map<const Node*, Masks> masks;
-  // unique: key -> the CIs (indexes) in the rule's scope holding it.
-  std::unordered_map<const Node*, std::unordered_map<std::string, std::vector<std::uint32_t>>> keys;
+  // unique: the (key, CI) pairs of the rule's scope sorted by key (the CIs sharing a key are
+  // neighbours), and per CI whether it has no key (0), only keys of its own (1) or shares one (2).
+  struct Unique {
+    std::vector<std::pair<std::string, std::uint32_t>> pairs;
+    std::vector<std::uint8_t> state;
+  };
+  std::unordered_map<const Node*, Unique> uniques;
   // Per rule: scope masks.
   struct Scope {
     std::vector<char> types;     // empty: every type
@@ -912,10 +918,23 @@ Evaluator::Evaluator(const Estate& estate, std::vector<std::shared_ptr<const Com
     });
     if (uniques.empty()) continue;
     for (const Node* node : uniques) {
-      auto& keys = prepared_->keys[node];
+      Prepared::Unique& u = prepared_->uniques[node];
+      u.state.assign(estate_.size(), 0);
       for (std::uint32_t i = 0; i < estate_.size(); ++i) {
         if (!InScope(r, i)) continue;
-        for (std::string& k : UniqueKeys(*node, estate_.ci(i))) keys[std::move(k)].push_back(i);
+        for (std::string& k : UniqueKeys(*node, estate_.ci(i))) {
+          u.pairs.emplace_back(std::move(k), i);
+          u.state[i] = 1;
+        }
+      }
+      std::sort(u.pairs.begin(), u.pairs.end());
+      for (std::size_t a = 0; a < u.pairs.size();) {
+        std::size_t b = a + 1;
+        while (b < u.pairs.size() && u.pairs[b].first == u.pairs[a].first) ++b;
+        if (b - a > 1) {
+          for (std::size_t k = a; k < b; ++k) u.state[u.pairs[k].second] = 2;
+        }
+        a = b;
       }
     }
   }
@@ -998,8 +1017,27 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
     }
     case Op::kPresent:
     case Op::kAbsent: {
-      json::value tmp;
-      const bool present = IsPresent(FieldValue(node.field, ci, tmp));
+      bool present = false;
+      switch (node.field.kind) {
+        case FieldKind::kName:
+          present = !ci.name.empty();
+          break;
+        case FieldKind::kType:
+          present = !ci.type.empty();
+          break;
+        case FieldKind::kStatus:
+          present = !ci.status.empty();
+          break;
+        case FieldKind::kOwner:
+          present = ci.owner && !ci.owner->empty();
+          break;
+        case FieldKind::kTags:
+          present = !ci.tags.empty();
+          break;
+        case FieldKind::kAttr:
+          present = IsPresent(ci.attributes.if_contains(node.field.attr));
+          break;
+      }
       say(node.field.label + (present ? " is present" : " is absent"));
       return verdict(present == (node.op == Op::kPresent));
     }
@@ -1141,31 +1179,37 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
       return AuditOutcome::kFail;
     }
     case Op::kUnique: {
-      const auto& keys = prepared_->keys.at(&node);
-      const std::vector<std::string> mine = UniqueKeys(node, ci);
-      if (mine.empty()) {
+      const Prepared::Unique& u = prepared_->uniques.at(&node);
+      const std::uint8_t state = u.state[i];
+      if (why != nullptr && state == 2) {
+        // Who shares it, for the explanation only.
+        for (const std::string& k : UniqueKeys(node, ci)) {
+          auto [begin, end] = std::equal_range(
+              u.pairs.begin(), u.pairs.end(), std::pair<std::string, std::uint32_t>{k, 0},
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+          const auto count = static_cast<std::size_t>(end - begin);
+          if (count < 2) continue;
+          std::string others;
+          int shown = 0;
+          for (auto it = begin; it != end; ++it) {
+            if (it->second == i) continue;
+            if (shown++ == 5) {
+              others += ", ...";
+              break;
+            }
+            others += (others.empty() ? "" : ", ") + std::to_string(estate_.ci(it->second).id);
+          }
+          say("the key is shared with " + std::to_string(count - 1) + " other CI" +
+              (count == 2 ? "" : "s") + " (" + others + ")");
+          break;
+        }
+      }
+      if (state == 0) {
         say("the key is absent: nothing to compare");
         return AuditOutcome::kNotApplicable;
       }
-      for (const std::string& k : mine) {
-        auto it = keys.find(k);
-        if (it == keys.end() || it->second.size() < 2) continue;
-        std::string others;
-        int shown = 0;
-        for (std::uint32_t other : it->second) {
-          if (other == i) continue;
-          if (shown++ == 5) {
-            others += ", ...";
-            break;
-          }
-          others += (others.empty() ? "" : ", ") + std::to_string(estate_.ci(other).id);
-        }
-        say("the key is shared with " + std::to_string(it->second.size() - 1) + " other CI" +
-            (it->second.size() == 2 ? "" : "s") + " (" + others + ")");
-        return AuditOutcome::kFail;
-      }
-      say("the key is unique");
-      return AuditOutcome::kPass;
+      if (state == 1) say("the key is unique");
+      return state == 2 ? AuditOutcome::kFail : AuditOutcome::kPass;
     }
     case Op::kNoOpenDrift: {
       std::size_t matching = 0;

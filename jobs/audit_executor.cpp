@@ -98,7 +98,9 @@ class RunExecution {
     timings_["rules"] = Seconds(started);
     auto phase_start = std::chrono::steady_clock::now();
     Phase("estate", 1);
-    const audit::Estate estate = repo.LoadEstate(run->as_of, attributes, sightings);
+    // The relations are read on the progress session meanwhile: no phase is reported then.
+    const audit::Estate estate =
+        repo.LoadEstate(run->as_of, attributes, sightings, &timings_, &progress_);
     timings_["estate"] = Seconds(phase_start);
     phase_start = std::chrono::steady_clock::now();
     Phase("evaluate", 2);

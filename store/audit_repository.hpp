@@ -118,8 +118,13 @@ class AuditRepository {
   // The estate now (in the caller's snapshot) or as of `as_of`, from history: CIs with the
   // `attributes` named (and their sightings when `sightings`), relations, open drift, and the
   // latest run of each discovery source.
+  // With `timings`, adds the seconds of each part (cis, relations, sightings, drift, sources,
+  // build). With a `helper` session (idle, outside any transaction) and the caller's session
+  // in a REPEATABLE READ transaction, the relations are read on the helper at the same time,
+  // under the caller's snapshot (pg_export_snapshot), while this session reads the CIs.
   audit::Estate LoadEstate(std::optional<model::Timestamp> as_of,
-                           const std::set<std::string>& attributes, bool sightings);
+                           const std::set<std::string>& attributes, bool sightings,
+                           boost::json::object* timings = nullptr, DbSession* helper = nullptr);
   // The part of the present estate that decides the rules for CI `id`: the CIs within
   // `radius` relations of it either way (at most `max_cis`), and those sharing a value of
   // `unique_attributes` with it. nullopt when the CI does not exist.
