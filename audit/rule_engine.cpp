@@ -264,7 +264,8 @@ class Compiler {
 
   std::set<std::string> attributes_;
   std::set<std::string> unique_attributes_;
-  int reach_ = 0;
+  int reach_out_ = 0;
+  int reach_in_ = 0;
   bool source_rule_ = false;
   bool uses_sightings_ = false;
 
@@ -416,7 +417,8 @@ class Compiler {
         }
       }
     }
-    reach_ = std::max(reach_, node.depth);
+    if (node.out) reach_out_ = std::max(reach_out_, node.depth);
+    if (node.in) reach_in_ = std::max(reach_in_, node.depth);
   }
 
   void UniqueOperator(Node& node, const json::value& arg, const std::string& at) {
@@ -676,7 +678,8 @@ std::shared_ptr<const CompiledRule> Compile(const model::AuditRule& rule,
     compiler.attributes_.insert(rule.message.substr(at + 7, end - at - 7));
   }
   out->attributes_ = std::move(compiler.attributes_);
-  out->reach_ = compiler.reach_;
+  out->reach_out_ = compiler.reach_out_;
+  out->reach_in_ = compiler.reach_in_;
   out->unique_attributes_ = std::move(compiler.unique_attributes_);
   out->uses_sightings_ = compiler.uses_sightings_;
   if (errors.size() != before || !out->check_) return nullptr;
@@ -1258,6 +1261,23 @@ Evaluator::SourceResult Evaluator::EvaluateSource(std::size_t r, std::size_t s) 
   replace("{{run}}", std::to_string(*source.run_id));
   out.message = std::move(text);
   return out;
+}
+
+void AddUniqueScope(const CompiledRule& rule,
+                    std::map<std::string, std::vector<std::string>>& unique) {
+  for (const std::string& a : rule.unique_attributes()) {
+    auto [it, added] = unique.try_emplace(a, rule.scope_types());
+    if (added) continue;
+    if (it->second.empty() || rule.scope_types().empty()) {
+      it->second.clear();  // every type
+      continue;
+    }
+    for (const std::string& t : rule.scope_types()) {
+      if (std::find(it->second.begin(), it->second.end(), t) == it->second.end()) {
+        it->second.push_back(t);
+      }
+    }
+  }
 }
 
 std::string FillMessage(const std::string& text, const EstateCi& ci) {

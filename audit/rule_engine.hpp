@@ -8,6 +8,7 @@
 // could not be decided for that CI (a reachability search past its bound); Explain says why
 // in sentences. Compiled rules are immutable; an Evaluator is shared by evaluation threads.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -45,10 +46,15 @@ class CompiledRule {
   model::AuditSubject subject() const { return subject_; }
   // The attribute names the rule reads (scope, checks, unique keys, the message).
   const std::set<std::string>& attributes() const { return attributes_; }
-  // The deepest relation walk of the rule (1 for `relations`, max_depth for `reaches`).
-  int reach() const { return reach_; }
+  // The deepest relation walk of the rule (1 for `relations`, max_depth for `reaches`), and
+  // the same per direction: following relations out of a CI, and into it.
+  int reach() const { return std::max(reach_out_, reach_in_); }
+  int reach_out() const { return reach_out_; }
+  int reach_in() const { return reach_in_; }
   // Whether it reads discovery sightings (seen_within).
   bool uses_sightings() const { return uses_sightings_; }
+  // The CI types of its scope (empty: every type).
+  const std::vector<std::string>& scope_types() const { return types_; }
   // The attributes its `unique` checks key on.
   const std::set<std::string>& unique_attributes() const { return unique_attributes_; }
   ~CompiledRule();
@@ -73,7 +79,8 @@ class CompiledRule {
   std::unique_ptr<Node> check_;
   std::set<std::string> attributes_;
   std::set<std::string> unique_attributes_;
-  int reach_ = 0;
+  int reach_out_ = 0;
+  int reach_in_ = 0;
   bool uses_sightings_ = false;
 };
 
@@ -129,6 +136,11 @@ class Evaluator {
   EvaluatorOptions options_;
   std::unique_ptr<Prepared> prepared_;
 };
+
+// Adds to `unique` each attribute `rule` keys a `unique` check on, with the CI types of its
+// scope (an empty list, once any rule keying on it has no type scope: every type).
+void AddUniqueScope(const CompiledRule& rule,
+                    std::map<std::string, std::vector<std::string>>& unique);
 
 // Fills a message template: {{name}}, {{id}}, {{type}}, {{status}}, {{owner}},
 // {{attr.<name>}}; unknown placeholders are left as written.

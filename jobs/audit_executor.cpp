@@ -305,6 +305,50 @@ bool ExecuteAuditRun(store::DbSession& work, store::DbSession& progress, std::in
   return false;
 }
 
+CiAudit EvaluateCi(store::DbSession& session, model::CiId id,
+                   const std::vector<model::AuditRule>& rules) {
+  store::AuditRepository repo(session);
+  const audit::Catalogue catalogue = repo.LoadCatalogue();
+  CiAudit out;
+  std::set<std::string> attributes;
+  std::map<std::string, std::vector<std::string>> unique;
+  int radius_out = 0, radius_in = 0;
+  for (const model::AuditRule& rule : rules) {
+    model::FieldErrors errors;
+    auto compiled = audit::Compile(rule, catalogue, errors);
+    if (!compiled) {
+      out.broken.push_back(rule);
+      continue;
+    }
+    if (compiled->subject() != model::AuditSubject::kCi) continue;
+    attributes.insert(compiled->attributes().begin(), compiled->attributes().end());
+    out.compiled.push_back(std::move(compiled));
+  }
+  // Only the rules whose scope holds the CI decide what else to read: a hub that no graph
+  // rule applies to is not walked.
+  std::optional<audit::EstateCi> self = repo.LoadCi(id, attributes);
+  if (!self)
+    throw model::Error(model::ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
+  {
+    const audit::Estate alone(model::Timestamp::Now(), {*self}, {}, {}, {});
+    const audit::Evaluator scoping(alone, out.compiled);
+    for (std::size_t r = 0; r < out.compiled.size(); ++r) {
+      if (!scoping.InScope(r, 0)) continue;
+      AddUniqueScope(*out.compiled[r], unique);
+      radius_out = std::max(radius_out, out.compiled[r]->reach_out());
+      radius_in = std::max(radius_in, out.compiled[r]->reach_in());
+    }
+  }
+  auto loaded = repo.LoadNeighbourhood(id, attributes, radius_out, radius_in, unique);
+  if (!loaded)
+    throw model::Error(model::ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
+  out.estate = std::move(loaded->estate);
+  out.truncated = loaded->truncated;
+  out.index = *out.estate->IndexOf(id);
+  out.evaluator = std::make_unique<audit::Evaluator>(*out.estate, out.compiled);
+  return out;
+}
+
 std::unique_ptr<JobWorker> MakeAuditWorker(const std::string& dsn,
                                            const AuditWorkerOptions& options) {
   return std::make_unique<JobWorker>(

@@ -9,10 +9,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "audit/rule_engine.hpp"
 #include "jobs/job_worker.hpp"
+#include "model/audit.hpp"
 #include "store/db_pool.hpp"
 
 namespace cmdb::jobs {
@@ -31,6 +34,23 @@ struct AuditWorkerOptions {
   // schedule row is locked while it is read).
   bool schedule = true;
 };
+
+// One CI across `rules`, now: the CI's neighbourhood read as far as the rules whose scope holds
+// it walk (store::AuditRepository::LoadNeighbourhood), the rules compiled and an evaluator over
+// it; GET /api/v1/cis/{id}/audit and the rule test use it. Throws Error{kNotFound} when the CI
+// does not exist.
+struct CiAudit {
+  std::vector<std::shared_ptr<const audit::CompiledRule>> compiled;  // the CI rules
+  std::vector<model::AuditRule> broken;                              // rules that no longer compile
+  std::optional<audit::Estate> estate;
+  std::unique_ptr<audit::Evaluator> evaluator;  // over `estate`, with `compiled`
+  std::uint32_t index = 0;                      // the CI's in `estate`
+  // The walk stopped short (a hub within reach): rules walking past the CI's own neighbours
+  // are not decided here.
+  bool truncated = false;
+};
+CiAudit EvaluateCi(store::DbSession& session, model::CiId id,
+                   const std::vector<model::AuditRule>& rules);
 
 // A worker (own thread, two sessions of its own) that executes queued audit runs.
 std::unique_ptr<JobWorker> MakeAuditWorker(const std::string& dsn,

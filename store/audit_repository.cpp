@@ -705,59 +705,80 @@ audit::Estate AuditRepository::LoadEstate(std::optional<Timestamp> as_of,
   return estate;
 }
 
-std::optional<audit::Estate> AuditRepository::LoadNeighbourhood(
-    model::CiId id, const std::set<std::string>& attributes, int radius,
-    const std::set<std::string>& unique_attributes, std::size_t max_cis) {
-  // The CIs within `radius` relations either way, breadth first.
+std::optional<audit::EstateCi> AuditRepository::LoadCi(model::CiId id,
+                                                       const std::set<std::string>& attributes) {
+  std::optional<audit::EstateCi> found;
+  const std::vector<std::string> columns = AttributeColumns(attributes);
+  pg::CopyOut(db_, EstateCiQuery(std::nullopt, columns, " AND c.id = " + std::to_string(id)),
+              [&](const pg::Fields& f) { found = EstateCiFromFields(f, columns); });
+  return found;
+}
+
+std::optional<AuditRepository::Neighbourhood> AuditRepository::LoadNeighbourhood(
+    model::CiId id, const std::set<std::string>& attributes, int radius_out, int radius_in,
+    const std::map<std::string, std::vector<std::string>>& unique_attributes, std::size_t max_cis) {
   std::set<model::CiId> ids{id};
-  std::vector<model::CiId> frontier{id};
   std::vector<audit::EstateRelation> relations;
   std::set<std::tuple<model::CiId, model::CiId, std::string>> seen_relations;
-  for (int depth = 0; depth < std::max(radius, 1) && !frontier.empty(); ++depth) {
-    std::vector<std::int64_t> next;
-    sql::ForEachRow(
-        db_,
-        "SELECT from_ci, to_ci, type FROM relations WHERE from_ci = ANY($1::bigint[]) OR to_ci = "
-        "ANY($1::bigint[])",
-        [&](const soci::row& r) {
-          audit::EstateRelation rel{sql::Int(r, 0), sql::Int(r, 1), sql::Text(r, 2)};
-          for (model::CiId end : {rel.from, rel.to}) {
-            if (ids.size() < max_cis && ids.insert(end).second) next.push_back(end);
-          }
-          if (seen_relations.insert({rel.from, rel.to, rel.type}).second) {
-            relations.push_back(std::move(rel));
-          }
-        },
-        soci::use(sql::IdArray(frontier)));
-    frontier = std::move(next);
-  }
+  bool truncated = false;
+  // Breadth first in one direction: out follows from_ci -> to_ci, in to_ci -> from_ci. The
+  // CI's own neighbours are always read (its relation counts must be exact).
+  auto walk = [&](bool out, int radius) {
+    std::vector<model::CiId> frontier{id};
+    for (int depth = 0; depth < radius && !frontier.empty(); ++depth) {
+      std::vector<std::int64_t> next;
+      sql::ForEachRow(
+          db_,
+          std::string("SELECT from_ci, to_ci, type FROM relations WHERE ") +
+              (out ? "from_ci" : "to_ci") + " = ANY($1::bigint[])",
+          [&](const soci::row& r) {
+            audit::EstateRelation rel{sql::Int(r, 0), sql::Int(r, 1), sql::Text(r, 2)};
+            const model::CiId far = out ? rel.to : rel.from;
+            if (ids.count(far) == 0) {
+              if (depth > 0 && ids.size() >= max_cis) {
+                truncated = true;
+                return;
+              }
+              ids.insert(far);
+              next.push_back(far);
+            }
+            if (seen_relations.insert({rel.from, rel.to, rel.type}).second) {
+              relations.push_back(std::move(rel));
+            }
+          },
+          soci::use(sql::IdArray(frontier)));
+      frontier = std::move(next);
+    }
+  };
+  walk(true, radius_out);
+  walk(false, radius_in);
   // The CIs sharing a value of a `unique` attribute with it, compared as letters and digits
-  // in lower case: a superset of every normalisation `unique` offers.
-  for (const std::string& a : unique_attributes) {
+  // in lower case: a superset of every normalisation `unique` offers. Only when the CI has a
+  // value, among the CI types the rules keying on it look at.
+  for (const auto& [a, types] : unique_attributes) {
     if (!model::IsValidIdentifier(a)) continue;
-    const std::string alnum = "lower(regexp_replace(%s, '[^[:alnum:]]', '', 'g'))";
-    auto norm = [&](const std::string& expr) {
-      std::string out = alnum;
-      out.replace(out.find("%s"), 2, expr);
-      return out;
-    };
-    const std::string values = "(SELECT " + norm("v") +
-                               " FROM configuration_items me, "
-                               "jsonb_array_elements_text(CASE jsonb_typeof(me.attributes -> " +
-                               Quoted(a) + ") WHEN 'array' THEN me.attributes -> " + Quoted(a) +
-                               " WHEN 'string' THEN "
-                               "jsonb_build_array(me.attributes -> " +
-                               Quoted(a) + ") ELSE '[]' END) v WHERE me.id = $1)";
+    std::vector<std::string> mine;
     sql::ForEachRow(
         db_,
-        "SELECT c.id FROM configuration_items c WHERE c.id <> $1 AND c.attributes ? " + Quoted(a) +
-            " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE jsonb_typeof(c.attributes "
-            "-> " +
-            Quoted(a) + ") WHEN 'array' THEN c.attributes -> " + Quoted(a) +
-            " WHEN 'string' THEN jsonb_build_array(c.attributes -> " + Quoted(a) +
-            ") ELSE '[]' END) e WHERE " + norm("e") + " IN " + values + ") LIMIT 1000",
-        [&](const soci::row& r) { ids.insert(sql::Int(r, 0)); },
+        "SELECT k FROM configuration_items me, unnest(cmdb_alnum_keys(me.attributes -> " +
+            Quoted(a) + ")) k WHERE me.id = $1",
+        [&](const soci::row& r) {
+          std::string v = sql::Text(r, 0);
+          if (!v.empty()) mine.push_back(std::move(v));
+        },
         soci::use(static_cast<long long>(id)));
+    if (mine.empty()) continue;
+    // cmdb_alnum_keys(attributes -> a) is what the expression indexes of 0019 hold (serial,
+    // mac_addresses): an index look-up there, a scan of the scoped types for other attributes.
+    sql::ForEachRow(
+        db_,
+        "SELECT c.id FROM configuration_items c WHERE c.id <> $1 AND ($3::text[] = '{}' OR "
+        "c.type = ANY($3::text[])) AND c.attributes ? " +
+            Quoted(a) + " AND cmdb_alnum_keys(c.attributes -> " + Quoted(a) +
+            ") && $2::text[] LIMIT 1000",
+        [&](const soci::row& r) { ids.insert(sql::Int(r, 0)); },
+        soci::use(static_cast<long long>(id)), soci::use(sql::TextArray(mine)),
+        soci::use(sql::TextArray(types)));
   }
   std::vector<audit::EstateCi> cis;
   const std::vector<std::int64_t> id_list(ids.begin(), ids.end());
@@ -794,7 +815,8 @@ std::optional<audit::Estate> AuditRepository::LoadNeighbourhood(
         drift.push_back({sql::Int(r, 0), sql::Text(r, 1), sql::Bool(r, 2), sql::Time(r, 3)});
       },
       soci::use(sql::IdArray(id_list)));
-  return audit::Estate(Timestamp::Now(), std::move(cis), relations, std::move(drift), {});
+  return Neighbourhood{
+      audit::Estate(Timestamp::Now(), std::move(cis), relations, std::move(drift), {}), truncated};
 }
 
 // --- findings ---

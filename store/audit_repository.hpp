@@ -125,14 +125,22 @@ class AuditRepository {
   audit::Estate LoadEstate(std::optional<model::Timestamp> as_of,
                            const std::set<std::string>& attributes, bool sightings,
                            boost::json::object* timings = nullptr, DbSession* helper = nullptr);
-  // The part of the present estate that decides the rules for CI `id`: the CIs within
-  // `radius` relations of it either way (at most `max_cis`), and those sharing a value of
-  // `unique_attributes` with it. nullopt when the CI does not exist.
-  std::optional<audit::Estate> LoadNeighbourhood(model::CiId id,
-                                                 const std::set<std::string>& attributes,
-                                                 int radius,
-                                                 const std::set<std::string>& unique_attributes,
-                                                 std::size_t max_cis = 20000);
+  // CI `id` now, with the `attributes` named; nullopt when it does not exist.
+  std::optional<audit::EstateCi> LoadCi(model::CiId id, const std::set<std::string>& attributes);
+  // The part of the present estate that decides the rules for CI `id`: the CIs reached
+  // following relations out of it up to `radius_out` steps and into it up to `radius_in`
+  // (its own neighbours always, farther ones while the neighbourhood holds fewer than
+  // `max_cis`: `truncated` says when it stopped), and those sharing a value of an attribute of
+  // `unique_attributes` with it (each with the CI types to look among; none: every type).
+  // nullopt when the CI does not exist.
+  struct Neighbourhood {
+    audit::Estate estate;
+    bool truncated = false;
+  };
+  std::optional<Neighbourhood> LoadNeighbourhood(
+      model::CiId id, const std::set<std::string>& attributes, int radius_out, int radius_in,
+      const std::map<std::string, std::vector<std::string>>& unique_attributes,
+      std::size_t max_cis = 100000);
 
   // --- findings ---
   // Waivers past their end become open findings again. Returns how many.

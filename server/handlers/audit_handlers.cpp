@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "audit/rule_engine.hpp"
+#include "jobs/audit_executor.hpp"
 #include "jobs/job_worker.hpp"
 #include "model/audit.hpp"
 #include "model/error.hpp"
@@ -59,48 +60,16 @@ std::optional<model::Timestamp> TimeParam(const Request& request, const char* na
   return at;
 }
 
-// Evaluates `rules` on CI `id` over the part of the estate that decides them; throws 404 when
-// the CI does not exist.
-struct CiResults {
-  std::vector<std::shared_ptr<const audit::CompiledRule>> compiled;
-  std::vector<model::AuditRule> broken;  // rules that no longer compile
-  std::optional<audit::Estate> estate;
-  std::unique_ptr<audit::Evaluator> evaluator;
-  std::uint32_t index = 0;
-};
-
-CiResults EvaluateCi(store::DbSession& session, model::CiId id,
-                     const std::vector<model::AuditRule>& rules) {
-  store::AuditRepository repo(session);
-  const audit::Catalogue catalogue = repo.LoadCatalogue();
-  CiResults out;
-  std::set<std::string> attributes, unique;
-  int radius = 1;
-  for (const model::AuditRule& rule : rules) {
-    model::FieldErrors errors;
-    auto compiled = audit::Compile(rule, catalogue, errors);
-    if (!compiled) {
-      out.broken.push_back(rule);
-      continue;
-    }
-    if (compiled->subject() != model::AuditSubject::kCi) continue;
-    attributes.insert(compiled->attributes().begin(), compiled->attributes().end());
-    unique.insert(compiled->unique_attributes().begin(), compiled->unique_attributes().end());
-    radius = std::max(radius, compiled->reach());
-    out.compiled.push_back(std::move(compiled));
-  }
-  out.estate = repo.LoadNeighbourhood(id, attributes, radius, unique);
-  if (!out.estate) {
-    throw Error(ErrorCode::kNotFound, "CI " + std::to_string(id) + " does not exist");
-  }
-  out.index = *out.estate->IndexOf(id);
-  out.evaluator = std::make_unique<audit::Evaluator>(*out.estate, out.compiled);
-  return out;
-}
-
-json::object ResultJson(const audit::Evaluator& evaluator, std::size_t r, std::uint32_t ci) {
+json::object ResultJson(const audit::Evaluator& evaluator, std::size_t r, std::uint32_t ci,
+                        bool truncated) {
   std::vector<std::string> why;
-  const model::AuditOutcome outcome = evaluator.Evaluate(r, ci, &why);
+  model::AuditOutcome outcome = evaluator.Evaluate(r, ci, &why);
+  if (truncated && evaluator.rule(r).reach() > 1 && evaluator.InScope(r, ci)) {
+    outcome = model::AuditOutcome::kError;
+    why = {
+        "more than 100,000 CIs lie within the rule's reach of this CI: only an audit run "
+        "decides it (see its findings)"};
+  }
   const model::AuditRule& rule = evaluator.rule(r).rule();
   json::array reasons;
   for (auto& w : why) reasons.emplace_back(w);
@@ -204,7 +173,7 @@ Response TestAuditRule(const Request& request, const PathParams& params, AppCont
     rule = store::AuditRepository(session).FindRule(key);
     if (!rule) throw Error(ErrorCode::kNotFound, "audit rule " + key + " does not exist");
   }
-  CiResults results = EvaluateCi(session, *ci, {*rule});
+  jobs::CiAudit results = jobs::EvaluateCi(session, *ci, {*rule});
   if (!results.broken.empty()) {
     throw Error(ErrorCode::kFailedPrecondition,
                 "audit rule " + key + " no longer compiles against the catalogue; PUT it again");
@@ -213,7 +182,7 @@ Response TestAuditRule(const Request& request, const PathParams& params, AppCont
     throw Error(ErrorCode::kInvalidArgument,
                 "audit rule " + key + " is about discovery sources, not CIs");
   }
-  json::object body = ResultJson(*results.evaluator, 0, results.index);
+  json::object body = ResultJson(*results.evaluator, 0, results.index, results.truncated);
   body["ci_id"] = *ci;
   body["evaluated_at"] = model::FormatTimestamp(results.estate->at());
   return JsonResponse(200, body);
@@ -399,10 +368,10 @@ Response GetCiAudit(const Request& request, const PathParams& params, AppContext
   store::DbSession session = ctx.db->Lease();
   store::AuditRepository repo(session);
   const std::vector<model::AuditRule> rules = repo.ListRules();
-  CiResults results = EvaluateCi(session, id, rules);
+  jobs::CiAudit results = jobs::EvaluateCi(session, id, rules);
   json::array items;
   for (std::size_t r = 0; r < results.compiled.size(); ++r) {
-    items.push_back(ResultJson(*results.evaluator, r, results.index));
+    items.push_back(ResultJson(*results.evaluator, r, results.index, results.truncated));
   }
   for (const model::AuditRule& rule : results.broken) {
     items.push_back(json::object{{"rule", rule.key},

@@ -9,6 +9,8 @@
 #include <boost/json.hpp>
 
 #include "model/timestamp.hpp"
+#include "store/audit_repository.hpp"
+#include "store/db_pool.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -181,6 +183,18 @@ TEST_F(AuditApi, FindingsOpenResolveAndAreWaivedUntilTheWaiverExpires) {
   EXPECT_EQ(FindingOf("active-has-owner", owned), 0);
   EXPECT_NE(FindingOf("unique-serial", dup1), 0);
   EXPECT_NE(FindingOf("unique-serial", dup2), 0);
+  // One CI's audit finds its duplicate live (a server and a network device: " SN-9 " and
+  // "sn-9" are the same serial trimmed and in lower case).
+  HttpResult dup = Get("/api/v1/cis/" + std::to_string(dup1) + "/audit");
+  ASSERT_EQ(dup.status, 200) << dup.body;
+  bool explained = false;
+  for (const auto& r : dup.json().at("results").as_array()) {
+    if (r.at("rule").as_string() != "unique-serial") continue;
+    EXPECT_EQ(r.at("outcome").as_string(), "fail") << r;
+    explained = std::string(r.at("why").at(0).as_string()).find(std::to_string(dup2)) !=
+                std::string::npos;
+  }
+  EXPECT_TRUE(explained) << dup.body;
   HttpResult f = Get("/api/v1/audit/findings/" + std::to_string(finding));
   EXPECT_EQ(f.json().at("message").as_string(), "server orphan has no owner");
   EXPECT_EQ(f.json().at("first_run_id").as_int64(), first.at("id").as_int64());
@@ -317,6 +331,78 @@ TEST_F(AuditApi, ImportsTriggerOneDebouncedRun) {
   EXPECT_EQ(runs[0].at("trigger").as_string(), "import");
   EXPECT_EQ(runs[0].at("state").as_string(), "succeeded");
   EXPECT_EQ(Count(runs[0].as_object(), "active-has-owner", "fail"), 3);
+}
+
+TEST_F(AuditApi, DiscoveryRunsTriggerAnAuditWhereUnmatchedAssetsCountAgainstCompliance) {
+  server::ServeConfig config = Config();
+  config.audit_debounce = std::chrono::seconds(1);
+  Restart(config);
+  const std::int64_t db = CreateCi(R"({"type": "server", "name": "db-01", "owner": "ops",
+      "attributes": {"serial": "S1", "hostname": "db-01"}})");
+  HttpResult source = Post("/api/v1/discovery/sources", R"({"name": "agents", "kind": "agent"})");
+  ASSERT_EQ(source.status, 201) << source.body;
+  const std::int64_t source_id = source.json().at("id").as_int64();
+  HttpResult run = Post("/api/v1/discovery/runs?source=" + std::to_string(source_id),
+                        R"({"items": [
+      {"type": "server", "identity": {"serial": "S1"}, "attributes": {"hostname": "db-01"}},
+      {"type": "server", "identity": {"serial": "S9"}, "attributes": {"hostname": "rogue"}}]})");
+  ASSERT_EQ(run.status, 202) << run.body;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  json::array runs;
+  while (std::chrono::steady_clock::now() < deadline) {
+    runs = Get("/api/v1/audit/runs").json().at("items").as_array();
+    if (!runs.empty() && runs[0].at("state").as_string() == "succeeded") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(runs.size(), 1U);
+  const json::object& audit = runs[0].as_object();
+  EXPECT_EQ(audit.at("trigger").as_string(), "discovery");
+  // One observation matched db-01, one matched nothing: 1 passed, 1 failed.
+  EXPECT_EQ(Count(audit, "discovered-assets-registered", "pass"), 1);
+  EXPECT_EQ(Count(audit, "discovered-assets-registered", "fail"), 1);
+  // The sighting counts: db-01 was seen within 30 days.
+  EXPECT_EQ(Count(audit, "server-seen-30-days", "pass"), 1);
+  EXPECT_EQ(Count(audit, "server-seen-30-days", "fail"), 0);
+  json::array findings = Findings("rule=discovered-assets-registered&state=open");
+  ASSERT_EQ(findings.size(), 1U);
+  EXPECT_EQ(findings[0].at("subject").as_string(), "discovery_source");
+  EXPECT_EQ(findings[0].at("source_id").as_int64(), source_id);
+  EXPECT_TRUE(findings[0].at("ci_id").is_null());
+  EXPECT_EQ(findings[0].at("message").as_string().find("source agents: 1 discovered assets"), 0U)
+      << findings[0];
+  EXPECT_EQ(FindingOf("server-seen-30-days", db), 0);
+}
+
+TEST_F(AuditApi, TheNightlyRunIsQueuedOncePerDayAndRequestsAreDebounced) {
+  server::ServeConfig config = Config();
+  config.audit_worker = false;  // the schedule is driven by hand below
+  Restart(config);
+  store::DbSession db = store::DbSession::Connect(dsn_);
+  store::AuditRepository repo(db);
+  const model::Timestamp now = model::Timestamp::Now();
+  const model::Timestamp later{now.micros + 61LL * 1000000};
+  // A fresh database had its "nightly" today: nothing is due.
+  EXPECT_EQ(repo.QueueDueRuns(now, std::chrono::seconds(60)), 0);
+  Sql("UPDATE audit_schedule SET last_nightly = (now() AT TIME ZONE 'UTC')::date - 1, "
+      "nightly_at = '00:00'");
+  EXPECT_EQ(repo.QueueDueRuns(now, std::chrono::seconds(60)), 1);
+  EXPECT_EQ(repo.QueueDueRuns(now, std::chrono::seconds(60)), 0);  // once a day
+  json::array runs = Get("/api/v1/audit/runs").json().at("items").as_array();
+  ASSERT_EQ(runs.size(), 1U);
+  EXPECT_EQ(runs[0].at("trigger").as_string(), "schedule");
+  // Requests wait for `debounce` of quiet; a run already waiting absorbs them.
+  repo.RequestRun(model::AuditTrigger::kImport);
+  repo.RequestRun(model::AuditTrigger::kImport);
+  EXPECT_EQ(repo.QueueDueRuns(now, std::chrono::seconds(60)), 0);
+  EXPECT_EQ(repo.QueueDueRuns(later, std::chrono::seconds(60)), 0);  // the nightly one waits
+  Sql("UPDATE audit_runs SET state = 'succeeded'");
+  repo.RequestRun(model::AuditTrigger::kDiscovery);
+  EXPECT_EQ(repo.QueueDueRuns(now, std::chrono::seconds(60)), 0);
+  EXPECT_EQ(repo.QueueDueRuns(later, std::chrono::seconds(60)), 1);
+  EXPECT_EQ(repo.QueueDueRuns(later, std::chrono::seconds(60)), 0);
+  runs = Get("/api/v1/audit/runs").json().at("items").as_array();
+  ASSERT_EQ(runs.size(), 2U);
+  EXPECT_EQ(runs[0].at("trigger").as_string(), "discovery");
 }
 
 }  // namespace
