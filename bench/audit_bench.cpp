@@ -76,8 +76,8 @@ struct SqlRule {
 // The baseline set as SQL over the same tables, each one query answering (passed, failed):
 // for each rule the faster of a correlated (EXISTS per CI) and a set-based (join, GROUP BY)
 // formulation as measured on the 1M-CI estate (application-runs-on-active: EXISTS 0.3 s, join
-// 7.3 s; vm-one-hypervisor: EXISTS 7.9 s, GROUP BY 2.9 s; nothing-depends-on-retired: EXISTS
-// 13.4 s, join 0.8 s).
+// 7.3 s; vm-one-hypervisor: EXISTS 7.9 s, GROUP BY 2.6-2.9 s; nothing-depends-on-retired:
+// EXISTS 13.4 s, join 0.6-0.8 s).
 const std::vector<SqlRule>& SqlRules() {
   static const std::vector<SqlRule> rules = {
       {"active-has-owner",

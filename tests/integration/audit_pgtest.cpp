@@ -191,8 +191,8 @@ TEST_F(AuditApi, FindingsOpenResolveAndAreWaivedUntilTheWaiverExpires) {
   for (const auto& r : dup.json().at("results").as_array()) {
     if (r.at("rule").as_string() != "unique-serial") continue;
     EXPECT_EQ(r.at("outcome").as_string(), "fail") << r;
-    explained = std::string(r.at("why").at(0).as_string()).find(std::to_string(dup2)) !=
-                std::string::npos;
+    explained =
+        std::string(r.at("why").at(0).as_string()).find(std::to_string(dup2)) != std::string::npos;
   }
   EXPECT_TRUE(explained) << dup.body;
   HttpResult f = Get("/api/v1/audit/findings/" + std::to_string(finding));
