@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include <boost/json.hpp>
@@ -33,6 +34,7 @@ struct Tally {
   std::vector<std::vector<AuditCounts>> types;   // [rule][type id]: kpi and type rows
   std::vector<std::vector<AuditCounts>> owners;  // [rule][owner id]
   std::vector<std::pair<std::uint32_t, std::uint32_t>> failures;  // (rule, CI)
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> errors;    // (rule, CI): undecided
 
   Tally(std::size_t rules_n, std::size_t types_n, std::size_t owners_n)
       : rules(rules_n),
@@ -46,6 +48,7 @@ struct Tally {
       for (std::size_t o = 0; o < owners[r].size(); ++o) owners[r][o] += other.owners[r][o];
     }
     failures.insert(failures.end(), other.failures.begin(), other.failures.end());
+    errors.insert(errors.end(), other.errors.begin(), other.errors.end());
   }
 };
 
@@ -142,6 +145,8 @@ class RunExecution {
               local.owners[r][owner_of[i]].Add(o);
               if (o == AuditOutcome::kFail) {
                 local.failures.emplace_back(static_cast<std::uint32_t>(r), i);
+              } else if (o == AuditOutcome::kError) {
+                local.errors.emplace_back(static_cast<std::uint32_t>(r), i);
               }
             }
           }
@@ -236,10 +241,18 @@ class RunExecution {
         failing.emplace(Key{f.rule, f.subject, f.subject_id}, std::move(f));
       }
       store::FindingChanges changes;
+      // A (rule, CI) this run could not decide keeps its finding as it is: an error is not a
+      // pass.
+      std::set<Key> undecided;
+      for (const auto& [r, i] : total.errors) {
+        undecided.insert(Key{rules[r]->rule().key, model::AuditSubject::kCi, estate.ci(i).id});
+      }
       for (store::LiveFinding& live : repo.LiveFindings(finished.evaluated)) {
         auto it = failing.find(Key{live.rule, live.subject, live.subject_id});
         if (it == failing.end()) {
-          changes.resolved.push_back(live.id);
+          if (undecided.count(Key{live.rule, live.subject, live.subject_id}) == 0) {
+            changes.resolved.push_back(live.id);
+          }
           continue;
         }
         const store::LiveFinding& now = it->second;

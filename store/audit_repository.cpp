@@ -497,7 +497,6 @@ void AuditRepository::FinishRun(const FinishedRun& run) {
     sql::Execute(db_,
                  "INSERT INTO audit_rule_runs (rule_key, run_id, run_at) SELECT k, $2, "
                  "cmdb_ts($3) FROM unnest($1::text[]) k ON CONFLICT (rule_key) DO UPDATE SET "
-                 "previous_id = audit_rule_runs.run_id, previous_at = audit_rule_runs.run_at, "
                  "run_id = excluded.run_id, run_at = excluded.run_at",
                  soci::use(sql::TextArray(keys)), soci::use(id), soci::use(at));
   }
@@ -854,19 +853,15 @@ void AuditRepository::ApplyFindings(std::int64_t run_id, Timestamp at,
   const long long run = run_id;
   const long long at_us = at.micros;
   if (!changes.resolved.empty()) {
-    // The last failing run of a resolved finding is its rule's run before this one.
+    // The last failing run of a resolved finding is its rule's latest run before this one
+    // (audit_rule_runs moves to this run when it finishes, after this).
     sql::Execute(db_,
                  "UPDATE audit_findings f SET state = 'resolved', resolved_run_id = $2, "
-                 "resolved_at = cmdb_ts($3), last_run_id = coalesce(rr.previous_id, "
-                 "f.first_run_id), last_failed_at = coalesce(rr.previous_at, f.first_failed_at), "
-                 "version = f.version + 1 FROM audit_rule_runs rr WHERE f.id = ANY($1::bigint[]) "
-                 "AND rr.rule_key = f.rule_key",
-                 soci::use(sql::IdArray(changes.resolved)), soci::use(run), soci::use(at_us));
-    // A finding whose rule had no run before (cannot happen once a run ran) keeps its first.
-    sql::Execute(db_,
-                 "UPDATE audit_findings SET state = 'resolved', resolved_run_id = $2, resolved_at "
-                 "= cmdb_ts($3), last_run_id = first_run_id, last_failed_at = first_failed_at, "
-                 "version = version + 1 WHERE id = ANY($1::bigint[]) AND state <> 'resolved'",
+                 "resolved_at = cmdb_ts($3), last_run_id = coalesce((SELECT rr.run_id FROM "
+                 "audit_rule_runs rr WHERE rr.rule_key = f.rule_key), f.first_run_id), "
+                 "last_failed_at = coalesce((SELECT rr.run_at FROM audit_rule_runs rr WHERE "
+                 "rr.rule_key = f.rule_key), f.first_failed_at), version = f.version + 1 WHERE "
+                 "f.id = ANY($1::bigint[])",
                  soci::use(sql::IdArray(changes.resolved)), soci::use(run), soci::use(at_us));
   }
   auto copy_rows = [&](const std::vector<LiveFinding>& rows) {

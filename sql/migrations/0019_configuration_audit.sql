@@ -106,9 +106,7 @@ CREATE INDEX ix_audit_scores_series ON audit_scores (set_name, group_kind, at);
 CREATE TABLE audit_rule_runs (
   rule_key    text PRIMARY KEY,
   run_id      bigint NOT NULL,
-  run_at      timestamptz NOT NULL,
-  previous_id bigint,
-  previous_at timestamptz
+  run_at      timestamptz NOT NULL
 );
 
 -- A failing (rule, subject). At most one live (open or waived) finding per pair; resolved ones

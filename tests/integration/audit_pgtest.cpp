@@ -8,6 +8,8 @@
 
 #include <boost/json.hpp>
 
+#include "audit/rule_engine.hpp"
+#include "jobs/audit_executor.hpp"
 #include "model/timestamp.hpp"
 #include "store/audit_repository.hpp"
 #include "store/db_pool.hpp"
@@ -229,7 +231,7 @@ TEST_F(AuditApi, FindingsOpenResolveAndAreWaivedUntilTheWaiverExpires) {
   EXPECT_EQ(Get("/api/v1/audit/findings/" + std::to_string(finding)).json().at("state").as_string(),
             "open");
   EXPECT_EQ(Findings("state=waived").size(), 0U);
-  RunAudit();
+  const json::object last_failing = RunAudit();
   EXPECT_EQ(Findings("state=open&rule=active-has-owner").size(), 1U);
   // Fixed: the finding resolves itself, keeping its first and last failing runs.
   ASSERT_EQ(Patch("/api/v1/cis/" + std::to_string(orphan), R"({"owner": "ops"})").status, 200);
@@ -241,7 +243,8 @@ TEST_F(AuditApi, FindingsOpenResolveAndAreWaivedUntilTheWaiverExpires) {
   EXPECT_EQ(f.json().at("state").as_string(), "resolved") << f.body;
   EXPECT_EQ(f.json().at("resolved_run_id").as_int64(), fixed.at("id").as_int64());
   EXPECT_EQ(f.json().at("first_run_id").as_int64(), first.at("id").as_int64());
-  EXPECT_LT(f.json().at("last_run_id").as_int64(), fixed.at("id").as_int64());
+  EXPECT_EQ(f.json().at("last_run_id").as_int64(), last_failing.at("id").as_int64());
+  EXPECT_EQ(f.json().at("last_failed_at"), last_failing.at("evaluated_at"));
   EXPECT_EQ(FindingOf("unique-serial", dup1), 0);
   // It fails again: a new finding opens (the resolved one stays as the record).
   ASSERT_EQ(Patch("/api/v1/cis/" + std::to_string(orphan), R"({"owner": null})").status, 200);
@@ -371,6 +374,41 @@ TEST_F(AuditApi, DiscoveryRunsTriggerAnAuditWhereUnmatchedAssetsCountAgainstComp
   EXPECT_EQ(findings[0].at("message").as_string().find("source agents: 1 discovered assets"), 0U)
       << findings[0];
   EXPECT_EQ(FindingOf("server-seen-30-days", db), 0);
+}
+
+TEST_F(AuditApi, ACiTheRuleCannotDecideIsAnErrorAndKeepsItsFinding) {
+  server::ServeConfig config = Config();
+  config.audit_worker = false;  // the runs are executed below, one with a tight search bound
+  Restart(config);
+  const std::int64_t service = CreateCi(R"({"type": "business_service", "name": "shop"})");
+  const std::int64_t app = CreateCi(R"({"type": "application", "name": "shop-web"})");
+  Relate(service, app);
+  ASSERT_EQ(Put("/api/v1/audit/rules/shop-on-metal", R"({"title": "Services reach a server",
+      "kpi": "relationships", "scope": {"type": "business_service"},
+      "check": {"reaches": {"to_type": "server", "max_depth": 5}}, "message": "{{name}}"})")
+                .status,
+            201);
+  ASSERT_EQ(Put("/api/v1/audit/rule-sets/metal", R"({"rules": ["shop-on-metal"]})").status, 201);
+  store::DbSession work = store::DbSession::Connect(dsn_);
+  store::DbSession progress = store::DbSession::Connect(dsn_);
+  const model::AuditRun first = store::AuditRepository(work).QueueRun(
+      "metal", std::nullopt, model::AuditTrigger::kApi, "test");
+  ASSERT_TRUE(jobs::ExecuteAuditRun(work, progress, first.id));
+  EXPECT_EQ(Count(WaitForRun(first.id), "shop-on-metal", "fail"), 1);
+  const std::int64_t finding = FindingOf("shop-on-metal", service);
+  ASSERT_NE(finding, 0);
+  // A run whose search bound is too small to decide: error for that CI, the run succeeds and
+  // the finding stays open (an error is not a pass).
+  const model::AuditRun queued = store::AuditRepository(work).QueueRun(
+      "metal", std::nullopt, model::AuditTrigger::kApi, "test");
+  audit::EvaluatorOptions tight;
+  tight.max_visits = 1;
+  ASSERT_TRUE(jobs::ExecuteAuditRun(work, progress, queued.id, tight));
+  const json::object run = WaitForRun(queued.id);
+  EXPECT_EQ(Count(run, "shop-on-metal", "error"), 1);
+  EXPECT_EQ(Count(run, "shop-on-metal", "fail"), 0);
+  EXPECT_EQ(Get("/api/v1/audit/findings/" + std::to_string(finding)).json().at("state").as_string(),
+            "open");
 }
 
 TEST_F(AuditApi, TheNightlyRunIsQueuedOncePerDayAndRequestsAreDebounced) {
