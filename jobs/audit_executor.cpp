@@ -52,6 +52,27 @@ struct Tally {
   }
 };
 
+// The session-level advisory lock that serialises runs of the present, held while in scope.
+class FindingsLock {
+ public:
+  FindingsLock(store::DbSession& db, bool take) : db_(db), held_(take) {
+    if (held_) store::sql::Execute(db_, "SELECT pg_advisory_lock(cmdb_audit_lock_key(0))");
+  }
+  ~FindingsLock() {
+    if (!held_) return;
+    try {
+      store::sql::Execute(db_, "SELECT pg_advisory_unlock(cmdb_audit_lock_key(0))");
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a lost session has released it already
+    }
+  }
+  FindingsLock(const FindingsLock&) = delete;
+  FindingsLock& operator=(const FindingsLock&) = delete;
+
+ private:
+  store::DbSession& db_;
+  bool held_;
+};
+
 class RunExecution {
  public:
   RunExecution(store::DbSession& work, store::DbSession& progress, std::int64_t id,
@@ -60,18 +81,18 @@ class RunExecution {
 
   void Execute() {
     const auto started = std::chrono::steady_clock::now();
-    store::Transaction tr(work_);
-    // One snapshot for everything read, with the writes of the outcome in the same
-    // transaction.
-    store::sql::Execute(work_, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     store::AuditRepository repo(work_);
     const std::optional<model::AuditRun> run = repo.FindRun(id_);
     if (!run) throw Error(ErrorCode::kNotFound, "audit run " + std::to_string(id_) + " is gone");
     const bool present = !run->as_of.has_value();
-    if (present) {
-      // Runs of the present move the findings: one at a time across instances.
-      store::sql::Execute(work_, "SELECT pg_advisory_xact_lock(cmdb_audit_lock_key(0))");
-    }
+    // Runs of the present move the findings: one at a time across instances, each taking its
+    // snapshot only once the previous one committed (hence the lock before the transaction:
+    // a REPEATABLE READ snapshot would be taken by the very statement waiting for the lock).
+    const FindingsLock serialised(work_, present);
+    store::Transaction tr(work_);
+    // One snapshot for everything read, with the writes of the outcome in the same
+    // transaction.
+    store::sql::Execute(work_, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     Phase("rules", 0);
     const std::optional<model::AuditRuleSet> set = repo.FindSet(run->set);
     if (!set) throw Error(ErrorCode::kNotFound, "rule set " + run->set + " does not exist");

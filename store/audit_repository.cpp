@@ -205,10 +205,12 @@ std::vector<AuditRule> AuditRepository::ListRules() {
   return out;
 }
 
-std::optional<AuditRule> AuditRepository::FindRule(const std::string& key) {
+std::optional<AuditRule> AuditRepository::FindRule(const std::string& key, bool lock) {
   std::optional<AuditRule> found;
   sql::ForEachRow(
-      db_, std::string("SELECT ") + kRuleColumns + " FROM audit_rules WHERE key = $1",
+      db_,
+      std::string("SELECT ") + kRuleColumns + " FROM audit_rules WHERE key = $1" +
+          (lock ? " FOR UPDATE" : ""),
       [&](const soci::row& r) { found = RuleFromRow(r); }, soci::use(key));
   return found;
 }
@@ -216,10 +218,7 @@ std::optional<AuditRule> AuditRepository::FindRule(const std::string& key) {
 AuditRule AuditRepository::PutRule(const AuditRule& rule, std::optional<std::int64_t> if_match,
                                    const model::WriteContext& ctx, bool& created) {
   Transaction tr(db_);
-  std::optional<AuditRule> current;
-  sql::ForEachRow(
-      db_, std::string("SELECT ") + kRuleColumns + " FROM audit_rules WHERE key = $1 FOR UPDATE",
-      [&](const soci::row& r) { current = RuleFromRow(r); }, soci::use(rule.key));
+  const std::optional<AuditRule> current = FindRule(rule.key, /*lock=*/true);
   if (current) CheckIfMatch(if_match, current->version, "audit rule " + rule.key);
   if (!current && if_match) {
     throw Error(ErrorCode::kNotFound, "audit rule " + rule.key + " does not exist");
@@ -269,10 +268,7 @@ AuditRule AuditRepository::PutRule(const AuditRule& rule, std::optional<std::int
 void AuditRepository::DeleteRule(const std::string& key, std::optional<std::int64_t> if_match,
                                  const model::WriteContext& ctx) {
   Transaction tr(db_);
-  std::optional<AuditRule> current;
-  sql::ForEachRow(
-      db_, std::string("SELECT ") + kRuleColumns + " FROM audit_rules WHERE key = $1 FOR UPDATE",
-      [&](const soci::row& r) { current = RuleFromRow(r); }, soci::use(key));
+  const std::optional<AuditRule> current = FindRule(key, /*lock=*/true);
   if (!current) throw Error(ErrorCode::kNotFound, "audit rule " + key + " does not exist");
   CheckIfMatch(if_match, current->version, "audit rule " + key);
   std::vector<std::string> sets;

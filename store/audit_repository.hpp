@@ -86,7 +86,8 @@ class AuditRepository {
 
   // --- rules and sets ---
   std::vector<model::AuditRule> ListRules();
-  std::optional<model::AuditRule> FindRule(const std::string& key);
+  // With `lock`, the row stays locked until the caller's transaction ends.
+  std::optional<model::AuditRule> FindRule(const std::string& key, bool lock = false);
   // Creates or replaces the rule (a new version each time); `created` tells which.
   model::AuditRule PutRule(const model::AuditRule& rule, std::optional<std::int64_t> if_match,
                            const model::WriteContext& ctx, bool& created);

@@ -2,6 +2,7 @@
 // explanation, runs as background jobs, findings with their lifecycle and waivers, runs as of
 // an earlier instant from history, the score series, the debounced run after an import.
 
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -43,6 +44,19 @@ class AuditApi : public ServerTest {
     }
     ADD_FAILURE() << "audit run " << id << " did not finish";
     return {};
+  }
+
+  // The runs, newest first, once the newest one succeeded (or after 30 s): for runs the
+  // server queues by itself.
+  json::array RunsOnceTheLatestSucceeded() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    json::array runs;
+    while (std::chrono::steady_clock::now() < deadline) {
+      runs = Get("/api/v1/audit/runs").json().at("items").as_array();
+      if (!runs.empty() && runs[0].at("state").as_string() == "succeeded") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return runs;
   }
 
   static std::int64_t Count(const json::object& run, const std::string& rule, const char* what) {
@@ -323,13 +337,7 @@ TEST_F(AuditApi, ImportsTriggerOneDebouncedRun) {
                                               std::to_string(i) + R"("}]})");
     ASSERT_EQ(r.status, 200) << r.body;
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  json::array runs;
-  while (std::chrono::steady_clock::now() < deadline) {
-    runs = Get("/api/v1/audit/runs").json().at("items").as_array();
-    if (!runs.empty() && runs[0].at("state").as_string() == "succeeded") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const json::array runs = RunsOnceTheLatestSucceeded();
   ASSERT_EQ(runs.size(), 1U);
   EXPECT_EQ(runs[0].at("trigger").as_string(), "import");
   EXPECT_EQ(runs[0].at("state").as_string(), "succeeded");
@@ -350,13 +358,7 @@ TEST_F(AuditApi, DiscoveryRunsTriggerAnAuditWhereUnmatchedAssetsCountAgainstComp
       {"type": "server", "identity": {"serial": "S1"}, "attributes": {"hostname": "db-01"}},
       {"type": "server", "identity": {"serial": "S9"}, "attributes": {"hostname": "rogue"}}]})");
   ASSERT_EQ(run.status, 202) << run.body;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  json::array runs;
-  while (std::chrono::steady_clock::now() < deadline) {
-    runs = Get("/api/v1/audit/runs").json().at("items").as_array();
-    if (!runs.empty() && runs[0].at("state").as_string() == "succeeded") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const json::array runs = RunsOnceTheLatestSucceeded();
   ASSERT_EQ(runs.size(), 1U);
   const json::object& audit = runs[0].as_object();
   EXPECT_EQ(audit.at("trigger").as_string(), "discovery");
@@ -409,6 +411,36 @@ TEST_F(AuditApi, ACiTheRuleCannotDecideIsAnErrorAndKeepsItsFinding) {
   EXPECT_EQ(Count(run, "shop-on-metal", "fail"), 0);
   EXPECT_EQ(Get("/api/v1/audit/findings/" + std::to_string(finding)).json().at("state").as_string(),
             "open");
+}
+
+TEST_F(AuditApi, RunsOfThePresentAtOnceOpenEachFindingOnce) {
+  server::ServeConfig config = Config();
+  config.audit_worker = false;  // the two runs are executed below, side by side
+  Restart(config);
+  for (int i = 0; i < 20; ++i) {
+    CreateCi(R"({"type": "vm", "name": "vm-)" + std::to_string(i) + R"("})");
+  }
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 2; ++i) {
+    store::DbSession db = store::DbSession::Connect(dsn_);
+    ids.push_back(store::AuditRepository(db)
+                      .QueueRun("baseline", std::nullopt, model::AuditTrigger::kApi, "test")
+                      .id);
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> succeeded{0};
+  for (std::int64_t id : ids) {
+    threads.emplace_back([this, id, &succeeded] {
+      store::DbSession work = store::DbSession::Connect(dsn_);
+      store::DbSession progress = store::DbSession::Connect(dsn_);
+      if (jobs::ExecuteAuditRun(work, progress, id)) ++succeeded;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(succeeded.load(), 2);
+  // 20 VMs without owner and without host: one live finding each per rule, not two.
+  EXPECT_EQ(Findings("rule=active-has-owner&state=open&limit=100").size(), 20U);
+  EXPECT_EQ(Findings("rule=vm-one-hypervisor&state=open&limit=100").size(), 20U);
 }
 
 TEST_F(AuditApi, TheNightlyRunIsQueuedOncePerDayAndRequestsAreDebounced) {
