@@ -187,6 +187,7 @@ class Compiler {
       case Op::kSeenWithin:
         node->days = Days(arg, here, /*required=*/true);
         uses_sightings_ = uses_sightings_ || node->op == Op::kSeenWithin;
+        uses_changed_ = uses_changed_ || node->op == Op::kChangedWithin;
         break;
       case Op::kRelations:
       case Op::kReaches:
@@ -228,6 +229,7 @@ class Compiler {
       f.kind = FieldKind::kOwner;
     } else if (text == "tags") {
       f.kind = FieldKind::kTags;
+      uses_tags_ = true;
     } else if (text.rfind("attr.", 0) == 0 && text.size() > 5) {
       f.kind = FieldKind::kAttr;
       f.attr = std::string(text.substr(5));
@@ -268,6 +270,8 @@ class Compiler {
   int reach_in_ = 0;
   bool source_rule_ = false;
   bool uses_sightings_ = false;
+  bool uses_changed_ = false;
+  bool uses_tags_ = false;
 
  private:
   static std::string Escape(std::string_view token) {
@@ -682,6 +686,8 @@ std::shared_ptr<const CompiledRule> Compile(const model::AuditRule& rule,
   out->reach_in_ = compiler.reach_in_;
   out->unique_attributes_ = std::move(compiler.unique_attributes_);
   out->uses_sightings_ = compiler.uses_sightings_;
+  out->uses_changed_ = compiler.uses_changed_;
+  out->uses_tags_ = compiler.uses_tags_ || !out->tags_.empty();
   if (errors.size() != before || !out->check_) return nullptr;
   return out;
 }

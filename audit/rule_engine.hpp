@@ -51,8 +51,11 @@ class CompiledRule {
   int reach() const { return std::max(reach_out_, reach_in_); }
   int reach_out() const { return reach_out_; }
   int reach_in() const { return reach_in_; }
-  // Whether it reads discovery sightings (seen_within).
+  // Whether it reads discovery sightings (seen_within), when CIs changed (changed_within),
+  // their tags (the `tags` field or a `tag` scope).
   bool uses_sightings() const { return uses_sightings_; }
+  bool uses_changed() const { return uses_changed_; }
+  bool uses_tags() const { return uses_tags_; }
   // The CI types of its scope (empty: every type).
   const std::vector<std::string>& scope_types() const { return types_; }
   // The attributes its `unique` checks key on.
@@ -82,6 +85,8 @@ class CompiledRule {
   int reach_out_ = 0;
   int reach_in_ = 0;
   bool uses_sightings_ = false;
+  bool uses_changed_ = false;
+  bool uses_tags_ = false;
 };
 
 // Compiles `rule`; nullptr with `errors` filled when it is invalid.

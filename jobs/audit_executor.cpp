@@ -99,8 +99,8 @@ class RunExecution {
     const audit::Catalogue catalogue = repo.LoadCatalogue();
     std::vector<std::shared_ptr<const audit::CompiledRule>> rules;
     std::vector<std::string> broken;  // rules that no longer compile (the catalogue changed)
-    std::set<std::string> attributes;
-    bool sightings = false;
+    store::AuditRepository::EstateNeeds needs;
+    needs.sightings = needs.changed = needs.tags = false;
     for (const std::string& key : set->rules) {
       std::optional<model::AuditRule> rule = repo.FindRule(key);
       if (!rule) continue;  // deleted since the set was written
@@ -115,16 +115,17 @@ class RunExecution {
         broken.push_back(key);
         continue;
       }
-      attributes.insert(compiled->attributes().begin(), compiled->attributes().end());
-      sightings = sightings || compiled->uses_sightings();
+      needs.attributes.insert(compiled->attributes().begin(), compiled->attributes().end());
+      needs.sightings = needs.sightings || compiled->uses_sightings();
+      needs.changed = needs.changed || compiled->uses_changed();
+      needs.tags = needs.tags || compiled->uses_tags();
       rules.push_back(std::move(compiled));
     }
     timings_["rules"] = Seconds(started);
     auto phase_start = std::chrono::steady_clock::now();
     Phase("estate", 1);
     // The relations are read on the progress session meanwhile: no phase is reported then.
-    const audit::Estate estate =
-        repo.LoadEstate(run->as_of, attributes, sightings, &timings_, &progress_);
+    const audit::Estate estate = repo.LoadEstate(run->as_of, needs, &timings_, &progress_);
     timings_["estate"] = Seconds(phase_start);
     phase_start = std::chrono::steady_clock::now();
     Phase("evaluate", 2);

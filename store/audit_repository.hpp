@@ -123,8 +123,14 @@ class AuditRepository {
   // build). With a `helper` session (idle, outside any transaction) and the caller's session
   // in a REPEATABLE READ transaction, the relations are read on the helper at the same time,
   // under the caller's snapshot (pg_export_snapshot), while this session reads the CIs.
-  audit::Estate LoadEstate(std::optional<model::Timestamp> as_of,
-                           const std::set<std::string>& attributes, bool sightings,
+  // What the rules read of each CI beyond its id, type, name, status and owner.
+  struct EstateNeeds {
+    std::set<std::string> attributes;
+    bool sightings = true;
+    bool changed = true;  // when its version was written (changed_within)
+    bool tags = true;
+  };
+  audit::Estate LoadEstate(std::optional<model::Timestamp> as_of, const EstateNeeds& needs,
                            boost::json::object* timings = nullptr, DbSession* helper = nullptr);
   // CI `id` now, with the `attributes` named; nullopt when it does not exist.
   std::optional<audit::EstateCi> LoadCi(model::CiId id, const std::set<std::string>& attributes);

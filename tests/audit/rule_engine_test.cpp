@@ -116,6 +116,13 @@ TEST(AuditRuleCompile, BadPartsAreNamedByTheirJsonPointer) {
                   "{{attr.cpu_count}}");
   ASSERT_NE(rule, nullptr);
   EXPECT_EQ(rule->attributes(), (std::set<std::string>{"cpu_count", "env", "hostname", "serial"}));
+  // What the loader must read for it: only what some part of the rule uses.
+  EXPECT_FALSE(rule->uses_changed() || rule->uses_tags() || rule->uses_sightings());
+  auto fresh =
+      MustCompile(R"({"tag": "prod"})",
+                  R"({"all": [{"changed_within": {"days": 1}}, {"seen_within": {"days": 1}}]})");
+  EXPECT_TRUE(fresh->uses_changed() && fresh->uses_tags() && fresh->uses_sightings());
+  EXPECT_TRUE(MustCompile("{}", R"({"present": "tags"})")->uses_tags());
 }
 
 TEST(AuditRuleCompile, HostileRulesAreRefusedOrBounded) {
