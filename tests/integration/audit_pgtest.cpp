@@ -321,6 +321,13 @@ TEST_F(AuditApi, RunsAsOfAnEarlierInstantScoreTheEstateAsItWasAndFeedTheSeries) 
     EXPECT_NEAR(points[1].at("score").as_double(), 2.0 / 3.0, 1e-9);
   }
   EXPECT_TRUE(seen);
+  // A rule reading when CIs changed and their tags (columns a baseline run does not read).
+  ASSERT_EQ(Put("/api/v1/audit/rules/fresh", R"({"title": "Changed today", "kpi": "correctness",
+      "check": {"all": [{"changed_within": {"days": 1}}, {"absent": "tags"}]}, "message": "m"})")
+                .status,
+            201);
+  ASSERT_EQ(Put("/api/v1/audit/rule-sets/fresh", R"({"rules": ["fresh"]})").status, 201);
+  EXPECT_EQ(Count(RunAudit(R"({"set": "fresh"})"), "fresh", "pass"), 3);
   HttpResult owners = Get("/api/v1/audit/scores?group_by=owner&from=" + before);
   ASSERT_EQ(owners.status, 200);
   EXPECT_EQ(Get("/api/v1/audit/scores?group_by=colour").status, 400);
