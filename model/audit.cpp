@@ -75,9 +75,10 @@ AuditRule AuditRuleFromJson(const json::value& body, std::optional<std::string> 
   const json::object* o = body.if_object();
   if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, "an audit rule is a JSON object");
   for (const auto& [name, value] : *o) {
-    static constexpr std::array<std::string_view, 10> kAllowed = {
-        "key",   "title", "description", "kpi",     "severity",
-        "scope", "check", "message",     "version", "updated_by"};
+    // What GET answers may be sent back as is: the read-only fields are ignored.
+    static constexpr std::array<std::string_view, 12> kAllowed = {
+        "key",   "title",   "description", "kpi",        "severity",   "scope",
+        "check", "message", "version",     "updated_by", "created_at", "updated_at"};
     if (std::find(kAllowed.begin(), kAllowed.end(), name) == kAllowed.end()) {
       errors.Add("/" + std::string(name), "unknown field");
     }

@@ -168,9 +168,13 @@ TEST_F(AuditApi, ARuleIsVersionedAndExplainsOneCi) {
   ASSERT_EQ(updated.status, 200) << updated.body;
   EXPECT_EQ(updated.json().at("version").as_int64(), 2);
   EXPECT_EQ(Put("/api/v1/audit/rules/vm-hosted", rule, "\"1\"").status, 412);
+  // A rule as GET answers it can be sent back as is.
+  HttpResult again = Put("/api/v1/audit/rules/vm-hosted", updated.body, "\"2\"");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json().at("version").as_int64(), 3);
   HttpResult history = Get("/api/v1/audit/rules/vm-hosted/history");
-  ASSERT_EQ(history.json().at("items").as_array().size(), 2U);
-  EXPECT_EQ(history.json().at("items").at(1).at("rule").at("severity").as_string(), "high");
+  ASSERT_EQ(history.json().at("items").as_array().size(), 3U);
+  EXPECT_EQ(history.json().at("items").at(2).at("rule").at("severity").as_string(), "high");
   // A rule in a set cannot be deleted until it is taken out.
   ASSERT_EQ(Put("/api/v1/audit/rule-sets/mine", R"({"rules": ["vm-hosted"]})").status, 201);
   EXPECT_EQ(Put("/api/v1/audit/rule-sets/mine", R"({"rules": ["no-such-rule"]})").status, 422);
