@@ -101,11 +101,18 @@ class RunExecution {
     std::vector<std::string> broken;  // rules that no longer compile (the catalogue changed)
     store::AuditRepository::EstateNeeds needs;
     needs.sightings = needs.changed = needs.tags = false;
+    // One read of the rules, then the set's in its order (a rule deleted since the set was
+    // written is skipped).
+    std::map<std::string, model::AuditRule> all;
+    for (model::AuditRule& r : repo.ListRules()) {
+      std::string key = r.key;
+      all.emplace(std::move(key), std::move(r));
+    }
     for (const std::string& key : set->rules) {
-      std::optional<model::AuditRule> rule = repo.FindRule(key);
-      if (!rule) continue;  // deleted since the set was written
+      auto found = all.find(key);
+      if (found == all.end()) continue;
       model::FieldErrors errors;
-      auto compiled = audit::Compile(*rule, catalogue, errors);
+      auto compiled = audit::Compile(found->second, catalogue, errors);
       if (!compiled) {
         model::Log(
             model::LogLevel::kWarn, "audit rule no longer compiles",

@@ -55,7 +55,7 @@ bool IsValidRuleKey(std::string_view key) {
   return true;
 }
 
-json::object AuditRuleToJson(const AuditRule& rule) {
+json::object AuditRuleBodyJson(const AuditRule& rule) {
   return {{"key", rule.key},
           {"title", rule.title},
           {"description", rule.description},
@@ -63,11 +63,16 @@ json::object AuditRuleToJson(const AuditRule& rule) {
           {"severity", AuditSeverityName(rule.severity)},
           {"scope", rule.scope},
           {"check", rule.check},
-          {"message", rule.message},
-          {"version", rule.version},
-          {"created_at", FormatTimestamp(rule.created_at)},
-          {"updated_at", FormatTimestamp(rule.updated_at)},
-          {"updated_by", rule.updated_by}};
+          {"message", rule.message}};
+}
+
+json::object AuditRuleToJson(const AuditRule& rule) {
+  json::object out = AuditRuleBodyJson(rule);
+  out["version"] = rule.version;
+  out["created_at"] = FormatTimestamp(rule.created_at);
+  out["updated_at"] = FormatTimestamp(rule.updated_at);
+  out["updated_by"] = rule.updated_by;
+  return out;
 }
 
 AuditRule AuditRuleFromJson(const json::value& body, std::optional<std::string> key,

@@ -75,6 +75,9 @@ struct AuditRule {
   Timestamp updated_at;
   std::string updated_by;
 };
+// What the rule says (key, title, description, kpi, severity, scope, check, message): the body
+// a version of it keeps. AuditRuleToJson adds its version, times and writer.
+boost::json::object AuditRuleBodyJson(const AuditRule& rule);
 boost::json::object AuditRuleToJson(const AuditRule& rule);
 
 // Reads a rule's body (PUT with `key` from the path, or POST with it in the body). The shape

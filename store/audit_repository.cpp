@@ -10,6 +10,7 @@
 
 #include "model/ci_type.hpp"
 #include "model/json.hpp"
+#include "store/ci_rows.hpp"
 #include "store/pg.hpp"
 #include "store/sql.hpp"
 #include "store/transaction.hpp"
@@ -50,17 +51,6 @@ AuditRule RuleFromRow(const soci::row& r) {
   rule.updated_at = sql::Time(r, 10);
   rule.updated_by = sql::Text(r, 11);
   return rule;
-}
-
-json::object RuleBody(const AuditRule& rule) {
-  return {{"key", rule.key},
-          {"title", rule.title},
-          {"description", rule.description},
-          {"kpi", model::AuditKpiName(rule.kpi)},
-          {"severity", model::AuditSeverityName(rule.severity)},
-          {"scope", rule.scope},
-          {"check", rule.check},
-          {"message", rule.message}};
 }
 
 const char* const kSetColumns =
@@ -251,7 +241,7 @@ AuditRule AuditRepository::PutRule(const AuditRule& rule, std::optional<std::int
         soci::use(kpi), soci::use(severity), soci::use(scope), soci::use(check),
         soci::use(rule.message), soci::use(ctx.changed_by));
   }
-  const std::string body = model::ToJsonText(RuleBody(*stored));
+  const std::string body = model::ToJsonText(model::AuditRuleBodyJson(*stored));
   const long long version = stored->version;
   sql::Execute(db_,
                "UPDATE audit_rule_versions SET valid_to = clock_timestamp() WHERE key = $1 AND "
@@ -282,7 +272,7 @@ void AuditRepository::DeleteRule(const std::string& key, std::optional<std::int6
                                           "; take it out of them first");
   }
   const long long version = current->version + 1;
-  const std::string body = model::ToJsonText(RuleBody(*current));
+  const std::string body = model::ToJsonText(model::AuditRuleBodyJson(*current));
   sql::Execute(db_, "DELETE FROM audit_rules WHERE key = $1", soci::use(key));
   sql::Execute(db_,
                "UPDATE audit_rule_versions SET valid_to = clock_timestamp() WHERE key = $1 AND "
@@ -448,12 +438,7 @@ void AuditRepository::SetPhase(std::int64_t id, const std::string& phase, std::i
 
 void AuditRepository::FinishRun(const FinishedRun& run) {
   json::object counts;
-  for (const auto& [key, c] : run.rules) {
-    counts[key] = json::object{{"pass", c.pass},
-                               {"fail", c.fail},
-                               {"not_applicable", c.not_applicable},
-                               {"error", c.error}};
-  }
+  for (const auto& [key, c] : run.rules) counts[key] = model::AuditCountsToJson(c);
   const long long id = run.id;
   const long long at = run.evaluated_at.micros;
   const long long subjects = run.subjects;
@@ -795,10 +780,8 @@ std::optional<AuditRepository::Neighbourhood> AuditRepository::LoadNeighbourhood
   std::unordered_map<model::CiId, std::int64_t> latest;
   sql::ForEachRow(
       db_,
-      "SELECT c, cmdb_us(greatest((SELECT max(s.last_seen_at) FROM discovery_sightings s WHERE "
-      "s.ci_id = c), (SELECT max(d.sighted_at) FROM discovery_sighting_blocks b JOIN "
-      "discovery_sources d ON d.id = b.source_id WHERE b.block = c >> 10 AND get_bit(b.bits, (c "
-      "& 1023)::integer) = 1))) FROM unnest($1::bigint[]) c",
+      std::string("SELECT c.id, ") + kCiLastSeen +
+          " FROM configuration_items c WHERE c.id = ANY($1::bigint[])",
       [&](const soci::row& r) {
         if (!sql::IsNull(r, 1)) latest[sql::Int(r, 0)] = sql::Int(r, 1);
       },
@@ -1041,6 +1024,7 @@ int AuditRepository::QueueDueRuns(Timestamp now, std::chrono::seconds debounce) 
   const bool nightly = sql::Int(row, 0) != 0;
   const bool requested = sql::Int(row, 1) != 0;
   const std::string requested_by = sql::Text(row, 2);
+  if (!nightly && !requested) return 0;  // the usual poll: nothing is due
   const bool has_baseline = FindSet("baseline").has_value();
   if (nightly) {
     const long long at = now.micros;

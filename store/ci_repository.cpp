@@ -33,11 +33,14 @@ namespace json = boost::json;
 #define CMDB_CI_FIELDS                                                                         \
   "c.id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, c.attributes::text, " \
   "c.min_healthy, c.version, cmdb_us(c.created_at), cmdb_us(c.updated_at), "
-const char* const kCiColumns = CMDB_CI_FIELDS
-    "cmdb_us(greatest((SELECT max(s.last_seen_at) FROM discovery_sightings s WHERE s.ci_id = "
-    "c.id), (SELECT max(d.sighted_at) FROM discovery_sighting_blocks b JOIN discovery_sources d "
-    "ON d.id = b.source_id WHERE b.block = c.id >> 10 AND get_bit(b.bits, (c.id & 1023)::integer) "
-    "= 1)))";
+#define CMDB_CI_LAST_SEEN                                                                         \
+  "cmdb_us(greatest((SELECT max(s.last_seen_at) FROM discovery_sightings s WHERE s.ci_id = "      \
+  "c.id), (SELECT max(d.sighted_at) FROM discovery_sighting_blocks b JOIN discovery_sources d "   \
+  "ON d.id = b.source_id WHERE b.block = c.id >> 10 AND get_bit(b.bits, (c.id & 1023)::integer) " \
+  "= 1)))"
+const char* const kCiColumns = CMDB_CI_FIELDS CMDB_CI_LAST_SEEN;
+const char* const kCiLastSeen = CMDB_CI_LAST_SEEN;
+#undef CMDB_CI_LAST_SEEN
 const char* const kCiColumnsWithoutLastSeen = CMDB_CI_FIELDS "NULL::bigint";
 #undef CMDB_CI_FIELDS
 const char* const kCiVersionColumns =

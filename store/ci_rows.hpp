@@ -14,6 +14,8 @@ namespace cmdb::store {
 
 // The SELECT list CiFromRow reads, over configuration_items aliased `c`.
 extern const char* const kCiColumns;
+// last_seen_at alone, in microseconds: the latest sighting of the CI `c.id` by any source.
+extern const char* const kCiLastSeen;
 // The same columns with last_seen_at NULL: for writers, which do not need it (it is read from
 // the discovery sightings, a probe per CI that a 100k-CI import would pay 0.7 s for).
 extern const char* const kCiColumnsWithoutLastSeen;

@@ -225,16 +225,8 @@ Response ListAuditLog(const Request& request, const PathParams&, AppContext& ctx
   filter.action = text("action");
   filter.target = text("target");
   if (text("status")) filter.status = ParseIntParam(request, "status", 0, 100, 599);
-  for (const char* name : {"since", "until"}) {
-    if (std::optional<std::string> v = text(name)) {
-      std::optional<model::Timestamp> at = model::ParseTimestamp(*v);
-      if (!at) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    std::string(name) + " must be an RFC 3339 time, such as 2026-12-01T00:00:00Z");
-      }
-      (std::string_view(name) == "since" ? filter.since : filter.until) = at;
-    }
-  }
+  filter.since = TimeParam(request, "since");
+  filter.until = TimeParam(request, "until");
   store::DbSession session = ctx.db->Lease();
   return PageResponse(store::AuditLogRepository(session).List(filter),
                       static_cast<std::size_t>(filter.limit),

@@ -49,17 +49,6 @@ model::AuditRule ReadRule(const Request& request, std::optional<std::string> key
   return rule;
 }
 
-std::optional<model::Timestamp> TimeParam(const Request& request, const char* name) {
-  std::optional<std::string> text = request.Query(name);
-  if (!text || text->empty()) return std::nullopt;
-  std::optional<model::Timestamp> at = model::ParseTimestamp(*text);
-  if (!at) {
-    throw Error(ErrorCode::kInvalidArgument,
-                std::string(name) + " must be an RFC 3339 instant, e.g. 2026-01-31T00:00:00Z");
-  }
-  return at;
-}
-
 json::object ResultJson(const audit::Evaluator& evaluator, std::size_t r, std::uint32_t ci,
                         bool truncated) {
   std::vector<std::string> why;

@@ -96,6 +96,17 @@ std::optional<model::Timestamp> ParseAsOf(const Request& request) {
   return ts;
 }
 
+std::optional<model::Timestamp> TimeParam(const Request& request, const char* name) {
+  std::optional<std::string> text = request.Query(name);
+  if (!text || text->empty()) return std::nullopt;
+  std::optional<model::Timestamp> at = model::ParseTimestamp(*text);
+  if (!at) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(name) + " must be an RFC 3339 time, such as 2026-12-01T00:00:00Z");
+  }
+  return at;
+}
+
 std::string EncodeCursor(std::int64_t after) {
   // Opaque to clients; "i" + id in hex keeps it URL-safe without escaping.
   std::array<char, 24> buf{};

@@ -35,6 +35,9 @@ int ParseIntParam(const Request& request, const char* name, int fallback, int mi
 int ParseLimit(const Request& request);
 // `as_of` when present: RFC 3339, not in the future; 400 otherwise.
 std::optional<model::Timestamp> ParseAsOf(const Request& request);
+// Query parameter `name` as an RFC 3339 time (since, until, from, to); nullopt when absent or
+// empty; 400 otherwise.
+std::optional<model::Timestamp> TimeParam(const Request& request, const char* name);
 // Opaque keyset cursors.
 std::string EncodeCursor(std::int64_t after);
 std::int64_t DecodeCursor(const Request& request);
