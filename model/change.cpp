@@ -80,6 +80,7 @@ json::object ChangeToJson(const Change& c) {
           {"assessment", c.assessment},
           {"outcome", c.outcome},
           {"requested_by", c.requested_by},
+          {"incident_ids", IdsToJson(c.incident_ids)},
           {"version", c.version},
           {"created_at", FormatTimestamp(c.created_at)},
           {"updated_at", FormatTimestamp(c.updated_at)}};
@@ -91,7 +92,7 @@ Change ChangeFromJson(const json::value& body, FieldErrors& errors) {
   Change c;
   CheckFields(*o,
               {"title", "description", "risk", "planned_start", "planned_end", "ci_ids",
-               "planned_attributes"},
+               "planned_attributes", "incident_ids", "promised_by"},
               errors);
   c.title = RequiredTitle(*o, errors);
   c.description = OptionalText(*o, "description", 100000, errors);
@@ -107,6 +108,38 @@ Change ChangeFromJson(const json::value& body, FieldErrors& errors) {
       CiIdsFromJson(o->if_contains("ci_ids"), "ci_ids", /*required=*/true, kMaxChangeCis, errors);
   if (const json::value* planned = o->if_contains("planned_attributes")) {
     ReadPlannedAttributes(*planned, c, errors);
+  }
+  // A plan for incidents: the ids they answer and the completion date promised to the users.
+  if (const json::value* ids = o->if_contains("incident_ids"); ids != nullptr && !ids->is_null()) {
+    if (!ids->is_array() || ids->get_array().size() > 100) {
+      errors.Add("incident_ids", "must be a list of at most 100 incident ids");
+    } else {
+      std::size_t index = 0;
+      for (const json::value& id : ids->get_array()) {
+        const std::string field = "incident_ids[" + std::to_string(index++) + "]";
+        if (!id.is_int64() || id.get_int64() <= 0) {
+          errors.Add(field, "must be an incident id");
+        } else if (std::find(c.incident_ids.begin(), c.incident_ids.end(), id.get_int64()) !=
+                   c.incident_ids.end()) {
+          errors.Add(field, "names incident " + std::to_string(id.get_int64()) + " twice");
+        } else {
+          c.incident_ids.push_back(id.get_int64());
+        }
+      }
+    }
+  }
+  const json::value* promised = o->if_contains("promised_by");
+  if (promised != nullptr && !promised->is_null()) {
+    if (promised->is_string()) c.promised_by = ParseTimestamp(promised->get_string());
+    if (!c.promised_by) {
+      errors.Add("promised_by", "must be an RFC 3339 time: the completion date promised");
+    } else if (c.incident_ids.empty()) {
+      errors.Add("promised_by", "is the date promised to the users of incident_ids; name them");
+    } else if (*c.promised_by < c.planned_end) {
+      errors.Add("promised_by", "is before planned_end: the plan cannot keep that promise");
+    }
+  } else if (!c.incident_ids.empty()) {
+    errors.Add("promised_by", "required with incident_ids: the completion date promised");
   }
   if (ContainsNul(body)) errors.Add("", "text values cannot contain the NUL character (\\u0000)");
   return c;

@@ -61,6 +61,10 @@ struct Change {
   boost::json::value assessment;           // frozen at submit; null before
   boost::json::value outcome;              // set on complete: plan against observation
   std::string requested_by;                // who created it; never its reviewer
+  // The incidents this change answers (second line's plan) and, on creation, the completion
+  // date promised to their users (model/quality.hpp, IncidentChange).
+  std::vector<std::int64_t> incident_ids;
+  std::optional<Timestamp> promised_by;
   std::int64_t version = 1;
   Timestamp created_at;
   Timestamp updated_at;

@@ -21,12 +21,13 @@ bool IncidentActionAllowed(IncidentState state, int tier, std::string_view actio
   if (state == IncidentState::kNew || state == IncidentState::kInProgress) {
     return action == "assign" || action == "resolve" || (action == "escalate" && tier < 3);
   }
-  return state == IncidentState::kResolved && action == "close";
+  // A resolution the user does not accept is reopened (the report counts the reopen rate).
+  return state == IncidentState::kResolved && (action == "close" || action == "reopen");
 }
 
 std::string AllowedIncidentActions(IncidentState state, int tier) {
   std::string out;
-  for (std::string_view action : {"assign", "escalate", "resolve", "close"}) {
+  for (std::string_view action : {"assign", "escalate", "resolve", "close", "reopen"}) {
     if (IncidentActionAllowed(state, tier, action))
       out += (out.empty() ? "" : ", ") + std::string(action);
   }
@@ -138,6 +139,9 @@ IncidentActionRequest ParseIncidentAction(std::string_view action, const json::o
   } else if (action == "close") {
     CheckFields(body, {"reason"}, errors);
     request.reason = text("reason", false);
+  } else if (action == "reopen") {
+    CheckFields(body, {"reason"}, errors);
+    request.reason = text("reason", true);
   } else {
     throw Error(ErrorCode::kNotFound, "no such action '" + std::string(action) + "'");
   }
@@ -181,6 +185,9 @@ IncidentTransition ApplyIncidentAction(const Incident& i, std::string_view actio
     t.resolution = request.reason;
   } else if (action == "close") {
     t.state = IncidentState::kClosed;
+  } else if (action == "reopen") {
+    // Back to whoever had it, in the same tier; the response clock already stopped.
+    t.state = i.assignee ? IncidentState::kInProgress : IncidentState::kNew;
   }
   t.reason = request.reason.value_or(request.assignee ? "assigned to " + *request.assignee : "");
   return t;

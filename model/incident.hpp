@@ -112,6 +112,9 @@ struct IncidentEvent {
   int to_tier = 1;
   std::string by;
   std::string reason;
+  // The response due time of the tier's clock this event started (creation, escalation);
+  // none for other events and for events older than its recording.
+  std::optional<Timestamp> response_due;
 };
 boost::json::object IncidentEventToJson(const IncidentEvent& event);
 

@@ -23,6 +23,7 @@
 #include <boost/beast/http.hpp>
 
 #include "model/error.hpp"
+#include "model/log.hpp"
 #include "server/problem.hpp"
 
 namespace cmdb::server {
@@ -289,6 +290,45 @@ struct HttpServer::Impl {
     co_await secure.async_shutdown(kTuple);
   }
 
+  // Sends `response` chunked, its body from its source: the header at once, then each part as
+  // the source makes it (on a worker), so memory stays bounded whatever the size. A source that
+  // throws ends the connection without the last chunk: the client sees a truncated transfer
+  // rather than a complete-looking one. Returns whether the connection may be kept.
+  template <typename Io>
+  asio::awaitable<bool> WriteStreamed(const std::shared_ptr<Session>& s, Io& io, Response response,
+                                      unsigned version, bool keep_alive,
+                                      const std::string& request_id) {
+    http::response<http::empty_body> head{static_cast<http::status>(response.status), version};
+    head.set(http::field::server, "cmdb");
+    if (!response.content_type.empty()) head.set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) head.set(name, value);
+    head.set("X-Request-Id", request_id);
+    head.keep_alive(keep_alive);
+    head.chunked(true);
+    http::response_serializer<http::empty_body> serializer{head};
+    s->stream.expires_after(options.read_timeout);
+    auto [head_ec, head_written] = co_await http::async_write_header(io, serializer, kTuple);
+    if (head_ec) co_return false;
+    std::string part;
+    for (bool more = true; more;) {
+      part.clear();
+      try {
+        more = co_await OnWorker([&] { return response.source(part); });
+      } catch (const std::exception& e) {
+        model::Log(model::LogLevel::kError, "streamed response failed",
+                   {{"request_id", request_id}, {"error", e.what()}});
+        co_return false;
+      }
+      if (part.empty()) continue;
+      s->stream.expires_after(options.read_timeout);
+      auto [ec, n] = co_await asio::async_write(io, http::make_chunk(asio::buffer(part)), kTuple);
+      if (ec) co_return false;
+    }
+    s->stream.expires_after(options.read_timeout);
+    auto [last_ec, last_n] = co_await asio::async_write(io, http::make_chunk_last(), kTuple);
+    co_return !last_ec && keep_alive;
+  }
+
   // The requests of one connection, read from and answered on `io` (the TCP stream or the TLS
   // stream over it; deadlines are set on the TCP stream below either).
   template <typename Io>
@@ -414,6 +454,23 @@ struct HttpServer::Impl {
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - received)
               .count());
       response.headers.emplace_back("Server-Timing", timing.data());
+      if (response.source && request.method != "HEAD" && version >= 11) {
+        const bool kept = co_await WriteStreamed(s, io, std::move(response), version,
+                                                 keep_alive && !draining, request.request_id);
+        s->busy = false;
+        if (!kept || draining) break;
+        continue;
+      }
+      if (response.source) {
+        // HEAD or HTTP/1.0: the whole body at once (HEAD sends none of it).
+        if (request.method != "HEAD") {
+          std::string part;
+          while (co_await OnWorker([&] { return response.source(part); })) {
+          }
+          response.body += part;
+        }
+        response.source = nullptr;
+      }
       auto res = ToBeast(std::move(response), version, keep_alive && !draining, request.request_id,
                          request.method == "HEAD");
       s->stream.expires_after(options.read_timeout);

@@ -3,6 +3,7 @@
 // handlers, the router and their tests compile without Beast. The listener converts.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,11 +37,19 @@ struct Request {
   std::string MediaType() const;
 };
 
+// A body produced in parts while it is sent (a report of a million rows in constant memory):
+// each call appends the next part to `out` and returns false once that part is the last.
+// Called on worker threads, one call at a time, until it returns false, throws, or the client
+// goes away (then the source is destroyed unfinished).
+using BodySource = std::function<bool(std::string& out)>;
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // When set, the body is sent chunked from this source instead of `body`.
+  BodySource source;
 };
 
 // A request body taken in parts as it arrives instead of whole (an upload larger than the

@@ -44,6 +44,7 @@ std::vector<Route> ApiRoutes() {
   const Access raiser = NeedsAnyOf({Role::kAssetAdmin, Role::kIncidentHandler});
   const Access reviewer = Needs(Role::kChangeReviewer);
   const Access admin = Needs(Role::kAdmin);
+  const Access quality = Needs(Role::kQualityAuditor);
   const Access self = SignedIn();  // the handler allows only one's own, or an admin
   return {
       {"GET", "/health", GetHealth, anyone, StartHealth},
@@ -113,7 +114,28 @@ std::vector<Route> ApiRoutes() {
       {"POST", "/api/v1/incidents/{id}/escalate", EscalateIncident, handler},
       {"POST", "/api/v1/incidents/{id}/resolve", ResolveIncident, handler},
       {"POST", "/api/v1/incidents/{id}/close", CloseIncident, handler},
+      {"POST", "/api/v1/incidents/{id}/reopen", ReopenIncident, handler},
       {"GET", "/api/v1/incidents/{id}/trace", GetIncidentTrace, reader},
+      // Second line's plan: a change answering the incident, with the date promised.
+      {"GET", "/api/v1/incidents/{id}/changes", ListIncidentChanges, reader},
+      {"POST", "/api/v1/incidents/{id}/changes", LinkIncidentChange, handler},
+      {"GET", "/api/v1/incidents/{id}/callbacks", ListIncidentCallbacks, reader},
+      {"POST", "/api/v1/incidents/{id}/callbacks", CreateIncidentCallback, quality},
+      {"GET", "/api/v1/callbacks", ListCallbacks, reader},
+      // First-line handlers too (their tier is checked by the handler).
+      {"POST", "/api/v1/callbacks", CreateKeyUserCallback,
+       NeedsAnyOf({Role::kQualityAuditor, Role::kIncidentHandler})},
+      {"GET", "/api/v1/key-users", ListKeyUsers, reader},
+      {"POST", "/api/v1/key-users", CreateKeyUser, quality},
+      {"GET", "/api/v1/key-users/{id}", GetKeyUser, reader},
+      {"PATCH", "/api/v1/key-users/{id}", PatchKeyUser, quality},
+      {"GET", "/api/v1/complaints", ListComplaints, reader},
+      {"POST", "/api/v1/complaints", CreateComplaint, quality},
+      {"GET", "/api/v1/complaints/{id}", GetComplaint, reader},
+      {"GET", "/api/v1/complaints/{id}/events", GetComplaintEvents, reader},
+      {"POST", "/api/v1/complaints/{id}/rectify", RectifyComplaint, quality},
+      {"POST", "/api/v1/complaints/{id}/verify", VerifyComplaint, quality},
+      {"POST", "/api/v1/complaints/{id}/close", CloseComplaint, quality},
       {"GET", "/api/v1/knowledge", ListArticles, reader},
       {"POST", "/api/v1/knowledge", CreateArticle, handler},
       {"GET", "/api/v1/knowledge/{id}", GetArticle, reader},
@@ -148,6 +170,7 @@ std::vector<Route> ApiRoutes() {
       {"GET", "/api/v1/audit/findings/{id}", GetAuditFinding, reader},
       {"POST", "/api/v1/audit/findings/{id}/waive", WaiveAuditFinding, assets},
       {"GET", "/api/v1/cis/{id}/audit", GetCiAudit, reader},
+      {"GET", "/api/v1/reports/operations", GetOperationsReport, reader},
   };
 }
 

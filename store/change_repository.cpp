@@ -29,7 +29,9 @@ namespace {
 const char* const kChangeColumns =
     "id, title, description, risk, state, cmdb_us(planned_start), cmdb_us(planned_end), "
     "ci_ids::text, planned_attributes::text, assessment::text, outcome::text, "
-    "version, cmdb_us(created_at), cmdb_us(updated_at), created_by";
+    "version, cmdb_us(created_at), cmdb_us(updated_at), created_by, (SELECT "
+    "coalesce(array_agg(ic.incident_id ORDER BY ic.incident_id), '{}')::text FROM "
+    "incident_changes ic WHERE ic.change_id = changes.id)";
 
 ChangeState StateFrom(const std::string& name) {
   std::optional<ChangeState> state = model::ChangeStateFromName(name);
@@ -54,6 +56,7 @@ Change ChangeFromRow(const soci::row& r) {
   c.created_at = sql::Time(r, 12);
   c.updated_at = sql::Time(r, 13);
   c.requested_by = sql::Text(r, 14);
+  c.incident_ids = sql::Ids(r, 15);
   return c;
 }
 
@@ -114,6 +117,19 @@ json::object ApplyPlan(DbSession& db, const Change& change, const WriteContext& 
 }  // namespace
 
 void ChangeRepository::Validate(const Change& draft, FieldErrors& errors) {
+  if (!draft.incident_ids.empty()) {
+    std::vector<CiId> found;
+    sql::ForEachRow(
+        db_, "SELECT id FROM incidents WHERE id = ANY($1::bigint[])",
+        [&](const soci::row& r) { found.push_back(sql::Int(r, 0)); },
+        soci::use(sql::IdArray(draft.incident_ids)));
+    for (std::size_t i = 0; i < draft.incident_ids.size(); ++i) {
+      if (std::find(found.begin(), found.end(), draft.incident_ids[i]) == found.end()) {
+        errors.Add("incident_ids[" + std::to_string(i) + "]",
+                   "incident " + std::to_string(draft.incident_ids[i]) + " does not exist");
+      }
+    }
+  }
   const std::map<CiId, std::string> types =
       CiRepository(db_).CheckExist(draft.ci_ids, "ci_ids", errors);
   CiTypeRepository repo(db_);
@@ -150,6 +166,18 @@ Change ChangeRepository::Create(const Change& draft, const WriteContext& ctx) {
                "INSERT INTO change_events (change_id, action, from_state, to_state, by) VALUES "
                "($1, 'create', NULL, 'draft', $2)",
                soci::use(static_cast<long long>(created->id)), soci::use(ctx.changed_by));
+  if (!draft.incident_ids.empty()) {
+    // Second line's plan: the change answers these incidents by the promised date.
+    sql::Execute(
+        db_,
+        "INSERT INTO incident_changes (incident_id, change_id, promised_by, linked_by, "
+        "linked_tier) SELECT i.id, $2, cmdb_ts($3), $4, i.tier FROM incidents i WHERE "
+        "i.id = ANY($1::bigint[])",
+        soci::use(sql::IdArray(draft.incident_ids)), soci::use(static_cast<long long>(created->id)),
+        soci::use(static_cast<long long>(draft.promised_by->micros)), soci::use(ctx.changed_by));
+    created->incident_ids = draft.incident_ids;
+    std::sort(created->incident_ids.begin(), created->incident_ids.end());
+  }
   tr.Commit();
   return *created;
 }

@@ -103,10 +103,12 @@ Incident IncidentRepository::Create(const Incident& draft, const WriteContext& c
       soci::use(static_cast<long long>(due.micros)), soci::use(ctx.changed_by));
   sql::Execute(db_,
                "INSERT INTO incident_events (incident_id, action, from_state, to_state, "
-               "from_tier, to_tier, by) VALUES ($1, 'create', NULL, $2, NULL, $3, $4)",
+               "from_tier, to_tier, by, response_due) VALUES ($1, 'create', NULL, $2, NULL, $3, "
+               "$4, cmdb_ts($5))",
                soci::use(static_cast<long long>(created->id)),
                soci::use(std::string(model::IncidentStateName(created->state))),
-               soci::use(created->tier), soci::use(ctx.changed_by));
+               soci::use(created->tier), soci::use(ctx.changed_by),
+               soci::use(static_cast<long long>(due.micros)));
   tr.Commit();
   return *created;
 }
@@ -165,7 +167,8 @@ Incident IncidentRepository::Act(std::int64_t id, std::string_view action,
           "= cmdb_ts($5), responded_at = cmdb_ts($6), assignee = CASE WHEN $7 THEN NULL "
           "ELSE coalesce($8, assignee) END, resolution = CASE WHEN $2 = 'resolved' THEN $9 "
           "ELSE resolution END, resolved_at = CASE WHEN $2 = 'resolved' THEN "
-          "clock_timestamp() ELSE resolved_at END, closed_at = CASE WHEN $2 = 'closed' "
+          "clock_timestamp() WHEN state = 'resolved' AND $2 <> 'closed' THEN NULL "
+          "ELSE resolved_at END, closed_at = CASE WHEN $2 = 'closed' "
           "THEN clock_timestamp() ELSE closed_at END, version = version + 1, updated_at = "
           "clock_timestamp() WHERE id = $1 RETURNING ") +
           kIncidentColumns,
@@ -176,34 +179,70 @@ Incident IncidentRepository::Act(std::int64_t id, std::string_view action,
       soci::use(t.clear_assignee), soci::use(t.assignee), soci::use(t.resolution));
   sql::Execute(db_,
                "INSERT INTO incident_events (incident_id, action, from_state, to_state, "
-               "from_tier, to_tier, by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+               "from_tier, to_tier, by, reason, response_due) VALUES ($1, $2, $3, $4, $5, $6, "
+               "$7, $8, CASE WHEN $2 = 'escalate' THEN cmdb_ts($9) END)",
                soci::use(static_cast<long long>(id)), soci::use(std::string(action)),
                soci::use(std::string(model::IncidentStateName(current.state))), soci::use(state),
                soci::use(current.tier), soci::use(t.tier), soci::use(ctx.changed_by),
-               soci::use(t.reason));
+               soci::use(t.reason), soci::use(static_cast<long long>(t.response_due.micros)));
   tr.Commit();
   return *updated;
 }
+
+namespace {
+
+const char* const kEventColumns =
+    "cmdb_us(at), action, from_state, to_state, from_tier, to_tier, by, reason, "
+    "cmdb_us(response_due), incident_id";
+
+model::IncidentEvent EventFromRow(const soci::row& r) {
+  model::IncidentEvent e;
+  e.at = sql::Time(r, 0);
+  e.action = sql::Text(r, 1);
+  if (!sql::IsNull(r, 2)) e.from = StateFrom(sql::Text(r, 2));
+  e.to = StateFrom(sql::Text(r, 3));
+  if (!sql::IsNull(r, 4)) e.from_tier = static_cast<int>(sql::Int(r, 4));
+  e.to_tier = static_cast<int>(sql::Int(r, 5));
+  e.by = sql::Text(r, 6);
+  e.reason = sql::Text(r, 7);
+  e.response_due = sql::OptionalTime(r, 8);
+  return e;
+}
+
+}  // namespace
 
 std::vector<model::IncidentEvent> IncidentRepository::Events(std::int64_t id) {
   std::vector<model::IncidentEvent> out;
   sql::ForEachRow(
       db_,
-      "SELECT cmdb_us(at), action, from_state, to_state, from_tier, to_tier, by, reason FROM "
-      "incident_events WHERE incident_id = $1 ORDER BY at",
-      [&](const soci::row& r) {
-        model::IncidentEvent e;
-        e.at = sql::Time(r, 0);
-        e.action = sql::Text(r, 1);
-        if (!sql::IsNull(r, 2)) e.from = StateFrom(sql::Text(r, 2));
-        e.to = StateFrom(sql::Text(r, 3));
-        if (!sql::IsNull(r, 4)) e.from_tier = static_cast<int>(sql::Int(r, 4));
-        e.to_tier = static_cast<int>(sql::Int(r, 5));
-        e.by = sql::Text(r, 6);
-        e.reason = sql::Text(r, 7);
-        out.push_back(std::move(e));
-      },
+      std::string("SELECT ") + kEventColumns +
+          " FROM incident_events WHERE incident_id = $1 ORDER BY at",
+      [&](const soci::row& r) { out.push_back(EventFromRow(r)); },
       soci::use(static_cast<long long>(id)));
+  return out;
+}
+
+std::vector<Incident> IncidentRepository::ListByIds(const std::vector<std::int64_t>& ids) {
+  std::vector<Incident> out;
+  if (ids.empty()) return out;
+  sql::ForEachRow(
+      db_,
+      std::string("SELECT ") + kIncidentColumns +
+          " FROM incidents WHERE id = ANY($1::bigint[]) ORDER BY id",
+      [&](const soci::row& r) { out.push_back(IncidentFromRow(r)); }, soci::use(sql::IdArray(ids)));
+  return out;
+}
+
+std::vector<std::pair<std::int64_t, model::IncidentEvent>> IncidentRepository::EventsOf(
+    const std::vector<std::int64_t>& ids) {
+  std::vector<std::pair<std::int64_t, model::IncidentEvent>> out;
+  if (ids.empty()) return out;
+  sql::ForEachRow(
+      db_,
+      std::string("SELECT ") + kEventColumns +
+          " FROM incident_events WHERE incident_id = ANY($1::bigint[]) ORDER BY incident_id, at",
+      [&](const soci::row& r) { out.emplace_back(sql::Int(r, 9), EventFromRow(r)); },
+      soci::use(sql::IdArray(ids)));
   return out;
 }
 

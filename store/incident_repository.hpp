@@ -49,6 +49,10 @@ class IncidentRepository {
                       const model::IncidentActionRequest& request,
                       std::optional<std::int64_t> if_match, const model::WriteContext& ctx);
   std::vector<model::IncidentEvent> Events(std::int64_t id);
+  // For the reports: the incidents of `ids` (by id) and their events (by incident, in order).
+  std::vector<model::Incident> ListByIds(const std::vector<std::int64_t>& ids);
+  std::vector<std::pair<std::int64_t, model::IncidentEvent>> EventsOf(
+      const std::vector<std::int64_t>& ids);
 
   // Open incidents (new, in progress) on any CI of `cis`, most severe first, at most 1000.
   std::vector<model::Incident> OpenOn(const std::vector<model::CiId>& cis);

@@ -233,4 +233,27 @@ Response ListTokens(const Request&, const PathParams&, AppContext&);
 Response RevokeToken(const Request&, const PathParams&, AppContext&);
 Response ListAuditLog(const Request&, const PathParams&, AppContext&);
 
+// --- quality review ---
+Response ListKeyUsers(const Request&, const PathParams&, AppContext&);
+Response CreateKeyUser(const Request&, const PathParams&, AppContext&);
+Response GetKeyUser(const Request&, const PathParams&, AppContext&);
+Response PatchKeyUser(const Request&, const PathParams&, AppContext&);
+Response CreateIncidentCallback(const Request&, const PathParams&, AppContext&);
+Response ListIncidentCallbacks(const Request&, const PathParams&, AppContext&);
+Response CreateKeyUserCallback(const Request&, const PathParams&, AppContext&);
+Response ListCallbacks(const Request&, const PathParams&, AppContext&);
+Response ListComplaints(const Request&, const PathParams&, AppContext&);
+Response CreateComplaint(const Request&, const PathParams&, AppContext&);
+Response GetComplaint(const Request&, const PathParams&, AppContext&);
+Response GetComplaintEvents(const Request&, const PathParams&, AppContext&);
+Response RectifyComplaint(const Request&, const PathParams&, AppContext&);
+Response VerifyComplaint(const Request&, const PathParams&, AppContext&);
+Response CloseComplaint(const Request&, const PathParams&, AppContext&);
+Response LinkIncidentChange(const Request&, const PathParams&, AppContext&);
+Response ListIncidentChanges(const Request&, const PathParams&, AppContext&);
+Response ReopenIncident(const Request&, const PathParams&, AppContext&);
+
+// --- reports ---
+Response GetOperationsReport(const Request&, const PathParams&, AppContext&);
+
 }  // namespace cmdb::server::handlers

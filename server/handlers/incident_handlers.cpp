@@ -131,6 +131,9 @@ Response ResolveIncident(const Request& r, const PathParams& p, AppContext& c) {
 Response CloseIncident(const Request& r, const PathParams& p, AppContext& c) {
   return Act(r, p, c, "close");
 }
+Response ReopenIncident(const Request& r, const PathParams& p, AppContext& c) {
+  return Act(r, p, c, "reopen");
+}
 
 Response GetIncidentTrace(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request, {"lookback_hours"});
