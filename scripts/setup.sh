@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev
   libsoci-dev libpq-dev libgraphviz-dev libre2-dev libexpat1-dev liblz4-dev
+  libkainjow-mustache-dev fonts-wqy-microhei
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
   libssl-dev openssl clang-format curl jq wrk python3 python3-jsonschema

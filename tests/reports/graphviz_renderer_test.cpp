@@ -1,10 +1,17 @@
 #include "reports/graphviz_renderer.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
 #include <graphviz/cgraph.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "model/error.hpp"
 #include "reports/impact_picture.hpp"
@@ -155,4 +162,79 @@ TEST(GraphvizRenderer, ABusyRendererAnswersUnavailableInsteadOfQueueingForever) 
 }
 
 }  // namespace
+// Chinese names in impact PNGs. Fontconfig reads its configuration once per process, so both
+// renders happen in processes of their own (this binary again, running the helper below): one
+// with the machine's fonts, one where every font covering Chinese is rejected — the "font known
+// to lack the glyphs", which draws missing-glyph boxes. If the machine had no CJK font, the
+// two Chinese renders would be the same boxes; the Latin renders, the same in both, show that
+// the CJK fonts are the only difference.
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr) << path;
+  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+  std::fclose(f);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string RenderLabel(const std::string& label) {
+  auto g = Star(0, label);
+  ImpactPicture p = BuildImpactPicture(Down(g, 1), g, 1);
+  p.title.clear();
+  for (PictureNode& n : p.nodes) n.name = label;
+  return GraphvizRenderer().Render(p, RenderFormat::kPng);
+}
+
+TEST(ImpactPngFonts, DISABLED_RenderLabelsForTheParent) {
+  const char* out = std::getenv("CMDB_RENDER_OUT");
+  ASSERT_NE(out, nullptr) << "run by ImpactPngFonts.ChineseLabelsAreDrawnWithRealGlyphs";
+  WriteFile(std::string(out) + ".cjk.png", RenderLabel("财务系统"));
+  WriteFile(std::string(out) + ".latin.png", RenderLabel("Finance"));
+}
+
+void RenderInChild(const std::string& out, const std::string& fontconfig_file) {
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setenv("CMDB_RENDER_OUT", out.c_str(), 1);
+    if (!fontconfig_file.empty()) setenv("FONTCONFIG_FILE", fontconfig_file.c_str(), 1);
+    execl("/proc/self/exe", "cmdb_unit_tests",
+          "--gtest_filter=ImpactPngFonts.DISABLED_RenderLabelsForTheParent",
+          "--gtest_also_run_disabled_tests", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the render helper failed";
+}
+
+TEST(ImpactPngFonts, ChineseLabelsAreDrawnWithRealGlyphs) {
+  char dir_template[] = "/tmp/cmdb-fonts-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  WriteFile(dir + "/no-cjk.conf",
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n"
+            "  <include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>\n"
+            "  <selectfont><rejectfont>\n"
+            "    <pattern><patelt name=\"lang\"><string>zh-cn</string></patelt></pattern>\n"
+            "    <pattern><patelt name=\"lang\"><string>zh-tw</string></patelt></pattern>\n"
+            "    <pattern><patelt name=\"lang\"><string>ja</string></patelt></pattern>\n"
+            "  </rejectfont></selectfont>\n</fontconfig>\n");
+  RenderInChild(dir + "/machine", "");
+  RenderInChild(dir + "/lacking", dir + "/no-cjk.conf");
+  const std::string machine_latin = ReadFile(dir + "/machine.latin.png");
+  const std::string machine_cjk = ReadFile(dir + "/machine.cjk.png");
+  const std::string lacking_latin = ReadFile(dir + "/lacking.latin.png");
+  const std::string lacking_cjk = ReadFile(dir + "/lacking.cjk.png");
+  ASSERT_GT(machine_cjk.size(), 8U);
+  EXPECT_EQ(machine_latin, lacking_latin) << "rejecting CJK fonts changed Latin text too";
+  EXPECT_NE(machine_cjk, lacking_cjk)
+      << "财务系统 renders the same as in a font without Chinese glyphs: missing-glyph boxes. "
+         "Install a CJK font (scripts/setup.sh: fonts-wqy-microhei).";
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace cmdb::reports
