@@ -170,6 +170,11 @@ std::vector<Route> ApiRoutes() {
       {"GET", "/api/v1/audit/findings/{id}", GetAuditFinding, reader},
       {"POST", "/api/v1/audit/findings/{id}/waive", WaiveAuditFinding, assets},
       {"GET", "/api/v1/cis/{id}/audit", GetCiAudit, reader},
+      {"GET", "/api/v1/reports/inventory", GetInventoryReport, reader},
+      {"GET", "/api/v1/reports/inventory/compare", GetInventoryCompareReport, reader},
+      {"GET", "/api/v1/reports/drift", GetDriftReport, reader},
+      {"GET", "/api/v1/reports/audit", GetAuditReport, reader},
+      {"GET", "/api/v1/reports/changes", GetChangesReport, reader},
       {"GET", "/api/v1/reports/operations", GetOperationsReport, reader},
   };
 }

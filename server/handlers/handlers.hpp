@@ -255,5 +255,10 @@ Response ReopenIncident(const Request&, const PathParams&, AppContext&);
 
 // --- reports ---
 Response GetOperationsReport(const Request&, const PathParams&, AppContext&);
+Response GetInventoryReport(const Request&, const PathParams&, AppContext&);
+Response GetInventoryCompareReport(const Request&, const PathParams&, AppContext&);
+Response GetDriftReport(const Request&, const PathParams&, AppContext&);
+Response GetAuditReport(const Request&, const PathParams&, AppContext&);
+Response GetChangesReport(const Request&, const PathParams&, AppContext&);
 
 }  // namespace cmdb::server::handlers

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "graph/dependency_graph.hpp"
+#include "reports/estate_reports.hpp"
 #include "reports/operations_report.hpp"
 #include "reports/report_document.hpp"
 #include "server/handlers/handlers.hpp"
@@ -107,6 +108,150 @@ Response GetOperationsReport(const Request& request, const PathParams&, AppConte
   const reports::OperationsReport report =
       reports::BuildOperationsReport(*month, data, services_of, Timestamp::Now(), lang);
   return ReportResponse(request, format, report.json, report.document, "operations-" + *month);
+}
+
+namespace {
+
+constexpr std::int64_t kDay = std::int64_t{86400} * 1000000;
+
+// [from, to) of a report: both optional with defaults relative to now; from before to.
+struct Period {
+  Timestamp from;
+  Timestamp to;
+};
+Period PeriodParams(const Request& request, std::int64_t default_from, std::int64_t default_to) {
+  const Timestamp now = Timestamp::Now();
+  Period p{TimeParam(request, "from").value_or(Timestamp{now.micros + default_from}),
+           TimeParam(request, "to").value_or(Timestamp{now.micros + default_to})};
+  if (!(p.from < p.to)) {
+    throw Error(ErrorCode::kInvalidArgument, "from (" + model::FormatTimestamp(p.from) +
+                                                 ") must be before to (" +
+                                                 model::FormatTimestamp(p.to) + ")");
+  }
+  return p;
+}
+
+std::optional<std::string> TextParam(const Request& request, const char* name) {
+  std::optional<std::string> v = request.Query(name);
+  if (!v || v->empty()) return std::nullopt;
+  return v;
+}
+
+Response BuiltResponse(const Request& request, const std::string& format,
+                       const reports::BuiltReport& report, const std::string& name) {
+  if (format == "ics") {
+    return TextResponse("text/calendar; charset=utf-8", report.ics, name + ".ics");
+  }
+  return ReportResponse(request, format, report.json, report.document, name, &report.csv);
+}
+
+}  // namespace
+
+Response GetInventoryReport(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"as_of", "group_by", "type", "format", "lang", "bom"});
+  const std::string format = ReportFormat(request, false);
+  const reports::Lang lang = ReportLang(request);
+  const std::optional<Timestamp> as_of = ParseAsOf(request);
+  const std::string group_by =
+      OneOfParam(request, "group_by", {"type", "owner", "status", "tag"}).value_or("type");
+  const std::optional<std::string> type = TextParam(request, "type");
+  if (format == "csv") {
+    // Every CI, one row each, streamed a batch at a time: memory stays flat for a million.
+    auto cursor = std::make_shared<store::ReportCursorHolder>();
+    cursor->cursor = std::make_unique<store::InventoryCursor>(ctx.db->Lease(), as_of, type);
+    Response response =
+        TextResponse("text/csv; charset=utf-8; header=present", "", "inventory.csv");
+    auto header = std::make_shared<std::string>(reports::InventoryCsvHeader(CsvBom(request)));
+    response.source = [cursor, header, rows = std::make_shared<std::vector<store::InventoryRow>>()](
+                          std::string& out) {
+      if (!header->empty()) {
+        out.swap(*header);
+        header->clear();
+      }
+      const bool more = cursor->cursor->Next(*rows, 5000);
+      reports::AppendInventoryCsv(out, *rows);
+      if (!more) cursor->cursor.reset();  // the connection goes back to the pool at once
+      return more;
+    };
+    return response;
+  }
+  store::DbSession session = ctx.db->Lease();
+  const std::vector<store::InventoryGroup> groups =
+      store::ReportRepository(session).InventoryGroups(as_of, group_by, type);
+  const reports::BuiltReport report =
+      reports::BuildInventoryReport(groups, group_by, as_of, type, lang, Timestamp::Now());
+  return BuiltResponse(request, format, report, "inventory");
+}
+
+Response GetInventoryCompareReport(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"from", "to", "type", "relation_type", "format", "lang", "bom"});
+  const std::string format = ReportFormat(request, false);
+  const reports::Lang lang = ReportLang(request);
+  const std::optional<Timestamp> from = TimeParam(request, "from");
+  const std::optional<Timestamp> to = TimeParam(request, "to");
+  if (!from || !to) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(!from ? "from" : "to") +
+                    " is required: the compare reads the estate at two instants, from and to");
+  }
+  if (!(*from < *to)) {
+    throw Error(ErrorCode::kInvalidArgument, "from must be before to");
+  }
+  if (*to > Timestamp::Now()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "to is in the future; history can only be read up to now");
+  }
+  const std::optional<std::string> type = TextParam(request, "type");
+  const std::optional<std::string> relation_type = TextParam(request, "relation_type");
+  store::DbSession session = ctx.db->Lease();
+  store::ReportRepository repo(session);
+  const auto cis = repo.CompareCis(*from, *to, type);
+  const auto relations = repo.CompareRelations(*from, *to, relation_type);
+  const reports::BuiltReport report =
+      reports::BuildCompareReport(cis, relations, *from, *to, type, lang, Timestamp::Now());
+  return BuiltResponse(request, format, report, "inventory-compare");
+}
+
+Response GetDriftReport(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"from", "to", "format", "lang", "bom"});
+  const std::string format = ReportFormat(request, false);
+  const reports::Lang lang = ReportLang(request);
+  const Period p = PeriodParams(request, -30 * kDay, 0);
+  store::DbSession session = ctx.db->Lease();
+  const auto findings = store::ReportRepository(session).Drift(p.from, p.to);
+  return BuiltResponse(request, format,
+                       reports::BuildDriftReport(findings, p.from, p.to, lang, Timestamp::Now()),
+                       "drift");
+}
+
+Response GetAuditReport(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"from", "to", "set", "format", "lang", "bom"});
+  const std::string format = ReportFormat(request, false);
+  const reports::Lang lang = ReportLang(request);
+  const Period p = PeriodParams(request, -365 * kDay, kDay);
+  const std::string set = TextParam(request, "set").value_or("baseline");
+  store::DbSession session = ctx.db->Lease();
+  const auto scores = store::ReportRepository(session).AuditScores(set, p.from, p.to);
+  return BuiltResponse(request, format,
+                       reports::BuildAuditReport(scores, set, p.from, p.to, lang, Timestamp::Now()),
+                       "audit");
+}
+
+Response GetChangesReport(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckQueryParams(request, {"from", "to", "format", "lang", "bom"});
+  const std::string format = ReportFormat(request, true);
+  const reports::Lang lang = ReportLang(request);
+  const Period p = PeriodParams(request, -7 * kDay, 30 * kDay);
+  store::DbSession session = ctx.db->Lease();
+  const auto changes = store::ReportRepository(session).ChangesBetween(p.from, p.to);
+  if (changes.size() > 10000) {
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "more than 10000 changes are planned between from and to; ask for a shorter period");
+  }
+  return BuiltResponse(request, format,
+                       reports::BuildChangesReport(changes, p.from, p.to, lang, Timestamp::Now()),
+                       "changes");
 }
 
 }  // namespace cmdb::server::handlers

@@ -94,6 +94,23 @@ HttpResult ParseResponse(const std::string& text) {
     pos = end + 2;
   }
   result.body = text.substr(header_end + 4);
+  if (result.header("transfer-encoding") == "chunked") {
+    // Streamed: the chunks joined; a body that ends before its last chunk is a failure.
+    std::string joined;
+    std::size_t at = 0;
+    for (;;) {
+      const std::size_t line_end = result.body.find("\r\n", at);
+      if (line_end == std::string::npos) throw std::runtime_error("chunked body cut short");
+      const std::size_t size = std::stoul(result.body.substr(at, line_end - at), nullptr, 16);
+      if (size == 0) break;
+      if (line_end + 2 + size + 2 > result.body.size()) {
+        throw std::runtime_error("chunked body cut short");
+      }
+      joined.append(result.body, line_end + 2, size);
+      at = line_end + 2 + size + 2;
+    }
+    result.body = std::move(joined);
+  }
   return result;
 }
 
