@@ -582,7 +582,14 @@ OperationsReport BuildOperationsReport(const std::string& month, const store::Op
     Table changes_table;
     changes_table.title = T(lang, "Changes that ended this month", "本月结束的变更");
     changes_table.headers = {T(lang, "Outcome", "结果"), T(lang, "Changes", "数量")};
-    for (const auto& [state, n] : by_state) changes_table.rows.push_back({Text(state), Number(n)});
+    const std::map<std::string, std::string> outcome_zh{{"completed", "已完成"},
+                                                        {"failed", "失败"},
+                                                        {"rejected", "已拒绝"},
+                                                        {"cancelled", "已取消"}};
+    for (const auto& [state, n] : by_state) {
+      changes_table.rows.push_back({Text(lang == Lang::kZh ? outcome_zh.at(state) : state),
+                                    Number(n, state == "failed" && n > 0)});
+    }
     changes_table.rows.push_back({Text(T(lang, "completed and followed by an incident within 72 h",
                                          "完成后 72 小时内发生事件")),
                                   Number(followed_count, followed_count > 0)});

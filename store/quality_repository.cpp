@@ -246,7 +246,8 @@ Callback QualityRepository::CreateCallback(const Callback& draft, const WriteCon
     if (*state != "resolved" && *state != "closed") {
       errors.Add("incident_id", "incident " + std::to_string(*draft.incident_id) + " is " + *state +
                                     "; the user is called back once it is resolved or closed");
-    } else if (resolved_at && draft.called_at < *resolved_at) {
+    } else if (resolved_at && draft.called_at.micros + 60'000'000 < resolved_at->micros) {
+      // (A minute of clock skew between the caller's machine and the server is tolerated.)
       errors.Add("called_at", "is before the incident was resolved (" +
                                   model::FormatTimestamp(*resolved_at) + ")");
     }
