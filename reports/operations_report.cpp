@@ -425,14 +425,34 @@ OperationsReport BuildOperationsReport(const std::string& month, const store::Op
   j["services"] = std::move(service_rows);
   std::map<std::string, std::int64_t> by_state{
       {"completed", 0}, {"failed", 0}, {"rejected", 0}, {"cancelled", 0}};
+  // Changes followed within 72 hours of their completion by an incident on a CI of their
+  // impact set (d.started is in start order).
   json::array followed;
+  constexpr std::int64_t k72Hours = std::int64_t{72} * 60 * kMinute;
   for (const store::ReportChange& c : d.changes) {
     ++by_state[c.state];
-    if (!c.incidents_within_72h.empty()) {
+    if (c.state != "completed") continue;
+    std::vector<std::int64_t> impact = c.impact;
+    std::sort(impact.begin(), impact.end());
+    auto first = std::lower_bound(
+        d.started.begin(), d.started.end(), c.ended_at,
+        [](const store::StartedIncident& i, Timestamp t) { return i.started_at < t; });
+    std::vector<std::int64_t> hit;
+    for (auto it = first;
+         it != d.started.end() && it->started_at.micros < c.ended_at.micros + k72Hours; ++it) {
+      for (std::int64_t ci : it->ci_ids) {
+        if (std::binary_search(impact.begin(), impact.end(), ci)) {
+          hit.push_back(it->id);
+          break;
+        }
+      }
+    }
+    if (!hit.empty()) {
+      std::sort(hit.begin(), hit.end());
       followed.push_back(json::object{{"change_id", c.id},
                                       {"title", c.title},
                                       {"completed_at", model::FormatTimestamp(c.ended_at)},
-                                      {"incident_ids", model::IdsToJson(c.incidents_within_72h)}});
+                                      {"incident_ids", model::IdsToJson(hit)}});
     }
   }
   const std::int64_t followed_count = static_cast<std::int64_t>(followed.size());

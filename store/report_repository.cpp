@@ -68,20 +68,27 @@ OperationsData ReportRepository::LoadOperations(Timestamp start, Timestamp end) 
       },
       soci::use(from), soci::use(to));
 
-  // Changes that ended in the month, and incidents within 72 h of a completion on their impact
-  // set (the CIs the submission froze, or the change's own CIs).
+  // Changes that ended in the month (their event into the state they are in), with their
+  // impact sets; and the incidents that started from the month's start to 72 h after its end,
+  // for what followed a change.
   sql::ForEachRow(
       db_,
-      "SELECT c.id, c.title, c.state, cmdb_us(e.at), c.created_by, CASE WHEN c.state = "
-      "'completed' THEN (SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}')::text FROM "
-      "incidents i WHERE i.started_at >= e.at AND i.started_at < e.at + interval '72 hours' AND "
-      "i.ci_ids && coalesce(c.impact_ci_ids, c.ci_ids)) ELSE '{}' END FROM changes c JOIN "
-      "LATERAL (SELECT max(at) AS at FROM change_events ev WHERE ev.change_id = c.id AND "
-      "ev.to_state = c.state) e ON true WHERE c.state IN ('completed', 'failed', 'rejected', "
-      "'cancelled') AND e.at >= cmdb_ts($1) AND e.at < cmdb_ts($2) ORDER BY e.at, c.id",
+      "SELECT c.id, c.title, c.state, cmdb_us(e.at), c.created_by, coalesce(c.impact_ci_ids, "
+      "c.ci_ids)::text FROM (SELECT change_id, to_state, max(at) AS at FROM change_events WHERE "
+      "to_state IN ('completed', 'failed', 'rejected', 'cancelled') AND at >= cmdb_ts($1) AND "
+      "at < cmdb_ts($2) GROUP BY change_id, to_state) e JOIN changes c ON c.id = e.change_id AND "
+      "c.state = e.to_state ORDER BY e.at, c.id",
       [&](const soci::row& r) {
         d.changes.push_back(ReportChange{sql::Int(r, 0), sql::Text(r, 1), sql::Text(r, 2),
                                          sql::Time(r, 3), sql::Text(r, 4), sql::Ids(r, 5)});
+      },
+      soci::use(from), soci::use(to));
+  sql::ForEachRow(
+      db_,
+      "SELECT id, cmdb_us(started_at), ci_ids::text FROM incidents WHERE started_at >= "
+      "cmdb_ts($1) AND started_at < cmdb_ts($2) + interval '72 hours' ORDER BY started_at, id",
+      [&](const soci::row& r) {
+        d.started.push_back(StartedIncident{sql::Int(r, 0), sql::Time(r, 1), sql::Ids(r, 2)});
       },
       soci::use(from), soci::use(to));
 

@@ -45,8 +45,14 @@ struct ReportChange {
   std::string state;
   model::Timestamp ended_at;
   std::string requested_by;
-  // Incidents that started within 72 hours after it completed on a CI of its impact set.
-  std::vector<std::int64_t> incidents_within_72h;
+  std::vector<std::int64_t> impact;  // the frozen impact set, or the change's CIs
+};
+
+// An incident's start and CIs, for what followed a change.
+struct StartedIncident {
+  std::int64_t id = 0;
+  model::Timestamp started_at;
+  std::vector<std::int64_t> ci_ids;
 };
 
 struct ReportDriftCounts {
@@ -78,6 +84,7 @@ struct OperationsData {
   std::vector<model::Complaint> complaints;  // not closed before the month started
   std::vector<ReportArticle> articles;       // created or approved within the month
   std::vector<ReportChange> changes;
+  std::vector<StartedIncident> started;  // incidents started in [start, end + 72 h), by start
   ReportDriftCounts drift;
   std::optional<ReportAuditScore> audit_start;        // the baseline set's latest run before start
   std::optional<ReportAuditScore> audit_end;          // ... before end
