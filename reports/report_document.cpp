@@ -65,6 +65,7 @@ void AppendFolded(std::string& out, const std::string& line) {
   while (line.size() - start > limit) {
     std::size_t cut = start + limit;
     while (cut > start && (static_cast<unsigned char>(line[cut]) & 0xC0U) == 0x80U) --cut;
+    if (cut == start) cut = start + limit;  // not UTF-8 at all: split where the octets say
     out.append(line, start, cut - start);
     out += "\r\n ";
     start = cut;

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 runs=${2:-0}
-targets=(fuzz_json fuzz_merge_patch fuzz_csv fuzz_nmap fuzz_ansible fuzz_agent fuzz_query fuzz_render fuzz_audit_rule)
+targets=(fuzz_json fuzz_merge_patch fuzz_csv fuzz_nmap fuzz_ansible fuzz_agent fuzz_query fuzz_render fuzz_audit_rule fuzz_report_writers)
 
 echo "== build (fuzz preset, clang)"
 cmake --preset fuzz >/dev/null

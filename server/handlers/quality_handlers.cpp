@@ -5,6 +5,7 @@
 
 #include "server/handlers/handlers.hpp"
 #include "store/db_pool.hpp"
+#include "store/incident_repository.hpp"
 #include "store/quality_repository.hpp"
 
 namespace cmdb::server::handlers {
@@ -36,6 +37,13 @@ Response ComplaintStep(const Request& request, const PathParams& params, AppCont
       id, action, step, ParseIfMatch(request), Writer(request));
   return ResourceResponse(200, model::ComplaintToJson(complaint, Timestamp::Now()),
                           complaint.version, "");
+}
+
+// 404 unless incident `id` exists.
+void CheckIncident(store::DbSession& session, std::int64_t id) {
+  if (!store::IncidentRepository(session).Find(id)) {
+    throw Error(ErrorCode::kNotFound, "incident " + std::to_string(id) + " does not exist");
+  }
 }
 
 }  // namespace
@@ -105,6 +113,7 @@ Response ListIncidentCallbacks(const Request& request, const PathParams& params,
   filter.limit = ParseLimit(request);
   filter.after = DecodeCursor(request);
   store::DbSession session = ctx.db->Lease();
+  CheckIncident(session, *filter.incident);
   return PageResponse(store::QualityRepository(session).ListCallbacks(filter),
                       static_cast<std::size_t>(filter.limit), model::CallbackToJson);
 }
@@ -232,6 +241,7 @@ Response ListIncidentChanges(const Request& request, const PathParams& params, A
   CheckQueryParams(request, {});
   const std::int64_t incident = ParseId(params.at("id"), "incident id");
   store::DbSession session = ctx.db->Lease();
+  CheckIncident(session, incident);
   const Timestamp now = Timestamp::Now();
   json::array items;
   for (const model::IncidentChange& l : store::QualityRepository(session).Plans(incident)) {

@@ -105,6 +105,8 @@ TEST_F(QualityApi, IncidentCallbacksWaitForTheResolutionAndScoreOneToFive) {
   EXPECT_TRUE(NamesField(
       Post(path, R"({"called_at": ")" + In(0) + R"(", "reached": false, "score": 4})"), "score"));
   EXPECT_TRUE(NamesField(Post(path, R"({"reached": true, "score": 4})"), "called_at"));
+  EXPECT_EQ(Get("/api/v1/incidents/999999/callbacks").status, 404);
+  EXPECT_EQ(Get("/api/v1/incidents/999999/changes").status, 404);
   EXPECT_EQ(Post("/api/v1/incidents/999999/callbacks",
                  R"({"called_at": ")" + In(0) + R"(", "reached": false})")
                 .status,
