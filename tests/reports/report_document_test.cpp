@@ -92,6 +92,16 @@ TEST(ICalendar, EscapesFoldsAtSeventyFiveOctetsAndNeverSplitsACharacter) {
   EXPECT_NE(unfolded.find(std::string(60, 'x') + "财务系统财务系统财务系统"), std::string::npos);
 }
 
+TEST(ICalendar, TextThatIsNotUtf8IsStillFolded) {
+  CalendarEvent e;
+  e.summary = std::string(300, '\x80');  // continuation bytes only: no character boundary
+  const std::string ics = ICalendar("x", {e}, model::Timestamp{0});
+  for (std::size_t p = 0, end; (end = ics.find("\r\n", p)) != std::string::npos; p = end + 2) {
+    EXPECT_LE(end - p, 75U);
+  }
+  EXPECT_NE(ics.find("END:VCALENDAR"), std::string::npos);
+}
+
 TEST(Lang, FromAcceptLanguage) {
   EXPECT_EQ(LangFromAcceptLanguage(""), Lang::kEn);
   EXPECT_EQ(LangFromAcceptLanguage("zh-CN,zh;q=0.9,en;q=0.8"), Lang::kZh);
