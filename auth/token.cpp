@@ -166,6 +166,25 @@ bool SameDigest(const store::TokenDigest& a, const store::TokenDigest& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+std::string CsrfToken(std::string_view pepper, std::string_view session_token) {
+  const store::TokenDigest digest = KeyedHash(pepper, "csrf:" + std::string(session_token));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(digest.size() * 2);
+  for (unsigned char b : digest) {
+    out += kHex[b >> 4U];
+    out += kHex[b & 15U];
+  }
+  return out;
+}
+
+bool CsrfTokenMatches(std::string_view pepper, std::string_view session_token,
+                      std::string_view given) {
+  const std::string expected = CsrfToken(pepper, session_token);
+  return given.size() == expected.size() &&
+         CRYPTO_memcmp(given.data(), expected.data(), expected.size()) == 0;
+}
+
 namespace {
 
 std::filesystem::path PepperFile(const std::string& data_dir) {

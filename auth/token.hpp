@@ -34,6 +34,14 @@ store::TokenDigest KeyedHash(std::string_view pepper, std::string_view token);
 // Compares two digests in constant time.
 bool SameDigest(const store::TokenDigest& a, const store::TokenDigest& b);
 
+// The web UI's anti-forgery token of a session: HMAC-SHA256(pepper, "csrf:" + token) in hex.
+// A page of another site cannot know it (the session cookie is HttpOnly and not sent to it),
+// and it changes with the token.
+std::string CsrfToken(std::string_view pepper, std::string_view session_token);
+// Whether `given` is the anti-forgery token of `session_token`, compared in constant time.
+bool CsrfTokenMatches(std::string_view pepper, std::string_view session_token,
+                      std::string_view given);
+
 // The pepper: `configured` (CMDB_TOKEN_PEPPER) when set, else <data_dir>/token-pepper, created
 // with 32 random bytes (mode 0600) when missing. Throws model::Error naming the file.
 std::string LoadPepper(const std::string& configured, const std::string& data_dir);

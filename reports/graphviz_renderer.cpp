@@ -113,6 +113,14 @@ std::string GraphvizRenderer::Render(const ImpactPicture& picture, RenderFormat 
     Set(node, "label", label);
     Set(node, "fontname", "Helvetica");
     Set(node, "shape", n.service ? "doubleoctagon" : n.folded > 0 ? "note" : "box");
+    if (!picture.node_link.empty() && n.id > 0) {
+      std::string url = picture.node_link;
+      const std::size_t at = url.find("{id}");
+      if (at != std::string::npos) url.replace(at, 4, std::to_string(n.id));
+      Set(node, "URL", url);
+      Set(node, "target", "_top");
+      Set(node, "tooltip", EscapeLabel(n.name));
+    }
     std::string style = "filled";
     std::string fill = "#e8eef7";
     std::string color = "#4a6fa5";

@@ -34,6 +34,9 @@ struct PictureEdge {
 
 struct ImpactPicture {
   std::string title;
+  // When set, every CI node links there ("{id}" replaced by the CI's id): the web UI's
+  // clickable graph. The API's pictures have no links.
+  std::string node_link;
   std::vector<PictureNode> nodes;
   std::vector<PictureEdge> edges;
 };

@@ -27,6 +27,7 @@
 #include "reports/graphviz_renderer.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
+#include "server/handlers/handlers.hpp"
 #include "server/router.hpp"
 #include "store/audit_log_repository.hpp"
 #include "store/ci_reader.hpp"
@@ -258,6 +259,7 @@ void App::Start() {
     s.auth = std::make_unique<auth::Authenticator>(*s.pool, pepper, auth_options);
     s.context.auth = s.auth.get();
     s.context.pepper = pepper;
+    s.context.tls = !s.config.tls_cert.empty() && !s.config.tls_key.empty();
     {
       store::DbPool* audit_pool = s.pool.get();
       s.context.audit = [audit_pool](const model::AuditEntry& entry) {
@@ -271,7 +273,10 @@ void App::Start() {
                  "clear; give --tls-cert and --tls-key, or put a TLS proxy in front",
                  {{"listen", s.config.listen}});
     }
-    s.router = std::make_unique<Router>(ApiRoutes());
+    std::vector<Route> routes = ApiRoutes();
+    for (Route& route : handlers::UiRoutes()) routes.push_back(std::move(route));
+    s.router = std::make_unique<Router>(std::move(routes));
+    s.context.router = s.router.get();
     s.context.db = s.pool.get();
     s.context.ci_reader = s.ci_reader.get();
     s.context.graph = s.graph.get();

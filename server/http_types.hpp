@@ -66,6 +66,12 @@ class BodySink {
   virtual Response Abandon(Response problem) = 0;
 };
 
+// `text` percent-encoded for a query string (everything but A-Z a-z 0-9 - . _ ~).
+std::string UrlEncode(std::string_view text);
+
+// The value of cookie `name` in a Cookie header ("a=1; b=2"); "" when absent.
+std::string CookieValue(std::string_view header, std::string_view name);
+
 // Splits a request target into its decoded path and query. Returns false when the target is
 // not origin-form or holds a malformed percent escape.
 bool ParseTarget(std::string_view target, std::string& path,

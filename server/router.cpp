@@ -313,8 +313,13 @@ void Authorize(const Route& route, const Request& request, AppContext& ctx) {
   if (ctx.auth == nullptr) {
     throw model::Error(model::ErrorCode::kUnauthenticated, "this server verifies no token");
   }
-  request.principal =
-      ctx.auth->Authenticate(request.Header("authorization"), request.client_address);
+  // The web UI signs in once and sends its token in the HttpOnly session cookie instead.
+  std::string authorization(request.Header("authorization"));
+  if (authorization.empty() && IsUiPath(request.path)) {
+    const std::string session = CookieValue(request.Header("cookie"), kSessionCookie);
+    if (!session.empty()) authorization = "Bearer " + session;
+  }
+  request.principal = ctx.auth->Authenticate(authorization, request.client_address);
   if (!route.access.Permits(*request.principal)) {
     throw model::Error(model::ErrorCode::kPermissionDenied,
                        request.method + " " + route.pattern + " needs the role " +
@@ -399,6 +404,7 @@ Response Router::Dispatch(const Request& request, AppContext& ctx) const {
   } catch (const std::exception&) {
     response = CurrentProblem(request);
   }
+  if (IsUiPath(request.path)) response = handlers::UiResponse(request, std::move(response));
   Record(request, ctx, route_name, started, response);
   Audit(request, ctx, route_name, params, response);
   return response;

@@ -39,6 +39,8 @@ namespace cmdb::server {
 class Metrics;
 
 // Long-lived objects a handler may use; built in main and shared by all requests.
+class Router;
+
 struct AppContext {
   store::DbPool* db = nullptr;
   store::BatchedCiReader* ci_reader = nullptr;  // GET of one CI, batched; may be null
@@ -56,11 +58,19 @@ struct AppContext {
   // Appends a line to the audit log (every write and every refused attempt); may be null.
   std::function<void(const model::AuditEntry&)> audit;
   std::string pepper;  // the key of token hashes, for the handlers that issue tokens
+  bool tls = false;    // HTTPS: the web UI's session cookie is Secure
+  // The routes themselves: the web UI's pages fetch their data through the API's routes.
+  const Router* router = nullptr;
   std::string_view openapi_json;
   bool log_requests = true;  // one structured line per request on stderr
 };
 
 using PathParams = std::map<std::string, std::string, std::less<>>;
+
+// The web UI: its pages live under /ui/, and it signs in with this HttpOnly cookie holding the
+// user's token instead of an Authorization header.
+inline constexpr const char* kSessionCookie = "cmdb_session";
+inline bool IsUiPath(std::string_view path) { return path == "/ui" || path.rfind("/ui/", 0) == 0; }
 using Handler = std::function<Response(const Request&, const PathParams&, AppContext&)>;
 // Called with a function that makes the response (what it throws becomes a problem response).
 using Answer = std::function<void(const std::function<Response()>& respond)>;

@@ -121,6 +121,9 @@ Response DeleteCi(const Request&, const PathParams&, AppContext&);
 Response GetCiHistory(const Request&, const PathParams&, AppContext&);
 Response GetCiImpact(const Request&, const PathParams&, AppContext&);
 Response GetCiImpactGraph(const Request&, const PathParams&, AppContext&);
+// The impact picture of CI {id} as GetCiImpactGraph draws it (its query parameters unchecked),
+// every CI node linking to `node_link` ("{id}" replaced) when set.
+Response CiImpactGraph(const Request&, const PathParams&, AppContext&, const std::string& node_link);
 
 // Marks the CIs of an impact picture that have open drift or an open incident.
 }  // namespace cmdb::server::handlers
@@ -260,5 +263,12 @@ Response GetInventoryCompareReport(const Request&, const PathParams&, AppContext
 Response GetDriftReport(const Request&, const PathParams&, AppContext&);
 Response GetAuditReport(const Request&, const PathParams&, AppContext&);
 Response GetChangesReport(const Request&, const PathParams&, AppContext&);
+
+// --- web UI (ui_handlers.cpp) ---
+// The web UI's routes: pages under /ui/, signed in with the session cookie.
+std::vector<Route> UiRoutes();
+// What the router answers on a /ui/ path: a problem becomes a page (401: to the sign-in page),
+// and every answer gets the UI's security headers.
+Response UiResponse(const Request& request, Response response);
 
 }  // namespace cmdb::server::handlers

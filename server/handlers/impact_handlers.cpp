@@ -192,8 +192,14 @@ Response RenderPicture(const Request& request, reports::ImpactPicture& picture, 
 Response GetCiImpactGraph(const Request& request, const PathParams& params, AppContext& ctx) {
   CheckQueryParams(request,
                    {"direction", "depth", "relation_types", "max_nodes", "as_of", "format"});
+  return CiImpactGraph(request, params, ctx, "");
+}
+
+Response CiImpactGraph(const Request& request, const PathParams& params, AppContext& ctx,
+                       const std::string& node_link) {
   ComputedImpact c = ComputeImpact(request, params, ctx);
   reports::ImpactPicture picture = reports::BuildImpactPicture(c.result, *c.graph, c.query.root);
+  picture.node_link = node_link;
   return RenderPicture(request, picture, ctx);
 }
 
