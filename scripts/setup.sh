@@ -13,6 +13,7 @@ PACKAGES=(
   libssl-dev openssl clang-format curl jq wrk python3 python3-jsonschema
   clang libclang-rt-14-dev
   nmap ansible-core
+  chromium
 )
 
 missing=()
@@ -22,6 +23,12 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js and npm run the browser tests (tests/browser): the machine's own when it has them,
+# Debian's otherwise.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0

@@ -42,5 +42,8 @@ export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --preset all -j2 --timeout 900 "$@"
 
+echo "== browser (the web UI walked in Debian's Chromium; screenshots in build/browser/)"
+tests/browser/run.sh build/asan/server/cmdb
+
 echo "== fuzz (each libFuzzer target for 10 s from its seeds, after its regression inputs)"
 ./scripts/fuzz.sh 10

@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
               << "/api/v1/cis?type=business_service'\n"
               << "  curl -s -H \"Authorization: Bearer $TOKEN\" '" << url
               << "/api/v1/cis/11/impact'   (with --demo: shop-db)\n"
+              << "The web UI is at " << url << "/ui/ (sign in with a token).\n"
               << "Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
               << std::flush;
     int received = 0;

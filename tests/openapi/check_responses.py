@@ -71,6 +71,8 @@ def check(document, record):
     target = record["target"]
     status = str(record["status"])
     path = urllib.parse.urlsplit(target).path
+    if path == "/ui" or path.startswith("/ui/"):
+        return []  # the web UI's pages and assets, not the JSON API (docs/ui.md)
     template, operation = document.operation(method, path)
     where = f"{method} {target} -> {status}"
     if template is None:

@@ -1,0 +1,164 @@
+// The web UI walked as its users walk it, in Debian's Chromium driven by puppeteer-core:
+// sign in, find a CI, open its impact graph and follow a node, accept a drift finding, approve
+// a change as a reviewer (and find no approve button as a viewer), open the monthly report,
+// switch to Chinese. Every page gets a screenshot (CMDB_SCREENSHOTS) and axe-core's check
+// (no serious or critical violation); no page may break its Content-Security-Policy.
+//   CMDB_URL=http://127.0.0.1:8090 CMDB_TOKENS=data/demo-tokens.json node walk.mjs
+import fs from "node:fs";
+import path from "node:path";
+import puppeteer from "puppeteer-core";
+
+const base = process.env.CMDB_URL;
+const tokens = JSON.parse(fs.readFileSync(process.env.CMDB_TOKENS, "utf8"));
+const shots = process.env.CMDB_SCREENSHOTS || "build/browser";
+fs.mkdirSync(shots, { recursive: true });
+const axeSource = fs.readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+
+const failures = [];
+function check(ok, what) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+  if (!ok) failures.push(what);
+}
+
+async function api(method, route, token, body) {
+  const response = await fetch(base + route, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--lang=en-US"],
+});
+
+const cspViolations = [];
+async function newPage(context) {
+  const page = await context.newPage();
+  await page.setViewport({ width: 1280, height: 900 });
+  page.on("console", (message) => {
+    if (/Content Security Policy|Refused to/.test(message.text())) cspViolations.push(message.text());
+  });
+  return page;
+}
+
+async function audit(page, name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  // axe runs as a script the page's policy would refuse: injected with the policy bypassed.
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.nodes.length}: ${v.nodes[0].target})`);
+  });
+  check(violations.length === 0, `${name}: no serious accessibility violation ${violations.join("; ")}`);
+}
+
+async function signIn(context, token) {
+  const page = await newPage(context);
+  await page.setBypassCSP(false);
+  await page.goto(`${base}/ui/`);
+  check(page.url().includes("/ui/login"), "an anonymous visit is sent to the sign-in page");
+  await page.type("#token", token);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+  return page;
+}
+
+// Puts axe into every document the page loads from now on.
+async function withAxe(page) {
+  await page.setBypassCSP(true);
+  await page.evaluateOnNewDocument(axeSource);
+}
+
+try {
+  // --- an asset admin ---
+  const admin = await browser.createBrowserContext();
+  const page = await signIn(admin, tokens.asset_admin);
+  await withAxe(page);
+  await page.goto(`${base}/ui/`);
+  check((await page.$eval("h1", (h) => h.textContent)).includes("Welcome"), "signed in: the home page");
+  const cookie = (await page.cookies()).find((c) => c.name === "cmdb_session");
+  check(cookie && cookie.httpOnly && cookie.sameSite === "Strict", "the session cookie is HttpOnly and SameSite=Strict");
+  await audit(page, "01-home");
+
+  await page.type("#home-q", "shop-db");
+  await Promise.all([page.waitForNavigation(), page.click("form[role=search] button")]);
+  await audit(page, "02-search");
+  await Promise.all([page.waitForNavigation(), page.click("td a[href^='/ui/cis/']")]);
+  check((await page.$eval("h1", (h) => h.textContent)).includes("shop-db"), "found shop-db and opened it");
+  await audit(page, "03-ci");
+
+  await Promise.all([page.waitForNavigation(), page.click("a.button[href$='/impact']")]);
+  check((await page.$("div.graph svg")) !== null, "the impact graph is drawn");
+  const before = await page.$eval("h1", (h) => h.textContent);
+  const node = await page.$$eval("div.graph svg a", (links) =>
+    links.map((a) => a.getAttribute("href") || a.getAttribute("xlink:href")).find((h) => h && !h.startsWith("/ui/cis/11/")));
+  check(Boolean(node), "the graph's CIs are links");
+  await audit(page, "04-impact");
+  await Promise.all([page.waitForNavigation(), page.click(`div.graph svg a[*|href='${node}']`)]);
+  const after = await page.$eval("h1", (h) => h.textContent);
+  check(after !== before && after.startsWith("Impact of"), `followed a node: ${after.trim()}`);
+
+  // A discovery run that drifts: esx-01's memory.
+  await api("POST", "/api/v1/discovery/runs?source=1", tokens.discovery_agent, {
+    items: [{ identity: { serial: "CZJ91001" }, attributes: { memory_mb: 262144 } }],
+  });
+  await page.goto(`${base}/ui/drift`);
+  const row = await page.$("tbody tr");
+  check(row !== null, "the drift queue lists the finding");
+  await audit(page, "05-drift");
+  const id = await page.$eval("tbody tr", (tr) => tr.id);
+  await page.click(`#${id} button`);  // accept, in place
+  await page.waitForFunction((rowId) => document.querySelector(`#${rowId} .badge`)?.textContent === "accepted", {}, id);
+  check(true, "accepted the finding in place");
+  await page.screenshot({ path: path.join(shots, "06-drift-accepted.png"), fullPage: true });
+
+  // --- a change to review ---
+  const change = await api("POST", "/api/v1/changes", tokens.asset_admin, {
+    title: "Upgrade shop-db to PostgreSQL 16", risk: "high", ci_ids: [11],
+    planned_start: new Date(Date.now() + 86400e3).toISOString(),
+    planned_end: new Date(Date.now() + 90000e3).toISOString(),
+  });
+  await api("POST", `/api/v1/changes/${change.id}/submit`, tokens.asset_admin);
+  const viewerContext = await browser.createBrowserContext();
+  const viewer = await signIn(viewerContext, tokens.viewer);
+  await viewer.goto(`${base}/ui/changes/${change.id}`);
+  check((await viewer.$("form[action$='/approve']")) === null, "a viewer is offered no approve button");
+  const reviewerContext = await browser.createBrowserContext();
+  const reviewer = await signIn(reviewerContext, tokens.change_reviewer);
+  await withAxe(reviewer);
+  await reviewer.goto(`${base}/ui/changes/${change.id}`);
+  await audit(reviewer, "07-change");
+  await reviewer.type("#reason", "CAB 2026-12");
+  await Promise.all([reviewer.waitForNavigation(), reviewer.click("form[action$='/approve'] button[type=submit]:not([formaction])")]);
+  check((await reviewer.$eval("h1 .badge", (b) => b.textContent)) === "approved", "the reviewer approved the change");
+  await audit(reviewer, "08-change-approved");
+
+  // --- the monthly report ---
+  await reviewer.goto(`${base}/ui/reports`);
+  await audit(reviewer, "09-reports");
+  await Promise.all([reviewer.waitForNavigation(), reviewer.click("form.filters button")]);
+  check((await reviewer.$eval("h1", (h) => h.textContent)).startsWith("Operations review"), "opened the monthly report");
+  await reviewer.screenshot({ path: path.join(shots, "10-operations.png"), fullPage: true });
+
+  // --- in Chinese, remembered ---
+  await page.goto(`${base}/ui/cis`);
+  await Promise.all([page.waitForNavigation(), page.click("a[lang=zh]")]);
+  check((await page.$eval("h1", (h) => h.textContent)) === "配置项", "switched to Chinese");
+  await page.goto(`${base}/ui/drift`);
+  check((await page.$eval("h1", (h) => h.textContent)) === "配置偏差审核", "the language is remembered");
+  await audit(page, "11-drift-zh");
+
+  check(cspViolations.length === 0, `no Content-Security-Policy violation ${cspViolations.slice(0, 3).join(" | ")}`);
+} catch (error) {
+  check(false, `the walk stopped: ${error.stack || error}`);
+} finally {
+  await browser.close();
+}
+console.log(failures.length === 0 ? "browser walk: every step passed" : `browser walk: ${failures.length} failed`);
+process.exit(failures.length === 0 ? 0 : 1);
