@@ -123,7 +123,8 @@ Response GetCiImpact(const Request&, const PathParams&, AppContext&);
 Response GetCiImpactGraph(const Request&, const PathParams&, AppContext&);
 // The impact picture of CI {id} as GetCiImpactGraph draws it (its query parameters unchecked),
 // every CI node linking to `node_link` ("{id}" replaced) when set.
-Response CiImpactGraph(const Request&, const PathParams&, AppContext&, const std::string& node_link);
+Response CiImpactGraph(const Request&, const PathParams&, AppContext&,
+                       const std::string& node_link);
 
 // Marks the CIs of an impact picture that have open drift or an open incident.
 }  // namespace cmdb::server::handlers
