@@ -163,6 +163,7 @@ std::string RenderPage(std::string_view page, const std::string& title, json::ob
   layout["other_lang"] = other;
   if (viewer != nullptr) {
     layout["viewer"] = json::object{{"user", viewer->user}, {"csrf", viewer->csrf}};
+    layout["can_admin"] = viewer->admin;
   }
   mst::data layout_data = PageData(std::move(layout), nullptr, lang);
   layout_data.set("body", body);  // rendered above, every value escaped there

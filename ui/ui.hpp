@@ -20,8 +20,9 @@ using reports::Lang;
 // Who is signed in, as pages need it.
 struct Viewer {
   std::string user;
-  std::string roles;  // "viewer, asset_admin", for display
-  std::string csrf;   // the session's anti-forgery token, sent back by every form and htmx call
+  std::string roles;   // "viewer, asset_admin", for display
+  std::string csrf;    // the session's anti-forgery token, sent back by every form and htmx call
+  bool admin = false;  // users and the audit log are offered (admin, auditor)
 };
 
 // `page` (ui/templates/<page>.mustache) with `data`, inside the layout: `title`, the language

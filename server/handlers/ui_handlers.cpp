@@ -54,6 +54,7 @@ ui::Viewer ViewerOf(const Request& request, const AppContext& ctx) {
   v.user = p.user;
   v.roles = p.roles.Describe();
   v.csrf = auth::CsrfToken(ctx.pepper, SessionToken(request));
+  v.admin = p.Allows(model::Role::kAdmin) || p.Allows(model::Role::kAuditor);
   return v;
 }
 
@@ -552,6 +553,181 @@ Response Report(const Request& request, const PathParams& params, AppContext& ct
   return r;
 }
 
+// --- incidents ---
+
+Response IncidentList(const Request& request, const PathParams&, AppContext& ctx) {
+  const ui::Lang lang = PageLang(request);
+  json::object data;
+  const std::optional<std::string> state = request.Query("state");
+  data["incidents"] = Api(request, ctx, "GET",
+                          "/api/v1/incidents" + PassQuery(request, {"state"}) +
+                              (state && !state->empty() ? "&" : "?") + "limit=100");
+  data["states"] = Options({"new", "in_progress", "resolved", "closed"}, state);
+  return Page(request, ctx, "incidents", ui::Tr(lang, "nav_incidents"), std::move(data));
+}
+
+Response IncidentDetail(const Request& request, const PathParams& params, AppContext& ctx) {
+  const ui::Lang lang = PageLang(request);
+  const std::string id = std::to_string(ParseId(params.at("id"), "incident id"));
+  json::object data;
+  const json::value incident = Api(request, ctx, "GET", "/api/v1/incidents/" + id);
+  data["incident"] = incident;
+  data["trace"] = Api(request, ctx, "GET", "/api/v1/incidents/" + id + "/trace");
+  data["events"] = Api(request, ctx, "GET", "/api/v1/incidents/" + id + "/events");
+  // What the API would allow: a handler acts, escalating only from their own tier.
+  const model::Principal& p = Caller(request);
+  const std::string allowed(incident.at("allowed_actions").as_string());
+  const bool handler = p.Allows(model::Role::kIncidentHandler);
+  const bool own_tier =
+      p.roles.Contains(model::Role::kAdmin) || p.tier.value_or(0) == incident.at("tier").as_int64();
+  const bool can_escalate = handler && own_tier && allowed.find("escalate") != std::string::npos;
+  const bool can_resolve = handler && allowed.find("resolve") != std::string::npos;
+  data["can_escalate"] = can_escalate;
+  data["can_resolve"] = can_resolve;
+  data["can_act"] = can_escalate || can_resolve;
+  if (auto done = request.Query("done");
+      done && (*done == "escalated" || *done == "resolved_msg")) {
+    data["message"] = ui::Tr(lang, *done);
+  }
+  return Page(request, ctx, "incident",
+              "#" + id + " " + std::string(incident.at("title").as_string()), std::move(data));
+}
+
+Response ActOnIncident(const Request& request, const PathParams& params, AppContext& ctx,
+                       const char* action) {
+  CheckCsrf(request, ctx);
+  const std::string id = std::to_string(ParseId(params.at("id"), "incident id"));
+  const std::string reason = FormField(Form(request), "reason");
+  json::object body;
+  if (std::string(action) == "escalate") body["reason"] = reason;
+  if (std::string(action) == "resolve" && !reason.empty()) body["resolution"] = reason;
+  Api(request, ctx, "POST", "/api/v1/incidents/" + id + "/" + action, json::serialize(body));
+  return Redirect("/ui/incidents/" + id +
+                  "?done=" + (std::string(action) == "escalate" ? "escalated" : "resolved_msg"));
+}
+
+Response EscalateIncidentUi(const Request& r, const PathParams& p, AppContext& c) {
+  return ActOnIncident(r, p, c, "escalate");
+}
+Response ResolveIncidentUi(const Request& r, const PathParams& p, AppContext& c) {
+  return ActOnIncident(r, p, c, "resolve");
+}
+
+// --- audit ---
+
+Response AuditDashboard(const Request& request, const PathParams&, AppContext& ctx) {
+  const ui::Lang lang = PageLang(request);
+  json::object data;
+  const json::value runs = Api(request, ctx, "GET", "/api/v1/audit/runs?limit=20");
+  json::array rules;
+  for (const json::value& run : runs.at("items").as_array()) {
+    if (run.at("state") != "succeeded") continue;
+    const json::value full =
+        Api(request, ctx, "GET", "/api/v1/audit/runs/" + std::to_string(run.at("id").as_int64()));
+    data["run"] = full;
+    if (const json::object* counts = full.at("rules").if_object()) {
+      for (const auto& [key, c] : *counts) {
+        json::object row = c.as_object();
+        row["key"] = key;
+        row["failing"] = c.at("fail").as_int64() > 0;
+        rules.push_back(std::move(row));
+      }
+    }
+    break;
+  }
+  if (!data.contains("run")) data["run"] = nullptr;
+  data["rules"] = std::move(rules);
+  json::value findings = Api(request, ctx, "GET", "/api/v1/audit/findings?state=open&limit=100");
+  const bool can_waive = Caller(request).Allows(model::Role::kAssetAdmin);
+  for (json::value& f : findings.at("items").as_array()) f.as_object()["can_waive"] = can_waive;
+  data["findings"] = std::move(findings);
+  return Page(request, ctx, "audit", ui::Tr(lang, "audit_dashboard"), std::move(data));
+}
+
+Response WaiveFindingUi(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckCsrf(request, ctx);
+  const std::string id = std::to_string(ParseId(params.at("id"), "finding id"));
+  const auto form = Form(request);
+  std::string until = FormField(form, "until");
+  if (until.size() == 10) until += "T23:59:59Z";  // a date control: the end of that day, UTC
+  Api(request, ctx, "POST", "/api/v1/audit/findings/" + id + "/waive",
+      json::serialize(json::object{{"reason", FormField(form, "reason")}, {"until", until}}));
+  return Redirect("/ui/audit");
+}
+
+// --- knowledge ---
+
+Response KnowledgeQueue(const Request& request, const PathParams&, AppContext& ctx) {
+  const ui::Lang lang = PageLang(request);
+  json::value articles = Api(request, ctx, "GET", "/api/v1/knowledge?state=draft&limit=100");
+  const model::Principal& p = Caller(request);
+  for (json::value& a : articles.at("items").as_array()) {
+    // A lead approves their own line's articles, never their own (admin: any line's).
+    const json::value& tier = a.at("created_by_tier");
+    const bool line = p.roles.Contains(model::Role::kAdmin) ||
+                      (tier.is_int64() && p.tier && *p.tier == tier.as_int64());
+    a.as_object()["can_approve"] =
+        p.Allows(model::Role::kGroupLead) && line && a.at("created_by") != p.user.c_str();
+  }
+  return Page(request, ctx, "knowledge", ui::Tr(lang, "knowledge_review"),
+              json::object{{"articles", std::move(articles)}});
+}
+
+Response ApproveArticleUi(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckCsrf(request, ctx);
+  const std::string id = std::to_string(ParseId(params.at("id"), "article id"));
+  Api(request, ctx, "POST", "/api/v1/knowledge/" + id + "/approve", "{}");
+  return Redirect("/ui/knowledge");
+}
+
+// --- quality review ---
+
+Response QualityReview(const Request& request, const PathParams&, AppContext& ctx) {
+  const ui::Lang lang = PageLang(request);
+  json::object data;
+  json::value complaints = Api(request, ctx, "GET", "/api/v1/complaints?limit=100");
+  const bool can_step = Caller(request).Allows(model::Role::kQualityAuditor);
+  for (json::value& c : complaints.at("items").as_array()) {
+    json::object& o = c.as_object();
+    const std::string state(o.at("state").as_string());
+    const char* next = state == "open"         ? "rectify"
+                       : state == "rectifying" ? "verify"
+                       : state == "verified"   ? "close"
+                                               : nullptr;
+    o["next_step"] = can_step && next != nullptr ? json::value(next) : json::value(nullptr);
+    o["needs_due"] = next != nullptr && std::string(next) != "close";
+    if (next != nullptr) o["next_step_label"] = ui::Tr(lang, std::string("step_") + next);
+  }
+  data["complaints"] = std::move(complaints);
+  data["key_users"] = Api(request, ctx, "GET", "/api/v1/key-users?active=true&limit=100");
+  data["callbacks"] = Api(request, ctx, "GET", "/api/v1/callbacks?limit=50");
+  return Page(request, ctx, "quality", ui::Tr(lang, "quality_review"), std::move(data));
+}
+
+Response ComplaintStepUi(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckCsrf(request, ctx);
+  const std::string id = std::to_string(ParseId(params.at("id"), "complaint id"));
+  const std::string& step = params.at("step");
+  if (step != "rectify" && step != "verify" && step != "close")
+    throw Error(ErrorCode::kNotFound, "no such step");
+  const auto form = Form(request);
+  json::object body{{"note", FormField(form, "note")}, {"owner", FormField(form, "owner")}};
+  std::string due = FormField(form, "due_at");
+  if (!due.empty()) body["due_at"] = due.size() == 10 ? due + "T23:59:59Z" : due;
+  Api(request, ctx, "POST", "/api/v1/complaints/" + id + "/" + step, json::serialize(body));
+  return Redirect("/ui/quality");
+}
+
+// --- administration ---
+
+Response Administration(const Request& request, const PathParams&, AppContext& ctx) {
+  const ui::Lang lang = PageLang(request);
+  json::object data;
+  data["users"] = Api(request, ctx, "GET", "/api/v1/users?limit=200");
+  data["log"] = Api(request, ctx, "GET", "/api/v1/audit-log?limit=50");
+  return Page(request, ctx, "admin", ui::Tr(lang, "administration"), std::move(data));
+}
+
 }  // namespace
 
 std::vector<Route> UiRoutes() {
@@ -576,6 +752,17 @@ std::vector<Route> UiRoutes() {
       {"GET", "/ui/changes/{id}", ChangeDetail, reader},
       {"POST", "/ui/changes/{id}/approve", ApproveChangeUi, Needs(Role::kChangeReviewer)},
       {"POST", "/ui/changes/{id}/reject", RejectChangeUi, Needs(Role::kChangeReviewer)},
+      {"GET", "/ui/incidents", IncidentList, reader},
+      {"GET", "/ui/incidents/{id}", IncidentDetail, reader},
+      {"POST", "/ui/incidents/{id}/escalate", EscalateIncidentUi, Needs(Role::kIncidentHandler)},
+      {"POST", "/ui/incidents/{id}/resolve", ResolveIncidentUi, Needs(Role::kIncidentHandler)},
+      {"GET", "/ui/audit", AuditDashboard, reader},
+      {"POST", "/ui/audit/findings/{id}/waive", WaiveFindingUi, Needs(Role::kAssetAdmin)},
+      {"GET", "/ui/knowledge", KnowledgeQueue, reader},
+      {"POST", "/ui/knowledge/{id}/approve", ApproveArticleUi, Needs(Role::kGroupLead)},
+      {"GET", "/ui/quality", QualityReview, reader},
+      {"POST", "/ui/complaints/{id}/{step}", ComplaintStepUi, Needs(Role::kQualityAuditor)},
+      {"GET", "/ui/admin", Administration, NeedsAnyOf({Role::kAdmin, Role::kAuditor})},
       {"GET", "/ui/reports", Reports, reader},
       {"GET", "/ui/reports/{name}", Report, reader},
   };

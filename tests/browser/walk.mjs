@@ -105,9 +105,15 @@ try {
   check(after !== before && after.startsWith("Impact of"), `followed a node: ${after.trim()}`);
 
   // A discovery run that drifts: esx-01's memory.
-  await api("POST", "/api/v1/discovery/runs?source=1", tokens.discovery_agent, {
+  const run = await api("POST", "/api/v1/discovery/runs?source=1", tokens.discovery_agent, {
     items: [{ identity: { serial: "CZJ91001" }, attributes: { memory_mb: 262144 } }],
   });
+  // The run is reconciled in the background: wait for it.
+  for (let i = 0; i < 200; i++) {
+    const state = (await api("GET", `/api/v1/discovery/runs/${run.id}`, tokens.asset_admin)).state;
+    if (state === "succeeded" || state === "failed") break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   await page.goto(`${base}/ui/drift`);
   const row = await page.$("tbody tr");
   check(row !== null, "the drift queue lists the finding");
@@ -138,6 +144,34 @@ try {
   await Promise.all([reviewer.waitForNavigation(), reviewer.click("form[action$='/approve'] button[type=submit]:not([formaction])")]);
   check((await reviewer.$eval("h1 .badge", (b) => b.textContent)) === "approved", "the reviewer approved the change");
   await audit(reviewer, "08-change-approved");
+
+  // --- an incident, escalated by first line ---
+  const incident = await api("POST", "/api/v1/incidents", tokens.incident_handler, {
+    title: "Checkout times out", severity: 2, ci_ids: [11],
+  });
+  const lineContext = await browser.createBrowserContext();
+  const line = await signIn(lineContext, tokens.incident_handler);
+  await withAxe(line);
+  await line.goto(`${base}/ui/incidents/${incident.id}`);
+  await audit(line, "12-incident");
+  await line.type("#escalate-reason", "query plan regression");
+  await Promise.all([line.waitForNavigation(), line.click("form[action$='/escalate'] button")]);
+  const tier = await line.$eval("tbody tr:nth-child(2) td", (td) => td.textContent.trim());
+  check(tier === "2", `first line escalated the incident to tier ${tier}`);
+  check((await line.$("form[action$='/escalate']")) === null, "first line is offered no escalation of a tier-2 incident");
+  await audit(line, "13-incident-escalated");
+
+  // --- the other pages, as admin ---
+  const adminContext = await browser.createBrowserContext();
+  const root = await signIn(adminContext, tokens.admin);
+  await withAxe(root);
+  for (const [name, route] of [["14-audit", "/ui/audit"], ["15-knowledge", "/ui/knowledge"],
+                               ["16-quality", "/ui/quality"], ["17-admin", "/ui/admin"],
+                               ["18-incidents", "/ui/incidents"], ["19-changes", "/ui/changes"]]) {
+    const response = await root.goto(`${base}${route}`);
+    check(response.status() === 200, `${route} answers 200`);
+    await audit(root, name);
+  }
 
   // --- the monthly report ---
   await reviewer.goto(`${base}/ui/reports`);
