@@ -219,15 +219,34 @@ CiPage CiRepository::List(const CiFilter& filter) {
   const bool history = filter.as_of.has_value();
   const std::string id = history ? "c.ci_id" : "c.id";
   sql::Params params;
-  std::string where = id + " > " + params.Add(filter.after);
+  // With one type (or owner) asked for, the page is walked on the (type, id) (or (owner, id))
+  // index by a row comparison: given `type = $1 ORDER BY id`, the planner walks the primary key
+  // and filters, which for a type holding most CIs but starting late in id order reads
+  // hundreds of thousands of rows (66 ms for a page of VMs in the 1M-CI estate, 0.5 ms this
+  // way; docs/benchmarks.md "Web UI").
+  std::string where;
+  std::string order = id;
+  const std::optional<std::string> lead =
+      !history && filter.type    ? std::optional<std::string>("type")
+      : !history && filter.owner ? std::optional<std::string>("owner")
+                                 : std::nullopt;
+  if (lead) {
+    const std::string value = params.Add(*lead == "type" ? *filter.type : *filter.owner);
+    const std::string after = params.Add(filter.after);
+    where = "(c." + *lead + ", c.id) > (" + value + ", " + after + ") AND (c." + *lead +
+            ", c.id) <= (" + value + ", 9223372036854775807)";
+    order = "c." + *lead + ", c.id";
+  } else {
+    where = id + " > " + params.Add(filter.after);
+  }
   if (history) {
     const std::string t = params.Add(filter.as_of->micros);
     where += " AND NOT c.deleted AND c.valid_from <= cmdb_ts(" + t +
              ") AND (c.valid_to IS NULL OR c.valid_to > cmdb_ts(" + t + "))";
   }
-  if (filter.type) where += " AND c.type = " + params.Add(*filter.type);
+  if (filter.type && lead != "type") where += " AND c.type = " + params.Add(*filter.type);
   if (filter.status) where += " AND c.status = " + params.Add(*filter.status);
-  if (filter.owner) where += " AND c.owner = " + params.Add(*filter.owner);
+  if (filter.owner && lead != "owner") where += " AND c.owner = " + params.Add(*filter.owner);
   if (!filter.tags.empty()) {
     where += " AND c.tags @> ARRAY(SELECT jsonb_array_elements_text(" +
              params.Add(TagsJson(filter.tags)) + "::jsonb))";
@@ -240,7 +259,7 @@ CiPage CiRepository::List(const CiFilter& filter) {
   const int limit = filter.limit;
   const std::string query = std::string("SELECT ") + (history ? kCiVersionColumns : kCiColumns) +
                             " FROM " + (history ? "ci_versions" : "configuration_items") +
-                            " c WHERE " + where + " ORDER BY " + id + " LIMIT " +
+                            " c WHERE " + where + " ORDER BY " + order + " LIMIT " +
                             std::to_string(limit + 1);
   CiPage page;
   bool more = false;
