@@ -98,5 +98,7 @@ std::string ICalendar(std::string_view name, const std::vector<CalendarEvent>& e
 // The page: one self-contained HTML document (inline CSS, charts as inline SVG), every value
 // escaped by the template library.
 std::string RenderHtml(const Document& document);
+// One chart alone, as the inline SVG the page draws (for pages of the web UI).
+std::string RenderChartSvg(const Chart& chart);
 
 }  // namespace cmdb::reports

@@ -128,6 +128,12 @@ mst::data TableData(const Table& table) {
 
 }  // namespace
 
+std::string RenderChartSvg(const Chart& chart) {
+  mst::mustache svg{std::string(Template("chart.svg.mustache"))};
+  mst::data d = ChartData(chart);
+  return svg.render(d);
+}
+
 std::string RenderHtml(const Document& doc) {
   mst::mustache page{std::string(Template("report.html.mustache"))};
   if (!page.is_valid()) {
@@ -158,6 +164,8 @@ std::string RenderHtml(const Document& doc) {
   d.set("sections", sections);
   d.set("generated_label", std::string(doc.lang == Lang::kZh ? "生成于" : "Generated"));
   d.set("generated_at", model::FormatTimestamp(doc.generated_at));
+  const std::string chart_svg(Template("chart.svg.mustache"));
+  d.set("chart_svg", mst::partial([&chart_svg] { return chart_svg; }));
   return page.render(d);
 }
 

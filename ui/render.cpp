@@ -60,7 +60,30 @@ bool LooksLikeTime(std::string_view s) {
          (s.back() == 'Z' || s[s.size() - 3] == ':');
 }
 
-mst::data ToData(const json::value& v, Lang lang) {
+// An integer count as the reader's locale writes it: thousands grouped ("610,016" in both
+// languages' usual software conventions). Ids, versions and the like are left as they are.
+std::string Grouped(std::int64_t n) {
+  const std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+bool IdLike(std::string_view key) {
+  for (std::string_view exact : {"id", "version", "tier", "severity", "run", "last_run", "change",
+                                 "ci", "other", "from", "to", "port"}) {
+    if (key == exact) return true;
+  }
+  return key.ends_with("_id") || key.ends_with("_ids");
+}
+
+mst::data ToData(const json::value& v, Lang lang, std::string_view key = "") {
+  if (v.is_int64() && !IdLike(key) && (v.get_int64() >= 10000 || v.get_int64() <= -10000)) {
+    return mst::data(Grouped(v.get_int64()));
+  }
   switch (v.kind()) {
     case json::kind::null:
       return mst::data(false);
@@ -72,13 +95,14 @@ mst::data ToData(const json::value& v, Lang lang) {
     }
     case json::kind::array: {
       mst::data list{mst::data::type::list};
-      for (const json::value& item : v.get_array()) list.push_back(ToData(item, lang));
+      for (const json::value& item : v.get_array()) list.push_back(ToData(item, lang, key));
       return list;
     }
     case json::kind::object: {
       mst::data object{mst::data::type::object};
-      for (const auto& [key, item] : v.get_object())
-        object.set(std::string(key), ToData(item, lang));
+      for (const auto& [name, item] : v.get_object()) {
+        object.set(std::string(name), ToData(item, lang, name));
+      }
       return object;
     }
     default:

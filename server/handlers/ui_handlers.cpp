@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include <boost/json.hpp>
 
@@ -276,11 +277,17 @@ Response Home(const Request& request, const PathParams&, AppContext& ctx) {
 Response CiList(const Request& request, const PathParams&, AppContext& ctx) {
   const ui::Lang lang = PageLang(request);
   json::object data;
-  const std::string query = PassQuery(request, {"q", "type", "status", "owner", "tag", "cursor"});
+  std::string query = PassQuery(request, {"q", "type", "status", "owner", "tag", "cursor"});
+  // One attribute condition typed as "name=value" (the API's attr.<name>=value).
+  const std::string attr = request.Query("attr").value_or("");
+  if (const std::size_t eq = attr.find('='); eq != std::string::npos && eq > 0) {
+    query += (query.empty() ? "?" : "&") + std::string("attr.") + UrlEncode(attr.substr(0, eq)) +
+             "=" + UrlEncode(attr.substr(eq + 1));
+  }
   data["cis"] =
       Api(request, ctx, "GET", "/api/v1/cis" + query + (query.empty() ? "?" : "&") + "limit=50");
   json::object q;
-  for (const char* name : {"q", "owner"}) q[name] = request.Query(name).value_or("");
+  for (const char* name : {"q", "owner", "tag", "attr"}) q[name] = request.Query(name).value_or("");
   data["query"] = q;
   json::array types;
   const json::value catalogue = Api(request, ctx, "GET", "/api/v1/ci-types");
@@ -294,10 +301,9 @@ Response CiList(const Request& request, const PathParams&, AppContext& ctx) {
       Options({"planned", "active", "maintenance", "retired"}, request.Query("status"));
   const json::value& cursor = data["cis"].at("next_cursor");
   if (cursor.is_string()) {
+    const std::string kept = PassQuery(request, {"q", "type", "status", "owner", "tag", "attr"});
     data["next_url"] =
-        "/ui/cis" + PassQuery(request, {"q", "type", "status", "owner", "tag"}) +
-        (PassQuery(request, {"q", "type", "status", "owner", "tag"}).empty() ? "?" : "&") +
-        "cursor=" + UrlEncode(cursor.as_string());
+        "/ui/cis" + kept + (kept.empty() ? "?" : "&") + "cursor=" + UrlEncode(cursor.as_string());
   }
   return Page(request, ctx, "cis", ui::Tr(lang, "nav_cis"), std::move(data));
 }
@@ -636,6 +642,28 @@ Response AuditDashboard(const Request& request, const PathParams&, AppContext& c
     break;
   }
   if (!data.contains("run")) data["run"] = nullptr;
+  // The score trend: the overall series, its last 60 runs, drawn as the audit report draws it.
+  const json::value scores = Api(request, ctx, "GET", "/api/v1/audit/scores?group_by=overall");
+  reports::Chart trend;
+  trend.kind = reports::Chart::Kind::kLine;
+  trend.title = ui::Tr(lang, "score_trend");
+  trend.max = 100;
+  for (const json::value& series : scores.at("series").as_array()) {
+    const json::array& points = series.at("points").as_array();
+    for (std::size_t i = points.size() > 60 ? points.size() - 60 : 0; i < points.size(); ++i) {
+      const std::int64_t pass = points[i].at("pass").as_int64();
+      const std::int64_t fail = points[i].at("fail").as_int64();
+      const double pct = pass + fail == 0
+                             ? 0
+                             : 100.0 * static_cast<double>(pass) / static_cast<double>(pass + fail);
+      char text[32];
+      std::snprintf(text, sizeof text, "%.1f %%", pct);
+      trend.points.push_back(
+          {std::string(points[i].at("at").as_string()).substr(0, 10), pct, text});
+    }
+  }
+  data["trend_svg"] =
+      trend.points.empty() ? json::value(nullptr) : json::value(reports::RenderChartSvg(trend));
   data["rules"] = std::move(rules);
   json::value findings = Api(request, ctx, "GET", "/api/v1/audit/findings?state=open&limit=100");
   const bool can_waive = Caller(request).Allows(model::Role::kAssetAdmin);
@@ -699,7 +727,26 @@ Response QualityReview(const Request& request, const PathParams&, AppContext& ct
     if (next != nullptr) o["next_step_label"] = ui::Tr(lang, std::string("step_") + next);
   }
   data["complaints"] = std::move(complaints);
-  data["key_users"] = Api(request, ctx, "GET", "/api/v1/key-users?active=true&limit=100");
+  const json::value key_users = Api(request, ctx, "GET", "/api/v1/key-users?active=true&limit=100");
+  json::array pairs;  // (key user, service) for the call form
+  for (const json::value& u : key_users.at("items").as_array()) {
+    for (const json::value& service : u.at("service_ids").as_array()) {
+      pairs.push_back(json::object{{"value", std::to_string(u.at("id").as_int64()) + ":" +
+                                                 std::to_string(service.as_int64())},
+                                   {"label", std::string(u.at("name").as_string()) + " — #" +
+                                                 std::to_string(service.as_int64())}});
+    }
+  }
+  const model::Principal& p = Caller(request);
+  data["can_call"] =
+      !pairs.empty() && (p.Allows(model::Role::kQualityAuditor) || p.tier.value_or(0) == 1);
+  data["can_complain"] = can_step;
+  data["key_user_services"] = std::move(pairs);
+  data["key_users"] = key_users;
+  if (auto done = request.Query("done");
+      done && (*done == "callback_recorded" || *done == "complaint_opened")) {
+    data["message"] = ui::Tr(lang, *done);
+  }
   data["callbacks"] = Api(request, ctx, "GET", "/api/v1/callbacks?limit=50");
   return Page(request, ctx, "quality", ui::Tr(lang, "quality_review"), std::move(data));
 }
@@ -716,6 +763,86 @@ Response ComplaintStepUi(const Request& request, const PathParams& params, AppCo
   if (!due.empty()) body["due_at"] = due.size() == 10 ? due + "T23:59:59Z" : due;
   Api(request, ctx, "POST", "/api/v1/complaints/" + id + "/" + step, json::serialize(body));
   return Redirect("/ui/quality");
+}
+
+Response RecordCallbackUi(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckCsrf(request, ctx);
+  const auto form = Form(request);
+  const std::string pair = FormField(form, "key_user");
+  const std::size_t colon = pair.find(':');
+  if (colon == std::string::npos)
+    throw Error(ErrorCode::kInvalidArgument, "choose a key user and service");
+  std::string at = FormField(form, "called_at");
+  if (at.size() == 16) at += ":00";
+  if (!at.empty() && at.find('Z') == std::string::npos)
+    at += "Z";  // the control's time, read as UTC
+  json::object body{{"key_user_id", std::stoll(pair.substr(0, colon))},
+                    {"service_id", std::stoll(pair.substr(colon + 1))},
+                    {"called_at", at},
+                    {"reached", FormField(form, "reached") == "true"},
+                    {"comment", FormField(form, "comment")}};
+  const std::string score = FormField(form, "score");
+  if (!score.empty() && FormField(form, "reached") == "true") body["score"] = std::stoll(score);
+  Api(request, ctx, "POST", "/api/v1/callbacks", json::serialize(body));
+  return Redirect("/ui/quality?done=callback_recorded");
+}
+
+Response OpenComplaintUi(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckCsrf(request, ctx);
+  const auto form = Form(request);
+  std::string due = FormField(form, "due_at");
+  if (due.size() == 10) due += "T23:59:59Z";
+  json::object body{{"title", FormField(form, "title")},
+                    {"complainant", FormField(form, "complainant")},
+                    {"owner", FormField(form, "owner")},
+                    {"due_at", due},
+                    {"note", FormField(form, "note")}};
+  if (const std::string handler = FormField(form, "handler"); !handler.empty())
+    body["handler"] = handler;
+  Api(request, ctx, "POST", "/api/v1/complaints", json::serialize(body));
+  return Redirect("/ui/quality?done=complaint_opened");
+}
+
+// --- tokens: one's own, or (admin) anyone's ---
+
+std::string TokenUser(const Request& request, const std::string& given) {
+  return given.empty() ? Caller(request).user : given;
+}
+
+Response TokensPage(const Request& request, AppContext& ctx, const std::string& created) {
+  const ui::Lang lang = PageLang(request);
+  const std::string user = TokenUser(request, request.Query("user").value_or(""));
+  json::object data{{"user", user},
+                    {"created", created.empty() ? json::value(nullptr) : json::value(created)}};
+  data["tokens"] = Api(request, ctx, "GET", "/api/v1/users/" + UrlEncode(user) + "/tokens");
+  return Page(request, ctx, "tokens", ui::Tr(lang, "my_tokens"), std::move(data));
+}
+
+Response Tokens(const Request& r, const PathParams&, AppContext& c) { return TokensPage(r, c, ""); }
+
+Response CreateTokenUi(const Request& request, const PathParams&, AppContext& ctx) {
+  CheckCsrf(request, ctx);
+  const auto form = Form(request);
+  const std::string user = TokenUser(request, FormField(form, "user"));
+  json::object body{{"name", FormField(form, "name")}};
+  if (const std::string days = FormField(form, "expires_in_days"); !days.empty()) {
+    body["expires_in_days"] = std::stoll(days);
+  }
+  const json::value token = Api(
+      request, ctx, "POST", "/api/v1/users/" + UrlEncode(user) + "/tokens", json::serialize(body));
+  // The secret is shown in this answer only (a redirect would carry it in a URL).
+  Request shown = request;
+  shown.method = "GET";
+  shown.query = {{"user", user}};
+  return TokensPage(shown, ctx, std::string(token.at("token").as_string()));
+}
+
+Response RevokeTokenUi(const Request& request, const PathParams& params, AppContext& ctx) {
+  CheckCsrf(request, ctx);
+  const std::string id = std::to_string(ParseId(params.at("id"), "token id"));
+  const std::string user = TokenUser(request, FormField(Form(request), "user"));
+  Api(request, ctx, "DELETE", "/api/v1/tokens/" + id);
+  return Redirect("/ui/tokens?user=" + UrlEncode(user));
 }
 
 // --- administration ---
@@ -764,6 +891,13 @@ std::vector<Route> UiRoutes() {
       {"POST", "/ui/complaints/{id}/{step}", ComplaintStepUi, Needs(Role::kQualityAuditor)},
       {"GET", "/ui/admin", Administration, NeedsAnyOf({Role::kAdmin, Role::kAuditor})},
       {"GET", "/ui/reports", Reports, reader},
+      {"POST", "/ui/callbacks", RecordCallbackUi,
+       NeedsAnyOf({Role::kQualityAuditor, Role::kIncidentHandler})},
+      {"POST", "/ui/complaints", OpenComplaintUi, Needs(Role::kQualityAuditor)},
+      // One's own tokens, or an admin's anyone's (checked by the API).
+      {"GET", "/ui/tokens", Tokens, signed_in},
+      {"POST", "/ui/tokens", CreateTokenUi, signed_in},
+      {"POST", "/ui/tokens/{id}/revoke", RevokeTokenUi, signed_in},
       {"GET", "/ui/reports/{name}", Report, reader},
   };
 }

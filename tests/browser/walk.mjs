@@ -173,6 +173,54 @@ try {
     await audit(root, name);
   }
 
+  // --- the quality group: a key-user call and a complaint ---
+  await api("POST", "/api/v1/key-users", tokens.quality_auditor, { name: "王芳", service_ids: [1] });
+  const qualityContext = await browser.createBrowserContext();
+  const quality = await signIn(qualityContext, tokens.quality_auditor);
+  await withAxe(quality);
+  await quality.goto(`${base}/ui/quality`);
+  await quality.$eval("#cb-at", (input) => { input.value = "2026-01-05T09:00"; });  // the date-time control
+  await quality.type("#cb-comment", "满意");
+  await Promise.all([quality.waitForNavigation(), quality.click("form[action='/ui/callbacks'] button")]);
+  check((await quality.$eval("[role=status]", (p) => p.textContent)) === "Callback recorded.", "recorded a key-user call");
+  await quality.type("#c-title", "No one called back");
+  await quality.type("#c-complainant", "王芳");
+  await quality.type("#c-owner", "quality");
+  await quality.$eval("#c-due", (input) => { input.value = "2030-12-31"; });
+  await quality.type("#c-note", "called twice");
+  await Promise.all([quality.waitForNavigation(), quality.click("form[action='/ui/complaints'] button")]);
+  check((await quality.$$eval("tbody tr", (rows) => rows.some((r) => r.textContent.includes("No one called back")))),
+        "opened a complaint");
+  await audit(quality, "20-quality");
+
+  // --- one's own tokens ---
+  await quality.goto(`${base}/ui/tokens`);
+  await quality.type("#token-name", "laptop");
+  await Promise.all([quality.waitForNavigation(), quality.click("form[action='/ui/tokens'] button")]);
+  const secret = await quality.$eval("[role=status] code", (c) => c.textContent);
+  check(/^cmdb_\d+_/.test(secret), "a new token is shown once");
+  await audit(quality, "21-tokens");
+  const me = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
+  check(me.status === 200, "the new token works");
+  quality.on("dialog", (dialog) => dialog.accept());
+  const rows = await quality.$$("tbody tr");
+  const laptop = await quality.$$eval("tbody tr", (trs) => trs.findIndex((tr) => tr.textContent.includes("laptop")));
+  await Promise.all([quality.waitForNavigation(), quality.click(`tbody tr:nth-child(${laptop + 1}) button.danger`)]);
+  const revoked = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
+  check(rows.length >= 1 && revoked.status === 401, "revoking it signs it out");
+
+  // --- the audit dashboard after a run ---
+  const auditRun = await api("POST", "/api/v1/audit/runs", tokens.asset_admin, {});
+  for (let i = 0; i < 200; i++) {
+    const state = (await api("GET", `/api/v1/audit/runs/${auditRun.id}`, tokens.asset_admin)).state;
+    if (state === "succeeded" || state === "failed") break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await root.goto(`${base}/ui/audit`);
+  check((await root.$("figure svg polyline, figure svg circle")) !== null, "the audit dashboard draws the score trend");
+  check((await root.$$("tbody tr")).length > 0, "the audit dashboard lists rules and findings");
+  await audit(root, "22-audit-after-run");
+
   // --- the monthly report ---
   await reviewer.goto(`${base}/ui/reports`);
   await audit(reviewer, "09-reports");
