@@ -167,15 +167,7 @@ bool SameDigest(const store::TokenDigest& a, const store::TokenDigest& b) {
 }
 
 std::string CsrfToken(std::string_view pepper, std::string_view session_token) {
-  const store::TokenDigest digest = KeyedHash(pepper, "csrf:" + std::string(session_token));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(digest.size() * 2);
-  for (unsigned char b : digest) {
-    out += kHex[b >> 4U];
-    out += kHex[b & 15U];
-  }
-  return out;
+  return store::DigestHex(KeyedHash(pepper, "csrf:" + std::string(session_token)));
 }
 
 bool CsrfTokenMatches(std::string_view pepper, std::string_view session_token,

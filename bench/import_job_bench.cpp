@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bench/bench_access.hpp"
+#include "bench/process_status.hpp"
 #include "bench/synthetic_estate.hpp"
 #include "store/db_pool.hpp"
 #include "store/embedded_postgres.hpp"
@@ -61,14 +62,7 @@ std::string Document(const cmdb::bench::Estate& e) {
 }
 
 // A field of /proc/<pid>/status in MiB ("VmHWM", "VmRSS").
-double StatusMiB(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
-  }
-  return 0;
-}
+using cmdb::bench::StatusMiB;
 
 // Imports the estate of about `total` CIs into database `name`; false when it failed.
 bool Run(cmdb::store::EmbeddedPostgres& cluster, const std::string& name, std::size_t total) {

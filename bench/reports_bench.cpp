@@ -21,6 +21,7 @@
 #include <boost/json.hpp>
 
 #include "bench/bench_access.hpp"
+#include "bench/process_status.hpp"
 #include "bench/synthetic_estate.hpp"
 #include "store/embedded_postgres.hpp"
 #include "store/migrations.hpp"
@@ -37,14 +38,7 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-double StatusMiB(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
-  }
-  return 0;
-}
+using cmdb::bench::StatusMiB;
 
 // History for every CI and relation (30 days old), then a week of changes: 1 % of the CIs
 // changed, 0.1 % added and 0.1 % removed, between 8 and 1 days ago.

@@ -38,15 +38,16 @@ int main(int argc, char** argv) {
     if (flag == "--reps") reps = std::stoi(argv[++i]);
   }
   if (data.empty() || !std::filesystem::exists(data + "/pgdata/PG_VERSION")) {
-    std::fprintf(stderr, "ui_bench: --data DIR must hold the cluster reports_bench --data DIR left\n");
+    std::fprintf(stderr,
+                 "ui_bench: --data DIR must hold the cluster reports_bench --data DIR left\n");
     return 2;
   }
   cmdb::store::EmbeddedPostgres cluster({data, /*durable=*/false, ""});
   cluster.Start();
   cmdb::testing::CmdbProcess server = cmdb::testing::StartCmdb(
       CMDB_BINARY,
-      {"--listen", "127.0.0.1:0", "--database", cluster.ConnectionString("cmdb"), "--no-request-log",
-       "--no-discovery-worker", "--no-import-worker", "--no-audit-worker"},
+      {"--listen", "127.0.0.1:0", "--database", cluster.ConnectionString("cmdb"),
+       "--no-request-log", "--no-discovery-worker", "--no-import-worker", "--no-audit-worker"},
       false, cmdb::bench::BenchAccessEnvironment());
   if (server.port == 0) return 1;
   for (int i = 0; i < 600; ++i) {
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   cmdb::testing::HttpRequest(server.port, "GET", "/api/v1/cis/1/impact");  // the graph loaded
-  const cmdb::testing::Headers session{{"Cookie", std::string("cmdb_session=") + cmdb::bench::kBenchToken}};
+  const cmdb::testing::Headers session{
+      {"Cookie", std::string("cmdb_session=") + cmdb::bench::kBenchToken}};
   const std::vector<std::pair<const char*, std::string>> pages{
       {"home", "/ui/"},
       {"CI search (q=app-1, 1M CIs)", "/ui/cis?q=app-1"},
@@ -83,7 +85,8 @@ int main(int argc, char** argv) {
       ms.push_back(ServerMs(result));
     }
     std::sort(ms.begin(), ms.end());
-    const bool graph = target.find("/impact") != std::string::npos || target.find("/changes/") != std::string::npos;
+    const bool graph = target.find("/impact") != std::string::npos ||
+                       target.find("/changes/") != std::string::npos;
     std::printf("| %s | %s | %.1f ms | %.1f ms | %d |\n", name, graph ? "bounded" : "≤ 50 ms",
                 ms[ms.size() / 2], ms[ms.size() * 95 / 100], status);
   }
