@@ -219,6 +219,14 @@ Response LoginPage(const Request& request, const PathParams&, AppContext&) {
 
 Response SignIn(const Request& request, const PathParams&, AppContext& ctx) {
   const ui::Lang lang = PageLang(request);
+  // No session yet, so no anti-forgery token: a sign-in posted by another site's page (which
+  // would sign the browser in as someone else) is told apart by its Origin instead.
+  const std::string_view origin = request.Header("origin");
+  const std::string_view host = request.Header("host");
+  if (!origin.empty() && origin != "null" && origin != "http://" + std::string(host) &&
+      origin != "https://" + std::string(host)) {
+    throw Error(ErrorCode::kPermissionDenied, "a sign-in is only taken from this site's own page");
+  }
   const auto form = Form(request);
   const std::string token = FormField(form, "token");
   std::string next = FormField(form, "next");

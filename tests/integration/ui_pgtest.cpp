@@ -60,6 +60,14 @@ TEST_F(UiPages, AnonymousVisitsAreSentToSignInAndBadTokensRefused) {
   HttpResult away = Form(
       "/ui/login", std::string("token=") + kTestAdminToken + "&next=%2F%2Fevil.example%2F", "");
   EXPECT_EQ(away.header("location"), "/ui/");
+  // Another site's page cannot sign the browser in (as someone else); this site's can.
+  HttpResult forged = Form("/ui/login", std::string("token=") + kTestAdminToken, "",
+                           {{"Origin", "https://evil.example"}});
+  EXPECT_EQ(forged.status, 403);
+  EXPECT_TRUE(forged.header("set-cookie").empty());
+  HttpResult own = Form("/ui/login", std::string("token=") + kTestAdminToken, "",
+                        {{"Origin", "http://127.0.0.1"}});  // the test client's Host
+  EXPECT_EQ(own.status, 303);
   HttpResult outside =
       Form("/ui/login",
            std::string("token=") + kTestAdminToken + "&next=https%3A%2F%2Fevil.example", "");
