@@ -30,6 +30,7 @@
 #include "server/metrics.hpp"
 #include "server/router.hpp"
 #include "store/audit_log_repository.hpp"
+#include "store/audit_repository.hpp"
 #include "store/ci_reader.hpp"
 #include "store/database_supervisor.hpp"
 #include "store/db_pool.hpp"
@@ -163,6 +164,12 @@ void App::Start() {
       }
       if (s.config.demo) {
         s.demo_loaded = import::LoadDemoEstate(session);
+        if (s.demo_loaded > 0) {
+          // The baseline audit of the demo estate, so that its findings and scores are there
+          // to look at (the audit worker takes it once the server runs).
+          store::AuditRepository(session).QueueRun("baseline", std::nullopt,
+                                                   model::AuditTrigger::kImport, "demo");
+        }
         model::Log(model::LogLevel::kInfo,
                    s.demo_loaded > 0 ? "loaded the demo estate"
                                      : "demo estate skipped: the database already holds CIs",
