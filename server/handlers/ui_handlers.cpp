@@ -107,6 +107,8 @@ ErrorCode CodeOf(int status) {
       return ErrorCode::kConflict;
     case 412:
       return ErrorCode::kVersionMismatch;
+    case 429:
+      return ErrorCode::kTooManyRequests;
     case 422:
       return ErrorCode::kValidationFailed;
     case 503:
@@ -140,6 +142,18 @@ json::value Api(const Request& request, AppContext& ctx, const std::string& meth
     std::string detail = "HTTP " + std::to_string(r.status);
     if (parsed.is_object() && parsed.as_object().contains("detail")) {
       detail = std::string(parsed.at("detail").as_string());
+    }
+    // A validation failure names its fields: shown on the page too.
+    if (const json::value* errors =
+            parsed.is_object() ? parsed.as_object().if_contains("errors") : nullptr;
+        errors != nullptr && errors->is_array()) {
+      std::string fields;
+      for (const json::value& e : errors->as_array()) {
+        if (!e.is_object() || !e.as_object().contains("field")) continue;
+        fields += (fields.empty() ? "" : "; ") + json::value_to<std::string>(e.at("field")) + ": " +
+                  json::value_to<std::string>(e.at("message"));
+      }
+      if (!fields.empty()) detail += " (" + fields + ")";
     }
     throw Error(CodeOf(r.status), detail);
   }

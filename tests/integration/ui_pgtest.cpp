@@ -90,6 +90,13 @@ TEST_F(UiPages, PagesShowWhatTheApiAnswersEscaped) {
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.header("content-type"), "text/html; charset=utf-8");
   EXPECT_NE(missing.body.find("CI 999999 does not exist"), std::string::npos);
+  // A refused form shows which field the API refused.
+  const std::string csrf = Csrf(Page("/ui/quality", cookie).body);
+  HttpResult refused =
+      Form("/ui/complaints",
+           "csrf=" + csrf + "&title=t&complainant=c&owner=o&note=n&due_at=2020-01-01", cookie);
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_NE(refused.body.find("due_at: is in the past"), std::string::npos) << refused.body;
 }
 
 TEST_F(UiPages, EveryWriteNeedsTheSessionsAntiForgeryToken) {
