@@ -118,6 +118,16 @@ ErrorCode CodeOf(int status) {
   }
 }
 
+// `sub` (its method, path and query set) through the API's own route, as the signed-in user of
+// `request`: the answer as the API gives it.
+Response AsUser(const Request& request, AppContext& ctx, Request sub) {
+  if (sub.target.empty()) sub.target = sub.path;
+  sub.headers.emplace_back("authorization", "Bearer " + SessionToken(request));
+  sub.request_id = request.request_id;
+  sub.client_address = request.client_address;
+  return ctx.router->Dispatch(sub, ctx);
+}
+
 // `method target` through the API's own route, as the signed-in user; the JSON it answers.
 // Throws the API's problem as an Error (its status and detail kept).
 json::value Api(const Request& request, AppContext& ctx, const std::string& method,
@@ -128,12 +138,9 @@ json::value Api(const Request& request, AppContext& ctx, const std::string& meth
   if (!ParseTarget(target, sub.path, sub.query)) {
     throw Error(ErrorCode::kInternal, "the UI built a malformed target: " + target);
   }
-  sub.headers.emplace_back("authorization", "Bearer " + SessionToken(request));
   if (!body.empty()) sub.headers.emplace_back("content-type", "application/json");
   sub.body = body;
-  sub.request_id = request.request_id;
-  sub.client_address = request.client_address;
-  const Response r = ctx.router->Dispatch(sub, ctx);
+  const Response r = AsUser(request, ctx, std::move(sub));
   json::value parsed;
   if (!r.body.empty() && r.content_type.find("json") != std::string::npos) {
     parsed = model::ParseStoredJson(r.body);
@@ -505,17 +512,12 @@ Response ChangeDetail(const Request& request, const PathParams& params, AppConte
     data["message"] = ui::Tr(lang, *done);
   }
   // The picture is SVG, not JSON: fetched as it is.
-  {
-    Request sub;
-    sub.method = "GET";
-    sub.target = "/api/v1/changes/" + id + "/impact/graph?format=svg";
-    ParseTarget(sub.target, sub.path, sub.query);
-    sub.headers.emplace_back("authorization", "Bearer " + SessionToken(request));
-    sub.request_id = request.request_id;
-    sub.client_address = request.client_address;
-    const Response r = ctx.router->Dispatch(sub, ctx);
-    data["svg"] = r.status == 200 ? InlineSvg(r.body) : std::string();
-  }
+  Request svg;
+  svg.method = "GET";
+  svg.path = "/api/v1/changes/" + id + "/impact/graph";
+  svg.query = {{"format", "svg"}};
+  const Response picture = AsUser(request, ctx, std::move(svg));
+  data["svg"] = picture.status == 200 ? InlineSvg(picture.body) : std::string();
   return Page(request, ctx, "change", "#" + id + " " + std::string(change.at("title").as_string()),
               std::move(data));
 }
@@ -567,11 +569,7 @@ Response Report(const Request& request, const PathParams& params, AppContext& ct
   }
   if (!format) sub.query.emplace_back("format", "html");
   sub.query.emplace_back("lang", PageLang(request) == ui::Lang::kZh ? "zh" : "en");
-  sub.target = sub.path;
-  sub.headers.emplace_back("authorization", "Bearer " + SessionToken(request));
-  sub.request_id = request.request_id;
-  sub.client_address = request.client_address;
-  Response r = ctx.router->Dispatch(sub, ctx);
+  Response r = AsUser(request, ctx, std::move(sub));
   if (r.content_type.rfind("text/html", 0) == 0) {
     // The report page carries its own inline style and no script.
     r.headers.emplace_back("Content-Security-Policy",
