@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "model/json.hpp"
+#include "reports/report_text.hpp"
 
 namespace cmdb::reports {
 
@@ -15,14 +16,7 @@ using model::Timestamp;
 
 namespace {
 
-std::string T(Lang lang, const char* en, const char* zh) { return lang == Lang::kZh ? zh : en; }
-
 std::string Stamp(Timestamp t) { return model::FormatTimestamp(t); }
-
-json::value Ratio(std::int64_t part, std::int64_t total) {
-  if (total == 0) return nullptr;
-  return static_cast<double>(part) / static_cast<double>(total);
-}
 
 std::string JsonText(const json::value& v) {
   return v.is_string() ? std::string(v.get_string()) : json::serialize(v);

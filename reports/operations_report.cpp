@@ -1,7 +1,6 @@
 #include "reports/operations_report.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -9,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "model/json.hpp"
+#include "reports/report_text.hpp"
 
 namespace cmdb::reports {
 
@@ -18,8 +18,6 @@ using model::Timestamp;
 namespace {
 
 constexpr std::int64_t kMinute = std::int64_t{60} * 1000000;
-
-std::string T(Lang lang, const char* en, const char* zh) { return lang == Lang::kZh ? zh : en; }
 
 std::int64_t DaysFromCivil(std::int64_t y, unsigned m, unsigned d) {
   y -= m <= 2 ? 1 : 0;
@@ -78,11 +76,6 @@ std::vector<Stint> StintsOf(const store::ReportIncident& r, const model::Working
 
 bool In(Timestamp t, Timestamp start, Timestamp end) { return t >= start && t < end; }
 
-json::value Ratio(std::int64_t part, std::int64_t total) {
-  if (total == 0) return nullptr;
-  return static_cast<double>(part) / static_cast<double>(total);
-}
-
 struct Mean {
   std::int64_t sum = 0;
   std::int64_t count = 0;
@@ -132,12 +125,6 @@ std::int64_t UnionMinutes(std::vector<std::pair<Timestamp, Timestamp>> intervals
     }
   }
   return micros / kMinute;
-}
-
-std::string Fixed(double v, int decimals) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
-  return buffer;
 }
 
 }  // namespace
@@ -584,7 +571,8 @@ OperationsReport BuildOperationsReport(const std::string& month, const store::Op
       const std::string label =
           name != d.service_names.end() ? name->second : "#" + std::to_string(id);
       if (f.satisfaction.count > 0) {
-        chart.points.push_back({label, f.satisfaction.Value(), Fixed(f.satisfaction.Value(), 2)});
+        chart.points.push_back(
+            {label, f.satisfaction.Value(), Decimal(f.satisfaction.Value(), 2).text});
       }
       table.rows.push_back({Text(label), Number(f.incidents),
                             Decimal(static_cast<double>(severe_minutes[id]) / 60.0, 1),
