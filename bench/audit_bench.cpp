@@ -227,9 +227,6 @@ int main(int argc, char** argv) {
     auto start = Clock::now();
     if (!reuse) {
       cmdb::bench::LoadEstate(db, e);
-      cmdb::store::pg::ExecuteScript(db,
-                                     "SELECT setval(pg_get_serial_sequence('configuration_items', "
-                                     "'id'), (SELECT max(id) FROM configuration_items))");
       Enrich(db);
     }
     std::printf("%zu CIs, %zu relations (loaded and enriched in %.0f s)\n\n", e.nodes.size(),

@@ -240,10 +240,6 @@ int main(int argc, char** argv) {
       const auto start = Clock::now();
       if (!reuse) {
         cmdb::bench::LoadEstate(db, e);
-        cmdb::store::pg::ExecuteScript(
-            db,
-            "SELECT setval(pg_get_serial_sequence('configuration_items', 'id'), (SELECT "
-            "max(id) FROM configuration_items))");
         History(db);
         Operations(db, e, incidents);
       }

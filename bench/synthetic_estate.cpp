@@ -142,7 +142,11 @@ void LoadEstate(cmdb::store::DbSession& sql, const Estate& e) {
     cmdb::store::pg::CopyIn(sql, "COPY relations (id, type, from_ci, to_ci) FROM STDIN", rels);
   }
   cmdb::store::pg::ExecuteScript(
-      sql, "SET session_replication_role = origin; ANALYZE configuration_items; ANALYZE relations");
+      sql,
+      "SET session_replication_role = origin; SELECT setval(pg_get_serial_sequence("
+      "'configuration_items', 'id'), (SELECT max(id) FROM configuration_items)); SELECT "
+      "setval(pg_get_serial_sequence('relations', 'id'), (SELECT max(id) FROM relations)); "
+      "ANALYZE configuration_items; ANALYZE relations");
 }
 
 void LoadCis(cmdb::store::DbSession& sql, const Estate& e) {

@@ -26,7 +26,8 @@ Estate Generate(std::size_t total);
 std::vector<cmdb::model::RelationType> EstateRelationTypes();
 
 // Writes the estate into a migrated, empty cmdb database with COPY (its foreign keys hold
-// by construction, so their triggers are skipped), then analyses the tables.
+// by construction, so their triggers are skipped), continues the id sequences after it, then
+// analyses the tables.
 void LoadEstate(cmdb::store::DbSession& db, const Estate& e);
 // The CIs only (no relations), the same way; the id sequences continue after them.
 void LoadCis(cmdb::store::DbSession& db, const Estate& e);
