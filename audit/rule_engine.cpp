@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <functional>
 #include <unordered_map>
 
 #include <boost/json.hpp>
 #include <re2/re2.h>
 
 #include "model/json.hpp"
+#include "model/parallel.hpp"
 
 namespace cmdb::audit {
 
@@ -856,10 +858,17 @@ struct Evaluator::Prepared {
     std::vector<char> far_status;  // by estate status id; empty: every status
   };
   std::unordered_map<const Node*, Masks> masks;
-  // unique: the (key, CI) pairs of the rule's scope sorted by key (the CIs sharing a key are
-  // neighbours), and per CI whether it has no key (0), only keys of its own (1) or shares one (2).
+  // unique: the (key, CI) pairs of the rule's scope sorted by the key's hash, then the key
+  // (the CIs sharing a key are neighbours; integers compared rather than strings), and per CI
+  // whether it has no key (0), only keys of its own (1) or shares one (2).
+  struct KeyOf {
+    std::uint64_t hash = 0;
+    std::string key;
+    std::uint32_t ci = 0;
+    bool operator<(const KeyOf& o) const { return hash != o.hash ? hash < o.hash : key < o.key; }
+  };
   struct Unique {
-    std::vector<std::pair<std::string, std::uint32_t>> pairs;
+    std::vector<KeyOf> pairs;
     std::vector<std::uint8_t> state;
   };
   std::unordered_map<const Node*, Unique> uniques;
@@ -917,33 +926,62 @@ Evaluator::Evaluator(const Estate& estate, std::vector<std::shared_ptr<const Com
       }
     });
   }
-  // Key counts of every `unique` node over its rule's scope.
+  // Key counts of every `unique` node over its rule's scope, the nodes on all cores.
+  std::vector<std::pair<std::size_t, const Node*>> uniques;
   for (std::size_t r = 0; r < rules_.size(); ++r) {
     const CompiledRule& rule = *rules_[r];
     if (!rule.check_) continue;
-    std::vector<const Node*> uniques;
     ForEachNode(*rule.check_, [&](const Node& node) {
-      if (node.op == Op::kUnique) uniques.push_back(&node);
-    });
-    if (uniques.empty()) continue;
-    for (const Node* node : uniques) {
-      Prepared::Unique& u = prepared_->uniques[node];
-      u.state.assign(estate_.size(), 0);
-      for (std::uint32_t i = 0; i < estate_.size(); ++i) {
-        if (!InScope(r, i)) continue;
-        for (std::string& k : UniqueKeys(*node, estate_.ci(i))) {
-          u.pairs.emplace_back(std::move(k), i);
-          u.state[i] = 1;
-        }
+      if (node.op == Op::kUnique) {
+        uniques.emplace_back(r, &node);
+        prepared_->uniques[&node];  // created here: the threads below only fill them
       }
-      std::sort(u.pairs.begin(), u.pairs.end());
-      for (std::size_t a = 0; a < u.pairs.size();) {
-        std::size_t b = a + 1;
-        while (b < u.pairs.size() && u.pairs[b].first == u.pairs[a].first) ++b;
-        if (b - a > 1) {
-          for (std::size_t k = a; k < b; ++k) u.state[u.pairs[k].second] = 2;
-        }
-        a = b;
+    });
+  }
+  model::ParallelChunks(uniques.size(), 1,
+                        [&](std::size_t k) {
+                          const auto [r, node] = uniques[k];
+                          Prepared::Unique& u = prepared_->uniques.at(node);
+                          u.state.assign(estate_.size(), 0);
+                          ForEachInScope(r, [&](std::uint32_t i) {
+                            for (std::string& key : UniqueKeys(*node, estate_.ci(i))) {
+                              const std::uint64_t hash = std::hash<std::string>{}(key);
+                              u.pairs.push_back({hash, std::move(key), i});
+                              u.state[i] = 1;
+                            }
+                          });
+                          std::sort(u.pairs.begin(), u.pairs.end());
+                          for (std::size_t a = 0; a < u.pairs.size();) {
+                            std::size_t b = a + 1;
+                            while (b < u.pairs.size() && u.pairs[b].hash == u.pairs[a].hash &&
+                                   u.pairs[b].key == u.pairs[a].key) {
+                              ++b;
+                            }
+                            if (b - a > 1) {
+                              for (std::size_t c = a; c < b; ++c) u.state[u.pairs[c].ci] = 2;
+                            }
+                            a = b;
+                          }
+                        },
+                        {});
+}
+
+bool Evaluator::ScopeMayHold(std::size_t r, std::uint16_t type, std::uint8_t status) const {
+  if (rules_[r]->subject_ != model::AuditSubject::kCi) return false;
+  const Prepared::Scope& scope = prepared_->scopes[r];
+  return (scope.types.empty() || scope.types[type] != 0) &&
+         (scope.statuses.empty() || scope.statuses[status] != 0);
+}
+
+template <typename F>
+void Evaluator::ForEachInScope(std::size_t r, F&& f) const {
+  for (std::size_t t = 0; t < estate_.ci_types().size(); ++t) {
+    for (std::size_t s = 0; s < estate_.statuses().size(); ++s) {
+      const auto type = static_cast<std::uint16_t>(t);
+      const auto status = static_cast<std::uint8_t>(s);
+      if (!ScopeMayHold(r, type, status)) continue;
+      for (const std::uint32_t i : estate_.Bucket(type, status)) {
+        if (InScope(r, i)) f(i);
       }
     }
   }
@@ -995,9 +1033,8 @@ AuditOutcome Evaluator::Evaluate(std::size_t r, std::uint32_t ci,
 AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std::string>* why,
                              std::vector<std::uint32_t>& scratch) const {
   const EstateCi& ci = estate_.ci(i);
-  auto say = [&](std::string text) {
-    if (why != nullptr) why->push_back(node.pointer + ": " + std::move(text));
-  };
+  // Explanations are built only when asked for (a run evaluates millions without them).
+  auto say = [&](std::string text) { why->push_back(node.pointer + ": " + std::move(text)); };
   auto verdict = [](bool ok) { return ok ? AuditOutcome::kPass : AuditOutcome::kFail; };
   const std::int64_t now = estate_.at().micros;
   switch (node.op) {
@@ -1047,7 +1084,7 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
           present = IsPresent(ci.attributes.if_contains(node.field.attr));
           break;
       }
-      say(node.field.label + (present ? " is present" : " is absent"));
+      if (why != nullptr) say(node.field.label + (present ? " is present" : " is absent"));
       return verdict(present == (node.op == Op::kPresent));
     }
     case Op::kEq:
@@ -1055,12 +1092,13 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
       json::value tmp;
       const json::value* v = FieldValue(node.field, ci, tmp);
       if (!IsPresent(v)) {
-        say(node.field.label + " is absent");
+        if (why != nullptr) say(node.field.label + " is absent");
         return node.op == Op::kNe ? AuditOutcome::kPass : AuditOutcome::kNotApplicable;
       }
       const bool equal = JsonEqual(*v, node.operand);
-      say(node.field.label + " is " + Show(v) + (equal ? ", equal to " : ", not equal to ") +
-          Show(&node.operand));
+      if (why != nullptr)
+        say(node.field.label + " is " + Show(v) + (equal ? ", equal to " : ", not equal to ") +
+            Show(&node.operand));
       return verdict(equal == (node.op == Op::kEq));
     }
     case Op::kIn:
@@ -1070,7 +1108,7 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
       json::value tmp;
       const json::value* v = FieldValue(node.field, ci, tmp);
       if (!IsPresent(v)) {
-        say(node.field.label + " is absent: nothing to check");
+        if (why != nullptr) say(node.field.label + " is absent: nothing to check");
         return AuditOutcome::kNotApplicable;
       }
       bool ok = false;
@@ -1080,50 +1118,56 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
           return std::any_of(node.set.begin(), node.set.end(),
                              [&](const json::value& s) { return JsonEqual(item, s); });
         });
-        what = ok ? "is among the allowed values" : "is not among the allowed values";
+        if (why != nullptr)
+          what = ok ? "is among the allowed values" : "is not among the allowed values";
       } else if (node.op == Op::kRegex) {
         ok = EveryScalar(*v, [&](const json::value& item) {
           if (!item.is_string()) return false;
           const json::string& s = item.get_string();
           return RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *node.regex);
         });
-        what = ok ? "matches " : "does not match ";
-        what += node.regex->pattern();
+        if (why != nullptr) what = (ok ? "matches " : "does not match ") + node.regex->pattern();
       } else if (node.op == Op::kRange) {
         ok = EveryScalar(*v, [&](const json::value& item) {
           return item.is_number() && Within(item.to_number<double>(), node);
         });
-        what = (ok ? "is " : "is not a number ") + Bounds(node);
+        if (why != nullptr) what = (ok ? "is " : "is not a number ") + Bounds(node);
       } else {
         const double length = v->is_array()    ? static_cast<double>(v->get_array().size())
                               : v->is_string() ? static_cast<double>(CodePoints(v->get_string()))
                                                : -1;
         ok = length >= 0 && Within(length, node);
-        what = "has length " + std::to_string(static_cast<long long>(length)) + ", wanted " +
-               Bounds(node);
+        if (why != nullptr) {
+          what = "has length " + std::to_string(static_cast<long long>(length)) + ", wanted " +
+                 Bounds(node);
+        }
       }
-      say(node.field.label + " " + Show(v) + " " + what);
+      if (why != nullptr) say(node.field.label + " " + Show(v) + " " + what);
       return verdict(ok);
     }
     case Op::kChangedWithin: {
       const std::int64_t age = now - ci.changed_at.micros;
       const bool ok = age <= node.days * kDay;
-      say("last changed " + model::FormatTimestamp(ci.changed_at) +
-          (ok ? ", within " : ", not within ") + std::to_string(node.days) + " days");
+      if (why != nullptr)
+        say("last changed " + model::FormatTimestamp(ci.changed_at) +
+            (ok ? ", within " : ", not within ") + std::to_string(node.days) + " days");
       return verdict(ok);
     }
     case Op::kSeenWithin: {
       if (!ci.seen_at) {
         if (ci.seen_later) {
-          say("seen by discovery only after the instant evaluated; earlier sightings are not kept");
+          if (why != nullptr)
+            say("seen by discovery only after the instant evaluated; earlier sightings are not "
+                "kept");
           return AuditOutcome::kNotApplicable;
         }
-        say("never seen by discovery");
+        if (why != nullptr) say("never seen by discovery");
         return AuditOutcome::kFail;
       }
       const bool ok = now - ci.seen_at->micros <= node.days * kDay;
-      say("last seen by discovery " + model::FormatTimestamp(*ci.seen_at) +
-          (ok ? ", within " : ", not within ") + std::to_string(node.days) + " days");
+      if (why != nullptr)
+        say("last seen by discovery " + model::FormatTimestamp(*ci.seen_at) +
+            (ok ? ", within " : ", not within ") + std::to_string(node.days) + " days");
       return verdict(ok);
     }
     case Op::kRelations: {
@@ -1140,8 +1184,9 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
       if (node.out) tally(estate_.Out(i));
       if (node.in) tally(estate_.In(i));
       const bool ok = Within(static_cast<double>(count), node);
-      say(std::to_string(count) + " matching relation" + (count == 1 ? "" : "s") + ", wanted " +
-          Bounds(node));
+      if (why != nullptr)
+        say(std::to_string(count) + " matching relation" + (count == 1 ? "" : "s") + ", wanted " +
+            Bounds(node));
       return verdict(ok);
     }
     case Op::kReaches: {
@@ -1167,8 +1212,9 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
             marks[l.ci] = epoch;
             if (Allows(m.far_types, estate_.type_id(l.ci)) &&
                 Allows(m.far_status, estate_.status_id(l.ci))) {
-              say("reaches " + estate_.ci(l.ci).type + " " + estate_.ci(l.ci).name + " (" +
-                  std::to_string(estate_.ci(l.ci).id) + ") at depth " + std::to_string(depth));
+              if (why != nullptr)
+                say("reaches " + estate_.ci(l.ci).type + " " + estate_.ci(l.ci).name + " (" +
+                    std::to_string(estate_.ci(l.ci).id) + ") at depth " + std::to_string(depth));
               return AuditOutcome::kPass;
             }
             if (scratch.size() >= options_.max_visits) {
@@ -1182,9 +1228,10 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
         level_begin = level_end;
         if (level_begin == scratch.size()) break;
       }
-      say("reaches no CI of the wanted type within " + std::to_string(node.depth) +
-          (node.depth == 1 ? " step" : " steps") + " (" + std::to_string(scratch.size() - 1) +
-          " CIs visited)");
+      if (why != nullptr)
+        say("reaches no CI of the wanted type within " + std::to_string(node.depth) +
+            (node.depth == 1 ? " step" : " steps") + " (" + std::to_string(scratch.size() - 1) +
+            " CIs visited)");
       return AuditOutcome::kFail;
     }
     case Op::kUnique: {
@@ -1193,31 +1240,31 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
       if (why != nullptr && state == 2) {
         // Who shares it, for the explanation only.
         for (const std::string& k : UniqueKeys(node, ci)) {
-          auto [begin, end] = std::equal_range(
-              u.pairs.begin(), u.pairs.end(), std::pair<std::string, std::uint32_t>{k, 0},
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+          const Prepared::KeyOf wanted{std::hash<std::string>{}(k), k, 0};
+          auto [begin, end] = std::equal_range(u.pairs.begin(), u.pairs.end(), wanted);
           const auto count = static_cast<std::size_t>(end - begin);
           if (count < 2) continue;
           std::string others;
           int shown = 0;
           for (auto it = begin; it != end; ++it) {
-            if (it->second == i) continue;
+            if (it->ci == i) continue;
             if (shown++ == 5) {
               others += ", ...";
               break;
             }
-            others += (others.empty() ? "" : ", ") + std::to_string(estate_.ci(it->second).id);
+            others += (others.empty() ? "" : ", ") + std::to_string(estate_.ci(it->ci).id);
           }
-          say("the key is shared with " + std::to_string(count - 1) + " other CI" +
-              (count == 2 ? "" : "s") + " (" + others + ")");
+          if (why != nullptr)
+            say("the key is shared with " + std::to_string(count - 1) + " other CI" +
+                (count == 2 ? "" : "s") + " (" + others + ")");
           break;
         }
       }
       if (state == 0) {
-        say("the key is absent: nothing to compare");
+        if (why != nullptr) say("the key is absent: nothing to compare");
         return AuditOutcome::kNotApplicable;
       }
-      if (state == 1) say("the key is unique");
+      if (state == 1 && why != nullptr) say("the key is unique");
       return state == 2 ? AuditOutcome::kFail : AuditOutcome::kPass;
     }
     case Op::kNoOpenDrift: {
@@ -1228,8 +1275,9 @@ AuditOutcome Evaluator::Eval(const Node& node, std::uint32_t i, std::vector<std:
         if (now - d.detected_at.micros < node.days * kDay) continue;
         ++matching;
       }
-      say(std::to_string(matching) + " open drift finding" + (matching == 1 ? "" : "s") +
-          " of the kind checked");
+      if (why != nullptr)
+        say(std::to_string(matching) + " open drift finding" + (matching == 1 ? "" : "s") +
+            " of the kind checked");
       return verdict(matching == 0);
     }
     case Op::kUnmatched:

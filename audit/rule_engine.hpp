@@ -114,6 +114,9 @@ class Evaluator {
 
   // Whether CI `ci` is in rule `r`'s scope (a discovery-source rule has no CI in scope).
   bool InScope(std::size_t r, std::uint32_t ci) const;
+  // Whether CIs of this type and status may be in rule `r`'s scope (false: none is, so the
+  // estate's bucket need not be looked at).
+  bool ScopeMayHold(std::size_t r, std::uint16_t type, std::uint8_t status) const;
   // Rule `r` on CI `ci`: not_applicable out of scope. Never throws for one CI's sake: what
   // goes wrong is kError. With `why`, appends the reasons, one sentence each.
   model::AuditOutcome Evaluate(std::size_t r, std::uint32_t ci,
@@ -133,6 +136,8 @@ class Evaluator {
 
  private:
   struct Prepared;
+  template <typename F>
+  void ForEachInScope(std::size_t r, F&& f) const;
   model::AuditOutcome Eval(const Node& node, std::uint32_t ci, std::vector<std::string>* why,
                            std::vector<std::uint32_t>& scratch) const;
 

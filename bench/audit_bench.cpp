@@ -167,13 +167,18 @@ struct RunFigures {
   json::object run;  // as the API shows it
 };
 
+// The audit worker's cache of the estate between runs of the present (--no-cache: none).
+cmdb::store::AuditRepository::EstateCache estate_cache;
+bool use_cache = true;
+
 RunFigures Audit(const std::string& dsn) {
   DbSession work = DbSession::Connect(dsn);
   DbSession progress = DbSession::Connect(dsn);
   const cmdb::model::AuditRun queued = cmdb::store::AuditRepository(work).QueueRun(
       "baseline", std::nullopt, cmdb::model::AuditTrigger::kApi, "bench");
   const auto start = Clock::now();
-  if (!cmdb::jobs::ExecuteAuditRun(work, progress, queued.id)) {
+  if (!cmdb::jobs::ExecuteAuditRun(work, progress, queued.id, {},
+                                   use_cache ? &estate_cache : nullptr)) {
     std::fprintf(stderr, "audit run %lld failed\n", static_cast<long long>(queued.id));
   }
   RunFigures out;
@@ -188,9 +193,11 @@ std::string Phases(const json::object& run) {
   std::string out;
   for (const char* phase :
        {"rules", "estate", "prepare", "evaluate", "findings", "estate_cis", "estate_relations",
-        "estate_sightings", "estate_drift_sources", "estate_build"}) {
+        "estate_sightings", "estate_drift_sources", "estate_changes", "estate_build",
+        "findings_failing", "findings_read"}) {
     if (const json::value* v = t.as_object().if_contains(phase)) {
       char buf[64];
+      if (!v->is_number()) continue;
       std::snprintf(buf, sizeof buf, "%s%s %.2f s", out.empty() ? "" : ", ", phase,
                     v->to_number<double>());
       out += buf;
@@ -204,15 +211,18 @@ std::string Phases(const json::object& run) {
 int main(int argc, char** argv) {
   std::size_t total = 1000000;
   int sql_reps = 1;
+  int repeat = 0;
   bool only_audit = false;  // --only-audit: the two runs, no SQL, import or series
   std::string data;         // --data DIR: keep the loaded cluster there (and reuse it)
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--only-audit") only_audit = true;
+    if (flag == "--no-cache") use_cache = false;
     if (i + 1 >= argc) break;
     if (flag == "--cis") total = std::stoul(argv[++i]);
     if (flag == "--sql-reps") sql_reps = std::stoi(argv[++i]);
     if (flag == "--data") data = argv[++i];
+    if (flag == "--repeat") repeat = std::stoi(argv[++i]);
   }
   const cmdb::bench::Estate e = cmdb::bench::Generate(total);
   std::string dir = data.empty() ? "/tmp/cmdbaudit-XXXXXX" : data;
@@ -235,6 +245,13 @@ int main(int argc, char** argv) {
     // The audit: the first run opens the findings, the second finds them open.
     const RunFigures first = Audit(dsn);
     const RunFigures second = Audit(dsn);
+    // The same run without the kept estate: what a run costs after a restart.
+    const bool cached = use_cache;
+    estate_cache.Clear();
+    use_cache = false;
+    const RunFigures cold = Audit(dsn);
+    use_cache = cached;
+    if (use_cache) Audit(dsn);  // the cache filled again for the re-audit below
     // One CI across every rule (GET /api/v1/cis/{id}/audit without HTTP): its neighbourhood
     // read, the rules compiled and evaluated.
     {
@@ -267,8 +284,18 @@ int main(int argc, char** argv) {
     }
 
     if (only_audit) {
-      std::printf("first: %.2f s (%s)\nnext: %.2f s (%s)\n", first.seconds,
-                  Phases(first.run).c_str(), second.seconds, Phases(second.run).c_str());
+      // --repeat N: N more runs of the present (for a profile of the steady state).
+      for (int rep = 0; rep < repeat; ++rep) {
+        const RunFigures again = Audit(dsn);
+        std::printf("again: %.2f s (%s)\n", again.seconds, Phases(again.run).c_str());
+        if (rep + 1 == repeat) {
+          std::printf("CPU seconds per rule: %s\n",
+                      json::serialize(again.run.at("timings").at("evaluate_rules")).c_str());
+        }
+      }
+      std::printf("first: %.2f s (%s)\nnext: %.2f s (%s)\nnext, estate read in full: %.2f s (%s)\n",
+                  first.seconds, Phases(first.run).c_str(), second.seconds,
+                  Phases(second.run).c_str(), cold.seconds, Phases(cold.run).c_str());
       cluster.Stop();
       if (data.empty()) std::filesystem::remove_all(dir);
       return 0;
@@ -301,8 +328,11 @@ int main(int argc, char** argv) {
                 static_cast<long long>(
                     first.run.at("timings").at("findings_opened").to_number<std::int64_t>()),
                 first.seconds, Phases(first.run).c_str(), sql_total / first.seconds);
-    std::printf("| cmdb, next run (findings already open) | %.2f s | %s | %.1fx |\n",
+    std::printf("| cmdb, next run (findings open, %s) | %.2f s | %s | %.1fx |\n",
+                use_cache ? "estate kept from the run before" : "estate read in full",
                 second.seconds, Phases(second.run).c_str(), sql_total / second.seconds);
+    std::printf("| cmdb, next run (findings open, estate read in full) | %.2f s | %s | %.1fx |\n",
+                cold.seconds, Phases(cold.run).c_str(), sql_total / cold.seconds);
     std::printf("| the same rules as SQL queries | %.2f s | |  |\n\n", sql_total);
     std::printf("| rule | SQL |\n|---|---|\n");
     for (const auto& [key, seconds] : sql_times)

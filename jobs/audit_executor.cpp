@@ -4,7 +4,9 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <boost/json.hpp>
 
@@ -73,11 +75,25 @@ class FindingsLock {
   bool held_;
 };
 
+// A finding's identity within a run: the rule's position, the subject (0 CI, 1 source), id.
+struct FindingKey {
+  std::uint32_t rule = 0;
+  std::uint32_t subject = 0;
+  std::int64_t id = 0;
+  bool operator==(const FindingKey&) const = default;
+};
+struct FindingKeyHash {
+  std::size_t operator()(const FindingKey& k) const {
+    return std::hash<std::int64_t>{}(k.id) ^
+           (static_cast<std::size_t>(k.rule) * 0x9E3779B97F4A7C15ULL) ^ k.subject;
+  }
+};
+
 class RunExecution {
  public:
   RunExecution(store::DbSession& work, store::DbSession& progress, std::int64_t id,
-               const audit::EvaluatorOptions& options)
-      : work_(work), progress_(progress), id_(id), options_(options) {}
+               const audit::EvaluatorOptions& options, store::AuditRepository::EstateCache* cache)
+      : work_(work), progress_(progress), id_(id), options_(options), cache_(cache) {}
 
   void Execute() {
     const auto started = std::chrono::steady_clock::now();
@@ -132,57 +148,96 @@ class RunExecution {
     auto phase_start = std::chrono::steady_clock::now();
     Phase("estate", 1);
     // The relations are read on the progress session meanwhile: no phase is reported then.
-    const audit::Estate estate = repo.LoadEstate(run->as_of, needs, &timings_, &progress_);
+    // A run of the present starts from the estate this worker evaluated last, brought up to
+    // date; a run as of an instant reads history.
+    std::optional<audit::Estate> as_of_estate;
+    if (!present || cache_ == nullptr) {
+      as_of_estate.emplace(repo.LoadEstate(run->as_of, needs, &timings_, &progress_));
+    }
+    const audit::Estate& estate =
+        as_of_estate ? *as_of_estate
+                     : repo.LoadPresentEstate(*cache_, needs, &timings_, &progress_);
     timings_["estate"] = Seconds(phase_start);
     phase_start = std::chrono::steady_clock::now();
     Phase("evaluate", 2);
     audit::Evaluator evaluator(estate, rules, options_);
     timings_["prepare"] = Seconds(phase_start);
     phase_start = std::chrono::steady_clock::now();
-    // Owners interned for the per-owner rows.
-    std::vector<std::string> owner_names{""};
-    std::vector<std::uint32_t> owner_of(estate.size(), 0);
-    {
-      std::unordered_map<std::string, std::uint32_t> index{{"", 0}};
-      for (std::uint32_t i = 0; i < estate.size(); ++i) {
-        const auto& owner = estate.ci(i).owner;
-        if (!owner || owner->empty()) continue;
-        auto [it, added] = index.emplace(*owner, static_cast<std::uint32_t>(owner_names.size()));
-        if (added) owner_names.push_back(*owner);
-        owner_of[i] = it->second;
-      }
-    }
+    // Owners as the estate numbers them, for the per-owner rows.
+    const std::vector<std::string>& owner_names = estate.owners();
     const std::size_t n_rules = rules.size();
     const std::size_t n_types = estate.ci_types().size();
-    Tally total(n_rules, n_types, owner_names.size());
-    std::mutex merge;
+    // The work: each rule over the CIs of the types and statuses its scope may hold, in
+    // pieces; a CI of any other bucket is not applicable without a look.
+    struct Piece {
+      std::uint32_t rule;
+      std::span<const std::uint32_t> cis;
+    };
     constexpr std::size_t kChunk = 4096;
-    const std::size_t chunks = (estate.size() + kChunk - 1) / kChunk;
-    model::ParallelChunks(
-        chunks, 1,
-        [&](std::size_t c) {
-          Tally local(n_rules, n_types, owner_names.size());
-          const auto begin = static_cast<std::uint32_t>(c * kChunk);
-          const auto end = static_cast<std::uint32_t>(std::min(estate.size(), (c + 1) * kChunk));
-          for (std::size_t r = 0; r < n_rules; ++r) {
-            if (rules[r]->subject() != model::AuditSubject::kCi) continue;
-            for (std::uint32_t i = begin; i < end; ++i) {
-              const AuditOutcome o = evaluator.Evaluate(r, i);
-              local.rules[r].Add(o);
-              if (o == AuditOutcome::kNotApplicable) continue;
-              local.types[r][estate.type_id(i)].Add(o);
-              local.owners[r][owner_of[i]].Add(o);
-              if (o == AuditOutcome::kFail) {
-                local.failures.emplace_back(static_cast<std::uint32_t>(r), i);
-              } else if (o == AuditOutcome::kError) {
-                local.errors.emplace_back(static_cast<std::uint32_t>(r), i);
-              }
-            }
+    std::vector<Piece> pieces;
+    std::vector<std::int64_t> looked_at(n_rules, 0);
+    for (std::size_t r = 0; r < n_rules; ++r) {
+      for (std::size_t t = 0; t < n_types; ++t) {
+        for (std::size_t st = 0; st < estate.statuses().size(); ++st) {
+          const auto type = static_cast<std::uint16_t>(t);
+          const auto status = static_cast<std::uint8_t>(st);
+          if (!evaluator.ScopeMayHold(r, type, status)) continue;
+          const std::span<const std::uint32_t> bucket = estate.Bucket(type, status);
+          looked_at[r] += static_cast<std::int64_t>(bucket.size());
+          for (std::size_t b = 0; b < bucket.size(); b += kChunk) {
+            pieces.push_back({static_cast<std::uint32_t>(r),
+                              bucket.subspan(b, std::min(kChunk, bucket.size() - b))});
           }
-          std::lock_guard<std::mutex> lock(merge);
-          total.Merge(local);
-        },
-        {});
+        }
+      }
+    }
+    Tally total(n_rules, n_types, owner_names.size());
+    // One tally per thread at a time, merged at the end.
+    std::mutex merge;
+    std::vector<std::unique_ptr<Tally>> idle;
+    std::vector<double> rule_seconds(n_rules, 0.0);  // CPU time per rule, across threads
+    model::ParallelChunks(pieces.size(), 1,
+                          [&](std::size_t p) {
+                            std::unique_ptr<Tally> local;
+                            {
+                              std::lock_guard<std::mutex> lock(merge);
+                              if (!idle.empty()) {
+                                local = std::move(idle.back());
+                                idle.pop_back();
+                              }
+                            }
+                            if (!local)
+                              local = std::make_unique<Tally>(n_rules, n_types, owner_names.size());
+                            const std::uint32_t r = pieces[p].rule;
+                            const auto piece_start = std::chrono::steady_clock::now();
+                            for (const std::uint32_t i : pieces[p].cis) {
+                              const AuditOutcome o = evaluator.Evaluate(r, i);
+                              local->rules[r].Add(o);
+                              if (o == AuditOutcome::kNotApplicable) continue;
+                              local->types[r][estate.type_id(i)].Add(o);
+                              local->owners[r][estate.owner_id(i)].Add(o);
+                              if (o == AuditOutcome::kFail) {
+                                local->failures.emplace_back(r, i);
+                              } else if (o == AuditOutcome::kError) {
+                                local->errors.emplace_back(r, i);
+                              }
+                            }
+                            const double spent = Seconds(piece_start);
+                            std::lock_guard<std::mutex> lock(merge);
+                            rule_seconds[r] += spent;
+                            idle.push_back(std::move(local));
+                          },
+                          {});
+    for (auto& t : idle) total.Merge(*t);
+    {
+      boost::json::object per_rule;
+      for (std::size_t r = 0; r < n_rules; ++r) per_rule[rules[r]->rule().key] = rule_seconds[r];
+      timings_["evaluate_rules"] = std::move(per_rule);
+    }
+    for (std::size_t r = 0; r < n_rules; ++r) {
+      if (rules[r]->subject() != model::AuditSubject::kCi) continue;
+      total.rules[r].not_applicable += static_cast<std::int64_t>(estate.size()) - looked_at[r];
+    }
     timings_["evaluate"] = Seconds(phase_start);
     phase_start = std::chrono::steady_clock::now();
     // Discovery-source rules: observations count for and against.
@@ -244,56 +299,88 @@ class RunExecution {
     if (present) {
       Phase("findings", 3);
       repo.ExpireWaivers();
-      // Failures keyed as findings are: (rule, subject, id).
-      using Key = std::tuple<std::string, model::AuditSubject, std::int64_t>;
-      std::map<Key, store::LiveFinding> failing;
+      // Failures keyed as findings are: (rule, subject, id), the rule by its first position
+      // in the run (a set may name a rule twice). What a finding records is built only for
+      // those that open or change.
+      std::unordered_map<std::string, std::uint32_t> rule_index;
+      for (std::size_t r = 0; r < n_rules; ++r) {
+        rule_index.emplace(rules[r]->rule().key, static_cast<std::uint32_t>(r));
+      }
+      auto key_of = [](std::uint32_t rule, model::AuditSubject subject, std::int64_t id) {
+        return FindingKey{rule, subject == model::AuditSubject::kCi ? 0U : 1U, id};
+      };
+      // Each failing key to the CI's position (or the source's) and the rule's position.
+      std::unordered_map<FindingKey, std::pair<std::uint32_t, std::uint32_t>, FindingKeyHash>
+          failing;
+      failing.reserve(total.failures.size() + source_failures.size());
       for (const auto& [r, i] : total.failures) {
-        const audit::EstateCi& ci = estate.ci(i);
-        store::LiveFinding f;
-        f.rule = rules[r]->rule().key;
-        f.subject = model::AuditSubject::kCi;
-        f.subject_id = ci.id;
-        f.ci_type = ci.type;
-        f.owner = ci.owner;
-        f.name = ci.name;
-        f.message = evaluator.Message(r, i);
-        failing.emplace(Key{f.rule, f.subject, f.subject_id}, std::move(f));
+        const std::uint32_t first = rule_index.at(rules[r]->rule().key);
+        failing.emplace(key_of(first, model::AuditSubject::kCi, estate.ci(i).id), std::pair{r, i});
       }
       for (const auto& [r, s] : source_failures) {
-        const audit::EstateSource& source = estate.sources()[s];
+        const std::uint32_t first = rule_index.at(rules[r]->rule().key);
+        failing.emplace(
+            key_of(first, model::AuditSubject::kDiscoverySource, estate.sources()[s].id),
+            std::pair{static_cast<std::uint32_t>(r), static_cast<std::uint32_t>(s)});
+      }
+      auto finding = [&](const FindingKey& key, std::pair<std::uint32_t, std::uint32_t> at) {
+        const auto [r, i] = at;
         store::LiveFinding f;
         f.rule = rules[r]->rule().key;
-        f.subject = model::AuditSubject::kDiscoverySource;
-        f.subject_id = source.id;
-        f.name = source.name;
-        f.message = source_results[r][s].message;
-        failing.emplace(Key{f.rule, f.subject, f.subject_id}, std::move(f));
-      }
+        f.subject_id = key.id;
+        if (key.subject == 0) {
+          const audit::EstateCi& ci = estate.ci(i);
+          f.subject = model::AuditSubject::kCi;
+          f.ci_type = ci.type;
+          f.owner = ci.owner;
+          f.name = ci.name;
+          f.message = evaluator.Message(r, i);
+        } else {
+          f.subject = model::AuditSubject::kDiscoverySource;
+          f.name = estate.sources()[i].name;
+          f.message = source_results[r][i].message;
+        }
+        return f;
+      };
       store::FindingChanges changes;
       // A (rule, CI) this run could not decide keeps its finding as it is: an error is not a
       // pass.
-      std::set<Key> undecided;
+      std::unordered_set<FindingKey, FindingKeyHash> undecided;
       for (const auto& [r, i] : total.errors) {
-        undecided.insert(Key{rules[r]->rule().key, model::AuditSubject::kCi, estate.ci(i).id});
+        undecided.insert(
+            key_of(rule_index.at(rules[r]->rule().key), model::AuditSubject::kCi, estate.ci(i).id));
       }
-      for (store::LiveFinding& live : repo.LiveFindings(finished.evaluated)) {
-        auto it = failing.find(Key{live.rule, live.subject, live.subject_id});
+      timings_["findings_failing"] = Seconds(phase_start);
+      std::vector<store::LiveFinding> lives = repo.LiveFindings(finished.evaluated);
+      timings_["findings_read"] = Seconds(phase_start);
+      for (store::LiveFinding& live : lives) {
+        auto rule = rule_index.find(live.rule);
+        if (rule == rule_index.end()) continue;  // not evaluated (LiveFindings asked for those)
+        const FindingKey key = key_of(rule->second, live.subject, live.subject_id);
+        auto it = failing.find(key);
         if (it == failing.end()) {
-          if (undecided.count(Key{live.rule, live.subject, live.subject_id}) == 0) {
-            changes.resolved.push_back(live.id);
-          }
+          if (undecided.count(key) == 0) changes.resolved.push_back(live.id);
           continue;
         }
-        const store::LiveFinding& now = it->second;
-        if (now.name != live.name || now.message != live.message || now.owner != live.owner ||
-            now.ci_type != live.ci_type) {
-          store::LiveFinding updated = now;
+        const auto [r, i] = it->second;
+        bool same = false;
+        if (key.subject == 0) {
+          const audit::EstateCi& ci = estate.ci(i);
+          same = live.name == ci.name && live.owner == ci.owner && live.ci_type == ci.type &&
+                 live.message == evaluator.Message(r, i);
+        } else {
+          same =
+              live.name == estate.sources()[i].name && live.message == source_results[r][i].message;
+        }
+        if (!same) {
+          store::LiveFinding updated = finding(key, it->second);
           updated.id = live.id;
           changes.updated.push_back(std::move(updated));
         }
         failing.erase(it);
       }
-      for (auto& [key, f] : failing) changes.opened.push_back(std::move(f));
+      changes.opened.reserve(failing.size());
+      for (const auto& [key, at] : failing) changes.opened.push_back(finding(key, at));
       opened_ = static_cast<std::int64_t>(changes.opened.size());
       resolved_ = static_cast<std::int64_t>(changes.resolved.size());
       repo.ApplyFindings(id_, estate.at(), changes);
@@ -323,6 +410,7 @@ class RunExecution {
   store::DbSession& progress_;
   std::int64_t id_;
   audit::EvaluatorOptions options_;
+  store::AuditRepository::EstateCache* cache_;
   boost::json::object timings_;
   std::int64_t opened_ = 0;
   std::int64_t resolved_ = 0;
@@ -331,10 +419,11 @@ class RunExecution {
 }  // namespace
 
 bool ExecuteAuditRun(store::DbSession& work, store::DbSession& progress, std::int64_t id,
-                     const audit::EvaluatorOptions& options) {
+                     const audit::EvaluatorOptions& options,
+                     store::AuditRepository::EstateCache* cache) {
   std::string error;
   try {
-    RunExecution(work, progress, id, options).Execute();
+    RunExecution(work, progress, id, options, cache).Execute();
     return true;
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kUnavailable) throw;
@@ -393,10 +482,19 @@ CiAudit EvaluateCi(store::DbSession& session, model::CiId id,
 
 std::unique_ptr<JobWorker> MakeAuditWorker(const std::string& dsn,
                                            const AuditWorkerOptions& options) {
+  // The estate of the latest run of the present, kept for the next one (the worker runs one
+  // job at a time on its own thread).
+  std::shared_ptr<store::AuditRepository::EstateCache> cache;
+  if (options.keep_estate) cache = std::make_shared<store::AuditRepository::EstateCache>();
   return std::make_unique<JobWorker>(
       dsn, store::JobTable{"audit_runs", "cmdb_audit_lock_key", "audit"}, options.worker,
-      [](store::DbSession& work, store::DbSession& progress, std::int64_t id) {
-        ExecuteAuditRun(work, progress, id);
+      [cache](store::DbSession& work, store::DbSession& progress, std::int64_t id) {
+        try {
+          ExecuteAuditRun(work, progress, id, {}, cache.get());
+        } catch (...) {
+          if (cache) cache->Clear();  // the database failed mid-run: start afresh
+          throw;
+        }
       },
       options.schedule
           ? JobWorker::BeforeClaims([debounce = options.debounce](store::DbSession& db) {

@@ -16,14 +16,18 @@
 #include "audit/rule_engine.hpp"
 #include "jobs/job_worker.hpp"
 #include "model/audit.hpp"
+#include "store/audit_repository.hpp"
 #include "store/db_pool.hpp"
 
 namespace cmdb::jobs {
 
 // Runs claimed audit run `id` on `work`, reporting its phase through `progress`, and records
 // its outcome. Returns true when it succeeded. Throws only when the database fails.
+// With `cache`, a run of the present brings the estate the cache holds up to date instead of
+// reading all of it (store::AuditRepository::LoadPresentEstate) and leaves its own there.
 bool ExecuteAuditRun(store::DbSession& work, store::DbSession& progress, std::int64_t id,
-                     const audit::EvaluatorOptions& options = {});
+                     const audit::EvaluatorOptions& options = {},
+                     store::AuditRepository::EstateCache* cache = nullptr);
 
 struct AuditWorkerOptions {
   JobWorkerOptions worker;
@@ -33,6 +37,10 @@ struct AuditWorkerOptions {
   // Whether this worker queues the nightly and the debounced runs (every instance may: the
   // schedule row is locked while it is read).
   bool schedule = true;
+  // Whether the worker keeps the estate of its latest run of the present in memory (about
+  // what the graph of the estate takes again, plus the rules' attributes per CI) so that the
+  // next run reads only what changed.
+  bool keep_estate = true;
 };
 
 // One CI across `rules`, now: the CI's neighbourhood read as far as the rules whose scope holds

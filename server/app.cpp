@@ -246,6 +246,7 @@ void App::Start() {
       jobs::AuditWorkerOptions worker;
       worker.worker.instance = instance;
       worker.debounce = s.config.audit_debounce;
+      worker.keep_estate = s.config.audit_cache;
       s.audits = jobs::MakeAuditWorker(dsn, worker);
       s.audits->Start();
       s.context.audits = s.audits.get();

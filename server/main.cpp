@@ -46,6 +46,8 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
   --no-audit-worker      leave audit runs (and their schedule) to other instances
   --audit-debounce S     seconds without imports or discovery runs before the audit they ask
                          for is queued (60)
+  --no-audit-cache       do not keep the estate of the latest audit run in memory (each run
+                         then reads the whole estate again)
   --history-graphs N     graphs of past instants kept for as_of impact and traces (default 4)
   --history-builds N     graphs of past instants rebuilt at once; more get 503 (default 2)
 
@@ -166,6 +168,8 @@ int main(int argc, char** argv) {
         config.import_worker = false;
       } else if (flag == "--no-audit-worker") {
         config.audit_worker = false;
+      } else if (flag == "--no-audit-cache") {
+        config.audit_cache = false;
       } else if (flag == "--audit-debounce") {
         config.audit_debounce = std::chrono::seconds(ParseCount(flag, value(), 0, 86400));
       } else if (flag == "--help" || flag == "-h") {

@@ -560,26 +560,137 @@ audit::EstateCi EstateCiFromFields(const pg::Fields& f,
 
 }  // namespace
 
+namespace {
+
+// Latest sighting per CI: closed streaks (rows) and open ones (a bit per CI of a block, at the
+// source's latest writing run).
+std::unordered_map<model::CiId, std::int64_t> LatestSightings(DbSession& db, std::size_t size) {
+  std::unordered_map<model::CiId, std::int64_t> latest;
+  latest.reserve(size);
+  pg::CopyOut(db,
+              "SELECT ci_id, cmdb_us(max(last_seen_at)) FROM discovery_sightings GROUP BY ci_id",
+              [&](const pg::Fields& f) { latest[ToInt(*f[0])] = ToInt(*f[1]); });
+  pg::CopyOut(db,
+              "SELECT b.block, b.bits::text, cmdb_us(d.sighted_at) FROM "
+              "discovery_sighting_blocks b JOIN discovery_sources d ON d.id = b.source_id "
+              "WHERE d.sighted_at IS NOT NULL",
+              [&](const pg::Fields& f) {
+                const std::int64_t block = ToInt(*f[0]);
+                const std::string_view bits = *f[1];
+                const std::int64_t when = ToInt(*f[2]);
+                for (std::size_t k = 0; k < bits.size(); ++k) {
+                  if (bits[k] != '1') continue;
+                  std::int64_t& seen = latest[(block << 10) + static_cast<std::int64_t>(k)];
+                  seen = std::max(seen, when);
+                }
+              });
+  return latest;
+}
+
+// A CI's sighting as of `at`: a later one means unknown (sightings keep the latest only).
+void SetSeen(const std::unordered_map<model::CiId, std::int64_t>& latest, Timestamp at,
+             audit::EstateCi& ci) {
+  ci.seen_at.reset();
+  ci.seen_later = false;
+  auto it = latest.find(ci.id);
+  if (it == latest.end()) return;
+  if (it->second <= at.micros) {
+    ci.seen_at = Timestamp{it->second};
+  } else {
+    ci.seen_later = true;
+  }
+}
+
+std::vector<audit::EstateDrift> ReadDrift(DbSession& db, std::optional<Timestamp> as_of) {
+  std::vector<audit::EstateDrift> drift;
+  const std::string t = as_of ? std::to_string(as_of->micros) : "";
+  const std::string query =
+      as_of ? "SELECT ci_id, attribute, authorized, cmdb_us(detected_at) FROM drift_findings "
+              "WHERE detected_at <= cmdb_ts(" +
+                  t + ") AND (closed_at IS NULL OR closed_at > cmdb_ts(" + t + "))"
+            : std::string(
+                  "SELECT ci_id, attribute, authorized, cmdb_us(detected_at) FROM "
+                  "drift_findings WHERE state = 'open'");
+  pg::CopyOut(db, query, [&](const pg::Fields& f) {
+    drift.push_back({ToInt(*f[0]), std::string(*f[1]), *f[2] == "t", Timestamp{ToInt(*f[3])}});
+  });
+  return drift;
+}
+
+std::vector<audit::EstateSource> ReadSources(DbSession& db, Timestamp at) {
+  const std::string t = std::to_string(at.micros);
+  std::vector<audit::EstateSource> sources;
+  pg::CopyOut(db,
+              "SELECT s.id, s.name, r.id, coalesce((r.counts->>'matched')::bigint, 0) + "
+              "coalesce((r.counts->>'created')::bigint, 0), coalesce((r.counts->>'unmatched')::"
+              "bigint, 0) FROM discovery_sources s LEFT JOIN LATERAL (SELECT id, counts FROM "
+              "discovery_runs x WHERE x.source_id = s.id AND x.state = 'succeeded' AND NOT "
+              "x.dry_run AND x.finished_at <= cmdb_ts(" +
+                  t +
+                  ") ORDER BY x.id DESC LIMIT 1) r "
+                  "ON true WHERE s.created_at <= cmdb_ts(" +
+                  t + ") ORDER BY s.id",
+              [&](const pg::Fields& f) {
+                audit::EstateSource s;
+                s.id = ToInt(*f[0]);
+                s.name = std::string(*f[1]);
+                if (f[2]) s.run_id = ToInt(*f[2]);
+                s.registered = ToInt(f[3].value_or("0"));
+                s.unmatched = ToInt(f[4].value_or("0"));
+                sources.push_back(std::move(s));
+              });
+  return sources;
+}
+
+// `wanted` asks for no more than `held` reads.
+bool Covers(const AuditRepository::EstateNeeds& held, const AuditRepository::EstateNeeds& wanted) {
+  return (held.sightings || !wanted.sightings) && (held.changed || !wanted.changed) &&
+         (held.tags || !wanted.tags) &&
+         std::includes(held.attributes.begin(), held.attributes.end(), wanted.attributes.begin(),
+                       wanted.attributes.end());
+}
+
+}  // namespace
+
 audit::Estate AuditRepository::LoadEstate(std::optional<Timestamp> as_of, const EstateNeeds& needs,
                                           json::object* timings, DbSession* helper) {
+  Parts parts = LoadParts(as_of, needs, timings, helper, /*relation_ids=*/false);
+  const auto start = std::chrono::steady_clock::now();
+  audit::Estate estate(parts.at, std::move(parts.cis), parts.relations, std::move(parts.drift),
+                       std::move(parts.sources));
+  if (timings != nullptr) {
+    (*timings)["estate_build"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return estate;
+}
+
+AuditRepository::Parts AuditRepository::LoadParts(std::optional<Timestamp> as_of,
+                                                  const EstateNeeds& needs, json::object* timings,
+                                                  DbSession* helper, bool relation_ids) {
   const std::set<std::string>& attributes = needs.attributes;
-  const bool sightings = needs.sightings;
   auto lap = [timings, start = std::chrono::steady_clock::now()](const char* part) mutable {
     const auto now = std::chrono::steady_clock::now();
     if (timings != nullptr) (*timings)[part] = std::chrono::duration<double>(now - start).count();
     start = now;
   };
-  const Timestamp at = as_of.value_or(Timestamp::Now());
-  const std::string t = std::to_string(at.micros);
-  audit::EstateRelations relations;
+  Parts parts;
+  parts.at = as_of.value_or(Timestamp::Now());
+  const std::string t = std::to_string(parts.at.micros);
+  audit::EstateRelations& relations = parts.relations;
+  const std::string columns_read =
+      relation_ids ? "from_ci, to_ci, type, id" : "from_ci, to_ci, type";
   const std::string relation_query =
-      as_of ? "SELECT from_ci, to_ci, type FROM relation_versions WHERE NOT deleted AND "
-              "valid_from <= cmdb_ts(" +
+      as_of ? "SELECT " + columns_read +
+                  " FROM relation_versions WHERE NOT deleted AND "
+                  "valid_from <= cmdb_ts(" +
                   t + ") AND (valid_to IS NULL OR valid_to > cmdb_ts(" + t + "))"
-            : std::string("SELECT from_ci, to_ci, type FROM relations");
-  auto read_relations = [&relation_query, &relations](DbSession& session) {
-    pg::CopyOut(session, relation_query,
-                [&](const pg::Fields& f) { relations.Add(ToInt(*f[0]), ToInt(*f[1]), *f[2]); });
+            : "SELECT " + columns_read + " FROM relations";
+  auto read_relations = [&relation_query, &relations, relation_ids](DbSession& session) {
+    pg::CopyOut(session, relation_query, [&](const pg::Fields& f) {
+      relations.Add(ToInt(*f[0]), ToInt(*f[1]), *f[2]);
+      if (relation_ids) relations.ids.push_back(ToInt(*f[3]));
+    });
   };
   // The relations on the helper, in this snapshot, while this session reads the CIs: the two
   // reads keep both cores busy (PostgreSQL writing one, this process parsing the other).
@@ -602,7 +713,7 @@ audit::Estate AuditRepository::LoadEstate(std::optional<Timestamp> as_of, const 
       }
     });
   }
-  std::vector<audit::EstateCi> cis;
+  std::vector<audit::EstateCi>& cis = parts.cis;
   const std::vector<std::string> columns = AttributeColumns(attributes);
   try {
     pg::CopyOut(db_, EstateCiQuery(as_of, columns, "", needs.tags, needs.changed),
@@ -618,76 +729,145 @@ audit::Estate AuditRepository::LoadEstate(std::optional<Timestamp> as_of, const 
     read_relations(db_);
   }
   lap("estate_relations");
-  if (sightings && !cis.empty()) {
-    // Latest sighting per CI: closed streaks (rows) and open ones (a bit per CI of a block,
-    // at the source's latest writing run). As of an instant, a later sighting means unknown.
-    std::unordered_map<model::CiId, std::int64_t> latest;
-    latest.reserve(cis.size());
-    pg::CopyOut(db_,
-                "SELECT ci_id, cmdb_us(max(last_seen_at)) FROM discovery_sightings GROUP BY ci_id",
-                [&](const pg::Fields& f) { latest[ToInt(*f[0])] = ToInt(*f[1]); });
-    pg::CopyOut(db_,
-                "SELECT b.block, b.bits::text, cmdb_us(d.sighted_at) FROM "
-                "discovery_sighting_blocks b JOIN discovery_sources d ON d.id = b.source_id "
-                "WHERE d.sighted_at IS NOT NULL",
-                [&](const pg::Fields& f) {
-                  const std::int64_t block = ToInt(*f[0]);
-                  const std::string_view bits = *f[1];
-                  const std::int64_t when = ToInt(*f[2]);
-                  for (std::size_t k = 0; k < bits.size(); ++k) {
-                    if (bits[k] != '1') continue;
-                    std::int64_t& seen = latest[(block << 10) + static_cast<std::int64_t>(k)];
-                    seen = std::max(seen, when);
-                  }
-                });
-    for (audit::EstateCi& ci : cis) {
-      auto it = latest.find(ci.id);
-      if (it == latest.end()) continue;
-      if (it->second <= at.micros) {
-        ci.seen_at = Timestamp{it->second};
-      } else {
-        ci.seen_later = true;
-      }
-    }
+  if (needs.sightings && !cis.empty()) {
+    const auto latest = LatestSightings(db_, cis.size());
+    for (audit::EstateCi& ci : cis) SetSeen(latest, parts.at, ci);
   }
   lap("estate_sightings");
-  std::vector<audit::EstateDrift> drift;
-  const std::string drift_query =
-      as_of ? "SELECT ci_id, attribute, authorized, cmdb_us(detected_at) FROM drift_findings "
-              "WHERE detected_at <= cmdb_ts(" +
-                  t +
-                  ") AND (closed_at IS NULL OR closed_at > "
-                  "cmdb_ts(" +
-                  t + "))"
-            : std::string(
-                  "SELECT ci_id, attribute, authorized, cmdb_us(detected_at) FROM "
-                  "drift_findings WHERE state = 'open'");
-  pg::CopyOut(db_, drift_query, [&](const pg::Fields& f) {
-    drift.push_back({ToInt(*f[0]), std::string(*f[1]), *f[2] == "t", Timestamp{ToInt(*f[3])}});
-  });
-  std::vector<audit::EstateSource> sources;
-  pg::CopyOut(db_,
-              "SELECT s.id, s.name, r.id, coalesce((r.counts->>'matched')::bigint, 0) + "
-              "coalesce((r.counts->>'created')::bigint, 0), coalesce((r.counts->>'unmatched')::"
-              "bigint, 0) FROM discovery_sources s LEFT JOIN LATERAL (SELECT id, counts FROM "
-              "discovery_runs x WHERE x.source_id = s.id AND x.state = 'succeeded' AND NOT "
-              "x.dry_run AND x.finished_at <= cmdb_ts(" +
-                  t +
-                  ") ORDER BY x.id DESC LIMIT 1) r "
-                  "ON true WHERE s.created_at <= cmdb_ts(" +
-                  t + ") ORDER BY s.id",
-              [&](const pg::Fields& f) {
-                audit::EstateSource s;
-                s.id = ToInt(*f[0]);
-                s.name = std::string(*f[1]);
-                if (f[2]) s.run_id = ToInt(*f[2]);
-                s.registered = ToInt(f[3].value_or("0"));
-                s.unmatched = ToInt(f[4].value_or("0"));
-                sources.push_back(std::move(s));
-              });
+  parts.drift = ReadDrift(db_, as_of);
+  parts.sources = ReadSources(db_, parts.at);
   lap("estate_drift_sources");
-  audit::Estate estate(at, std::move(cis), relations, std::move(drift), std::move(sources));
-  lap("estate_build");
+  return parts;
+}
+
+void AuditRepository::EstateCache::Clear() {
+  estate.reset();
+  relations = {};
+  snapshot.clear();
+  needs = {};
+}
+
+const audit::Estate& AuditRepository::LoadPresentEstate(EstateCache& cache,
+                                                        const EstateNeeds& needs,
+                                                        json::object* timings, DbSession* helper,
+                                                        std::size_t max_changes) {
+  std::string snapshot;
+  sql::Run(db_, "SELECT pg_current_snapshot()::text", soci::into(snapshot));
+  auto full = [&]() -> const audit::Estate& {
+    cache.Clear();
+    Parts parts = LoadParts(std::nullopt, needs, timings, helper, /*relation_ids=*/true);
+    const auto start = std::chrono::steady_clock::now();
+    cache.relations = std::move(parts.relations);
+    cache.estate.emplace(parts.at, std::move(parts.cis), cache.relations, std::move(parts.drift),
+                         std::move(parts.sources));
+    cache.needs = needs;
+    cache.snapshot = snapshot;
+    if (timings != nullptr) {
+      (*timings)["estate_build"] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      (*timings)["estate_refreshed"] = false;
+    }
+    return *cache.estate;
+  };
+  if (!cache.estate || cache.snapshot.empty() || !Covers(cache.needs, needs)) return full();
+  const auto started = std::chrono::steady_clock::now();
+  bool pruned = false;
+  sql::Run(db_, "SELECT pg_snapshot_xmin($1::pg_snapshot) < pruned_below FROM graph_change_horizon",
+           soci::into(pruned), soci::use(cache.snapshot));
+  if (pruned) return full();
+  // What the cache's snapshot could not see and this one can.
+  std::vector<std::int64_t> ci_ids, relation_ids;
+  bool everything = false;
+  bool sightings = false;
+  sql::ForEachRow(
+      db_,
+      "SELECT kind, ids::text FROM graph_changes WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) "
+      "AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)",
+      [&](const soci::row& r) {
+        const std::string kind = sql::Text(r, 0);
+        if (everything) return;
+        if (kind == "all") {
+          everything = true;
+        } else if (kind == "sighting") {
+          sightings = true;
+        } else {
+          std::vector<std::int64_t> ids = sql::Ids(r, 1);
+          auto& into = kind == "relation" ? relation_ids : ci_ids;
+          into.insert(into.end(), ids.begin(), ids.end());
+          everything = ci_ids.size() + relation_ids.size() > 2 * max_changes;
+        }
+      },
+      soci::use(cache.snapshot));
+  for (auto* ids : {&ci_ids, &relation_ids}) {
+    std::sort(ids->begin(), ids->end());
+    ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+  }
+  if (everything || ci_ids.size() + relation_ids.size() > max_changes) return full();
+  const Timestamp at = Timestamp::Now();
+  audit::Estate& estate = *cache.estate;
+  // The CIs that changed, as they are now; those not found were deleted.
+  std::vector<audit::EstateCi> changed;
+  std::vector<model::CiId> removed;
+  if (!ci_ids.empty()) {
+    const std::vector<std::string> columns = AttributeColumns(cache.needs.attributes);
+    pg::CopyOut(db_,
+                EstateCiQuery(std::nullopt, columns,
+                              " AND c.id = ANY('" + sql::IdArray(ci_ids) + "'::bigint[])",
+                              cache.needs.tags, cache.needs.changed),
+                [&](const pg::Fields& f) { changed.push_back(EstateCiFromFields(f, columns)); });
+    std::vector<model::CiId> found;
+    found.reserve(changed.size());
+    for (audit::EstateCi& ci : changed) {
+      found.push_back(ci.id);
+      // Sightings did not change: a CI keeps the one it had.
+      if (std::optional<std::uint32_t> i = estate.IndexOf(ci.id)) {
+        ci.seen_at = estate.ci(*i).seen_at;
+        ci.seen_later = estate.ci(*i).seen_later;
+      }
+    }
+    std::sort(found.begin(), found.end());
+    std::set_difference(ci_ids.begin(), ci_ids.end(), found.begin(), found.end(),
+                        std::back_inserter(removed));
+  }
+  // The relations that changed: dropped, then those that still exist read again.
+  if (!relation_ids.empty()) {
+    cache.relations.Remove(relation_ids);
+    pg::CopyOut(db_,
+                "SELECT from_ci, to_ci, type, id FROM relations WHERE id = ANY('" +
+                    sql::IdArray(relation_ids) + "'::bigint[])",
+                [&](const pg::Fields& f) {
+                  cache.relations.Add(ToInt(*f[0]), ToInt(*f[1]), *f[2]);
+                  cache.relations.ids.push_back(ToInt(*f[3]));
+                });
+  }
+  const bool relations_changed = !relation_ids.empty() || !removed.empty();
+  if (timings != nullptr) {
+    (*timings)["estate_changes"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    (*timings)["estate_changed_cis"] = static_cast<std::int64_t>(ci_ids.size());
+    (*timings)["estate_changed_relations"] = static_cast<std::int64_t>(relation_ids.size());
+  }
+  const auto build = std::chrono::steady_clock::now();
+  // The cache is mid-update from here: an exception leaves it to be loaded in full.
+  cache.snapshot.clear();
+  estate.Update(at, std::move(changed), removed, relations_changed ? &cache.relations : nullptr,
+                ReadDrift(db_, std::nullopt), ReadSources(db_, at));
+  if (sightings && cache.needs.sightings) {
+    const auto latest = LatestSightings(db_, estate.size());
+    for (std::uint32_t i = 0; i < estate.size(); ++i) {
+      audit::EstateCi ci;  // only the id and the sighting matter to SetSeen
+      ci.id = estate.ci(i).id;
+      SetSeen(latest, at, ci);
+      estate.SetSeen(i, ci.seen_at, ci.seen_later);
+    }
+  }
+  cache.snapshot = snapshot;
+  if (timings != nullptr) {
+    (*timings)["estate_build"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - build).count();
+    (*timings)["estate_refreshed"] = true;
+    (*timings)["estate_sightings_read"] = sightings;
+  }
   return estate;
 }
 

@@ -132,6 +132,27 @@ class AuditRepository {
   };
   audit::Estate LoadEstate(std::optional<model::Timestamp> as_of, const EstateNeeds& needs,
                            boost::json::object* timings = nullptr, DbSession* helper = nullptr);
+  // What an audit worker keeps between runs of the present: the estate it evaluated, the
+  // relations with their ids, what it read and the PostgreSQL snapshot it was read under.
+  struct EstateCache {
+    std::optional<audit::Estate> estate;
+    audit::EstateRelations relations;  // with ids
+    std::string snapshot;              // pg_snapshot text; empty: load in full
+    EstateNeeds needs;
+    void Clear();
+  };
+  // The estate now, in the caller's REPEATABLE READ snapshot, kept in `cache`: the cached one
+  // brought up to date from the change log (the CIs and relations graph_changes names that
+  // the cache's snapshot could not see are read again, sightings when a statement changed
+  // them; open drift and sources always), or loaded in full — the first time, when the log
+  // was pruned past the cache's snapshot or records a TRUNCATE, when the rules read more
+  // than the cache holds, or when more than `max_changes` CIs and relations changed.
+  // `timings` gets estate_refreshed (which it was) and the parts' seconds. The estate
+  // returned lives in the cache until its next call.
+  const audit::Estate& LoadPresentEstate(EstateCache& cache, const EstateNeeds& needs,
+                                         boost::json::object* timings = nullptr,
+                                         DbSession* helper = nullptr,
+                                         std::size_t max_changes = 200000);
   // CI `id` now, with the `attributes` named; nullopt when it does not exist.
   std::optional<audit::EstateCi> LoadCi(model::CiId id, const std::set<std::string>& attributes);
   // The part of the present estate that decides the rules for CI `id`: the CIs reached
@@ -174,6 +195,16 @@ class AuditRepository {
   int QueueDueRuns(model::Timestamp now, std::chrono::seconds debounce);
 
  private:
+  struct Parts {
+    model::Timestamp at;
+    std::vector<audit::EstateCi> cis;
+    audit::EstateRelations relations;
+    std::vector<audit::EstateDrift> drift;
+    std::vector<audit::EstateSource> sources;
+  };
+  Parts LoadParts(std::optional<model::Timestamp> as_of, const EstateNeeds& needs,
+                  boost::json::object* timings, DbSession* helper, bool relation_ids);
+
   DbSession& db_;
 };
 

@@ -79,7 +79,8 @@ std::optional<GraphChanges> ChangesSince(DbSession& db, const std::string& snaps
   sql::ForEachRow(
       db,
       "SELECT kind, ids::text FROM graph_changes WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) "
-      "AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)",
+      "AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot) AND kind IN ('ci', 'relation', "
+      "'all')",
       [&](const soci::row& r) {
         const std::string kind = sql::Text(r, 0);
         if (kind == "all" || unknown) {

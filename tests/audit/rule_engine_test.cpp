@@ -650,5 +650,152 @@ TEST(AuditRuleProperty, TheEngineAgreesWithABruteForceEvaluatorOnRandomEstates) 
   EXPECT_GT(compared, 3000);
 }
 
+// What an estate says about one CI, in names rather than positions: its record, its links
+// both ways, its drift and the numbering behind its type, status and owner.
+std::string Describe(const Estate& e, std::uint32_t i) {
+  const EstateCi& ci = e.ci(i);
+  std::string out = std::to_string(ci.id) + " " + ci.type + " " + ci.name + " " + ci.status + " " +
+                    ci.owner.value_or("-") + " " + json::serialize(ci.attributes) + " " +
+                    std::to_string(ci.changed_at.micros) + " numbered " +
+                    e.ci_types()[e.type_id(i)] + "/" + e.statuses()[e.status_id(i)] + "/" +
+                    e.owners()[e.owner_id(i)];
+  std::multiset<std::string> out_links, in_links, drift;
+  for (const Estate::Link& l : e.Out(i)) {
+    out_links.insert(e.relation_types()[l.type] + ">" + std::to_string(e.ci(l.ci).id));
+  }
+  for (const Estate::Link& l : e.In(i)) {
+    in_links.insert(e.relation_types()[l.type] + "<" + std::to_string(e.ci(l.ci).id));
+  }
+  for (const EstateDrift& d : e.DriftOf(i)) drift.insert(d.attribute);
+  for (const auto* set : {&out_links, &in_links, &drift}) {
+    out += " |";
+    for (const std::string& x : *set) out += " " + x;
+  }
+  return out;
+}
+
+// Every CI of the estate described, by id; and each (type, status) bucket as the ids it holds.
+std::pair<std::map<model::CiId, std::string>, std::map<std::string, std::set<model::CiId>>>
+Contents(const Estate& e) {
+  std::map<model::CiId, std::string> cis;
+  for (std::uint32_t i = 0; i < e.size(); ++i) {
+    EXPECT_EQ(e.IndexOf(e.ci(i).id), std::optional<std::uint32_t>(i));
+    cis[e.ci(i).id] = Describe(e, i);
+  }
+  std::map<std::string, std::set<model::CiId>> buckets;
+  for (std::size_t t = 0; t < e.ci_types().size(); ++t) {
+    for (std::size_t s = 0; s < e.statuses().size(); ++s) {
+      for (const std::uint32_t i :
+           e.Bucket(static_cast<std::uint16_t>(t), static_cast<std::uint8_t>(s))) {
+        EXPECT_EQ(e.ci(i).type, e.ci_types()[t]);
+        EXPECT_EQ(e.ci(i).status, e.statuses()[s]);
+        buckets[e.ci_types()[t] + "/" + e.statuses()[s]].insert(e.ci(i).id);
+      }
+    }
+  }
+  return {cis, buckets};
+}
+
+// The audit worker keeps its estate between runs and updates it in place (Estate::Update):
+// after any sequence of CI and relation changes it must be the estate a full load builds,
+// and every rule must decide every CI as over that estate.
+TEST(AuditEstateProperty, AnEstateUpdatedInPlaceEqualsOneBuiltFromScratch) {
+  std::mt19937 rng(20261207);
+  const char* types[] = {"server", "vm", "application", "business_service"};
+  const char* statuses[] = {"active", "retired", "planned"};
+  const char* rels[] = {"depends_on", "runs_on", "hosted_on"};
+  int checked = 0;
+  for (int round = 0; round < 120; ++round) {
+    World w = RandomWorld(rng);
+    Estate kept(kNow, w.cis, w.relations, w.drift, {});
+    model::CiId next_id = static_cast<model::CiId>(w.cis.size()) + 1;
+    for (int batch = 0; batch < 6; ++batch) {
+      std::vector<EstateCi> changed;
+      std::vector<model::CiId> removed;
+      bool relations_changed = false;
+      const int edits = static_cast<int>(rng() % 6);
+      for (int k = 0; k < edits && !w.cis.empty(); ++k) {
+        EstateCi& ci = w.cis[rng() % w.cis.size()];
+        switch (rng() % 4) {
+          case 0:
+            ci.owner = rng() % 3 == 0
+                           ? std::nullopt
+                           : std::optional<std::string>("team-" + std::to_string(rng() % 4));
+            break;
+          case 1:
+            ci.status = statuses[rng() % 3];
+            break;
+          case 2:
+            ci.type = types[rng() % 4];
+            break;
+          default:
+            ci.attributes["serial"] = "SN" + std::to_string(rng() % 5);
+        }
+        ci.changed_at = model::Timestamp{kNow.micros + batch};
+        changed.push_back(ci);
+      }
+      // Some leave, with their relations and drift (as the database cascades).
+      if (rng() % 2 && w.cis.size() > 3) {
+        const model::CiId gone = w.cis[rng() % w.cis.size()].id;
+        removed.push_back(gone);
+        std::erase_if(w.cis, [&](const EstateCi& c) { return c.id == gone; });
+        std::erase_if(changed, [&](const EstateCi& c) { return c.id == gone; });
+        const std::size_t before = w.relations.size();
+        std::erase_if(w.relations,
+                      [&](const EstateRelation& r) { return r.from == gone || r.to == gone; });
+        relations_changed = relations_changed || before != w.relations.size();
+        std::erase_if(w.drift, [&](const EstateDrift& d) { return d.ci == gone; });
+      }
+      // Some join: mostly the next id, now and then one far away (the id index changes form).
+      const int joining = static_cast<int>(rng() % 3);
+      for (int k = 0; k < joining; ++k) {
+        const model::CiId id = rng() % 5 == 0 ? next_id + 10'000'000 : next_id;
+        ++next_id;
+        EstateCi ci = Ci(id, types[rng() % 4], "new-" + std::to_string(id), statuses[rng() % 3]);
+        w.cis.push_back(ci);
+        changed.push_back(ci);
+      }
+      if (rng() % 2 && w.cis.size() > 1) {
+        const model::CiId from = w.cis[rng() % w.cis.size()].id;
+        const model::CiId to = w.cis[rng() % w.cis.size()].id;
+        if (from != to) {
+          w.relations.push_back({from, to, rels[rng() % 3]});
+          relations_changed = true;
+        }
+      }
+      if (rng() % 3 == 0 && !w.relations.empty()) {
+        w.relations.erase(w.relations.begin() +
+                          static_cast<std::ptrdiff_t>(rng() % w.relations.size()));
+        relations_changed = true;
+      }
+      const EstateRelations columns(w.relations);
+      kept.Update(model::Timestamp{kNow.micros + batch}, changed, removed,
+                  relations_changed || !removed.empty() ? &columns : nullptr, w.drift, {});
+      const Estate fresh(model::Timestamp{kNow.micros + batch}, w.cis, w.relations, w.drift, {});
+      ASSERT_EQ(kept.size(), fresh.size()) << "round " << round << " batch " << batch;
+      ASSERT_EQ(kept.relation_count(), fresh.relation_count());
+      const auto [kept_cis, kept_buckets] = Contents(kept);
+      const auto [fresh_cis, fresh_buckets] = Contents(fresh);
+      ASSERT_EQ(kept_cis, fresh_cis) << "round " << round << " batch " << batch;
+      ASSERT_EQ(kept_buckets, fresh_buckets) << "round " << round << " batch " << batch;
+      // Every rule decides every CI alike over both.
+      model::AuditRule rule;
+      rule.key = "p";
+      rule.title = "p";
+      rule.check = RandomCheck(rng, 0);
+      if (rng() % 2) rule.scope["status"] = json::array{"active", "planned"};
+      if (rng() % 3 == 0) rule.scope["type"] = "server";
+      rule.message = "{{name}}";
+      model::FieldErrors errors;
+      auto compiled = Compile(rule, TestCatalogue(), errors);
+      if (compiled == nullptr) continue;
+      EXPECT_EQ(Outcomes(kept, compiled), Outcomes(fresh, compiled))
+          << "round " << round << " check " << model::ToJsonText(rule.check);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 300);
+}
+
 }  // namespace
 }  // namespace cmdb::audit

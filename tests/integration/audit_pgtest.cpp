@@ -454,6 +454,136 @@ TEST_F(AuditApi, RunsOfThePresentAtOnceOpenEachFindingOnce) {
   EXPECT_EQ(Findings("rule=vm-one-hypervisor&state=open&limit=100").size(), 20U);
 }
 
+// The audit worker keeps the estate of its latest run of the present and brings it up to date
+// from the change log (graph_changes) instead of reading it all again. After every kind of
+// write — CI fields, owners, tags and attributes, deletes with their relations, relations
+// added and removed, imported CIs, discovery sightings — a run over the kept estate must
+// score exactly as a run that reads the whole estate; a pruned log or a TRUNCATE-like entry
+// loads in full.
+TEST_F(AuditApi, AnEstateKeptBetweenRunsScoresExactlyAsAFullRead) {
+  server::ServeConfig config = Config();
+  config.audit_worker = false;  // runs are executed below, with and without the kept estate
+  Restart(config);
+  ASSERT_EQ(Put("/api/v1/audit/rules/pci-has-serial", R"({"title": "PCI servers have a serial",
+      "kpi": "completeness", "scope": {"tag": "pci"}, "check": {"present": "attr.serial"},
+      "message": "{{name}} ({{owner}}) has no serial {{attr.serial}}"})")
+                .status,
+            201);
+  ASSERT_EQ(Put("/api/v1/audit/rules/changed-today", R"({"title": "Servers changed today",
+      "kpi": "correctness", "scope": {"type": "server"},
+      "check": {"changed_within": {"days": 1}}, "message": "{{name}}"})")
+                .status,
+            201);
+  json::array rules = Get("/api/v1/audit/rule-sets/baseline").json().at("rules").as_array();
+  rules.push_back("pci-has-serial");
+  rules.push_back("changed-today");
+  ASSERT_EQ(
+      Put("/api/v1/audit/rule-sets/kept", json::serialize(json::object{{"rules", rules}})).status,
+      201);
+  // A small estate with something for every rule to say.
+  std::vector<std::int64_t> servers, vms;
+  for (int i = 0; i < 6; ++i) {
+    servers.push_back(
+        CreateCi(R"({"type": "server", "name": "srv-)" + std::to_string(i) +
+                 R"(", "owner": "ops", "tags": ["pci"], "attributes": {"serial": "S)" +
+                 std::to_string(i % 4) + R"(", "mac_addresses": ["aa:bb:cc:dd:ee:0)" +
+                 std::to_string(i % 3) + R"("]}})"));
+  }
+  for (int i = 0; i < 8; ++i) {
+    vms.push_back(CreateCi(R"({"type": "vm", "name": "vm-)" + std::to_string(i) + R"("})"));
+    if (i % 3 != 0)
+      Relate(vms.back(), servers[static_cast<std::size_t>(i) % servers.size()], "hosted_on");
+  }
+  const std::int64_t service = CreateCi(R"({"type": "business_service", "name": "shop"})");
+  const std::int64_t app = CreateCi(R"({"type": "application", "name": "shop-web"})");
+  Relate(service, app);
+  Relate(app, vms[1], "runs_on");
+
+  store::DbSession work = store::DbSession::Connect(dsn_);
+  store::DbSession progress = store::DbSession::Connect(dsn_);
+  store::AuditRepository::EstateCache cache;
+  // One run of `kept`, with the cache or reading everything: its counts per rule and its
+  // score rows, as text; whether it refreshed the kept estate.
+  struct Scored {
+    std::string counts;
+    std::string scores;
+    bool refreshed = false;
+  };
+  auto run = [&](bool kept) {
+    const model::AuditRun queued = store::AuditRepository(work).QueueRun(
+        "kept", std::nullopt, model::AuditTrigger::kApi, "test");
+    EXPECT_TRUE(jobs::ExecuteAuditRun(work, progress, queued.id, {}, kept ? &cache : nullptr));
+    const json::object done = WaitForRun(queued.id);
+    Scored out;
+    out.counts = json::serialize(done.at("rules"));
+    const SqlResult rows =
+        Sql("SELECT string_agg(concat_ws(' ', group_kind, group_key, pass, fail, not_applicable, "
+            "error), '; ' ORDER BY group_kind, group_key) FROM audit_scores WHERE run_id = $1",
+            {P(queued.id)});
+    out.scores = std::string(rows.Text(0, 0));
+    const json::value* refreshed = done.at("timings").as_object().if_contains("estate_refreshed");
+    out.refreshed = refreshed != nullptr && refreshed->as_bool();
+    return out;
+  };
+  auto same_as_full_read = [&](const std::string& after, bool expect_refresh = true) {
+    const Scored kept = run(true);
+    const Scored full = run(false);
+    EXPECT_EQ(kept.counts, full.counts) << "after " << after;
+    EXPECT_EQ(kept.scores, full.scores) << "after " << after;
+    EXPECT_EQ(kept.refreshed, expect_refresh) << "after " << after;
+  };
+  same_as_full_read("the first run", /*expect_refresh=*/false);
+  same_as_full_read("nothing");
+  // Fields the graph does not hold: owner, tags, attributes.
+  ASSERT_EQ(
+      Patch("/api/v1/cis/" + std::to_string(servers[0]), R"({"owner": null, "tags": []})").status,
+      200);
+  ASSERT_EQ(Patch("/api/v1/cis/" + std::to_string(servers[1]),
+                  R"({"attributes": {"serial": null, "mac_addresses": ["AA-BB-CC-DD-EE-02"]}})")
+                .status,
+            200);
+  Sql("UPDATE configuration_items SET owner = 'dba' WHERE id = $1", {P(servers[2])});
+  same_as_full_read("owner, tag and attribute updates");
+  // Graph fields, a delete with its relations, relations added and removed.
+  ASSERT_EQ(Patch("/api/v1/cis/" + std::to_string(servers[3]), R"({"status": "retired"})").status,
+            200);
+  ASSERT_EQ(Delete("/api/v1/cis/" + std::to_string(servers[4])).status, 204);
+  Relate(vms[0], servers[5], "hosted_on");
+  Relate(vms[2], servers[0], "hosted_on");  // vm-2 now on two hypervisors
+  Sql("DELETE FROM relations WHERE from_ci = $1 AND to_ci = $2", {P(app), P(vms[1])});
+  same_as_full_read("status, delete and relation changes");
+  // Imported CIs (new ids) and their relations.
+  HttpResult imported = Post("/api/v1/import", R"({"cis": [
+      {"type": "server", "name": "imp-1", "owner": "ops", "attributes": {"serial": "S7"}},
+      {"type": "vm", "name": "imp-vm", "owner": "ops"}],
+    "relations": [{"from": {"type": "vm", "name": "imp-vm"}, "to": {"type": "server",
+      "name": "imp-1"}, "type": "hosted_on"}]})");
+  ASSERT_EQ(imported.status, 200) << imported.body;
+  same_as_full_read("an import");
+  // Discovery sightings (server-seen-30-days reads them).
+  HttpResult source = Post("/api/v1/discovery/sources", R"({"name": "agents", "kind": "agent"})");
+  ASSERT_EQ(source.status, 201) << source.body;
+  HttpResult discovered =
+      Post("/api/v1/discovery/runs?source=" + std::to_string(source.json().at("id").as_int64()),
+           R"({"items": [{"type": "server", "identity": {"serial": "S2"}}]})");
+  ASSERT_EQ(discovered.status, 202) << discovered.body;
+  const std::string discovery_run =
+      "/api/v1/discovery/runs/" + std::to_string(discovered.json().at("id").as_int64());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (Get(discovery_run).json().at("state").as_string() != "succeeded" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(Get(discovery_run).json().at("state").as_string(), "succeeded");
+  same_as_full_read("a discovery run");
+  // The log pruned past the kept estate's snapshot, or a TRUNCATE: read in full.
+  Sql("UPDATE graph_change_horizon SET pruned_below = pg_current_xact_id()");
+  same_as_full_read("the log pruned", /*expect_refresh=*/false);
+  Sql("INSERT INTO graph_changes (kind) VALUES ('all')");
+  same_as_full_read("a TRUNCATE in the log", /*expect_refresh=*/false);
+  same_as_full_read("nothing again");
+}
+
 TEST_F(AuditApi, TheNightlyRunIsQueuedOncePerDayAndRequestsAreDebounced) {
   server::ServeConfig config = Config();
   config.audit_worker = false;  // the schedule is driven by hand below
