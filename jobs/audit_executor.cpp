@@ -1,5 +1,6 @@
 #include "jobs/audit_executor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -379,8 +380,18 @@ class RunExecution {
         }
         failing.erase(it);
       }
-      changes.opened.reserve(failing.size());
-      for (const auto& [key, at] : failing) changes.opened.push_back(finding(key, at));
+      // In the order of the findings' indexes (rule, subject, id): a first run opens hundreds
+      // of thousands, which PostgreSQL inserts markedly faster in order than in hash order.
+      std::vector<std::pair<FindingKey, std::pair<std::uint32_t, std::uint32_t>>> opening(
+          failing.begin(), failing.end());
+      std::sort(opening.begin(), opening.end(), [&](const auto& a, const auto& b) {
+        const std::string& ra = rules[a.first.rule]->rule().key;
+        const std::string& rb = rules[b.first.rule]->rule().key;
+        if (a.first.rule != b.first.rule && ra != rb) return ra < rb;
+        return std::pair(a.first.subject, a.first.id) < std::pair(b.first.subject, b.first.id);
+      });
+      changes.opened.reserve(opening.size());
+      for (const auto& [key, at] : opening) changes.opened.push_back(finding(key, at));
       opened_ = static_cast<std::int64_t>(changes.opened.size());
       resolved_ = static_cast<std::int64_t>(changes.resolved.size());
       repo.ApplyFindings(id_, estate.at(), changes);
