@@ -940,7 +940,9 @@ Evaluator::Evaluator(const Estate& estate, std::vector<std::shared_ptr<const Com
   }
   model::ParallelChunks(uniques.size(), 1,
                         [&](std::size_t k) {
-                          const auto [r, node] = uniques[k];
+                          const std::size_t r =
+                              uniques[k].first;  // not a structured binding: captured below
+                          const Node* node = uniques[k].second;
                           Prepared::Unique& u = prepared_->uniques.at(node);
                           u.state.assign(estate_.size(), 0);
                           ForEachInScope(r, [&](std::uint32_t i) {
