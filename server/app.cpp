@@ -216,7 +216,9 @@ void App::Start() {
     }
     // Two reader threads: one batch is built and answered while the next is at PostgreSQL.
     s.ci_reader = std::make_unique<store::BatchedCiReader>(dsn, 2);
-    s.graph = std::make_unique<store::GraphCache>(*s.pool, dsn, s.config.graph_incremental);
+    store::GraphCacheOptions graph_options;
+    graph_options.incremental = s.config.graph_incremental;
+    s.graph = std::make_unique<store::GraphCache>(*s.pool, dsn, graph_options);
     store::HistoricalGraphs::Options history;
     history.capacity = s.config.history_graphs;
     history.max_builds = s.config.history_builds;

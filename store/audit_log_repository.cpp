@@ -9,22 +9,24 @@
 namespace cmdb::store {
 
 void AuditLogRepository::Append(const model::AuditEntry& e) {
-  const std::optional<long long> token =
-      e.token_id ? std::optional<long long>(*e.token_id) : std::nullopt;
   // The write it records has committed durably already; this line's commit does not wait for
   // its WAL flush (a second fsync per write would halve the write rate). A PostgreSQL crash
   // within a fraction of a second of it, or a cmdb crash between the write and this line,
   // loses the line but not the write.
-  Transaction tr(db_);
-  sql::ForEachRow(db_, "SELECT set_config('synchronous_commit', 'off', true)",
-                  [](const soci::row&) {});
-  sql::Execute(db_,
-               "INSERT INTO audit_log (actor, token_id, method, route, path, target_ids, status, "
-               "request_id, client_address) VALUES ($1, $2, $3, $4, $5, $6::text[], $7, $8, $9)",
-               soci::use(e.actor), soci::use(token), soci::use(e.method), soci::use(e.route),
-               soci::use(e.path), soci::use(sql::TextArray(e.target_ids)), soci::use(e.status),
-               soci::use(e.request_id), soci::use(e.client_address));
-  tr.Commit();
+  // One statement, its own transaction: the setting is local to it (set_config(..., true)).
+  // Prepared once per connection: every write and refusal is audited.
+  sql::Prepared(
+      db_, "audit_log_append",
+      "WITH durability AS (SELECT set_config('synchronous_commit', 'off', true)) "
+      "INSERT INTO audit_log (actor, token_id, method, route, path, target_ids, "
+      "status, request_id, client_address) SELECT NULLIF($1, ''), NULLIF($2, '')::bigint, "
+      "$3, $4, $5, $6::text[], $7::integer, $8, $9 FROM durability",
+      9)
+      // No actor (no valid token) and no token travel as '' (user names are never empty).
+      .ForEach({e.actor.value_or(""), e.token_id ? std::to_string(*e.token_id) : std::string(),
+                e.method, e.route, e.path, sql::TextArray(e.target_ids), std::to_string(e.status),
+                e.request_id, e.client_address},
+               [](const soci::row&) {});
 }
 
 std::vector<model::AuditEntry> AuditLogRepository::List(const AuditFilter& f) {

@@ -15,8 +15,8 @@ namespace cmdb::store {
 
 using model::Timestamp;
 
-GraphCache::GraphCache(DbPool& pool, std::string listen_dsn, bool incremental)
-    : pool_(pool), listen_dsn_(std::move(listen_dsn)), incremental_(incremental) {
+GraphCache::GraphCache(DbPool& pool, std::string listen_dsn, GraphCacheOptions options)
+    : pool_(pool), listen_dsn_(std::move(listen_dsn)), options_(options) {
   if (!listen_dsn_.empty()) {
     listener_ = std::thread([this] { Listen(); });
     maintainer_ = std::thread([this] { Maintain(); });
@@ -55,7 +55,7 @@ void GraphCache::Load(DbSession& session, std::shared_ptr<const graph::Dependenc
   const bool given = base != nullptr;
   std::string snapshot = base_snapshot;
   if (!given) std::tie(base, snapshot) = PublishedWithSnapshot();
-  VersionedGraph loaded = LoadGraph(session, base.get(), snapshot, true, incremental_);
+  VersionedGraph loaded = LoadGraph(session, base.get(), snapshot, true, options_.incremental);
   if (given && !loaded.graph) loaded.graph = base;  // nothing changed since the given graph
   if (loaded.kind != VersionedGraph::Kind::kUnchanged) {
     last_load_seconds_.store(
@@ -68,12 +68,17 @@ void GraphCache::Load(DbSession& session, std::shared_ptr<const graph::Dependenc
   if (loaded.kind == VersionedGraph::Kind::kFull) {
     full_loads_.fetch_add(1, std::memory_order_relaxed);
     changes_since_store_ = 0;
+    last_store_ = std::chrono::steady_clock::now();
     snapshot_due_.store(true, std::memory_order_release);
   } else if (loaded.kind == VersionedGraph::Kind::kStored ||
              loaded.kind == VersionedGraph::Kind::kUpdated) {
     changes_since_store_ += loaded.changes;
-    if (changes_since_store_ >= kStoreAfterChanges) {
+    const bool interval_passed =
+        std::chrono::steady_clock::now() - last_store_ >= options_.store_interval;
+    if ((changes_since_store_ >= options_.store_after && interval_passed) ||
+        changes_since_store_ >= options_.store_after_at_most) {
       changes_since_store_ = 0;
+      last_store_ = std::chrono::steady_clock::now();
       snapshot_due_.store(true, std::memory_order_release);
     }
   }
@@ -82,12 +87,12 @@ void GraphCache::Load(DbSession& session, std::shared_ptr<const graph::Dependenc
   graph_snapshot_ = std::move(loaded.snapshot);
   graph_generation_ = own;
   graph_remote_generation_ = remote;
-  if (graph_ && graph_->delta_size() >= kMergeAfter)
+  if (graph_ && graph_->delta_size() >= options_.merge_after)
     merge_due_.store(true, std::memory_order_release);
 }
 
 void GraphCache::Apply(graph::GraphChanges changes) {
-  if (!incremental_) {  // the baseline: every update rebuilds, from the log
+  if (!options_.incremental) {  // the baseline: every update rebuilds, from the log
     Invalidate();
     return;
   }
@@ -103,7 +108,8 @@ void GraphCache::Apply(graph::GraphChanges changes) {
       std::make_shared<const graph::DependencyGraph>(graph->WithChanges(std::move(changes)));
   std::lock_guard lock(graph_mutex_);
   graph_ = std::move(next);
-  if (graph_->delta_size() >= kMergeAfter) merge_due_.store(true, std::memory_order_release);
+  if (graph_->delta_size() >= options_.merge_after)
+    merge_due_.store(true, std::memory_order_release);
 }
 
 std::pair<std::shared_ptr<const graph::DependencyGraph>, std::string>

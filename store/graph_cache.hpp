@@ -11,13 +11,14 @@
 // An update re-reads only the CIs and relations changed since the graph's PostgreSQL snapshot
 // (the change log of 0010_graph_changes_and_snapshots.sql) and applies them beside the arrays
 // of the graph it has (DependencyGraph::WithChanges), in time proportional to the changes.
-// Once kMergeAfter changes are carried that way, a maintenance thread merges them into new
-// arrays in the background (readers keep the graph meanwhile) and catches up with the writes
-// made during the merge. A start-up begins from the snapshot an earlier instance stored, plus
-// the changes since. Both tables are read only when there is no such starting point.
+// Once GraphCacheOptions::merge_after changes are carried that way, a maintenance thread merges
+// them into new arrays in the background (readers keep the graph meanwhile) and catches up with the
+// writes made during the merge. A start-up begins from the snapshot an earlier instance stored,
+// plus the changes since. Both tables are read only when there is no such starting point.
 // Thread-safe.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -32,12 +33,27 @@
 
 namespace cmdb::store {
 
+struct GraphCacheOptions {
+  // false: every update rebuilds the arrays (the benchmarks' baseline).
+  bool incremental = true;
+  // Changes carried beside the arrays before a merge into new ones (each merge rebuilds the
+  // arrays: about a second of a core at 4M relations).
+  std::size_t merge_after = 50000;
+  // The graph is stored again for the next instance to start from once `store_after` changes
+  // were applied since the stored one, and `store_interval` has passed since this instance
+  // last stored it (a store writes the whole graph: ~150 MB at 4M relations); past
+  // `store_after_at_most` changes it is stored whatever the interval (a start-up reads at most
+  // 200,000 changes from the log before it reads the tables instead).
+  std::size_t store_after = 20000;
+  std::chrono::seconds store_interval{120};
+  std::size_t store_after_at_most = 150000;
+};
+
 class GraphCache {
  public:
   // `listen_dsn`: a connection string for the notification listener; empty: no listener
   // (single instance; tests).
-  // `incremental` false: every update rebuilds the arrays (the benchmarks' baseline).
-  GraphCache(DbPool& pool, std::string listen_dsn, bool incremental = true);
+  GraphCache(DbPool& pool, std::string listen_dsn, GraphCacheOptions options = {});
   ~GraphCache();
   GraphCache(const GraphCache&) = delete;
   GraphCache& operator=(const GraphCache&) = delete;
@@ -80,9 +96,6 @@ class GraphCache {
   // Merges of the carried changes into new arrays so far (for /metrics).
   std::uint64_t merges() const { return merges_.load(std::memory_order_relaxed); }
 
-  // Changes carried beside the arrays before they are merged into new ones.
-  static constexpr std::size_t kMergeAfter = 10000;
-
  private:
   void Listen();
   // Merges carried changes and stores snapshots when due: seconds of work for a large estate,
@@ -104,7 +117,7 @@ class GraphCache {
 
   DbPool& pool_;
   std::string listen_dsn_;
-  bool incremental_ = true;
+  GraphCacheOptions options_;
   std::atomic<std::uint64_t> generation_{1};         // this instance's writes
   std::atomic<std::uint64_t> remote_generation_{0};  // notifications received
   std::atomic<std::int64_t> changed_at_{model::Timestamp::Now().micros};
@@ -120,12 +133,12 @@ class GraphCache {
   std::atomic<std::uint64_t> loads_{0};
   std::atomic<std::uint64_t> full_loads_{0};
   std::atomic<bool> snapshot_due_{false};  // store graph_ for the next instance to start from
-  std::atomic<bool> merge_due_{false};     // graph_ carries kMergeAfter changes or more
+  std::atomic<bool> merge_due_{false};     // graph_ carries options_.merge_after changes or more
   std::atomic<std::uint64_t> merges_{0};
   // CIs and relations re-read since the graph was last stored (load_mutex_ held); past
-  // kStoreAfterChanges the graph is stored again, and the log below the old one pruned.
-  static constexpr std::size_t kStoreAfterChanges = 20000;
+  // options_.store_after the graph is stored again, and the log below the old one pruned.
   std::size_t changes_since_store_ = 0;
+  std::chrono::steady_clock::time_point last_store_{};  // load_mutex_ held
   std::atomic<double> last_load_seconds_{0};
   std::atomic<bool> stopping_{false};
   std::thread listener_;

@@ -180,7 +180,10 @@ TEST_F(GraphLoads, ANewInstanceStartsFromTheStoredSnapshot) {
 
 TEST_F(GraphLoads, ARunningInstanceStoresItsGraphAgainAfterManyChangesAndPrunesTheLog) {
   const std::int64_t hub = Ci("hub");
-  store::GraphCache cache(*pool_, dsn_);  // with its listener, which stores graphs
+  store::GraphCacheOptions options;  // the defaults, but no interval between stores
+  options.store_interval = std::chrono::seconds(0);
+  options.merge_after = 10000;
+  store::GraphCache cache(*pool_, dsn_, options);  // with its listener, which stores graphs
   ASSERT_TRUE(cache.Current()->Find(hub));
   auto stored = [&] {
     SqlResult r = Sql("SELECT snapshot FROM graph_snapshots");

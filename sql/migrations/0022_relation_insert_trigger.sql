@@ -1,0 +1,57 @@
+-- One statement trigger for relation inserts instead of three. An insert into relations fired
+-- the reference check (0015: four queries), the change log (0010) and the notification (0003),
+-- each a PL/pgSQL call whose queries on the transition table PostgreSQL plans again on every
+-- call: for a single relation written through the API that was a quarter of PostgreSQL's time
+-- for the write. Now one function locks the statement's types and ends FOR KEY SHARE and counts
+-- them in one query, writes the log row and notifies. The guarantee is the same: an end or a
+-- type that does not exist (or is being deleted: the delete holds the row lock, the count
+-- comes up short) refuses the statement with foreign_key_violation, naming what is missing.
+-- Updates keep the per-row check of 0015 and deletes their own log and notification triggers.
+CREATE FUNCTION cmdb_relations_inserted() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+DECLARE
+  complete boolean;
+  missing text;
+BEGIN
+  WITH types AS (SELECT DISTINCT type FROM inserted_rows),
+       ends AS (SELECT from_ci AS id FROM inserted_rows UNION SELECT to_ci FROM inserted_rows),
+       locked_types AS (SELECT name FROM relation_types
+                        WHERE name IN (SELECT type FROM types) FOR KEY SHARE),
+       locked_cis AS (SELECT id FROM configuration_items
+                      WHERE id IN (SELECT id FROM ends) FOR KEY SHARE)
+  SELECT (SELECT count(*) FROM locked_types) = (SELECT count(*) FROM types)
+         AND (SELECT count(*) FROM locked_cis) = (SELECT count(*) FROM ends)
+    INTO complete;
+  IF NOT complete THEN
+    SELECT string_agg(quote_literal(t.type), ', ') INTO missing
+      FROM (SELECT DISTINCT type FROM inserted_rows) t
+      WHERE NOT EXISTS (SELECT 1 FROM relation_types r WHERE r.name = t.type);
+    IF missing IS NOT NULL THEN
+      RAISE foreign_key_violation USING
+        MESSAGE = format('relation type %s does not exist', missing),
+        TABLE = 'relations', COLUMN = 'type';
+    END IF;
+    SELECT string_agg(c::text, ', ') INTO missing
+      FROM (SELECT c FROM (SELECT from_ci AS c FROM inserted_rows
+                           UNION SELECT to_ci FROM inserted_rows) e
+            WHERE NOT EXISTS (SELECT 1 FROM configuration_items i WHERE i.id = e.c)
+            ORDER BY c LIMIT 10) m;
+    RAISE foreign_key_violation USING
+      MESSAGE = format('CI %s does not exist', coalesce(missing, '(deleted concurrently)')),
+      TABLE = 'relations', COLUMN = 'from_ci';
+  END IF;
+  INSERT INTO graph_changes (kind, ids)
+    SELECT 'relation', array_agg(id) FROM inserted_rows HAVING count(*) > 0;
+  PERFORM pg_notify('cmdb_graph', TG_TABLE_NAME);
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER tr_relations_check_insert ON relations;
+DROP TRIGGER tr_relations_log_insert ON relations;
+DROP TRIGGER tr_relations_graph ON relations;
+CREATE TRIGGER tr_relations_graph AFTER UPDATE OR DELETE OR TRUNCATE ON relations
+  FOR EACH STATEMENT EXECUTE FUNCTION cmdb_notify_graph();
+CREATE TRIGGER tr_relations_inserted AFTER INSERT ON relations
+  REFERENCING NEW TABLE AS inserted_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cmdb_relations_inserted();
