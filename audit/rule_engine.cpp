@@ -938,34 +938,33 @@ Evaluator::Evaluator(const Estate& estate, std::vector<std::shared_ptr<const Com
       }
     });
   }
-  model::ParallelChunks(uniques.size(), 1,
-                        [&](std::size_t k) {
-                          const std::size_t r =
-                              uniques[k].first;  // not a structured binding: captured below
-                          const Node* node = uniques[k].second;
-                          Prepared::Unique& u = prepared_->uniques.at(node);
-                          u.state.assign(estate_.size(), 0);
-                          ForEachInScope(r, [&](std::uint32_t i) {
-                            for (std::string& key : UniqueKeys(*node, estate_.ci(i))) {
-                              const std::uint64_t hash = std::hash<std::string>{}(key);
-                              u.pairs.push_back({hash, std::move(key), i});
-                              u.state[i] = 1;
-                            }
-                          });
-                          std::sort(u.pairs.begin(), u.pairs.end());
-                          for (std::size_t a = 0; a < u.pairs.size();) {
-                            std::size_t b = a + 1;
-                            while (b < u.pairs.size() && u.pairs[b].hash == u.pairs[a].hash &&
-                                   u.pairs[b].key == u.pairs[a].key) {
-                              ++b;
-                            }
-                            if (b - a > 1) {
-                              for (std::size_t c = a; c < b; ++c) u.state[u.pairs[c].ci] = 2;
-                            }
-                            a = b;
-                          }
-                        },
-                        {});
+  // One node's keys: built over its rule's scope, sorted, and each CI's state set.
+  auto prepare_unique = [&](std::size_t k) {
+    const std::size_t r = uniques[k].first;  // not a structured binding: captured below
+    const Node* node = uniques[k].second;
+    Prepared::Unique& u = prepared_->uniques.at(node);
+    u.state.assign(estate_.size(), 0);
+    ForEachInScope(r, [&](std::uint32_t i) {
+      for (std::string& key : UniqueKeys(*node, estate_.ci(i))) {
+        const std::uint64_t hash = std::hash<std::string>{}(key);
+        u.pairs.push_back({hash, std::move(key), i});
+        u.state[i] = 1;
+      }
+    });
+    std::sort(u.pairs.begin(), u.pairs.end());
+    for (std::size_t a = 0; a < u.pairs.size();) {
+      std::size_t b = a + 1;
+      while (b < u.pairs.size() && u.pairs[b].hash == u.pairs[a].hash &&
+             u.pairs[b].key == u.pairs[a].key) {
+        ++b;
+      }
+      if (b - a > 1) {
+        for (std::size_t c = a; c < b; ++c) u.state[u.pairs[c].ci] = 2;
+      }
+      a = b;
+    }
+  };
+  model::ParallelChunks(uniques.size(), 1, prepare_unique, {});
 }
 
 bool Evaluator::ScopeMayHold(std::size_t r, std::uint16_t type, std::uint8_t status) const {
