@@ -193,16 +193,15 @@ int main(int argc, char** argv) {
   std::size_t total = 1000000;
   double seconds = 60;
   int rate = 1000;
-  for (int i = 1; i + 1 < argc; ++i) {
+  bool only_incremental = false;  // skip the baseline (rebuild per update), e.g. for a profile
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--only-incremental") only_incremental = true;
+    if (i + 1 >= argc) break;
     if (flag == "--cis") total = std::stoul(argv[++i]);
     if (flag == "--seconds") seconds = std::stod(argv[++i]);
     if (flag == "--rate") rate = std::stoi(argv[++i]);
   }
-  // --only-incremental: skip the baseline (rebuild per update), e.g. for a profile.
-  bool only_incremental = false;
-  for (int i = 1; i < argc; ++i)
-    only_incremental = only_incremental || std::string(argv[i]) == "--only-incremental";
   const cmdb::bench::Estate e = cmdb::bench::Generate(total);
   // The root: a CI whose closure is about 1,000 CIs, found on the graph in memory.
   const auto g =

@@ -385,9 +385,9 @@ class RunExecution {
       std::vector<std::pair<FindingKey, std::pair<std::uint32_t, std::uint32_t>>> opening(
           failing.begin(), failing.end());
       std::sort(opening.begin(), opening.end(), [&](const auto& a, const auto& b) {
-        const std::string& ra = rules[a.first.rule]->rule().key;
-        const std::string& rb = rules[b.first.rule]->rule().key;
-        if (a.first.rule != b.first.rule && ra != rb) return ra < rb;
+        if (a.first.rule != b.first.rule) {  // a key's rule is its first position: keys differ
+          return rules[a.first.rule]->rule().key < rules[b.first.rule]->rule().key;
+        }
         return std::pair(a.first.subject, a.first.id) < std::pair(b.first.subject, b.first.id);
       });
       changes.opened.reserve(opening.size());

@@ -11,6 +11,7 @@
 #include "model/ci_type.hpp"
 #include "model/json.hpp"
 #include "store/ci_rows.hpp"
+#include "store/graph_store.hpp"
 #include "store/pg.hpp"
 #include "store/sql.hpp"
 #include "store/transaction.hpp"
@@ -771,38 +772,13 @@ const audit::Estate& AuditRepository::LoadPresentEstate(EstateCache& cache,
   };
   if (!cache.estate || cache.snapshot.empty() || !Covers(cache.needs, needs)) return full();
   const auto started = std::chrono::steady_clock::now();
-  bool pruned = false;
-  sql::Run(db_, "SELECT pg_snapshot_xmin($1::pg_snapshot) < pruned_below FROM graph_change_horizon",
-           soci::into(pruned), soci::use(cache.snapshot));
-  if (pruned) return full();
   // What the cache's snapshot could not see and this one can.
-  std::vector<std::int64_t> ci_ids, relation_ids;
-  bool everything = false;
-  bool sightings = false;
-  sql::ForEachRow(
-      db_,
-      "SELECT kind, ids::text FROM graph_changes WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) "
-      "AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)",
-      [&](const soci::row& r) {
-        const std::string kind = sql::Text(r, 0);
-        if (everything) return;
-        if (kind == "all") {
-          everything = true;
-        } else if (kind == "sighting") {
-          sightings = true;
-        } else {
-          std::vector<std::int64_t> ids = sql::Ids(r, 1);
-          auto& into = kind == "relation" ? relation_ids : ci_ids;
-          into.insert(into.end(), ids.begin(), ids.end());
-          everything = ci_ids.size() + relation_ids.size() > 2 * max_changes;
-        }
-      },
-      soci::use(cache.snapshot));
-  for (auto* ids : {&ci_ids, &relation_ids}) {
-    std::sort(ids->begin(), ids->end());
-    ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
-  }
-  if (everything || ci_ids.size() + relation_ids.size() > max_changes) return full();
+  std::optional<LoggedChanges> logged =
+      ReadChangeLog(db_, cache.snapshot, /*audit_kinds=*/true, max_changes);
+  if (!logged) return full();
+  const std::vector<std::int64_t>& ci_ids = logged->ci_ids;
+  const std::vector<std::int64_t>& relation_ids = logged->relation_ids;
+  const bool sightings = logged->sightings;
   const Timestamp at = Timestamp::Now();
   audit::Estate& estate = *cache.estate;
   // The CIs that changed, as they are now; those not found were deleted.

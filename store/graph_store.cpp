@@ -70,35 +70,12 @@ std::string BeginSnapshot(DbSession& db, Transaction& tr) {
 // The CIs and relations changed by transactions `snapshot` could not see, read as they are
 // now; nullopt when the log cannot say (pruned, a TRUNCATE) or there are too many.
 std::optional<GraphChanges> ChangesSince(DbSession& db, const std::string& snapshot) {
-  bool pruned = false;
-  sql::Run(db, "SELECT pg_snapshot_xmin($1::pg_snapshot) < pruned_below FROM graph_change_horizon",
-           soci::into(pruned), soci::use(snapshot));
-  if (pruned) return std::nullopt;
+  std::optional<LoggedChanges> logged =
+      ReadChangeLog(db, snapshot, /*audit_kinds=*/false, kMaxChanges);
+  if (!logged) return std::nullopt;
   GraphChanges changes;
-  bool unknown = false;
-  sql::ForEachRow(
-      db,
-      "SELECT kind, ids::text FROM graph_changes WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) "
-      "AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot) AND kind IN ('ci', 'relation', "
-      "'all')",
-      [&](const soci::row& r) {
-        const std::string kind = sql::Text(r, 0);
-        if (kind == "all" || unknown) {
-          unknown = true;
-          return;
-        }
-        std::vector<std::int64_t> ids = sql::Ids(r, 1);
-        auto& into = kind == "ci" ? changes.ci_ids : changes.relation_ids;
-        into.insert(into.end(), ids.begin(), ids.end());
-        unknown = changes.ci_ids.size() + changes.relation_ids.size() > 2 * kMaxChanges;
-      },
-      soci::use(snapshot));
-  if (unknown) return std::nullopt;
-  for (auto* ids : {&changes.ci_ids, &changes.relation_ids}) {
-    std::sort(ids->begin(), ids->end());
-    ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
-  }
-  if (changes.ci_ids.size() + changes.relation_ids.size() > kMaxChanges) return std::nullopt;
+  changes.ci_ids = std::move(logged->ci_ids);
+  changes.relation_ids = std::move(logged->relation_ids);
   if (!changes.ci_ids.empty()) {
     sql::ForEachRow(
         db,
@@ -134,6 +111,44 @@ std::optional<std::pair<std::string, std::string>> ReadStoredSnapshot(DbSession&
 }
 
 }  // namespace
+
+std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& snapshot,
+                                           bool audit_kinds, std::size_t max_ids) {
+  bool pruned = false;
+  sql::Run(db, "SELECT pg_snapshot_xmin($1::pg_snapshot) < pruned_below FROM graph_change_horizon",
+           soci::into(pruned), soci::use(snapshot));
+  if (pruned) return std::nullopt;
+  LoggedChanges changes;
+  bool unknown = false;
+  sql::ForEachRow(
+      db,
+      std::string("SELECT kind, ids::text FROM graph_changes WHERE xid >= "
+                  "pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, "
+                  "$1::pg_snapshot)") +
+          (audit_kinds ? "" : " AND kind IN ('ci', 'relation', 'all')"),
+      [&](const soci::row& r) {
+        if (unknown) return;
+        const std::string kind = sql::Text(r, 0);
+        if (kind == "all") {
+          unknown = true;
+        } else if (kind == "sighting") {
+          changes.sightings = true;
+        } else {
+          std::vector<std::int64_t> ids = sql::Ids(r, 1);
+          auto& into = kind == "relation" ? changes.relation_ids : changes.ci_ids;
+          into.insert(into.end(), ids.begin(), ids.end());
+          unknown = changes.ci_ids.size() + changes.relation_ids.size() > 2 * max_ids;
+        }
+      },
+      soci::use(snapshot));
+  if (unknown) return std::nullopt;
+  for (auto* ids : {&changes.ci_ids, &changes.relation_ids}) {
+    std::sort(ids->begin(), ids->end());
+    ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+  }
+  if (changes.ci_ids.size() + changes.relation_ids.size() > max_ids) return std::nullopt;
+  return changes;
+}
 
 DependencyGraph LoadDependencyGraph(DbSession& db, std::optional<Timestamp> as_of) {
   GraphContents c;

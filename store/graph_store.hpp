@@ -7,12 +7,27 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "graph/dependency_graph.hpp"
 #include "model/timestamp.hpp"
 #include "store/db_pool.hpp"
 
 namespace cmdb::store {
+
+// What the change log (graph_changes) records for the transactions `snapshot` could not see:
+// the ids of CIs and relations written, sorted and unique. With `audit_kinds`, CI ids include
+// every CI an UPDATE wrote ('ci_data', 0021_audit_change_log.sql) and `sightings` says
+// whether discovery sightings changed; else only what the graph holds ('ci': CIs inserted,
+// deleted or changed in a graph column). nullopt when the log cannot say: pruned past the
+// snapshot, a TRUNCATE, or more than `max_ids` ids.
+struct LoggedChanges {
+  std::vector<std::int64_t> ci_ids;
+  std::vector<std::int64_t> relation_ids;
+  bool sightings = false;
+};
+std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& snapshot,
+                                           bool audit_kinds, std::size_t max_ids);
 
 // Loads every CI and relation (or those valid at `as_of`, from history) into a graph.
 graph::DependencyGraph LoadDependencyGraph(DbSession& db,

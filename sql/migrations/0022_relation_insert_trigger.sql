@@ -51,6 +51,7 @@ END
 $$;
 
 DROP TRIGGER tr_relations_check_insert ON relations;
+DROP FUNCTION cmdb_check_relation_rows();  -- its body lives on above; nothing else calls it
 DROP TRIGGER tr_relations_log_insert ON relations;
 DROP TRIGGER tr_relations_graph ON relations;
 CREATE TRIGGER tr_relations_graph AFTER UPDATE OR DELETE OR TRUNCATE ON relations
