@@ -30,6 +30,7 @@
 #include "server/metrics.hpp"
 #include "server/router.hpp"
 #include "store/audit_log_repository.hpp"
+#include "store/audit_log_writer.hpp"
 #include "store/audit_repository.hpp"
 #include "store/ci_reader.hpp"
 #include "store/database_supervisor.hpp"
@@ -80,6 +81,7 @@ struct App::Impl {
   std::unique_ptr<store::GraphCache> graph;
   std::unique_ptr<store::HistoricalGraphs> history;
   std::unique_ptr<auth::Authenticator> auth;
+  std::unique_ptr<store::AuditLogWriter> audit_log;
   std::unique_ptr<jobs::DiscoveryWorker> discovery;
   std::unique_ptr<jobs::JobWorker> imports;
   std::unique_ptr<jobs::JobWorker> audits;
@@ -271,11 +273,13 @@ void App::Start() {
     s.context.pepper = pepper;
     s.context.tls = !s.config.tls_cert.empty() && !s.config.tls_key.empty();
     {
-      store::DbPool* audit_pool = s.pool.get();
-      s.context.audit = [audit_pool](const model::AuditEntry& entry) {
-        store::DbSession session = audit_pool->Lease();
-        store::AuditLogRepository(session).Append(entry);
-      };
+      s.audit_log = std::make_unique<store::AuditLogWriter>(*s.pool);
+      store::AuditLogWriter* writer = s.audit_log.get();
+      s.context.audit = [writer](model::AuditEntry entry) { writer->Append(std::move(entry)); };
+      s.context.audit_flush = [writer] { writer->Flush(); };
+      s.metrics.AddGauge("cmdb_audit_log_lines_dropped",
+                         "Audit log lines dropped after PostgreSQL refused them for seconds.",
+                         [writer] { return static_cast<double>(writer->dropped()); });
     }
     if (!IsLoopback(host) && s.config.tls_cert.empty()) {
       model::Log(model::LogLevel::kWarn,
@@ -463,6 +467,8 @@ void App::Stop() {
   }
   s.context.auth = nullptr;
   s.context.audit = nullptr;
+  s.context.audit_flush = nullptr;
+  s.audit_log.reset();  // writes the lines still queued
   s.auth.reset();
   s.history.reset();
   s.graph.reset();

@@ -357,8 +357,9 @@ void Audit(const Request& request, AppContext& ctx, const std::string& route_nam
   entry.status = response.status;
   entry.request_id = request.request_id;
   entry.client_address = request.client_address;
+  entry.at = model::Timestamp::Now();
   try {
-    ctx.audit(entry);
+    ctx.audit(std::move(entry));
   } catch (const std::exception& e) {
     // The write itself is committed: the line is lost, and the log says so loudly.
     model::Log(model::LogLevel::kError, "could not append to the audit log",

@@ -56,7 +56,10 @@ struct AppContext {
   // Verifies tokens; null: every route but the public ones answers 401.
   auth::Verifier* auth = nullptr;
   // Appends a line to the audit log (every write and every refused attempt); may be null.
-  std::function<void(const model::AuditEntry&)> audit;
+  // Queued: the line is written in the background (store/audit_log_writer.hpp).
+  std::function<void(model::AuditEntry)> audit;
+  // Returns once the lines appended so far are written; may be null.
+  std::function<void()> audit_flush;
   std::string pepper;  // the key of token hashes, for the handlers that issue tokens
   bool tls = false;    // HTTPS: the web UI's session cookie is Secure
   // The routes themselves: the web UI's pages fetch their data through the API's routes.

@@ -2,31 +2,108 @@
 
 #include <limits>
 
+#include <boost/json/serialize.hpp>
+
 #include "model/json.hpp"
 #include "store/sql.hpp"
 #include "store/transaction.hpp"
 
 namespace cmdb::store {
 
-void AuditLogRepository::Append(const model::AuditEntry& e) {
-  // The write it records has committed durably already; this line's commit does not wait for
-  // its WAL flush (a second fsync per write would halve the write rate). A PostgreSQL crash
-  // within a fraction of a second of it, or a cmdb crash between the write and this line,
-  // loses the line but not the write.
+namespace {
+
+// `s` as valid UTF-8 without NUL (what a jsonb string and a text column take): each invalid
+// sequence and each NUL becomes U+FFFD. A request's path or a cut identifier may hold either;
+// one such line must not cost the others of its batch.
+std::string ValidText(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    std::size_t len = 0;
+    std::uint32_t min = 0;
+    std::uint32_t cp = 0;
+    if (c >= 0x01 && c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      min = 0x80;
+      cp = c & 0x1FU;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      min = 0x800;
+      cp = c & 0x0FU;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      min = 0x10000;
+      cp = c & 0x07U;
+    }
+    bool ok = len != 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      ok = (p[i + k] & 0xC0U) == 0x80U;
+      cp = (cp << 6U) | (p[i + k] & 0x3FU);
+    }
+    ok = ok && cp >= min && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void AuditLogRepository::AppendMany(const std::vector<model::AuditEntry>& entries) {
+  if (entries.empty()) return;
+  // The lines travel as one JSON array (jsonb_to_recordset turns its arrays into text[]).
+  boost::json::array lines;
+  lines.reserve(entries.size());
+  for (const model::AuditEntry& e : entries) {
+    boost::json::object line;
+    line["at_us"] = e.at.micros != 0 ? boost::json::value(e.at.micros) : boost::json::value();
+    // No actor (no valid token) and no token are null (user names are never empty).
+    line["actor"] = e.actor ? boost::json::value(ValidText(*e.actor)) : boost::json::value();
+    line["token_id"] = e.token_id ? boost::json::value(*e.token_id) : boost::json::value();
+    line["method"] = ValidText(e.method);
+    line["route"] = ValidText(e.route);
+    line["path"] = ValidText(e.path);
+    boost::json::array targets;
+    for (const std::string& t : e.target_ids) targets.emplace_back(ValidText(t));
+    line["target_ids"] = std::move(targets);
+    line["status"] = e.status;
+    line["request_id"] = ValidText(e.request_id);
+    line["client_address"] = ValidText(e.client_address);
+    lines.emplace_back(std::move(line));
+  }
+  // The writes they record have committed durably already; these lines' commit does not wait
+  // for their WAL flush (a second fsync per write would halve the write rate). A PostgreSQL
+  // crash within a fraction of a second of it, or a cmdb crash before the lines are written,
+  // loses lines but not the writes.
   // One statement, its own transaction: the setting is local to it (set_config(..., true)).
-  // Prepared once per connection: every write and refusal is audited.
+  // Prepared once per connection: every write and refusal is audited. The ids follow the
+  // array's order.
   sql::Prepared(
-      db_, "audit_log_append",
+      db_, "audit_log_append_many",
       "WITH durability AS (SELECT set_config('synchronous_commit', 'off', true)) "
-      "INSERT INTO audit_log (actor, token_id, method, route, path, target_ids, "
-      "status, request_id, client_address) SELECT NULLIF($1, ''), NULLIF($2, '')::bigint, "
-      "$3, $4, $5, $6::text[], $7::integer, $8, $9 FROM durability",
-      9)
-      // No actor (no valid token) and no token travel as '' (user names are never empty).
-      .ForEach({e.actor.value_or(""), e.token_id ? std::to_string(*e.token_id) : std::string(),
-                e.method, e.route, e.path, sql::TextArray(e.target_ids), std::to_string(e.status),
-                e.request_id, e.client_address},
-               [](const soci::row&) {});
+      "INSERT INTO audit_log (at, actor, token_id, method, route, path, target_ids, status, "
+      "request_id, client_address) SELECT coalesce(cmdb_ts(x.at_us), clock_timestamp()), x.actor, "
+      "x.token_id, x.method, x.route, x.path, coalesce(x.target_ids, '{}'), x.status, "
+      "x.request_id, x.client_address FROM durability, ROWS FROM (jsonb_to_recordset($1::jsonb) "
+      "AS (at_us bigint, actor text, token_id bigint, method text, route text, path text, "
+      "target_ids text[], status integer, request_id text, client_address text)) WITH "
+      "ORDINALITY AS x(at_us, actor, token_id, method, route, path, target_ids, status, "
+      "request_id, client_address, n) ORDER BY x.n",
+      1)
+      .ForEach({boost::json::serialize(lines)}, [](const soci::row&) {});
 }
 
 std::vector<model::AuditEntry> AuditLogRepository::List(const AuditFilter& f) {

@@ -29,7 +29,10 @@ class AuditLogRepository {
  public:
   explicit AuditLogRepository(DbSession& db) : db_(db) {}
 
-  void Append(const model::AuditEntry& entry);
+  // One line (the command line's actions) or many in one statement (the server's writer,
+  // store/audit_log_writer.hpp), each at its entry's time (now when unset), in their order.
+  void Append(const model::AuditEntry& entry) { AppendMany({entry}); }
+  void AppendMany(const std::vector<model::AuditEntry>& entries);
   std::vector<model::AuditEntry> List(const AuditFilter& filter);  // up to limit + 1
   // Deletes the entries older than `days` days (the trigger allows nothing else); returns
   // how many.
