@@ -688,6 +688,11 @@ std::vector<RelationType> DependencyGraph::relation_types() const {
   return types;
 }
 
+bool DependencyGraph::HasRelationType(std::string_view name) const {
+  return std::find(core_->type_names_.begin(), core_->type_names_.end(), name) !=
+         core_->type_names_.end();
+}
+
 DependencyGraph DependencyGraph::Merged() const {
   if (delta_ == nullptr) return *this;
   GraphContents c = Contents();

@@ -154,7 +154,10 @@ class DependencyGraph {
   // other than this graph's (`types` as they are now), it is a Build instead.
   DependencyGraph WithChanges(GraphChanges changes, const std::vector<RelationType>& types) const;
   // The same when the relation types are known to be this graph's (a write of this instance).
+  // A relation of a type the graph does not know is left out (see HasRelationType).
   DependencyGraph WithChanges(GraphChanges changes) const;
+  // Whether the graph was built with the relation type `name`.
+  bool HasRelationType(std::string_view name) const;
   // The CIs and relations changed beside the arrays (0 for a graph Build made): past a
   // threshold, Merged() is worth its cost.
   std::size_t delta_size() const;

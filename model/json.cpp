@@ -18,6 +18,27 @@ json::value TimestampJson(const std::optional<Timestamp>& ts) {
 
 namespace {
 
+// Whether `value` holds a number that is not finite (a walk without allocations: the common
+// case, on every request body).
+bool HasNonFiniteNumber(const json::value& value) {
+  switch (value.kind()) {
+    case json::kind::double_:
+      return !std::isfinite(value.get_double());
+    case json::kind::array:
+      for (const json::value& item : value.get_array()) {
+        if (HasNonFiniteNumber(item)) return true;
+      }
+      return false;
+    case json::kind::object:
+      for (const auto& member : value.get_object()) {
+        if (HasNonFiniteNumber(member.value())) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
 // The JSON pointer of the first number in `value` that is not finite, "" when there is none.
 std::string NonFiniteNumberAt(const json::value& value, const std::string& at) {
   switch (value.kind()) {
@@ -77,7 +98,8 @@ json::value ParseJson(std::string_view text) {
   }
   // JSON has no infinity, but a literal beyond the double range (1e999) parses as one: it
   // could be neither written back as JSON nor stored, so it is refused here, by its place.
-  if (std::string where = NonFiniteNumberAt(value, ""); !where.empty()) {
+  if (std::string where = HasNonFiniteNumber(value) ? NonFiniteNumberAt(value, "") : "";
+      !where.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
                 "request body holds a number beyond the range of a double at " + where,
                 {{where, "number out of range"}});

@@ -113,6 +113,14 @@ void GraphCache::Apply(graph::GraphChanges changes) {
     generation_.fetch_add(1, std::memory_order_acq_rel);
     return;
   }
+  for (const graph::GraphEdge& e : changes.relations) {
+    if (!graph->HasRelationType(e.type)) {
+      // A type created since the graph was loaded (by another instance; this one's creations
+      // mark the graph out of date): the next read loads it, with the types as they are now.
+      generation_.fetch_add(1, std::memory_order_acq_rel);
+      return;
+    }
+  }
   auto next =
       std::make_shared<const graph::DependencyGraph>(graph->WithChanges(std::move(changes)));
   std::lock_guard lock(graph_mutex_);

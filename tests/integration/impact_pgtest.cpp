@@ -234,6 +234,21 @@ TEST_F(ImpactApi, WritesShowAtOnceAndAsOfReadsThePast) {
   }
 }
 
+// A relation type created elsewhere (another instance, or SQL) after this instance loaded its
+// graph: the writer's next read still shows a relation of that type it wrote.
+TEST_F(ImpactApi, AWriteOfARelationTypeTheGraphDoesNotKnowShowsAtOnce) {
+  std::int64_t db = IdOf("payroll-db");
+  std::int64_t app = IdOf("reporting");
+  EXPECT_FALSE(Names(Impact(db).json()).contains("reporting"));  // the graph is loaded
+  Sql("INSERT INTO relation_types (name, description, propagation) VALUES ('feeds_from', "
+      "'made elsewhere', 'to_from')");
+  ASSERT_EQ(Post("/api/v1/relations", R"({"type": "feeds_from", "from": )" + std::to_string(app) +
+                                          R"(, "to": )" + std::to_string(db) + "}")
+                .status,
+            201);
+  EXPECT_TRUE(Names(Impact(db).json()).contains("reporting"));
+}
+
 TEST_F(ImpactApi, AsOfGraphsAreKeptAndStayRightAfterLaterWrites) {
   // Nothing else may hold a transaction begun before the instant when it is first asked for,
   // or it is not final and not kept: no workers polling, no graph load still running.
