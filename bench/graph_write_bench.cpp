@@ -3,11 +3,11 @@
 // read and stored for the next instance): 100 relations written on instance A one at a time,
 // each followed by (1) A's next impact request and (2) the time until instance B's impact
 // shows it; then (3) a
-// sustained stream of relation writes on A (four writer threads) while impact requests of
-// ~1,000 CIs run on A.
-// Each first with the graph updated beside its arrays (incremental), then with every update
-// rebuilding the arrays (what cmdb did before; the baseline), in the same run.
-// Usage: graph_write_bench [--cis N] [--seconds S] [--rate W] [--only-incremental]
+// sustained stream of relation writes on A (four writer threads, or --writers) while impact
+// requests of ~1,000 CIs run on A. Each first with the graph updated beside its arrays
+// (incremental), then with every update rebuilding the arrays (what cmdb did before; the baseline),
+// in the same run. Usage: graph_write_bench [--cis N] [--seconds S] [--rate W] [--writers K]
+// [--only-incremental]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -73,7 +73,7 @@ struct Figures {
 constexpr int kSingleWrites = 100;
 
 Figures Run(const std::string& dsn, const cmdb::bench::Estate& e, bool incremental, CiId root,
-            const std::string& direction, double seconds, int rate) {
+            const std::string& direction, double seconds, int rate, int writer_count) {
   Figures f;
   cmdb::server::ServeConfig config;
   cmdb::bench::WithBenchAccess(config);
@@ -140,8 +140,8 @@ Figures Run(const std::string& dsn, const cmdb::bench::Estate& e, bool increment
   // (3): `rate` writes per second on A for `seconds`, impacts on A meanwhile.
   std::atomic<bool> stop{false};
   std::atomic<int> written{0};
-  // Four writers, each a quarter of the rate (one request at a time each).
-  constexpr int kWriters = 4;
+  // `writer_count` writers (default four), each its share of the rate, one request at a time.
+  const int kWriters = writer_count;
   std::vector<std::thread> writers;
   std::vector<std::vector<double>> write_ms(kWriters);
   for (int w = 0; w < kWriters; ++w) {
@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
   std::size_t total = 1000000;
   double seconds = 60;
   int rate = 1000;
+  int writers = 4;
   bool only_incremental = false;  // skip the baseline (rebuild per update), e.g. for a profile
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -208,6 +209,7 @@ int main(int argc, char** argv) {
     if (flag == "--cis") total = std::stoul(argv[++i]);
     if (flag == "--seconds") seconds = std::stod(argv[++i]);
     if (flag == "--rate") rate = std::stoi(argv[++i]);
+    if (flag == "--writers") writers = std::max(1, std::stoi(argv[++i]));
   }
   const cmdb::bench::Estate e = cmdb::bench::Generate(total);
   // The root: a CI whose closure is about 1,000 CIs, found on the graph in memory.
@@ -246,14 +248,17 @@ int main(int argc, char** argv) {
                                      "(SELECT max(id) FROM relations))");
     }
     std::printf(
-        "%zu CIs, %zu relations; impact of CI %lld %s: %zu CIs; %d relation writes/s for %.0f s\n\n"
+        "%zu CIs, %zu relations; impact of CI %lld %s: %zu CIs; %d relation writes/s (%d writers) "
+        "for %.0f s\n\n"
         "| graph update | writer's next impact (p50 / p95) | other instance sees it (p50 / p95) "
         "| sustained writes on A with impacts on A |\n|---|---|---|---|\n",
         e.nodes.size(), e.edges.size(), static_cast<long long>(root), direction.c_str(), best, rate,
-        seconds);
-    Print("beside the arrays (incremental)", Run(dsn, e, true, root, direction, seconds, rate));
+        writers, seconds);
+    Print("beside the arrays (incremental)",
+          Run(dsn, e, true, root, direction, seconds, rate, writers));
     if (!only_incremental) {
-      Print("rebuilt per update (before)", Run(dsn, e, false, root, direction, seconds, rate));
+      Print("rebuilt per update (before)",
+            Run(dsn, e, false, root, direction, seconds, rate, writers));
     }
     cluster.Stop();
   }

@@ -1,5 +1,6 @@
 #include "store/audit_log_writer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <string>
@@ -63,9 +64,11 @@ void AuditLogWriter::Run() {
     batch.assign(std::make_move_iterator(queue_.begin()),
                  std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    // A stop does not wait seconds per batch for a PostgreSQL that is away.
+    const int attempts = stopping_ ? std::min(options_.attempts, 2) : options_.attempts;
     lock.unlock();
     done_.notify_all();  // room in the queue
-    const std::size_t written = Write(batch);
+    const std::size_t written = Write(batch, attempts);
     lock.lock();
     finished_ += batch.size();
     written_ += written;
@@ -75,9 +78,9 @@ void AuditLogWriter::Run() {
   }
 }
 
-std::size_t AuditLogWriter::Write(const std::vector<model::AuditEntry>& batch) {
+std::size_t AuditLogWriter::Write(const std::vector<model::AuditEntry>& batch, int attempts) {
   std::string error;
-  for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+  for (int attempt = 0; attempt < attempts; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     try {
       DbSession session = pool_.Lease();
@@ -90,7 +93,7 @@ std::size_t AuditLogWriter::Write(const std::vector<model::AuditEntry>& batch) {
       if (e.code() == model::ErrorCode::kInvalidArgument) {
         if (batch.size() == 1) break;
         std::size_t written = 0;
-        for (const model::AuditEntry& line : batch) written += Write({line});
+        for (const model::AuditEntry& line : batch) written += Write({line}, 1);
         return written;
       }
     } catch (const std::exception& e) {

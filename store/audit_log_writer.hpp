@@ -28,7 +28,7 @@ namespace cmdb::store {
 struct AuditLogWriterOptions {
   std::size_t max_queued = 20000;  // Append waits while this many lines are queued
   std::size_t max_batch = 1000;    // lines per statement
-  int attempts = 25;               // per batch, 200 ms apart, before it is dropped
+  int attempts = 25;  // per batch, 200 ms apart, before it is dropped (2 once stopping)
 };
 
 class AuditLogWriter {
@@ -48,8 +48,9 @@ class AuditLogWriter {
 
  private:
   void Run();
-  // Writes the batch (retrying while PostgreSQL is away); returns how many lines it wrote.
-  std::size_t Write(const std::vector<model::AuditEntry>& batch);
+  // Writes the batch, trying `attempts` times 200 ms apart while PostgreSQL is away; returns
+  // how many lines it wrote.
+  std::size_t Write(const std::vector<model::AuditEntry>& batch, int attempts);
 
   DbPool& pool_;
   AuditLogWriterOptions options_;
