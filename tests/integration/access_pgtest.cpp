@@ -16,6 +16,8 @@
 
 #include "model/access.hpp"
 #include "server/router.hpp"
+#include "store/audit_log_writer.hpp"
+#include "store/db_pool.hpp"
 #include "tests/integration/pg_environment.hpp"
 
 namespace cmdb::testing {
@@ -460,6 +462,35 @@ TEST_F(AccessApi, AuditLinesWrittenInTheBackgroundArriveInOrderAndNoneIsLost) {
     CreateCi(R"({"type": "vm", "name": "last-)" + std::to_string(i) + "\"}");
   Restart(Config());
   EXPECT_EQ(Sql("SELECT count(*) FROM audit_log").Int(0, 0), before + 20);
+}
+
+// Lines PostgreSQL keeps refusing are dropped after the writer's attempts, counted, and the
+// writer goes on with the next lines (here the table is away, as in a broken restore).
+TEST_F(AccessApi, AuditLinesPostgresRefusesAreDroppedAndCountedAndTheWriterGoesOn) {
+  store::DbPool pool(dsn_, 1);
+  store::AuditLogWriterOptions options;
+  options.attempts = 2;
+  store::AuditLogWriter writer(pool, options);
+  model::AuditEntry line;
+  line.method = "POST";
+  line.route = "/x";
+  line.path = "/x";
+  line.status = 201;
+  line.client_address = "127.0.0.1";
+  Sql("ALTER TABLE audit_log RENAME TO audit_log_away");
+  for (const char* id : {"away-1", "away-2"}) {
+    line.request_id = id;
+    writer.Append(line);
+  }
+  writer.Flush();
+  Sql("ALTER TABLE audit_log_away RENAME TO audit_log");
+  EXPECT_EQ(writer.dropped(), 2U);
+  line.request_id = "back";
+  writer.Append(line);
+  writer.Flush();
+  EXPECT_EQ(writer.written(), 1U);
+  EXPECT_EQ(Sql("SELECT count(*) FROM audit_log WHERE request_id LIKE 'away-%'").Int(0, 0), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM audit_log WHERE request_id = 'back'").Int(0, 0), 1);
 }
 
 // --audit-retention-days prunes what is older (at start, then hourly), nothing younger.
