@@ -2,12 +2,12 @@
 // relations) held by two instances on one database, once their start-up is done (the graph
 // read and stored for the next instance): 100 relations written on instance A one at a time,
 // each followed by (1) A's next impact request and (2) the time until instance B's impact
-// shows it; then (3) a
-// sustained stream of relation writes on A (four writer threads, or --writers) while impact
-// requests of ~1,000 CIs run on A. Each first with the graph updated beside its arrays
-// (incremental), then with every update rebuilding the arrays (what cmdb did before; the baseline),
-// in the same run. Usage: graph_write_bench [--cis N] [--seconds S] [--rate W] [--writers K]
-// [--only-incremental]
+// shows it; then (3) a sustained stream of relation writes on A (eight writer threads, or
+// --writers) while impact requests of ~1,000 CIs run on A.
+// Each first with the graph updated beside its arrays (incremental), then with every update
+// rebuilding the arrays (what cmdb did before; the baseline), in the same run.
+//
+// Usage: graph_write_bench [--cis N] [--seconds S] [--rate W] [--writers K] [--only-incremental]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -140,7 +140,7 @@ Figures Run(const std::string& dsn, const cmdb::bench::Estate& e, bool increment
   // (3): `rate` writes per second on A for `seconds`, impacts on A meanwhile.
   std::atomic<bool> stop{false};
   std::atomic<int> written{0};
-  // `writer_count` writers (default four), each its share of the rate, one request at a time.
+  // `writer_count` writers (default eight), each its share of the rate, one request at a time.
   const int kWriters = writer_count;
   std::vector<std::thread> writers;
   std::vector<std::vector<double>> write_ms(kWriters);
@@ -200,7 +200,10 @@ int main(int argc, char** argv) {
   std::size_t total = 1000000;
   double seconds = 60;
   int rate = 1000;
-  int writers = 4;
+  // Eight connections each writing one request at a time: with four, each had to average 4 ms
+  // a write (request, commit and answer), so the client's latency, not the server, set the
+  // rate on a busy 2-core machine (docs/benchmarks.md).
+  int writers = 8;
   bool only_incremental = false;  // skip the baseline (rebuild per update), e.g. for a profile
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];

@@ -265,8 +265,44 @@ struct DeltaEdge {
   bool removed = false;
 };
 
+// A vector in chunks shared between versions of a delta, each chunk copied on write: a new
+// version copies a pointer per chunk (not the 50,000 relations a full delta holds: 1.2 MB per
+// write), an edit clones the chunk it changes.
+template <typename T>
+class CowVector {
+ public:
+  std::size_t size() const { return size_; }
+  const T& operator[](std::size_t i) const { return (*chunks_[i / kChunk])[i % kChunk]; }
+  T& Mut(std::size_t i) { return Own(i / kChunk)[i % kChunk]; }
+  void push_back(T value) {
+    if (size_ % kChunk == 0) {
+      chunks_.push_back(std::make_shared<std::vector<T>>());
+      chunks_.back()->reserve(kChunk);
+    }
+    Own(chunks_.size() - 1).push_back(std::move(value));
+    ++size_;
+  }
+
+ private:
+  static constexpr std::size_t kChunk = 1024;  // the clone of a write: 24 KB at most
+  std::vector<T>& Own(std::size_t c) {
+    std::shared_ptr<std::vector<T>>& chunk = chunks_[c];
+    if (chunk.use_count() > 1) {
+      auto copy = std::make_shared<std::vector<T>>();
+      copy->reserve(kChunk);
+      copy->assign(chunk->begin(), chunk->end());
+      chunk = std::move(copy);  // shared with an earlier version: its own now
+    }
+    return *chunk;
+  }
+
+  std::vector<std::shared_ptr<std::vector<T>>> chunks_;
+  std::size_t size_ = 0;
+};
+
 // The changes since the Build, beside its arrays. Copied (then changed) by each WithChanges:
-// its size is that of the changes, plus one bit per CI and per relation of the arrays.
+// its size is that of the changes, plus one bit per CI and per relation of the arrays; a copy
+// shares their chunks, buckets and blocks (a pointer each) and clones those it changes.
 struct DependencyGraph::Delta {
   std::size_t base_nodes = 0;
   std::size_t base_edges = 0;
@@ -277,7 +313,7 @@ struct DependencyGraph::Delta {
   CowMap<CiId, Index> new_index;
   CowBits removed;  // per relation of the arrays: removed since
   std::size_t removed_count = 0;
-  std::vector<DeltaEdge> edges;          // relation index base_edges + k
+  CowVector<DeltaEdge> edges;            // relation index base_edges + k
   CowMap<RelationId, Index> edge_index;  // the delta's live relations
   bool ids_ascending = true;
   std::size_t changes = 0;  // CIs and relations changed, for Merged()'s threshold
@@ -666,7 +702,8 @@ GraphContents DependencyGraph::Contents() const {
                        core.ids_[core.edge_to_[e]], core.type_names_[core.edge_types_[e]]});
   }
   if (delta_ != nullptr) {
-    for (const DeltaEdge& e : delta_->edges) {
+    for (std::size_t k = 0; k < delta_->edges.size(); ++k) {
+      const DeltaEdge& e = delta_->edges[k];
       if (e.removed) continue;
       c.edges.push_back({e.id, IdAt(e.from), IdAt(e.to), core.type_names_[e.type]});
     }
@@ -863,8 +900,8 @@ class DependencyGraph::Editor {
       from = c_.edge_from_[e];
       to = c_.edge_to_[e];
     } else {
-      DeltaEdge& x = d_.edges[e - c_.edge_ids_.size()];
-      if (x.removed) return;
+      if (d_.edges[e - c_.edge_ids_.size()].removed) return;
+      DeltaEdge& x = d_.edges.Mut(e - c_.edge_ids_.size());
       x.removed = true;
       d_.edge_index.Erase(x.id);
       from = x.from;

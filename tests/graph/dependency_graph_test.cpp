@@ -661,7 +661,7 @@ TEST(DependencyGraph, ManyChangesAcrossSharedBucketsAnswerAsARebuildDoes) {
   // Every version kept, with its contents when it was current.
   std::vector<std::pair<DependencyGraph, decltype(Sorted(rows))>> versions;
   CiId next_ci = 5001;
-  for (int batch = 0; batch < 15; ++batch) {
+  for (int batch = 0; batch < 30; ++batch) {  // the delta's relations span chunks
     GraphChanges changes;
     for (int w = 0; w < 60; ++w) {
       if (rng() % 3 == 0 && !rows.edges.empty()) {  // a relation removed
