@@ -114,10 +114,8 @@ std::optional<std::pair<std::string, std::string>> ReadStoredSnapshot(DbSession&
 
 std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& snapshot,
                                            bool audit_kinds, std::size_t max_ids) {
-  bool pruned = false;
-  sql::Run(db, "SELECT pg_snapshot_xmin($1::pg_snapshot) < pruned_below FROM graph_change_horizon",
-           soci::into(pruned), soci::use(snapshot));
-  if (pruned) return std::nullopt;
+  // One round trip: the log's rows, and a 'pruned' row when the log no longer reaches back to
+  // the snapshot (it is read on every load of the graph, on every instance).
   LoggedChanges changes;
   bool unknown = false;
   sql::ForEachRow(
@@ -125,11 +123,13 @@ std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& sna
       std::string("SELECT kind, ids::text FROM graph_changes WHERE xid >= "
                   "pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, "
                   "$1::pg_snapshot)") +
-          (audit_kinds ? "" : " AND kind IN ('ci', 'relation', 'all')"),
+          (audit_kinds ? "" : " AND kind IN ('ci', 'relation', 'all')") +
+          " UNION ALL SELECT 'pruned', NULL FROM graph_change_horizon WHERE "
+          "pg_snapshot_xmin($1::pg_snapshot) < pruned_below",
       [&](const soci::row& r) {
         if (unknown) return;
         const std::string kind = sql::Text(r, 0);
-        if (kind == "all") {
+        if (kind == "all" || kind == "pruned") {
           unknown = true;
         } else if (kind == "sighting") {
           changes.sightings = true;

@@ -226,9 +226,9 @@ Response ListAuditLog(const Request& request, const PathParams&, AppContext& ctx
   filter.target = text("target");
   if (text("status")) filter.status = ParseIntParam(request, "status", 0, 100, 599);
   filter.since = TimeParam(request, "since");
+  filter.until = TimeParam(request, "until");
   // The lines of this instance's latest requests may still be on their way.
   if (ctx.audit_flush) ctx.audit_flush();
-  filter.until = TimeParam(request, "until");
   store::DbSession session = ctx.db->Lease();
   return PageResponse(store::AuditLogRepository(session).List(filter),
                       static_cast<std::size_t>(filter.limit),
