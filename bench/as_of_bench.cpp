@@ -50,10 +50,8 @@ bool WriteVersions(const std::string& dsn) {
         "min_healthy, valid_from, changed_by, source, diff) SELECT id, 1, type, name, status, "
         "owner, tags, attributes, min_healthy, created_at, 'bench', 'import', '{}' FROM "
         "configuration_items",
-        "INSERT INTO relation_versions (relation_id, version, type, from_ci, to_ci, attributes, "
-        "valid_from, changed_by, source, diff) SELECT id, 1, type, from_ci, to_ci, attributes, "
-        "created_at, 'bench', 'import', '{}' FROM relations",
-        "ANALYZE ci_versions", "ANALYZE relation_versions"}) {
+        // A relation's current version is its own row (0023_relation_current_versions.sql).
+        "ANALYZE ci_versions", "ANALYZE relations"}) {
     if (!ok) break;
     PGresult* r = PQexec(conn, statement);
     ok = PQresultStatus(r) == PGRES_COMMAND_OK;

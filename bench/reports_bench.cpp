@@ -50,10 +50,9 @@ void History(DbSession& db) {
                              valid_from, changed_by, source)
       SELECT id, 1, type, name, status, owner, tags, attributes, min_healthy, now() - interval '30 days',
              'bench', 'import' FROM configuration_items;
-    INSERT INTO relation_versions (relation_id, version, type, from_ci, to_ci, attributes, valid_from,
-                                   changed_by, source, diff)
-      SELECT id, 1, type, from_ci, to_ci, attributes, now() - interval '30 days', 'bench', 'import', '{}'
-      FROM relations;
+    -- A relation's current version is its own row (0023_relation_current_versions.sql).
+    UPDATE relations SET created_at = now() - interval '30 days', updated_at = now() - interval '30 days',
+      changed_by = 'bench', source = 'import';
     CREATE TEMP TABLE week AS SELECT id, now() - interval '8 days' + (id % 600000) * interval '1 second' AS at
       FROM configuration_items WHERE id % 100 = 7;
     UPDATE ci_versions v SET valid_to = w.at FROM week w WHERE v.ci_id = w.id AND v.valid_to IS NULL;
@@ -76,7 +75,7 @@ void History(DbSession& db) {
                              changed_by, source)
       SELECT 5000000 + g, 1, 'vm', 'new-vm-' || g, 'active', 'team-new', '{}', '{}',
              now() - interval '2 days', 'bench', 'import' FROM generate_series(1, 1000) g;
-    ANALYZE ci_versions; ANALYZE relation_versions;)");
+    ANALYZE ci_versions; ANALYZE relations;)");
 }
 
 // A year of operations ending now.

@@ -407,16 +407,17 @@ void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const W
   sql::Run(db_, "SELECT cmdb_us(greatest(clock_timestamp(), cmdb_ts($1)))", soci::into(ts),
            soci::use(static_cast<long long>(current.updated_at.micros)));
   const long long ci = id;
-  // Relations go first, each with a tombstone version, in one set-based statement.
+  // Relations go first in one set-based statement: each one's current version (its own row)
+  // ends and a tombstone follows (0023_relation_current_versions.sql).
   sql::Execute(db_,
                "WITH gone AS (DELETE FROM relations WHERE from_ci = $1 OR to_ci = $1 RETURNING "
-               "*), closed AS (UPDATE relation_versions v SET valid_to = cmdb_ts($2) FROM gone "
-               "WHERE v.relation_id = gone.id AND v.valid_to IS NULL) "
-               "INSERT INTO relation_versions (relation_id, version, deleted, type, from_ci, "
+               "*) INSERT INTO relation_versions (relation_id, version, deleted, type, from_ci, "
                "to_ci, attributes, valid_from, valid_to, changed_by, source, diff) SELECT id, "
-               "version + 1, true, type, from_ci, to_ci, attributes, cmdb_ts($2), cmdb_ts($2), "
-               "$3, $4, jsonb_build_object('deleted', jsonb_build_object('old', false, 'new', "
-               "true), 'reason', 'CI ' || $1 || ' was deleted') FROM gone",
+               "version, false, type, from_ci, to_ci, attributes, updated_at, cmdb_ts($2), "
+               "changed_by, source, diff FROM gone UNION ALL SELECT id, version + 1, true, type, "
+               "from_ci, to_ci, attributes, cmdb_ts($2), cmdb_ts($2), $3, $4, "
+               "jsonb_build_object('deleted', jsonb_build_object('old', false, 'new', true), "
+               "'reason', 'CI ' || $1 || ' was deleted') FROM gone",
                soci::use(ci), soci::use(ts), soci::use(ctx.changed_by), soci::use(ctx.source));
   sql::Execute(db_,
                "UPDATE ci_versions SET valid_to = cmdb_ts($2) WHERE ci_id = $1 AND valid_to IS "

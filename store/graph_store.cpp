@@ -163,7 +163,7 @@ DependencyGraph LoadDependencyGraph(DbSession& db, std::optional<Timestamp> as_o
     c = StreamContents(
         db,
         "SELECT ci_id, type, name, status, coalesce(min_healthy, 0) FROM ci_versions WHERE" + valid,
-        "SELECT relation_id, from_ci, to_ci, type FROM relation_versions WHERE" + valid);
+        "SELECT relation_id, from_ci, to_ci, type FROM relation_history WHERE" + valid);
   }
   // Relation types are not versioned; their propagation is read as it is now.
   return DependencyGraph::Build(std::move(c.nodes), c.edges, RelationTypeRepository(db).List());

@@ -326,40 +326,28 @@ std::set<std::tuple<std::string, CiId, CiId>> ImportStore::ExistingRelations(
 void ImportStore::InsertRelations(const std::vector<const NewRelation*>& relations, Timestamp now,
                                   const WriteContext& ctx) {
   if (relations.empty()) return;
-  const std::vector<std::int64_t> ids = sql::NextIds(db_, "relations", relations.size());
   const std::string now_text = model::FormatTimestamp(now);
   pg::CopyBuffer rows;
-  pg::CopyBuffer versions;
-  for (std::size_t i = 0; i < relations.size(); ++i) {
-    const NewRelation& r = *relations[i];
-    const std::string attributes = r.attributes.empty() ? "{}" : model::ToJsonText(r.attributes);
-    for (pg::CopyBuffer* buffer : {&rows, &versions}) {
-      buffer->Int(ids[i]);
-      if (buffer == &versions) buffer->Int(1);
-      buffer->Field(r.type);
-      buffer->Int(r.from);
-      buffer->Int(r.to);
-      buffer->Field(attributes);
-      buffer->Field(now_text);
-    }
+  for (const NewRelation* r : relations) {
+    rows.Field(r->type);
+    rows.Int(r->from);
+    rows.Int(r->to);
+    rows.Field(r->attributes.empty() ? "{}" : model::ToJsonText(r->attributes));
     rows.Field(now_text);
+    rows.Field(now_text);
+    rows.Field(ctx.changed_by);
+    rows.Field(ctx.source);
     rows.EndRow();
-    versions.Field(ctx.changed_by);
-    versions.Field(ctx.source);
-    versions.EndRow();
   }
   // COPY inserts rows in batches (an INSERT ... SELECT, one at a time, took 40% longer), and
   // the relations' types and ends are checked and locked once for the statement
-  // (0015_relation_checks_per_statement.sql). The first versions carry a NULL creation diff,
-  // which the reader derives (RelationRepository::History).
+  // (0015_relation_checks_per_statement.sql). Each row is also its relation's first version,
+  // whose creation diff the reader derives (0023_relation_current_versions.sql); the ids come
+  // from the column's identity.
   pg::CopyIn(db_,
-             "COPY relations (id, type, from_ci, to_ci, attributes, created_at, updated_at) FROM "
-             "STDIN",
+             "COPY relations (type, from_ci, to_ci, attributes, created_at, updated_at, "
+             "changed_by, source) FROM STDIN",
              rows);
-  pg::CopyIn(db_,
-             "COPY relation_versions (relation_id, version, type, from_ci, to_ci, attributes, "
-             "valid_from, changed_by, source) FROM STDIN",
-             versions);
 }
 
 }  // namespace cmdb::store

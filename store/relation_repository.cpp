@@ -65,10 +65,11 @@ void CheckReferences(DbSession& db, const Relation& draft) {
 }  // namespace
 
 Relation RelationRepository::Create(const Relation& draft, const WriteContext& ctx) {
-  // One statement, atomic on its own: the row, its first version with the creation's diff
-  // (each field and attribute from null), the ends and the type checked and locked by the
-  // relations' statement trigger. Only a refused write pays for the look-ups that name the
-  // bad fields (a relation write on the hot path was six round trips).
+  // One statement, atomic on its own: the row, which is also its first version (its
+  // creation's diff derived by the reader, 0023_relation_current_versions.sql), the ends and
+  // the type checked and locked by the relations' statement trigger. Only a refused write pays
+  // for the look-ups that name the bad fields (a relation write on the hot path was six round
+  // trips).
   std::optional<Relation> created;
   try {
     // Prepared once per connection: the statement is on every relation write's path.
@@ -76,16 +77,9 @@ Relation RelationRepository::Create(const Relation& draft, const WriteContext& c
         db_, "relation_create",
         std::string(
             "WITH now AS (SELECT clock_timestamp() AS t), ins AS (INSERT INTO relations AS r "
-            "(type, from_ci, to_ci, attributes, created_at, updated_at) SELECT $1, $2::bigint, "
-            "$3::bigint, $4::jsonb, now.t, now.t FROM now ON CONFLICT (from_ci, to_ci, type) DO "
-            "NOTHING RETURNING r.*), version AS (INSERT INTO relation_versions (relation_id, "
-            "version, type, from_ci, to_ci, attributes, valid_from, changed_by, source, diff) "
-            "SELECT id, version, type, from_ci, to_ci, attributes, updated_at, $5, $6, "
-            "jsonb_build_object('type', jsonb_build_object('old', NULL, 'new', type), 'from', "
-            "jsonb_build_object('old', NULL, 'new', from_ci), 'to', jsonb_build_object('old', "
-            "NULL, 'new', to_ci)) || coalesce((SELECT jsonb_object_agg(a.key, "
-            "jsonb_build_object('old', NULL, 'new', a.value)) FROM jsonb_each(ins.attributes) a), "
-            "'{}') FROM ins) SELECT ") +
+            "(type, from_ci, to_ci, attributes, created_at, updated_at, changed_by, source) "
+            "SELECT $1, $2::bigint, $3::bigint, $4::jsonb, now.t, now.t, $5, $6 FROM now ON "
+            "CONFLICT (from_ci, to_ci, type) DO NOTHING RETURNING r.*) SELECT ") +
             kRelationColumns + " FROM ins r",
         6)
         .ForEach({draft.type, std::to_string(draft.from), std::to_string(draft.to),
@@ -146,15 +140,16 @@ void RelationRepository::Delete(RelationId id, std::optional<std::int64_t> if_ma
       std::string("SELECT ") + kRelationColumns + " FROM relations r WHERE r.id = $1 FOR UPDATE";
   LockVersioned(db_, lock, std::to_string(id), if_match, What(id), RelationFromRow);
   sql::Execute(db_,
+               // The relation's current version (its own row) ends, and a tombstone follows
+               // (0023_relation_current_versions.sql).
                "WITH gone AS (DELETE FROM relations WHERE id = $1 RETURNING *), "
-               "now AS (SELECT greatest(clock_timestamp(), (SELECT updated_at FROM gone)) AS t), "
-               "closed AS (UPDATE relation_versions v SET valid_to = now.t FROM now "
-               "WHERE v.relation_id = $1 AND v.valid_to IS NULL) "
+               "now AS (SELECT greatest(clock_timestamp(), (SELECT updated_at FROM gone)) AS t) "
                "INSERT INTO relation_versions (relation_id, version, deleted, type, from_ci, "
                "to_ci, attributes, valid_from, valid_to, changed_by, source, diff) SELECT id, "
-               "version + 1, true, type, from_ci, to_ci, attributes, now.t, now.t, $2, $3, "
-               "jsonb_build_object('deleted', jsonb_build_object('old', false, 'new', true)) "
-               "FROM gone, now",
+               "version, false, type, from_ci, to_ci, attributes, updated_at, now.t, changed_by, "
+               "source, diff FROM gone, now UNION ALL SELECT id, version + 1, true, type, "
+               "from_ci, to_ci, attributes, now.t, now.t, $2, $3, jsonb_build_object('deleted', "
+               "jsonb_build_object('old', false, 'new', true)) FROM gone, now",
                soci::use(static_cast<long long>(id)), soci::use(ctx.changed_by),
                soci::use(ctx.source));
   tr.Commit();
@@ -173,7 +168,7 @@ std::vector<HistoryEntry> RelationRepository::History(RelationId id, int limit,
       "jsonb_build_object('old', NULL, 'new', from_ci), 'to', jsonb_build_object('old', NULL, "
       "'new', to_ci)) || coalesce((SELECT jsonb_object_agg(k, jsonb_build_object('old', NULL, "
       "'new', v)) FROM jsonb_each(attributes) AS a(k, v)), '{}'::jsonb))::text FROM "
-      "relation_versions WHERE relation_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
+      "relation_history WHERE relation_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
       [&](const soci::row& r) {
         HistoryEntry v;
         v.version = sql::Int(r, 0);

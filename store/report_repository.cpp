@@ -273,7 +273,7 @@ std::vector<ComparedRelation> ReportRepository::CompareRelations(
   std::vector<ComparedRelation> out;
   auto at = [](const char* alias, const char* instant) {
     return std::string(
-               "LEFT JOIN LATERAL (SELECT * FROM relation_versions v WHERE "
+               "LEFT JOIN LATERAL (SELECT * FROM relation_history v WHERE "
                "v.relation_id = t.relation_id AND NOT v.deleted AND v.valid_from <= "
                "cmdb_ts(") +
            instant + ") AND (v.valid_to IS NULL OR v.valid_to > cmdb_ts(" + instant +
@@ -281,7 +281,7 @@ std::vector<ComparedRelation> ReportRepository::CompareRelations(
   };
   sql::ForEachRow(
       db_,
-      "WITH t AS (SELECT DISTINCT relation_id FROM relation_versions WHERE valid_from > "
+      "WITH t AS (SELECT DISTINCT relation_id FROM relation_history WHERE valid_from > "
       "cmdb_ts($1) AND valid_from <= cmdb_ts($2)) SELECT t.relation_id, a.type, a.from_ci, "
       "a.to_ci, a.attributes::text, b.type, b.from_ci, b.to_ci, b.attributes::text FROM t " +
           at("a", "$1") + " " + at("b", "$2") +

@@ -245,5 +245,64 @@ TEST(Migrations, OpenSightingStreaksBecomeBlocks) {
   DropDatabase(db);
 }
 
+// A database written before 0023 is carried over: a live relation's current version moves into
+// the relation (who wrote it, from where, its diff), the versions of a deleted relation stay,
+// and the history read through relation_history is the same as before.
+TEST(Migrations, LiveRelationVersionsMoveIntoTheirRelations) {
+  std::string db = CreateEmptyDatabase();
+  {
+    store::DbSession session = store::DbSession::Connect(DsnFor(db));
+    soci::session& sql = session.sql();
+    store::pg::ExecuteScript(
+        session,
+        "CREATE TABLE schema_migrations (number integer PRIMARY KEY, name text NOT "
+        "NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())");
+    for (const store::Migration& m : store::BuiltInMigrations()) {
+      if (m.number >= 23) break;
+      store::pg::ExecuteScript(session, std::string(m.sql));
+      sql << "INSERT INTO schema_migrations (number, name) VALUES (:n, :name)", soci::use(m.number),
+          soci::use(m.name);
+    }
+    const std::string before =
+        "SELECT string_agg(concat_ws('|', relation_id, version, deleted, type, from_ci, to_ci, "
+        "attributes, valid_from, valid_to, changed_by, source, diff), E'\\n' ORDER BY "
+        "relation_id, version) FROM ";
+    store::pg::ExecuteScript(
+        session,
+        "INSERT INTO configuration_items (id, type, name) VALUES (1, 'server', 'a'), "
+        "(2, 'server', 'b');"
+        "INSERT INTO relations (id, type, from_ci, to_ci, attributes, created_at, updated_at) "
+        "VALUES (10, 'runs_on', 1, 2, '{\"port\": 1}', '2026-11-01 00:00+00', "
+        "'2026-11-01 00:00+00');"
+        "INSERT INTO relation_versions (relation_id, version, type, from_ci, to_ci, attributes, "
+        "valid_from, changed_by, source, diff) VALUES (10, 1, 'runs_on', 1, 2, '{\"port\": 1}', "
+        "'2026-11-01 00:00+00', 'alice', 'api', '{\"port\": {\"new\": 1, \"old\": null}}');"
+        // A relation deleted before the migration: its closed version and its tombstone.
+        "INSERT INTO relation_versions (relation_id, version, deleted, type, from_ci, to_ci, "
+        "attributes, valid_from, valid_to, changed_by, source, diff) VALUES (11, 1, false, "
+        "'depends_on', 2, 1, '{}', '2026-11-02 00:00+00', '2026-11-03 00:00+00', 'bob', 'import', "
+        "NULL), (11, 2, true, 'depends_on', 2, 1, '{}', '2026-11-03 00:00+00', "
+        "'2026-11-03 00:00+00', 'carol', 'api', '{\"deleted\": {\"new\": true, \"old\": "
+        "false}}')");
+    std::string old_history;
+    sql << before + "relation_versions", soci::into(old_history);
+    EXPECT_EQ(store::ApplyMigrations(session).size(), store::BuiltInMigrations().size() - 22);
+
+    std::string new_history;
+    sql << before + "relation_history", soci::into(new_history);
+    EXPECT_EQ(new_history, old_history);
+    std::string changed_by;
+    std::string source;
+    sql << "SELECT changed_by, source FROM relations WHERE id = 10", soci::into(changed_by),
+        soci::into(source);
+    EXPECT_EQ(changed_by, "alice");
+    EXPECT_EQ(source, "api");
+    long long stored = 0;
+    sql << "SELECT count(*) FROM relation_versions", soci::into(stored);
+    EXPECT_EQ(stored, 2);  // the deleted relation's two; the live one's is its row
+  }
+  DropDatabase(db);
+}
+
 }  // namespace
 }  // namespace cmdb::testing

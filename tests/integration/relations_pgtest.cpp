@@ -193,7 +193,7 @@ TEST_F(RelationsApi, BulkImportsFallBackToRowChecksWithTheSameOutcome) {
   EXPECT_EQ(relations(partial).at("rejected"), 1);
   EXPECT_TRUE(attempted(partial));
   EXPECT_EQ(Sql("SELECT count(*) FROM relations").Int(0, 0), 99);
-  EXPECT_EQ(Sql("SELECT count(*) FROM relation_versions").Int(0, 0), 99);
+  EXPECT_EQ(Sql("SELECT count(*) FROM relation_history").Int(0, 0), 99);
 }
 
 // Ends named by type and name, of types the import writes no CI of, are found by one query
@@ -336,6 +336,46 @@ TEST_F(RelationsApi, DeletingACiRemovesItsRelationsWithHistory) {
     EXPECT_NE(history[0].at("diff").at("reason").as_string().find(std::to_string(db_id_)),
               std::string::npos);
   }
+}
+
+// A live relation's version is its own row (0023_relation_current_versions.sql): its history
+// says who created it and from where, a relation inserted by SQL has one too, and a delete
+// stores the ended version and the tombstone.
+TEST_F(RelationsApi, ALiveRelationsVersionIsItsRowAndADeleteStoresBoth) {
+  HttpResult created = Post("/api/v1/relations", Rel("depends_on", app_id_, db_id_));
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = std::to_string(created.json().at("id").as_int64());
+  Sql(Insert("runs_on", db_id_, host_id_));
+  const std::string by_sql =
+      std::to_string(Sql("SELECT id FROM relations WHERE type = 'runs_on'").Int(0, 0));
+  EXPECT_EQ(Sql("SELECT count(*) FROM relation_versions").Int(0, 0), 0);
+
+  auto history = [this](const std::string& relation) {
+    HttpResult h = Get("/api/v1/relations/" + relation + "/history");
+    EXPECT_EQ(h.status, 200) << h.body;
+    return h.json().at("items").as_array();
+  };
+  boost::json::array api = history(id);
+  ASSERT_EQ(api.size(), 1U);
+  EXPECT_EQ(api[0].at("operation"), "create");
+  EXPECT_EQ(api[0].at("source"), "api");
+  EXPECT_FALSE(api[0].at("changed_by").as_string().empty());
+  boost::json::array sql = history(by_sql);
+  ASSERT_EQ(sql.size(), 1U);
+  EXPECT_EQ(sql[0].at("source"), "sql");
+  EXPECT_EQ(sql[0].at("diff").at("type"),
+            (boost::json::object{{"old", nullptr}, {"new", "runs_on"}}));
+
+  ASSERT_EQ(Delete("/api/v1/relations/" + id).status, 204);
+  boost::json::array gone = history(id);
+  ASSERT_EQ(gone.size(), 2U);
+  EXPECT_EQ(gone[0].at("operation"), "delete");
+  EXPECT_EQ(gone[1].at("operation"), "create");
+  EXPECT_EQ(gone[1].at("changed_by"), api[0].at("changed_by"));
+  EXPECT_EQ(gone[1].at("changed_at"), api[0].at("changed_at"));
+  EXPECT_EQ(Sql("SELECT count(*) FROM relation_versions WHERE relation_id = $1", {P(id)}).Int(0, 0),
+            2);
+  EXPECT_EQ(Sql("SELECT count(*) FROM relation_versions WHERE valid_to IS NULL").Int(0, 0), 0);
 }
 
 }  // namespace

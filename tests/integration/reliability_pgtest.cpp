@@ -306,7 +306,7 @@ void ExpectNothingLostOrHalfWritten(const std::string& dsn, const Acknowledged& 
                   "ci_versions v WHERE v.ci_id = c.id AND v.version = 1)"),
             0);
   EXPECT_EQ(count("SELECT count(*) FROM relations r WHERE NOT EXISTS (SELECT 1 FROM "
-                  "relation_versions v WHERE v.relation_id = r.id AND v.version = 1)"),
+                  "relation_history v WHERE v.relation_id = r.id AND v.version = 1)"),
             0);
   EXPECT_EQ(count("SELECT count(*) FROM relations r WHERE NOT EXISTS (SELECT 1 FROM "
                   "configuration_items c WHERE c.id = r.from_ci) OR NOT EXISTS (SELECT 1 FROM "
@@ -599,10 +599,14 @@ TEST_F(BackupRestore, ARestoredDatabaseHoldsEveryTableAsItWas) {
   server::ServeConfig config = Config();
   config.demo = true;
   Restart(config);
-  // Beyond the demo estate: history, a change, an incident, knowledge, a discovery run with
-  // its decisions, drift, a user with a token; every write is in the audit log.
+  // Beyond the demo estate: history (of a CI and of a deleted relation), a change, an
+  // incident, knowledge, a discovery run with its decisions, drift, a user with a token; every
+  // write is in the audit log.
   const std::int64_t ci = Get("/api/v1/cis?limit=1").json().at("items").at(0).at("id").as_int64();
   ASSERT_EQ(Patch("/api/v1/cis/" + std::to_string(ci), R"({"owner": "backup-team"})").status, 200);
+  const std::int64_t relation =
+      Get("/api/v1/relations?limit=1").json().at("items").at(0).at("id").as_int64();
+  ASSERT_EQ(Delete("/api/v1/relations/" + std::to_string(relation)).status, 204);
   const std::string ids = "[" + std::to_string(ci) + "]";
   ASSERT_EQ(Post("/api/v1/changes", R"({"title": "patch", "planned_start": "2030-01-01T10:00:00Z",
       "planned_end": "2030-01-01T11:00:00Z", "ci_ids": )" +
