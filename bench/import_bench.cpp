@@ -3,14 +3,18 @@
 // with their ends as CI ids, then with their ends named by type and name, each figure beside
 // the floor (COPY of the same rows into a table with the relations' indexes and nothing else)
 // and the target. Prints the server's phase timings summed over the chunks.
-// Usage: import_bench [--cis N] [--relations N] [--by-name N] [--chunk N]
+// With --clients K the chunks are posted from K connections at once (a loader running several
+// uploads side by side); the default is one.
+// Usage: import_bench [--cis N] [--relations N] [--by-name N] [--chunk N] [--clients K]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -41,35 +45,47 @@ struct Posted {
   int failures = 0;
 };
 
-// Posts `edges` in chunks, each end written by `end`.
+// Posts `edges` in chunks, each end written by `end`, from `clients` connections at once
+// (chunk i from client i mod clients); `seconds` is the wall time of the whole.
 template <typename End>
 Posted PostRelations(std::uint16_t port, const std::vector<const GraphEdge*>& edges,
-                     std::size_t chunk, End end) {
+                     std::size_t chunk, int clients, End end) {
   Posted out;
-  for (std::size_t start = 0; start < edges.size(); start += chunk) {
-    std::string body = R"({"relations":[)";
-    for (std::size_t i = start; i < std::min(edges.size(), start + chunk); ++i) {
-      const GraphEdge& e = *edges[i];
-      if (i > start) body += ',';
-      body +=
-          R"({"type":")" + e.type + R"(","from":)" + end(e.from) + R"(,"to":)" + end(e.to) + "}";
+  std::mutex mutex;
+  auto post = [&](int client) {
+    std::size_t n = 0;
+    for (std::size_t start = 0; start < edges.size(); start += chunk, ++n) {
+      if (static_cast<int>(n % static_cast<std::size_t>(clients)) != client) continue;
+      std::string body = R"({"relations":[)";
+      for (std::size_t i = start; i < std::min(edges.size(), start + chunk); ++i) {
+        const GraphEdge& e = *edges[i];
+        if (i > start) body += ',';
+        body += R"({"type":")" + e.type + R"(","from":)" + end(e.from) + R"(,"to":)" + end(e.to) +
+                "}";
+      }
+      body += "]}";
+      cmdb::testing::HttpResult r =
+          cmdb::testing::HttpRequest(port, "POST", "/api/v1/import", body);
+      const std::lock_guard lock(mutex);
+      if (r.status != 200) {
+        std::printf("HTTP %d: %s\n", r.status, r.body.substr(0, 300).c_str());
+        ++out.failures;
+        continue;
+      }
+      const boost::json::object& result = r.json().as_object();
+      out.created += result.at("relations").at("created").as_int64();
+      out.rejected += result.at("relations").at("rejected").as_int64();
+      for (const auto& [phase, seconds] : result.at("timings").as_object()) {
+        out.phases[std::string(phase)] += seconds.template to_number<double>();
+      }
     }
-    body += "]}";
-    const auto t = Clock::now();
-    cmdb::testing::HttpResult r = cmdb::testing::HttpRequest(port, "POST", "/api/v1/import", body);
-    out.seconds += Seconds(t);
-    if (r.status != 200) {
-      std::printf("HTTP %d: %s\n", r.status, r.body.substr(0, 300).c_str());
-      ++out.failures;
-      continue;
-    }
-    const boost::json::object& result = r.json().as_object();
-    out.created += result.at("relations").at("created").as_int64();
-    out.rejected += result.at("relations").at("rejected").as_int64();
-    for (const auto& [phase, seconds] : result.at("timings").as_object()) {
-      out.phases[std::string(phase)] += seconds.template to_number<double>();
-    }
-  }
+  };
+  const auto t = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 1; c < clients; ++c) threads.emplace_back(post, c);
+  post(0);
+  for (std::thread& thread : threads) thread.join();
+  out.seconds = Seconds(t);
   return out;
 }
 
@@ -93,12 +109,14 @@ int main(int argc, char** argv) {
   std::size_t by_id = 1000000;
   std::size_t by_name = 200000;
   std::size_t chunk = 50000;
+  int clients = 1;
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--cis") total = std::stoul(argv[++i]);
     if (flag == "--relations") by_id = std::stoul(argv[++i]);
     if (flag == "--by-name") by_name = std::stoul(argv[++i]);
     if (flag == "--chunk") chunk = std::stoul(argv[++i]);
+    if (flag == "--clients") clients = std::max(1, std::stoi(argv[++i]));
   }
   const cmdb::bench::Estate e = cmdb::bench::Generate(total);
   // By id: the first relations of the estate. By name: later ones whose ends have a unique
@@ -127,8 +145,8 @@ int main(int argc, char** argv) {
     cmdb::bench::LoadCis(*db, e);
     std::printf(
         "estate: %zu CIs loaded in %.1f s; importing %zu relations by id, %zu by name, "
-        "%zu per request\n",
-        e.nodes.size(), Seconds(t), id_edges.size(), name_edges.size(), chunk);
+        "%zu per request, %d client(s) at once\n",
+        e.nodes.size(), Seconds(t), id_edges.size(), name_edges.size(), chunk, clients);
 
     // The floor: the same rows by COPY into a table with the relations' indexes, no triggers,
     // no foreign keys, no history.
@@ -161,10 +179,10 @@ int main(int argc, char** argv) {
     std::printf(
         "\n| import | relations | end to end | floor (indexed COPY) | ratio | target |\n"
         "|---|---|---|---|---|---|\n");
-    const Posted ids = PostRelations(app.port(), id_edges, chunk,
+    const Posted ids = PostRelations(app.port(), id_edges, chunk, clients,
                                      [](cmdb::model::CiId id) { return std::to_string(id); });
     Report("by id", id_edges.size(), ids, floor_seconds);
-    const Posted names = PostRelations(app.port(), name_edges, chunk, [&e](cmdb::model::CiId id) {
+    const Posted names = PostRelations(app.port(), name_edges, chunk, clients, [&e](cmdb::model::CiId id) {
       const cmdb::graph::GraphNode& n = e.nodes[static_cast<std::size_t>(id - 1)];
       return R"({"type":")" + n.type + R"(","name":")" + n.name + R"("})";
     });
