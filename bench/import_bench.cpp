@@ -60,8 +60,8 @@ Posted PostRelations(std::uint16_t port, const std::vector<const GraphEdge*>& ed
       for (std::size_t i = start; i < std::min(edges.size(), start + chunk); ++i) {
         const GraphEdge& e = *edges[i];
         if (i > start) body += ',';
-        body += R"({"type":")" + e.type + R"(","from":)" + end(e.from) + R"(,"to":)" + end(e.to) +
-                "}";
+        body +=
+            R"({"type":")" + e.type + R"(","from":)" + end(e.from) + R"(,"to":)" + end(e.to) + "}";
       }
       body += "]}";
       cmdb::testing::HttpResult r =
@@ -182,10 +182,11 @@ int main(int argc, char** argv) {
     const Posted ids = PostRelations(app.port(), id_edges, chunk, clients,
                                      [](cmdb::model::CiId id) { return std::to_string(id); });
     Report("by id", id_edges.size(), ids, floor_seconds);
-    const Posted names = PostRelations(app.port(), name_edges, chunk, clients, [&e](cmdb::model::CiId id) {
-      const cmdb::graph::GraphNode& n = e.nodes[static_cast<std::size_t>(id - 1)];
-      return R"({"type":")" + n.type + R"(","name":")" + n.name + R"("})";
-    });
+    const Posted names =
+        PostRelations(app.port(), name_edges, chunk, clients, [&e](cmdb::model::CiId id) {
+          const cmdb::graph::GraphNode& n = e.nodes[static_cast<std::size_t>(id - 1)];
+          return R"({"type":")" + n.type + R"(","name":")" + n.name + R"("})";
+        });
     Report("by type and name", name_edges.size(), names,
            floor_seconds * static_cast<double>(name_edges.size()) /
                static_cast<double>(id_edges.size()));

@@ -38,6 +38,7 @@
 #include "store/embedded_postgres.hpp"
 #include "store/graph_cache.hpp"
 #include "store/historical_graphs.hpp"
+#include "store/import_job_repository.hpp"
 #include "store/migrations.hpp"
 
 namespace cmdb::docs {
@@ -121,6 +122,32 @@ std::map<std::string, std::string> ReadDemoTokens(const std::string& path) {
 
 bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// One pass of the retention pruner: audit log lines older than `audit_days`, import jobs
+// finished more than `job_days` ago (0: that one is kept forever). Failures are logged; the
+// next pass, an hour later, tries again.
+void PruneOnce(store::DbPool& pool, int audit_days, int job_days) {
+  auto prune = [&pool](const char* what, int days, auto remove) {
+    if (days <= 0) return;
+    try {
+      store::DbSession session = pool.Lease();
+      const std::int64_t removed = remove(session, days);
+      if (removed > 0) {
+        model::Log(model::LogLevel::kInfo, std::string("pruned ") + what,
+                   {{"removed", removed}, {"retention_days", days}});
+      }
+    } catch (const std::exception& e) {
+      model::Log(model::LogLevel::kWarn, std::string("could not prune ") + what,
+                 {{"error", e.what()}});
+    }
+  };
+  prune("the audit log", audit_days, [](store::DbSession& session, int days) {
+    return store::AuditLogRepository(session).Prune(days);
+  });
+  prune("finished import jobs", job_days, [](store::DbSession& session, int days) {
+    return store::ImportJobRepository(session).PruneFinished(days);
+  });
 }
 
 }  // namespace
@@ -361,24 +388,15 @@ void App::Start() {
     s.metrics.AddCounter("cmdb_history_graph_refusals_total",
                          "Requests for a past instant refused (503) while others were rebuilt.",
                          [past] { return static_cast<double>(past->refusals()); });
-    if (s.config.audit_retention_days > 0) {
+    if (s.config.audit_retention_days > 0 || s.config.import_job_retention_days > 0) {
       store::DbPool* prune_pool = s.pool.get();
-      const int days = s.config.audit_retention_days;
-      s.pruner = std::thread([&s, prune_pool, days] {
+      const int audit_days = s.config.audit_retention_days;
+      const int job_days = s.config.import_job_retention_days;
+      s.pruner = std::thread([&s, prune_pool, audit_days, job_days] {
         std::unique_lock lock(s.pruner_mutex);
         while (!s.pruner_stop) {
           lock.unlock();
-          try {
-            store::DbSession session = prune_pool->Lease();
-            const std::int64_t removed = store::AuditLogRepository(session).Prune(days);
-            if (removed > 0) {
-              model::Log(model::LogLevel::kInfo, "pruned the audit log",
-                         {{"removed", removed}, {"retention_days", days}});
-            }
-          } catch (const std::exception& e) {
-            model::Log(model::LogLevel::kWarn, "could not prune the audit log",
-                       {{"error", e.what()}});
-          }
+          PruneOnce(*prune_pool, audit_days, job_days);
           lock.lock();
           s.pruner_wake.wait_for(lock, std::chrono::hours(1), [&s] { return s.pruner_stop; });
         }

@@ -47,6 +47,9 @@ struct ServeConfig {
   // --audit-retention-days: audit log entries older than this are deleted (at start, then
   // hourly); 0 keeps them forever.
   int audit_retention_days = 0;
+  // --import-job-retention-days: background import jobs that finished longer ago than this
+  // are deleted with their results (at start, then hourly); 0 keeps them forever.
+  int import_job_retention_days = 30;
   // How the database is watched, and the embedded one restarted (probe interval, backoff).
   store::SupervisorOptions supervisor;
   // HTTPS when both are set (PEM files): --tls-cert, --tls-key.

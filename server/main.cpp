@@ -38,6 +38,9 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
                          beyond, 503 + Retry-After (default 268435456; >= --body-limit)
   --audit-retention-days N  delete audit log entries older than N days, at start and
                          hourly (env CMDB_AUDIT_RETENTION_DAYS; default 0: keep forever)
+  --import-job-retention-days N  delete background import jobs (and their results) that
+                         finished more than N days ago, at start and hourly (default 30;
+                         0: keep forever)
   --tls-cert FILE        serve HTTPS (TLS 1.2+) with this PEM certificate chain ...
   --tls-key FILE         ... and this PEM private key
   --no-request-log       do not log a line per request
@@ -156,6 +159,8 @@ int main(int argc, char** argv) {
         config.history_builds = ParseCount(flag, value(), 1, 64);
       } else if (flag == "--audit-retention-days") {
         config.audit_retention_days = static_cast<int>(ParseCount(flag, value(), 0, 36500));
+      } else if (flag == "--import-job-retention-days") {
+        config.import_job_retention_days = static_cast<int>(ParseCount(flag, value(), 0, 36500));
       } else if (flag == "--tls-cert") {
         config.tls_cert = value();
       } else if (flag == "--tls-key") {

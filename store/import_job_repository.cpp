@@ -159,4 +159,11 @@ void ImportJobRepository::Fail(std::int64_t id, const model::Error& error) {
                soci::use(std::string(model::ErrorCodeName(error.code()))), soci::use(fields_text));
 }
 
+std::int64_t ImportJobRepository::PruneFinished(int days) {
+  return sql::Execute(db_,
+                      "DELETE FROM import_jobs WHERE state IN ('succeeded', 'failed') AND "
+                      "finished_at < clock_timestamp() - make_interval(days => $1)",
+                      soci::use(days));
+}
+
 }  // namespace cmdb::store

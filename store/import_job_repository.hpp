@@ -43,6 +43,9 @@ class ImportJobRepository {
   // Jobs with id > `after`, oldest first, optionally in one state.
   std::vector<model::ImportJob> List(std::optional<model::JobState> state, std::int64_t after,
                                      int limit);
+  // Deletes the jobs that finished (succeeded or failed) more than `days` days ago, with their
+  // results; returns how many. Queued and running jobs are never touched.
+  std::int64_t PruneFinished(int days);
 
   // --- while a job executes ---
   // The job's input when it is running; nullopt otherwise.

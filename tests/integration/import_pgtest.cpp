@@ -752,5 +752,31 @@ TEST_F(ImportApi, AStreamedCopyWhosePartFailsWritesNothing) {
   EXPECT_EQ(Query(session, "SELECT count(*) FROM copied").Int(0, 0), 2);
 }
 
+// Background import jobs that finished longer ago than --import-job-retention-days are deleted
+// with their results, at start and then hourly; queued and running jobs are never touched.
+TEST_F(ImportApi, FinishedJobsAreDeletedAfterTheirRetention) {
+  Sql("INSERT INTO import_jobs (id, state, format, submitted_by, queued_at, finished_at) VALUES "
+      "(901, 'succeeded', 'json', 'ops', now() - interval '40 days', now() - interval '31 days'), "
+      "(902, 'failed', 'json', 'ops', now() - interval '40 days', now() - interval '31 days'), "
+      "(903, 'succeeded', 'json', 'ops', now() - interval '40 days', now() - interval '29 days'), "
+      "(904, 'queued', 'json', 'ops', now() - interval '40 days', NULL), "
+      "(905, 'running', 'json', 'ops', now() - interval '40 days', NULL)");
+  ASSERT_EQ(Get("/api/v1/import-jobs/901").status, 200);
+  server::ServeConfig config = Config();
+  config.import_worker = false;  // the queued and running rows are not real jobs
+  config.import_job_retention_days = 30;
+  Restart(config);
+  auto left = [this] { return Sql("SELECT count(*) FROM import_jobs WHERE id < 903").Int(0, 0); };
+  for (int i = 0; i < 200 && left() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(left(), 0);
+  EXPECT_EQ(Get("/api/v1/import-jobs/901").status, 404);
+  EXPECT_EQ(Get("/api/v1/import-jobs/902").status, 404);
+  for (const char* kept : {"903", "904", "905"}) {
+    EXPECT_EQ(Get(std::string("/api/v1/import-jobs/") + kept).status, 200) << kept;
+  }
+}
+
 }  // namespace
 }  // namespace cmdb::testing
