@@ -58,6 +58,31 @@ void IdentityIndex::Load(store::DbSession& db, const CiType& type, std::size_t e
                        keys[i] = Keys(type, attrs);
                      },
                      {});
+  Build(type, existing.ids, existing.names, keys, expected_new);
+}
+
+void IdentityIndex::Load(const CiType& type, const std::vector<model::ConfigurationItem>& cis,
+                         std::size_t expected_new) {
+  if (loaded_.contains(type.name)) return;
+  loaded_.insert(type.name);
+  const std::size_t n = cis.size();
+  std::vector<CiId> ids(n);
+  std::vector<std::string> names(n);
+  std::vector<std::vector<std::string>> keys(n);
+  model::ParallelFor(n,
+                     [&](std::size_t i) {
+                       ids[i] = cis[i].id;
+                       names[i] = cis[i].name;
+                       keys[i] = Keys(type, cis[i].attributes);
+                     },
+                     {});
+  Build(type, ids, names, keys, expected_new);
+}
+
+void IdentityIndex::Build(const CiType& type, const std::vector<CiId>& ids,
+                          const std::vector<std::string>& names,
+                          std::vector<std::vector<std::string>>& keys, std::size_t expected_new) {
+  const std::size_t n = ids.size();
   // Sized once for the CIs there and the rows that may add theirs: no rehash on the way.
   // Each map (names, then one per identifier set) is filled by one task, on both cores.
   PerType& per_type = by_type_[type.name];
@@ -66,8 +91,7 @@ void IdentityIndex::Load(store::DbSession& db, const CiType& type, std::size_t e
   model::ParallelTasks(per_type.sets.size() + 1, [&](std::size_t t) {
     if (t == 0) {
       per_type.names.reserve(expected);
-      for (std::size_t i = 0; i < n; ++i)
-        per_type.names[existing.names[i]].push_back(existing.ids[i]);
+      for (std::size_t i = 0; i < n; ++i) per_type.names[names[i]].push_back(ids[i]);
       return;
     }
     const std::size_t s = t - 1;
@@ -75,7 +99,7 @@ void IdentityIndex::Load(store::DbSession& db, const CiType& type, std::size_t e
     set.reserve(expected);
     for (std::size_t i = 0; i < n; ++i) {
       // Each key is read by this task only.
-      if (!keys[i][s].empty()) set[std::move(keys[i][s])].push_back(existing.ids[i]);
+      if (!keys[i][s].empty()) set[std::move(keys[i][s])].push_back(ids[i]);
     }
   });
 }

@@ -30,6 +30,9 @@ class IdentityIndex {
   // Loads the identities of every CI of `type`, once; `expected_new` sizes the maps for the
   // rows that may add theirs.
   void Load(store::DbSession& db, const model::CiType& type, std::size_t expected_new);
+  // The same from CIs of `type` already read whole (every CI of the type).
+  void Load(const model::CiType& type, const std::vector<model::ConfigurationItem>& cis,
+            std::size_t expected_new);
 
   void Add(const model::CiType& type, model::CiId id, const std::string& name,
            const std::vector<std::string>& keys);
@@ -48,6 +51,11 @@ class IdentityIndex {
     std::vector<std::unordered_map<std::string, std::vector<model::CiId>>> sets;
     std::unordered_map<std::string, std::vector<model::CiId>> names;
   };
+  // Fills the maps of `type` from each CI's id, name and keys (consumed).
+  void Build(const model::CiType& type, const std::vector<model::CiId>& ids,
+             const std::vector<std::string>& names, std::vector<std::vector<std::string>>& keys,
+             std::size_t expected_new);
+
   std::set<std::string> loaded_;
   std::unordered_map<std::string, PerType> by_type_;
 };

@@ -64,6 +64,9 @@ struct ImportState {
   std::vector<ImportRowError> errors;
   std::int64_t errors_omitted = 0;
   IdentityIndex index;
+  // CIs read whole with their type's identities (when the import names most of the type, as a
+  // nightly re-import does), by id: the matched ones are taken from here instead of read again.
+  std::unordered_map<model::CiId, model::ConfigurationItem> prefetched;
   std::set<std::string, std::less<>> locked_types;    // import locks taken
   std::set<std::string, std::less<>> imported_types;  // types of the CI rows seen so far
   // CI (existing, new: its pseudo id until allocated) -> the index in the document of the row

@@ -94,30 +94,55 @@ IdentityColumns ImportStore::Identities(const std::string& type,
   return out;
 }
 
-std::vector<ConfigurationItem> ImportStore::ReadCurrent(const std::vector<CiId>& ids, bool lock) {
-  std::vector<CiRowText> texts;
-  if (ids.empty()) return {};
-  texts.reserve(ids.size());
-  if (lock) {
-    sql::ForEachRow(
-        db_,
-        std::string("SELECT ") + kCiColumnsWithoutLastSeen +
-            " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY c.id FOR UPDATE",
-        [&](const soci::row& r) { texts.push_back(CiRowTextOf(r)); }, soci::use(sql::IdArray(ids)));
-  } else {
-    // A re-import reads all the CIs it matched (100,000 rows: 0.6 s through SOCI's dynamic
-    // rows); COPY streams them as text. The ids are integers, written into the array literal.
-    pg::CopyOut(db_,
-                std::string("SELECT ") + kCiColumnsWithoutLastSeen +
-                    " FROM configuration_items c WHERE c.id = ANY('" + sql::IdArray(ids) +
-                    "'::bigint[]) ORDER BY c.id",
-                [&](const pg::Fields& f) { texts.push_back(CiRowTextOf(f)); });
-  }
-  // The JSON of the rows is parsed on all cores.
+namespace {
+
+// CIs read as text, then parsed on all cores.
+std::vector<ConfigurationItem> ParseCis(std::vector<CiRowText> texts) {
   std::vector<ConfigurationItem> out(texts.size());
   model::ParallelFor(texts.size(), [&](std::size_t i) { out[i] = CiFromText(std::move(texts[i])); },
                      {});
   return out;
+}
+
+// A re-import reads all the CIs it matched (100,000 rows: 0.6 s through SOCI's dynamic rows);
+// COPY streams them as text. `where` holds no parameter (COPY takes none).
+std::vector<ConfigurationItem> CopyCis(DbSession& db, const std::string& where) {
+  std::vector<CiRowText> texts;
+  pg::CopyOut(db,
+              std::string("SELECT ") + kCiColumnsWithoutLastSeen +
+                  " FROM configuration_items c WHERE " + where + " ORDER BY c.id",
+              [&](const pg::Fields& f) { texts.push_back(CiRowTextOf(f)); });
+  return ParseCis(std::move(texts));
+}
+
+}  // namespace
+
+std::vector<ConfigurationItem> ImportStore::ReadCurrent(const std::vector<CiId>& ids, bool lock) {
+  if (ids.empty()) return {};
+  if (!lock) {
+    // The ids are integers, written into the array literal.
+    return CopyCis(db_, "c.id = ANY('" + sql::IdArray(ids) + "'::bigint[])");
+  }
+  std::vector<CiRowText> texts;
+  texts.reserve(ids.size());
+  sql::ForEachRow(
+      db_,
+      std::string("SELECT ") + kCiColumnsWithoutLastSeen +
+          " FROM configuration_items c WHERE c.id = ANY($1::bigint[]) ORDER BY c.id FOR UPDATE",
+      [&](const soci::row& r) { texts.push_back(CiRowTextOf(r)); }, soci::use(sql::IdArray(ids)));
+  return ParseCis(std::move(texts));
+}
+
+std::int64_t ImportStore::CountOfType(const std::string& type) {
+  long long count = 0;
+  sql::Run(db_, "SELECT count(*) FROM configuration_items WHERE type = $1", soci::into(count),
+           soci::use(type));
+  return count;
+}
+
+std::vector<ConfigurationItem> ImportStore::ReadType(const std::string& type) {
+  // The type's name goes into the query as a quoted literal (COPY takes no parameters).
+  return CopyCis(db_, "c.type = " + pg::QuoteLiteral(db_, type));
 }
 
 std::unordered_map<CiId, std::int64_t> ImportStore::LockVersions(const std::vector<CiId>& ids) {

@@ -51,6 +51,10 @@ class ImportStore {
   void LockType(const std::string& type);
   // Every CI of `type` with the attributes `attributes`.
   IdentityColumns Identities(const std::string& type, const std::vector<std::string>& attributes);
+  // How many CIs of `type` there are.
+  std::int64_t CountOfType(const std::string& type);
+  // Every CI of `type`, read whole without locks (ReadCurrent's unlocked read of a type).
+  std::vector<model::ConfigurationItem> ReadType(const std::string& type);
   // The CIs `ids` (without last_seen_at), in id order: locked FOR UPDATE, or as read (`lock`
   // false: a re-import compares first and locks only the rows it changes).
   std::vector<model::ConfigurationItem> ReadCurrent(const std::vector<model::CiId>& ids, bool lock);

@@ -155,6 +155,14 @@ void CopyIn(DbSession& db, const std::string& copy_statement, std::size_t parts,
   Check(conn, result, PGRES_COMMAND_OK);
 }
 
+std::string QuoteLiteral(DbSession& db, std::string_view text) {
+  PGconn* conn = Native(db.sql());
+  char* quoted = PQescapeLiteral(conn, text.data(), text.size());
+  if (quoted == nullptr) ThrowDbError("22000", PQerrorMessage(conn));
+  std::unique_ptr<char, decltype(&PQfreemem)> owned(quoted, &PQfreemem);
+  return std::string(quoted);
+}
+
 void CopyOut(DbSession& db, const std::string& query,
              const std::function<void(const Fields& fields)>& row) {
   PGconn* conn = Native(db.sql());

@@ -70,6 +70,10 @@ using Fields = std::vector<std::optional<std::string_view>>;
 void CopyOut(DbSession& db, const std::string& query,
              const std::function<void(const Fields& fields)>& row);
 
+// `text` as an SQL string literal for this connection (PQescapeLiteral), for statements that
+// take no parameters (COPY). Throws model::Error.
+std::string QuoteLiteral(DbSession& db, std::string_view text);
+
 // Runs the statement prepared on this connection as `name` (from `query`, the first time;
 // forgotten when the connection is reopened) with $1..$n bound to `params` as text, and gives
 // each row to `row`. For the hottest read (the batched GET of one CI): SOCI's dynamic rows

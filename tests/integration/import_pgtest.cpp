@@ -172,40 +172,51 @@ TEST_F(ImportApi, PartialImportCommitsTheGoodRows) {
 }
 
 // A re-import reads the CIs it matched without locking them and locks only those it changes:
-// a write that commits in between is not lost, the import's change is merged onto it.
+// a write that commits in between is not lost, the import's change is merged onto it. Both
+// ways of reading: the matched CI read by id after the match (the import names few CIs of
+// the type), and read whole with the type's identities (it names most of them).
 TEST_F(ImportApi, AWriteBetweenTheReadAndTheLockIsMergedNotLost) {
-  const std::int64_t id =
-      CreateCi(R"({"type": "server", "name": "db-01", "attributes": {"memory_mb": 1024}})");
-  // Another writer holds the row, its change not yet committed.
-  Sql("BEGIN");
-  Sql("UPDATE configuration_items SET attributes = attributes || '{\"ip\": \"10.1.1.1\"}', "
-      "version = version + 1 WHERE id = $1",
-      {P(id)});
-  HttpResult imported;
-  std::thread import([&] {
-    imported = Post("/api/v1/import", R"({"cis": [{"type": "server", "name": "db-01",
-                                          "attributes": {"memory_mb": 2048}}]})");
-  });
-  // The import read version 1, merged, and now waits for the row.
-  bool waiting = false;
-  for (int i = 0; i < 500 && !waiting; ++i) {
-    SqlConnection watcher(dsn_);
-    waiting = watcher
-                  .Query(
-                      "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                      "AND query LIKE '%FOR UPDATE%'")
-                  .Int(0, 0) > 0;
-    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (const bool few : {false, true}) {
+    SCOPED_TRACE(few ? "the import names one server of four" : "the only server");
+    if (few) {
+      for (const char* other : {"other-1", "other-2", "other-3"}) {
+        CreateCi(std::string(R"({"type": "server", "name": ")") + other + R"("})");
+      }
+    }
+    const std::string name = few ? "db-02" : "db-01";
+    const std::int64_t id = CreateCi(R"({"type": "server", "name": ")" + name +
+                                     R"(", "attributes": {"memory_mb": 1024}})");
+    // Another writer holds the row, its change not yet committed.
+    Sql("BEGIN");
+    Sql("UPDATE configuration_items SET attributes = attributes || '{\"ip\": \"10.1.1.1\"}', "
+        "version = version + 1 WHERE id = $1",
+        {P(id)});
+    HttpResult imported;
+    std::thread import([&] {
+      imported = Post("/api/v1/import", R"({"cis": [{"type": "server", "name": ")" + name +
+                                            R"(", "attributes": {"memory_mb": 2048}}]})");
+    });
+    // The import read version 1, merged, and now waits for the row.
+    bool waiting = false;
+    for (int i = 0; i < 500 && !waiting; ++i) {
+      SqlConnection watcher(dsn_);
+      waiting = watcher
+                    .Query(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%FOR UPDATE%'")
+                    .Int(0, 0) > 0;
+      if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    Sql("COMMIT");
+    import.join();
+    ASSERT_TRUE(waiting) << "the import never waited for the row";
+    ASSERT_EQ(imported.status, 200) << imported.body;
+    EXPECT_EQ(imported.json().at("updated"), 1);
+    const boost::json::value ci = Get("/api/v1/cis/" + std::to_string(id)).json();
+    EXPECT_EQ(ci.at("attributes").at("memory_mb"), 2048);
+    EXPECT_EQ(ci.at("attributes").at("ip"), "10.1.1.1") << ci;  // the other write survives
+    EXPECT_EQ(ci.at("version"), 3);
   }
-  Sql("COMMIT");
-  import.join();
-  ASSERT_TRUE(waiting) << "the import never waited for the row";
-  ASSERT_EQ(imported.status, 200) << imported.body;
-  EXPECT_EQ(imported.json().at("updated"), 1);
-  const boost::json::value ci = Get("/api/v1/cis/" + std::to_string(id)).json();
-  EXPECT_EQ(ci.at("attributes").at("memory_mb"), 2048);
-  EXPECT_EQ(ci.at("attributes").at("ip"), "10.1.1.1") << ci;  // the other write survives
-  EXPECT_EQ(ci.at("version"), 3);
 }
 
 TEST_F(ImportApi, AmbiguousMatchesAreNeverMerged) {
