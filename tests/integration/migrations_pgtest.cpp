@@ -31,6 +31,21 @@
 namespace cmdb::testing {
 namespace {
 
+// Applies the built-in migrations numbered below `number`, recorded as cmdb records them, so
+// that a test can write data in an older schema and then let ApplyMigrations carry it over.
+void ApplyMigrationsBefore(store::DbSession& session, int number) {
+  store::pg::ExecuteScript(
+      session,
+      "CREATE TABLE schema_migrations (number integer PRIMARY KEY, name text NOT "
+      "NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())");
+  for (const store::Migration& m : store::BuiltInMigrations()) {
+    if (m.number >= number) break;
+    store::pg::ExecuteScript(session, std::string(m.sql));
+    session.sql() << "INSERT INTO schema_migrations (number, name) VALUES (:n, :name)",
+        soci::use(m.number), soci::use(m.name);
+  }
+}
+
 TEST(Migrations, TwoInstancesMigratingOneDatabaseApplyEachOnce) {
   std::string db = CreateEmptyDatabase();
   const std::string dsn = DsnFor(db) + " options='-c client_min_messages=warning'";
@@ -202,16 +217,7 @@ TEST(Migrations, OpenSightingStreaksBecomeBlocks) {
   {
     store::DbSession session = store::DbSession::Connect(DsnFor(db));
     soci::session& sql = session.sql();
-    store::pg::ExecuteScript(
-        session,
-        "CREATE TABLE schema_migrations (number integer PRIMARY KEY, name text NOT "
-        "NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())");
-    for (const store::Migration& m : store::BuiltInMigrations()) {
-      if (m.number >= 14) break;
-      store::pg::ExecuteScript(session, std::string(m.sql));
-      sql << "INSERT INTO schema_migrations (number, name) VALUES (:n, :name)", soci::use(m.number),
-          soci::use(m.name);
-    }
+    ApplyMigrationsBefore(session, 14);
     store::pg::ExecuteScript(
         session,
         "INSERT INTO discovery_sources (id, name, kind, sighted_run_id, sighted_at) VALUES "
@@ -253,16 +259,7 @@ TEST(Migrations, LiveRelationVersionsMoveIntoTheirRelations) {
   {
     store::DbSession session = store::DbSession::Connect(DsnFor(db));
     soci::session& sql = session.sql();
-    store::pg::ExecuteScript(
-        session,
-        "CREATE TABLE schema_migrations (number integer PRIMARY KEY, name text NOT "
-        "NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())");
-    for (const store::Migration& m : store::BuiltInMigrations()) {
-      if (m.number >= 23) break;
-      store::pg::ExecuteScript(session, std::string(m.sql));
-      sql << "INSERT INTO schema_migrations (number, name) VALUES (:n, :name)", soci::use(m.number),
-          soci::use(m.name);
-    }
+    ApplyMigrationsBefore(session, 23);
     const std::string before =
         "SELECT string_agg(concat_ws('|', relation_id, version, deleted, type, from_ci, to_ci, "
         "attributes, valid_from, valid_to, changed_by, source, diff), E'\\n' ORDER BY "
