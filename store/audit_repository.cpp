@@ -679,13 +679,15 @@ AuditRepository::Parts AuditRepository::LoadParts(std::optional<Timestamp> as_of
   parts.at = as_of.value_or(Timestamp::Now());
   const std::string t = std::to_string(parts.at.micros);
   audit::EstateRelations& relations = parts.relations;
-  const std::string columns_read = relation_ids ? "from_ci, to_ci, type, " : "from_ci, to_ci, type";
+  // The relation's id is `relation_id` in its history, `id` in relations.
+  const std::string columns_read = std::string("from_ci, to_ci, type") +
+                                   (relation_ids ? (as_of ? ", relation_id" : ", id") : "");
   const std::string relation_query =
-      as_of ? "SELECT " + columns_read + (relation_ids ? "relation_id" : "") +
+      as_of ? "SELECT " + columns_read +
                   " FROM relation_history WHERE NOT deleted AND "
                   "valid_from <= cmdb_ts(" +
                   t + ") AND (valid_to IS NULL OR valid_to > cmdb_ts(" + t + "))"
-            : "SELECT " + columns_read + (relation_ids ? "id" : "") + " FROM relations";
+            : "SELECT " + columns_read + " FROM relations";
   auto read_relations = [&relation_query, &relations, relation_ids](DbSession& session) {
     pg::CopyOut(session, relation_query, [&](const pg::Fields& f) {
       relations.Add(ToInt(*f[0]), ToInt(*f[1]), *f[2]);
