@@ -53,9 +53,9 @@ Posted PostRelations(std::uint16_t port, const std::vector<const GraphEdge*>& ed
   Posted out;
   std::mutex mutex;
   auto post = [&](int client) {
-    std::size_t n = 0;
-    for (std::size_t start = 0; start < edges.size(); start += chunk, ++n) {
-      if (static_cast<int>(n % static_cast<std::size_t>(clients)) != client) continue;
+    const std::size_t stride = chunk * static_cast<std::size_t>(clients);
+    for (std::size_t start = chunk * static_cast<std::size_t>(client); start < edges.size();
+         start += stride) {
       std::string body = R"({"relations":[)";
       for (std::size_t i = start; i < std::min(edges.size(), start + chunk); ++i) {
         const GraphEdge& e = *edges[i];
