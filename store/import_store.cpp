@@ -314,6 +314,11 @@ std::vector<std::tuple<std::string, std::string, CiId>> ImportStore::CisByName(
     const std::vector<std::string>& types, const std::vector<std::string>& names) {
   std::vector<std::tuple<std::string, std::string, CiId>> found;
   if (types.empty()) return found;
+  // Without parallel workers: each would unnest, deduplicate and hash the batch's 100,000 names
+  // again to probe its share of the CIs, and on two cores that took twice as long (0.8-1.0 s
+  // against 0.4-0.5 s per batch of 50,000 relations into 1M CIs). Local to the import's
+  // transaction, and set back for the rest of it.
+  sql::Execute(db_, "SET LOCAL max_parallel_workers_per_gather = 0");
   sql::ForEachRow(
       db_,
       "SELECT c.type, c.name, c.id FROM configuration_items c JOIN (SELECT DISTINCT type, name "
@@ -323,6 +328,7 @@ std::vector<std::tuple<std::string, std::string, CiId>> ImportStore::CisByName(
         found.emplace_back(sql::Text(r, 0), sql::Text(r, 1), sql::Int(r, 2));
       },
       soci::use(sql::TextArray(types)), soci::use(sql::TextArray(names)));
+  sql::Execute(db_, "SET LOCAL max_parallel_workers_per_gather TO DEFAULT");
   return found;
 }
 
