@@ -1,11 +1,16 @@
 #include "import/ci_writer.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include "model/json.hpp"
 #include "model/parallel.hpp"
+#include "store/graph_store.hpp"
 #include "store/import_store.hpp"
 
 namespace cmdb::import {
@@ -43,9 +48,10 @@ std::string MatchedBy(const CiType& type, int used_set) {
 // repeats what is recorded (a nightly re-import) is unchanged without a merge, validation and
 // diff: its diff stays empty.
 void Merge(const ImportState& state, CiRow& row, ConfigurationItem current, FieldErrors& errors) {
+  row.merged = std::make_unique<CiRow::Merged>();
   if (row.given != nullptr && row.given->is_object() &&
       model::MergeChangesNothing(current, row.given->get_object())) {
-    row.current = std::move(current);
+    row.merged->current = std::move(current);
     return;
   }
   json::value merged = model::MergePatch(model::WritableCiJson(current), WritableFieldsGiven(row));
@@ -55,9 +61,65 @@ void Merge(const ImportState& state, CiRow& row, ConfigurationItem current, Fiel
   next.id = current.id;
   next.version = current.version;
   next.created_at = current.created_at;
-  row.diff = model::DiffCis(&current, &next);
-  row.current = std::move(current);
-  row.next = std::move(next);
+  row.merged->diff = model::DiffCis(&current, &next);
+  row.merged->current = std::move(current);
+  row.merged->next = std::move(next);
+}
+
+}  // namespace
+
+namespace {
+
+// Changed CIs read back to bring a kept entry up to date; beyond, the type is read again whole.
+constexpr std::size_t kMaxCatchUp = 200000;
+
+// Matches the rows of `type` against what the instance kept of it (import_cache.hpp), brought
+// up to date from the change log first, or built now when the import reads every CI of the
+// type anyway. False when the import reads the type's identities itself: no cache, a
+// transaction that wrote before the import (its rows are not yet anyone's to keep), or a few
+// rows into a large type the instance kept nothing of.
+bool UseKept(ImportState& state, const CiType& type, std::size_t rows, store::ImportStore& store) {
+  if (state.options.cache == nullptr || !store.WroteNothing()) return false;
+  const auto started = std::chrono::steady_clock::now();
+  std::shared_ptr<ImportCache::Type> entry = state.options.cache->Of(type.name);
+  std::unique_lock hold(entry->in_use);
+  // Taken before the change log and the CIs are read: whatever commits in between is read
+  // now and again next time, never missed.
+  const std::string snapshot = store.Snapshot();
+  bool current = !entry->snapshot.empty() && entry->identify_by == type.identify_by;
+  if (current) {
+    const std::optional<store::LoggedChanges> changes =
+        store::ReadChangeLog(state.db, entry->snapshot, /*audit_kinds=*/true, kMaxCatchUp);
+    if (!changes || changes->ci_ids.size() > std::max<std::size_t>(10000, entry->cis.size() / 4)) {
+      // Pruned past the snapshot, a TRUNCATE, or so much changed (the import that created the
+      // type's CIs) that reading the type whole is quicker.
+      current = false;
+    } else if (!changes->ci_ids.empty()) {
+      for (CiId id : changes->ci_ids) entry->Forget(type, id);
+      std::vector<ConfigurationItem> read = store.ReadCurrent(changes->ci_ids, /*lock=*/false);
+      std::erase_if(read, [&](const ConfigurationItem& ci) { return ci.type != type.name; });
+      entry->Remember(type, read);
+    }
+  }
+  if (!current) {
+    entry->Reset(type);
+    const std::int64_t existing = store.CountOfType(type.name);
+    if (existing > 0 && static_cast<std::int64_t>(rows) * 2 < existing) return false;
+    std::vector<ConfigurationItem> cis = store.ReadType(type.name);
+    entry->Remember(type, cis);
+    // The rows that change something are merged into these instead of read again.
+    state.prefetched.reserve(state.prefetched.size() + cis.size());
+    for (ConfigurationItem& ci : cis) {
+      const CiId id = ci.id;
+      state.prefetched.emplace(id, std::move(ci));
+    }
+  }
+  entry->snapshot = snapshot;
+  state.index.UseBase(type, entry->index);
+  state.cached.emplace(type.name, std::move(entry));
+  state.cache_holds.push_back(std::move(hold));
+  state.Phase("kept_identities", started);
+  return true;
 }
 
 }  // namespace
@@ -74,6 +136,7 @@ void LockTypesAndLoadIdentities(ImportState& state) {
     store.LockType(name);
     if (state.options.create_only) continue;
     const model::CiType& type = state.types.at(name);
+    if (UseKept(state, type, rows, store)) continue;
     // When the rows name at least half as many CIs as the type has (a nightly re-import
     // names all of them), every CI of the type is read whole once: its identities come from
     // that read, and LoadMatched takes the matched CIs from it instead of reading them again
@@ -144,7 +207,6 @@ void MergeMatched(ImportState& state, std::vector<ConfigurationItem> current,
                      [&](std::size_t i) {
                        CiRow& row = *by_id.at(current[i].id);
                        row_of[i] = &row;
-                       row.diff = {};
                        Merge(state, row, std::move(current[i]), errors[i]);
                      },
                      {});
@@ -155,14 +217,43 @@ void MergeMatched(ImportState& state, std::vector<ConfigurationItem> current,
       row.action = Action::kRejected;
       continue;
     }
-    row.action = row.diff.empty() ? Action::kUnchanged : Action::kUpdate;
-    state.latest_existing = std::max(state.latest_existing, row.current.updated_at.micros);
+    row.action = row.merged->diff.empty() ? Action::kUnchanged : Action::kUpdate;
+    state.latest_existing = std::max(state.latest_existing, row.merged->current.updated_at.micros);
   }
 }
 
 }  // namespace
 
+namespace {
+
+// The matched rows of kept types whose fields are those of their CI, by digest: unchanged,
+// without reading the CI (the nightly sync's rows). The others are read and merged.
+void SkipUnchangedByDigest(ImportState& state) {
+  if (state.cached.empty()) return;
+  std::vector<CiRow*> rows;
+  std::vector<const ImportCache::Type::Known*> kept;
+  for (CiRow& row : state.rows) {
+    if (row.action != Action::kUpdate) continue;
+    auto entry = state.cached.find(row.draft.type);
+    if (entry == state.cached.end()) continue;
+    auto known = entry->second->cis.find(row.id);
+    if (known == entry->second->cis.end()) continue;
+    rows.push_back(&row);
+    kept.push_back(&known->second);
+  }
+  model::ParallelFor(rows.size(),
+                     [&](std::size_t i) {
+                       if (DigestOf(rows[i]->draft) == kept[i]->digest) {
+                         rows[i]->action = Action::kUnchanged;
+                       }
+                     },
+                     {});
+}
+
+}  // namespace
+
 void LoadMatched(ImportState& state) {
+  SkipUnchangedByDigest(state);
   std::vector<CiId> ids;
   std::unordered_map<CiId, CiRow*> by_id;
   for (CiRow& row : state.rows) {
@@ -177,7 +268,7 @@ void LoadMatched(ImportState& state) {
   // concurrent write changed since the read are read again under the lock and merged again.
   store::ImportStore store(state.db);
   for (CiRow& row : state.rows) {
-    if (row.action == Action::kUpdate) row.current.id = 0;  // not read yet
+    if (row.action == Action::kUpdate) row.merged.reset();  // not read yet
   }
   // Read without locks, or taken from the CIs read with their type's identities.
   std::vector<ConfigurationItem> current;
@@ -208,14 +299,14 @@ void LoadMatched(ImportState& state) {
     auto it = locked.find(id);
     CiRow& row = *by_id.at(id);
     if (it == locked.end()) {
-      row.current.id = 0;  // deleted since the read
-    } else if (it->second != row.current.version) {
+      row.merged.reset();  // deleted since the read
+    } else if (it->second != row.merged->current.version) {
       moved.push_back(id);
     }
   }
   if (!moved.empty()) MergeMatched(state, store.ReadCurrent(moved, /*lock=*/true), by_id);
   for (CiRow& row : state.rows) {
-    if (row.action == Action::kUpdate && row.current.id == 0) {
+    if (row.action == Action::kUpdate && row.merged == nullptr) {
       state.Reject(row, "", "the CI it matched was deleted while importing");
     }
   }
@@ -247,12 +338,11 @@ void WriteCis(ImportState& state) {
         state.claimed.insert(std::move(claim));
       }
       row.id = ids[i];
-      row.next = std::move(row.draft);  // not read after this
-      row.next.id = row.id;
-      row.next.version = 1;
-      row.next.created_at = state.now;
-      row.next.updated_at = state.now;
-      cis.push_back(&row.next);
+      row.draft.id = row.id;
+      row.draft.version = 1;
+      row.draft.created_at = state.now;
+      row.draft.updated_at = state.now;
+      cis.push_back(&row.draft);
     }
     auto t = std::chrono::steady_clock::now();
     const double encode_seconds = store.InsertCis(cis);
@@ -265,9 +355,9 @@ void WriteCis(ImportState& state) {
     std::vector<store::CiUpdate> updates;
     updates.reserve(updated.size());
     for (CiRow* row : updated) {
-      row->next.version = row->current.version + 1;
-      row->next.updated_at = state.now;
-      updates.push_back({&row->next, &row->diff});
+      row->merged->next.version = row->merged->current.version + 1;
+      row->merged->next.updated_at = state.now;
+      updates.push_back({&row->merged->next, &row->merged->diff});
     }
     state.phases.push_back(
         {"copy_versions", store.UpdateCis(updates, state.now, state.options.ctx)});

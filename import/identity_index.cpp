@@ -127,29 +127,75 @@ void IdentityIndex::Rename(const CiType& type, CiId from, CiId to, const std::st
   if (it != per_type.names.end()) rename(it->second);
 }
 
+void IdentityIndex::Remove(const CiType& type, CiId id, const std::string& name,
+                           const std::vector<std::string>& keys) {
+  auto found = by_type_.find(type.name);
+  if (found == by_type_.end()) return;
+  PerType& per_type = found->second;
+  auto remove = [&](Map& map, const std::string& key) {
+    auto it = map.find(key);
+    if (it == map.end()) return;
+    std::erase(it->second, id);
+    if (it->second.empty()) map.erase(it);
+  };
+  for (std::size_t s = 0; s < keys.size() && s < per_type.sets.size(); ++s) {
+    if (!keys[s].empty()) remove(per_type.sets[s], keys[s]);
+  }
+  remove(per_type.names, name);
+}
+
+void IdentityIndex::UseBase(const CiType& type, const IdentityIndex& base) {
+  loaded_.insert(type.name);
+  bases_[type.name] = &base;
+}
+
+const std::vector<CiId>* IdentityIndex::Find(const Map* own, const Map* base,
+                                             const std::string& key) const {
+  const std::vector<CiId>* mine = nullptr;
+  const std::vector<CiId>* kept = nullptr;
+  if (own != nullptr) {
+    auto it = own->find(key);
+    if (it != own->end() && !it->second.empty()) mine = &it->second;
+  }
+  if (base != nullptr) {
+    auto it = base->find(key);
+    if (it != base->end() && !it->second.empty()) kept = &it->second;
+  }
+  if (mine == nullptr || kept == nullptr) return mine != nullptr ? mine : kept;
+  both_ = *kept;
+  both_.insert(both_.end(), mine->begin(), mine->end());
+  return &both_;
+}
+
 const std::vector<CiId>* IdentityIndex::Match(const CiType& type, const std::string& name,
                                               const std::vector<std::string>& keys,
                                               int& used_set) const {
   used_set = -1;
-  auto it = by_type_.find(type.name);
+  auto own_it = by_type_.find(type.name);
+  const PerType* own = own_it == by_type_.end() ? nullptr : &own_it->second;
+  const PerType* base = nullptr;
+  if (auto b = bases_.find(type.name); b != bases_.end()) {
+    auto base_it = b->second->by_type_.find(type.name);
+    if (base_it != b->second->by_type_.end()) base = &base_it->second;
+  }
+  auto set_of = [](const PerType* per_type, std::size_t s) -> const Map* {
+    return per_type != nullptr && s < per_type->sets.size() ? &per_type->sets[s] : nullptr;
+  };
   bool had_complete_set = false;
   for (std::size_t s = 0; s < keys.size(); ++s) {
     if (keys[s].empty()) continue;
     had_complete_set = true;
-    if (it == by_type_.end() || s >= it->second.sets.size()) continue;
-    auto found = it->second.sets[s].find(keys[s]);
-    if (found != it->second.sets[s].end() && !found->second.empty()) {
+    if (const std::vector<CiId>* found = Find(set_of(own, s), set_of(base, s), keys[s])) {
       used_set = static_cast<int>(s);
-      return &found->second;
+      return found;
     }
   }
   if (had_complete_set) {
     used_set = -2;
     return nullptr;
   }
-  if (it == by_type_.end()) return nullptr;
-  auto found = it->second.names.find(name);
-  return found == it->second.names.end() ? nullptr : &found->second;
+  return Find(own != nullptr ? &own->names : nullptr, base != nullptr ? &base->names : nullptr,
+              name);
 }
 
 }  // namespace cmdb::import

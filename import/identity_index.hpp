@@ -39,10 +39,17 @@ class IdentityIndex {
   // The entry Add made with id `from` now says `to` (a new CI's pseudo id, once allocated).
   void Rename(const model::CiType& type, model::CiId from, model::CiId to, const std::string& name,
               const std::vector<std::string>& keys);
+  // Removes the entry Add made.
+  void Remove(const model::CiType& type, model::CiId id, const std::string& name,
+              const std::vector<std::string>& keys);
+  // Matches of `type` also come from `base` (the CIs an ImportCache kept, which must outlive
+  // this index and not change while it is used); the type counts as loaded. Add and Rename
+  // change this index only.
+  void UseBase(const model::CiType& type, const IdentityIndex& base);
 
   // Candidates for a row with these keys under the first identifier set that finds any;
   // `used_set` is its index, -1 when matching fell back to the name, -2 when a complete set
-  // found nothing. The pointer stays valid until the next Add.
+  // found nothing. The pointer stays valid until the next Add or Match.
   const std::vector<model::CiId>* Match(const model::CiType& type, const std::string& name,
                                         const std::vector<std::string>& keys, int& used_set) const;
 
@@ -56,8 +63,15 @@ class IdentityIndex {
              const std::vector<std::string>& names, std::vector<std::vector<std::string>>& keys,
              std::size_t expected_new);
 
+  using Map = std::unordered_map<std::string, std::vector<model::CiId>>;
+  // The ids under `key` in `own` and `base` (either may be null); nullptr when there are none.
+  const std::vector<model::CiId>* Find(const Map* own, const Map* base,
+                                       const std::string& key) const;
+
   std::set<std::string> loaded_;
   std::unordered_map<std::string, PerType> by_type_;
+  std::unordered_map<std::string, const IdentityIndex*> bases_;
+  mutable std::vector<model::CiId> both_;  // Match's answer when own and base both have ids
 };
 
 }  // namespace cmdb::import

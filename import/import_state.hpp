@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 #include <boost/json/value.hpp>
 
 #include "import/identity_index.hpp"
+#include "import/import_cache.hpp"
 #include "import/importer.hpp"
 #include "model/ci_type.hpp"
 #include "model/configuration_item.hpp"
@@ -32,13 +34,19 @@ struct CiRow {
   // outlives the import, or `owned` (a CSV line). Not copied for the rows that create a CI.
   const boost::json::value* given = nullptr;
   std::unique_ptr<boost::json::value> owned;
-  std::vector<std::string> keys;  // identity keys under the type's identify_by sets
-  model::ConfigurationItem draft;
+  std::vector<std::string> keys;   // identity keys under the type's identify_by sets
+  model::ConfigurationItem draft;  // the row's CI; a new CI is written from it
   Action action = Action::kRejected;
   model::CiId id = 0;  // > 0: existing or allocated; < 0: -(row + 1) until ids are allocated
-  model::ConfigurationItem current;
-  model::ConfigurationItem next;
-  boost::json::object diff;
+  // A row matched to an existing CI, once that CI is read: the CI, what the row makes of it and
+  // the diff (empty: unchanged). Allocated for those rows only (a CiRow is built for every row
+  // of a batch, and most of a first import's rows create CIs).
+  struct Merged {
+    model::ConfigurationItem current;
+    model::ConfigurationItem next;
+    boost::json::object diff;
+  };
+  std::unique_ptr<Merged> merged;
 };
 
 struct ImportState {
@@ -83,6 +91,9 @@ struct ImportState {
   std::int64_t latest_existing = 0;  // micros: the newest updated_at of a matched CI
   model::Timestamp now;              // when the import writes
   std::vector<ImportPhase> phases;
+  // The kept entries this import matches against (by type), each held until the import ends.
+  std::map<std::string, std::shared_ptr<ImportCache::Type>, std::less<>> cached;
+  std::vector<std::unique_lock<std::mutex>> cache_holds;  // released before `cached`
 };
 
 }  // namespace cmdb::import

@@ -20,6 +20,8 @@
 
 namespace cmdb::import {
 
+class ImportCache;
+
 // Where an import is, for a job's progress.
 struct ImportProgress {
   std::string_view phase;      // one of the phases below
@@ -38,6 +40,9 @@ struct ImportOptions {
   std::size_t max_errors = 0;
   // Told when each phase begins. Called on the importing thread.
   std::function<void(const ImportProgress&)> progress;
+  // What the instance keeps between imports (import_cache.hpp); null: every import reads the
+  // identities of its types. Used only when the import's transaction wrote nothing before it.
+  ImportCache* cache = nullptr;
 };
 
 // The phases of an import, in order: parse, validate, lock_and_load_identities, match,

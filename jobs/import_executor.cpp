@@ -84,7 +84,7 @@ auto ImportJsonStream(store::ImportJobRepository& jobs, std::int64_t id,
 }  // namespace
 
 bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id,
-                      const ImportJobLimits& limits) {
+                      const ImportJobLimits& limits, import::ImportCache* cache) {
   store::ImportJobRepository jobs(work);
   std::optional<store::ImportJobInput> input = jobs.Input(id);
   if (!input) return false;
@@ -92,6 +92,7 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
   options.atomic = input->atomic;
   options.ctx = {input->submitted_by, "import"};
   options.max_errors = limits.max_errors;
+  options.cache = cache;
   store::ImportJobRepository reporter(progress);
   std::int64_t bytes_read = 0;
   options.progress = [&](const import::ImportProgress& p) {
@@ -143,9 +144,9 @@ std::unique_ptr<JobWorker> MakeImportWorker(const std::string& dsn,
                                             const ImportWorkerOptions& options) {
   return std::make_unique<JobWorker>(
       dsn, store::JobTable{"import_jobs", "cmdb_import_lock_key", "import"}, options.worker,
-      [graph_changed = options.graph_changed, limits = options.limits](
+      [graph_changed = options.graph_changed, limits = options.limits, cache = options.cache](
           store::DbSession& work, store::DbSession& progress, std::int64_t id) {
-        if (!ExecuteImportJob(work, progress, id, limits)) return;
+        if (!ExecuteImportJob(work, progress, id, limits, cache)) return;
         if (graph_changed) graph_changed();
         store::AuditRepository(progress).RequestRun(model::AuditTrigger::kImport);
       });

@@ -14,6 +14,10 @@
 #include "jobs/job_worker.hpp"
 #include "store/db_pool.hpp"
 
+namespace cmdb::import {
+class ImportCache;
+}
+
 namespace cmdb::jobs {
 
 // How a job reads and answers a streamed import.
@@ -29,11 +33,13 @@ struct ImportJobLimits {
 // Runs claimed job `id` on `work`, reporting phases through `progress`, and records its
 // outcome. Returns true when it succeeded. Throws only when the database fails.
 bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id,
-                      const ImportJobLimits& limits = {});
+                      const ImportJobLimits& limits = {}, import::ImportCache* cache = nullptr);
 
 struct ImportWorkerOptions {
   JobWorkerOptions worker;
   ImportJobLimits limits;
+  // What the instance keeps between imports (import/import_cache.hpp); may be null.
+  import::ImportCache* cache = nullptr;
   // Called after a job committed: the instance's graph cache is out of date.
   std::function<void()> graph_changed;
 };

@@ -19,6 +19,7 @@
 #include "auth/authenticator.hpp"
 #include "auth/token.hpp"
 #include "import/demo_estate.hpp"
+#include "import/import_cache.hpp"
 #include "jobs/audit_executor.hpp"
 #include "jobs/discovery_executor.hpp"
 #include "jobs/import_executor.hpp"
@@ -81,6 +82,7 @@ struct App::Impl {
   std::unique_ptr<store::BatchedCiReader> ci_reader;
   std::unique_ptr<store::GraphCache> graph;
   std::unique_ptr<store::HistoricalGraphs> history;
+  std::unique_ptr<import::ImportCache> import_cache;  // before the import worker that uses it
   std::unique_ptr<auth::Authenticator> auth;
   std::unique_ptr<store::AuditLogWriter> audit_log;
   std::unique_ptr<jobs::DiscoveryWorker> discovery;
@@ -252,6 +254,7 @@ void App::Start() {
     history.capacity = s.config.history_graphs;
     history.max_builds = s.config.history_builds;
     s.history = std::make_unique<store::HistoricalGraphs>(history);
+    if (s.config.import_cache) s.import_cache = std::make_unique<import::ImportCache>();
     std::array<char, 256> machine{};
     gethostname(machine.data(), machine.size() - 1);
     const std::string instance = std::string(machine.data()) + ":" + std::to_string(getpid());
@@ -269,6 +272,7 @@ void App::Start() {
       worker.worker.instance = instance;
       worker.graph_changed = [graph_cache] { graph_cache->Invalidate(); };
       worker.limits = s.config.import_limits;
+      worker.cache = s.import_cache.get();
       s.imports = jobs::MakeImportWorker(dsn, worker);
       s.imports->Start();
       s.context.imports = s.imports.get();
@@ -322,6 +326,7 @@ void App::Start() {
     s.context.ci_reader = s.ci_reader.get();
     s.context.graph = s.graph.get();
     s.context.history = s.history.get();
+    s.context.import_cache = s.import_cache.get();
     s.context.renderer = &s.renderer;
     s.context.metrics = &s.metrics;
     s.context.openapi_json = s.openapi;

@@ -33,6 +33,7 @@ struct ServeConfig {
   bool import_worker = true;     // execute queued background imports
   bool audit_worker = true;      // execute audit runs, queue the nightly and debounced ones
   bool audit_cache = true;       // keep the latest audit run's estate for the next run
+  bool import_cache = true;      // keep imported types' identities for the next import
   std::chrono::seconds audit_debounce{60};  // quiet time after imports/discovery before an audit
   jobs::ImportJobLimits import_limits;      // batches of a background import
   // false: every graph update rebuilds the arrays (the graph benchmarks' baseline).

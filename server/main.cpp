@@ -51,6 +51,8 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
                          for is queued (60)
   --no-audit-cache       do not keep the estate of the latest audit run in memory (each run
                          then reads the whole estate again)
+  --no-import-cache      do not keep the identities of imported CI types in memory (each
+                         import then reads those of its types again)
   --history-graphs N     graphs of past instants kept for as_of impact and traces (default 4)
   --history-builds N     graphs of past instants rebuilt at once; more get 503 (default 2)
 
@@ -175,6 +177,8 @@ int main(int argc, char** argv) {
         config.audit_worker = false;
       } else if (flag == "--no-audit-cache") {
         config.audit_cache = false;
+      } else if (flag == "--no-import-cache") {
+        config.import_cache = false;
       } else if (flag == "--audit-debounce") {
         config.audit_debounce = std::chrono::seconds(ParseCount(flag, value(), 0, 86400));
       } else if (flag == "--help" || flag == "-h") {

@@ -30,6 +30,10 @@ namespace cmdb::reports {
 class GraphvizRenderer;
 }
 
+namespace cmdb::import {
+class ImportCache;
+}
+
 namespace cmdb::auth {
 class Verifier;
 }
@@ -46,6 +50,7 @@ struct AppContext {
   store::BatchedCiReader* ci_reader = nullptr;  // GET of one CI, batched; may be null
   store::GraphCache* graph = nullptr;           // invalidated after every committed write
   store::HistoricalGraphs* history = nullptr;   // graphs at past instants (as_of, traces)
+  import::ImportCache* import_cache = nullptr;  // identities kept between imports; may be null
   reports::GraphvizRenderer* renderer = nullptr;
   jobs::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   jobs::JobWorker* imports = nullptr;          // woken when an import is queued; may be null

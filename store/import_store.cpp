@@ -133,6 +133,18 @@ std::vector<ConfigurationItem> ImportStore::ReadCurrent(const std::vector<CiId>&
   return ParseCis(std::move(texts));
 }
 
+bool ImportStore::WroteNothing() {
+  int none = 0;
+  sql::Run(db_, "SELECT (pg_current_xact_id_if_assigned() IS NULL)::int", soci::into(none));
+  return none == 1;
+}
+
+std::string ImportStore::Snapshot() {
+  std::string snapshot;
+  sql::Run(db_, "SELECT pg_current_snapshot()::text", soci::into(snapshot));
+  return snapshot;
+}
+
 std::int64_t ImportStore::CountOfType(const std::string& type) {
   long long count = 0;
   sql::Run(db_, "SELECT count(*) FROM configuration_items WHERE type = $1", soci::into(count),

@@ -51,6 +51,11 @@ class ImportStore {
   void LockType(const std::string& type);
   // Every CI of `type` with the attributes `attributes`.
   IdentityColumns Identities(const std::string& type, const std::vector<std::string>& attributes);
+  // Whether this transaction has written nothing yet (no transaction id assigned): then what
+  // it reads is committed data only.
+  bool WroteNothing();
+  // The snapshot (pg_snapshot text) a statement starting now sees.
+  std::string Snapshot();
   // How many CIs of `type` there are.
   std::int64_t CountOfType(const std::string& type);
   // Every CI of `type`, read whole without locks (ReadCurrent's unlocked read of a type).

@@ -184,6 +184,7 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     document = ParseJsonBody(request);
   }
   store::DbSession session = ctx.db->Lease();
+  parsed.options.cache = ctx.import_cache;
   import::ImportResult result =
       parsed.csv ? import::ImportCsv(session, *parsed.type, request.body, parsed.options)
                  : import::ImportDocument(session, document, parsed.options);

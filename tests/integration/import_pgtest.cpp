@@ -219,6 +219,98 @@ TEST_F(ImportApi, AWriteBetweenTheReadAndTheLockIsMergedNotLost) {
   }
 }
 
+// The nightly sync matches against what the instance kept of the type (its identities and a
+// digest of each CI's fields) instead of reading it again. Whatever other writers did in
+// between must count as if the import had read the type: a change through the API, a plain
+// SQL update, a CI created with an identity a row names, a delete and a rename.
+TEST_F(ImportApi, KeptIdentitiesFollowEveryWriterBetweenImports) {
+  auto doc = [](const std::string& extra) {
+    return R"({"cis": [
+      {"type": "server", "name": "k-01", "owner": "team-a", "attributes": {"serial": "K1", "memory_mb": 1024}},
+      {"type": "server", "name": "k-02", "owner": "team-a", "attributes": {"serial": "K2"}},
+      {"type": "server", "name": "k-03", "owner": "team-a"},
+      {"type": "server", "name": "k-04", "owner": "team-a", "attributes": {"serial": "K4"}})" +
+           extra + "]}";
+  };
+  auto kept = [](const HttpResult& r) {
+    return r.json().at("timings").as_object().contains("kept_identities");
+  };
+  HttpResult first = Post("/api/v1/import", doc(""));
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(first.json().at("created"), 4);
+  const auto& ids = first.json().at("ci_ids").as_array();
+  const std::int64_t k01 = ids.at(0).as_int64();
+  const std::int64_t k02 = ids.at(1).as_int64();
+  const std::int64_t k03 = ids.at(2).as_int64();
+  const std::int64_t k04 = ids.at(3).as_int64();
+  for (int night = 0; night < 2; ++night) {
+    HttpResult again = Post("/api/v1/import", doc(""));
+    ASSERT_EQ(again.status, 200) << again.body;
+    EXPECT_EQ(again.json().at("unchanged"), 4) << again.body;
+    EXPECT_TRUE(kept(again)) << again.body;
+  }
+
+  // Between two nights: an API change, a plain SQL change (no version bump, no API), a CI
+  // created with the serial a new row names, a delete, and a rename behind the API's back.
+  ASSERT_EQ(
+      Patch("/api/v1/cis/" + std::to_string(k01), R"({"attributes": {"memory_mb": 4096}})").status,
+      200);
+  Sql("UPDATE configuration_items SET owner = 'rogue' WHERE id = $1", {P(k02)});
+  const std::int64_t k05 =
+      CreateCi(R"({"type": "server", "name": "k-05", "attributes": {"serial": "K5"}})");
+  ASSERT_EQ(Delete("/api/v1/cis/" + std::to_string(k04)).status, 204);
+  Sql("UPDATE configuration_items SET name = 'k-03b' WHERE id = $1", {P(k03)});
+
+  const std::string next =
+      doc(R"(, {"type": "server", "name": "k-05-renamed", "attributes": {"serial": "K5"}})");
+  HttpResult synced = Post("/api/v1/import", next);
+  ASSERT_EQ(synced.status, 200) << synced.body;
+  EXPECT_TRUE(kept(synced)) << synced.body;
+  EXPECT_EQ(synced.json().at("updated"), 3) << synced.body;  // k-01, k-02, k-05
+  EXPECT_EQ(synced.json().at("created"), 2) << synced.body;  // k-03 (renamed), k-04 (deleted)
+  EXPECT_EQ(synced.json().at("unchanged"), 0) << synced.body;
+  const auto& now = synced.json().at("ci_ids").as_array();
+  EXPECT_EQ(now.at(0), k01);
+  EXPECT_EQ(now.at(1), k02);
+  EXPECT_NE(now.at(2), k03);
+  EXPECT_NE(now.at(3), k04);
+  EXPECT_EQ(now.at(4), k05);  // matched by serial, not created twice
+  EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(k01)).json().at("attributes").at("memory_mb"),
+            1024);
+  EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(k02)).json().at("owner"), "team-a");
+  EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(k05)).json().at("name"), "k-05-renamed");
+  EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(k03)).json().at("name"), "k-03b");
+  EXPECT_EQ(
+      Sql("SELECT count(*) FROM configuration_items WHERE name IN ('k-03', 'k-04')").Int(0, 0), 2);
+
+  // A rejected import leaves nothing of its rows in what is kept: the same new row imports
+  // afterwards, once.
+  HttpResult rejected =
+      Post("/api/v1/import",
+           R"({"cis": [{"type": "server", "name": "k-06", "attributes": {"serial": "K6"}},
+                  {"type": "server", "name": "k-07", "attributes": {"memory_mb": "lots"}}]})");
+  ASSERT_EQ(rejected.status, 422) << rejected.body;
+  HttpResult k06 =
+      Post("/api/v1/import",
+           R"({"cis": [{"type": "server", "name": "k-06", "attributes": {"serial": "K6"}}]})");
+  ASSERT_EQ(k06.status, 200) << k06.body;
+  EXPECT_EQ(k06.json().at("created"), 1) << k06.body;
+
+  HttpResult quiet = Post("/api/v1/import", next);
+  ASSERT_EQ(quiet.status, 200) << quiet.body;
+  EXPECT_EQ(quiet.json().at("unchanged"), 5) << quiet.body;
+  EXPECT_TRUE(kept(quiet));
+
+  // Without the cache, the same import reads the type and answers the same.
+  server::ServeConfig config = Config();
+  config.import_cache = false;
+  Restart(config);
+  HttpResult uncached = Post("/api/v1/import", next);
+  ASSERT_EQ(uncached.status, 200) << uncached.body;
+  EXPECT_EQ(uncached.json().at("unchanged"), 5) << uncached.body;
+  EXPECT_FALSE(kept(uncached));
+}
+
 TEST_F(ImportApi, AmbiguousMatchesAreNeverMerged) {
   CreateCi(R"({"type": "server", "name": "a", "attributes": {"hostname": "twin"}})");
   CreateCi(R"({"type": "server", "name": "b", "attributes": {"hostname": "twin"}})");

@@ -1,0 +1,154 @@
+#include "import/import_cache.hpp"
+
+#include <algorithm>
+
+#include <boost/json/value.hpp>
+#include <openssl/sha.h>
+
+#include "model/parallel.hpp"
+
+namespace cmdb::import {
+
+using model::CiId;
+namespace json = boost::json;
+
+namespace {
+
+void Put(std::string& out, std::string_view text) {
+  const std::uint64_t size = text.size();
+  out.append(reinterpret_cast<const char*>(&size), sizeof size);
+  out.append(text);
+}
+
+void PutJson(std::string& out, const json::value& v);
+
+void PutObject(std::string& out, const json::object& o) {
+  std::vector<const json::key_value_pair*> members;
+  members.reserve(o.size());
+  for (const auto& member : o) members.push_back(&member);
+  std::sort(members.begin(), members.end(),
+            [](const auto* a, const auto* b) { return a->key() < b->key(); });
+  out += 'o';
+  const std::uint64_t size = members.size();
+  out.append(reinterpret_cast<const char*>(&size), sizeof size);
+  for (const auto* member : members) {
+    Put(out, member->key());
+    PutJson(out, member->value());
+  }
+}
+
+// A JSON value in a form where equal values, and only they, give equal bytes: a tag per kind,
+// numbers by kind and bits, strings length-prefixed, object keys in order.
+void PutJson(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null:
+      out += 'n';
+      return;
+    case json::kind::bool_:
+      out += v.get_bool() ? 't' : 'f';
+      return;
+    case json::kind::int64: {
+      out += 'i';
+      const std::int64_t n = v.get_int64();
+      out.append(reinterpret_cast<const char*>(&n), sizeof n);
+      return;
+    }
+    case json::kind::uint64: {
+      out += 'u';
+      const std::uint64_t n = v.get_uint64();
+      out.append(reinterpret_cast<const char*>(&n), sizeof n);
+      return;
+    }
+    case json::kind::double_: {
+      out += 'd';
+      const double n = v.get_double();
+      out.append(reinterpret_cast<const char*>(&n), sizeof n);
+      return;
+    }
+    case json::kind::string:
+      out += 's';
+      Put(out, v.get_string());
+      return;
+    case json::kind::array: {
+      out += 'a';
+      const std::uint64_t size = v.get_array().size();
+      out.append(reinterpret_cast<const char*>(&size), sizeof size);
+      for (const json::value& item : v.get_array()) PutJson(out, item);
+      return;
+    }
+    case json::kind::object:
+      PutObject(out, v.get_object());
+      return;
+  }
+}
+
+}  // namespace
+
+CiDigest DigestOf(const model::ConfigurationItem& ci) {
+  std::string fields;
+  fields.reserve(512);
+  Put(fields, ci.name);
+  Put(fields, ci.status);
+  fields += ci.owner ? 'o' : '-';
+  if (ci.owner) Put(fields, *ci.owner);
+  const std::uint64_t tags = ci.tags.size();
+  fields.append(reinterpret_cast<const char*>(&tags), sizeof tags);
+  for (const std::string& tag : ci.tags) Put(fields, tag);
+  PutObject(fields, ci.attributes);
+  fields += ci.min_healthy ? 'r' : '-';
+  if (ci.min_healthy) {
+    fields.append(reinterpret_cast<const char*>(&*ci.min_healthy), sizeof *ci.min_healthy);
+  }
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> full{};
+  SHA256(reinterpret_cast<const unsigned char*>(fields.data()), fields.size(), full.data());
+  CiDigest digest{};
+  std::copy_n(full.begin(), digest.size(), digest.begin());
+  return digest;
+}
+
+void ImportCache::Type::Reset(const model::CiType& type) {
+  snapshot.clear();
+  identify_by = type.identify_by;
+  index = IdentityIndex{};
+  cis.clear();
+}
+
+void ImportCache::Type::Remember(const model::CiType& type,
+                                 const std::vector<model::ConfigurationItem>& read) {
+  std::vector<Known> known(read.size());
+  model::ParallelFor(read.size(),
+                     [&](std::size_t i) {
+                       known[i].digest = DigestOf(read[i]);
+                       known[i].name = read[i].name;
+                       known[i].keys = IdentityIndex::Keys(type, read[i].attributes);
+                     },
+                     {});
+  if (snapshot.empty()) {
+    // The type read whole after Reset: the index's maps filled on all cores, sized once.
+    index.Load(type, read, 0);
+    cis.reserve(read.size());
+    for (std::size_t i = 0; i < read.size(); ++i) cis.emplace(read[i].id, std::move(known[i]));
+    return;
+  }
+  for (std::size_t i = 0; i < read.size(); ++i) {
+    Forget(type, read[i].id);
+    index.Add(type, read[i].id, known[i].name, known[i].keys);
+    cis.emplace(read[i].id, std::move(known[i]));
+  }
+}
+
+void ImportCache::Type::Forget(const model::CiType& type, CiId id) {
+  auto it = cis.find(id);
+  if (it == cis.end()) return;
+  index.Remove(type, id, it->second.name, it->second.keys);
+  cis.erase(it);
+}
+
+std::shared_ptr<ImportCache::Type> ImportCache::Of(const std::string& type) {
+  std::lock_guard lock(mutex_);
+  std::shared_ptr<Type>& entry = types_[type];
+  if (!entry) entry = std::make_shared<Type>();
+  return entry;
+}
+
+}  // namespace cmdb::import

@@ -1,0 +1,64 @@
+#pragma once
+// What an instance keeps between imports of a CI type, for the nightly sync that sends the
+// same estate again: the identity index of the type's CIs and a digest of each one's writable
+// fields, as of a PostgreSQL snapshot. An import of the type brings it up to date from the
+// change log (graph_changes: every statement that inserts, updates or deletes CIs, by any
+// writer, plain SQL included) under the type's import lock, then matches its rows against it
+// instead of reading the type, and a row whose digest is the CI's is unchanged without being
+// read. The rows that differ are read and merged as before. Shared by the imports of one
+// instance; a type's entry is used by one import at a time.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "import/identity_index.hpp"
+#include "model/ci_type.hpp"
+#include "model/configuration_item.hpp"
+
+namespace cmdb::import {
+
+// SHA-256 (first 16 bytes) of a CI's writable fields but its type — name, status, owner,
+// tags, attributes (keys in order, at every depth) and redundancy — in a length-prefixed
+// form: equal digests mean equal fields.
+using CiDigest = std::array<std::uint8_t, 16>;
+CiDigest DigestOf(const model::ConfigurationItem& ci);
+
+class ImportCache {
+ public:
+  // One type's CIs as of `snapshot` (empty: not built).
+  struct Type {
+    std::mutex in_use;  // held by the import using the entry, until it ends
+    std::string snapshot;
+    std::vector<std::vector<std::string>> identify_by;  // the type's sets it was built with
+    IdentityIndex index;
+    struct Known {
+      CiDigest digest{};
+      std::string name;
+      std::vector<std::string> keys;  // under identify_by, as IdentityIndex::Keys
+    };
+    std::unordered_map<model::CiId, Known> cis;
+
+    // Empties the entry for `type` (its identify_by recorded).
+    void Reset(const model::CiType& type);
+    // Adds CIs of `type`, replacing those known (digests and keys computed on all cores):
+    // after Reset (no snapshot yet) every CI of the type, then the CIs changed since.
+    void Remember(const model::CiType& type, const std::vector<model::ConfigurationItem>& read);
+    // Removes a CI, if known.
+    void Forget(const model::CiType& type, model::CiId id);
+  };
+
+  // The entry of `type`, created empty on first use.
+  std::shared_ptr<Type> Of(const std::string& type);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Type>, std::less<>> types_;
+};
+
+}  // namespace cmdb::import
