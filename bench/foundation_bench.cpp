@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   cmdb::server::App app(config);
   app.Start();
   const std::uint16_t port = app.port();
+  cmdb::testing::SetAnswerTimeout(600);  // an import of 1M CIs takes about a minute
 
   // --- 1. import vs COPY ---
   boost::json::array rows;

@@ -115,7 +115,7 @@ bool UseKept(ImportState& state, const CiType& type, std::size_t rows, store::Im
     }
   }
   entry->snapshot = snapshot;
-  state.index.UseBase(type, entry->index);
+  state.index.UseBase(type, entry->index, state.rows.size());
   state.cached.emplace(type.name, std::move(entry));
   state.cache_holds.push_back(std::move(hold));
   state.Phase("kept_identities", started);

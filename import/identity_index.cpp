@@ -144,9 +144,15 @@ void IdentityIndex::Remove(const CiType& type, CiId id, const std::string& name,
   remove(per_type.names, name);
 }
 
-void IdentityIndex::UseBase(const CiType& type, const IdentityIndex& base) {
+void IdentityIndex::UseBase(const CiType& type, const IdentityIndex& base,
+                            std::size_t expected_new) {
   loaded_.insert(type.name);
   bases_[type.name] = &base;
+  // Sized once, as Build sizes them: no rehash while the import's rows are added.
+  PerType& own = by_type_[type.name];
+  own.sets.resize(type.identify_by.size());
+  for (Map& set : own.sets) set.reserve(expected_new);
+  own.names.reserve(expected_new);
 }
 
 const std::vector<CiId>* IdentityIndex::Find(const Map* own, const Map* base,

@@ -44,8 +44,8 @@ class IdentityIndex {
               const std::vector<std::string>& keys);
   // Matches of `type` also come from `base` (the CIs an ImportCache kept, which must outlive
   // this index and not change while it is used); the type counts as loaded. Add and Rename
-  // change this index only.
-  void UseBase(const model::CiType& type, const IdentityIndex& base);
+  // change this index only, whose maps are sized for `expected_new` of them.
+  void UseBase(const model::CiType& type, const IdentityIndex& base, std::size_t expected_new);
 
   // Candidates for a row with these keys under the first identifier set that finds any;
   // `used_set` is its index, -1 when matching fell back to the name, -2 when a complete set

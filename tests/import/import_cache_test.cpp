@@ -110,7 +110,7 @@ TEST(ImportCache, ForgetAndRememberKeepTheIndexExact) {
 
   // An import's own index over the kept one: its new CIs and the kept ones both match.
   IdentityIndex own;
-  own.UseBase(type, entry->index);
+  own.UseBase(type, entry->index, 1);
   own.Add(type, -1, "db-03", IdentityIndex::Keys(type, a.attributes));
   found = own.Match(type, "x", IdentityIndex::Keys(type, a.attributes), used);
   ASSERT_NE(found, nullptr);

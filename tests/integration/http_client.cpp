@@ -51,10 +51,16 @@ int ConnectLoopback(std::uint16_t port, const std::string& source) {
   return fd;
 }
 
+namespace {
+int answer_timeout = 60;
+}  // namespace
+
+void SetAnswerTimeout(int seconds) { answer_timeout = seconds; }
+
 std::string RawExchange(std::uint16_t port, const std::string& raw, const std::string& source) {
   int fd = ConnectLoopback(port, source);
   if (fd < 0) throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
-  timeval tv{60, 0};
+  timeval tv{answer_timeout, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::size_t sent = 0;
   while (sent < raw.size()) {

@@ -37,6 +37,10 @@ HttpResult HttpRequest(std::uint16_t port, const std::string& method, const std:
 // itself (the benchmarks set it once); empty: none. Not thread-safe against requests.
 void SetDefaultAuthorization(std::string value);
 
+// How long a request waits for the server's answer before failing (60 s unless set; the
+// benchmarks' imports of a million CIs take longer). Not thread-safe against requests.
+void SetAnswerTimeout(int seconds);
+
 // An open TCP connection to 127.0.0.1:port, for tests that hold or half-send requests, from
 // `source` when given (another loopback address, such as 127.0.0.2); -1 on failure.
 int ConnectLoopback(std::uint16_t port, const std::string& source = "");
