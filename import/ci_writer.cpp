@@ -83,6 +83,7 @@ bool UseKept(ImportState& state, const CiType& type, std::size_t rows, store::Im
   const auto started = std::chrono::steady_clock::now();
   std::shared_ptr<ImportCache::Type> entry = state.options.cache->Of(type.name);
   std::unique_lock hold(entry->in_use);
+  entry->used = started;
   // Taken before the change log and the CIs are read: whatever commits in between is read
   // now and again next time, never missed.
   const std::string snapshot = store.Snapshot();

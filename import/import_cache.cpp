@@ -144,10 +144,31 @@ void ImportCache::Type::Forget(const model::CiType& type, CiId id) {
   cis.erase(it);
 }
 
+std::size_t ImportCache::DropIdle(std::chrono::steady_clock::time_point now,
+                                  std::chrono::steady_clock::duration idle) {
+  std::lock_guard lock(mutex_);
+  std::size_t dropped = 0;
+  for (auto it = types_.begin(); it != types_.end();) {
+    Type& entry = *it->second;
+    std::unique_lock in_use(entry.in_use, std::try_to_lock);
+    if (!in_use.owns_lock() || now - entry.used < idle) {
+      ++it;
+      continue;
+    }
+    dropped += entry.cis.size();
+    in_use.unlock();
+    it = types_.erase(it);
+  }
+  return dropped;
+}
+
 std::shared_ptr<ImportCache::Type> ImportCache::Of(const std::string& type) {
   std::lock_guard lock(mutex_);
   std::shared_ptr<Type>& entry = types_[type];
-  if (!entry) entry = std::make_shared<Type>();
+  if (!entry) {
+    entry = std::make_shared<Type>();
+    entry->used = std::chrono::steady_clock::now();
+  }
   return entry;
 }
 

@@ -9,6 +9,7 @@
 // instance; a type's entry is used by one import at a time.
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -34,6 +35,7 @@ class ImportCache {
   // One type's CIs as of `snapshot` (empty: not built).
   struct Type {
     std::mutex in_use;  // held by the import using the entry, until it ends
+    std::chrono::steady_clock::time_point used;  // when an import last began using it
     std::string snapshot;
     std::vector<std::vector<std::string>> identify_by;  // the type's sets it was built with
     IdentityIndex index;
@@ -55,6 +57,11 @@ class ImportCache {
 
   // The entry of `type`, created empty on first use.
   std::shared_ptr<Type> Of(const std::string& type);
+  // Drops the entries no import used since `now - idle` and none is using: a type synced
+  // nightly keeps its entry, one imported once does not hold memory for good. Returns the
+  // CIs they held.
+  std::size_t DropIdle(std::chrono::steady_clock::time_point now,
+                       std::chrono::steady_clock::duration idle);
 
  private:
   std::mutex mutex_;

@@ -129,7 +129,18 @@ bool IsLoopback(const std::string& host) {
 // One pass of the retention pruner: audit log lines older than `audit_days`, import jobs
 // finished more than `job_days` ago (0: that one is kept forever). Failures are logged; the
 // next pass, an hour later, tries again.
-void PruneOnce(store::DbPool& pool, int audit_days, int job_days) {
+// Identities kept for imports of a type are dropped after two days without one (a nightly sync
+// keeps them; a type imported once does not hold them for good).
+constexpr auto kImportCacheIdle = std::chrono::hours(48);
+
+void PruneOnce(store::DbPool& pool, int audit_days, int job_days, import::ImportCache* cache) {
+  if (cache != nullptr) {
+    const std::size_t dropped = cache->DropIdle(std::chrono::steady_clock::now(), kImportCacheIdle);
+    if (dropped > 0) {
+      model::Log(model::LogLevel::kInfo, "dropped identities kept for imports",
+                 {{"cis", static_cast<std::int64_t>(dropped)}});
+    }
+  }
   auto prune = [&pool](const char* what, int days, auto remove) {
     if (days <= 0) return;
     try {
@@ -393,15 +404,17 @@ void App::Start() {
     s.metrics.AddCounter("cmdb_history_graph_refusals_total",
                          "Requests for a past instant refused (503) while others were rebuilt.",
                          [past] { return static_cast<double>(past->refusals()); });
-    if (s.config.audit_retention_days > 0 || s.config.import_job_retention_days > 0) {
+    if (s.config.audit_retention_days > 0 || s.config.import_job_retention_days > 0 ||
+        s.import_cache) {
       store::DbPool* prune_pool = s.pool.get();
       const int audit_days = s.config.audit_retention_days;
       const int job_days = s.config.import_job_retention_days;
-      s.pruner = std::thread([&s, prune_pool, audit_days, job_days] {
+      import::ImportCache* cache = s.import_cache.get();
+      s.pruner = std::thread([&s, prune_pool, audit_days, job_days, cache] {
         std::unique_lock lock(s.pruner_mutex);
         while (!s.pruner_stop) {
           lock.unlock();
-          PruneOnce(*prune_pool, audit_days, job_days);
+          PruneOnce(*prune_pool, audit_days, job_days, cache);
           lock.lock();
           s.pruner_wake.wait_for(lock, std::chrono::hours(1), [&s] { return s.pruner_stop; });
         }

@@ -1,5 +1,8 @@
 #include "import/import_cache.hpp"
 
+#include <future>
+#include <thread>
+
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
@@ -117,6 +120,40 @@ TEST(ImportCache, ForgetAndRememberKeepTheIndexExact) {
   EXPECT_EQ(found->size(), 2U);
   EXPECT_EQ(entry->index.Match(type, "x", IdentityIndex::Keys(type, a.attributes), used)->size(),
             1U);  // the kept index is not changed by the import's
+}
+
+// Entries no import used for the idle time are dropped; one in use or used lately is kept.
+TEST(ImportCache, IdleEntriesAreDropped) {
+  const model::CiType type = ServerType();
+  ImportCache cache;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::shared_ptr<ImportCache::Type> nightly = cache.Of("server");
+  nightly->Reset(type);
+  nightly->Remember(type, {Ci(R"({"serial": "S1"})")});
+  nightly->used = t0;
+  std::shared_ptr<ImportCache::Type> busy = cache.Of("vm");
+  busy->used = t0 - std::chrono::hours(100);
+  // An import on another thread is using it.
+  std::promise<void> held;
+  std::promise<void> release;
+  std::thread importer([&] {
+    std::unique_lock importing(busy->in_use);
+    held.set_value();
+    release.get_future().wait();
+  });
+  held.get_future().wait();
+
+  EXPECT_EQ(cache.DropIdle(t0 + std::chrono::hours(47), std::chrono::hours(48)), 0U);
+  EXPECT_EQ(cache.Of("server"), nightly);
+  EXPECT_EQ(cache.Of("vm"), busy);
+  EXPECT_EQ(cache.DropIdle(t0 + std::chrono::hours(49), std::chrono::hours(48)), 1U);
+  EXPECT_NE(cache.Of("server"), nightly);  // a new, empty entry
+  EXPECT_TRUE(cache.Of("server")->cis.empty());
+  EXPECT_EQ(cache.Of("vm"), busy);  // in use: kept
+  release.set_value();
+  importer.join();
+  EXPECT_EQ(cache.DropIdle(t0 + std::chrono::hours(49), std::chrono::hours(48)), 0U);  // empty
+  EXPECT_NE(cache.Of("vm"), busy);  // no longer in use: dropped
 }
 
 }  // namespace
