@@ -66,10 +66,6 @@ void Merge(const ImportState& state, CiRow& row, ConfigurationItem current, Fiel
   row.merged->next = std::move(next);
 }
 
-}  // namespace
-
-namespace {
-
 // Changed CIs read back to bring a kept entry up to date; beyond, the type is read again whole.
 constexpr std::size_t kMaxCatchUp = 200000;
 
@@ -222,10 +218,6 @@ void MergeMatched(ImportState& state, std::vector<ConfigurationItem> current,
     state.latest_existing = std::max(state.latest_existing, row.merged->current.updated_at.micros);
   }
 }
-
-}  // namespace
-
-namespace {
 
 // The matched rows of kept types whose fields are those of their CI, by digest: unchanged,
 // without reading the CI (the nightly sync's rows). The others are read and merged.
