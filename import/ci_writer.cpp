@@ -87,13 +87,18 @@ bool UseKept(ImportState& state, const CiType& type, std::size_t rows, store::Im
   if (current) {
     const std::optional<store::LoggedChanges> changes =
         store::ReadChangeLog(state.db, entry->snapshot, /*audit_kinds=*/true, kMaxCatchUp);
-    if (!changes || changes->ci_ids.size() > std::max<std::size_t>(10000, entry->cis.size() / 4)) {
+    // The log names the CIs of every type: only those of this type now are read again (the
+    // others are forgotten, in case they were of it).
+    const std::vector<CiId> ours =
+        changes ? store.OfType(changes->ci_ids, type.name) : std::vector<CiId>{};
+    if (!changes || ours.size() > std::max<std::size_t>(10000, entry->cis.size() / 4)) {
       // Pruned past the snapshot, a TRUNCATE, or so much changed (the import that created the
       // type's CIs) that reading the type whole is quicker.
       current = false;
     } else if (!changes->ci_ids.empty()) {
       for (CiId id : changes->ci_ids) entry->Forget(type, id);
-      std::vector<ConfigurationItem> read = store.ReadCurrent(changes->ci_ids, /*lock=*/false);
+      std::vector<ConfigurationItem> read = store.ReadCurrent(ours, /*lock=*/false);
+      // One that left the type since OfType read it: its change is read again next time.
       std::erase_if(read, [&](const ConfigurationItem& ci) { return ci.type != type.name; });
       entry->Remember(type, read);
     }

@@ -145,6 +145,16 @@ std::string ImportStore::Snapshot() {
   return snapshot;
 }
 
+std::vector<CiId> ImportStore::OfType(const std::vector<CiId>& ids, const std::string& type) {
+  std::vector<CiId> out;
+  if (ids.empty()) return out;
+  sql::ForEachRow(
+      db_, "SELECT id FROM configuration_items WHERE id = ANY($1::bigint[]) AND type = $2",
+      [&](const soci::row& r) { out.push_back(sql::Int(r, 0)); }, soci::use(sql::IdArray(ids)),
+      soci::use(type));
+  return out;
+}
+
 std::int64_t ImportStore::CountOfType(const std::string& type) {
   long long count = 0;
   sql::Run(db_, "SELECT count(*) FROM configuration_items WHERE type = $1", soci::into(count),

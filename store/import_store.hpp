@@ -56,6 +56,8 @@ class ImportStore {
   bool WroteNothing();
   // The snapshot (pg_snapshot text) a statement starting now sees.
   std::string Snapshot();
+  // Those of the CIs `ids` that exist and are of `type`.
+  std::vector<model::CiId> OfType(const std::vector<model::CiId>& ids, const std::string& type);
   // How many CIs of `type` there are.
   std::int64_t CountOfType(const std::string& type);
   // Every CI of `type`, read whole without locks (ReadCurrent's unlocked read of a type).

@@ -251,7 +251,8 @@ TEST_F(ImportApi, KeptIdentitiesFollowEveryWriterBetweenImports) {
   }
 
   // Between two nights: an API change, a plain SQL change (no version bump, no API), a CI
-  // created with the serial a new row names, a delete, and a rename behind the API's back.
+  // created with the serial a new row names, a delete, a rename behind the API's back, and a
+  // CI of another type named as a new server row (in the change log, never a server's match).
   ASSERT_EQ(
       Patch("/api/v1/cis/" + std::to_string(k01), R"({"attributes": {"memory_mb": 4096}})").status,
       200);
@@ -260,14 +261,17 @@ TEST_F(ImportApi, KeptIdentitiesFollowEveryWriterBetweenImports) {
       CreateCi(R"({"type": "server", "name": "k-05", "attributes": {"serial": "K5"}})");
   ASSERT_EQ(Delete("/api/v1/cis/" + std::to_string(k04)).status, 204);
   Sql("UPDATE configuration_items SET name = 'k-03b' WHERE id = $1", {P(k03)});
+  const std::int64_t app = CreateCi(R"({"type": "application", "name": "k-08"})");
 
   const std::string next =
-      doc(R"(, {"type": "server", "name": "k-05-renamed", "attributes": {"serial": "K5"}})");
+      doc(R"(, {"type": "server", "name": "k-05-renamed", "attributes": {"serial": "K5"}},
+               {"type": "server", "name": "k-08"})");
   HttpResult synced = Post("/api/v1/import", next);
   ASSERT_EQ(synced.status, 200) << synced.body;
   EXPECT_TRUE(kept(synced)) << synced.body;
   EXPECT_EQ(synced.json().at("updated"), 3) << synced.body;  // k-01, k-02, k-05
-  EXPECT_EQ(synced.json().at("created"), 2) << synced.body;  // k-03 (renamed), k-04 (deleted)
+  // k-03 (renamed), k-04 (deleted), k-08 (the application is no server)
+  EXPECT_EQ(synced.json().at("created"), 3) << synced.body;
   EXPECT_EQ(synced.json().at("unchanged"), 0) << synced.body;
   const auto& now = synced.json().at("ci_ids").as_array();
   EXPECT_EQ(now.at(0), k01);
@@ -275,6 +279,7 @@ TEST_F(ImportApi, KeptIdentitiesFollowEveryWriterBetweenImports) {
   EXPECT_NE(now.at(2), k03);
   EXPECT_NE(now.at(3), k04);
   EXPECT_EQ(now.at(4), k05);  // matched by serial, not created twice
+  EXPECT_NE(now.at(5), app);
   EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(k01)).json().at("attributes").at("memory_mb"),
             1024);
   EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(k02)).json().at("owner"), "team-a");
@@ -298,7 +303,7 @@ TEST_F(ImportApi, KeptIdentitiesFollowEveryWriterBetweenImports) {
 
   HttpResult quiet = Post("/api/v1/import", next);
   ASSERT_EQ(quiet.status, 200) << quiet.body;
-  EXPECT_EQ(quiet.json().at("unchanged"), 5) << quiet.body;
+  EXPECT_EQ(quiet.json().at("unchanged"), 6) << quiet.body;
   EXPECT_TRUE(kept(quiet));
 
   // Without the cache, the same import reads the type and answers the same.
@@ -307,7 +312,7 @@ TEST_F(ImportApi, KeptIdentitiesFollowEveryWriterBetweenImports) {
   Restart(config);
   HttpResult uncached = Post("/api/v1/import", next);
   ASSERT_EQ(uncached.status, 200) << uncached.body;
-  EXPECT_EQ(uncached.json().at("unchanged"), 5) << uncached.body;
+  EXPECT_EQ(uncached.json().at("unchanged"), 6) << uncached.body;
   EXPECT_FALSE(kept(uncached));
 }
 
