@@ -126,12 +126,26 @@ void UseKept(ImportState& state, const CiType& type, Kept kept) {
   state.Phase("kept_identities", kept.started);
 }
 
+// The rows of the whole import that name CIs of a type `rows` rows of this batch name: those
+// rows, or when more batches follow (an import read as a stream, its CI rows counted
+// beforehand), the type's share of this batch in the rows still to come.
+std::size_t RowsOfTypeInImport(const ImportState& state, std::size_t rows) {
+  if (state.ci_rows_expected < 0 || state.rows.empty()) return rows;
+  const auto still_to_come = static_cast<std::size_t>(std::max<std::int64_t>(
+      0, state.ci_rows_expected - static_cast<std::int64_t>(state.ci_offset)));
+  if (still_to_come <= state.rows.size()) return rows;
+  return rows * still_to_come / state.rows.size();  // at most 1e6 x 1e6
+}
+
 }  // namespace
 
 void LockTypesAndLoadIdentities(ImportState& state) {
   std::map<std::string, std::size_t> used;  // type -> rows of the batch
   for (const CiRow& row : state.rows) {
     if (row.action != Action::kRejected) ++used[row.draft.type];
+  }
+  for (const auto& [name, rows] : used) {
+    if (!state.locked_types.contains(name)) state.AwaitWrite();  // the session is needed
   }
   store::ImportStore store(state.db);
   for (const auto& [name, rows] : used) {
@@ -152,7 +166,7 @@ void LockTypesAndLoadIdentities(ImportState& state) {
     // time). Otherwise only the identifying attributes are read, and the matched CIs
     // afterwards; a kept entry stays empty (ten rows into 600,000 VMs keep nothing).
     const std::int64_t existing = store.CountOfType(name);
-    if (static_cast<std::int64_t>(rows) * 2 < existing) {
+    if (static_cast<std::int64_t>(RowsOfTypeInImport(state, rows)) * 2 < existing) {
       state.index.Load(state.db, type, state.rows.size());
       continue;
     }
@@ -274,6 +288,7 @@ void LoadMatched(ImportState& state) {
     }
   }
   if (ids.empty()) return;
+  state.AwaitWrite();
   // Read without locks: most rows of a nightly re-import change nothing, and locking a row
   // writes it (100,000 rows: 0.6-0.85 s). Only the rows that change are locked, and those a
   // concurrent write changed since the read are read again under the lock and merged again.
@@ -323,56 +338,69 @@ void LoadMatched(ImportState& state) {
   }
 }
 
-void WriteCis(ImportState& state) {
-  std::vector<CiRow*> created;
-  std::vector<CiRow*> updated;
-  for (CiRow& row : state.rows) {
-    if (row.action == Action::kCreate) created.push_back(&row);
-    if (row.action == Action::kUpdate) updated.push_back(&row);
-  }
+CiWrite PrepareWrite(ImportState& state) {
+  state.AwaitWrite();
+  CiWrite write;
   store::ImportStore store(state.db);
-  const auto write_started = std::chrono::steady_clock::now();
   // Versions of one CI never overlap: the import writes after every CI it matched.
-  state.now = model::Timestamp{std::max(store.Now().micros, state.latest_existing + 1)};
-  if (!created.empty()) {
-    const std::vector<CiId> ids = store.NextCiIds(created.size());
-    state.Phase("allocate_ids", write_started);
-    std::vector<const ConfigurationItem*> cis;
-    cis.reserve(created.size());
-    for (std::size_t i = 0; i < created.size(); ++i) {
-      CiRow& row = *created[i];
+  write.now = model::Timestamp{std::max(store.Now().micros, state.latest_existing + 1)};
+  state.now = write.now;  // the relations' too
+  std::size_t created = 0;
+  for (const CiRow& row : state.rows) created += row.action == Action::kCreate ? 1 : 0;
+  if (created > 0) {
+    const auto started = std::chrono::steady_clock::now();
+    write.created_ids = store.NextCiIds(created);
+    state.Phase("allocate_ids", started);
+  }
+  write.created.reserve(created);
+  std::size_t next_id = 0;
+  for (CiRow& row : state.rows) {
+    if (row.action == Action::kCreate) {
+      const CiId id = write.created_ids[next_id++];
       // Later rows and relations find the new CI by its id, not by the pseudo id.
       const CiType& type = state.types.at(row.draft.type);
-      state.index.Rename(type, row.id, ids[i], row.draft.name, row.keys);
+      state.index.Rename(type, row.id, id, row.draft.name, row.keys);
       if (auto claim = state.claimed.extract(row.id)) {
-        claim.key() = ids[i];
+        claim.key() = id;
         state.claimed.insert(std::move(claim));
       }
-      row.id = ids[i];
-      row.draft.id = row.id;
+      row.id = id;
+      row.draft.id = id;
       row.draft.version = 1;
-      row.draft.created_at = state.now;
-      row.draft.updated_at = state.now;
-      cis.push_back(&row.draft);
+      row.draft.created_at = write.now;
+      row.draft.updated_at = write.now;
+      write.created.push_back(&row.draft);
+    } else if (row.action == Action::kUpdate) {
+      row.merged->next.version = row.merged->current.version + 1;
+      row.merged->next.updated_at = write.now;
+      write.updates.push_back({&row.merged->next, &row.merged->diff});
     }
+  }
+  write.rows = std::move(state.rows);  // the CIs above stay where they are
+  state.rows.clear();
+  return write;
+}
+
+std::vector<ImportPhase> WriteCis(store::DbSession& db, const model::WriteContext& ctx,
+                                  const CiWrite& write) {
+  std::vector<ImportPhase> phases;
+  store::ImportStore store(db);
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  if (!write.created.empty()) {
     auto t = std::chrono::steady_clock::now();
-    const double encode_seconds = store.InsertCis(cis);
-    state.phases.push_back({"encode_cis", encode_seconds});  // overlapped with copy_cis
-    t = state.Phase("copy_cis", t);
-    store.InsertFirstVersions(ids, state.options.ctx);
-    state.Phase("insert_versions", t);
+    const double encode_seconds = store.InsertCis(write.created);
+    phases.push_back({"encode_cis", encode_seconds});  // overlapped with copy_cis
+    phases.push_back({"copy_cis", since(t)});
+    t = std::chrono::steady_clock::now();
+    store.InsertFirstVersions(write.created_ids, ctx);
+    phases.push_back({"insert_versions", since(t)});
   }
-  if (!updated.empty()) {
-    std::vector<store::CiUpdate> updates;
-    updates.reserve(updated.size());
-    for (CiRow* row : updated) {
-      row->merged->next.version = row->merged->current.version + 1;
-      row->merged->next.updated_at = state.now;
-      updates.push_back({&row->merged->next, &row->merged->diff});
-    }
-    state.phases.push_back(
-        {"copy_versions", store.UpdateCis(updates, state.now, state.options.ctx)});
+  if (!write.updates.empty()) {
+    phases.push_back({"copy_versions", store.UpdateCis(write.updates, write.now, ctx)});
   }
+  return phases;
 }
 
 }  // namespace cmdb::import

@@ -3,7 +3,10 @@
 // its type's identifier sets, merged into the CI it matched (or made a new one), and written
 // set-based through store::ImportStore.
 
+#include <vector>
+
 #include "import/import_state.hpp"
+#include "store/import_store.hpp"
 
 namespace cmdb::import {
 
@@ -17,7 +20,24 @@ void MatchRows(ImportState& state);
 // unchanged, or rejected (the merge is invalid, the CI is gone). The CIs a row changes are
 // locked FOR UPDATE (and merged again when a concurrent write got there first).
 void LoadMatched(ImportState& state);
-// Allocates the new CIs' ids and writes new and changed CIs with their versions.
-void WriteCis(ImportState& state);
+
+// A batch's CIs as they are written: the new ones with their ids, the changed ones with their
+// next versions, all at `now`. Owns the batch's rows, which the CIs point into, so that the
+// next batch can be read while this one is written.
+struct CiWrite {
+  std::vector<CiRow> rows;
+  std::vector<const model::ConfigurationItem*> created;
+  std::vector<model::CiId> created_ids;
+  std::vector<store::CiUpdate> updates;
+  model::Timestamp now;
+};
+
+// Draws the new CIs' ids (the identity index and the claims follow them to their ids), sets
+// versions and timestamps, and takes the batch's rows out of `state`.
+CiWrite PrepareWrite(ImportState& state);
+// Writes new and changed CIs with their versions through `db`; returns the phases it timed.
+// Uses nothing of the import's state: it may run beside the next batch.
+std::vector<ImportPhase> WriteCis(store::DbSession& db, const model::WriteContext& ctx,
+                                  const CiWrite& write);
 
 }  // namespace cmdb::import

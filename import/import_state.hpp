@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,13 @@ struct CiRow {
 struct ImportState {
   ImportState(store::DbSession& session, const ImportOptions& import_options)
       : db(session), options(import_options) {}
+  ~ImportState();
+  ImportState(const ImportState&) = delete;
+  ImportState& operator=(const ImportState&) = delete;
+
+  // Waits for the batch being written (if any): its phases join the import's and its failure
+  // is rethrown. Called before anything else uses the session.
+  void AwaitWrite();
 
   // Adds `errors` as errors of row `label`.
   void Report(const std::string& label, model::FieldErrors& errors);
@@ -87,6 +95,7 @@ struct ImportState {
   std::vector<int> csv_lines;                     // a CSV import's rows: the line each starts on
   ImportCounts relation_counts;
   std::int64_t rows_total = -1;
+  std::int64_t ci_rows_expected = -1;  // of the whole import, when known (BatchImport)
   std::int64_t rows_done = 0;
   std::int64_t latest_existing = 0;  // micros: the newest updated_at of a matched CI
   model::Timestamp now;              // when the import writes
@@ -94,6 +103,11 @@ struct ImportState {
   // The kept entries this import matches against (by type), each held until the import ends.
   std::map<std::string, std::shared_ptr<ImportCache::Type>, std::less<>> cached;
   std::vector<std::unique_lock<std::mutex>> cache_holds;  // released before `cached`
+  // A batched import writes each batch's CIs on a thread of their own while it reads,
+  // validates and matches the next batch, which needs no session until its CIs are read or
+  // written (AwaitWrite). The write owns the batch's rows.
+  bool pipelined = false;
+  std::future<std::vector<ImportPhase>> writing;
 };
 
 }  // namespace cmdb::import

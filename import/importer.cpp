@@ -2,15 +2,18 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <set>
 
 #include "import/ci_writer.hpp"
 #include "import/csv.hpp"
+#include "import/document_stream.hpp"
 #include "import/import_state.hpp"
 #include "import/relation_writer.hpp"
 #include "import/validation.hpp"
 #include "model/json.hpp"
 #include "store/ci_type_repository.hpp"
+#include "store/import_store.hpp"
 #include "store/transaction.hpp"
 
 namespace cmdb::import {
@@ -40,10 +43,9 @@ using Clock = std::chrono::steady_clock;
               std::move(fields));
 }
 
-// Counts and ids of the batch of CIs just written, added to the import's; the batch's rows
-// are dropped (they point into the caller's batch).
-void TallyCiBatch(ImportState& state) {
-  for (const CiRow& row : state.rows) {
+// Counts and ids of the batch of CIs about to be written, added to the import's.
+void TallyCiBatch(ImportState& state, const std::vector<CiRow>& rows) {
+  for (const CiRow& row : rows) {
     switch (row.action) {
       case Action::kRejected:
         ++state.ci_counts.rejected;
@@ -60,9 +62,8 @@ void TallyCiBatch(ImportState& state) {
     }
     state.ci_ids.push_back(row.action == Action::kRejected ? 0 : row.id);
   }
-  state.rows_done += static_cast<std::int64_t>(state.rows.size());
-  state.ci_offset += state.rows.size();
-  state.rows.clear();
+  state.rows_done += static_cast<std::int64_t>(rows.size());
+  state.ci_offset += rows.size();
 }
 
 void Begin(ImportState& state, std::string_view phase, int done) {
@@ -95,13 +96,31 @@ void RunCiBatch(ImportState& state) {
   t = state.Phase("load_matched", t);
   ThrowIfRejected(state);
   Begin(state, "write_cis_and_history", 5);
-  WriteCis(state);
-  state.Phase("write_cis_and_history", t);
-  TallyCiBatch(state);
+  state.AwaitWrite();  // the previous batch's: the session is needed again
+  t = Clock::now();
+  CiWrite write = PrepareWrite(state);
+  TallyCiBatch(state, write.rows);
+  state.Phase("prepare_write", t);
+  // The rows are written from here on without the state: beside the next batch when pipelined.
+  auto run = [&db = state.db, ctx = state.options.ctx, write = std::move(write)] {
+    const auto started = Clock::now();
+    std::vector<ImportPhase> phases = WriteCis(db, ctx, write);
+    phases.push_back(
+        {"write_cis_and_history", std::chrono::duration<double>(Clock::now() - started).count()});
+    return phases;
+  };
+  if (state.pipelined) {
+    state.writing = std::async(std::launch::async, std::move(run));
+  } else {
+    for (ImportPhase& phase : run()) state.phases.push_back(std::move(phase));
+  }
 }
 
 void RunRelationBatch(ImportState& state, const json::array& relations) {
+  state.AwaitWrite();
   LoadTypes(state);
+  // Relations of an import without CIs are written at the database's clock too.
+  if (state.now.micros == 0) state.now = store::ImportStore(state.db).Now();
   const auto t = Clock::now();
   Begin(state, "relations", 6);
   state.relations = &relations;
@@ -115,6 +134,7 @@ void RunRelationBatch(ImportState& state, const json::array& relations) {
 
 // The answer: the counts and ids of every batch, each phase's seconds summed over them.
 ImportResult Result(ImportState& state) {
+  state.AwaitWrite();
   ImportResult result;
   result.cis = state.ci_counts;
   result.ci_ids = std::move(state.ci_ids);
@@ -155,6 +175,22 @@ ImportResult Run(ImportState& state, const json::array* relations, Clock::time_p
 }
 
 }  // namespace
+
+ImportState::~ImportState() {
+  if (!writing.valid()) return;
+  try {
+    writing.get();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the import failed already; its caller rolls back
+  }
+}
+
+void ImportState::AwaitWrite() {
+  if (!writing.valid()) return;
+  const auto started = Clock::now();
+  std::vector<ImportPhase> written = writing.get();
+  for (ImportPhase& phase : written) phases.push_back(std::move(phase));
+  Phase("await_write", started);
+}
 
 void ImportState::Report(const std::string& label, FieldErrors& field_errors) {
   for (auto& e : field_errors.Take()) AddError({label, std::move(e.field), std::move(e.message)});
@@ -219,14 +255,20 @@ ImportResult ImportDocument(store::DbSession& db, const json::value& document,
 }
 
 BatchImport::BatchImport(store::DbSession& db, const ImportOptions& options)
-    : state_(std::make_unique<ImportState>(db, options)) {}
+    : state_(std::make_unique<ImportState>(db, options)) {
+  state_->pipelined = true;
+}
 
 BatchImport::~BatchImport() = default;
 
 void BatchImport::AddCis(const json::array& cis) {
+  const auto started = Clock::now();
   import::AddCis(*state_, cis);
+  state_->Phase("parse", started);
   RunCiBatch(*state_);
 }
+
+void BatchImport::AddParseSeconds(double seconds) { state_->phases.push_back({"parse", seconds}); }
 
 void BatchImport::AddRelations(const json::array& relations) {
   RunRelationBatch(*state_, relations);
@@ -234,9 +276,77 @@ void BatchImport::AddRelations(const json::array& relations) {
 
 void BatchImport::SetTotalRows(std::int64_t rows) { state_->rows_total = rows; }
 
+void BatchImport::ExpectCiRows(std::int64_t rows) { state_->ci_rows_expected = rows; }
+
 void BatchImport::Report(std::string_view phase, int done) { Begin(*state_, phase, done); }
 
 ImportResult BatchImport::Finish() { return Result(*state_); }
+
+ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
+                             const DocumentReader& read) {
+  using Stream = ImportDocumentStream;
+  auto flush_cis = [&](Stream& stream) {
+    if (stream.pending_cis() > 0) batch.AddCis(stream.TakeCis());
+  };
+  auto flush_relations = [&](Stream& stream) {
+    flush_cis(stream);  // a relation may name a CI of the batch not yet written
+    if (stream.pending_relations() > 0) batch.AddRelations(stream.TakeRelations());
+  };
+  Stream first(Stream::Keep{.cis = true, .relations = true});
+  auto parse = [&](Stream& stream, std::string_view part) {
+    const auto started = Clock::now();
+    stream.Write(part);
+    batch.AddParseSeconds(std::chrono::duration<double>(Clock::now() - started).count());
+  };
+  read(0, [&](std::string_view part) {
+    parse(first, part);
+    if (first.pending_cis() >= sizes.cis) flush_cis(first);
+    if (first.pending_relations() >= sizes.relations) flush_relations(first);
+  });
+  first.Finish();
+  batch.SetTotalRows(first.cis_seen() + first.relations_seen());
+  flush_relations(first);
+  if (first.relations_before_cis_ended()) {
+    Stream second(Stream::Keep{.cis = false, .relations = true});
+    read(1, [&](std::string_view part) {
+      parse(second, part);
+      if (second.pending_relations() >= sizes.relations) flush_relations(second);
+    });
+    second.Finish();
+    flush_relations(second);
+  }
+  return batch.Finish();
+}
+
+std::optional<ImportResult> ImportJsonText(store::DbSession& db, std::string_view text,
+                                           const ImportOptions& options, const BatchSizes& sizes) {
+  // Parts of this size go to the parser; a batch is taken once a part completes it.
+  constexpr std::size_t kPartBytes = 256 << 10;
+  auto read = [text](int, const std::function<void(std::string_view)>& sink) {
+    for (std::size_t at = 0; at < text.size(); at += kPartBytes) sink(text.substr(at, kPartBytes));
+  };
+  try {
+    // A first reading counts the CIs (and checks the JSON and its shape) without keeping any.
+    ImportDocumentStream count(ImportDocumentStream::Keep{});
+    read(0, [&](std::string_view part) { count.Write(part); });
+    count.Finish();
+    if (count.cis_seen() > static_cast<std::int64_t>(kMaxImportRows)) return std::nullopt;
+    store::Transaction tr(db);
+    std::optional<ImportResult> result;
+    {
+      BatchImport batch(db, options);
+      batch.ExpectCiRows(count.cis_seen());
+      result = ImportJsonParts(batch, sizes, read);
+    }  // its last write has ended
+    tr.Commit();
+    return result;
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kValidationFailed) {
+      return std::nullopt;
+    }
+    throw;
+  }
+}
 
 namespace {
 
@@ -296,7 +406,9 @@ struct CsvStreamImport::Impl {
        std::size_t rows_per_batch)
       : state(db, options),
         type(CsvType(db, type_name)),
-        batch(std::max<std::size_t>(1, rows_per_batch)) {}
+        batch(std::max<std::size_t>(1, rows_per_batch)) {
+    state.pipelined = true;
+  }
 
   // Takes the records read so far: the header first, then rows, a batch written when full.
   void Drain() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include "import/batch_sizes.hpp"
 #include "model/configuration_item.hpp"
 #include "model/history.hpp"
 #include "store/db_pool.hpp"
@@ -103,7 +105,9 @@ struct ImportState;
 // batch; CIs of earlier batches are found by the later ones (relation ends, duplicates). An
 // atomic import throws kValidationFailed at the first batch holding an invalid row, listing
 // the errors found so far; the caller rolls back. Rows are labelled by their index in the
-// whole document ("cis[123456]").
+// whole document ("cis[123456]"). Each batch's CIs are written on a thread of their own while
+// the caller reads the next batch and the import validates and matches it: until Finish (or
+// the destructor) the session is the import's, and the caller must not use it.
 class BatchImport {
  public:
   BatchImport(store::DbSession& db, const ImportOptions& options);
@@ -112,9 +116,15 @@ class BatchImport {
   BatchImport& operator=(const BatchImport&) = delete;
 
   void AddCis(const boost::json::array& cis);
+  // Seconds the caller spent parsing the document, counted in the "parse" phase.
+  void AddParseSeconds(double seconds);
   void AddRelations(const boost::json::array& relations);
   // The rows of the whole import, once known, for progress.
   void SetTotalRows(std::int64_t rows);
+  // The CI rows of the whole import, when the caller knows them: a type whose CIs the import
+  // names at least half of is read whole once (and kept between imports, ImportOptions::cache)
+  // even when they come in several batches.
+  void ExpectCiRows(std::int64_t rows);
   // Tells options.progress that the caller is in `phase` ("parse", "commit").
   void Report(std::string_view phase, int done);
   // Counts, ids and timings (summed over the batches) of what was added.
@@ -124,10 +134,31 @@ class BatchImport {
   std::unique_ptr<ImportState> state_;
 };
 
+// Hands each part of a JSON import document, in order, to `sink`; `pass` is 0, or 1 when the
+// document is read a second time for its relations.
+using DocumentReader =
+    std::function<void(int pass, const std::function<void(std::string_view)>& sink)>;
+
+// Imports a JSON import document read in parts through `batch`, in batches of `sizes`: CIs as
+// they are parsed, then the relations after them (a document whose relations come before the
+// end of "cis" is read twice, the second time for the relations). Returns batch.Finish().
+ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
+                             const DocumentReader& read);
+
+// A JSON import document held whole (a request's body) imported in batches, as a background
+// job imports its payload, in one transaction: each batch's CIs are written while the next
+// batch is parsed and matched, and the document is never held as one value. Returns nullopt,
+// having written nothing, when the text is not an import document (bad JSON, wrong shape,
+// more than 1,000,000 CIs) or an atomic import meets an invalid row: the caller then imports
+// it with ImportDocument, whose error names every bad row.
+std::optional<ImportResult> ImportJsonText(store::DbSession& db, std::string_view text,
+                                           const ImportOptions& options, const BatchSizes& sizes);
+
 // A CSV import fed in parts (a background job's stored chunks): records are read as they
 // complete (CsvReader) and imported in batches of `rows_per_batch` rows through the phases of
 // BatchImport, in the caller's transaction. Same checks and errors as ImportCsv; an atomic
-// import throws at the first batch holding an invalid row.
+// import throws at the first batch holding an invalid row. As for BatchImport, the session is
+// the import's until Finish.
 class CsvStreamImport {
  public:
   CsvStreamImport(store::DbSession& db, std::string_view type, const ImportOptions& options,

@@ -57,6 +57,7 @@ void AddRowError(ImportState& state, const std::string& label, const std::string
 
 void LoadTypes(ImportState& state) {
   if (!state.types.empty()) return;
+  state.AwaitWrite();
   for (model::CiType& type : store::CiTypeRepository(state.db).List()) {
     state.types.emplace(type.name, std::move(type));
   }

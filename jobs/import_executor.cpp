@@ -2,7 +2,6 @@
 
 #include <functional>
 
-#include "import/document_stream.hpp"
 #include "import/importer.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
@@ -34,53 +33,6 @@ void ReadPayload(store::ImportJobRepository& jobs, std::int64_t id,
   }
 }
 
-// Which arrays of an import document a reading keeps. (Declarations here begin with `auto`:
-// clang-format reads a line that begins with `import` as a C++20 module import.)
-auto Keeping(bool cis, bool relations) -> import::ImportDocumentStream::Keep {
-  import::ImportDocumentStream::Keep keep;
-  keep.cis = cis;
-  keep.relations = relations;
-  return keep;
-}
-
-// A JSON import read as a stream, its rows written in batches as they are parsed: CIs first,
-// then the relations after them. A document whose relations come before its CIs is read
-// twice, the second time for the relations.
-auto ImportJsonStream(store::ImportJobRepository& jobs, std::int64_t id,
-                      const ImportJobLimits& limits, import::BatchImport& batch,
-                      std::int64_t& bytes_read) -> import::ImportResult {
-  using Stream = import::ImportDocumentStream;
-  auto flush_cis = [&](Stream& stream) {
-    if (stream.pending_cis() > 0) batch.AddCis(stream.TakeCis());
-  };
-  auto flush_relations = [&](Stream& stream) {
-    flush_cis(stream);  // a relation may name a CI of the batch not yet written
-    if (stream.pending_relations() > 0) batch.AddRelations(stream.TakeRelations());
-  };
-  Stream first(Keeping(true, true));
-  ReadPayload(jobs, id, [&](std::string_view chunk) {
-    first.Write(chunk);
-    bytes_read += static_cast<std::int64_t>(chunk.size());
-    if (first.pending_cis() >= limits.ci_batch) flush_cis(first);
-    if (first.pending_relations() >= limits.relation_batch) flush_relations(first);
-  });
-  first.Finish();
-  batch.SetTotalRows(first.cis_seen() + first.relations_seen());
-  flush_relations(first);
-  if (first.relations_before_cis_ended()) {
-    Stream second(Keeping(false, true));
-    bytes_read = 0;
-    ReadPayload(jobs, id, [&](std::string_view chunk) {
-      second.Write(chunk);
-      bytes_read += static_cast<std::int64_t>(chunk.size());
-      if (second.pending_relations() >= limits.relation_batch) flush_relations(second);
-    });
-    second.Finish();
-    flush_relations(second);
-  }
-  return batch.Finish();
-}
-
 }  // namespace
 
 bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id,
@@ -93,6 +45,8 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
   options.ctx = {input->submitted_by, "import"};
   options.max_errors = limits.max_errors;
   options.cache = cache;
+  // Progress and the payload's chunks go through the second session: `work` is the import's
+  // while it writes a batch beside the reading of the next (BatchImport).
   store::ImportJobRepository reporter(progress);
   std::int64_t bytes_read = 0;
   options.progress = [&](const import::ImportProgress& p) {
@@ -111,7 +65,7 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
     import::ImportResult result;
     if (input->format == "csv") {
       import::CsvStreamImport csv(work, input->ci_type.value_or(""), options, limits.ci_batch);
-      ReadPayload(jobs, id, [&](std::string_view chunk) {
+      ReadPayload(reporter, id, [&](std::string_view chunk) {
         csv.Write(chunk);
         bytes_read += static_cast<std::int64_t>(chunk.size());
       });
@@ -119,7 +73,15 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
     } else {
       import::BatchImport batch(work, options);
       batch.Report("parse", 0);
-      result = ImportJsonStream(jobs, id, limits, batch, bytes_read);
+      result = import::ImportJsonParts(
+          batch, {.cis = limits.ci_batch, .relations = limits.relation_batch},
+          [&](int /*pass*/, const std::function<void(std::string_view)>& sink) {
+            bytes_read = 0;  // a second reading (relations before the end of "cis") counts again
+            ReadPayload(reporter, id, [&](std::string_view chunk) {
+              bytes_read += static_cast<std::int64_t>(chunk.size());
+              sink(chunk);
+            });
+          });
       batch.Report("commit", import::kImportSteps - 1);
     }
     jobs.Succeed(id, import::ImportResultToJson(result), import::kImportSteps);

@@ -35,7 +35,7 @@ struct ServeConfig {
   bool audit_cache = true;       // keep the latest audit run's estate for the next run
   bool import_cache = true;      // keep imported types' identities for the next import
   std::chrono::seconds audit_debounce{60};  // quiet time after imports/discovery before an audit
-  jobs::ImportJobLimits import_limits;      // batches of a background import
+  jobs::ImportJobLimits import_limits;      // batches of an import read as a stream
   // false: every graph update rebuilds the arrays (the graph benchmarks' baseline).
   bool graph_incremental = true;
   std::size_t history_graphs = 4;  // graphs of past instants kept (as_of impact, traces)

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "import/batch_sizes.hpp"
 #include "model/access.hpp"
 #include "server/http_types.hpp"
 
@@ -51,6 +52,7 @@ struct AppContext {
   store::GraphCache* graph = nullptr;           // invalidated after every committed write
   store::HistoricalGraphs* history = nullptr;   // graphs at past instants (as_of, traces)
   import::ImportCache* import_cache = nullptr;  // identities kept between imports; may be null
+  import::BatchSizes import_batches;            // of a synchronous JSON import
   reports::GraphvizRenderer* renderer = nullptr;
   jobs::DiscoveryWorker* discovery = nullptr;  // woken when a run is queued; may be null
   jobs::JobWorker* imports = nullptr;          // woken when an import is queued; may be null

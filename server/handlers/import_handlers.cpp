@@ -177,21 +177,27 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     }
     return upload.Finish();
   }
-  json::value document;
-  if (parsed.csv) {
-    if (request.body.empty()) throw Error(ErrorCode::kInvalidArgument, "the CSV body is empty");
-  } else {
-    document = ParseJsonBody(request);
+  if (parsed.csv && request.body.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "the CSV body is empty");
   }
   store::DbSession session = ctx.db->Lease();
   parsed.options.cache = ctx.import_cache;
-  import::ImportResult result =
-      parsed.csv ? import::ImportCsv(session, *parsed.type, request.body, parsed.options)
-                 : import::ImportDocument(session, document, parsed.options);
+  std::optional<import::ImportResult> result;
+  if (parsed.csv) {
+    result = import::ImportCsv(session, *parsed.type, request.body, parsed.options);
+  } else if (!request.body.empty()) {
+    // Read in batches, each written while the next is read; a body that is not an import
+    // document, or an atomic import with a bad row, is read again whole for the answer.
+    result = import::ImportJsonText(session, request.body, parsed.options, ctx.import_batches);
+  }
+  if (!result) {
+    const json::value document = ParseJsonBody(request);
+    result = import::ImportDocument(session, document, parsed.options);
+  }
   GraphChanged(ctx);
   // The debounced audit after imports (the audit worker queues it once the burst is over).
   store::AuditRepository(session).RequestRun(model::AuditTrigger::kImport);
-  return JsonResponse(200, import::ImportResultToJson(result));
+  return JsonResponse(200, import::ImportResultToJson(*result));
 }
 
 std::unique_ptr<StreamedRequest> StreamImport(const Request& request, const PathParams&,

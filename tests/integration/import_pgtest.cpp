@@ -583,17 +583,31 @@ class StreamedImport : public ImportApi {
   }
 
   // Imports a chain of 30 servers in partial mode, row 20 bad and row 25 a twin of row 3,
-  // and checks what a user relies on: rows in batches across the parts of the body behave as
-  // in one import.
-  void ImportChain(const std::string& prefix, bool relations_first) {
+  // in the background or in the request, and checks what a user relies on: rows in batches
+  // across the parts of the body behave as in one import.
+  void ImportChain(const std::string& prefix, bool relations_first, bool async = true) {
     const std::string doc = ChainDocument(prefix, 30, 100000, relations_first, 20, 25);
     ASSERT_GT(doc.size(), std::size_t{5} << 20);
-    HttpResult queued = PostAsync("/api/v1/import?mode=partial", doc);
-    ASSERT_EQ(queued.status, 202) << queued.body;
-    EXPECT_EQ(queued.json().at("payload_bytes"), doc.size());
-    boost::json::value job = WaitForJob(queued.headers["location"]);
-    ASSERT_EQ(job.at("state"), "succeeded") << job;
-    const auto& result = job.at("result");
+    boost::json::value result;
+    if (async) {
+      HttpResult queued = PostAsync("/api/v1/import?mode=partial", doc);
+      ASSERT_EQ(queued.status, 202) << queued.body;
+      EXPECT_EQ(queued.json().at("payload_bytes"), doc.size());
+      boost::json::value job = WaitForJob(queued.headers["location"]);
+      ASSERT_EQ(job.at("state"), "succeeded") << job;
+      result = job.at("result");
+      const auto& progress = job.at("progress");
+      EXPECT_EQ(progress.at("rows"), 59);
+      EXPECT_EQ(progress.at("rows_done"), 59);
+      EXPECT_EQ(progress.at("bytes_read"), doc.size());
+      EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
+    } else {
+      HttpResult answered = Post("/api/v1/import?mode=partial", doc);
+      ASSERT_EQ(answered.status, 200) << answered.body;
+      result = answered.json();
+      // Written in batches, each beside the reading of the next.
+      EXPECT_TRUE(result.at("timings").as_object().contains("await_write")) << result;
+    }
     EXPECT_EQ(result.at("created"), 28) << result;
     EXPECT_EQ(result.at("rejected"), 2);
     const auto& errors = result.at("errors").as_array();
@@ -614,18 +628,19 @@ class StreamedImport : public ImportApi {
     ASSERT_EQ(ids.size(), 30U);
     EXPECT_EQ(ids[20], nullptr);
     EXPECT_EQ(ids[25], nullptr);
-    EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(ids[29].as_int64())).json().at("name"),
-              boost::json::value(prefix + "-29"));
-    const auto& progress = job.at("progress");
-    EXPECT_EQ(progress.at("rows"), 59);
-    EXPECT_EQ(progress.at("rows_done"), 59);
-    EXPECT_EQ(progress.at("bytes_read"), doc.size());
+    for (int i : {0, 6, 7, 13, 14, 29}) {  // the first and last rows of batches
+      EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(ids[i].as_int64())).json().at("name"),
+                boost::json::value(prefix + "-" + std::to_string(i)));
+    }
     // The impact follows the chain from its end to its cut at the twin row: 29, 28, 27, 26.
     HttpResult impact =
         Get("/api/v1/cis/" + std::to_string(ids[29].as_int64()) + "/impact?direction=down");
     ASSERT_EQ(impact.status, 200) << impact.body;
     EXPECT_EQ(impact.json().at("nodes").as_array().size(), 4U) << impact.body;
-    EXPECT_EQ(Sql("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
+    // Every relation carries the import's time, not the epoch's.
+    EXPECT_EQ(Sql("SELECT count(*) FROM relations WHERE created_at < now() - interval '1 hour'")
+                  .Int(0, 0),
+              0);
   }
 };
 
@@ -667,6 +682,75 @@ TEST_F(StreamedImport, ACsvBackgroundImportIsReadAsAStream) {
   EXPECT_EQ(job.at("progress").at("bytes_read"), csv.size());
   EXPECT_EQ(Get("/api/v1/cis?q=c-19").json().at("items").at(0).at("attributes").at("memory_mb"),
             531);
+}
+
+// A request's import document is read in batches too, each batch's CIs written while the
+// next is read: the same answers as one import, and as the background import above.
+TEST_F(StreamedImport, ARequestsImportIsReadInBatchesLikeABackgroundOne) {
+  ImportChain("r", false, /*async=*/false);
+}
+
+TEST_F(StreamedImport, ARequestWhoseRelationsComeFirstIsReadTwice) {
+  ImportChain("q", true, /*async=*/false);
+}
+
+// An atomic request with bad rows in several batches: the answer names every one of them
+// (the batches already written are rolled back and the document read again whole), and
+// nothing is written. Then the same rows, fixed, come in whole and are re-imported unchanged.
+TEST_F(StreamedImport, AnAtomicRequestListsTheBadRowsOfEveryBatch) {
+  std::string doc = ChainDocument("b", 30, 100000, false, 9, 23);
+  HttpResult r = Post("/api/v1/import", doc);
+  ASSERT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(r.headers["content-type"], "application/problem+json");
+  std::set<std::string> fields;
+  for (const auto& e : r.json().at("errors").as_array()) {
+    fields.insert(std::string(e.at("field").as_string()));
+  }
+  EXPECT_TRUE(fields.contains("cis[9].attributes.memory_mb")) << r.body;
+  EXPECT_TRUE(fields.contains("cis[23]")) << r.body;  // the twin of cis[3], four batches on
+  EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions").Int(0, 0), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM relations").Int(0, 0), 0);
+
+  doc = ChainDocument("b", 30, 100000, false);
+  r = Post("/api/v1/import", doc);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("created"), 30);
+  EXPECT_TRUE(r.json().at("timings").as_object().contains("await_write")) << r.body;
+  EXPECT_EQ(r.json().at("relations").at("created"), 29);
+  r = Post("/api/v1/import", doc);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("unchanged"), 30) << r.body;
+  EXPECT_EQ(r.json().at("relations").at("unchanged"), 29) << r.body;
+  // Not JSON: the answer names the problem as it always did, and nothing is written.
+  r = Post("/api/v1/import", R"({"cis": [{"type": "server", "name": "x"},)");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 30);
+}
+
+// A batch whose write fails in PostgreSQL while the next batch is being read (here a trigger
+// refuses one name of a later batch): the request fails as a whole, nothing of the earlier
+// batches stays, and the server and its sessions go on serving.
+TEST_F(StreamedImport, AWriteThatFailsBesideTheNextBatchWritesNothing) {
+  Sql(R"(CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.name = 'w-22' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+           RETURN NEW;
+         END $$)");
+  Sql("CREATE TRIGGER test_refuse BEFORE INSERT ON configuration_items FOR EACH ROW "
+      "EXECUTE FUNCTION test_refuse()");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    HttpResult r = Post("/api/v1/import?mode=partial", ChainDocument("w", 30, 100000, false));
+    EXPECT_EQ(r.status, 500) << r.body;
+    EXPECT_EQ(r.headers["content-type"], "application/problem+json");
+    EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 0);
+    EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions").Int(0, 0), 0);
+  }
+  Sql("DROP TRIGGER test_refuse ON configuration_items");
+  HttpResult r = Post("/api/v1/import", ChainDocument("w", 30, 100000, false));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("created"), 30);
+  EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 30);
 }
 
 TEST_F(StreamedImport, AnAtomicOneStopsAtTheFirstBadBatchAndWritesNothing) {
