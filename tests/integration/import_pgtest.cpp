@@ -753,6 +753,24 @@ TEST_F(StreamedImport, AWriteThatFailsBesideTheNextBatchWritesNothing) {
   EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 30);
 }
 
+// A background import of relations alone (its CIs imported before) writes them at the
+// database's clock, as every other import does, not at the epoch.
+TEST_F(StreamedImport, RelationsImportedAloneCarryTheTimeOfTheirImport) {
+  HttpResult r = Post("/api/v1/import", R"({"cis": [{"type": "server", "name": "e-0"},
+                                                        {"type": "server", "name": "e-1"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  HttpResult queued = PostAsync("/api/v1/import", R"({"relations": [{"type": "depends_on",
+      "from": {"type": "server", "name": "e-0"}, "to": {"type": "server", "name": "e-1"}}]})");
+  ASSERT_EQ(queued.status, 202) << queued.body;
+  boost::json::value job = WaitForJob(queued.headers["location"]);
+  ASSERT_EQ(job.at("state"), "succeeded") << job;
+  EXPECT_EQ(job.at("result").at("relations").at("created"), 1) << job;
+  EXPECT_EQ(Sql("SELECT count(*) FROM relations WHERE created_at > now() - interval '1 hour' "
+                "AND created_at <= now()")
+                .Int(0, 0),
+            1);
+}
+
 TEST_F(StreamedImport, AnAtomicOneStopsAtTheFirstBadBatchAndWritesNothing) {
   HttpResult queued = PostAsync("/api/v1/import", ChainDocument("a", 30, 0, false, 10));
   ASSERT_EQ(queued.status, 202) << queued.body;
