@@ -118,9 +118,9 @@ std::optional<Kept> CatchUpKept(ImportState& state, const CiType& type, store::I
 }
 
 // The rows of `type` are matched against the kept entry, which is now up to date.
-void UseKept(ImportState& state, const CiType& type, Kept kept) {
+void UseKept(ImportState& state, const CiType& type, Kept kept, std::size_t rows) {
   kept.entry->snapshot = std::move(kept.snapshot);
-  state.index.UseBase(type, kept.entry->index, state.rows.size());
+  state.index.UseBase(type, kept.entry->index, rows);
   state.cached.emplace(type.name, std::move(kept.entry));
   state.cache_holds.push_back(std::move(kept.hold));
   state.Phase("kept_identities", kept.started);
@@ -154,9 +154,12 @@ void LockTypesAndLoadIdentities(ImportState& state) {
     store.LockType(name);
     if (state.options.create_only) continue;
     const model::CiType& type = state.types.at(name);
+    // The maps are sized for the rows of the whole import, not of this batch: no rehash as
+    // later batches add their CIs.
+    const std::size_t named = RowsOfTypeInImport(state, rows);
     std::optional<Kept> kept = CatchUpKept(state, type, store);
     if (kept && kept->current) {
-      UseKept(state, type, std::move(*kept));
+      UseKept(state, type, std::move(*kept), named);
       continue;
     }
     // When the rows name at least half as many CIs as the type has (a nightly re-import
@@ -166,17 +169,17 @@ void LockTypesAndLoadIdentities(ImportState& state) {
     // time). Otherwise only the identifying attributes are read, and the matched CIs
     // afterwards; a kept entry stays empty (ten rows into 600,000 VMs keep nothing).
     const std::int64_t existing = store.CountOfType(name);
-    if (static_cast<std::int64_t>(RowsOfTypeInImport(state, rows)) * 2 < existing) {
-      state.index.Load(state.db, type, state.rows.size());
+    if (static_cast<std::int64_t>(named) * 2 < existing) {
+      state.index.Load(state.db, type, named);
       continue;
     }
     std::vector<ConfigurationItem> cis;
     if (existing > 0) cis = store.ReadType(name);
     if (kept) {
       kept->entry->Remember(type, cis);
-      UseKept(state, type, std::move(*kept));
+      UseKept(state, type, std::move(*kept), named);
     } else {
-      state.index.Load(type, cis, state.rows.size());
+      state.index.Load(type, cis, named);
     }
     state.prefetched.reserve(state.prefetched.size() + cis.size());
     for (ConfigurationItem& ci : cis) {
@@ -188,7 +191,14 @@ void LockTypesAndLoadIdentities(ImportState& state) {
 
 void MatchRows(ImportState& state) {
   auto& claimed = state.claimed;
-  claimed.reserve(claimed.size() + state.rows.size());  // no rehash on the way
+  // No rehash on the way; grown for the whole import (or at least twice) when batches come.
+  const std::size_t needed = claimed.size() + state.rows.size();
+  if (static_cast<double>(needed) >
+      static_cast<double>(claimed.bucket_count()) * claimed.max_load_factor()) {
+    claimed.reserve(
+        std::max({needed, 2 * claimed.size(),
+                  static_cast<std::size_t>(std::max<std::int64_t>(0, state.ci_rows_expected))}));
+  }
   for (std::size_t i = 0; i < state.rows.size(); ++i) {
     CiRow& row = state.rows[i];
     if (row.action == Action::kRejected) continue;

@@ -102,9 +102,10 @@ void RunCiBatch(ImportState& state) {
   TallyCiBatch(state, write.rows);
   state.Phase("prepare_write", t);
   // The rows are written from here on without the state: beside the next batch when pipelined.
-  auto run = [&db = state.db, ctx = state.options.ctx, write = std::move(write)] {
+  auto run = [&db = state.db, ctx = state.options.ctx, write = std::move(write)]() mutable {
     const auto started = Clock::now();
     std::vector<ImportPhase> phases = WriteCis(db, ctx, write);
+    { CiWrite done = std::move(write); }  // freed here, not by whoever waits for the write
     phases.push_back(
         {"write_cis_and_history", std::chrono::duration<double>(Clock::now() - started).count()});
     return phases;
@@ -325,16 +326,19 @@ std::optional<ImportResult> ImportJsonText(store::DbSession& db, std::string_vie
   auto read = [text](int, const std::function<void(std::string_view)>& sink) {
     for (std::size_t at = 0; at < text.size(); at += kPartBytes) sink(text.substr(at, kPartBytes));
   };
+  const auto started = Clock::now();
   try {
     // A first reading counts the CIs (and checks the JSON and its shape) without keeping any.
     ImportDocumentStream count(ImportDocumentStream::Keep{});
     read(0, [&](std::string_view part) { count.Write(part); });
     count.Finish();
     if (count.cis_seen() > static_cast<std::int64_t>(kMaxImportRows)) return std::nullopt;
+    const double count_seconds = std::chrono::duration<double>(Clock::now() - started).count();
     store::Transaction tr(db);
     std::optional<ImportResult> result;
     {
       BatchImport batch(db, options);
+      batch.AddParseSeconds(count_seconds);
       batch.ExpectCiRows(count.cis_seen());
       result = ImportJsonParts(batch, sizes, read);
     }  // its last write has ended
