@@ -123,7 +123,9 @@ void UseKept(ImportState& state, const CiType& type, Kept kept, std::size_t rows
   state.index.UseBase(type, kept.entry->index, rows);
   state.cached.emplace(type.name, std::move(kept.entry));
   state.cache_holds.push_back(std::move(kept.hold));
-  state.Phase("kept_identities", kept.started);
+  // Only an entry kept from an earlier import is reported; one built from this import's read
+  // of the type is not (yet) what it matched against.
+  if (kept.current) state.Phase("kept_identities", kept.started);
 }
 
 // The rows of the whole import that name CIs of a type `rows` rows of this batch name: those

@@ -72,6 +72,7 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
       result = csv.Finish();
     } else {
       import::BatchImport batch(work, options);
+      if (input->ci_rows) batch.ExpectCiRows(*input->ci_rows);
       batch.Report("parse", 0);
       result = import::ImportJsonParts(
           batch, {.cis = limits.ci_batch, .relations = limits.relation_batch},

@@ -70,10 +70,12 @@ void ImportJobRepository::Append(std::int64_t id, int seq, std::string_view byte
                      {std::to_string(id), std::to_string(seq), std::string(bytes)}, 2);
 }
 
-ImportJob ImportJobRepository::Seal(std::int64_t id, std::int64_t payload_bytes) {
-  sql::Execute(db_, "UPDATE import_jobs SET payload_bytes = $2 WHERE id = $1",
+ImportJob ImportJobRepository::Seal(std::int64_t id, std::int64_t payload_bytes,
+                                    std::optional<std::int64_t> ci_rows) {
+  sql::Execute(db_, "UPDATE import_jobs SET payload_bytes = $2, ci_rows = $3 WHERE id = $1",
                soci::use(static_cast<long long>(id)),
-               soci::use(static_cast<long long>(payload_bytes)));
+               soci::use(static_cast<long long>(payload_bytes)),
+               soci::use(ci_rows ? std::optional<long long>(*ci_rows) : std::nullopt));
   return *Find(id);
 }
 
@@ -103,14 +105,17 @@ std::vector<ImportJob> ImportJobRepository::List(std::optional<model::JobState> 
 std::optional<ImportJobInput> ImportJobRepository::Input(std::int64_t id) {
   ImportJobInput input;
   int atomic = 0;
+  std::optional<long long> ci_rows;
   if (!sql::Run(db_,
-                "SELECT format, ci_type, atomic, submitted_by FROM import_jobs WHERE id = $1 AND "
-                "state = 'running'",
+                "SELECT format, ci_type, atomic, submitted_by, ci_rows FROM import_jobs WHERE id = "
+                "$1 AND state = 'running'",
                 soci::into(input.format), soci::into(input.ci_type), soci::into(atomic),
-                soci::into(input.submitted_by), soci::use(static_cast<long long>(id)))) {
+                soci::into(input.submitted_by), soci::into(ci_rows),
+                soci::use(static_cast<long long>(id)))) {
     return std::nullopt;
   }
   input.atomic = atomic != 0;
+  if (ci_rows) input.ci_rows = static_cast<std::int64_t>(*ci_rows);
   return input;
 }
 

@@ -24,6 +24,7 @@ struct ImportJobInput {
   bool atomic = true;
   std::string submitted_by;
   std::int64_t payload_bytes = 0;
+  std::optional<std::int64_t> ci_rows;  // of a JSON payload, counted as it was uploaded
 };
 
 // The largest chunk a payload is stored in.
@@ -38,7 +39,8 @@ class ImportJobRepository {
   std::int64_t Create(const model::ImportJobRequest& request);
   // Appends `bytes` as chunk `seq` (0, 1, ...).
   void Append(std::int64_t id, int seq, std::string_view bytes);
-  model::ImportJob Seal(std::int64_t id, std::int64_t payload_bytes);
+  model::ImportJob Seal(std::int64_t id, std::int64_t payload_bytes,
+                        std::optional<std::int64_t> ci_rows = std::nullopt);
   std::optional<model::ImportJob> Find(std::int64_t id);
   // Jobs with id > `after`, oldest first, optionally in one state.
   std::vector<model::ImportJob> List(std::optional<model::JobState> state, std::int64_t after,

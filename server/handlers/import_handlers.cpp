@@ -143,7 +143,9 @@ class ImportUpload : public StreamedRequest {
                   csv_ ? "the CSV body is empty" : "the request body is empty");
     }
     if (check_) check_->Finish();
-    const model::ImportJob job = jobs_.Seal(id_, bytes_);
+    // The CI rows counted on the way in: the job's importer sizes its decisions by them.
+    const model::ImportJob job =
+        jobs_.Seal(id_, bytes_, check_ ? std::optional(check_->cis_seen()) : std::nullopt);
     tr_.Commit();
     if (ctx_.imports != nullptr) ctx_.imports->Wake();
     Response response = JsonResponse(202, JobJson(job));

@@ -753,6 +753,41 @@ TEST_F(StreamedImport, AWriteThatFailsBesideTheNextBatchWritesNothing) {
   EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 30);
 }
 
+// The nightly sync as background jobs: the upload counts the payload's CI rows, so a job on a
+// new instance, whose batches (about ten rows per stored part) each name less than half of the
+// 30 servers, still reads them whole and keeps their identities, and the next job matches
+// against those (kept_identities) with the same answers.
+TEST_F(StreamedImport, BackgroundReimportsMatchAgainstKeptIdentities) {
+  const std::string doc = ChainDocument("n", 30, 100000, false);  // ~10 rows per stored part
+  auto run = [&] {
+    HttpResult queued = PostAsync("/api/v1/import", doc);
+    EXPECT_EQ(queued.status, 202) << queued.body;
+    boost::json::value job = WaitForJob(queued.headers["location"]);
+    EXPECT_EQ(job.at("state"), "succeeded") << job;
+    return job.at("result");
+  };
+  const boost::json::value created = run();
+  EXPECT_EQ(created.at("created"), 30) << created;
+  EXPECT_EQ(Sql("SELECT ci_rows FROM import_jobs ORDER BY id LIMIT 1").Int(0, 0), 30);
+  // A new instance keeps nothing yet.
+  server::ServeConfig config = Config();
+  config.import_limits.ci_batch = 7;
+  config.import_limits.relation_batch = 5;
+  Restart(config);
+  const boost::json::value first = run();  // reads the servers whole, keeps their identities
+  EXPECT_EQ(first.at("unchanged"), 30) << first;
+  EXPECT_FALSE(first.at("timings").as_object().contains("kept_identities")) << first;
+  Sql("UPDATE configuration_items SET attributes = '{\"memory_mb\": 1}' WHERE name = 'n-12'");
+  const boost::json::value second = run();
+  EXPECT_TRUE(second.at("timings").as_object().contains("kept_identities")) << second;
+  EXPECT_EQ(second.at("unchanged"), 29) << second;
+  EXPECT_EQ(second.at("updated"), 1) << second;
+  EXPECT_EQ(second.at("ci_ids"), created.at("ci_ids"));
+  EXPECT_EQ(second.at("relations").at("unchanged"), 29) << second;
+  EXPECT_EQ(Get("/api/v1/cis?q=n-12").json().at("items").at(0).at("attributes").at("memory_mb"),
+            1036);
+}
+
 // A background import of relations alone (its CIs imported before) writes them at the
 // database's clock, as every other import does, not at the epoch.
 TEST_F(StreamedImport, RelationsImportedAloneCarryTheTimeOfTheirImport) {
