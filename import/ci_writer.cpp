@@ -156,12 +156,13 @@ void LockTypesAndLoadIdentities(ImportState& state) {
     store.LockType(name);
     if (state.options.create_only) continue;
     const model::CiType& type = state.types.at(name);
-    // The maps are sized for the rows of the whole import, not of this batch: no rehash as
-    // later batches add their CIs.
+    // The rows of the whole import naming the type decide whether it is read whole; the maps
+    // are sized for this batch and grow with the next ones (an estimate may be far above the
+    // type's real share of a batched import, and over-sized maps cost every batch).
     const std::size_t named = RowsOfTypeInImport(state, rows);
     std::optional<Kept> kept = CatchUpKept(state, type, store);
     if (kept && kept->current) {
-      UseKept(state, type, std::move(*kept), named);
+      UseKept(state, type, std::move(*kept), state.rows.size());
       continue;
     }
     // When the rows name at least half as many CIs as the type has (a nightly re-import
@@ -172,16 +173,16 @@ void LockTypesAndLoadIdentities(ImportState& state) {
     // afterwards; a kept entry stays empty (ten rows into 600,000 VMs keep nothing).
     const std::int64_t existing = store.CountOfType(name);
     if (static_cast<std::int64_t>(named) * 2 < existing) {
-      state.index.Load(state.db, type, named);
+      state.index.Load(state.db, type, state.rows.size());
       continue;
     }
     std::vector<ConfigurationItem> cis;
     if (existing > 0) cis = store.ReadType(name);
     if (kept) {
       kept->entry->Remember(type, cis);
-      UseKept(state, type, std::move(*kept), named);
+      UseKept(state, type, std::move(*kept), state.rows.size());
     } else {
-      state.index.Load(type, cis, named);
+      state.index.Load(type, cis, state.rows.size());
     }
     state.prefetched.reserve(state.prefetched.size() + cis.size());
     for (ConfigurationItem& ci : cis) {
@@ -193,13 +194,12 @@ void LockTypesAndLoadIdentities(ImportState& state) {
 
 void MatchRows(ImportState& state) {
   auto& claimed = state.claimed;
-  // No rehash on the way; grown for the whole import (or at least twice) when batches come.
+  // No rehash on the way; grown at least twice over when batches come (reserving exactly what
+  // each batch adds rehashed the whole map at every batch).
   const std::size_t needed = claimed.size() + state.rows.size();
   if (static_cast<double>(needed) >
       static_cast<double>(claimed.bucket_count()) * claimed.max_load_factor()) {
-    claimed.reserve(
-        std::max({needed, 2 * claimed.size(),
-                  static_cast<std::size_t>(std::max<std::int64_t>(0, state.ci_rows_expected))}));
+    claimed.reserve(std::max(needed, 2 * claimed.size()));
   }
   for (std::size_t i = 0; i < state.rows.size(); ++i) {
     CiRow& row = state.rows[i];
