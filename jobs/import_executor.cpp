@@ -64,7 +64,7 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
     store::Transaction tr(work);
     import::ImportResult result;
     if (input->format == "csv") {
-      import::CsvStreamImport csv(work, input->ci_type.value_or(""), options, limits.ci_batch);
+      import::CsvStreamImport csv(work, input->ci_type.value_or(""), options, limits.batches.cis);
       ReadPayload(reporter, id, [&](std::string_view chunk) {
         csv.Write(chunk);
         bytes_read += static_cast<std::int64_t>(chunk.size());
@@ -75,7 +75,7 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
       if (input->ci_rows) batch.ExpectCiRows(*input->ci_rows);
       batch.Report("parse", 0);
       result = import::ImportJsonParts(
-          batch, {.cis = limits.ci_batch, .relations = limits.relation_batch},
+          batch, limits.batches,
           [&](int /*pass*/, const std::function<void(std::string_view)>& sink) {
             bytes_read = 0;  // a second reading (relations before the end of "cis") counts again
             ReadPayload(reporter, id, [&](std::string_view chunk) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "import/batch_sizes.hpp"
 #include "jobs/job_worker.hpp"
 #include "store/db_pool.hpp"
 
@@ -22,10 +23,7 @@ namespace cmdb::jobs {
 
 // How a job reads and answers a streamed import.
 struct ImportJobLimits {
-  // Rows per batch: what bounds the job's memory (a CI row costs a few kB while it is
-  // validated, merged and written; a relation row a few hundred bytes).
-  std::size_t ci_batch = 20000;
-  std::size_t relation_batch = 100000;
+  import::BatchSizes batches;  // rows per batch (also of a synchronous JSON import)
   // Row errors the job's answer lists; the rest are counted (errors_omitted).
   std::size_t max_errors = 1000;
 };

@@ -338,8 +338,7 @@ void App::Start() {
     s.context.graph = s.graph.get();
     s.context.history = s.history.get();
     s.context.import_cache = s.import_cache.get();
-    s.context.import_batches = {.cis = s.config.import_limits.ci_batch,
-                                .relations = s.config.import_limits.relation_batch};
+    s.context.import_batches = s.config.import_limits.batches;
     s.context.renderer = &s.renderer;
     s.context.metrics = &s.metrics;
     s.context.openapi_json = s.openapi;

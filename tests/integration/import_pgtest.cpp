@@ -572,8 +572,8 @@ class StreamedImport : public ImportApi {
   void SetUp() override {
     ImportApi::SetUp();
     server::ServeConfig config = Config();
-    config.import_limits.ci_batch = 7;
-    config.import_limits.relation_batch = 5;
+    config.import_limits.batches.cis = 7;
+    config.import_limits.batches.relations = 5;
     Restart(config);
   }
 
@@ -771,8 +771,8 @@ TEST_F(StreamedImport, BackgroundReimportsMatchAgainstKeptIdentities) {
   EXPECT_EQ(Sql("SELECT ci_rows FROM import_jobs ORDER BY id LIMIT 1").Int(0, 0), 30);
   // A new instance keeps nothing yet.
   server::ServeConfig config = Config();
-  config.import_limits.ci_batch = 7;
-  config.import_limits.relation_batch = 5;
+  config.import_limits.batches.cis = 7;
+  config.import_limits.batches.relations = 5;
   Restart(config);
   const boost::json::value first = run();  // reads the servers whole, keeps their identities
   EXPECT_EQ(first.at("unchanged"), 30) << first;
@@ -820,7 +820,7 @@ TEST_F(StreamedImport, AnAtomicOneStopsAtTheFirstBadBatchAndWritesNothing) {
 
 TEST_F(StreamedImport, ErrorsBeyondTheLimitAreCounted) {
   server::ServeConfig config = Config();
-  config.import_limits.ci_batch = 7;
+  config.import_limits.batches.cis = 7;
   config.import_limits.max_errors = 3;
   Restart(config);
   std::string doc = R"({"cis": [)";
