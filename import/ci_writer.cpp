@@ -146,13 +146,11 @@ void LockTypesAndLoadIdentities(ImportState& state) {
   for (const CiRow& row : state.rows) {
     if (row.action != Action::kRejected) ++used[row.draft.type];
   }
-  for (const auto& [name, rows] : used) {
-    if (!state.locked_types.contains(name)) state.AwaitWrite();  // the session is needed
-  }
   store::ImportStore store(state.db);
   for (const auto& [name, rows] : used) {
     // Held until the caller's transaction ends: later batches need not take it again.
     if (!state.locked_types.insert(name).second) continue;
+    state.AwaitWrite();  // the session is needed
     store.LockType(name);
     if (state.options.create_only) continue;
     const model::CiType& type = state.types.at(name);

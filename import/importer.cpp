@@ -294,10 +294,11 @@ ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
     if (stream.pending_relations() > 0) batch.AddRelations(stream.TakeRelations());
   };
   Stream first(Stream::Keep{.cis = true, .relations = true});
+  double parse_seconds = 0;
   auto parse = [&](Stream& stream, std::string_view part) {
     const auto started = Clock::now();
     stream.Write(part);
-    batch.AddParseSeconds(std::chrono::duration<double>(Clock::now() - started).count());
+    parse_seconds += std::chrono::duration<double>(Clock::now() - started).count();
   };
   read(0, [&](std::string_view part) {
     parse(first, part);
@@ -316,6 +317,7 @@ ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
     second.Finish();
     flush_relations(second);
   }
+  batch.AddParseSeconds(parse_seconds);
   return batch.Finish();
 }
 
