@@ -370,9 +370,10 @@ CiWrite PrepareWrite(ImportState& state) {
       // Later rows and relations find the new CI by its id, not by the pseudo id.
       const CiType& type = state.types.at(row.draft.type);
       state.index.Rename(type, row.id, id, row.draft.name, row.keys);
-      if (auto claim = state.claimed.extract(row.id)) {
-        claim.key() = id;
-        state.claimed.insert(std::move(claim));
+      if (auto claim = state.claimed.find(row.id); claim != state.claimed.end()) {
+        const std::size_t at = claim->second;
+        state.claimed.erase(claim);
+        state.claimed.emplace(id, at);
       }
       row.id = id;
       row.draft.id = id;

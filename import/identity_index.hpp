@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <boost/json/object.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "model/ci_type.hpp"
 #include "model/configuration_item.hpp"
@@ -54,16 +55,18 @@ class IdentityIndex {
                                         const std::vector<std::string>& keys, int& used_set) const;
 
  private:
+  // Open addressing: a miss, the usual case for a new CI, probes one group of slots instead
+  // of a chain of nodes, and an entry is not a node of its own.
+  using Map = boost::unordered_flat_map<std::string, std::vector<model::CiId>>;
   struct PerType {
-    std::vector<std::unordered_map<std::string, std::vector<model::CiId>>> sets;
-    std::unordered_map<std::string, std::vector<model::CiId>> names;
+    std::vector<Map> sets;
+    Map names;
   };
   // Fills the maps of `type` from each CI's id, name and keys (consumed).
   void Build(const model::CiType& type, const std::vector<model::CiId>& ids,
              const std::vector<std::string>& names, std::vector<std::vector<std::string>>& keys,
              std::size_t expected_new);
 
-  using Map = std::unordered_map<std::string, std::vector<model::CiId>>;
   // The ids under `key` in `own` and `base` (either may be null); nullptr when there are none.
   const std::vector<model::CiId>* Find(const Map* own, const Map* base,
                                        const std::string& key) const;

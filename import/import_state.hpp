@@ -17,6 +17,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "import/identity_index.hpp"
 #include "import/import_cache.hpp"
@@ -87,7 +88,7 @@ struct ImportState {
   std::set<std::string, std::less<>> imported_types;  // types of the CI rows seen so far
   // CI (existing, new: its pseudo id until allocated) -> the index in the document of the row
   // that claimed it, across batches.
-  std::unordered_map<model::CiId, std::size_t> claimed;
+  boost::unordered_flat_map<model::CiId, std::size_t> claimed;
   const boost::json::array* relations = nullptr;  // the batch of relations
   std::size_t relation_offset = 0;                // the index in the document of (*relations)[0]
   ImportCounts ci_counts;                         // of the batches written
