@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <set>
 
@@ -286,8 +287,12 @@ ImportResult BatchImport::Finish() { return Result(*state_); }
 ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
                              const DocumentReader& read) {
   using Stream = ImportDocumentStream;
+  // The first batches are small and double up to sizes.cis (see BatchSizes::first_cis).
+  std::size_t ci_batch = std::max<std::size_t>(1, std::min(sizes.cis, sizes.first_cis));
   auto flush_cis = [&](Stream& stream) {
-    if (stream.pending_cis() > 0) batch.AddCis(stream.TakeCis());
+    if (stream.pending_cis() == 0) return;
+    batch.AddCis(stream.TakeCis());
+    ci_batch = std::min(sizes.cis, 2 * ci_batch);
   };
   auto flush_relations = [&](Stream& stream) {
     flush_cis(stream);  // a relation may name a CI of the batch not yet written
@@ -302,7 +307,7 @@ ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
   };
   read(0, [&](std::string_view part) {
     parse(first, part);
-    if (first.pending_cis() >= sizes.cis) flush_cis(first);
+    if (first.pending_cis() >= ci_batch) flush_cis(first);
     if (first.pending_relations() >= sizes.relations) flush_relations(first);
   });
   first.Finish();

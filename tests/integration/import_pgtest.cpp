@@ -788,6 +788,66 @@ TEST_F(StreamedImport, BackgroundReimportsMatchAgainstKeptIdentities) {
             1036);
 }
 
+// A JSON import's first batches are small and double up to the batch size, so that the first
+// write starts early; rows across the smaller batches behave as in one import. Each batch is
+// written at its own instant, so the CIs' creation times show the batches.
+TEST_F(StreamedImport, TheFirstBatchesAreSmallAndGrow) {
+  server::ServeConfig config = Config();
+  config.import_limits.batches.cis = 7;
+  config.import_limits.batches.first_cis = 2;
+  Restart(config);
+  for (const bool async : {false, true}) {
+    const std::string prefix = async ? "g" : "s";
+    // Each row longer than a part of the body, so that a batch is taken at its size exactly;
+    // row 20 is invalid and row 25 a twin of row 3.
+    std::string doc = R"({"cis": [)";
+    for (int i = 0; i < 30; ++i) {
+      doc += std::string(i > 0 ? "," : "") + R"({"type": "server", "name": ")" + prefix + "-" +
+             std::to_string(i == 25 ? 3 : i) + R"(", "attributes": {"memory_mb": )" +
+             (i == 20 ? std::string(R"("lots")") : std::to_string(1024 + i)) + "}}" +
+             std::string(300000, ' ');
+    }
+    doc += "]}";
+    boost::json::value result;
+    if (async) {
+      HttpResult queued = PostAsync("/api/v1/import?mode=partial", doc);
+      ASSERT_EQ(queued.status, 202) << queued.body;
+      boost::json::value job = WaitForJob(queued.headers["location"]);
+      ASSERT_EQ(job.at("state"), "succeeded") << job;
+      result = job.at("result");
+    } else {
+      HttpResult answered = Post("/api/v1/import?mode=partial", doc);
+      ASSERT_EQ(answered.status, 200) << answered.body;
+      result = answered.json();
+    }
+    EXPECT_EQ(result.at("created"), 28) << result;
+    EXPECT_EQ(result.at("rejected"), 2);
+    const auto& errors = result.at("errors").as_array();
+    ASSERT_EQ(errors.size(), 2U) << result;
+    EXPECT_EQ(errors[0].at("field"), "cis[20].attributes.memory_mb");
+    EXPECT_NE(errors[1].at("message").as_string().find("cis[3]"), std::string::npos) << result;
+    const auto& ids = result.at("ci_ids").as_array();
+    ASSERT_EQ(ids.size(), 30U);
+    for (int i : {0, 1, 2, 5, 6, 12, 13, 29}) {  // the first and last rows of batches
+      EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(ids[i].as_int64())).json().at("name"),
+                boost::json::value(prefix + "-" + std::to_string(i)));
+    }
+    // A request's body is read in parts shorter than a row: batches of 2, 4, then 7 rows
+    // (0-1, 2-5, 6-12, 13-19, 20-26 less the two rejected, 27-29). A job's payload is read in
+    // chunks of a MiB, three or four rows, and a batch is taken once a chunk completes it.
+    const std::string sizes(
+        Sql("SELECT string_agg(n::text, ',' ORDER BY t) FROM (SELECT created_at t, count(*) n "
+            "FROM configuration_items WHERE name LIKE '" +
+            prefix + "-%' GROUP BY created_at) b")
+            .Text(0, 0));
+    if (async) {
+      EXPECT_LT(std::stoi(sizes.substr(0, sizes.find(','))), 7) << sizes;
+    } else {
+      EXPECT_EQ(sizes, "2,4,7,7,5,3");
+    }
+  }
+}
+
 // A background import of relations alone (its CIs imported before) writes them at the
 // database's clock, as every other import does, not at the epoch.
 TEST_F(StreamedImport, RelationsImportedAloneCarryTheTimeOfTheirImport) {
