@@ -204,7 +204,7 @@ void MatchRows(ImportState& state) {
     if (row.action == Action::kRejected) continue;
     const CiType& type = state.types.at(row.draft.type);
     int used_set = 0;
-    const std::vector<CiId>* found = state.index.Match(type, row.draft.name, row.keys, used_set);
+    const IdentityIndex::Ids* found = state.index.Match(type, row.draft.name, row.keys, used_set);
     const std::size_t matched = found != nullptr ? found->size() : 0;
     if (matched > 1) {
       state.Reject(row, "",
@@ -363,18 +363,13 @@ CiWrite PrepareWrite(ImportState& state) {
     state.Phase("allocate_ids", started);
   }
   write.created.reserve(created);
+  if (created > 0) state.new_ids.resize(state.ci_offset + state.rows.size(), 0);
   std::size_t next_id = 0;
   for (CiRow& row : state.rows) {
     if (row.action == Action::kCreate) {
       const CiId id = write.created_ids[next_id++];
-      // Later rows and relations find the new CI by its id, not by the pseudo id.
-      const CiType& type = state.types.at(row.draft.type);
-      state.index.Rename(type, row.id, id, row.draft.name, row.keys);
-      if (auto claim = state.claimed.find(row.id); claim != state.claimed.end()) {
-        const std::size_t at = claim->second;
-        state.claimed.erase(claim);
-        state.claimed.emplace(id, at);
-      }
+      // The index and the claims keep the pseudo id; relations translate it (NewCiId).
+      state.new_ids[static_cast<std::size_t>(-row.id - 1)] = id;
       row.id = id;
       row.draft.id = id;
       row.draft.version = 1;

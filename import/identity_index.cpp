@@ -114,19 +114,6 @@ void IdentityIndex::Add(const CiType& type, CiId id, const std::string& name,
   per_type.names[name].push_back(id);
 }
 
-void IdentityIndex::Rename(const CiType& type, CiId from, CiId to, const std::string& name,
-                           const std::vector<std::string>& keys) {
-  auto& per_type = by_type_[type.name];
-  auto rename = [&](std::vector<CiId>& ids) { std::replace(ids.begin(), ids.end(), from, to); };
-  for (std::size_t s = 0; s < keys.size() && s < per_type.sets.size(); ++s) {
-    if (keys[s].empty()) continue;
-    auto it = per_type.sets[s].find(keys[s]);
-    if (it != per_type.sets[s].end()) rename(it->second);
-  }
-  auto it = per_type.names.find(name);
-  if (it != per_type.names.end()) rename(it->second);
-}
-
 void IdentityIndex::Remove(const CiType& type, CiId id, const std::string& name,
                            const std::vector<std::string>& keys) {
   auto found = by_type_.find(type.name);
@@ -135,7 +122,7 @@ void IdentityIndex::Remove(const CiType& type, CiId id, const std::string& name,
   auto remove = [&](Map& map, const std::string& key) {
     auto it = map.find(key);
     if (it == map.end()) return;
-    std::erase(it->second, id);
+    it->second.erase(std::remove(it->second.begin(), it->second.end(), id), it->second.end());
     if (it->second.empty()) map.erase(it);
   };
   for (std::size_t s = 0; s < keys.size() && s < per_type.sets.size(); ++s) {
@@ -155,10 +142,10 @@ void IdentityIndex::UseBase(const CiType& type, const IdentityIndex& base,
   own.names.reserve(expected_new);
 }
 
-const std::vector<CiId>* IdentityIndex::Find(const Map* own, const Map* base,
-                                             const std::string& key) const {
-  const std::vector<CiId>* mine = nullptr;
-  const std::vector<CiId>* kept = nullptr;
+const IdentityIndex::Ids* IdentityIndex::Find(const Map* own, const Map* base,
+                                              const std::string& key) const {
+  const Ids* mine = nullptr;
+  const Ids* kept = nullptr;
   if (own != nullptr) {
     auto it = own->find(key);
     if (it != own->end() && !it->second.empty()) mine = &it->second;
@@ -173,9 +160,9 @@ const std::vector<CiId>* IdentityIndex::Find(const Map* own, const Map* base,
   return &both_;
 }
 
-const std::vector<CiId>* IdentityIndex::Match(const CiType& type, const std::string& name,
-                                              const std::vector<std::string>& keys,
-                                              int& used_set) const {
+const IdentityIndex::Ids* IdentityIndex::Match(const CiType& type, const std::string& name,
+                                               const std::vector<std::string>& keys,
+                                               int& used_set) const {
   used_set = -1;
   auto own_it = by_type_.find(type.name);
   const PerType* own = own_it == by_type_.end() ? nullptr : &own_it->second;
@@ -191,7 +178,7 @@ const std::vector<CiId>* IdentityIndex::Match(const CiType& type, const std::str
   for (std::size_t s = 0; s < keys.size(); ++s) {
     if (keys[s].empty()) continue;
     had_complete_set = true;
-    if (const std::vector<CiId>* found = Find(set_of(own, s), set_of(base, s), keys[s])) {
+    if (const Ids* found = Find(set_of(own, s), set_of(base, s), keys[s])) {
       used_set = static_cast<int>(s);
       return found;
     }

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
 #include <boost/json/object.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 
@@ -19,6 +20,9 @@ namespace cmdb::import {
 
 class IdentityIndex {
  public:
+  // The CIs under one key: almost always one, kept in place (no allocation of its own).
+  using Ids = boost::container::small_vector<model::CiId, 1>;
+
   // Key of identifier set `set` in `attributes`, or "" when a value is missing or empty.
   static std::string Key(const std::vector<std::string>& set,
                          const boost::json::object& attributes);
@@ -37,9 +41,6 @@ class IdentityIndex {
 
   void Add(const model::CiType& type, model::CiId id, const std::string& name,
            const std::vector<std::string>& keys);
-  // The entry Add made with id `from` now says `to` (a new CI's pseudo id, once allocated).
-  void Rename(const model::CiType& type, model::CiId from, model::CiId to, const std::string& name,
-              const std::vector<std::string>& keys);
   // Removes the entry Add made.
   void Remove(const model::CiType& type, model::CiId id, const std::string& name,
               const std::vector<std::string>& keys);
@@ -51,13 +52,13 @@ class IdentityIndex {
   // Candidates for a row with these keys under the first identifier set that finds any;
   // `used_set` is its index, -1 when matching fell back to the name, -2 when a complete set
   // found nothing. The pointer stays valid until the next Add or Match.
-  const std::vector<model::CiId>* Match(const model::CiType& type, const std::string& name,
-                                        const std::vector<std::string>& keys, int& used_set) const;
+  const Ids* Match(const model::CiType& type, const std::string& name,
+                   const std::vector<std::string>& keys, int& used_set) const;
 
  private:
   // Open addressing: a miss, the usual case for a new CI, probes one group of slots instead
   // of a chain of nodes, and an entry is not a node of its own.
-  using Map = boost::unordered_flat_map<std::string, std::vector<model::CiId>>;
+  using Map = boost::unordered_flat_map<std::string, Ids>;
   struct PerType {
     std::vector<Map> sets;
     Map names;
@@ -68,13 +69,12 @@ class IdentityIndex {
              std::size_t expected_new);
 
   // The ids under `key` in `own` and `base` (either may be null); nullptr when there are none.
-  const std::vector<model::CiId>* Find(const Map* own, const Map* base,
-                                       const std::string& key) const;
+  const Ids* Find(const Map* own, const Map* base, const std::string& key) const;
 
   std::set<std::string> loaded_;
   std::unordered_map<std::string, PerType> by_type_;
   std::unordered_map<std::string, const IdentityIndex*> bases_;
-  mutable std::vector<model::CiId> both_;  // Match's answer when own and base both have ids
+  mutable Ids both_;  // Match's answer when own and base both have ids
 };
 
 }  // namespace cmdb::import

@@ -69,6 +69,11 @@ struct ImportState {
   void Reject(CiRow& row, const std::string& field, const std::string& message);
   // The label of CI row number `row` of the document ("cis[12]", a CSV "line 7").
   std::string LabelOf(std::size_t row) const;
+  // The id of the new CI with pseudo id `pseudo` (< 0), or 0 when its row was not written.
+  model::CiId NewCiId(model::CiId pseudo) const {
+    const auto row = static_cast<std::size_t>(-pseudo - 1);
+    return row < new_ids.size() ? new_ids[row] : 0;
+  }
   // Records the seconds since `since` as phase `name`; returns now.
   std::chrono::steady_clock::time_point Phase(const char* name,
                                               std::chrono::steady_clock::time_point since);
@@ -78,6 +83,9 @@ struct ImportState {
   std::map<std::string, model::CiType, std::less<>> types;
   std::vector<CiRow> rows;    // the batch of CIs being imported
   std::size_t ci_offset = 0;  // the index in the document of rows[0]
+  // By the document's row: the id of the CI it created, once drawn (0 otherwise). A new CI is
+  // known to the index and the claims by its pseudo id, -(its row + 1), for the whole import.
+  std::vector<model::CiId> new_ids;
   std::vector<ImportRowError> errors;
   std::int64_t errors_omitted = 0;
   IdentityIndex index;
@@ -86,7 +94,7 @@ struct ImportState {
   std::unordered_map<model::CiId, model::ConfigurationItem> prefetched;
   std::set<std::string, std::less<>> locked_types;    // import locks taken
   std::set<std::string, std::less<>> imported_types;  // types of the CI rows seen so far
-  // CI (existing, new: its pseudo id until allocated) -> the index in the document of the row
+  // CI (existing, or new by its pseudo id) -> the index in the document of the row
   // that claimed it, across batches.
   boost::unordered_flat_map<model::CiId, std::size_t> claimed;
   const boost::json::array* relations = nullptr;  // the batch of relations

@@ -30,7 +30,7 @@ struct RelationRow {
 // identity index (600,000 VMs to resolve 50,000 names).
 struct NameLookup {
   std::set<std::string, std::less<>> types;  // the types resolved here
-  std::map<std::pair<std::string, std::string>, std::vector<CiId>> cis;
+  std::map<std::pair<std::string, std::string>, IdentityIndex::Ids> cis;
 };
 
 NameLookup LookUpNames(ImportState& state) {
@@ -81,7 +81,7 @@ std::optional<CiId> ResolveEnd(ImportState& state, const NameLookup& by_name,
   }
   const json::value* identity = o.if_contains("identity");
   const json::value* name = o.if_contains("name");
-  const std::vector<CiId>* found = nullptr;
+  const IdentityIndex::Ids* found = nullptr;
   int used_set = 0;
   if (identity != nullptr) {
     if (!identity->is_object()) {
@@ -112,8 +112,9 @@ std::optional<CiId> ResolveEnd(ImportState& state, const NameLookup& by_name,
                                  " CIs; name it by id or a unique identity";
     return std::nullopt;
   }
-  const CiId id = found->front();
-  if (id < 0) {  // a new CI not written: its row was rejected
+  CiId id = found->front();
+  if (id < 0) id = state.NewCiId(id);  // a CI this import created
+  if (id == 0) {                       // a new CI not written: its row was rejected
     message = "names a CI row of this import that was rejected";
     return std::nullopt;
   }

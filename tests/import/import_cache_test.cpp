@@ -88,7 +88,7 @@ TEST(ImportCache, ForgetAndRememberKeepTheIndexExact) {
   int used = 0;
   const auto* found = entry->index.Match(type, "x", IdentityIndex::Keys(type, a.attributes), used);
   ASSERT_NE(found, nullptr);
-  EXPECT_EQ(*found, std::vector<model::CiId>{7});
+  EXPECT_EQ(*found, IdentityIndex::Ids{7});
 
   // CI 7 changed its serial: forgotten under the old one, found under the new one, once.
   a.attributes["serial"] = "S9";
@@ -99,7 +99,7 @@ TEST(ImportCache, ForgetAndRememberKeepTheIndexExact) {
             nullptr);
   found = entry->index.Match(type, "x", IdentityIndex::Keys(type, a.attributes), used);
   ASSERT_NE(found, nullptr);
-  EXPECT_EQ(*found, std::vector<model::CiId>{7});
+  EXPECT_EQ(*found, IdentityIndex::Ids{7});
   EXPECT_EQ(entry->cis.at(7).digest, DigestOf(a));
   // Remembered again without a Forget (read twice by catch-ups): still one entry.
   entry->Remember(type, {a});
