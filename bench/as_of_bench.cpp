@@ -42,16 +42,12 @@ long PeakRssMb() {
 }
 
 // One version per CI and relation, valid from their creation: the history an import writes.
+// A CI's and a relation's current version is its own row (0025_ci_current_versions.sql,
+// 0023_relation_current_versions.sql): the rows the estate's COPY wrote are that history.
 bool WriteVersions(const std::string& dsn) {
   PGconn* conn = PQconnectdb(dsn.c_str());
   bool ok = PQstatus(conn) == CONNECTION_OK;
-  for (const char* statement :
-       {"INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, attributes, "
-        "min_healthy, valid_from, changed_by, source, diff) SELECT id, 1, type, name, status, "
-        "owner, tags, attributes, min_healthy, created_at, 'bench', 'import', '{}' FROM "
-        "configuration_items",
-        // A relation's current version is its own row (0023_relation_current_versions.sql).
-        "ANALYZE ci_versions", "ANALYZE relations"}) {
+  for (const char* statement : {"ANALYZE configuration_items", "ANALYZE relations"}) {
     if (!ok) break;
     PGresult* r = PQexec(conn, statement);
     ok = PQresultStatus(r) == PGRES_COMMAND_OK;

@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
   const Reimport next_night = reimport();
   long long versions = 0;
   {
-    PGresult* r = PQexec(conn, "SELECT count(*) FROM ci_versions");
+    PGresult* r = PQexec(conn, "SELECT count(*) FROM ci_history");
     versions = std::atoll(PQgetvalue(r, 0, 0));
     PQclear(r);
   }

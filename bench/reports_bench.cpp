@@ -44,38 +44,40 @@ using cmdb::bench::StatusMiB;
 // changed, 0.1 % added and 0.1 % removed, between 8 and 1 days ago.
 void History(DbSession& db) {
   cmdb::store::pg::ExecuteScript(db, R"(
+    -- A CI's current version is its own row (0025_ci_current_versions.sql), a relation's too
+    -- (0023_relation_current_versions.sql); ci_versions keeps the versions that ended.
     UPDATE configuration_items SET owner = 'team-' || (id % 40), created_at = now() - interval '30 days',
-      updated_at = now() - interval '30 days';
-    INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, attributes, min_healthy,
-                             valid_from, changed_by, source)
-      SELECT id, 1, type, name, status, owner, tags, attributes, min_healthy, now() - interval '30 days',
-             'bench', 'import' FROM configuration_items;
-    -- A relation's current version is its own row (0023_relation_current_versions.sql).
+      updated_at = now() - interval '30 days', changed_by = 'bench', source = 'import';
     UPDATE relations SET created_at = now() - interval '30 days', updated_at = now() - interval '30 days',
       changed_by = 'bench', source = 'import';
     CREATE TEMP TABLE week AS SELECT id, now() - interval '8 days' + (id % 600000) * interval '1 second' AS at
       FROM configuration_items WHERE id % 100 = 7;
-    UPDATE ci_versions v SET valid_to = w.at FROM week w WHERE v.ci_id = w.id AND v.valid_to IS NULL;
     INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, attributes, min_healthy,
-                             valid_from, changed_by, source, diff)
-      SELECT c.id, 2, c.type, c.name, c.status, 'team-moved', c.tags,
-             c.attributes || jsonb_build_object('patch_level', (c.id % 12)::text), c.min_healthy, w.at,
-             'bench', 'api', '{}' FROM configuration_items c JOIN week w ON w.id = c.id;
+                             valid_from, valid_to, changed_by, source)
+      SELECT c.id, 1, c.type, c.name, c.status, c.owner, c.tags, c.attributes, c.min_healthy, c.updated_at,
+             w.at, c.changed_by, c.source FROM configuration_items c JOIN week w ON w.id = c.id;
     UPDATE configuration_items c SET owner = 'team-moved', version = 2,
-      attributes = c.attributes || jsonb_build_object('patch_level', (c.id % 12)::text) FROM week w WHERE w.id = c.id;
-    -- Removed: a tombstone closes the last version.
-    UPDATE ci_versions SET valid_to = now() - interval '3 days' WHERE ci_id % 1000 = 3 AND valid_to IS NULL;
+      attributes = c.attributes || jsonb_build_object('patch_level', (c.id % 12)::text), updated_at = w.at,
+      source = 'api', diff = '{}' FROM week w WHERE w.id = c.id;
+    -- Removed three days ago: the last version ends, a tombstone follows, and the CI and its
+    -- relations go.
     INSERT INTO ci_versions (ci_id, version, deleted, type, name, status, owner, tags, attributes,
                              valid_from, valid_to, changed_by, source)
-      SELECT ci_id, version + 1, true, type, name, status, owner, tags, attributes,
+      SELECT id, version, false, type, name, status, owner, tags, attributes, updated_at,
+             now() - interval '3 days', changed_by, source FROM configuration_items WHERE id % 1000 = 3
+      UNION ALL
+      SELECT id, version + 1, true, type, name, status, owner, tags, attributes,
              now() - interval '3 days', now() - interval '3 days', 'bench', 'api'
-      FROM ci_versions WHERE ci_id % 1000 = 3 AND valid_to = now() - interval '3 days';
+        FROM configuration_items WHERE id % 1000 = 3;
+    DELETE FROM relations WHERE from_ci % 1000 = 3 OR to_ci % 1000 = 3;
+    DELETE FROM configuration_items WHERE id % 1000 = 3;
     -- Added: new CIs of the week.
-    INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, attributes, valid_from,
-                             changed_by, source)
-      SELECT 5000000 + g, 1, 'vm', 'new-vm-' || g, 'active', 'team-new', '{}', '{}',
-             now() - interval '2 days', 'bench', 'import' FROM generate_series(1, 1000) g;
-    ANALYZE ci_versions; ANALYZE relations;)");
+    INSERT INTO configuration_items (id, type, name, status, owner, tags, attributes, created_at,
+                                     updated_at, changed_by, source)
+      SELECT 5000000 + g, 'vm', 'new-vm-' || g, 'active', 'team-new', '{}', '{}',
+             now() - interval '2 days', now() - interval '2 days', 'bench', 'import'
+        FROM generate_series(1, 1000) g;
+    ANALYZE configuration_items; ANALYZE ci_versions; ANALYZE relations;)");
 }
 
 // A year of operations ending now.

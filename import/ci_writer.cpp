@@ -396,15 +396,13 @@ std::vector<ImportPhase> WriteCis(store::DbSession& db, const model::WriteContex
   };
   if (!write.created.empty()) {
     auto t = std::chrono::steady_clock::now();
-    const double encode_seconds = store.InsertCis(write.created);
+    // Each new CI is its own first version: no second row (0025_ci_current_versions.sql).
+    const double encode_seconds = store.InsertCis(write.created, ctx);
     phases.push_back({"encode_cis", encode_seconds});  // overlapped with copy_cis
     phases.push_back({"copy_cis", since(t)});
-    t = std::chrono::steady_clock::now();
-    store.InsertFirstVersions(write.created_ids, ctx);
-    phases.push_back({"insert_versions", since(t)});
   }
   if (!write.updates.empty()) {
-    phases.push_back({"copy_versions", store.UpdateCis(write.updates, write.now, ctx)});
+    phases.push_back({"end_versions", store.UpdateCis(write.updates, write.now, ctx)});
   }
   return phases;
 }

@@ -525,7 +525,7 @@ std::string EstateCiQuery(std::optional<Timestamp> as_of,
     const std::string t = std::to_string(as_of->micros);
     return "SELECT c.ci_id, c.type, c.name, c.status, c.owner, " + tags + ", " +
            (with_changed ? "cmdb_us(c.valid_from)" : "0") + attrs +
-           " FROM ci_versions c WHERE NOT c.deleted AND c.valid_from <= cmdb_ts(" + t +
+           " FROM ci_history c WHERE NOT c.deleted AND c.valid_from <= cmdb_ts(" + t +
            ") AND (c.valid_to IS NULL OR c.valid_to > cmdb_ts(" + t + "))" + extra_where +
            " ORDER BY c.ci_id";
   }

@@ -46,7 +46,7 @@ const char* const kCiColumnsWithoutLastSeen = CMDB_CI_FIELDS "NULL::bigint";
 const char* const kCiVersionColumns =
     "c.ci_id, c.type, c.name, c.status, c.owner, array_to_json(c.tags)::text, "
     "c.attributes::text, c.min_healthy, c.version, "
-    "cmdb_us((SELECT f.valid_from FROM ci_versions f WHERE f.ci_id = c.ci_id AND f.version = 1)),"
+    "cmdb_us((SELECT f.valid_from FROM ci_history f WHERE f.ci_id = c.ci_id AND f.version = 1)),"
     " cmdb_us(c.valid_from), NULL::bigint";
 
 CiRowText CiRowTextOf(const soci::row& r) {
@@ -143,23 +143,25 @@ void CollectTypeErrors(CiTypeRepository& types, const ConfigurationItem& ci, Fie
   }
 }
 
-// Records the CI's current row as a new version and closes the previous one.
-// A null `diff` marks a creation (see ci_versions in 0001_core_schema.sql).
-void RecordVersion(DbSession& db, CiId id, const json::object* diff, const WriteContext& ctx) {
+// Ends the CI's current version at `ts` (micros): its row, as it is before the write that
+// follows, is kept in ci_versions (0025_ci_current_versions.sql).
+void EndCurrentVersion(DbSession& db, CiId id, long long ts) {
   const long long ci = id;
   sql::Execute(db,
-               "UPDATE ci_versions v SET valid_to = c.updated_at FROM configuration_items c "
-               "WHERE v.ci_id = $1 AND v.valid_to IS NULL AND c.id = $1",
-               soci::use(ci));
-  const std::optional<std::string> diff_text =
-      diff != nullptr ? std::optional(model::ToJsonText(*diff)) : std::nullopt;
-  sql::Execute(db,
                "INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, "
-               "attributes, min_healthy, valid_from, changed_by, source, diff) SELECT id, "
-               "version, type, name, status, owner, tags, attributes, min_healthy, updated_at, "
-               "$2, $3, $4::jsonb FROM configuration_items WHERE id = $1",
-               soci::use(ci), soci::use(ctx.changed_by), soci::use(ctx.source),
-               soci::use(diff_text));
+               "attributes, min_healthy, valid_from, valid_to, changed_by, source, diff) SELECT "
+               "id, version, type, name, status, owner, tags, attributes, min_healthy, "
+               "updated_at, cmdb_ts($2), changed_by, source, diff FROM configuration_items "
+               "WHERE id = $1",
+               soci::use(ci), soci::use(ts));
+}
+
+// When a write to a CI last changed at `updated_at` takes effect: now, or just after.
+long long WriteTime(DbSession& db, Timestamp updated_at) {
+  long long ts = 0;
+  sql::Run(db, "SELECT cmdb_us(greatest(clock_timestamp(), cmdb_ts($1)))", soci::into(ts),
+           soci::use(static_cast<long long>(updated_at.micros)));
+  return ts;
 }
 
 std::string EscapeLike(std::string_view text) {
@@ -202,7 +204,7 @@ std::optional<ConfigurationItem> CiRepository::FindById(CiId id, std::optional<T
   auto keep = [&](const soci::row& r) { found = CiFromRow(r); };
   if (as_of) {
     static const std::string query = std::string("SELECT ") + kCiVersionColumns +
-                                     " FROM ci_versions c WHERE c.ci_id = $1 AND NOT c.deleted "
+                                     " FROM ci_history c WHERE c.ci_id = $1 AND NOT c.deleted "
                                      "AND c.valid_from <= cmdb_ts($2) AND (c.valid_to IS NULL OR "
                                      "c.valid_to > cmdb_ts($2))";
     sql::Prepared(db_, "ci_by_id_as_of", query, 2)
@@ -258,7 +260,7 @@ CiPage CiRepository::List(const CiFilter& filter) {
   }
   const int limit = filter.limit;
   const std::string query = std::string("SELECT ") + (history ? kCiVersionColumns : kCiColumns) +
-                            " FROM " + (history ? "ci_versions" : "configuration_items") +
+                            " FROM " + (history ? "ci_history" : "configuration_items") +
                             " c WHERE " + where + " ORDER BY " + order + " LIMIT " +
                             std::to_string(limit + 1);
   CiPage page;
@@ -342,9 +344,10 @@ ConfigurationItem CiRepository::Create(const ConfigurationItem& draft, const Wri
   static const std::string query =
       std::string(
           "WITH now AS (SELECT clock_timestamp() AS t) INSERT INTO configuration_items AS c "
-          "(type, name, status, owner, tags, attributes, min_healthy, created_at, updated_at) "
-          "SELECT $1, $2, $3, $4, ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
-          "$6::jsonb, $7::integer, now.t, now.t FROM now RETURNING ") +
+          "(type, name, status, owner, tags, attributes, min_healthy, created_at, updated_at, "
+          "changed_by, source) SELECT $1, $2, $3, $4, "
+          "ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::jsonb, $7::integer, now.t, "
+          "now.t, $8, $9 FROM now RETURNING ") +
       kCiColumns;
   sql::Params params;
   params.Add(draft.type);
@@ -354,10 +357,11 @@ ConfigurationItem CiRepository::Create(const ConfigurationItem& draft, const Wri
   params.Add(TagsJson(draft.tags));
   params.Add(model::ToJsonText(draft.attributes));
   params.Add(draft.min_healthy ? std::optional(std::to_string(*draft.min_healthy)) : std::nullopt);
+  params.Add(ctx.changed_by);
+  params.Add(ctx.source);
   soci::row row;
   sql::OneRow(db_, query, params, row);
   ConfigurationItem created = CiFromRow(row);
-  RecordVersion(db_, created.id, nullptr, ctx);
   tr.Commit();
   return created;
 }
@@ -377,12 +381,14 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
     tr.Commit();
     return current;
   }
+  const long long ts = WriteTime(db_, current.updated_at);
+  EndCurrentVersion(db_, id, ts);
   static const std::string query =
       std::string(
           "UPDATE configuration_items c SET name = $2, status = $3, owner = $4, tags = "
           "ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), attributes = $6::jsonb, "
-          "min_healthy = $7::integer, version = c.version + 1, updated_at = greatest("
-          "clock_timestamp(), c.updated_at) WHERE c.id = $1 RETURNING ") +
+          "min_healthy = $7::integer, version = c.version + 1, updated_at = cmdb_ts($8), "
+          "changed_by = $9, source = $10, diff = $11::jsonb WHERE c.id = $1 RETURNING ") +
       kCiColumns;
   sql::Params params;
   params.Add(id);
@@ -392,10 +398,13 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
   params.Add(TagsJson(next.tags));
   params.Add(model::ToJsonText(next.attributes));
   params.Add(next.min_healthy ? std::optional(std::to_string(*next.min_healthy)) : std::nullopt);
+  params.Add(ts);
+  params.Add(ctx.changed_by);
+  params.Add(ctx.source);
+  params.Add(model::ToJsonText(diff));
   soci::row row;
   sql::OneRow(db_, query, params, row);
   ConfigurationItem updated = CiFromRow(row);
-  RecordVersion(db_, id, &diff, ctx);
   tr.Commit();
   return updated;
 }
@@ -403,9 +412,7 @@ ConfigurationItem CiRepository::Patch(CiId id, const json::value& patch,
 void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const WriteContext& ctx) {
   Transaction tr(db_);
   ConfigurationItem current = LockForWrite(db_, id, if_match);
-  long long ts = 0;
-  sql::Run(db_, "SELECT cmdb_us(greatest(clock_timestamp(), cmdb_ts($1)))", soci::into(ts),
-           soci::use(static_cast<long long>(current.updated_at.micros)));
+  const long long ts = WriteTime(db_, current.updated_at);
   const long long ci = id;
   // Relations go first in one set-based statement: each one's current version (its own row)
   // ends and a tombstone follows (0023_relation_current_versions.sql).
@@ -419,10 +426,7 @@ void CiRepository::Delete(CiId id, std::optional<std::int64_t> if_match, const W
                "jsonb_build_object('deleted', jsonb_build_object('old', false, 'new', true), "
                "'reason', 'CI ' || $1 || ' was deleted') FROM gone",
                soci::use(ci), soci::use(ts), soci::use(ctx.changed_by), soci::use(ctx.source));
-  sql::Execute(db_,
-               "UPDATE ci_versions SET valid_to = cmdb_ts($2) WHERE ci_id = $1 AND valid_to IS "
-               "NULL",
-               soci::use(ci), soci::use(ts));
+  EndCurrentVersion(db_, id, ts);
   sql::Execute(db_,
                "INSERT INTO ci_versions (ci_id, version, deleted, type, name, status, owner, "
                "tags, attributes, min_healthy, valid_from, valid_to, changed_by, source, diff) "
@@ -442,7 +446,7 @@ std::vector<HistoryEntry> CiRepository::History(CiId id, int limit,
   sql::ForEachRow(
       db_,
       std::string("SELECT ") + kCiVersionColumns +
-          ", c.changed_by, c.source, c.deleted, c.diff::text FROM ci_versions c WHERE c.ci_id = "
+          ", c.changed_by, c.source, c.deleted, c.diff::text FROM ci_history c WHERE c.ci_id = "
           "$1 AND c.version < $2 ORDER BY c.version DESC LIMIT $3",
       [&](const soci::row& r) {
         ConfigurationItem snapshot = CiFromRow(r);
@@ -460,7 +464,7 @@ std::vector<HistoryEntry> CiRepository::History(CiId id, int limit,
       soci::use(limit));
   if (out.empty() && !before_version) {
     bool any = false;
-    sql::Run(db_, "SELECT true FROM ci_versions WHERE ci_id = $1 LIMIT 1", soci::into(any),
+    sql::Run(db_, "SELECT true FROM ci_history WHERE ci_id = $1 LIMIT 1", soci::into(any),
              soci::use(ci));
     if (!any) throw Error(ErrorCode::kNotFound, What(id) + " has no history");
   }

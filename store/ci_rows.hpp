@@ -19,7 +19,7 @@ extern const char* const kCiLastSeen;
 // The same columns with last_seen_at NULL: for writers, which do not need it (it is read from
 // the discovery sightings, a probe per CI that a 100k-CI import would pay 0.7 s for).
 extern const char* const kCiColumnsWithoutLastSeen;
-// The same shape read from history (ci_versions aliased `c`): created_at is when version 1
+// The same shape read from history (ci_history aliased `c`): created_at is when version 1
 // was written; discovery's last_seen_at is not versioned.
 extern const char* const kCiVersionColumns;
 

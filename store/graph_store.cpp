@@ -162,7 +162,7 @@ DependencyGraph LoadDependencyGraph(DbSession& db, std::optional<Timestamp> as_o
         " NOT deleted AND valid_from <= " + t + " AND (valid_to IS NULL OR valid_to > " + t + ")";
     c = StreamContents(
         db,
-        "SELECT ci_id, type, name, status, coalesce(min_healthy, 0) FROM ci_versions WHERE" + valid,
+        "SELECT ci_id, type, name, status, coalesce(min_healthy, 0) FROM ci_history WHERE" + valid,
         "SELECT relation_id, from_ci, to_ci, type FROM relation_history WHERE" + valid);
   }
   // Relation types are not versioned; their propagation is read as it is now.

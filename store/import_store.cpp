@@ -190,7 +190,8 @@ std::vector<CiId> ImportStore::NextCiIds(std::size_t count) {
   return sql::NextIds(db_, "configuration_items", count);
 }
 
-double ImportStore::InsertCis(const std::vector<const ConfigurationItem*>& cis) {
+double ImportStore::InsertCis(const std::vector<const ConfigurationItem*>& cis,
+                              const WriteContext& ctx) {
   if (cis.empty()) return 0;
   // Encoding (one thread) overlaps PostgreSQL's COPY (another core): each part goes out as
   // soon as it is encoded.
@@ -218,6 +219,8 @@ double ImportStore::InsertCis(const std::vector<const ConfigurationItem*>& cis) 
           buf.Int(ci.version);
           buf.Field(times.Of(ci.created_at));
           buf.Field(times.Of(ci.updated_at));
+          buf.Field(ctx.changed_by);
+          buf.Field(ctx.source);
           buf.EndRow();
         }
         encoded_promises[p].set_value();
@@ -232,7 +235,7 @@ double ImportStore::InsertCis(const std::vector<const ConfigurationItem*>& cis) 
   try {
     pg::CopyIn(db_,
                "COPY configuration_items (id, type, name, status, owner, tags, attributes, "
-               "min_healthy, version, created_at, updated_at) FROM STDIN",
+               "min_healthy, version, created_at, updated_at, changed_by, source) FROM STDIN",
                parts, [&](std::size_t p) -> const pg::CopyBuffer& {
                  part_ready[p].get();  // rethrows what encoding this part threw
                  return encoded[p];
@@ -246,23 +249,6 @@ double ImportStore::InsertCis(const std::vector<const ConfigurationItem*>& cis) 
   return encode_seconds;
 }
 
-void ImportStore::InsertFirstVersions(const std::vector<CiId>& ids, const WriteContext& ctx) {
-  if (ids.empty()) return;
-  // A new CI's first version is the row just written: PostgreSQL copies it (no second
-  // encoding, transfer and jsonb parse of every attribute document). The ids are runs of
-  // consecutive sequence values (one run unless another session drew ids meanwhile), and
-  // every id in a run is one of this import's.
-  const sql::IdRuns runs = sql::ToIdRuns(ids);
-  sql::Execute(db_,
-               "INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, "
-               "attributes, min_healthy, valid_from, changed_by, source) SELECT c.id, "
-               "c.version, c.type, c.name, c.status, c.owner, c.tags, c.attributes, "
-               "c.min_healthy, c.created_at, $3, $4 FROM unnest($1::bigint[], $2::bigint[]) AS "
-               "r(first, last) JOIN configuration_items c ON c.id BETWEEN r.first AND r.last",
-               soci::use(runs.first), soci::use(runs.last), soci::use(ctx.changed_by),
-               soci::use(ctx.source));
-}
-
 double ImportStore::UpdateCis(const std::vector<CiUpdate>& updates, Timestamp now,
                               const WriteContext& ctx) {
   if (updates.empty()) return 0;
@@ -270,50 +256,39 @@ double ImportStore::UpdateCis(const std::vector<CiUpdate>& updates, Timestamp no
   pg::ExecuteScript(db_,
                     "CREATE TEMP TABLE IF NOT EXISTS cmdb_import_updates (id bigint, name text, "
                     "status text, owner text, tags text[], attributes jsonb, min_healthy "
-                    "integer) ON COMMIT DELETE ROWS");
-  const std::string now_text = model::FormatTimestamp(now);
+                    "integer, diff jsonb) ON COMMIT DELETE ROWS");
   pg::CopyBuffer rows;
-  pg::CopyBuffer versions;
-  std::vector<CiId> ids;
-  ids.reserve(updates.size());
   for (const CiUpdate& u : updates) {
     const ConfigurationItem& ci = *u.next;
-    const CiTexts texts(ci);
     rows.Int(ci.id);
-    AddCiColumns(rows, ci, texts);
+    AddCiColumns(rows, ci, CiTexts(ci));
+    rows.Field(model::ToJsonText(*u.diff));
     rows.EndRow();
-    ids.push_back(ci.id);
-    versions.Int(ci.id);
-    versions.Int(ci.version);
-    versions.Field(ci.type);
-    AddCiColumns(versions, ci, texts);
-    versions.Field(now_text);
-    versions.Field(ctx.changed_by);
-    versions.Field(ctx.source);
-    versions.Field(model::ToJsonText(*u.diff));
-    versions.EndRow();
   }
   pg::CopyIn(db_,
-             "COPY cmdb_import_updates (id, name, status, owner, tags, attributes, min_healthy) "
-             "FROM STDIN",
+             "COPY cmdb_import_updates (id, name, status, owner, tags, attributes, min_healthy, "
+             "diff) FROM STDIN",
              rows);
   const long long at = now.micros;
+  // The version each CI had ends now (0025_ci_current_versions.sql); the rows were locked
+  // when the import read them.
+  const auto started = std::chrono::steady_clock::now();
+  sql::Execute(db_,
+               "INSERT INTO ci_versions (ci_id, version, type, name, status, owner, tags, "
+               "attributes, min_healthy, valid_from, valid_to, changed_by, source, diff) SELECT "
+               "c.id, c.version, c.type, c.name, c.status, c.owner, c.tags, c.attributes, "
+               "c.min_healthy, c.updated_at, cmdb_ts($1), c.changed_by, c.source, c.diff FROM "
+               "configuration_items c JOIN cmdb_import_updates u ON u.id = c.id",
+               soci::use(at));
+  const double ended_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   sql::Execute(db_,
                "UPDATE configuration_items c SET name = u.name, status = u.status, owner = "
                "u.owner, tags = u.tags, attributes = u.attributes, min_healthy = u.min_healthy, "
-               "version = c.version + 1, updated_at = cmdb_ts($1) FROM cmdb_import_updates u "
-               "WHERE c.id = u.id",
-               soci::use(at));
-  sql::Execute(db_,
-               "UPDATE ci_versions SET valid_to = cmdb_ts($1) WHERE ci_id = ANY($2::bigint[]) "
-               "AND valid_to IS NULL",
-               soci::use(at), soci::use(sql::IdArray(ids)));
-  const auto started = std::chrono::steady_clock::now();
-  pg::CopyIn(db_,
-             "COPY ci_versions (ci_id, version, type, name, status, owner, tags, attributes, "
-             "min_healthy, valid_from, changed_by, source, diff) FROM STDIN",
-             versions);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+               "version = c.version + 1, updated_at = cmdb_ts($1), changed_by = $2, source = $3, "
+               "diff = u.diff FROM cmdb_import_updates u WHERE c.id = u.id",
+               soci::use(at), soci::use(ctx.changed_by), soci::use(ctx.source));
+  return ended_seconds;
 }
 
 std::set<std::string> ImportStore::RelationTypeNames() {

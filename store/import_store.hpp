@@ -72,13 +72,13 @@ class ImportStore {
   // Draws `count` ids for new CIs.
   std::vector<model::CiId> NextCiIds(std::size_t count);
 
-  // Writes new CIs (ids, versions and timestamps set) with COPY, encoding one part while the
-  // previous is at PostgreSQL. Returns the seconds spent encoding (overlapped with the COPY).
-  double InsertCis(const std::vector<const model::ConfigurationItem*>& cis);
-  // Writes the first versions of the CIs `ids` just inserted.
-  void InsertFirstVersions(const std::vector<model::CiId>& ids, const model::WriteContext& ctx);
-  // Writes changed CIs and a version each, at `now`. Returns the seconds the versions' COPY
-  // took.
+  // Writes new CIs (ids, versions and timestamps set), each its own first version written by
+  // `ctx`, with COPY, encoding one part while the previous is at PostgreSQL. Returns the
+  // seconds spent encoding (overlapped with the COPY).
+  double InsertCis(const std::vector<const model::ConfigurationItem*>& cis,
+                   const model::WriteContext& ctx);
+  // Writes changed CIs at `now`, the version each had kept as ended. Returns the seconds
+  // keeping those versions took.
   double UpdateCis(const std::vector<CiUpdate>& updates, model::Timestamp now,
                    const model::WriteContext& ctx);
 

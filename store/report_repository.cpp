@@ -165,7 +165,7 @@ std::optional<RelationState> RelationAt(const soci::row& r, std::size_t c) {
 // The live rows of `table` now, or its versions valid at `as_of` (not deleted).
 std::string InventorySource(bool as_of) {
   return as_of ? "(SELECT ci_id AS id, type, name, status, owner, tags, attributes, version, "
-                 "valid_from AS since FROM ci_versions WHERE NOT deleted AND valid_from <= "
+                 "valid_from AS since FROM ci_history WHERE NOT deleted AND valid_from <= "
                  "cmdb_ts($1) AND (valid_to IS NULL OR valid_to > cmdb_ts($1))) c"
                : "(SELECT id, type, name, status, owner, tags, attributes, version, updated_at "
                  "AS since FROM configuration_items WHERE $1::bigint IS NULL) c";
@@ -247,14 +247,14 @@ std::vector<ComparedCi> ReportRepository::CompareCis(Timestamp from, Timestamp t
   std::vector<ComparedCi> out;
   auto at = [](const char* alias, const char* instant) {
     return std::string(
-               "LEFT JOIN LATERAL (SELECT * FROM ci_versions v WHERE v.ci_id = t.ci_id "
+               "LEFT JOIN LATERAL (SELECT * FROM ci_history v WHERE v.ci_id = t.ci_id "
                "AND NOT v.deleted AND v.valid_from <= cmdb_ts(") +
            instant + ") AND (v.valid_to IS NULL OR v.valid_to > cmdb_ts(" + instant +
            ")) ORDER BY v.version DESC LIMIT 1) " + alias + " ON true";
   };
   sql::ForEachRow(
       db_,
-      "WITH t AS (SELECT DISTINCT ci_id FROM ci_versions WHERE valid_from > cmdb_ts($1) AND "
+      "WITH t AS (SELECT DISTINCT ci_id FROM ci_history WHERE valid_from > cmdb_ts($1) AND "
       "valid_from <= cmdb_ts($2)) SELECT t.ci_id, " +
           VersionColumns("a") + ", " + VersionColumns("b") + " FROM t " + at("a", "$1") + " " +
           at("b", "$2") +

@@ -1,9 +1,7 @@
 #include "store/sql.hpp"
 
-#include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <limits>
 
 #include <soci/postgresql/soci-postgresql.h>
 
@@ -242,23 +240,6 @@ std::vector<std::int64_t> IdsFromArrayText(std::string_view text) {
     if (at == end && next != end) throw bad();  // a trailing comma
   }
   return out;
-}
-
-IdRuns ToIdRuns(std::vector<std::int64_t> ids) {
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  std::vector<std::int64_t> first;
-  std::vector<std::int64_t> last;
-  for (std::int64_t id : ids) {
-    if (!last.empty() && last.back() != std::numeric_limits<std::int64_t>::max() &&
-        id == last.back() + 1) {
-      last.back() = id;
-    } else {
-      first.push_back(id);
-      last.push_back(id);
-    }
-  }
-  return {IdArray(first), IdArray(last), first.size()};
 }
 
 std::string NextIdsQuery(std::string_view table) {

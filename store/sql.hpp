@@ -255,15 +255,6 @@ std::string TextArray(const std::vector<std::string>& values);
 // Parses PostgreSQL's text output of a bigint[] ("{1,2,3}", "{}"). Throws Error{kInternal}
 // on anything else.
 std::vector<std::int64_t> IdsFromArrayText(std::string_view text);
-// Ids as runs of consecutive values: `first` and `last` bigint[] texts ({1,7}, {4,7} for
-// 1 2 3 4 7), for joining a table with unnest($1::bigint[], $2::bigint[]) on id BETWEEN the
-// two: one index range scan per run instead of a probe per id. Any order, duplicates allowed.
-struct IdRuns {
-  std::string first;
-  std::string last;
-  std::size_t runs = 0;
-};
-IdRuns ToIdRuns(std::vector<std::int64_t> ids);
 // The query that draws $1 ids from the sequence behind `table`.id, one per row: ids needed
 // before a COPY. `table` must be a trusted name.
 std::string NextIdsQuery(std::string_view table);

@@ -709,7 +709,7 @@ TEST_F(StreamedImport, AnAtomicRequestListsTheBadRowsOfEveryBatch) {
   EXPECT_TRUE(fields.contains("cis[9].attributes.memory_mb")) << r.body;
   EXPECT_TRUE(fields.contains("cis[23]")) << r.body;  // the twin of cis[3], four batches on
   EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 0);
-  EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions").Int(0, 0), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_history").Int(0, 0), 0);
   EXPECT_EQ(Sql("SELECT count(*) FROM relations").Int(0, 0), 0);
 
   doc = ChainDocument("b", 30, 100000, false);
@@ -744,7 +744,7 @@ TEST_F(StreamedImport, AWriteThatFailsBesideTheNextBatchWritesNothing) {
     EXPECT_EQ(r.status, 500) << r.body;
     EXPECT_EQ(r.headers["content-type"], "application/problem+json");
     EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 0);
-    EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions").Int(0, 0), 0);
+    EXPECT_EQ(Sql("SELECT count(*) FROM ci_history").Int(0, 0), 0);
   }
   Sql("DROP TRIGGER test_refuse ON configuration_items");
   HttpResult r = Post("/api/v1/import", ChainDocument("w", 30, 100000, false));
@@ -875,7 +875,7 @@ TEST_F(StreamedImport, AnAtomicOneStopsAtTheFirstBadBatchAndWritesNothing) {
   EXPECT_EQ(job.at("error").at("errors").at(0).at("field"), "cis[10].attributes.memory_mb");
   // The first batch of seven was written, then rolled back with the rest.
   EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items").Int(0, 0), 0);
-  EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions").Int(0, 0), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_history").Int(0, 0), 0);
 }
 
 TEST_F(StreamedImport, ErrorsBeyondTheLimitAreCounted) {
@@ -1028,7 +1028,8 @@ TEST_F(ImportProcess, AJobKilledMidImportIsRunAgainByTheNextInstance) {
   EXPECT_EQ(job.at("result").at("relations").at("created"), kCis - 1);
   // Exactly one run's rows: each CI once with one version, each relation once.
   EXPECT_EQ(sql.Query("SELECT count(*) FROM configuration_items").Int(0, 0), kCis);
-  EXPECT_EQ(sql.Query("SELECT count(*) FROM ci_versions").Int(0, 0), kCis);
+  EXPECT_EQ(sql.Query("SELECT count(*) FROM ci_history").Int(0, 0), kCis);
+  EXPECT_EQ(sql.Query("SELECT count(*) FROM ci_versions").Int(0, 0), 0);  // none ended
   EXPECT_EQ(sql.Query("SELECT count(*) FROM relations").Int(0, 0), kCis - 1);
   EXPECT_EQ(sql.Query("SELECT count(*) FROM import_job_chunks").Int(0, 0), 0);
 }

@@ -301,5 +301,61 @@ TEST(Migrations, LiveRelationVersionsMoveIntoTheirRelations) {
   DropDatabase(db);
 }
 
+// A database written before 0025 is carried over: a live CI's current version moves into the
+// CI (who wrote it, from where, its diff), its ended versions and those of a deleted CI stay,
+// and the history read through ci_history is the same as before.
+TEST(Migrations, LiveCiVersionsMoveIntoTheirCis) {
+  std::string db = CreateEmptyDatabase();
+  {
+    store::DbSession session = store::DbSession::Connect(DsnFor(db));
+    soci::session& sql = session.sql();
+    ApplyMigrationsBefore(session, 25);
+    const std::string before =
+        "SELECT string_agg(concat_ws('|', ci_id, version, deleted, type, name, status, owner, "
+        "tags, attributes, min_healthy, valid_from, valid_to, changed_by, source, diff), E'\\n' "
+        "ORDER BY ci_id, version) FROM ";
+    store::pg::ExecuteScript(
+        session,
+        // CI 1 changed once (version 2 current), CI 2 never changed.
+        "INSERT INTO configuration_items (id, type, name, owner, attributes, version, created_at, "
+        "updated_at) VALUES (1, 'server', 'a', 'ops', '{\"cpu\": 4}', 2, '2026-11-01 00:00+00', "
+        "'2026-11-02 00:00+00'), (2, 'server', 'b', NULL, '{}', 1, '2026-11-01 00:00+00', "
+        "'2026-11-01 00:00+00');"
+        "INSERT INTO ci_versions (ci_id, version, deleted, type, name, status, owner, tags, "
+        "attributes, valid_from, valid_to, changed_by, source, diff) VALUES "
+        "(1, 1, false, 'server', 'a', 'active', 'ops', '{}', '{\"cpu\": 2}', '2026-11-01 "
+        "00:00+00', "
+        "'2026-11-02 00:00+00', 'alice', 'api', NULL), "
+        "(1, 2, false, 'server', 'a', 'active', 'ops', '{}', '{\"cpu\": 4}', '2026-11-02 "
+        "00:00+00', "
+        "NULL, 'bob', 'import', '{\"attributes.cpu\": {\"new\": 4, \"old\": 2}}'), "
+        "(2, 1, false, 'server', 'b', 'active', NULL, '{}', '{}', '2026-11-01 00:00+00', NULL, "
+        "'carol', "
+        "'discovery', NULL), "
+        // A CI deleted before the migration: its closed version and its tombstone.
+        "(3, 1, false, 'server', 'c', 'active', NULL, '{}', '{}', '2026-11-01 00:00+00', "
+        "'2026-11-03 00:00+00', 'alice', 'api', NULL), (3, 2, true, 'server', 'c', 'active', "
+        "NULL, '{}', '{}', '2026-11-03 00:00+00', '2026-11-03 00:00+00', 'dave', 'api', "
+        "'{\"deleted\": {\"new\": true, \"old\": false}}')");
+    std::string old_history;
+    sql << before + "ci_versions", soci::into(old_history);
+    EXPECT_EQ(store::ApplyMigrations(session).size(), store::BuiltInMigrations().size() - 24);
+
+    std::string new_history;
+    sql << before + "ci_history", soci::into(new_history);
+    EXPECT_EQ(new_history, old_history);
+    std::vector<std::string> changed_by(3);
+    std::vector<std::string> source(3);
+    sql << "SELECT changed_by, source FROM configuration_items ORDER BY id", soci::into(changed_by),
+        soci::into(source);
+    EXPECT_EQ(changed_by, (std::vector<std::string>{"bob", "carol"}));
+    EXPECT_EQ(source, (std::vector<std::string>{"import", "discovery"}));
+    long long stored = 0;
+    sql << "SELECT count(*) FROM ci_versions", soci::into(stored);
+    EXPECT_EQ(stored, 3);  // CI 1's first version and the deleted CI's two
+  }
+  DropDatabase(db);
+}
+
 }  // namespace
 }  // namespace cmdb::testing

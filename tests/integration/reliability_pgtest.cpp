@@ -303,7 +303,7 @@ void ExpectNothingLostOrHalfWritten(const std::string& dsn, const Acknowledged& 
             0)
       << "acknowledged relations missing";
   EXPECT_EQ(count("SELECT count(*) FROM configuration_items c WHERE NOT EXISTS (SELECT 1 FROM "
-                  "ci_versions v WHERE v.ci_id = c.id AND v.version = 1)"),
+                  "ci_history v WHERE v.ci_id = c.id AND v.version = 1)"),
             0);
   EXPECT_EQ(count("SELECT count(*) FROM relations r WHERE NOT EXISTS (SELECT 1 FROM "
                   "relation_history v WHERE v.relation_id = r.id AND v.version = 1)"),
