@@ -129,6 +129,45 @@ TEST_F(CisApi, AsOfReadsThePastFromHistory) {
             boost::json::parse(R"({"old": "app-01", "new": null})"));
 }
 
+// A CI's current version is its own row (0025_ci_current_versions.sql): a new CI writes no
+// version row, each change keeps the version that ended, a delete keeps it and a tombstone,
+// and a CI inserted by SQL has a history too. Versions tile time without gaps or overlaps.
+TEST_F(CisApi, ACisCurrentVersionIsItsRowAndEndedOnesAreKept) {
+  std::int64_t id =
+      CreateCi(R"({"type": "server", "name": "h-01", "attributes": {"memory_mb": 1024}})");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions").Int(0, 0), 0);
+  ASSERT_EQ(Patch(Path(id), R"({"attributes": {"memory_mb": 2048}})").status, 200);
+  ASSERT_EQ(Patch(Path(id), R"({"owner": "ops"})").status, 200);
+  EXPECT_EQ(
+      Sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM ci_versions").Text(0, 0),
+      "1,2");
+  // Each version ends where the next starts; the current one has no end.
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_history a JOIN ci_history b ON b.ci_id = a.ci_id AND "
+                "b.version = a.version + 1 WHERE a.valid_to = b.valid_from")
+                .Int(0, 0),
+            2);
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_history WHERE valid_to IS NULL").Int(0, 0), 1);
+  auto history = Get(Path(id, "/history")).json().at("items").as_array();
+  ASSERT_EQ(history.size(), 3U);
+  EXPECT_EQ(history[0].at("diff").at("owner"),
+            boost::json::parse(R"({"old": null, "new": "ops"})"));
+  EXPECT_EQ(history[2].at("operation"), "create");
+
+  Sql("INSERT INTO configuration_items (type, name) VALUES ('server', 'by-sql')");
+  const std::int64_t by_sql =
+      Sql("SELECT id FROM configuration_items WHERE name = 'by-sql'").Int(0, 0);
+  auto sql_history = Get(Path(by_sql, "/history")).json().at("items").as_array();
+  ASSERT_EQ(sql_history.size(), 1U);
+  EXPECT_EQ(sql_history[0].at("source"), "sql");
+  EXPECT_EQ(sql_history[0].at("operation"), "create");
+
+  ASSERT_EQ(Delete(Path(id)).status, 204);
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_versions WHERE ci_id = " + std::to_string(id)).Int(0, 0),
+            4);  // versions 1 to 3, and the tombstone
+  EXPECT_EQ(Sql("SELECT count(*) FROM ci_history WHERE valid_to IS NULL").Int(0, 0), 1);  // by-sql
+  EXPECT_EQ(Get(Path(id, "/history")).json().at("items").as_array().size(), 4U);
+}
+
 TEST_F(CisApi, ListFiltersByEveryField) {
   CreateCi(
       R"({"type": "server", "name": "web-01", "owner": "web", "tags": ["prod", "web"], "attributes": {"os": "Debian 12", "cpu_count": 8, "ip_addresses": ["10.0.0.1", "10.0.0.2"]}})");
