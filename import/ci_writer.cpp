@@ -357,9 +357,10 @@ CiWrite PrepareWrite(ImportState& state) {
   state.now = write.now;  // the relations' too
   std::size_t created = 0;
   for (const CiRow& row : state.rows) created += row.action == Action::kCreate ? 1 : 0;
+  std::vector<CiId> ids;
   if (created > 0) {
     const auto started = std::chrono::steady_clock::now();
-    write.created_ids = store.NextCiIds(created);
+    ids = store.NextCiIds(created);
     state.Phase("allocate_ids", started);
   }
   write.created.reserve(created);
@@ -367,7 +368,7 @@ CiWrite PrepareWrite(ImportState& state) {
   std::size_t next_id = 0;
   for (CiRow& row : state.rows) {
     if (row.action == Action::kCreate) {
-      const CiId id = write.created_ids[next_id++];
+      const CiId id = ids[next_id++];
       // The index and the claims keep the pseudo id; relations translate it (NewCiId).
       state.new_ids[static_cast<std::size_t>(-row.id - 1)] = id;
       row.id = id;

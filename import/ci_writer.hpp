@@ -27,13 +27,12 @@ void LoadMatched(ImportState& state);
 struct CiWrite {
   std::vector<CiRow> rows;
   std::vector<const model::ConfigurationItem*> created;
-  std::vector<model::CiId> created_ids;
   std::vector<store::CiUpdate> updates;
   model::Timestamp now;
 };
 
-// Draws the new CIs' ids (the identity index and the claims follow them to their ids), sets
-// versions and timestamps, and takes the batch's rows out of `state`.
+// Draws the new CIs' ids (recorded by row in state.new_ids; the identity index and the claims
+// keep the pseudo ids), sets versions and timestamps, and takes the batch's rows out of `state`.
 CiWrite PrepareWrite(ImportState& state);
 // Writes new and changed CIs with their versions through `db`; returns the phases it timed.
 // Uses nothing of the import's state: it may run beside the next batch.

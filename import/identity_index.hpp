@@ -45,7 +45,7 @@ class IdentityIndex {
   void Remove(const model::CiType& type, model::CiId id, const std::string& name,
               const std::vector<std::string>& keys);
   // Matches of `type` also come from `base` (the CIs an ImportCache kept, which must outlive
-  // this index and not change while it is used); the type counts as loaded. Add and Rename
+  // this index and not change while it is used); the type counts as loaded. Add and Remove
   // change this index only, whose maps are sized for `expected_new` of them.
   void UseBase(const model::CiType& type, const IdentityIndex& base, std::size_t expected_new);
 
