@@ -95,8 +95,8 @@ std::optional<Kept> CatchUpKept(ImportState& state, const CiType& type, store::I
   kept.snapshot = store.Snapshot();
   kept.current = !entry.snapshot.empty() && entry.identify_by == type.identify_by;
   if (kept.current) {
-    const std::optional<store::LoggedChanges> changes =
-        store::ReadChangeLog(state.db, entry.snapshot, /*audit_kinds=*/true, kMaxCatchUp);
+    const std::optional<store::LoggedChanges> changes = store::ReadChangeLog(
+        state.db, entry.snapshot, /*audit_kinds=*/true, kMaxCatchUp, entry.written_by);
     // The log names the CIs of every type: only those of this type now are read again (the
     // others are forgotten, in case they were of it).
     const std::vector<CiId> ours =
@@ -120,6 +120,7 @@ std::optional<Kept> CatchUpKept(ImportState& state, const CiType& type, store::I
 // The rows of `type` are matched against the kept entry, which is now up to date.
 void UseKept(ImportState& state, const CiType& type, Kept kept, std::size_t rows) {
   kept.entry->snapshot = std::move(kept.snapshot);
+  kept.entry->written_by.clear();  // committed before the snapshot: seen by it
   state.index.UseBase(type, kept.entry->index, rows);
   state.cached.emplace(type.name, std::move(kept.entry));
   state.cache_holds.push_back(std::move(kept.hold));
@@ -348,6 +349,77 @@ void LoadMatched(ImportState& state) {
   }
 }
 
+void RecordWritten(ImportState& state) {
+  if (!state.keep_written || state.cached.empty()) return;
+  // On this thread only: it runs while the previous batch is written, and PostgreSQL's COPY
+  // needs the other core.
+  for (CiRow& row : state.rows) {
+    if (row.action != Action::kCreate && row.action != Action::kUpdate) continue;
+    auto entry = state.cached.find(row.draft.type);
+    if (entry == state.cached.end()) continue;
+    const model::CiType& type = state.types.at(row.draft.type);
+    ImportCache::Type::Known known;
+    if (row.action == Action::kCreate) {
+      known.digest = DigestOf(row.draft);
+      known.name = row.draft.name;
+      known.keys = std::move(row.keys);  // matched already
+    } else {
+      const ConfigurationItem& next = row.merged->next;
+      known.digest = DigestOf(next);
+      known.name = next.name;
+      known.keys = IdentityIndex::Keys(type, next.attributes);
+    }
+    state.to_keep.push_back({entry->second.get(), &type, row.id, std::move(known)});
+  }
+}
+
+namespace {
+
+// KeepWritten's work.
+void AddToKept(ImportState& state) {
+  using Added = std::vector<std::pair<CiId, ImportCache::Type::Known>>;
+  std::map<ImportCache::Type*, std::pair<const model::CiType*, Added>> added;
+  for (ImportState::ToKeep& keep : state.to_keep) {
+    const CiId id = keep.id < 0 ? state.NewCiId(keep.id) : keep.id;
+    auto& [type, cis] = added[keep.entry];
+    type = keep.type;
+    if (id != 0) cis.emplace_back(id, std::move(keep.known));
+  }
+  for (auto& [entry, written] : added) {
+    auto& [type, cis] = written;
+    if (!entry->cis.empty()) {
+      entry->AddMany(*type, std::move(cis));
+      continue;
+    }
+    // The type had no CIs (the import that created them): its index is this import's own,
+    // under the CIs' ids. No row updated a CI of it.
+    state.index.MoveAddedInto(*type, entry->index,
+                              [&](CiId id) { return id < 0 ? state.NewCiId(id) : id; });
+    entry->cis.reserve(cis.size());
+    for (auto& [id, known] : cis) entry->cis.emplace(id, std::move(known));
+  }
+  state.to_keep.clear();
+  for (auto& [name, entry] : state.cached) entry->written_by = state.xid;
+}
+
+}  // namespace
+
+double KeepWritten(ImportState& state) {
+  if (!state.keep_written || state.xid.empty()) return 0;  // kept nothing, or wrote nothing
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    AddToKept(state);
+  } catch (...) {
+    // The import has committed: its answer stands, and the entries are built again whole.
+    for (auto& [name, entry] : state.cached) {
+      entry->snapshot.clear();
+      entry->written_by.clear();
+    }
+  }
+  state.Phase("keep_written", started);
+  return state.phases.back().seconds;
+}
+
 CiWrite PrepareWrite(ImportState& state) {
   state.AwaitWrite();
   CiWrite write;
@@ -356,7 +428,14 @@ CiWrite PrepareWrite(ImportState& state) {
   write.now = model::Timestamp{std::max(store.Now().micros, state.latest_existing + 1)};
   state.now = write.now;  // the relations' too
   std::size_t created = 0;
-  for (const CiRow& row : state.rows) created += row.action == Action::kCreate ? 1 : 0;
+  bool writes = false;
+  for (const CiRow& row : state.rows) {
+    created += row.action == Action::kCreate ? 1 : 0;
+    writes = writes || row.action == Action::kCreate || row.action == Action::kUpdate;
+  }
+  if (writes && state.keep_written && !state.cached.empty() && state.xid.empty()) {
+    state.xid = store.TransactionId();
+  }
   std::vector<CiId> ids;
   if (created > 0) {
     const auto started = std::chrono::steady_clock::now();

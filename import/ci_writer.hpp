@@ -21,6 +21,16 @@ void MatchRows(ImportState& state);
 // locked FOR UPDATE (and merged again when a concurrent write got there first).
 void LoadMatched(ImportState& state);
 
+// Records what the batch's rows write of the types the import keeps (the CIs' names, keys and
+// digests), on all cores, for KeepWritten. Call after LoadMatched: every row still creating or
+// updating a CI is written.
+void RecordWritten(ImportState& state);
+// Once the import's own transaction has committed (not a savepoint in a caller's, whose later
+// writes the entries could not know): adds what it wrote to the entries it kept and marks them
+// written by its transaction, whose rows in the change log the next import then skips.
+// Records and returns its seconds, phase "keep_written" (0 when there was nothing to keep).
+double KeepWritten(ImportState& state);
+
 // A batch's CIs as they are written: the new ones with their ids, the changed ones with their
 // next versions, all at `now`. Owns the batch's rows, which the CIs point into, so that the
 // next batch can be read while this one is written.

@@ -114,6 +114,44 @@ void IdentityIndex::Add(const CiType& type, CiId id, const std::string& name,
   per_type.names[name].push_back(id);
 }
 
+void IdentityIndex::AddMany(const CiType& type, const std::vector<CiId>& ids,
+                            const std::vector<const std::string*>& names,
+                            const std::vector<const std::vector<std::string>*>& keys) {
+  const std::size_t n = ids.size();
+  auto& per_type = by_type_[type.name];
+  per_type.sets.resize(type.identify_by.size());
+  model::ParallelTasks(per_type.sets.size() + 1, [&](std::size_t t) {
+    Map& map = t == 0 ? per_type.names : per_type.sets[t - 1];
+    map.reserve(map.size() + n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (t == 0) {
+        map[*names[i]].push_back(ids[i]);
+      } else if (const std::string& key = (*keys[i])[t - 1]; !key.empty()) {
+        map[key].push_back(ids[i]);
+      }
+    }
+  });
+}
+
+void IdentityIndex::MoveAddedInto(const CiType& type, IdentityIndex& into,
+                                  const std::function<CiId(CiId)>& real) {
+  auto found = by_type_.find(type.name);
+  if (found == by_type_.end()) return;
+  PerType added = std::move(found->second);
+  by_type_.erase(found);
+  auto translate = [&](Map& map) {
+    for (auto& [key, ids] : map) {
+      for (CiId& id : ids) id = real(id);
+      ids.erase(std::remove(ids.begin(), ids.end(), CiId{0}), ids.end());
+    }
+    boost::unordered::erase_if(map, [](const auto& entry) { return entry.second.empty(); });
+  };
+  translate(added.names);
+  for (Map& set : added.sets) translate(set);
+  into.loaded_.insert(type.name);
+  into.by_type_[type.name] = std::move(added);
+}
+
 void IdentityIndex::Remove(const CiType& type, CiId id, const std::string& name,
                            const std::vector<std::string>& keys) {
   auto found = by_type_.find(type.name);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include <boost/container/small_vector.hpp>
 #include <boost/json/value.hpp>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "model/parallel.hpp"
@@ -23,7 +25,7 @@ void Put(std::string& out, std::string_view text) {
 void PutJson(std::string& out, const json::value& v);
 
 void PutObject(std::string& out, const json::object& o) {
-  std::vector<const json::key_value_pair*> members;
+  boost::container::small_vector<const json::key_value_pair*, 16> members;  // no allocation
   members.reserve(o.size());
   for (const auto& member : o) members.push_back(&member);
   std::sort(members.begin(), members.end(),
@@ -84,9 +86,42 @@ void PutJson(std::string& out, const json::value& v) {
 
 }  // namespace
 
+namespace {
+
+// SHA-256 through a context each thread keeps and an algorithm fetched once: OpenSSL 3's
+// one-shot SHA256() fetches the algorithm and allocates a context on every call, which took
+// as long as hashing a CI's few hundred bytes.
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) {}
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> Of(std::string_view data) {
+    static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    std::array<unsigned char, SHA256_DIGEST_LENGTH> out{};
+    unsigned int size = 0;
+    if (ctx_ == nullptr || md == nullptr || EVP_DigestInit_ex2(ctx_, md, nullptr) != 1 ||
+        EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1 ||
+        EVP_DigestFinal_ex(ctx_, out.data(), &size) != 1) {
+      SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data());
+    }
+    return out;
+  }
+
+  std::string fields;  // reused for each CI's serialised fields
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+}  // namespace
+
 CiDigest DigestOf(const model::ConfigurationItem& ci) {
-  std::string fields;
-  fields.reserve(512);
+  thread_local Sha256 sha;
+  std::string& fields = sha.fields;
+  fields.clear();
   Put(fields, ci.name);
   Put(fields, ci.status);
   fields += ci.owner ? 'o' : '-';
@@ -99,8 +134,7 @@ CiDigest DigestOf(const model::ConfigurationItem& ci) {
   if (ci.min_healthy) {
     fields.append(reinterpret_cast<const char*>(&*ci.min_healthy), sizeof *ci.min_healthy);
   }
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> full{};
-  SHA256(reinterpret_cast<const unsigned char*>(fields.data()), fields.size(), full.data());
+  const auto full = sha.Of(fields);
   CiDigest digest{};
   std::copy_n(full.begin(), digest.size(), digest.begin());
   return digest;
@@ -108,6 +142,7 @@ CiDigest DigestOf(const model::ConfigurationItem& ci) {
 
 void ImportCache::Type::Reset(const model::CiType& type) {
   snapshot.clear();
+  written_by.clear();
   identify_by = type.identify_by;
   index = IdentityIndex{};
   cis.clear();
@@ -130,11 +165,7 @@ void ImportCache::Type::Remember(const model::CiType& type,
     for (std::size_t i = 0; i < read.size(); ++i) cis.emplace(read[i].id, std::move(known[i]));
     return;
   }
-  for (std::size_t i = 0; i < read.size(); ++i) {
-    Forget(type, read[i].id);
-    index.Add(type, read[i].id, known[i].name, known[i].keys);
-    cis.emplace(read[i].id, std::move(known[i]));
-  }
+  for (std::size_t i = 0; i < read.size(); ++i) Add(type, read[i].id, std::move(known[i]));
 }
 
 void ImportCache::Type::Forget(const model::CiType& type, CiId id) {
@@ -142,6 +173,31 @@ void ImportCache::Type::Forget(const model::CiType& type, CiId id) {
   if (it == cis.end()) return;
   index.Remove(type, id, it->second.name, it->second.keys);
   cis.erase(it);
+}
+
+void ImportCache::Type::AddMany(const model::CiType& type,
+                                std::vector<std::pair<CiId, Known>> added) {
+  for (const auto& [id, known] : added) Forget(type, id);  // those it changed
+  std::vector<CiId> ids;
+  std::vector<const std::string*> names;
+  std::vector<const std::vector<std::string>*> keys;
+  ids.reserve(added.size());
+  names.reserve(added.size());
+  keys.reserve(added.size());
+  for (const auto& [id, known] : added) {
+    ids.push_back(id);
+    names.push_back(&known.name);
+    keys.push_back(&known.keys);
+  }
+  index.AddMany(type, ids, names, keys);
+  cis.reserve(cis.size() + added.size());
+  for (auto& [id, known] : added) cis.emplace(id, std::move(known));
+}
+
+void ImportCache::Type::Add(const model::CiType& type, CiId id, Known known) {
+  Forget(type, id);
+  index.Add(type, id, known.name, known.keys);
+  cis.emplace(id, std::move(known));
 }
 
 std::size_t ImportCache::DropIdle(std::chrono::steady_clock::time_point now,

@@ -37,6 +37,11 @@ class ImportCache {
     std::mutex in_use;  // held by the import using the entry, until it ends
     std::chrono::steady_clock::time_point used;  // when an import last began using it
     std::string snapshot;
+    // The transaction (pg_current_xact_id() text) of the import that last wrote CIs of the
+    // type and added them here once it committed (empty: none since `snapshot`). Its rows in
+    // the change log are skipped: the nightly sync right after the import that created the
+    // CIs does not read them all again.
+    std::string written_by;
     std::vector<std::vector<std::string>> identify_by;  // the type's sets it was built with
     IdentityIndex index;
     struct Known {
@@ -53,6 +58,10 @@ class ImportCache {
     void Remember(const model::CiType& type, const std::vector<model::ConfigurationItem>& read);
     // Removes a CI, if known.
     void Forget(const model::CiType& type, model::CiId id);
+    // Adds (or replaces) CI `id` as `known`.
+    void Add(const model::CiType& type, model::CiId id, Known known);
+    // The same for many CIs at once (what an import wrote), the index filled on all cores.
+    void AddMany(const model::CiType& type, std::vector<std::pair<model::CiId, Known>> added);
   };
 
   // The entry of `type`, created empty on first use.

@@ -111,6 +111,17 @@ struct ImportState {
   std::vector<ImportPhase> phases;
   // The kept entries this import matches against (by type), each held until the import ends.
   std::map<std::string, std::shared_ptr<ImportCache::Type>, std::less<>> cached;
+  // The CIs this import writes of the types in `cached` (new ones by their pseudo ids), added
+  // to those entries once its transaction commits (KeepWritten), and the transaction's id.
+  struct ToKeep {
+    ImportCache::Type* entry;
+    const model::CiType* type;
+    model::CiId id;
+    ImportCache::Type::Known known;
+  };
+  bool keep_written = false;  // the import commits its own transaction (KeepWritten)
+  std::vector<ToKeep> to_keep;
+  std::string xid;
   std::vector<std::unique_lock<std::mutex>> cache_holds;  // released before `cached`
   // A batched import writes each batch's CIs on a thread of their own while it reads,
   // validates and matches the next batch, which needs no session until its CIs are read or

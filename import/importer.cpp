@@ -95,6 +95,7 @@ void RunCiBatch(ImportState& state) {
   LoadMatched(state);
   t = state.Phase("load_matched", t);
   ThrowIfRejected(state);
+  RecordWritten(state);
   Begin(state, "write_cis_and_history", 5);
   state.AwaitWrite();  // the previous batch's: the session is needed again
   t = Clock::now();
@@ -165,6 +166,7 @@ ImportResult Run(ImportState& state, const json::array* relations, Clock::time_p
   state.rows_total =
       static_cast<std::int64_t>(state.rows.size() + (relations != nullptr ? relations->size() : 0));
   store::Transaction tr(state.db);
+  state.keep_written = !tr.nested();
   state.Phase("parse", started);
   RunCiBatch(state);
   if (relations != nullptr) RunRelationBatch(state, *relations);
@@ -172,6 +174,7 @@ ImportResult Run(ImportState& state, const json::array* relations, Clock::time_p
   Begin(state, "commit", 7);
   tr.Commit();
   state.Phase("commit", t);
+  KeepWritten(state);
   return Result(state);
 }
 
@@ -283,6 +286,10 @@ void BatchImport::Report(std::string_view phase, int done) { Begin(*state_, phas
 
 ImportResult BatchImport::Finish() { return Result(*state_); }
 
+void BatchImport::KeepWhatItWrites() { state_->keep_written = true; }
+
+double BatchImport::Committed() { return KeepWritten(*state_); }
+
 ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
                              const DocumentReader& read) {
   using Stream = ImportDocumentStream;
@@ -341,14 +348,15 @@ std::optional<ImportResult> ImportJsonText(store::DbSession& db, std::string_vie
     if (count.cis_seen() > static_cast<std::int64_t>(kMaxImportRows)) return std::nullopt;
     const double count_seconds = std::chrono::duration<double>(Clock::now() - started).count();
     store::Transaction tr(db);
-    std::optional<ImportResult> result;
-    {
-      BatchImport batch(db, options);
-      batch.AddParseSeconds(count_seconds);
-      batch.ExpectCiRows(count.cis_seen());
-      result = ImportJsonParts(batch, sizes, read);
-    }  // its last write has ended
+    BatchImport batch(db, options);  // destroyed first: a failed import's write ends before
+    if (!tr.nested()) batch.KeepWhatItWrites();
+    batch.AddParseSeconds(count_seconds);
+    batch.ExpectCiRows(count.cis_seen());
+    ImportResult result = ImportJsonParts(batch, sizes, read);  // its last write has ended
     tr.Commit();
+    if (const double kept = batch.Committed(); kept > 0) {
+      result.phases.push_back({"keep_written", kept});
+    }
     return result;
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kValidationFailed) {

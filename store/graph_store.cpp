@@ -113,7 +113,8 @@ std::optional<std::pair<std::string, std::string>> ReadStoredSnapshot(DbSession&
 }  // namespace
 
 std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& snapshot,
-                                           bool audit_kinds, std::size_t max_ids) {
+                                           bool audit_kinds, std::size_t max_ids,
+                                           const std::string& skip_xid) {
   // One round trip: the log's rows, and a 'pruned' row when the log no longer reaches back to
   // the snapshot (it is read on every load of the graph, on every instance).
   LoggedChanges changes;
@@ -122,7 +123,7 @@ std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& sna
       db,
       std::string("SELECT kind, ids::text FROM graph_changes WHERE xid >= "
                   "pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, "
-                  "$1::pg_snapshot)") +
+                  "$1::pg_snapshot) AND xid IS DISTINCT FROM NULLIF($2, '')::xid8") +
           (audit_kinds ? "" : " AND kind IN ('ci', 'relation', 'all')") +
           " UNION ALL SELECT 'pruned', NULL FROM graph_change_horizon WHERE "
           "pg_snapshot_xmin($1::pg_snapshot) < pruned_below",
@@ -140,7 +141,7 @@ std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& sna
           unknown = changes.ci_ids.size() + changes.relation_ids.size() > 2 * max_ids;
         }
       },
-      soci::use(snapshot));
+      soci::use(snapshot), soci::use(skip_xid));
   if (unknown) return std::nullopt;
   for (auto* ids : {&changes.ci_ids, &changes.relation_ids}) {
     std::sort(ids->begin(), ids->end());

@@ -20,14 +20,17 @@ namespace cmdb::store {
 // every CI an UPDATE wrote ('ci_data', 0021_audit_change_log.sql) and `sightings` says
 // whether discovery sightings changed; else only what the graph holds ('ci': CIs inserted,
 // deleted or changed in a graph column). nullopt when the log cannot say: pruned past the
-// snapshot, a TRUNCATE, or more than `max_ids` ids.
+// snapshot, a TRUNCATE, or more than `max_ids` ids. The rows written by transaction
+// `skip_xid` (pg_current_xact_id() as text; empty: none) are left out: for a reader that
+// already holds what that transaction wrote.
 struct LoggedChanges {
   std::vector<std::int64_t> ci_ids;
   std::vector<std::int64_t> relation_ids;
   bool sightings = false;
 };
 std::optional<LoggedChanges> ReadChangeLog(DbSession& db, const std::string& snapshot,
-                                           bool audit_kinds, std::size_t max_ids);
+                                           bool audit_kinds, std::size_t max_ids,
+                                           const std::string& skip_xid = {});
 
 // Loads every CI and relation (or those valid at `as_of`, from history) into a graph.
 graph::DependencyGraph LoadDependencyGraph(DbSession& db,

@@ -145,6 +145,12 @@ std::string ImportStore::Snapshot() {
   return snapshot;
 }
 
+std::string ImportStore::TransactionId() {
+  std::string xid;
+  sql::Run(db_, "SELECT pg_current_xact_id()::text", soci::into(xid));
+  return xid;
+}
+
 std::vector<CiId> ImportStore::OfType(const std::vector<CiId>& ids, const std::string& type) {
   std::vector<CiId> out;
   if (ids.empty()) return out;

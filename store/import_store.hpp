@@ -56,6 +56,9 @@ class ImportStore {
   bool WroteNothing();
   // The snapshot (pg_snapshot text) a statement starting now sees.
   std::string Snapshot();
+  // This transaction's id (pg_current_xact_id() as text; assigned if it had none), as the
+  // change log records it.
+  std::string TransactionId();
   // Those of the CIs `ids` that exist and are of `type`.
   std::vector<model::CiId> OfType(const std::vector<model::CiId>& ids, const std::string& type);
   // How many CIs of `type` there are.

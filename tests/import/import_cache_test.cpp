@@ -122,6 +122,57 @@ TEST(ImportCache, ForgetAndRememberKeepTheIndexExact) {
             1U);  // the kept index is not changed by the import's
 }
 
+// What an import wrote joins the kept entry after its commit: an empty entry takes the import's
+// own index, its pseudo ids replaced by the CIs' ids (a row never written is dropped); a
+// non-empty one adds them, replacing the CIs the import changed.
+TEST(ImportCache, WhatAnImportWroteJoinsTheEntryUnderItsIds) {
+  const model::CiType type = ServerType();
+  ImportCache cache;
+  std::shared_ptr<ImportCache::Type> entry = cache.Of("server");
+  entry->Reset(type);
+  entry->Remember(type, {});
+  IdentityIndex own;
+  own.UseBase(type, entry->index, 3);
+  const auto keys = [&](const std::string& serial) {
+    return IdentityIndex::Keys(type, Ci(R"({"serial": ")" + serial + R"("})").attributes);
+  };
+  own.Add(type, -1, "a", keys("S1"));
+  own.Add(type, -2, "b", keys("S2"));  // its row was not written
+  own.Add(type, -3, "a", keys("S3"));
+  own.MoveAddedInto(type, entry->index, [](model::CiId pseudo) {
+    return pseudo == -2 ? 0 : 100 - pseudo;  // -1 -> 101, -3 -> 103
+  });
+  int used = 0;
+  const auto* found = entry->index.Match(type, "x", keys("S1"), used);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, IdentityIndex::Ids{101});
+  EXPECT_EQ(entry->index.Match(type, "x", keys("S2"), used), nullptr);
+  found = entry->index.Match(type, "a", {""}, used);  // by name
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, (IdentityIndex::Ids{101, 103}));
+  EXPECT_EQ(entry->index.Match(type, "b", {""}, used), nullptr);
+
+  entry->cis.emplace(101, ImportCache::Type::Known{{}, "a", keys("S1")});
+  entry->cis.emplace(103, ImportCache::Type::Known{{}, "a", keys("S3")});
+  // A later import renamed 101 and gave it a new serial, and created 104.
+  std::vector<std::pair<model::CiId, ImportCache::Type::Known>> added;
+  added.emplace_back(101, ImportCache::Type::Known{{}, "a2", keys("S9")});
+  added.emplace_back(104, ImportCache::Type::Known{{}, "d", keys("S4")});
+  entry->AddMany(type, std::move(added));
+  EXPECT_EQ(entry->index.Match(type, "x", keys("S1"), used), nullptr);
+  found = entry->index.Match(type, "x", keys("S9"), used);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, IdentityIndex::Ids{101});
+  found = entry->index.Match(type, "a", {""}, used);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, IdentityIndex::Ids{103});
+  found = entry->index.Match(type, "x", keys("S4"), used);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, IdentityIndex::Ids{104});
+  EXPECT_EQ(entry->cis.size(), 3U);
+  EXPECT_EQ(entry->cis.at(101).name, "a2");
+}
+
 // Entries no import used for the idle time are dropped; one in use or used lately is kept.
 TEST(ImportCache, IdleEntriesAreDropped) {
   const model::CiType type = ServerType();

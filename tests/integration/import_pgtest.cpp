@@ -316,6 +316,77 @@ TEST_F(ImportApi, KeptIdentitiesFollowEveryWriterBetweenImports) {
   EXPECT_FALSE(kept(uncached));
 }
 
+// The import that creates a type's CIs keeps what it wrote once it commits, so the nightly
+// sync right after it matches against those instead of reading them all again. Past 10,000
+// changes since the entry was kept, an import reads the type whole (and does not report
+// kept_identities): the creating import's own rows in the change log must be skipped, and
+// only those. Another writer's change in between is still read.
+TEST_F(ImportApi, TheImportThatCreatesCisKeepsThemForTheNextSync) {
+  constexpr int kServers = 10050;
+  auto doc = [&](int changed) {
+    std::string body = R"({"cis": [)";
+    for (int i = 0; i < kServers; ++i) {
+      const std::string n = std::to_string(i);
+      body += std::string(i == 0 ? "" : ",") + R"({"type": "server", "name": "sync-)" + n +
+              R"(", "owner": "ops", "attributes": {"serial": "SY)" + n + R"(", "memory_mb": )" +
+              std::to_string(i == changed ? 2048 : 1024) + "}}";
+    }
+    return body + "]}";
+  };
+  auto kept = [](const HttpResult& r) {
+    return r.json().at("timings").as_object().contains("kept_identities");
+  };
+  HttpResult created = Post("/api/v1/import", doc(-1));
+  ASSERT_EQ(created.status, 200) << created.body.substr(0, 2000);
+  ASSERT_EQ(created.json().at("created"), kServers);
+  EXPECT_TRUE(created.json().at("timings").as_object().contains("keep_written"));
+  // Another writer, after the import committed, and one inside a rolled-back transaction.
+  Sql("UPDATE configuration_items SET owner = 'rogue' WHERE name = 'sync-17'");
+  Sql("BEGIN");
+  Sql("UPDATE configuration_items SET owner = 'ghost' WHERE name = 'sync-18'");
+  Sql("ROLLBACK");
+
+  HttpResult synced = Post("/api/v1/import", doc(42));
+  ASSERT_EQ(synced.status, 200) << synced.body.substr(0, 2000);
+  EXPECT_TRUE(kept(synced)) << synced.json().at("timings");
+  EXPECT_EQ(synced.json().at("updated"), 2);  // sync-17 (owner back) and sync-42 (memory)
+  EXPECT_EQ(synced.json().at("unchanged"), kServers - 2);
+  EXPECT_EQ(synced.json().at("created"), 0);
+  EXPECT_EQ(synced.json().at("ci_ids"), created.json().at("ci_ids"));
+  EXPECT_EQ(Get("/api/v1/cis/" + std::to_string(created.json().at("ci_ids").at(17).as_int64()))
+                .json()
+                .at("owner"),
+            "ops");
+
+  // What the sync changed is kept as written too: the same document again changes nothing.
+  HttpResult again = Post("/api/v1/import", doc(42));
+  ASSERT_EQ(again.status, 200) << again.body.substr(0, 2000);
+  EXPECT_TRUE(kept(again));
+  EXPECT_EQ(again.json().at("unchanged"), kServers);
+}
+
+// An import's changes are kept as the CIs became, not as its rows were: a row that leaves out
+// the attributes keeps the CI's serial, and the next import finds the CI by it.
+TEST_F(ImportApi, WhatAnImportChangedIsKeptAsTheCiBecame) {
+  HttpResult first =
+      Post("/api/v1/import",
+           R"({"cis": [{"type": "server", "name": "w-01", "attributes": {"serial": "W1"}}]})");
+  ASSERT_EQ(first.status, 200) << first.body;
+  const boost::json::value id = first.json().at("ci_ids").at(0);
+  HttpResult owner =
+      Post("/api/v1/import", R"({"cis": [{"type": "server", "name": "w-01", "owner": "team-w"}]})");
+  ASSERT_EQ(owner.status, 200) << owner.body;
+  EXPECT_EQ(owner.json().at("updated"), 1) << owner.body;
+  HttpResult renamed = Post(
+      "/api/v1/import",
+      R"({"cis": [{"type": "server", "name": "w-01-new", "owner": "team-w", "attributes": {"serial": "W1"}}]})");
+  ASSERT_EQ(renamed.status, 200) << renamed.body;
+  EXPECT_TRUE(renamed.json().at("timings").as_object().contains("kept_identities"));
+  EXPECT_EQ(renamed.json().at("updated"), 1) << renamed.body;
+  EXPECT_EQ(renamed.json().at("created"), 0) << renamed.body;
+  EXPECT_EQ(renamed.json().at("ci_ids").at(0), id);
+}
+
 TEST_F(ImportApi, AmbiguousMatchesAreNeverMerged) {
   CreateCi(R"({"type": "server", "name": "a", "attributes": {"hostname": "twin"}})");
   CreateCi(R"({"type": "server", "name": "b", "attributes": {"hostname": "twin"}})");
