@@ -377,27 +377,37 @@ namespace {
 
 // KeepWritten's work.
 void AddToKept(ImportState& state) {
-  using Added = std::vector<std::pair<CiId, ImportCache::Type::Known>>;
-  std::map<ImportCache::Type*, std::pair<const model::CiType*, Added>> added;
+  // An entry that held no CI (its type had none: the import that created them) takes this
+  // import's own index of the type whole, under the CIs' ids; no row of it updated a CI. The
+  // other entries add what the import wrote, replacing the CIs it changed.
+  std::map<ImportCache::Type*, std::size_t> fresh;  // -> how many CIs it gets
+  for (auto& [name, entry] : state.cached) {
+    if (entry->cis.empty()) fresh.emplace(entry.get(), 0);
+  }
+  for (const ImportState::ToKeep& keep : state.to_keep) {
+    if (auto it = fresh.find(keep.entry); it != fresh.end()) ++it->second;
+  }
+  for (auto& [name, entry] : state.cached) {
+    auto it = fresh.find(entry.get());
+    if (it == fresh.end()) continue;
+    state.index.MoveAddedInto(state.types.at(name), entry->index, state.new_ids);
+    entry->cis.reserve(it->second);
+  }
+  std::map<ImportCache::Type*,
+           std::pair<const model::CiType*, std::vector<std::pair<CiId, ImportCache::Type::Known>>>>
+      others;
   for (ImportState::ToKeep& keep : state.to_keep) {
     const CiId id = keep.id < 0 ? state.NewCiId(keep.id) : keep.id;
-    auto& [type, cis] = added[keep.entry];
-    type = keep.type;
-    if (id != 0) cis.emplace_back(id, std::move(keep.known));
-  }
-  for (auto& [entry, written] : added) {
-    auto& [type, cis] = written;
-    if (!entry->cis.empty()) {
-      entry->AddMany(*type, std::move(cis));
+    if (id == 0) continue;  // not written
+    if (fresh.contains(keep.entry)) {
+      keep.entry->cis.emplace(id, std::move(keep.known));
       continue;
     }
-    // The type had no CIs (the import that created them): its index is this import's own,
-    // under the CIs' ids. No row updated a CI of it.
-    state.index.MoveAddedInto(*type, entry->index,
-                              [&](CiId id) { return id < 0 ? state.NewCiId(id) : id; });
-    entry->cis.reserve(cis.size());
-    for (auto& [id, known] : cis) entry->cis.emplace(id, std::move(known));
+    auto& [type, cis] = others[keep.entry];
+    type = keep.type;
+    cis.emplace_back(id, std::move(keep.known));
   }
+  for (auto& [entry, written] : others) entry->AddMany(*written.first, std::move(written.second));
   state.to_keep.clear();
   for (auto& [name, entry] : state.cached) entry->written_by = state.xid;
 }

@@ -134,20 +134,29 @@ void IdentityIndex::AddMany(const CiType& type, const std::vector<CiId>& ids,
 }
 
 void IdentityIndex::MoveAddedInto(const CiType& type, IdentityIndex& into,
-                                  const std::function<CiId(CiId)>& real) {
+                                  const std::vector<CiId>& real) {
   auto found = by_type_.find(type.name);
   if (found == by_type_.end()) return;
   PerType added = std::move(found->second);
   by_type_.erase(found);
-  auto translate = [&](Map& map) {
+  model::ParallelTasks(added.sets.size() + 1, [&](std::size_t t) {
+    Map& map = t == 0 ? added.names : added.sets[t - 1];
+    bool dropped = false;
     for (auto& [key, ids] : map) {
-      for (CiId& id : ids) id = real(id);
-      ids.erase(std::remove(ids.begin(), ids.end(), CiId{0}), ids.end());
+      bool gone = false;
+      for (CiId& id : ids) {
+        if (id >= 0) continue;
+        const auto row = static_cast<std::size_t>(-id - 1);
+        id = row < real.size() ? real[row] : 0;
+        gone = gone || id == 0;
+      }
+      if (gone) ids.erase(std::remove(ids.begin(), ids.end(), CiId{0}), ids.end());
+      dropped = dropped || gone;
     }
-    boost::unordered::erase_if(map, [](const auto& entry) { return entry.second.empty(); });
-  };
-  translate(added.names);
-  for (Map& set : added.sets) translate(set);
+    if (dropped) {
+      boost::unordered::erase_if(map, [](const auto& entry) { return entry.second.empty(); });
+    }
+  });
   into.loaded_.insert(type.name);
   into.by_type_[type.name] = std::move(added);
 }

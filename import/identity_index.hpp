@@ -3,7 +3,6 @@
 // identifier set of the type's `identify_by`, and one by name for rows without a complete set.
 // Not thread-safe; Load fills its maps on all cores.
 
-#include <functional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -47,11 +46,12 @@ class IdentityIndex {
   void AddMany(const model::CiType& type, const std::vector<model::CiId>& ids,
                const std::vector<const std::string*>& names,
                const std::vector<const std::vector<std::string>*>& keys);
-  // Moves what Add put under `type` into `into`, which must hold none of its CIs, each id
-  // replaced by real(id) and dropped where that is 0: an import's new CIs, known by pseudo ids
-  // while it ran, become a kept entry's under their ids, with no map built again.
+  // Moves what Add put under `type` into `into`, which must hold none of its CIs, each pseudo
+  // id -(row + 1) replaced by real[row] and dropped where that is 0 or missing (other ids are
+  // kept): an import's new CIs, known by pseudo ids while it ran, become a kept entry's under
+  // their ids, with no map built again. Each map is translated by a task of its own.
   void MoveAddedInto(const model::CiType& type, IdentityIndex& into,
-                     const std::function<model::CiId(model::CiId)>& real);
+                     const std::vector<model::CiId>& real);
   // Removes the entry Add made.
   void Remove(const model::CiType& type, model::CiId id, const std::string& name,
               const std::vector<std::string>& keys);

@@ -139,9 +139,7 @@ TEST(ImportCache, WhatAnImportWroteJoinsTheEntryUnderItsIds) {
   own.Add(type, -1, "a", keys("S1"));
   own.Add(type, -2, "b", keys("S2"));  // its row was not written
   own.Add(type, -3, "a", keys("S3"));
-  own.MoveAddedInto(type, entry->index, [](model::CiId pseudo) {
-    return pseudo == -2 ? 0 : 100 - pseudo;  // -1 -> 101, -3 -> 103
-  });
+  own.MoveAddedInto(type, entry->index, {101, 0, 103});  // rows 0, 1 (not written) and 2
   int used = 0;
   const auto* found = entry->index.Match(type, "x", keys("S1"), used);
   ASSERT_NE(found, nullptr);
