@@ -22,8 +22,8 @@ void MatchRows(ImportState& state);
 void LoadMatched(ImportState& state);
 
 // Records what the batch's rows write of the types the import keeps (the CIs' names, keys and
-// digests), on all cores, for KeepWritten. Call after LoadMatched: every row still creating or
-// updating a CI is written.
+// digests) for KeepWritten, when the import commits its own transaction (keep_written). Call
+// after LoadMatched: every row still creating or updating a CI is written.
 void RecordWritten(ImportState& state);
 // Once the import's own transaction has committed (not a savepoint in a caller's, whose later
 // writes the entries could not know): adds what it wrote to the entries it kept and marks them
