@@ -79,6 +79,12 @@ struct ImportResult {
   std::int64_t errors_omitted = 0;  // beyond ImportOptions::max_errors
   std::vector<model::CiId> ci_ids;  // per CI row, in input order; 0 for a rejected row
   std::vector<ImportPhase> phases;
+
+  // Whether the import created or changed anything: one that did not (the nightly sync of an
+  // estate that did not change) changed neither the graph nor anything an audit looks at.
+  bool Wrote() const {
+    return cis.created + cis.updated + relations.created + relations.updated > 0;
+  }
 };
 
 // Imports `{"cis": [...], "relations": [...]}`. Relation ends are CI ids or objects naming a CI

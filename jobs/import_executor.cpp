@@ -87,7 +87,7 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
     }
     jobs.Succeed(id, import::ImportResultToJson(result), import::kImportSteps);
     tr.Commit();
-    return true;
+    return result.Wrote();
   } catch (const Error& e) {
     // The database is away: leave the job running; once this session is gone its lock is
     // free and the job is retried.

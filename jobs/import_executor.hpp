@@ -29,7 +29,8 @@ struct ImportJobLimits {
 };
 
 // Runs claimed job `id` on `work`, reporting phases through `progress`, and records its
-// outcome. Returns true when it succeeded. Throws only when the database fails.
+// outcome. Returns true when it succeeded and created or changed something
+// (ImportResult::Wrote). Throws only when the database fails.
 bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::int64_t id,
                       const ImportJobLimits& limits = {}, import::ImportCache* cache = nullptr);
 

@@ -196,9 +196,11 @@ Response PostImport(const Request& request, const PathParams&, AppContext& ctx) 
     const json::value document = ParseJsonBody(request);
     result = import::ImportDocument(session, document, parsed.options);
   }
-  GraphChanged(ctx);
-  // The debounced audit after imports (the audit worker queues it once the burst is over).
-  store::AuditRepository(session).RequestRun(model::AuditTrigger::kImport);
+  if (result->Wrote()) {
+    GraphChanged(ctx);
+    // The debounced audit after imports (the audit worker queues it once the burst is over).
+    store::AuditRepository(session).RequestRun(model::AuditTrigger::kImport);
+  }
   return JsonResponse(200, import::ImportResultToJson(*result));
 }
 

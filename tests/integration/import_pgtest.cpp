@@ -1,6 +1,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <regex>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -385,6 +386,37 @@ TEST_F(ImportApi, WhatAnImportChangedIsKeptAsTheCiBecame) {
   EXPECT_EQ(renamed.json().at("updated"), 1) << renamed.body;
   EXPECT_EQ(renamed.json().at("created"), 0) << renamed.body;
   EXPECT_EQ(renamed.json().at("ci_ids").at(0), id);
+}
+
+// An import that writes nothing (the nightly sync of an estate that did not change) asks for
+// no audit run; one that writes, synchronous or background, does.
+TEST_F(ImportApi, OnlyAnImportThatWritesAsksForAnAudit) {
+  auto requested = [&] {
+    return Sql("SELECT count(*) FROM audit_schedule WHERE requested_at IS NOT NULL").Int(0, 0);
+  };
+  ASSERT_EQ(Post("/api/v1/import", kDoc).status, 200);
+  EXPECT_EQ(requested(), 1);
+  Sql("UPDATE audit_schedule SET requested_at = NULL, requested_by = NULL");
+  HttpResult same = Post("/api/v1/import", kDoc);
+  ASSERT_EQ(same.status, 200) << same.body;
+  EXPECT_EQ(same.json().at("unchanged"), 3) << same.body;
+  EXPECT_EQ(requested(), 0);
+  auto post_async = [&](const std::string& body) {
+    return HttpRequest(port(), "POST", "/api/v1/import", body,
+                       Auth({{"Content-Type", "application/json"}, {"Prefer", "respond-async"}}));
+  };
+  HttpResult job = post_async(kDoc);
+  ASSERT_EQ(job.status, 202) << job.body;
+  EXPECT_EQ(WaitForJob(job.headers["location"]).at("result").at("unchanged"), 3);
+  EXPECT_EQ(requested(), 0);
+
+  const std::string changed = std::regex_replace(std::string(kDoc), std::regex("1024"), "2048");
+  ASSERT_EQ(post_async(changed).status, 202);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (requested() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(requested(), 1);
 }
 
 TEST_F(ImportApi, AmbiguousMatchesAreNeverMerged) {
