@@ -454,6 +454,8 @@ CsvStreamImport::CsvStreamImport(store::DbSession& db, std::string_view type,
 
 CsvStreamImport::~CsvStreamImport() = default;
 
+void CsvStreamImport::ExpectCiRows(std::int64_t rows) { impl_->state.ci_rows_expected = rows; }
+
 void CsvStreamImport::Write(std::string_view part) {
   impl_->reader.Write(part);
   impl_->Drain();

@@ -182,6 +182,9 @@ class CsvStreamImport {
   CsvStreamImport(const CsvStreamImport&) = delete;
   CsvStreamImport& operator=(const CsvStreamImport&) = delete;
 
+  // The data records of the whole file, when the caller counted them (a background job's
+  // upload): as BatchImport::ExpectCiRows.
+  void ExpectCiRows(std::int64_t rows);
   void Write(std::string_view part);
   ImportResult Finish();
 

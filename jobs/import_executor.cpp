@@ -65,6 +65,7 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
     import::ImportResult result;
     if (input->format == "csv") {
       import::CsvStreamImport csv(work, input->ci_type.value_or(""), options, limits.batches.cis);
+      if (input->ci_rows) csv.ExpectCiRows(*input->ci_rows);
       ReadPayload(reporter, id, [&](std::string_view chunk) {
         csv.Write(chunk);
         bytes_read += static_cast<std::int64_t>(chunk.size());

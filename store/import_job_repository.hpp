@@ -24,7 +24,7 @@ struct ImportJobInput {
   bool atomic = true;
   std::string submitted_by;
   std::int64_t payload_bytes = 0;
-  std::optional<std::int64_t> ci_rows;  // of a JSON payload, counted as it was uploaded
+  std::optional<std::int64_t> ci_rows;  // of the payload, counted as it was uploaded
 };
 
 // The largest chunk a payload is stored in.

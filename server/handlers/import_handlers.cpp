@@ -1,5 +1,8 @@
+#include <algorithm>
+
 #include <boost/json.hpp>
 
+#include "import/csv.hpp"
 #include "import/document_stream.hpp"
 #include "import/importer.hpp"
 #include "jobs/job_worker.hpp"
@@ -124,7 +127,11 @@ class ImportUpload : public StreamedRequest {
  public:
   ImportUpload(AppContext& ctx, const ImportRequest& request)
       : ctx_(ctx), session_(ctx.db->Lease()), tr_(session_), jobs_(session_), csv_(request.csv) {
-    if (!csv_) check_.emplace(import::ImportDocumentStream::Keep{});
+    if (csv_) {
+      records_.emplace();
+    } else {
+      check_.emplace(import::ImportDocumentStream::Keep{});
+    }
     id_ = jobs_.Create({csv_ ? "csv" : "json", csv_ ? request.type : std::nullopt,
                         request.options.atomic, request.options.ctx.changed_by,
                         import::kImportSteps});
@@ -133,6 +140,7 @@ class ImportUpload : public StreamedRequest {
   void Write(std::string_view part) override {
     if (part.empty()) return;
     if (check_) check_->Write(part);
+    CountRecords([&] { records_->Write(part); });
     jobs_.Append(id_, seq_++, part);
     bytes_ += static_cast<std::int64_t>(part.size());
   }
@@ -143,9 +151,13 @@ class ImportUpload : public StreamedRequest {
                   csv_ ? "the CSV body is empty" : "the request body is empty");
     }
     if (check_) check_->Finish();
-    // The CI rows counted on the way in: the job's importer sizes its decisions by them.
-    const model::ImportJob job =
-        jobs_.Seal(id_, bytes_, check_ ? std::optional(check_->cis_seen()) : std::nullopt);
+    CountRecords([&] { records_->Finish(); });
+    // The CI rows counted on the way in: the job's importer sizes its decisions by them (a
+    // CSV file's data records; the header is the first record).
+    std::optional<std::int64_t> ci_rows;
+    if (check_) ci_rows = check_->cis_seen();
+    if (records_) ci_rows = std::max<std::int64_t>(0, record_count_ - 1);
+    const model::ImportJob job = jobs_.Seal(id_, bytes_, ci_rows);
     tr_.Commit();
     if (ctx_.imports != nullptr) ctx_.imports->Wake();
     Response response = JsonResponse(202, JobJson(job));
@@ -159,8 +171,23 @@ class ImportUpload : public StreamedRequest {
   store::DbSession session_;
   store::Transaction tr_;
   store::ImportJobRepository jobs_;
+  // Counts a CSV payload's records as they complete; a file the job will refuse (an unclosed
+  // quote) is still queued, and fails as a job, as before: it is only not counted.
+  template <typename Step>
+  void CountRecords(const Step& step) {
+    if (!records_) return;
+    try {
+      step();
+      record_count_ += static_cast<std::int64_t>(records_->Take().size());
+    } catch (const std::exception&) {
+      records_.reset();
+    }
+  }
+
   bool csv_ = false;
   std::optional<import::ImportDocumentStream> check_;
+  std::optional<import::CsvReader> records_;
+  std::int64_t record_count_ = 0;
   std::int64_t id_ = 0;
   int seq_ = 0;
   std::int64_t bytes_ = 0;

@@ -891,6 +891,44 @@ TEST_F(StreamedImport, BackgroundReimportsMatchAgainstKeptIdentities) {
             1036);
 }
 
+// The same for a CSV file sent as background jobs: its records are counted as it is uploaded
+// (the header is not a row, nor is a blank line), so the first job on a new
+// instance reads the 30 servers whole and the next one matches against what that kept.
+TEST_F(StreamedImport, CsvBackgroundReimportsMatchAgainstKeptIdentities) {
+  std::string csv = "name,serial,owner\n";
+  for (int i = 0; i < 30; ++i) {
+    csv += "v-" + std::to_string(i) + ",V" + std::to_string(i) +
+           (i == 4 ? ",\"team, four\"\n\n\n" : ",team\n");
+  }
+  auto run = [&] {
+    HttpResult queued =
+        HttpRequest(port(), "POST", "/api/v1/import?type=server", csv,
+                    Auth({{"Content-Type", "text/csv"}, {"Prefer", "respond-async"}}));
+    EXPECT_EQ(queued.status, 202) << queued.body;
+    boost::json::value job = WaitForJob(queued.headers["location"]);
+    EXPECT_EQ(job.at("state"), "succeeded") << job;
+    return job.at("result");
+  };
+  EXPECT_EQ(run().at("created"), 30);
+  EXPECT_EQ(Sql("SELECT ci_rows FROM import_jobs ORDER BY id LIMIT 1").Int(0, 0), 30);
+  server::ServeConfig config = Config();
+  config.import_limits.batches.cis = 7;
+  Restart(config);
+  const boost::json::value first = run();
+  EXPECT_EQ(first.at("unchanged"), 30) << first;
+  EXPECT_FALSE(first.at("timings").as_object().contains("kept_identities")) << first;
+  const boost::json::value second = run();
+  EXPECT_EQ(second.at("unchanged"), 30) << second;
+  EXPECT_TRUE(second.at("timings").as_object().contains("kept_identities")) << second;
+
+  // A file the job will refuse is queued as before, uncounted, and fails as a job.
+  HttpResult open = HttpRequest(port(), "POST", "/api/v1/import?type=server", "name\n\"open",
+                                Auth({{"Content-Type", "text/csv"}, {"Prefer", "respond-async"}}));
+  ASSERT_EQ(open.status, 202) << open.body;
+  EXPECT_EQ(WaitForJob(open.headers["location"]).at("state"), "failed");
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_jobs WHERE ci_rows IS NULL").Int(0, 0), 1);
+}
+
 // A JSON import's first batches are small and double up to the batch size, so that the first
 // write starts early; rows across the smaller batches behave as in one import. Each batch is
 // written at its own instant, so the CIs' creation times show the batches.
