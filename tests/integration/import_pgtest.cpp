@@ -927,6 +927,13 @@ TEST_F(StreamedImport, CsvBackgroundReimportsMatchAgainstKeptIdentities) {
   ASSERT_EQ(open.status, 202) << open.body;
   EXPECT_EQ(WaitForJob(open.headers["location"]).at("state"), "failed");
   EXPECT_EQ(Sql("SELECT count(*) FROM import_jobs WHERE ci_rows IS NULL").Int(0, 0), 1);
+  // Nor is a record the upload would have to hold past 16 MiB (one field without an end).
+  HttpResult huge = HttpRequest(port(), "POST", "/api/v1/import?type=server",
+                                "name\n" + std::string(std::size_t{17} << 20, 'x'),
+                                Auth({{"Content-Type", "text/csv"}, {"Prefer", "respond-async"}}));
+  ASSERT_EQ(huge.status, 202) << huge.body;
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_jobs WHERE ci_rows IS NULL").Int(0, 0), 2);
+  EXPECT_EQ(WaitForJob(huge.headers["location"]).at("state"), "failed");
 }
 
 // A JSON import's first batches are small and double up to the batch size, so that the first
