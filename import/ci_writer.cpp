@@ -393,21 +393,15 @@ void AddToKept(ImportState& state) {
     state.index.MoveAddedInto(state.types.at(name), entry->index, state.new_ids);
     entry->cis.reserve(it->second);
   }
-  std::map<ImportCache::Type*,
-           std::pair<const model::CiType*, std::vector<std::pair<CiId, ImportCache::Type::Known>>>>
-      others;
   for (ImportState::ToKeep& keep : state.to_keep) {
     const CiId id = keep.id < 0 ? state.NewCiId(keep.id) : keep.id;
     if (id == 0) continue;  // not written
     if (fresh.contains(keep.entry)) {
       keep.entry->cis.emplace(id, std::move(keep.known));
-      continue;
+    } else {
+      keep.entry->Add(*keep.type, id, std::move(keep.known));
     }
-    auto& [type, cis] = others[keep.entry];
-    type = keep.type;
-    cis.emplace_back(id, std::move(keep.known));
   }
-  for (auto& [entry, written] : others) entry->AddMany(*written.first, std::move(written.second));
   state.to_keep.clear();
   for (auto& [name, entry] : state.cached) entry->written_by = state.xid;
 }
@@ -438,14 +432,9 @@ CiWrite PrepareWrite(ImportState& state) {
   write.now = model::Timestamp{std::max(store.Now().micros, state.latest_existing + 1)};
   state.now = write.now;  // the relations' too
   std::size_t created = 0;
-  bool writes = false;
-  for (const CiRow& row : state.rows) {
-    created += row.action == Action::kCreate ? 1 : 0;
-    writes = writes || row.action == Action::kCreate || row.action == Action::kUpdate;
-  }
-  if (writes && state.keep_written && !state.cached.empty() && state.xid.empty()) {
-    state.xid = store.TransactionId();
-  }
+  for (const CiRow& row : state.rows) created += row.action == Action::kCreate ? 1 : 0;
+  // What RecordWritten took is written from here on: KeepWritten will need the transaction.
+  if (!state.to_keep.empty() && state.xid.empty()) state.xid = store.TransactionId();
   std::vector<CiId> ids;
   if (created > 0) {
     const auto started = std::chrono::steady_clock::now();

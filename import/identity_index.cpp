@@ -114,25 +114,6 @@ void IdentityIndex::Add(const CiType& type, CiId id, const std::string& name,
   per_type.names[name].push_back(id);
 }
 
-void IdentityIndex::AddMany(const CiType& type, const std::vector<CiId>& ids,
-                            const std::vector<const std::string*>& names,
-                            const std::vector<const std::vector<std::string>*>& keys) {
-  const std::size_t n = ids.size();
-  auto& per_type = by_type_[type.name];
-  per_type.sets.resize(type.identify_by.size());
-  model::ParallelTasks(per_type.sets.size() + 1, [&](std::size_t t) {
-    Map& map = t == 0 ? per_type.names : per_type.sets[t - 1];
-    map.reserve(map.size() + n);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (t == 0) {
-        map[*names[i]].push_back(ids[i]);
-      } else if (const std::string& key = (*keys[i])[t - 1]; !key.empty()) {
-        map[key].push_back(ids[i]);
-      }
-    }
-  });
-}
-
 void IdentityIndex::MoveAddedInto(const CiType& type, IdentityIndex& into,
                                   const std::vector<CiId>& real) {
   auto found = by_type_.find(type.name);

@@ -41,11 +41,6 @@ class IdentityIndex {
 
   void Add(const model::CiType& type, model::CiId id, const std::string& name,
            const std::vector<std::string>& keys);
-  // Add for many CIs at once (ids[i] named *names[i] with *keys[i]): each map grows once and
-  // is filled by a task of its own, on all cores.
-  void AddMany(const model::CiType& type, const std::vector<model::CiId>& ids,
-               const std::vector<const std::string*>& names,
-               const std::vector<const std::vector<std::string>*>& keys);
   // Moves what Add put under `type` into `into`, which must hold none of its CIs, each pseudo
   // id -(row + 1) replaced by real[row] and dropped where that is 0 or missing (other ids are
   // kept): an import's new CIs, known by pseudo ids while it ran, become a kept entry's under

@@ -175,25 +175,6 @@ void ImportCache::Type::Forget(const model::CiType& type, CiId id) {
   cis.erase(it);
 }
 
-void ImportCache::Type::AddMany(const model::CiType& type,
-                                std::vector<std::pair<CiId, Known>> added) {
-  for (const auto& [id, known] : added) Forget(type, id);  // those it changed
-  std::vector<CiId> ids;
-  std::vector<const std::string*> names;
-  std::vector<const std::vector<std::string>*> keys;
-  ids.reserve(added.size());
-  names.reserve(added.size());
-  keys.reserve(added.size());
-  for (const auto& [id, known] : added) {
-    ids.push_back(id);
-    names.push_back(&known.name);
-    keys.push_back(&known.keys);
-  }
-  index.AddMany(type, ids, names, keys);
-  cis.reserve(cis.size() + added.size());
-  for (auto& [id, known] : added) cis.emplace(id, std::move(known));
-}
-
 void ImportCache::Type::Add(const model::CiType& type, CiId id, Known known) {
   Forget(type, id);
   index.Add(type, id, known.name, known.keys);

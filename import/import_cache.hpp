@@ -60,8 +60,6 @@ class ImportCache {
     void Forget(const model::CiType& type, model::CiId id);
     // Adds (or replaces) CI `id` as `known`.
     void Add(const model::CiType& type, model::CiId id, Known known);
-    // The same for many CIs at once (what an import wrote), the index filled on all cores.
-    void AddMany(const model::CiType& type, std::vector<std::pair<model::CiId, Known>> added);
   };
 
   // The entry of `type`, created empty on first use.

@@ -153,10 +153,8 @@ TEST(ImportCache, WhatAnImportWroteJoinsTheEntryUnderItsIds) {
   entry->cis.emplace(101, ImportCache::Type::Known{{}, "a", keys("S1")});
   entry->cis.emplace(103, ImportCache::Type::Known{{}, "a", keys("S3")});
   // A later import renamed 101 and gave it a new serial, and created 104.
-  std::vector<std::pair<model::CiId, ImportCache::Type::Known>> added;
-  added.emplace_back(101, ImportCache::Type::Known{{}, "a2", keys("S9")});
-  added.emplace_back(104, ImportCache::Type::Known{{}, "d", keys("S4")});
-  entry->AddMany(type, std::move(added));
+  entry->Add(type, 101, ImportCache::Type::Known{{}, "a2", keys("S9")});
+  entry->Add(type, 104, ImportCache::Type::Known{{}, "d", keys("S4")});
   EXPECT_EQ(entry->index.Match(type, "x", keys("S1"), used), nullptr);
   found = entry->index.Match(type, "x", keys("S9"), used);
   ASSERT_NE(found, nullptr);
