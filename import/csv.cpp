@@ -35,9 +35,20 @@ void CsvReader::EndRecord() {
   }
   record_ = CsvRecord{};
   record_has_content_ = false;
+  record_bytes_ = 0;
+}
+
+void CsvReader::ThrowTooLong() const {
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  const std::string limit = max_record_bytes_ % kMiB == 0
+                                ? std::to_string(max_record_bytes_ / kMiB) + " MiB"
+                                : std::to_string(max_record_bytes_) + " bytes";
+  throw Error(ErrorCode::kInvalidArgument,
+              "CSV line " + std::to_string(record_.line) + ": a record is longer than " + limit);
 }
 
 void CsvReader::Put(char c) {
+  if (++record_bytes_ > max_record_bytes_) ThrowTooLong();
   if (skip_lf_) {
     skip_lf_ = false;
     if (c == '\n') return;

@@ -3,6 +3,7 @@
 // line ends, a UTF-8 byte-order mark tolerated) and the mapping of a file's columns onto a CI
 // type. Stateless; thread-safe.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,13 +21,22 @@ struct CsvRecord {
 };
 
 // Splits `text` into records; blank lines are skipped. Throws Error{kInvalidArgument} naming
-// the line of an unterminated quote or a quote in the middle of an unquoted field.
+// the line of an unterminated quote, a quote in the middle of an unquoted field or a record
+// longer than kMaxCsvRecordBytes.
 std::vector<CsvRecord> ParseCsv(std::string_view text);
 
+// The longest record a reader holds: past it, the text is refused (a field without an end
+// would otherwise be held whole, however long).
+inline constexpr std::size_t kMaxCsvRecordBytes = std::size_t{16} << 20;
+
 // The same reader fed in parts (a background import's stored chunks): records are handed out
-// as they complete, whatever the parts split (a quoted field, a "" escape, a CRLF).
+// as they complete, whatever the parts split (a quoted field, a "" escape, a CRLF). A record
+// longer than `max_record_bytes` throws Error{kInvalidArgument} naming its line as soon as the
+// reader has read that much of it.
 class CsvReader {
  public:
+  explicit CsvReader(std::size_t max_record_bytes = kMaxCsvRecordBytes)
+      : max_record_bytes_(max_record_bytes) {}
   void Write(std::string_view part);
   // The end of the text: throws as ParseCsv does for an unterminated quote.
   void Finish();
@@ -39,7 +49,10 @@ class CsvReader {
   void Put(char c);
   void EndField();
   void EndRecord();
+  [[noreturn]] void ThrowTooLong() const;
 
+  std::size_t max_record_bytes_;
+  std::size_t record_bytes_ = 0;  // bytes read of the record in progress
   std::vector<CsvRecord> records_;
   CsvRecord record_{1, {}};
   std::string field_;

@@ -140,7 +140,7 @@ class ImportUpload : public StreamedRequest {
   void Write(std::string_view part) override {
     if (part.empty()) return;
     if (check_) check_->Write(part);
-    CountRecords([&] { records_->Write(part); }, part.size());
+    CountRecords([&] { records_->Write(part); });
     jobs_.Append(id_, seq_++, part);
     bytes_ += static_cast<std::int64_t>(part.size());
   }
@@ -151,7 +151,7 @@ class ImportUpload : public StreamedRequest {
                   csv_ ? "the CSV body is empty" : "the request body is empty");
     }
     if (check_) check_->Finish();
-    CountRecords([&] { records_->Finish(); }, 0);
+    CountRecords([&] { records_->Finish(); });
     // The CI rows counted on the way in: the job's importer sizes its decisions by them (a
     // CSV file's data records; the header is the first record).
     std::optional<std::int64_t> ci_rows;
@@ -172,19 +172,15 @@ class ImportUpload : public StreamedRequest {
   store::Transaction tr_;
   store::ImportJobRepository jobs_;
   // Counts a CSV payload's records as they complete. A file the job will refuse (an unclosed
-  // quote) is still queued, and fails as a job, as before: it is only not counted. Neither is
-  // one with a record past 16 MiB, which the reader would hold whole: the upload's memory
-  // stays bounded whatever it is sent.
+  // quote, a record past the reader's 16 MiB) is still queued, and fails as a job, as before:
+  // it is only not counted. The reader refuses a record past that size as soon as it has read
+  // that much of it, so the upload's memory stays bounded whatever it is sent.
   template <typename Step>
-  void CountRecords(const Step& step, std::size_t bytes) {
-    constexpr std::size_t kMaxRecordBytes = std::size_t{16} << 20;
+  void CountRecords(const Step& step) {
     if (!records_) return;
     try {
       step();
-      const std::size_t completed = records_->Take().size();
-      record_count_ += static_cast<std::int64_t>(completed);
-      since_record_ = completed > 0 ? bytes : since_record_ + bytes;
-      if (since_record_ > kMaxRecordBytes) records_.reset();
+      record_count_ += static_cast<std::int64_t>(records_->Take().size());
     } catch (const std::exception&) {
       records_.reset();
     }
@@ -194,7 +190,6 @@ class ImportUpload : public StreamedRequest {
   std::optional<import::ImportDocumentStream> check_;
   std::optional<import::CsvReader> records_;
   std::int64_t record_count_ = 0;
-  std::size_t since_record_ = 0;  // bytes written since a record last completed (at most)
   std::int64_t id_ = 0;
   int seq_ = 0;
   std::int64_t bytes_ = 0;

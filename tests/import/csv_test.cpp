@@ -65,5 +65,32 @@ TEST(Csv, ReadInPartsGivesTheRecordsOfTheWhole) {
   }
 }
 
+// A record is held whole until it ends, so a reader refuses one past its limit as soon as it
+// has read that much of it, naming the line the record starts on, however the parts split it.
+TEST(Csv, RefusesARecordPastItsLimitNamingTheLine) {
+  const std::string fits =
+      "name,notes\n" + std::string(20, 'a') + "\n\"" + std::string(15, 'b') + "\nc\"\n";
+  CsvReader ok(24);  // each record is at most 24 bytes with its line end
+  ok.Write(fits);
+  ok.Finish();
+  EXPECT_EQ(ok.Take().size(), 3U);
+  for (std::size_t part : {std::size_t{1}, std::size_t{7}, std::size_t{100}}) {
+    const std::string text = fits + "x,\"" + std::string(30, 'y') + "\"\n";
+    CsvReader reader(24);
+    std::size_t read = 0;
+    try {
+      for (; read < text.size(); read += part) {
+        reader.Write(std::string_view(text).substr(read, part));
+      }
+      FAIL() << "parts of " << part;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_STREQ(e.what(), "CSV line 5: a record is longer than 24 bytes") << "parts of " << part;
+    }
+    EXPECT_LT(read, text.size()) << "refused before the end, parts of " << part;
+  }
+  EXPECT_THROW(ParseCsv("a\n" + std::string(kMaxCsvRecordBytes + 1, 'z')), Error);
+}
+
 }  // namespace
 }  // namespace cmdb::import

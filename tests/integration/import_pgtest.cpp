@@ -927,13 +927,25 @@ TEST_F(StreamedImport, CsvBackgroundReimportsMatchAgainstKeptIdentities) {
   ASSERT_EQ(open.status, 202) << open.body;
   EXPECT_EQ(WaitForJob(open.headers["location"]).at("state"), "failed");
   EXPECT_EQ(Sql("SELECT count(*) FROM import_jobs WHERE ci_rows IS NULL").Int(0, 0), 1);
-  // Nor is a record the upload would have to hold past 16 MiB (one field without an end).
+  // Nor is a record past 16 MiB (one field without an end), which neither the upload nor
+  // the job holds whole: the job fails naming its line, writes nothing (a batch of 7 rows was
+  // written before it) and the server stays up.
+  std::string rows_then_huge = "name\n";
+  for (int i = 0; i < 10; ++i) rows_then_huge += "ok-" + std::to_string(i) + "\n";
   HttpResult huge = HttpRequest(port(), "POST", "/api/v1/import?type=server",
-                                "name\n" + std::string(std::size_t{17} << 20, 'x'),
+                                rows_then_huge + std::string(std::size_t{17} << 20, 'x'),
                                 Auth({{"Content-Type", "text/csv"}, {"Prefer", "respond-async"}}));
   ASSERT_EQ(huge.status, 202) << huge.body;
   EXPECT_EQ(Sql("SELECT count(*) FROM import_jobs WHERE ci_rows IS NULL").Int(0, 0), 2);
-  EXPECT_EQ(WaitForJob(huge.headers["location"]).at("state"), "failed");
+  const boost::json::value failed = WaitForJob(huge.headers["location"]);
+  EXPECT_EQ(failed.at("state"), "failed") << failed;
+  EXPECT_EQ(failed.at("error").at("status"), 400) << failed;
+  EXPECT_NE(
+      failed.at("error").at("detail").as_string().find("line 12: a record is longer than 16 MiB"),
+      std::string::npos)
+      << failed;
+  EXPECT_EQ(Get("/api/v1/cis?q=ok-").json().at("items").as_array().size(), 0U);
+  EXPECT_EQ(Get("/api/v1/cis?q=v-4").json().at("items").as_array().size(), 1U);
 }
 
 // A JSON import's first batches are small and double up to the batch size, so that the first
