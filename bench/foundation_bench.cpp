@@ -244,13 +244,37 @@ int main(int argc, char** argv) {
   kill(bare, SIGTERM);
   waitpid(bare, nullptr, 0);
 
-  // The sync after a restart: the new instance keeps nothing yet and reads the type whole.
+  // The sync after a restart. The new instance builds what the imports kept in the
+  // background as it starts (import/kept_warmup.hpp); the sync comes once it is done, as a
+  // nightly sync comes hours after a deploy. Then the same without the warm-up: the instance
+  // keeps nothing yet and the sync reads the type whole.
+  // The audit the first import asked for (a minute after it) is left to the first instance:
+  // on the restarted ones it would run in the middle of the measured sync.
   app.Stop();
+  config.audit_worker = false;
   Reimport restarted;
+  Reimport restarted_cold;
+  double warmup_s = 0;
   {
     cmdb::server::App again(config);
+    const auto started = Clock::now();
     again.Start();
+    for (;;) {
+      const std::string metrics =
+          cmdb::testing::HttpRequest(again.port(), "GET", "/metrics", "", {}).body;
+      if (metrics.find("\ncmdb_import_warmup_running 0\n") != std::string::npos) break;
+      usleep(5000);
+    }
+    warmup_s = Seconds(started);
     restarted = reimport(again.port());
+    again.Stop();
+  }
+  {
+    cmdb::server::ServeConfig cold = config;
+    cold.import_warmup = false;
+    cmdb::server::App again(cold);
+    again.Start();
+    restarted_cold = reimport(again.port());
     again.Stop();
   }
   if (cluster) {
@@ -274,9 +298,12 @@ int main(int argc, char** argv) {
       "CIs/s | - | - | >= 100k CIs/s |\n",
       next_night.unchanged, next_night.seconds, cis / next_night.seconds);
   std::printf(
-      "| the same after a restart, the type read whole, all unchanged (%lld) | %.2f s = %.0f "
-      "CIs/s | - | - | >= 100k CIs/s |\n",
-      restarted.unchanged, restarted.seconds, cis / restarted.seconds);
+      "| the same after a restart, against what the instance built as it started (start and "
+      "warm-up: %.2f s), all unchanged (%lld) | %.2f s = %.0f CIs/s | the same without the "
+      "warm-up, the type read whole: %.2f s = %.0f CIs/s | %.1fx faster | >= 100k CIs/s |\n",
+      warmup_s, restarted.unchanged, restarted.seconds, cis / restarted.seconds,
+      restarted_cold.seconds, cis / restarted_cold.seconds,
+      restarted_cold.seconds / restarted.seconds);
   std::printf(
       "| GET /api/v1/cis/{id}, wrk -t1 -c%d %ds, random ids | %.0f req/s, p50 %.2f ms, p99 %.2f ms "
       "| bare Beast server: %.0f req/s, p50 %.2f ms, p99 %.2f ms | %.0f%% of bare | >= 10k req/s, "
@@ -302,7 +329,8 @@ int main(int argc, char** argv) {
   print_phases("import", imported);
   print_phases("re-import", reimported.answer);
   print_phases("next re-import", next_night.answer);
-  print_phases("re-import after a restart", restarted.answer);
+  print_phases("re-import after a restart and the warm-up", restarted.answer);
+  print_phases("re-import after a restart without the warm-up", restarted_cold.answer);
   std::printf(
       "COPY of the same rows into a table with configuration_items' indexes (no triggers, no "
       "history): %.2f s = %.0f rows/s; the import is %.1fx that\n",

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "model/json.hpp"
+#include "model/log.hpp"
 #include "model/parallel.hpp"
 #include "store/graph_store.hpp"
 #include "store/import_store.hpp"
@@ -422,6 +423,32 @@ double KeepWritten(ImportState& state) {
   }
   state.Phase("keep_written", started);
   return state.phases.back().seconds;
+}
+
+void RecordKept(ImportState& state) {
+  // Recorded again twice a day at most: the record says a type was kept lately, not when.
+  constexpr auto kEvery = std::chrono::hours(12);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> types;
+  std::vector<ImportCache::Type*> entries;
+  for (auto& [name, entry] : state.cached) {
+    if (entry->snapshot.empty()) continue;  // reset: nothing kept
+    if (entry->recorded != std::chrono::steady_clock::time_point{} &&
+        now - entry->recorded < kEvery) {
+      continue;
+    }
+    types.push_back(name);
+    entries.push_back(entry.get());
+  }
+  if (types.empty()) return;
+  try {
+    store::ImportStore(state.db).RecordKeptTypes(types);
+    for (ImportCache::Type* entry : entries) entry->recorded = now;
+  } catch (const std::exception& e) {
+    // The import has committed; only the warm-up after a restart misses the types.
+    model::Log(model::LogLevel::kWarn, "could not record the types kept for imports",
+               {{"error", e.what()}});
+  }
 }
 
 CiWrite PrepareWrite(ImportState& state) {

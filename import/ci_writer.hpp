@@ -30,6 +30,12 @@ void RecordWritten(ImportState& state);
 // written by its transaction, whose rows in the change log the next import then skips.
 // Records and returns its seconds, phase "keep_written" (0 when there was nothing to keep).
 double KeepWritten(ImportState& state);
+// Once the import's own transaction has committed (a request's or a background job's, not a
+// savepoint in a caller's): records in the database the types whose identities the import
+// left kept (import_kept_types), so that the instance builds them again when it restarts
+// (import/kept_warmup.hpp). A type is recorded at most twice a day per instance; a failure is
+// logged, and the import's answer stands.
+void RecordKept(ImportState& state);
 
 // A batch's CIs as they are written: the new ones with their ids, the changed ones with their
 // next versions, all at `now`. Owns the batch's rows, which the CIs point into, so that the

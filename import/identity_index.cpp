@@ -64,6 +64,11 @@ void IdentityIndex::Load(store::DbSession& db, const CiType& type, std::size_t e
 void IdentityIndex::Load(const CiType& type, const std::vector<model::ConfigurationItem>& cis,
                          std::size_t expected_new) {
   if (loaded_.contains(type.name)) return;
+  LoadPart(type, cis, cis.size() + expected_new);
+}
+
+void IdentityIndex::LoadPart(const CiType& type, const std::vector<model::ConfigurationItem>& cis,
+                             std::size_t expected) {
   loaded_.insert(type.name);
   const std::size_t n = cis.size();
   std::vector<CiId> ids(n);
@@ -76,7 +81,7 @@ void IdentityIndex::Load(const CiType& type, const std::vector<model::Configurat
                        keys[i] = Keys(type, cis[i].attributes);
                      },
                      {});
-  Build(type, ids, names, keys, expected_new);
+  Build(type, ids, names, keys, expected > n ? expected - n : 0);
 }
 
 void IdentityIndex::Build(const CiType& type, const std::vector<CiId>& ids,

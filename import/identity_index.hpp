@@ -38,6 +38,10 @@ class IdentityIndex {
   // The same from CIs of `type` already read whole (every CI of the type).
   void Load(const model::CiType& type, const std::vector<model::ConfigurationItem>& cis,
             std::size_t expected_new);
+  // The same from a part of them (the type read whole a part at a time, CIs not here yet):
+  // the maps are sized for `expected` CIs in all, so the later parts add without a rehash.
+  void LoadPart(const model::CiType& type, const std::vector<model::ConfigurationItem>& cis,
+                std::size_t expected);
 
   void Add(const model::CiType& type, model::CiId id, const std::string& name,
            const std::vector<std::string>& keys);

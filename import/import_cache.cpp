@@ -148,9 +148,12 @@ void ImportCache::Type::Reset(const model::CiType& type) {
   cis.clear();
 }
 
-void ImportCache::Type::Remember(const model::CiType& type,
-                                 const std::vector<model::ConfigurationItem>& read) {
-  std::vector<Known> known(read.size());
+namespace {
+
+// Each CI's digest, name and keys, on all cores.
+std::vector<ImportCache::Type::Known> KnownOf(const model::CiType& type,
+                                              const std::vector<model::ConfigurationItem>& read) {
+  std::vector<ImportCache::Type::Known> known(read.size());
   model::ParallelFor(read.size(),
                      [&](std::size_t i) {
                        known[i].digest = DigestOf(read[i]);
@@ -158,14 +161,26 @@ void ImportCache::Type::Remember(const model::CiType& type,
                        known[i].keys = IdentityIndex::Keys(type, read[i].attributes);
                      },
                      {});
-  if (snapshot.empty()) {
-    // The type read whole after Reset: the index's maps filled on all cores, sized once.
-    index.Load(type, read, 0);
-    cis.reserve(read.size());
-    for (std::size_t i = 0; i < read.size(); ++i) cis.emplace(read[i].id, std::move(known[i]));
-    return;
-  }
+  return known;
+}
+
+}  // namespace
+
+void ImportCache::Type::Remember(const model::CiType& type,
+                                 const std::vector<model::ConfigurationItem>& read) {
+  // The type read whole after Reset: the index's maps filled on all cores, sized once.
+  if (snapshot.empty()) return RememberPart(type, read, read.size());
+  std::vector<Known> known = KnownOf(type, read);
   for (std::size_t i = 0; i < read.size(); ++i) Add(type, read[i].id, std::move(known[i]));
+}
+
+void ImportCache::Type::RememberPart(const model::CiType& type,
+                                     const std::vector<model::ConfigurationItem>& read,
+                                     std::size_t expected) {
+  std::vector<Known> known = KnownOf(type, read);
+  index.LoadPart(type, read, expected);
+  cis.reserve(expected);
+  for (std::size_t i = 0; i < read.size(); ++i) cis.emplace(read[i].id, std::move(known[i]));
 }
 
 void ImportCache::Type::Forget(const model::CiType& type, CiId id) {

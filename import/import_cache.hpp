@@ -42,6 +42,9 @@ class ImportCache {
     // the change log are skipped: the nightly sync right after the import that created the
     // CIs does not read them all again.
     std::string written_by;
+    // When this instance last recorded in the database that it keeps the type
+    // (import_kept_types, which an instance warms again at start); never: the epoch.
+    std::chrono::steady_clock::time_point recorded{};
     std::vector<std::vector<std::string>> identify_by;  // the type's sets it was built with
     IdentityIndex index;
     struct Known {
@@ -56,6 +59,10 @@ class ImportCache {
     // Adds CIs of `type`, replacing those known (digests and keys computed on all cores):
     // after Reset (no snapshot yet) every CI of the type, then the CIs changed since.
     void Remember(const model::CiType& type, const std::vector<model::ConfigurationItem>& read);
+    // Remember's first case a part at a time: after Reset, CIs of the type not added yet (the
+    // type read in parts, in id order); the maps are sized for `expected` CIs in all.
+    void RememberPart(const model::CiType& type, const std::vector<model::ConfigurationItem>& read,
+                      std::size_t expected);
     // Removes a CI, if known.
     void Forget(const model::CiType& type, model::CiId id);
     // Adds (or replaces) CI `id` as `known`.

@@ -174,7 +174,10 @@ ImportResult Run(ImportState& state, const json::array* relations, Clock::time_p
   Begin(state, "commit", 7);
   tr.Commit();
   state.Phase("commit", t);
-  KeepWritten(state);
+  if (state.keep_written) {  // its own transaction
+    KeepWritten(state);
+    RecordKept(state);
+  }
   return Result(state);
 }
 
@@ -288,7 +291,11 @@ ImportResult BatchImport::Finish() { return Result(*state_); }
 
 void BatchImport::KeepWhatItWrites() { state_->keep_written = true; }
 
-double BatchImport::Committed() { return KeepWritten(*state_); }
+double BatchImport::Committed() {
+  const double kept = KeepWritten(*state_);
+  RecordKept(*state_);
+  return kept;
+}
 
 ImportResult ImportJsonParts(BatchImport& batch, const BatchSizes& sizes,
                              const DocumentReader& read) {
@@ -353,8 +360,9 @@ std::optional<ImportResult> ImportJsonText(store::DbSession& db, std::string_vie
     batch.AddParseSeconds(count_seconds);
     batch.ExpectCiRows(count.cis_seen());
     ImportResult result = ImportJsonParts(batch, sizes, read);  // its last write has ended
+    const bool own = !tr.nested();
     tr.Commit();
-    if (const double kept = batch.Committed(); kept > 0) {
+    if (const double kept = own ? batch.Committed() : 0; kept > 0) {
       result.phases.push_back({"keep_written", kept});
     }
     return result;
@@ -455,6 +463,8 @@ CsvStreamImport::CsvStreamImport(store::DbSession& db, std::string_view type,
 CsvStreamImport::~CsvStreamImport() = default;
 
 void CsvStreamImport::ExpectCiRows(std::int64_t rows) { impl_->state.ci_rows_expected = rows; }
+
+void CsvStreamImport::Committed() { RecordKept(impl_->state); }
 
 void CsvStreamImport::Write(std::string_view part) {
   impl_->reader.Write(part);

@@ -141,8 +141,10 @@ class BatchImport {
   // the next import of them does not read them all again. Call before the first batch. Not
   // for a background job: what is kept grows with the import, whose memory must not.
   void KeepWhatItWrites();
-  // After the commit, with KeepWhatItWrites: the CIs it wrote join what the instance keeps.
-  // Returns the seconds that took (0: nothing to keep), phase "keep_written".
+  // After the commit of the import's own transaction (a request's or a background job's, not
+  // a savepoint): with KeepWhatItWrites, the CIs it wrote join what the instance keeps; and
+  // the types it keeps are recorded for the warm-up after a restart (RecordKept). Returns the
+  // seconds the first took (0: nothing to keep), phase "keep_written".
   double Committed();
 
  private:
@@ -187,6 +189,9 @@ class CsvStreamImport {
   void ExpectCiRows(std::int64_t rows);
   void Write(std::string_view part);
   ImportResult Finish();
+  // After the commit of the job's transaction: as BatchImport::Committed (a job keeps nothing
+  // of what it writes; the types it keeps are recorded).
+  void Committed();
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 #include "jobs/import_executor.hpp"
 
 #include <functional>
+#include <optional>
 
 #include "import/importer.hpp"
 #include "model/error.hpp"
@@ -63,20 +64,24 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
     // and the job is run again from the start.
     store::Transaction tr(work);
     import::ImportResult result;
+    // Declared after the transaction, so destroyed before it: a failed import's write ends
+    // before the rollback.
+    std::optional<import::CsvStreamImport> csv;
+    std::optional<import::BatchImport> batch;
     if (input->format == "csv") {
-      import::CsvStreamImport csv(work, input->ci_type.value_or(""), options, limits.batches.cis);
-      if (input->ci_rows) csv.ExpectCiRows(*input->ci_rows);
+      csv.emplace(work, input->ci_type.value_or(""), options, limits.batches.cis);
+      if (input->ci_rows) csv->ExpectCiRows(*input->ci_rows);
       ReadPayload(reporter, id, [&](std::string_view chunk) {
-        csv.Write(chunk);
+        csv->Write(chunk);
         bytes_read += static_cast<std::int64_t>(chunk.size());
       });
-      result = csv.Finish();
+      result = csv->Finish();
     } else {
-      import::BatchImport batch(work, options);
-      if (input->ci_rows) batch.ExpectCiRows(*input->ci_rows);
-      batch.Report("parse", 0);
+      batch.emplace(work, options);
+      if (input->ci_rows) batch->ExpectCiRows(*input->ci_rows);
+      batch->Report("parse", 0);
       result = import::ImportJsonParts(
-          batch, limits.batches,
+          *batch, limits.batches,
           [&](int /*pass*/, const std::function<void(std::string_view)>& sink) {
             bytes_read = 0;  // a second reading (relations before the end of "cis") counts again
             ReadPayload(reporter, id, [&](std::string_view chunk) {
@@ -84,10 +89,13 @@ bool ExecuteImportJob(store::DbSession& work, store::DbSession& progress, std::i
               sink(chunk);
             });
           });
-      batch.Report("commit", import::kImportSteps - 1);
+      batch->Report("commit", import::kImportSteps - 1);
     }
     jobs.Succeed(id, import::ImportResultToJson(result), import::kImportSteps);
     tr.Commit();
+    // The types whose identities the job kept are recorded for the warm-up after a restart.
+    if (csv) csv->Committed();
+    if (batch) batch->Committed();
     return result.Wrote();
   } catch (const Error& e) {
     // The database is away: leave the job running; once this session is gone its lock is

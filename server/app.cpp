@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "auth/token.hpp"
 #include "import/demo_estate.hpp"
 #include "import/import_cache.hpp"
+#include "import/kept_warmup.hpp"
 #include "jobs/audit_executor.hpp"
 #include "jobs/discovery_executor.hpp"
 #include "jobs/import_executor.hpp"
@@ -100,6 +102,11 @@ struct App::Impl {
   std::mutex pruner_mutex;
   std::condition_variable pruner_wake;
   bool pruner_stop = false;
+  // Builds the import cache's entries of the types imports kept lately, once, after the start
+  // (import/kept_warmup.hpp).
+  std::thread warmer;
+  std::atomic<bool> warmer_stop{false};
+  std::atomic<bool> warming{false};
   std::string admin_token_file;
   std::string demo_tokens_file;
 };
@@ -132,6 +139,28 @@ bool IsLoopback(const std::string& host) {
 // Identities kept for imports of a type are dropped after two days without one (a nightly sync
 // keeps them; a type imported once does not hold them for good).
 constexpr auto kImportCacheIdle = std::chrono::hours(48);
+
+// The warm-up after a start: builds the entries of the types imports kept lately, on a
+// connection of its own, and logs what it built. A failure is logged: the first import of a
+// type left unbuilt reads it whole, as without the warm-up.
+void WarmImportCache(const std::string& dsn, import::ImportCache& cache,
+                     const std::atomic<bool>& stop) {
+  try {
+    store::DbSession session = store::DbSession::Connect(dsn);
+    import::WarmupOptions options;
+    options.recent = kImportCacheIdle;
+    options.stop = [&stop] { return stop.load(); };
+    for (const import::WarmedType& warmed : import::WarmKeptTypes(session, cache, options)) {
+      model::Log(model::LogLevel::kInfo, "built the identities kept for imports",
+                 {{"type", warmed.type},
+                  {"cis", static_cast<std::int64_t>(warmed.cis)},
+                  {"seconds", warmed.seconds}});
+    }
+  } catch (const std::exception& e) {
+    model::Log(model::LogLevel::kWarn, "could not build the identities kept for imports",
+               {{"error", e.what()}});
+  }
+}
 
 void PruneOnce(store::DbPool& pool, int audit_days, int job_days, import::ImportCache* cache) {
   if (cache != nullptr) {
@@ -460,6 +489,19 @@ void App::Start() {
         "cmdb_http_busy_refusals_total",
         "Requests answered 503 at once: too many waiting for a worker, or bodies over the limit.",
         [http] { return static_cast<double>(http->busy_refusals()); });
+    std::atomic<bool>* warming = &s.warming;
+    s.metrics.AddGauge("cmdb_import_warmup_running",
+                       "1 while the instance builds the identities imports kept before it started.",
+                       [warming] { return warming->load() ? 1.0 : 0.0; });
+    if (s.import_cache && s.config.import_warmup) {
+      s.warming = true;
+      import::ImportCache* cache = s.import_cache.get();
+      std::atomic<bool>* stop = &s.warmer_stop;
+      s.warmer = std::thread([dsn, cache, stop, warming] {
+        WarmImportCache(dsn, *cache, *stop);
+        *warming = false;
+      });
+    }
   } catch (...) {
     Stop();
     throw;
@@ -468,6 +510,9 @@ void App::Start() {
 
 void App::Stop() {
   Impl& s = *impl_;
+  // At once: a request waiting for a type's entry the warm-up is building gets it sooner (left
+  // empty, it reads the type itself), and the HTTP drain below does not wait for the whole.
+  s.warmer_stop = true;
   // First: it marks the pools of the reader and the workers, which go below, and restarts the
   // cluster stopped last.
   if (s.supervisor) s.supervisor->Stop();
@@ -494,6 +539,7 @@ void App::Stop() {
     s.audits.reset();
     s.context.audits = nullptr;
   }
+  if (s.warmer.joinable()) s.warmer.join();
   if (s.pruner.joinable()) {
     {
       std::lock_guard lock(s.pruner_mutex);

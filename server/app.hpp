@@ -34,6 +34,9 @@ struct ServeConfig {
   bool audit_worker = true;      // execute audit runs, queue the nightly and debounced ones
   bool audit_cache = true;       // keep the latest audit run's estate for the next run
   bool import_cache = true;      // keep imported types' identities for the next import
+  // Build at start, in the background, the identities imports kept in the last two days
+  // (--no-import-warmup: the first import of each type after a start reads it whole).
+  bool import_warmup = true;
   std::chrono::seconds audit_debounce{60};  // quiet time after imports/discovery before an audit
   jobs::ImportJobLimits import_limits;      // batches of an import read as a stream
   // false: every graph update rebuilds the arrays (the graph benchmarks' baseline).

@@ -53,6 +53,8 @@ constexpr const char* kUsage = R"(usage: cmdb serve [options]
                          then reads the whole estate again)
   --no-import-cache      do not keep the identities of imported CI types in memory (each
                          import then reads those of its types again)
+  --no-import-warmup     do not build at start the identities imports kept in the last two
+                         days (the first import of each type after a start reads it whole)
   --history-graphs N     graphs of past instants kept for as_of impact and traces (default 4)
   --history-builds N     graphs of past instants rebuilt at once; more get 503 (default 2)
 
@@ -179,6 +181,8 @@ int main(int argc, char** argv) {
         config.audit_cache = false;
       } else if (flag == "--no-import-cache") {
         config.import_cache = false;
+      } else if (flag == "--no-import-warmup") {
+        config.import_warmup = false;
       } else if (flag == "--audit-debounce") {
         config.audit_debounce = std::chrono::seconds(ParseCount(flag, value(), 0, 86400));
       } else if (flag == "--help" || flag == "-h") {

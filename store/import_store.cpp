@@ -106,11 +106,12 @@ std::vector<ConfigurationItem> ParseCis(std::vector<CiRowText> texts) {
 
 // A re-import reads all the CIs it matched (100,000 rows: 0.6 s through SOCI's dynamic rows);
 // COPY streams them as text. `where` holds no parameter (COPY takes none).
-std::vector<ConfigurationItem> CopyCis(DbSession& db, const std::string& where) {
+std::vector<ConfigurationItem> CopyCis(DbSession& db, const std::string& where,
+                                       const std::string& limit = "") {
   std::vector<CiRowText> texts;
   pg::CopyOut(db,
               std::string("SELECT ") + kCiColumnsWithoutLastSeen +
-                  " FROM configuration_items c WHERE " + where + " ORDER BY c.id",
+                  " FROM configuration_items c WHERE " + where + " ORDER BY c.id" + limit,
               [&](const pg::Fields& f) { texts.push_back(CiRowTextOf(f)); });
   return ParseCis(std::move(texts));
 }
@@ -171,6 +172,34 @@ std::int64_t ImportStore::CountOfType(const std::string& type) {
 std::vector<ConfigurationItem> ImportStore::ReadType(const std::string& type) {
   // The type's name goes into the query as a quoted literal (COPY takes no parameters).
   return CopyCis(db_, "c.type = " + pg::QuoteLiteral(db_, type));
+}
+
+std::vector<ConfigurationItem> ImportStore::ReadTypePart(const std::string& type, CiId after,
+                                                         std::size_t limit) {
+  return CopyCis(db_,
+                 "c.type = " + pg::QuoteLiteral(db_, type) + " AND c.id > " + std::to_string(after),
+                 " LIMIT " + std::to_string(limit));
+}
+
+void ImportStore::RecordKeptTypes(const std::vector<std::string>& types) {
+  if (types.empty()) return;
+  // A type deleted since is skipped: the key would refer to nothing.
+  sql::Execute(db_,
+               "INSERT INTO import_kept_types (type, kept_at) SELECT t.name, now() FROM ci_types t "
+               "WHERE t.name = ANY($1::text[]) ON CONFLICT (type) DO UPDATE SET kept_at = "
+               "excluded.kept_at",
+               soci::use(sql::TextArray(types)));
+}
+
+std::vector<std::string> ImportStore::KeptTypesSince(std::chrono::hours ago) {
+  std::vector<std::string> out;
+  const int hours = static_cast<int>(ago.count());
+  sql::ForEachRow(
+      db_,
+      "SELECT type FROM import_kept_types WHERE kept_at > now() - make_interval(hours => $1) "
+      "ORDER BY type",
+      [&](const soci::row& r) { out.push_back(sql::Text(r, 0)); }, soci::use(hours));
+  return out;
 }
 
 std::unordered_map<CiId, std::int64_t> ImportStore::LockVersions(const std::vector<CiId>& ids) {

@@ -3,6 +3,7 @@
 // updates, and set-based writes of CIs, their versions and relations with COPY. Used inside
 // the importer's transaction; borrows one session; not thread-safe.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -65,6 +66,14 @@ class ImportStore {
   std::int64_t CountOfType(const std::string& type);
   // Every CI of `type`, read whole without locks (ReadCurrent's unlocked read of a type).
   std::vector<model::ConfigurationItem> ReadType(const std::string& type);
+  // At most `limit` CIs of `type` with ids above `after`, in id order, read whole without
+  // locks: ReadType's rows a part at a time.
+  std::vector<model::ConfigurationItem> ReadTypePart(const std::string& type, model::CiId after,
+                                                     std::size_t limit);
+  // Records that this instance keeps identities of `types` (import_kept_types), now.
+  void RecordKeptTypes(const std::vector<std::string>& types);
+  // The types some instance kept identities of in the last `ago`, by name.
+  std::vector<std::string> KeptTypesSince(std::chrono::hours ago);
   // The CIs `ids` (without last_seen_at), in id order: locked FOR UPDATE, or as read (`lock`
   // false: a re-import compares first and locks only the rows it changes).
   std::vector<model::ConfigurationItem> ReadCurrent(const std::vector<model::CiId>& ids, bool lock);

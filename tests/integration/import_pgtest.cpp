@@ -11,6 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "import/import_cache.hpp"
+#include "import/importer.hpp"
+#include "import/kept_warmup.hpp"
+#include "store/ci_type_repository.hpp"
 #include "store/db_pool.hpp"
 #include "store/pg.hpp"
 #include "tests/integration/cmdb_process.hpp"
@@ -364,6 +368,69 @@ TEST_F(ImportApi, TheImportThatCreatesCisKeepsThemForTheNextSync) {
   ASSERT_EQ(again.status, 200) << again.body.substr(0, 2000);
   EXPECT_TRUE(kept(again));
   EXPECT_EQ(again.json().at("unchanged"), kServers);
+}
+
+// A restarted instance builds, in the background, the identities that imports kept in the
+// last two days (import_kept_types), so that the first nightly sync after the restart matches
+// against them instead of reading the type whole: a change before the restart is in what the
+// warm-up read, one after it comes from the change log, and the answer is a whole read's.
+TEST_F(ImportApi, ARestartedInstanceBuildsWhatImportsKeptBeforeTheNextSync) {
+  constexpr int kServers = 40;
+  std::string doc = R"({"cis": [)";
+  for (int i = 0; i < kServers; ++i) {
+    const std::string n = std::to_string(i);
+    doc += std::string(i == 0 ? "" : ",") + R"({"type": "server", "name": "r-)" + n +
+           R"(", "owner": "ops", "attributes": {"serial": "R)" + n + R"("}})";
+  }
+  doc += "]}";
+  auto kept = [](const HttpResult& r) {
+    return r.json().at("timings").as_object().contains("kept_identities");
+  };
+  auto warm_up_done = [&] {
+    for (int i = 0; i < 1000; ++i) {
+      const std::string metrics = Get("/metrics").body;
+      if (metrics.find("\ncmdb_import_warmup_running 0\n") != std::string::npos) return true;
+      EXPECT_NE(metrics.find("\ncmdb_import_warmup_running 1\n"), std::string::npos);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  HttpResult created = Post("/api/v1/import", doc);
+  ASSERT_EQ(created.status, 200) << created.body;
+  ASSERT_EQ(created.json().at("created"), kServers);
+  EXPECT_EQ(Sql("SELECT type FROM import_kept_types").Text(0, 0), "server");
+  Sql("UPDATE configuration_items SET owner = 'before' WHERE name = 'r-3'");
+
+  Restart(Config());
+  ASSERT_TRUE(warm_up_done());
+  Sql("UPDATE configuration_items SET owner = 'after' WHERE name = 'r-5'");
+  HttpResult synced = Post("/api/v1/import", doc);
+  ASSERT_EQ(synced.status, 200) << synced.body;
+  EXPECT_TRUE(kept(synced)) << synced.json().at("timings");
+  EXPECT_EQ(synced.json().at("updated"), 2) << synced.body;  // r-3 and r-5: owner back
+  EXPECT_EQ(synced.json().at("unchanged"), kServers - 2);
+  EXPECT_EQ(synced.json().at("ci_ids"), created.json().at("ci_ids"));
+  EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items WHERE owner = 'ops'").Int(0, 0),
+            kServers);
+
+  // --no-import-warmup: the first sync after a restart reads the type whole, as before.
+  server::ServeConfig cold = Config();
+  cold.import_warmup = false;
+  Restart(cold);
+  ASSERT_TRUE(warm_up_done());
+  HttpResult read_whole = Post("/api/v1/import", doc);
+  ASSERT_EQ(read_whole.status, 200) << read_whole.body;
+  EXPECT_FALSE(kept(read_whole)) << read_whole.json().at("timings");
+  EXPECT_EQ(read_whole.json().at("unchanged"), kServers);
+  // A type deleted since it was kept takes its record with it; the warm-up builds the rest.
+  ASSERT_EQ(Post("/api/v1/import", R"({"cis": [{"type": "vm", "name": "gone"}]})").status, 200);
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_kept_types").Int(0, 0), 2);
+  Sql("DELETE FROM configuration_items WHERE type = 'vm'");
+  Sql("DELETE FROM ci_types WHERE name = 'vm'");
+  EXPECT_EQ(Sql("SELECT count(*) FROM import_kept_types").Int(0, 0), 1);
+  Restart(Config());
+  ASSERT_TRUE(warm_up_done());
+  EXPECT_TRUE(kept(Post("/api/v1/import", doc)));
 }
 
 // An import's changes are kept as the CIs became, not as its rows were: a row that leaves out
@@ -872,8 +939,10 @@ TEST_F(StreamedImport, BackgroundReimportsMatchAgainstKeptIdentities) {
   const boost::json::value created = run();
   EXPECT_EQ(created.at("created"), 30) << created;
   EXPECT_EQ(Sql("SELECT ci_rows FROM import_jobs ORDER BY id LIMIT 1").Int(0, 0), 30);
-  // A new instance keeps nothing yet.
+  // A new instance keeps nothing yet (without the warm-up of what imports kept, which
+  // ImportApi.ARestartedInstanceBuildsWhatImportsKeptBeforeTheNextSync covers).
   server::ServeConfig config = Config();
+  config.import_warmup = false;
   config.import_limits.batches.cis = 7;
   config.import_limits.batches.relations = 5;
   Restart(config);
@@ -911,7 +980,10 @@ TEST_F(StreamedImport, CsvBackgroundReimportsMatchAgainstKeptIdentities) {
   };
   EXPECT_EQ(run().at("created"), 30);
   EXPECT_EQ(Sql("SELECT ci_rows FROM import_jobs ORDER BY id LIMIT 1").Int(0, 0), 30);
+  // The job recorded the type it kept, for the warm-up after a restart, left out here.
+  EXPECT_EQ(Sql("SELECT type FROM import_kept_types").Text(0, 0), "server");
   server::ServeConfig config = Config();
+  config.import_warmup = false;
   config.import_limits.batches.cis = 7;
   Restart(config);
   const boost::json::value first = run();
@@ -1128,6 +1200,67 @@ CmdbProcess StartOn(const std::string& dsn) {
                    false,
                    {std::string("CMDB_BOOTSTRAP_TOKEN=") + kTestAdminToken,
                     std::string("CMDB_TOKEN_PEPPER=") + kTestPepper});
+}
+
+// The warm-up itself, on a real database: read in parts smaller than the type, it builds the
+// entry an import that reads the type whole leaves, and a stop leaves nothing half built.
+class KeptWarmup : public PgTest {};
+
+TEST_F(KeptWarmup, BuildsInPartsWhatAWholeReadKeeps) {
+  std::string doc = R"({"cis": [)";
+  for (int i = 0; i < 30; ++i) {
+    const std::string n = std::to_string(i);
+    doc += std::string(i == 0 ? "" : ",") + R"({"type": "server", "name": "p-)" + n +
+           R"(", "tags": ["t)" + n + R"("], "attributes": {"serial": "P)" + n +
+           R"(", "mac_addresses": ["02:00:00:00:00:)" + (i < 10 ? "0" : "") + n + R"("]}})";
+  }
+  doc += "]}";
+  store::DbSession db = store::DbSession::Connect(dsn_);
+  import::ImportCache imported;
+  import::ImportOptions options;
+  options.cache = &imported;
+  const std::optional<import::ImportResult> result =
+      import::ImportJsonText(db, doc, options, import::BatchSizes{});
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->cis.created, 30);
+  const std::shared_ptr<import::ImportCache::Type> whole = imported.Of("server");
+  ASSERT_EQ(whole->cis.size(), 30U);
+
+  import::ImportCache stopped;
+  import::WarmupOptions stop_now;
+  stop_now.part = 7;
+  stop_now.stop = [] { return true; };
+  EXPECT_TRUE(import::WarmKeptTypes(db, stopped, stop_now).empty());
+  int polls = 0;
+  stop_now.stop = [&polls] { return ++polls > 3; };  // after the type's first two parts
+  EXPECT_TRUE(import::WarmKeptTypes(db, stopped, stop_now).empty());
+  EXPECT_TRUE(stopped.Of("server")->snapshot.empty());
+  EXPECT_TRUE(stopped.Of("server")->cis.empty());
+
+  import::ImportCache warmed;
+  import::WarmupOptions in_parts;
+  in_parts.part = 7;
+  const std::vector<import::WarmedType> built = import::WarmKeptTypes(db, warmed, in_parts);
+  ASSERT_EQ(built.size(), 1U);
+  EXPECT_EQ(built[0].type, "server");
+  EXPECT_EQ(built[0].cis, 30U);
+  const std::shared_ptr<import::ImportCache::Type> parts = warmed.Of("server");
+  EXPECT_FALSE(parts->snapshot.empty());
+  ASSERT_EQ(parts->cis.size(), whole->cis.size());
+  const model::CiType type = store::CiTypeRepository(db).Find("server").value_or(model::CiType{});
+  for (const auto& [id, known] : whole->cis) {
+    const auto it = parts->cis.find(id);
+    ASSERT_NE(it, parts->cis.end()) << id;
+    EXPECT_EQ(it->second.digest, known.digest) << known.name;
+    EXPECT_EQ(it->second.keys, known.keys) << known.name;
+    int used_set = 0;
+    const import::IdentityIndex::Ids* found =
+        parts->index.Match(type, known.name, known.keys, used_set);
+    ASSERT_NE(found, nullptr) << known.name;
+    EXPECT_EQ(std::vector<model::CiId>(found->begin(), found->end()), std::vector<model::CiId>{id});
+  }
+  // Built already: a second warm-up leaves it be.
+  EXPECT_TRUE(import::WarmKeptTypes(db, warmed, in_parts).empty());
 }
 
 class ImportProcess : public PgTest {

@@ -1,0 +1,72 @@
+#include "import/kept_warmup.hpp"
+
+#include <mutex>
+#include <optional>
+
+#include "model/ci_type.hpp"
+#include "store/ci_type_repository.hpp"
+#include "store/import_store.hpp"
+
+namespace cmdb::import {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Builds `entry` for `type`, which it holds; false when `stop` ended it (the entry is empty).
+bool Build(store::ImportStore& store, ImportCache::Type& entry, const model::CiType& type,
+           const WarmupOptions& options, std::size_t& cis) {
+  // Taken before the first part: whatever commits after it is in the change log from here on,
+  // read by the next import's catch-up, and never missed.
+  const std::string snapshot = store.Snapshot();
+  entry.Reset(type);
+  const auto expected = static_cast<std::size_t>(store.CountOfType(type.name));
+  model::CiId after = 0;
+  for (;;) {
+    if (options.stop && options.stop()) {
+      entry.Reset(type);
+      return false;
+    }
+    const std::vector<model::ConfigurationItem> part =
+        store.ReadTypePart(type.name, after, options.part);
+    if (part.empty()) break;
+    after = part.back().id;
+    entry.RememberPart(type, part, expected);
+    if (part.size() < options.part) break;
+  }
+  cis = entry.cis.size();
+  entry.snapshot = snapshot;
+  entry.written_by.clear();
+  entry.used = Clock::now();
+  return true;
+}
+
+}  // namespace
+
+std::vector<WarmedType> WarmKeptTypes(store::DbSession& db, ImportCache& cache,
+                                      const WarmupOptions& options) {
+  std::vector<WarmedType> warmed;
+  store::ImportStore store(db);
+  store::CiTypeRepository types(db);
+  for (const std::string& name : store.KeptTypesSince(options.recent)) {
+    if (options.stop && options.stop()) break;
+    const std::optional<model::CiType> type = types.Find(name);
+    if (!type) continue;  // deleted since
+    const auto started = Clock::now();
+    std::shared_ptr<ImportCache::Type> entry = cache.Of(name);
+    // An import using the entry, or one that left it built: nothing to warm.
+    std::unique_lock hold(entry->in_use, std::try_to_lock);
+    if (!hold.owns_lock() || !entry->snapshot.empty()) continue;
+    std::size_t cis = 0;
+    try {
+      if (!Build(store, *entry, *type, options, cis)) break;
+    } catch (...) {
+      entry->Reset(*type);
+      throw;
+    }
+    warmed.push_back({name, cis, std::chrono::duration<double>(Clock::now() - started).count()});
+  }
+  return warmed;
+}
+
+}  // namespace cmdb::import
