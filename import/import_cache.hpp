@@ -6,7 +6,8 @@
 // writer, plain SQL included) under the type's import lock, then matches its rows against it
 // instead of reading the type, and a row whose digest is the CI's is unchanged without being
 // read. The rows that differ are read and merged as before. Shared by the imports of one
-// instance; a type's entry is used by one import at a time.
+// instance; a type's entry is used by one import at a time, or built by the warm-up after a
+// start (kept_warmup.hpp).
 
 #include <array>
 #include <chrono>
