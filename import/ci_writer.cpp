@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "import/kept_warmup.hpp"
 #include "model/json.hpp"
 #include "model/log.hpp"
 #include "model/parallel.hpp"
@@ -69,6 +70,8 @@ void Merge(const ImportState& state, CiRow& row, ConfigurationItem current, Fiel
 
 // Changed CIs read back to bring a kept entry up to date; beyond, the type is read again whole.
 constexpr std::size_t kMaxCatchUp = 200000;
+// CIs read per statement when a kept entry is built from the type read whole.
+constexpr std::size_t kKeptPart = 20000;
 
 // A kept entry held by this import until it ends (import_cache.hpp); `current` when it was
 // brought up to date from the change log, else it was reset and waits to be built.
@@ -166,24 +169,28 @@ void LockTypesAndLoadIdentities(ImportState& state) {
       continue;
     }
     // When the rows name at least half as many CIs as the type has (a nightly re-import
-    // names all of them), every CI of the type is read whole once: its identities come from
-    // that read (and are kept for the next import), and LoadMatched takes the matched CIs from
-    // it instead of reading them again (two reads of the same rows were half of a re-import's
-    // time). Otherwise only the identifying attributes are read, and the matched CIs
-    // afterwards; a kept entry stays empty (ten rows into 600,000 VMs keep nothing).
+    // names all of them), every CI of the type is read whole once: into the kept entry when
+    // the instance keeps one (below), else into the import's index, and LoadMatched takes the
+    // matched CIs from that read instead of reading them again (two reads of the same rows
+    // were half of a re-import's time). Otherwise only the identifying attributes are read,
+    // and the matched CIs afterwards; a kept entry stays empty (ten rows into 600,000 VMs keep
+    // nothing).
     const std::int64_t existing = store.CountOfType(name);
     if (static_cast<std::int64_t>(named) * 2 < existing) {
       state.index.Load(state.db, type, state.rows.size());
       continue;
     }
+    if (kept) {
+      // Kept for the next import: the type is read a part at a time into the entry, whose
+      // digests then tell the matched rows that change nothing, and LoadMatched reads only the
+      // others. Memory stays one part above what is kept, however large the type.
+      FillKept(state.db, *kept->entry, type, kKeptPart, static_cast<std::size_t>(existing), {});
+      UseKept(state, type, std::move(*kept), state.rows.size());
+      continue;
+    }
     std::vector<ConfigurationItem> cis;
     if (existing > 0) cis = store.ReadType(name);
-    if (kept) {
-      kept->entry->Remember(type, cis);
-      UseKept(state, type, std::move(*kept), state.rows.size());
-    } else {
-      state.index.Load(type, cis, state.rows.size());
-    }
+    state.index.Load(type, cis, state.rows.size());
     state.prefetched.reserve(state.prefetched.size() + cis.size());
     for (ConfigurationItem& ci : cis) {
       const CiId id = ci.id;

@@ -9,31 +9,37 @@
 
 namespace cmdb::import {
 
-namespace {
-
 using Clock = std::chrono::steady_clock;
 
+bool FillKept(store::DbSession& db, ImportCache::Type& entry, const model::CiType& type,
+              std::size_t part, std::size_t expected, const std::function<bool()>& stop) {
+  store::ImportStore store(db);
+  model::CiId after = 0;
+  for (;;) {
+    if (stop && stop()) {
+      entry.Reset(type);
+      return false;
+    }
+    const std::vector<model::ConfigurationItem> read = store.ReadTypePart(type.name, after, part);
+    if (read.empty()) return true;
+    after = read.back().id;
+    entry.RememberPart(type, read, expected);
+    if (read.size() < part) return true;
+  }
+}
+
+namespace {
+
 // Builds `entry` for `type`, which it holds; false when `stop` ended it (the entry is empty).
-bool Build(store::ImportStore& store, ImportCache::Type& entry, const model::CiType& type,
+bool Build(store::DbSession& db, ImportCache::Type& entry, const model::CiType& type,
            const WarmupOptions& options, std::size_t& cis) {
+  store::ImportStore store(db);
   // Taken before the first part: whatever commits after it is in the change log from here on,
   // read by the next import's catch-up, and never missed.
   const std::string snapshot = store.Snapshot();
   entry.Reset(type);
   const auto expected = static_cast<std::size_t>(store.CountOfType(type.name));
-  model::CiId after = 0;
-  for (;;) {
-    if (options.stop && options.stop()) {
-      entry.Reset(type);
-      return false;
-    }
-    const std::vector<model::ConfigurationItem> part =
-        store.ReadTypePart(type.name, after, options.part);
-    if (part.empty()) break;
-    after = part.back().id;
-    entry.RememberPart(type, part, expected);
-    if (part.size() < options.part) break;
-  }
+  if (!FillKept(db, entry, type, options.part, expected, options.stop)) return false;
   cis = entry.cis.size();
   entry.snapshot = snapshot;
   entry.written_by.clear();
@@ -59,7 +65,7 @@ std::vector<WarmedType> WarmKeptTypes(store::DbSession& db, ImportCache& cache,
     if (!hold.owns_lock() || !entry->snapshot.empty()) continue;
     std::size_t cis = 0;
     try {
-      if (!Build(store, *entry, *type, options, cis)) break;
+      if (!Build(db, *entry, *type, options, cis)) break;
     } catch (...) {
       entry->Reset(*type);
       throw;

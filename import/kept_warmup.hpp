@@ -25,6 +25,14 @@ struct WarmupOptions {
   std::function<bool()> stop;     // polled between parts: true ends the warm-up (may be empty)
 };
 
+// Fills `entry`, just Reset for `type` and held by the caller, with every CI of the type read
+// `part` at a time (`expected`, the type's count, sizes its maps once): memory stays one part
+// above what the entry keeps. Returns false, the entry Reset again, when `stop` (polled before
+// each part; may be empty) ends it. The caller sets the snapshot the entry is as of, taken
+// before the first part. Throws what the database throws.
+bool FillKept(store::DbSession& db, ImportCache::Type& entry, const model::CiType& type,
+              std::size_t part, std::size_t expected, const std::function<bool()>& stop);
+
 struct WarmedType {
   std::string type;
   std::size_t cis = 0;

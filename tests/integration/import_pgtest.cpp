@@ -413,15 +413,22 @@ TEST_F(ImportApi, ARestartedInstanceBuildsWhatImportsKeptBeforeTheNextSync) {
   EXPECT_EQ(Sql("SELECT count(*) FROM configuration_items WHERE owner = 'ops'").Int(0, 0),
             kServers);
 
-  // --no-import-warmup: the first sync after a restart reads the type whole, as before.
+  // --no-import-warmup: the first sync after a restart reads the type whole (a part at a time
+  // into what it keeps), and puts back what changed.
   server::ServeConfig cold = Config();
   cold.import_warmup = false;
   Restart(cold);
   ASSERT_TRUE(warm_up_done());
+  Sql("UPDATE configuration_items SET owner = 'cold' WHERE name = 'r-7'");
   HttpResult read_whole = Post("/api/v1/import", doc);
   ASSERT_EQ(read_whole.status, 200) << read_whole.body;
   EXPECT_FALSE(kept(read_whole)) << read_whole.json().at("timings");
-  EXPECT_EQ(read_whole.json().at("unchanged"), kServers);
+  EXPECT_EQ(read_whole.json().at("updated"), 1) << read_whole.body;
+  EXPECT_EQ(read_whole.json().at("unchanged"), kServers - 1);
+  EXPECT_EQ(read_whole.json().at("ci_ids"), created.json().at("ci_ids"));
+  HttpResult next = Post("/api/v1/import", doc);
+  EXPECT_TRUE(kept(next));
+  EXPECT_EQ(next.json().at("unchanged"), kServers);
   // A type deleted since it was kept takes its record with it; the warm-up builds the rest.
   ASSERT_EQ(Post("/api/v1/import", R"({"cis": [{"type": "vm", "name": "gone"}]})").status, 200);
   EXPECT_EQ(Sql("SELECT count(*) FROM import_kept_types").Int(0, 0), 2);
