@@ -70,7 +70,7 @@ void Merge(const ImportState& state, CiRow& row, ConfigurationItem current, Fiel
 
 // Changed CIs read back to bring a kept entry up to date; beyond, the type is read again whole.
 constexpr std::size_t kMaxCatchUp = 200000;
-// CIs read per statement when a kept entry is built from the type read whole.
+// CIs parsed and added at a time when a kept entry is built from the type read whole.
 constexpr std::size_t kKeptPart = 20000;
 
 // A kept entry held by this import until it ends (import_cache.hpp); `current` when it was

@@ -13,19 +13,18 @@ using Clock = std::chrono::steady_clock;
 
 bool FillKept(store::DbSession& db, ImportCache::Type& entry, const model::CiType& type,
               std::size_t part, std::size_t expected, const std::function<bool()>& stop) {
-  store::ImportStore store(db);
-  model::CiId after = 0;
-  for (;;) {
-    if (stop && stop()) {
-      entry.Reset(type);
-      return false;
-    }
-    const std::vector<model::ConfigurationItem> read = store.ReadTypePart(type.name, after, part);
-    if (read.empty()) return true;
-    after = read.back().id;
-    entry.RememberPart(type, read, expected);
-    if (read.size() < part) return true;
-  }
+  bool whole = true;
+  store::ImportStore(db).ReadTypeInParts(type.name, part,
+                                         [&](std::vector<model::ConfigurationItem> read) {
+                                           if (stop && stop()) {
+                                             whole = false;
+                                             return false;
+                                           }
+                                           entry.RememberPart(type, read, expected);
+                                           return true;
+                                         });
+  if (!whole) entry.Reset(type);
+  return whole;
 }
 
 namespace {

@@ -21,15 +21,16 @@ namespace cmdb::import {
 
 struct WarmupOptions {
   std::chrono::hours recent{48};  // types some instance kept in the last this long
-  std::size_t part = 20000;       // CIs read per statement
-  std::function<bool()> stop;     // polled between parts: true ends the warm-up (may be empty)
+  std::size_t part = 20000;       // CIs parsed and added at a time
+  std::function<bool()> stop;     // polled at each part: true ends the warm-up (may be empty)
 };
 
 // Fills `entry`, just Reset for `type` and held by the caller, with every CI of the type read
-// `part` at a time (`expected`, the type's count, sizes its maps once): memory stays one part
-// above what the entry keeps. Returns false, the entry Reset again, when `stop` (polled before
-// each part; may be empty) ends it. The caller sets the snapshot the entry is as of, taken
-// before the first part. Throws what the database throws.
+// by one statement and taken `part` at a time (`expected`, the type's count, sizes its maps
+// once): memory stays one part above what the entry keeps. Returns false, the entry Reset
+// again, when `stop` (polled at each part; may be empty) ends it: `db` is then left in the
+// middle of the read, and must be a connection the caller closes. The caller sets the
+// snapshot the entry is as of, taken before the read. Throws what the database throws.
 bool FillKept(store::DbSession& db, ImportCache::Type& entry, const model::CiType& type,
               std::size_t part, std::size_t expected, const std::function<bool()>& stop);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 
 #include "model/json.hpp"
@@ -106,12 +107,11 @@ std::vector<ConfigurationItem> ParseCis(std::vector<CiRowText> texts) {
 
 // A re-import reads all the CIs it matched (100,000 rows: 0.6 s through SOCI's dynamic rows);
 // COPY streams them as text. `where` holds no parameter (COPY takes none).
-std::vector<ConfigurationItem> CopyCis(DbSession& db, const std::string& where,
-                                       const std::string& limit = "") {
+std::vector<ConfigurationItem> CopyCis(DbSession& db, const std::string& where) {
   std::vector<CiRowText> texts;
   pg::CopyOut(db,
               std::string("SELECT ") + kCiColumnsWithoutLastSeen +
-                  " FROM configuration_items c WHERE " + where + " ORDER BY c.id" + limit,
+                  " FROM configuration_items c WHERE " + where + " ORDER BY c.id",
               [&](const pg::Fields& f) { texts.push_back(CiRowTextOf(f)); });
   return ParseCis(std::move(texts));
 }
@@ -174,11 +174,27 @@ std::vector<ConfigurationItem> ImportStore::ReadType(const std::string& type) {
   return CopyCis(db_, "c.type = " + pg::QuoteLiteral(db_, type));
 }
 
-std::vector<ConfigurationItem> ImportStore::ReadTypePart(const std::string& type, CiId after,
-                                                         std::size_t limit) {
-  return CopyCis(db_,
-                 "c.type = " + pg::QuoteLiteral(db_, type) + " AND c.id > " + std::to_string(after),
-                 " LIMIT " + std::to_string(limit));
+void ImportStore::ReadTypeInParts(const std::string& type, std::size_t part,
+                                  const std::function<bool(std::vector<ConfigurationItem>)>& each) {
+  struct Abandoned {};
+  std::vector<CiRowText> texts;
+  texts.reserve(part);
+  try {
+    // One statement, in no order (a sort of the whole type is not needed): the rows of a part
+    // are parsed once it is complete, while PostgreSQL keeps sending.
+    pg::CopyOut(db_,
+                std::string("SELECT ") + kCiColumnsWithoutLastSeen +
+                    " FROM configuration_items c WHERE c.type = " + pg::QuoteLiteral(db_, type),
+                [&](const pg::Fields& f) {
+                  texts.push_back(CiRowTextOf(f));
+                  if (texts.size() < part) return;
+                  if (!each(ParseCis(std::exchange(texts, {})))) throw Abandoned{};
+                  texts.reserve(part);
+                });
+  } catch (const Abandoned&) {
+    return;
+  }
+  if (!texts.empty()) each(ParseCis(std::move(texts)));
 }
 
 void ImportStore::RecordKeptTypes(const std::vector<std::string>& types) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -66,10 +67,12 @@ class ImportStore {
   std::int64_t CountOfType(const std::string& type);
   // Every CI of `type`, read whole without locks (ReadCurrent's unlocked read of a type).
   std::vector<model::ConfigurationItem> ReadType(const std::string& type);
-  // At most `limit` CIs of `type` with ids above `after`, in id order, read whole without
-  // locks: ReadType's rows a part at a time.
-  std::vector<model::ConfigurationItem> ReadTypePart(const std::string& type, model::CiId after,
-                                                     std::size_t limit);
+  // ReadType's rows a part at a time, in no order: `each` is given every `part` CIs read (and
+  // the rest at the end) and returns whether to go on. When it returns false the COPY is
+  // abandoned, and the connection is left in the middle of it: only for one the caller closes
+  // then.
+  void ReadTypeInParts(const std::string& type, std::size_t part,
+                       const std::function<bool(std::vector<model::ConfigurationItem>)>& each);
   // Records that this instance keeps identities of `types` (import_kept_types), now.
   void RecordKeptTypes(const std::vector<std::string>& types);
   // The types some instance kept identities of in the last `ago`, by name.

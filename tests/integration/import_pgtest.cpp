@@ -1210,8 +1210,9 @@ CmdbProcess StartOn(const std::string& dsn) {
                     std::string("CMDB_TOKEN_PEPPER=") + kTestPepper});
 }
 
-// The warm-up itself, on a real database: read in parts smaller than the type, it builds the
-// entry an import that reads the type whole leaves, and a stop leaves nothing half built.
+// The warm-up itself, on a real database: taking the type's rows in parts smaller than the
+// type, it builds the entry an import that reads the type whole leaves, and a stop leaves
+// nothing half built.
 class KeptWarmup : public PgTest {};
 
 TEST_F(KeptWarmup, BuildsInPartsWhatAWholeReadKeeps) {
@@ -1239,9 +1240,14 @@ TEST_F(KeptWarmup, BuildsInPartsWhatAWholeReadKeeps) {
   stop_now.part = 7;
   stop_now.stop = [] { return true; };
   EXPECT_TRUE(import::WarmKeptTypes(db, stopped, stop_now).empty());
-  int polls = 0;
-  stop_now.stop = [&polls] { return ++polls > 3; };  // after the type's first two parts
-  EXPECT_TRUE(import::WarmKeptTypes(db, stopped, stop_now).empty());
+  {
+    // Stopped in the middle of the read, which leaves its connection to be closed.
+    store::DbSession own = store::DbSession::Connect(dsn_);
+    int polls = 0;
+    stop_now.stop = [&polls] { return ++polls > 3; };  // after the type's first two parts
+    EXPECT_TRUE(import::WarmKeptTypes(own, stopped, stop_now).empty());
+    EXPECT_EQ(polls, 4);
+  }
   EXPECT_TRUE(stopped.Of("server")->snapshot.empty());
   EXPECT_TRUE(stopped.Of("server")->cis.empty());
 
