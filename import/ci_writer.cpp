@@ -169,12 +169,13 @@ void LockTypesAndLoadIdentities(ImportState& state) {
       continue;
     }
     // When the rows name at least half as many CIs as the type has (a nightly re-import
-    // names all of them), every CI of the type is read whole once: into the kept entry when
-    // the instance keeps one (below), else into the import's index, and LoadMatched takes the
-    // matched CIs from that read instead of reading them again (two reads of the same rows
-    // were half of a re-import's time). Otherwise only the identifying attributes are read,
-    // and the matched CIs afterwards; a kept entry stays empty (ten rows into 600,000 VMs keep
-    // nothing).
+    // names all of them), every CI of the type is read whole once. When the instance keeps
+    // the type, it goes into the kept entry (below), and LoadMatched reads only the matched
+    // CIs whose digests differ. Otherwise it goes into the import's index, and LoadMatched
+    // takes the matched CIs from that read instead of reading them again (two reads of the
+    // same rows were half of a re-import's time). Below half, only the identifying attributes
+    // are read, and the matched CIs afterwards; a kept entry stays empty (ten rows into
+    // 600,000 VMs keep nothing).
     const std::int64_t existing = store.CountOfType(name);
     if (static_cast<std::int64_t>(named) * 2 < existing) {
       state.index.Load(state.db, type, state.rows.size());
