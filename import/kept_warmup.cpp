@@ -31,7 +31,7 @@ namespace {
 
 // Builds `entry` for `type`, which it holds; false when `stop` ended it (the entry is empty).
 bool Build(store::DbSession& db, ImportCache::Type& entry, const model::CiType& type,
-           const WarmupOptions& options, std::size_t& cis) {
+           const WarmupOptions& options) {
   store::ImportStore store(db);
   // Taken before the first part: whatever commits after it is in the change log from here on,
   // read by the next import's catch-up, and never missed.
@@ -39,7 +39,6 @@ bool Build(store::DbSession& db, ImportCache::Type& entry, const model::CiType& 
   entry.Reset(type);
   const auto expected = static_cast<std::size_t>(store.CountOfType(type.name));
   if (!FillKept(db, entry, type, options.part, expected, options.stop)) return false;
-  cis = entry.cis.size();
   entry.snapshot = snapshot;
   entry.written_by.clear();
   entry.used = Clock::now();
@@ -62,14 +61,14 @@ std::vector<WarmedType> WarmKeptTypes(store::DbSession& db, ImportCache& cache,
     // An import using the entry, or one that left it built: nothing to warm.
     std::unique_lock hold(entry->in_use, std::try_to_lock);
     if (!hold.owns_lock() || !entry->snapshot.empty()) continue;
-    std::size_t cis = 0;
     try {
-      if (!Build(db, *entry, *type, options, cis)) break;
+      if (!Build(db, *entry, *type, options)) break;
     } catch (...) {
       entry->Reset(*type);
       throw;
     }
-    warmed.push_back({name, cis, std::chrono::duration<double>(Clock::now() - started).count()});
+    warmed.push_back(
+        {name, entry->cis.size(), std::chrono::duration<double>(Clock::now() - started).count()});
   }
   return warmed;
 }
