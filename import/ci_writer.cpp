@@ -83,6 +83,36 @@ struct Kept {
   std::chrono::steady_clock::time_point started;
 };
 
+// Whether `entry` (held) was built, with the identifier sets `type` has now.
+bool IsBuilt(const ImportCache::Type& entry, const CiType& type) {
+  return !entry.snapshot.empty() && entry.identify_by == type.identify_by;
+}
+
+// Reads into `entry` (held, built) the CIs of `type` changed since its snapshot; false when
+// the type is better read whole.
+bool CatchUp(ImportState& state, const CiType& type, store::ImportStore& store,
+             ImportCache::Type& entry) {
+  const std::optional<store::LoggedChanges> changes = store::ReadChangeLog(
+      state.db, entry.snapshot, /*audit_kinds=*/true, kMaxCatchUp, entry.written_by);
+  // The log names the CIs of every type: only those of this type now are read again (the
+  // others are forgotten, in case they were of it).
+  const std::vector<CiId> ours =
+      changes ? store.OfType(changes->ci_ids, type.name) : std::vector<CiId>{};
+  if (!changes || ours.size() > std::max<std::size_t>(10000, entry.cis.size() / 4)) {
+    // Pruned past the snapshot, a TRUNCATE, or so much changed (the import that created the
+    // type's CIs) that reading the type whole is quicker.
+    return false;
+  }
+  if (!changes->ci_ids.empty()) {
+    for (CiId id : changes->ci_ids) entry.Forget(type, id);
+    std::vector<ConfigurationItem> read = store.ReadCurrent(ours, /*lock=*/false);
+    // One that left the type since OfType read it: its change is read again next time.
+    std::erase_if(read, [&](const ConfigurationItem& ci) { return ci.type != type.name; });
+    entry.Remember(type, read);
+  }
+  return true;
+}
+
 // Takes the kept entry of `type` and brings it up to date from the change log; nullopt when
 // the import reads the type itself: no cache, or a transaction that wrote before the import
 // (its rows are not yet anyone's to keep).
@@ -97,26 +127,7 @@ std::optional<Kept> CatchUpKept(ImportState& state, const CiType& type, store::I
   // Taken before the change log and the CIs are read: whatever commits in between is read
   // now and again next time, never missed.
   kept.snapshot = store.Snapshot();
-  kept.current = !entry.snapshot.empty() && entry.identify_by == type.identify_by;
-  if (kept.current) {
-    const std::optional<store::LoggedChanges> changes = store::ReadChangeLog(
-        state.db, entry.snapshot, /*audit_kinds=*/true, kMaxCatchUp, entry.written_by);
-    // The log names the CIs of every type: only those of this type now are read again (the
-    // others are forgotten, in case they were of it).
-    const std::vector<CiId> ours =
-        changes ? store.OfType(changes->ci_ids, type.name) : std::vector<CiId>{};
-    if (!changes || ours.size() > std::max<std::size_t>(10000, entry.cis.size() / 4)) {
-      // Pruned past the snapshot, a TRUNCATE, or so much changed (the import that created the
-      // type's CIs) that reading the type whole is quicker.
-      kept.current = false;
-    } else if (!changes->ci_ids.empty()) {
-      for (CiId id : changes->ci_ids) entry.Forget(type, id);
-      std::vector<ConfigurationItem> read = store.ReadCurrent(ours, /*lock=*/false);
-      // One that left the type since OfType read it: its change is read again next time.
-      std::erase_if(read, [&](const ConfigurationItem& ci) { return ci.type != type.name; });
-      entry.Remember(type, read);
-    }
-  }
+  kept.current = IsBuilt(entry, type) && CatchUp(state, type, store, entry);
   if (!kept.current) entry.Reset(type);
   return kept;
 }
@@ -198,6 +209,47 @@ void LockTypesAndLoadIdentities(ImportState& state) {
       state.prefetched.emplace(id, std::move(ci));
     }
   }
+}
+
+const IdentityIndex* EndsKept::Of(std::string_view type) const {
+  auto it = types.find(type);
+  return it != types.end() ? &it->second.entry->index : nullptr;
+}
+
+EndsKept TakeKeptForEnds(ImportState& state, const std::set<std::string, std::less<>>& types) {
+  EndsKept kept;
+  if (state.options.cache == nullptr || types.empty()) return kept;
+  const auto started = std::chrono::steady_clock::now();
+  store::ImportStore store(state.db);
+  // The change log read in this transaction holds its own uncommitted rows. Those of an
+  // import that commits its own transaction are of the types it writes, never these; a
+  // caller's transaction may have written anything.
+  const bool may_catch_up = state.keep_written || store.WroteNothing();
+  std::string snapshot;
+  for (const std::string& name : types) {
+    if (state.cached.contains(name)) continue;  // held by this import already
+    const CiType& type = state.types.at(name);
+    std::shared_ptr<ImportCache::Type> entry = state.options.cache->Find(name);
+    if (entry == nullptr) continue;
+    std::unique_lock hold(entry->in_use, std::try_to_lock);
+    if (!hold.owns_lock() || !IsBuilt(*entry, type)) continue;
+    if (!state.ends_kept.contains(name)) {
+      if (!may_catch_up) continue;
+      // Taken before the first change log is read, as an import's own (CatchUpKept).
+      if (snapshot.empty()) snapshot = store.Snapshot();
+      entry->used = started;
+      if (!CatchUp(state, type, store, *entry)) {
+        entry->Reset(type);  // the next import of the type reads it whole
+        continue;
+      }
+      entry->snapshot = snapshot;
+      entry->written_by.clear();  // committed before the snapshot: seen by it
+      state.ends_kept.insert(name);
+    }
+    kept.types.emplace(name, EndsKept::Held{std::move(entry), std::move(hold)});
+  }
+  if (!kept.types.empty()) state.Phase("relations.kept_identities", started);
+  return kept;
 }
 
 void MatchRows(ImportState& state) {

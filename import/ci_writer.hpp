@@ -3,6 +3,12 @@
 // its type's identifier sets, merged into the CI it matched (or made a new one), and written
 // set-based through store::ImportStore.
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "import/import_state.hpp"
@@ -13,6 +19,25 @@ namespace cmdb::import {
 // Takes each used type's import lock and, unless every row is new by the caller's word
 // (create_only), loads the identities of its CIs.
 void LockTypesAndLoadIdentities(ImportState& state);
+// The kept entries (import_cache.hpp) a batch's relation ends named by name or identity are
+// resolved against, for types the import writes no CI of: held while the batch's ends are
+// resolved, and released before its relations are written, so that nothing waits on the
+// database while holding one.
+struct EndsKept {
+  struct Held {
+    std::shared_ptr<ImportCache::Type> entry;
+    std::unique_lock<std::mutex> hold;
+  };
+  std::map<std::string, Held, std::less<>> types;
+  // The identities kept of `type`, or nullptr: its ends are resolved from the database.
+  const IdentityIndex* Of(std::string_view type) const;
+};
+// Of `types` (known; none the import writes CIs of), the entries the instance keeps built,
+// taken only when free (an import holding one may be waiting for this import's locks), and
+// brought up to date from the change log as an import's own types are. That needs a
+// transaction in which nothing but this import wrote; an entry brought up to date for an
+// earlier batch of the import is used as it is. Phase "relations.kept_identities".
+EndsKept TakeKeptForEnds(ImportState& state, const std::set<std::string, std::less<>>& types);
 // Decides per row: update the one CI it matches, create a new one, or reject it (matches
 // several; names a CI another row of the import already claimed).
 void MatchRows(ImportState& state);

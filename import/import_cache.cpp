@@ -224,4 +224,10 @@ std::shared_ptr<ImportCache::Type> ImportCache::Of(const std::string& type) {
   return entry;
 }
 
+std::shared_ptr<ImportCache::Type> ImportCache::Find(std::string_view type) {
+  std::lock_guard lock(mutex_);
+  auto it = types_.find(type);
+  return it != types_.end() ? it->second : nullptr;
+}
+
 }  // namespace cmdb::import

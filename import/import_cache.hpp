@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -72,6 +73,8 @@ class ImportCache {
 
   // The entry of `type`, created empty on first use.
   std::shared_ptr<Type> Of(const std::string& type);
+  // The entry of `type` if there is one (none is created).
+  std::shared_ptr<Type> Find(std::string_view type);
   // Drops the entries no import used since `now - idle` and none is using: a type synced
   // nightly keeps its entry, one imported once does not hold memory for good. Returns the
   // CIs they held.

@@ -123,6 +123,9 @@ struct ImportState {
   std::vector<ToKeep> to_keep;
   std::string xid;
   std::vector<std::unique_lock<std::mutex>> cache_holds;  // released before `cached`
+  // Types whose kept entries this import brought up to date for its relation ends
+  // (TakeKeptForEnds), which later batches use as they are.
+  std::set<std::string, std::less<>> ends_kept;
   // A batched import writes each batch's CIs on a thread of their own while it reads,
   // validates and matches the next batch, which needs no session until its CIs are read or
   // written (AwaitWrite). The write owns the batch's rows.

@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "import/ci_writer.hpp"
 #include "model/error.hpp"
 #include "model/json.hpp"
 #include "store/import_store.hpp"
@@ -25,15 +26,36 @@ struct RelationRow {
   store::NewRelation relation;
 };
 
-// CIs by (type, name), for the ends named that way whose type this import adds no CI to:
-// looked up in one query for the batch rather than by loading every CI of the type into the
-// identity index (600,000 VMs to resolve 50,000 names).
+// CIs by (type, name), for the ends named that way whose type this import adds no CI to and
+// the instance does not keep (EndsKept): looked up in one query for the batch rather than by
+// loading every CI of the type into the identity index (600,000 VMs to resolve 50,000 names).
 struct NameLookup {
   std::set<std::string, std::less<>> types;  // the types resolved here
   std::map<std::pair<std::string, std::string>, IdentityIndex::Ids> cis;
 };
 
-NameLookup LookUpNames(ImportState& state) {
+// The known types whose CIs the batch's ends name by name or identity, of which the import
+// writes no CI (those are in its identity index).
+std::set<std::string, std::less<>> TypesNamedByEnds(const ImportState& state) {
+  std::set<std::string, std::less<>> types;
+  for (const json::value& item : *state.relations) {
+    const json::object* o = item.if_object();
+    if (o == nullptr) continue;
+    for (const char* end : {"from", "to"}) {
+      const json::value* v = o->if_contains(end);
+      const json::object* e = v != nullptr ? v->if_object() : nullptr;
+      const json::value* type = e != nullptr ? e->if_contains("type") : nullptr;
+      if (type == nullptr || !type->is_string()) continue;
+      const std::string_view name = type->get_string();
+      if (state.types.contains(name) && !state.imported_types.contains(name)) {
+        types.emplace(name);
+      }
+    }
+  }
+  return types;
+}
+
+NameLookup LookUpNames(ImportState& state, const EndsKept& kept) {
   const std::set<std::string, std::less<>>& imported = state.imported_types;
   std::vector<std::string> types;
   std::vector<std::string> names;
@@ -49,7 +71,10 @@ NameLookup LookUpNames(ImportState& state) {
       const json::value* name = e->if_contains("name");
       if (type == nullptr || !type->is_string() || name == nullptr || !name->is_string()) continue;
       const std::string_view type_name = type->get_string();
-      if (!state.types.contains(type_name) || imported.contains(type_name)) continue;
+      if (!state.types.contains(type_name) || imported.contains(type_name) ||
+          kept.Of(type_name) != nullptr) {
+        continue;
+      }
       lookup.types.emplace(type_name);
       types.emplace_back(type_name);
       names.emplace_back(name->get_string());
@@ -63,7 +88,7 @@ NameLookup LookUpNames(ImportState& state) {
 
 // Resolves a relation end: a CI id, or {"type", "name"} / {"type", "identity"}; nullopt with
 // the reason in `message` otherwise.
-std::optional<CiId> ResolveEnd(ImportState& state, const NameLookup& by_name,
+std::optional<CiId> ResolveEnd(ImportState& state, const EndsKept& kept, const NameLookup& by_name,
                                const json::value& end, std::string& message) {
   if (end.is_int64() && end.get_int64() > 0) return end.get_int64();
   if (!end.is_object()) {
@@ -83,17 +108,25 @@ std::optional<CiId> ResolveEnd(ImportState& state, const NameLookup& by_name,
   const json::value* name = o.if_contains("name");
   const IdentityIndex::Ids* found = nullptr;
   int used_set = 0;
+  const IdentityIndex* kept_index = kept.Of(type->first);
   if (identity != nullptr) {
     if (!identity->is_object()) {
       message = "identity must be an object of identifying attributes";
       return std::nullopt;
     }
-    state.index.Load(state.db, type->second, 0);
-    found = state.index.Match(type->second, "\x01",
-                              IdentityIndex::Keys(type->second, identity->get_object()), used_set);
+    const std::vector<std::string> keys = IdentityIndex::Keys(type->second, identity->get_object());
+    if (kept_index != nullptr) {
+      found = kept_index->Match(type->second, "\x01", keys, used_set);
+    } else {
+      state.index.Load(state.db, type->second, 0);
+      found = state.index.Match(type->second, "\x01", keys, used_set);
+    }
   } else if (name != nullptr && name->is_string()) {
     std::string text(name->get_string());
-    if (by_name.types.contains(type->first)) {
+    if (kept_index != nullptr) {
+      found = kept_index->Match(type->second, text,
+                                IdentityIndex::Keys(type->second, json::object{}), used_set);
+    } else if (by_name.types.contains(type->first)) {
       auto it = by_name.cis.find({type->first, std::move(text)});
       if (it != by_name.cis.end()) found = &it->second;
     } else {
@@ -123,9 +156,9 @@ std::optional<CiId> ResolveEnd(ImportState& state, const NameLookup& by_name,
 
 // Reads one relation row; problems go to `errors`. CI ids given as numbers go to `by_id`,
 // whose existence is checked for all rows at once.
-RelationRow ReadRelation(ImportState& state, const NameLookup& by_name, const json::object& o,
-                         const std::set<std::string>& relation_types, std::set<CiId>& by_id,
-                         FieldErrors& errors) {
+RelationRow ReadRelation(ImportState& state, const EndsKept& kept, const NameLookup& by_name,
+                         const json::object& o, const std::set<std::string>& relation_types,
+                         std::set<CiId>& by_id, FieldErrors& errors) {
   RelationRow row;
   for (const auto& [key, unused] : o) {
     if (key != "type" && key != "from" && key != "to" && key != "attributes") {
@@ -142,7 +175,7 @@ RelationRow ReadRelation(ImportState& state, const NameLookup& by_name, const js
   for (const char* end : {"from", "to"}) {
     const json::value* v = o.if_contains(end);
     std::string message;
-    std::optional<CiId> id = v != nullptr ? ResolveEnd(state, by_name, *v, message)
+    std::optional<CiId> id = v != nullptr ? ResolveEnd(state, kept, by_name, *v, message)
                                           : (message = "is required", std::nullopt);
     if (!id) {
       errors.Add(end, message);
@@ -225,7 +258,9 @@ void WriteRelations(ImportState& state) {
   store::ImportStore store(state.db);
   auto t = std::chrono::steady_clock::now();
   const std::set<std::string> relation_types = store.RelationTypeNames();
-  const NameLookup by_name = LookUpNames(state);
+  // Held until the batch's ends are resolved.
+  std::optional<EndsKept> kept = TakeKeptForEnds(state, TypesNamedByEnds(state));
+  const NameLookup by_name = LookUpNames(state, *kept);
   std::vector<RelationRow> rows;
   std::set<CiId> by_id;
   std::size_t index = state.relation_offset;
@@ -238,7 +273,7 @@ void WriteRelations(ImportState& state) {
     }
     FieldErrors errors;
     RelationRow row =
-        ReadRelation(state, by_name, item.get_object(), relation_types, by_id, errors);
+        ReadRelation(state, *kept, by_name, item.get_object(), relation_types, by_id, errors);
     if (!errors.empty()) {
       state.Report(label, errors);
       ++state.relation_counts.rejected;
@@ -247,6 +282,7 @@ void WriteRelations(ImportState& state) {
     row.label = label;
     rows.push_back(std::move(row));
   }
+  kept.reset();
   t = state.Phase("relations.read", t);
   if (rows.empty()) return;
   std::vector<const store::NewRelation*> candidates = UniqueKeys(rows);

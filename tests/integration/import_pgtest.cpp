@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -1275,6 +1276,94 @@ TEST_F(KeptWarmup, BuildsInPartsWhatAWholeReadKeeps) {
   }
   // Built already: a second warm-up leaves it be.
   EXPECT_TRUE(import::WarmKeptTypes(db, warmed, in_parts).empty());
+}
+
+// Relation ends named by name or identity, of types an import writes no CI of, are resolved
+// against what the instance keeps of those types instead of the database, brought up to date
+// from the change log first; an entry another import holds is not waited for.
+class KeptEnds : public PgTest {
+ protected:
+  static bool HasPhase(const import::ImportResult& result, std::string_view name) {
+    return std::any_of(result.phases.begin(), result.phases.end(),
+                       [&](const import::ImportPhase& p) { return p.name == name; });
+  }
+};
+
+TEST_F(KeptEnds, RelationEndsMatchTheKeptIdentitiesOfEveryWriter) {
+  std::string doc = R"({"cis": [)";
+  for (int i = 0; i < 20; ++i) {
+    const std::string n = std::to_string(i);
+    doc += R"({"type": "server", "name": "k-)" + n + R"(", "attributes": {"serial": "K)" + n +
+           R"("}},)";
+  }
+  doc += R"({"type": "application", "name": "app-0", "attributes": {"app_code": "A0"}},
+            {"type": "application", "name": "app-1", "attributes": {"app_code": "A1"}}]})";
+  store::DbSession db = store::DbSession::Connect(dsn_);
+  import::ImportCache kept;
+  import::ImportOptions options;
+  options.cache = &kept;
+  options.atomic = false;
+  ASSERT_EQ(import::ImportJsonText(db, doc, options, import::BatchSizes{})->cis.created, 22);
+  ASSERT_EQ(kept.Find("server")->cis.size(), 20U);
+
+  // Other writers after the import: a rename, a CI created and one deleted by plain SQL.
+  Query(db, "UPDATE configuration_items SET name = 'k-renamed' WHERE name = 'k-1'");
+  Query(db,
+        "INSERT INTO configuration_items (type, name, attributes) "
+        "VALUES ('server', 'k-new', '{\"serial\": \"KNEW\"}')");
+  Query(db, "DELETE FROM configuration_items WHERE name = 'k-2'");
+
+  const std::optional<import::ImportResult> linked =
+      import::ImportJsonText(db, R"({"relations": [
+    {"type": "runs_on", "from": {"type": "application", "name": "app-0"}, "to": {"type": "server", "name": "k-renamed"}},
+    {"type": "runs_on", "from": {"type": "application", "identity": {"app_code": "A1"}}, "to": {"type": "server", "identity": {"serial": "K3"}}},
+    {"type": "runs_on", "from": {"type": "application", "name": "app-1"}, "to": {"type": "server", "identity": {"serial": "KNEW"}}},
+    {"type": "runs_on", "from": {"type": "application", "name": "app-0"}, "to": {"type": "server", "name": "k-1"}},
+    {"type": "runs_on", "from": {"type": "application", "name": "app-0"}, "to": {"type": "server", "name": "k-2"}}]})",
+                             options, import::BatchSizes{});
+  ASSERT_TRUE(linked.has_value());
+  EXPECT_TRUE(HasPhase(*linked, "relations.kept_identities"));
+  EXPECT_EQ(linked->relations.created, 3);
+  EXPECT_EQ(linked->relations.rejected, 2);
+  ASSERT_EQ(linked->errors.size(), 2U);
+  EXPECT_EQ(linked->errors[0].row, "relations[3]");
+  EXPECT_EQ(linked->errors[1].row, "relations[4]");
+  for (const import::ImportRowError& e : linked->errors) {
+    EXPECT_EQ(e.field, "to");
+    EXPECT_EQ(e.message, "matches no CI");
+  }
+  SqlResult written = Query(db,
+                            "SELECT f.name || '>' || t.name FROM relations r "
+                            "JOIN configuration_items f ON f.id = r.from_ci "
+                            "JOIN configuration_items t ON t.id = r.to_ci ORDER BY 1");
+  ASSERT_EQ(written.rows(), 3);
+  EXPECT_EQ(written.Text(0, 0), "app-0>k-renamed");
+  EXPECT_EQ(written.Text(1, 0), "app-1>k-3");
+  EXPECT_EQ(written.Text(2, 0), "app-1>k-new");
+
+  // The servers' entry held by another import: this one resolves its ends from the database
+  // rather than wait (that import may be waiting for this one's locks).
+  {
+    const std::lock_guard busy(kept.Find("server")->in_use);
+    const std::optional<import::ImportResult> busy_linked =
+        import::ImportJsonText(db, R"({"relations": [
+      {"type": "depends_on", "from": {"type": "server", "name": "k-5"}, "to": {"type": "server", "identity": {"serial": "K6"}}},
+      {"type": "depends_on", "from": {"type": "server", "name": "k-new"}, "to": {"type": "server", "name": "k-7"}}]})",
+                               options, import::BatchSizes{});
+    ASSERT_TRUE(busy_linked.has_value());
+    EXPECT_FALSE(HasPhase(*busy_linked, "relations.kept_identities"));
+    EXPECT_EQ(busy_linked->relations.created, 2);
+  }
+  // Free again, and caught up with what the log holds since: the CI created by SQL is found
+  // by name as well.
+  const std::optional<import::ImportResult> again =
+      import::ImportJsonText(db, R"({"relations": [
+    {"type": "depends_on", "from": {"type": "server", "name": "k-new"}, "to": {"type": "server", "name": "k-8"}}]})",
+                             options, import::BatchSizes{});
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(HasPhase(*again, "relations.kept_identities"));
+  EXPECT_EQ(again->relations.created, 1);
+  EXPECT_EQ(Query(db, "SELECT count(*) FROM relations WHERE type = 'depends_on'").Int(0, 0), 3);
 }
 
 class ImportProcess : public PgTest {
