@@ -216,7 +216,8 @@ const IdentityIndex* EndsKept::Of(std::string_view type) const {
   return it != types.end() ? &it->second.entry->index : nullptr;
 }
 
-EndsKept TakeKeptForEnds(ImportState& state, const std::set<std::string, std::less<>>& types) {
+EndsKept TakeKeptForEnds(ImportState& state,
+                         const std::map<std::string, bool, std::less<>>& types) {
   EndsKept kept;
   if (state.options.cache == nullptr || types.empty()) return kept;
   const auto started = std::chrono::steady_clock::now();
@@ -226,25 +227,36 @@ EndsKept TakeKeptForEnds(ImportState& state, const std::set<std::string, std::le
   // caller's transaction may have written anything.
   const bool may_catch_up = state.keep_written || store.WroteNothing();
   std::string snapshot;
-  for (const std::string& name : types) {
+  for (const auto& [name, by_identity] : types) {
     if (state.cached.contains(name)) continue;  // held by this import already
     const CiType& type = state.types.at(name);
-    std::shared_ptr<ImportCache::Type> entry = state.options.cache->Find(name);
+    const bool first = !state.ends_kept.contains(name);
+    // Ends named by identity would otherwise read the identifying attributes of every CI of
+    // the type for this batch: the type is read into its entry instead, once for the batches
+    // and imports after this one.
+    const bool fill = first && by_identity && may_catch_up;
+    std::shared_ptr<ImportCache::Type> entry =
+        fill ? state.options.cache->Of(name) : state.options.cache->Find(name);
     if (entry == nullptr) continue;
     std::unique_lock hold(entry->in_use, std::try_to_lock);
-    if (!hold.owns_lock() || !IsBuilt(*entry, type)) continue;
-    if (!state.ends_kept.contains(name)) {
+    if (!hold.owns_lock()) continue;
+    if (first) {
       if (!may_catch_up) continue;
-      // Taken before the first change log is read, as an import's own (CatchUpKept).
+      // Taken before the first change log or type is read, as an import's own (CatchUpKept).
       if (snapshot.empty()) snapshot = store.Snapshot();
       entry->used = started;
-      if (!CatchUp(state, type, store, *entry)) {
-        entry->Reset(type);  // the next import of the type reads it whole
-        continue;
+      if (!IsBuilt(*entry, type) || !CatchUp(state, type, store, *entry)) {
+        entry->Reset(type);  // the next import of the type reads it whole, unless this one does
+        if (!fill) continue;
+        FillKept(state.db, *entry, type, kKeptPart,
+                 static_cast<std::size_t>(store.CountOfType(name)), {});
+        state.ends_filled.emplace_back(name, entry);
       }
       entry->snapshot = snapshot;
       entry->written_by.clear();  // committed before the snapshot: seen by it
       state.ends_kept.insert(name);
+    } else if (!IsBuilt(*entry, type)) {
+      continue;
     }
     kept.types.emplace(name, EndsKept::Held{std::move(entry), std::move(hold)});
   }
@@ -491,14 +503,25 @@ void RecordKept(ImportState& state) {
   const auto now = std::chrono::steady_clock::now();
   std::vector<std::string> types;
   std::vector<ImportCache::Type*> entries;
-  for (auto& [name, entry] : state.cached) {
-    if (entry->snapshot.empty()) continue;  // reset: nothing kept
+  auto consider = [&](const std::string& name, ImportCache::Type* entry) {
+    if (entry->snapshot.empty()) return;  // reset: nothing kept
     if (entry->recorded != std::chrono::steady_clock::time_point{} &&
         now - entry->recorded < kEvery) {
-      continue;
+      return;
     }
     types.push_back(name);
-    entries.push_back(entry.get());
+    entries.push_back(entry);
+  };
+  for (auto& [name, entry] : state.cached) consider(name, entry.get());  // held
+  // The entries read for relation ends were released with their batch: each is looked at
+  // only if free (one in use is the business of the import using it).
+  std::vector<std::unique_lock<std::mutex>> holds;
+  for (const auto& [name, entry] : state.ends_filled) {
+    std::unique_lock hold(entry->in_use, std::try_to_lock);
+    if (!hold.owns_lock()) continue;
+    const std::size_t before = types.size();
+    consider(name, entry.get());
+    if (types.size() > before) holds.push_back(std::move(hold));
   }
   if (types.empty()) return;
   try {

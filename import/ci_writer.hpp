@@ -6,7 +6,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,12 +31,15 @@ struct EndsKept {
   // The identities kept of `type`, or nullptr: its ends are resolved from the database.
   const IdentityIndex* Of(std::string_view type) const;
 };
-// Of `types` (known; none the import writes CIs of), the entries the instance keeps built,
-// taken only when free (an import holding one may be waiting for this import's locks), and
-// brought up to date from the change log as an import's own types are. That needs a
-// transaction in which nothing but this import wrote; an entry brought up to date for an
-// earlier batch of the import is used as it is. Phase "relations.kept_identities".
-EndsKept TakeKeptForEnds(ImportState& state, const std::set<std::string, std::less<>>& types);
+// Of `types` (known; none the import writes CIs of; true where an end names the type's CIs by
+// identity), the entries the instance keeps built, taken only when free (an import holding one
+// may be waiting for this import's locks), and brought up to date from the change log as an
+// import's own types are. An end by identity would otherwise have the batch read the
+// identifying attributes of every CI of the type, so such a type not kept yet is read into its
+// entry instead, once, and recorded by RecordKept. All this needs a transaction in which
+// nothing but this import wrote; an entry brought up to date for an earlier batch of the
+// import is used as it is. Phase "relations.kept_identities".
+EndsKept TakeKeptForEnds(ImportState& state, const std::map<std::string, bool, std::less<>>& types);
 // Decides per row: update the one CI it matches, create a new one, or reject it (matches
 // several; names a CI another row of the import already claimed).
 void MatchRows(ImportState& state);

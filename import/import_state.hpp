@@ -126,6 +126,9 @@ struct ImportState {
   // Types whose kept entries this import brought up to date for its relation ends
   // (TakeKeptForEnds), which later batches use as they are.
   std::set<std::string, std::less<>> ends_kept;
+  // Of those, the ones it read whole into their entries (for ends named by identity), which
+  // RecordKept records once the import has committed.
+  std::vector<std::pair<std::string, std::shared_ptr<ImportCache::Type>>> ends_filled;
   // A batched import writes each batch's CIs on a thread of their own while it reads,
   // validates and matches the next batch, which needs no session until its CIs are read or
   // written (AwaitWrite). The write owns the batch's rows.

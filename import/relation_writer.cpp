@@ -35,9 +35,9 @@ struct NameLookup {
 };
 
 // The known types whose CIs the batch's ends name by name or identity, of which the import
-// writes no CI (those are in its identity index).
-std::set<std::string, std::less<>> TypesNamedByEnds(const ImportState& state) {
-  std::set<std::string, std::less<>> types;
+// writes no CI (those are in its identity index); true where one names them by identity.
+std::map<std::string, bool, std::less<>> TypesNamedByEnds(const ImportState& state) {
+  std::map<std::string, bool, std::less<>> types;
   for (const json::value& item : *state.relations) {
     const json::object* o = item.if_object();
     if (o == nullptr) continue;
@@ -48,7 +48,7 @@ std::set<std::string, std::less<>> TypesNamedByEnds(const ImportState& state) {
       if (type == nullptr || !type->is_string()) continue;
       const std::string_view name = type->get_string();
       if (state.types.contains(name) && !state.imported_types.contains(name)) {
-        types.emplace(name);
+        types[std::string(name)] |= e->contains("identity");
       }
     }
   }

@@ -1366,6 +1366,77 @@ TEST_F(KeptEnds, RelationEndsMatchTheKeptIdentitiesOfEveryWriter) {
   EXPECT_EQ(Query(db, "SELECT count(*) FROM relations WHERE type = 'depends_on'").Int(0, 0), 3);
 }
 
+TEST_F(KeptEnds, EndsByIdentityReadTheirTypeOnceForTheImportsAfter) {
+  std::string doc = R"({"cis": [)";
+  for (int i = 0; i < 20; ++i) {
+    const std::string n = std::to_string(i);
+    doc += R"({"type": "server", "name": "k-)" + n + R"(", "attributes": {"serial": "K)" + n +
+           R"("}},)";
+  }
+  doc += R"({"type": "application", "name": "app-0", "attributes": {"app_code": "A0"}},
+            {"type": "application", "name": "app-1", "attributes": {"app_code": "A1"}}]})";
+  store::DbSession db = store::DbSession::Connect(dsn_);
+  // Created by an import that keeps nothing (as a discovery run's, inside its transaction).
+  ASSERT_EQ(
+      import::ImportJsonText(db, doc, import::ImportOptions{}, import::BatchSizes{})->cis.created,
+      22);
+  import::ImportCache kept;
+  import::ImportOptions options;
+  options.cache = &kept;
+  options.atomic = false;
+  auto link = [&](const std::string& relations) {
+    std::optional<import::ImportResult> result = import::ImportJsonText(
+        db, R"({"relations": [)" + relations + "]}", options, import::BatchSizes{});
+    EXPECT_TRUE(result.has_value());
+    return result.value_or(import::ImportResult{});
+  };
+
+  // Ends by name only: one query, nothing kept.
+  import::ImportResult by_name = link(
+      R"({"type": "runs_on", "from": {"type": "application", "name": "app-0"}, "to": {"type": "server", "name": "k-0"}})");
+  EXPECT_EQ(by_name.relations.created, 1);
+  EXPECT_FALSE(HasPhase(by_name, "relations.kept_identities"));
+  EXPECT_EQ(kept.Find("server"), nullptr);
+
+  // Ends by identity: each type is read into its entry, and recorded for the warm-up.
+  import::ImportResult by_identity = link(
+      R"({"type": "runs_on", "from": {"type": "application", "identity": {"app_code": "A1"}}, "to": {"type": "server", "identity": {"serial": "K1"}}})");
+  EXPECT_EQ(by_identity.relations.created, 1);
+  EXPECT_TRUE(HasPhase(by_identity, "relations.kept_identities"));
+  ASSERT_NE(kept.Find("server"), nullptr);
+  EXPECT_EQ(kept.Find("server")->cis.size(), 20U);
+  ASSERT_NE(kept.Find("application"), nullptr);
+  EXPECT_EQ(kept.Find("application")->cis.size(), 2U);
+  EXPECT_EQ(
+      Query(db, "SELECT string_agg(type, ',' ORDER BY type) FROM import_kept_types").Text(0, 0),
+      "application,server");
+
+  // The next import uses the entry, brought up to date: a rename by plain SQL is seen.
+  Query(db, "UPDATE configuration_items SET name = 'k-2b' WHERE name = 'k-2'");
+  import::ImportResult next = link(
+      R"({"type": "depends_on", "from": {"type": "server", "name": "k-2b"}, "to": {"type": "server", "identity": {"serial": "K3"}}})");
+  EXPECT_EQ(next.relations.created, 1);
+  EXPECT_TRUE(HasPhase(next, "relations.kept_identities"));
+
+  // Held by another import: the batch reads the identities itself, and waits for nothing.
+  {
+    const std::lock_guard busy(kept.Find("server")->in_use);
+    import::ImportResult busy_identity = link(
+        R"({"type": "depends_on", "from": {"type": "server", "identity": {"serial": "K4"}}, "to": {"type": "server", "identity": {"serial": "K5"}}})");
+    EXPECT_EQ(busy_identity.relations.created, 1);
+    EXPECT_FALSE(HasPhase(busy_identity, "relations.kept_identities"));
+  }
+  SqlResult written = Query(db,
+                            "SELECT f.name || '>' || t.name FROM relations r "
+                            "JOIN configuration_items f ON f.id = r.from_ci "
+                            "JOIN configuration_items t ON t.id = r.to_ci ORDER BY 1");
+  ASSERT_EQ(written.rows(), 4);
+  EXPECT_EQ(written.Text(0, 0), "app-0>k-0");
+  EXPECT_EQ(written.Text(1, 0), "app-1>k-1");
+  EXPECT_EQ(written.Text(2, 0), "k-2b>k-3");
+  EXPECT_EQ(written.Text(3, 0), "k-4>k-5");
+}
+
 class ImportProcess : public PgTest {
  protected:
   const Headers kAdmin{{"Authorization", std::string("Bearer ") + kTestAdminToken}};
