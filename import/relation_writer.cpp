@@ -154,11 +154,12 @@ std::optional<CiId> ResolveEnd(ImportState& state, const EndsKept& kept, const N
   return id;
 }
 
-// Reads one relation row; problems go to `errors`. CI ids given as numbers go to `by_id`,
-// whose existence is checked for all rows at once.
+// Reads one relation row; problems go to `errors`. The CIs its ends name go to `ends`, those
+// given as ids to `by_id` too: when the batch cannot be written at once, their existence is
+// checked for all rows together.
 RelationRow ReadRelation(ImportState& state, const EndsKept& kept, const NameLookup& by_name,
                          const json::object& o, const std::set<std::string>& relation_types,
-                         std::set<CiId>& by_id, FieldErrors& errors) {
+                         std::set<CiId>& ends, std::set<CiId>& by_id, FieldErrors& errors) {
   RelationRow row;
   for (const auto& [key, unused] : o) {
     if (key != "type" && key != "from" && key != "to" && key != "attributes") {
@@ -181,6 +182,7 @@ RelationRow ReadRelation(ImportState& state, const EndsKept& kept, const NameLoo
       errors.Add(end, message);
     } else {
       (std::string_view(end) == "from" ? row.relation.from : row.relation.to) = *id;
+      ends.insert(*id);
       if (v->is_int64()) by_id.insert(*id);
     }
   }
@@ -200,19 +202,23 @@ RelationRow ReadRelation(ImportState& state, const EndsKept& kept, const NameLoo
   return row;
 }
 
-// Drops the rows naming, by id, a CI that does not exist (each reported).
-void DropMissingEnds(ImportState& state, std::vector<RelationRow>& rows,
+// Drops the rows naming a CI that does not exist (each reported).
+void DropMissingEnds(ImportState& state, std::vector<RelationRow>& rows, const std::set<CiId>& ends,
                      const std::set<CiId>& by_id) {
-  if (by_id.empty()) return;
+  if (ends.empty()) return;
   const std::set<CiId> present =
-      store::ImportStore(state.db).ExistingCis(std::vector<CiId>(by_id.begin(), by_id.end()));
+      store::ImportStore(state.db).ExistingCis(std::vector<CiId>(ends.begin(), ends.end()));
   std::vector<RelationRow> kept;
   for (RelationRow& row : rows) {
     bool ok = true;
     for (CiId id : {row.relation.from, row.relation.to}) {
-      if (by_id.contains(id) && !present.contains(id)) {
+      if (!present.contains(id)) {
+        // An end by name or identity matched a CI deleted since (after the look-up, or
+        // unseen by what the instance keeps).
         state.AddError({row.label, row.relation.from == id ? "from" : "to",
-                        "CI " + std::to_string(id) + " does not exist"});
+                        by_id.contains(id)
+                            ? "CI " + std::to_string(id) + " does not exist"
+                            : "matched CI " + std::to_string(id) + ", which no longer exists"});
         ok = false;
         break;
       }
@@ -262,6 +268,7 @@ void WriteRelations(ImportState& state) {
   std::optional<EndsKept> kept = TakeKeptForEnds(state, TypesNamedByEnds(state));
   const NameLookup by_name = LookUpNames(state, *kept);
   std::vector<RelationRow> rows;
+  std::set<CiId> ends;
   std::set<CiId> by_id;
   std::size_t index = state.relation_offset;
   for (const json::value& item : *state.relations) {
@@ -273,7 +280,7 @@ void WriteRelations(ImportState& state) {
     }
     FieldErrors errors;
     RelationRow row =
-        ReadRelation(state, *kept, by_name, item.get_object(), relation_types, by_id, errors);
+        ReadRelation(state, *kept, by_name, item.get_object(), relation_types, ends, by_id, errors);
     if (!errors.empty()) {
       state.Report(label, errors);
       ++state.relation_counts.rejected;
@@ -308,7 +315,7 @@ void WriteRelations(ImportState& state) {
     }
     t = state.Phase("relations.attempt", t);
   }
-  DropMissingEnds(state, rows, by_id);
+  DropMissingEnds(state, rows, ends, by_id);
   t = state.Phase("relations.check_ends", t);
   if (rows.empty()) return;
   candidates = UniqueKeys(rows);

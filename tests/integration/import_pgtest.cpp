@@ -1364,6 +1364,24 @@ TEST_F(KeptEnds, RelationEndsMatchTheKeptIdentitiesOfEveryWriter) {
   EXPECT_TRUE(HasPhase(*again, "relations.kept_identities"));
   EXPECT_EQ(again->relations.created, 1);
   EXPECT_EQ(Query(db, "SELECT count(*) FROM relations WHERE type = 'depends_on'").Int(0, 0), 3);
+
+  // A CI deleted where the change log does not see it (as if between the look-up and the
+  // write): its end matches what is kept, and the row is reported, not the import failed.
+  Query(db, "SET session_replication_role = replica");
+  Query(db, "DELETE FROM configuration_items WHERE name = 'k-9'");
+  Query(db, "SET session_replication_role = origin");
+  const std::optional<import::ImportResult> gone =
+      import::ImportJsonText(db, R"({"relations": [
+    {"type": "depends_on", "from": {"type": "server", "name": "k-10"}, "to": {"type": "server", "name": "k-9"}},
+    {"type": "depends_on", "from": {"type": "server", "name": "k-10"}, "to": {"type": "server", "name": "k-11"}}]})",
+                             options, import::BatchSizes{});
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->relations.created, 1);
+  ASSERT_EQ(gone->errors.size(), 1U);
+  EXPECT_EQ(gone->errors[0].row, "relations[0]");
+  EXPECT_EQ(gone->errors[0].field, "to");
+  EXPECT_NE(gone->errors[0].message.find("which no longer exists"), std::string::npos)
+      << gone->errors[0].message;
 }
 
 TEST_F(KeptEnds, EndsByIdentityReadTheirTypeOnceForTheImportsAfter) {
