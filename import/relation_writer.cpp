@@ -48,7 +48,8 @@ std::map<std::string, bool, std::less<>> TypesNamedByEnds(const ImportState& sta
       if (type == nullptr || !type->is_string()) continue;
       const std::string_view name = type->get_string();
       if (state.types.contains(name) && !state.imported_types.contains(name)) {
-        types[std::string(name)] |= e->contains("identity");
+        const json::value* identity = e->if_contains("identity");
+        types[std::string(name)] |= identity != nullptr && identity->is_object();
       }
     }
   }
