@@ -503,14 +503,16 @@ void RecordKept(ImportState& state) {
   const auto now = std::chrono::steady_clock::now();
   std::vector<std::string> types;
   std::vector<ImportCache::Type*> entries;
+  // Whether `entry` is to be recorded (then added).
   auto consider = [&](const std::string& name, ImportCache::Type* entry) {
-    if (entry->snapshot.empty()) return;  // reset: nothing kept
+    if (entry->snapshot.empty()) return false;  // reset: nothing kept
     if (entry->recorded != std::chrono::steady_clock::time_point{} &&
         now - entry->recorded < kEvery) {
-      return;
+      return false;
     }
     types.push_back(name);
     entries.push_back(entry);
+    return true;
   };
   for (auto& [name, entry] : state.cached) consider(name, entry.get());  // held
   // The entries read for relation ends were released with their batch: each is looked at
@@ -518,10 +520,7 @@ void RecordKept(ImportState& state) {
   std::vector<std::unique_lock<std::mutex>> holds;
   for (const auto& [name, entry] : state.ends_filled) {
     std::unique_lock hold(entry->in_use, std::try_to_lock);
-    if (!hold.owns_lock()) continue;
-    const std::size_t before = types.size();
-    consider(name, entry.get());
-    if (types.size() > before) holds.push_back(std::move(hold));
+    if (hold.owns_lock() && consider(name, entry.get())) holds.push_back(std::move(hold));
   }
   if (types.empty()) return;
   try {

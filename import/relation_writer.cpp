@@ -34,10 +34,16 @@ struct NameLookup {
   std::map<std::pair<std::string, std::string>, IdentityIndex::Ids> cis;
 };
 
-// The known types whose CIs the batch's ends name by name or identity, of which the import
-// writes no CI (those are in its identity index); true where one names them by identity.
-std::map<std::string, bool, std::less<>> TypesNamedByEnds(const ImportState& state) {
+// What the batch's ends name by name or identity of the known types the import writes no CI
+// of (those are in its identity index): each such type, true where an end names its CIs by
+// identity, and the (type, name) of each end by name.
+struct NamedEnds {
   std::map<std::string, bool, std::less<>> types;
+  std::vector<std::pair<std::string_view, std::string_view>> by_name;
+};
+
+NamedEnds ReadNamedEnds(const ImportState& state) {
+  NamedEnds named;
   for (const json::value& item : *state.relations) {
     const json::object* o = item.if_object();
     if (o == nullptr) continue;
@@ -46,40 +52,29 @@ std::map<std::string, bool, std::less<>> TypesNamedByEnds(const ImportState& sta
       const json::object* e = v != nullptr ? v->if_object() : nullptr;
       const json::value* type = e != nullptr ? e->if_contains("type") : nullptr;
       if (type == nullptr || !type->is_string()) continue;
-      const std::string_view name = type->get_string();
-      if (state.types.contains(name) && !state.imported_types.contains(name)) {
-        const json::value* identity = e->if_contains("identity");
-        types[std::string(name)] |= identity != nullptr && identity->is_object();
+      const std::string_view type_name = type->get_string();
+      if (!state.types.contains(type_name) || state.imported_types.contains(type_name)) continue;
+      const json::value* identity = e->if_contains("identity");
+      named.types[std::string(type_name)] |= identity != nullptr && identity->is_object();
+      const json::value* name = e->if_contains("name");
+      if (identity == nullptr && name != nullptr && name->is_string()) {
+        named.by_name.emplace_back(type_name, name->get_string());
       }
     }
   }
-  return types;
+  return named;
 }
 
-NameLookup LookUpNames(ImportState& state, const EndsKept& kept) {
-  const std::set<std::string, std::less<>>& imported = state.imported_types;
+// The ends by name of `named` whose types the instance does not keep, looked up in one query.
+NameLookup LookUpNames(ImportState& state, const NamedEnds& named, const EndsKept& kept) {
   std::vector<std::string> types;
   std::vector<std::string> names;
   NameLookup lookup;
-  for (const json::value& item : *state.relations) {
-    const json::object* o = item.if_object();
-    if (o == nullptr) continue;
-    for (const char* end : {"from", "to"}) {
-      const json::value* v = o->if_contains(end);
-      const json::object* e = v != nullptr ? v->if_object() : nullptr;
-      if (e == nullptr || e->contains("identity")) continue;
-      const json::value* type = e->if_contains("type");
-      const json::value* name = e->if_contains("name");
-      if (type == nullptr || !type->is_string() || name == nullptr || !name->is_string()) continue;
-      const std::string_view type_name = type->get_string();
-      if (!state.types.contains(type_name) || imported.contains(type_name) ||
-          kept.Of(type_name) != nullptr) {
-        continue;
-      }
-      lookup.types.emplace(type_name);
-      types.emplace_back(type_name);
-      names.emplace_back(name->get_string());
-    }
+  for (const auto& [type, name] : named.by_name) {
+    if (kept.Of(type) != nullptr) continue;
+    lookup.types.emplace(type);
+    types.emplace_back(type);
+    names.emplace_back(name);
   }
   for (auto& [type, name, id] : store::ImportStore(state.db).CisByName(types, names)) {
     lookup.cis[{std::move(type), std::move(name)}].push_back(id);
@@ -266,8 +261,9 @@ void WriteRelations(ImportState& state) {
   auto t = std::chrono::steady_clock::now();
   const std::set<std::string> relation_types = store.RelationTypeNames();
   // Held until the batch's ends are resolved.
-  std::optional<EndsKept> kept = TakeKeptForEnds(state, TypesNamedByEnds(state));
-  const NameLookup by_name = LookUpNames(state, *kept);
+  const NamedEnds named = ReadNamedEnds(state);
+  std::optional<EndsKept> kept = TakeKeptForEnds(state, named.types);
+  const NameLookup by_name = LookUpNames(state, named, *kept);
   std::vector<RelationRow> rows;
   std::set<CiId> ends;
   std::set<CiId> by_id;

@@ -1287,17 +1287,21 @@ class KeptEnds : public PgTest {
     return std::any_of(result.phases.begin(), result.phases.end(),
                        [&](const import::ImportPhase& p) { return p.name == name; });
   }
+  // 20 servers k-0.. (serial K0..) and 2 applications app-0, app-1 (app_code A0, A1).
+  static std::string ServersAndApps() {
+    std::string doc = R"({"cis": [)";
+    for (int i = 0; i < 20; ++i) {
+      const std::string n = std::to_string(i);
+      doc += R"({"type": "server", "name": "k-)" + n + R"(", "attributes": {"serial": "K)" + n +
+             R"("}},)";
+    }
+    return doc + R"({"type": "application", "name": "app-0", "attributes": {"app_code": "A0"}},
+            {"type": "application", "name": "app-1", "attributes": {"app_code": "A1"}}]})";
+  }
 };
 
 TEST_F(KeptEnds, RelationEndsMatchTheKeptIdentitiesOfEveryWriter) {
-  std::string doc = R"({"cis": [)";
-  for (int i = 0; i < 20; ++i) {
-    const std::string n = std::to_string(i);
-    doc += R"({"type": "server", "name": "k-)" + n + R"(", "attributes": {"serial": "K)" + n +
-           R"("}},)";
-  }
-  doc += R"({"type": "application", "name": "app-0", "attributes": {"app_code": "A0"}},
-            {"type": "application", "name": "app-1", "attributes": {"app_code": "A1"}}]})";
+  const std::string doc = ServersAndApps();
   store::DbSession db = store::DbSession::Connect(dsn_);
   import::ImportCache kept;
   import::ImportOptions options;
@@ -1385,14 +1389,7 @@ TEST_F(KeptEnds, RelationEndsMatchTheKeptIdentitiesOfEveryWriter) {
 }
 
 TEST_F(KeptEnds, EndsByIdentityReadTheirTypeOnceForTheImportsAfter) {
-  std::string doc = R"({"cis": [)";
-  for (int i = 0; i < 20; ++i) {
-    const std::string n = std::to_string(i);
-    doc += R"({"type": "server", "name": "k-)" + n + R"(", "attributes": {"serial": "K)" + n +
-           R"("}},)";
-  }
-  doc += R"({"type": "application", "name": "app-0", "attributes": {"app_code": "A0"}},
-            {"type": "application", "name": "app-1", "attributes": {"app_code": "A1"}}]})";
+  const std::string doc = ServersAndApps();
   store::DbSession db = store::DbSession::Connect(dsn_);
   // Created by an import that keeps nothing (as a discovery run's, inside its transaction).
   ASSERT_EQ(
