@@ -76,27 +76,27 @@ std::optional<GraphChanges> ChangesSince(DbSession& db, const std::string& snaps
   GraphChanges changes;
   changes.ci_ids = std::move(logged->ci_ids);
   changes.relation_ids = std::move(logged->relation_ids);
+  // Streamed with COPY like a full read (a bulk import's 50,000 relations per statement took
+  // about twice as long through SOCI's rows); the ids, numbers, are written into the query.
+  auto ids_in = [](const std::vector<std::int64_t>& ids) {
+    std::string list = " WHERE id = ANY ('{";
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (i > 0) list += ',';
+      list += std::to_string(ids[i]);
+    }
+    return list + "}'::bigint[])";
+  };
   if (!changes.ci_ids.empty()) {
-    sql::ForEachRow(
-        db,
-        std::string("SELECT ") + kNodeColumns +
-            " FROM configuration_items WHERE id IN (SELECT unnest($1::bigint[]))",
-        [&](const soci::row& r) {
-          changes.cis.push_back({sql::Int(r, 0), sql::Text(r, 1), sql::Text(r, 2), sql::Text(r, 3),
-                                 static_cast<std::int32_t>(sql::Int(r, 4))});
-        },
-        soci::use(sql::IdArray(changes.ci_ids)));
+    pg::CopyOut(db,
+                std::string("SELECT ") + kNodeColumns + " FROM configuration_items" +
+                    ids_in(changes.ci_ids),
+                [&](const pg::Fields& f) { changes.cis.push_back(NodeFromFields(f)); });
   }
   if (!changes.relation_ids.empty()) {
-    sql::ForEachRow(
+    pg::CopyOut(
         db,
-        std::string("SELECT ") + kEdgeColumns +
-            " FROM relations WHERE id IN (SELECT unnest($1::bigint[]))",
-        [&](const soci::row& r) {
-          changes.relations.push_back(
-              {sql::Int(r, 0), sql::Int(r, 1), sql::Int(r, 2), sql::Text(r, 3)});
-        },
-        soci::use(sql::IdArray(changes.relation_ids)));
+        std::string("SELECT ") + kEdgeColumns + " FROM relations" + ids_in(changes.relation_ids),
+        [&](const pg::Fields& f) { changes.relations.push_back(EdgeFromFields(f)); });
   }
   return changes;
 }
