@@ -132,8 +132,9 @@ int main(int argc, char** argv) {
   double build_ms = Ms(t0);
   long rss_after = RssKb();
   {
-    // The graph carrying a full delta: 50,000 changes (GraphCacheOptions::merge_after), in
-    // versions of 500 as a busy instance applies them — nine in ten relations added, one in
+    // The graph carrying the largest delta it may carry: 200,000 changes (a merge waits for
+    // the writes to pause up to GraphCacheOptions::merge_after_at_most), in versions of 500
+    // as a busy instance applies them — nine in ten relations added, one in
     // ten removed — and the resident growth of the arrays plus the delta per relation.
     auto current = std::make_shared<const cmdb::graph::DependencyGraph>(
         cmdb::graph::DependencyGraph::Build(e.nodes, e.edges, types));
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
     };
     cmdb::model::RelationId next_id = 0;
     for (const auto& edge : e.edges) next_id = std::max(next_id, edge.id);
-    constexpr int kChanges = 50000;
+    const auto kChanges = static_cast<int>(cmdb::store::GraphCacheOptions{}.merge_after_at_most);
     for (int batch = 0; batch < kChanges / 500; ++batch) {
       cmdb::graph::GraphChanges changes;
       for (int k = 0; k < 500; ++k) {

@@ -78,7 +78,7 @@ void GraphCache::Load(DbSession& session, std::shared_ptr<const graph::Dependenc
     full_loads_.fetch_add(1, std::memory_order_relaxed);
     changes_since_store_ = 0;
     last_store_ = std::chrono::steady_clock::now();
-    snapshot_due_.store(true, std::memory_order_release);
+    StoreSnapshotLater();
   } else if (loaded.kind == VersionedGraph::Kind::kStored ||
              loaded.kind == VersionedGraph::Kind::kUpdated) {
     changes_since_store_ += loaded.changes;
@@ -88,7 +88,7 @@ void GraphCache::Load(DbSession& session, std::shared_ptr<const graph::Dependenc
         changes_since_store_ >= options_.store_after_at_most) {
       changes_since_store_ = 0;
       last_store_ = std::chrono::steady_clock::now();
-      snapshot_due_.store(true, std::memory_order_release);
+      StoreSnapshotLater();
     }
   }
   std::lock_guard lock(graph_mutex_);
@@ -135,9 +135,19 @@ GraphCache::PublishedWithSnapshot() {
   return {graph_, graph_snapshot_};
 }
 
+bool GraphCache::WritesPaused() const {
+  const std::int64_t since = Timestamp::Now().micros - changed_at_.load(std::memory_order_acquire);
+  return since >=
+         std::chrono::duration_cast<std::chrono::microseconds>(options_.writes_pause).count();
+}
+
 void GraphCache::MergeIfDue() {
-  if (!merge_due_.exchange(false, std::memory_order_acq_rel)) return;
+  if (!merge_due_.load(std::memory_order_acquire)) return;
   auto [graph, snapshot] = PublishedWithSnapshot();
+  if (graph && graph->delta_size() < options_.merge_after_at_most && !WritesPaused()) {
+    return;  // writes are streaming in: asked again on the next turn
+  }
+  if (!merge_due_.exchange(false, std::memory_order_acq_rel)) return;
   if (!graph || graph->delta_size() == 0 || snapshot.empty()) return;
   // Seconds for a large estate, with no lock held: readers and writers go on with the graph
   // carrying the changes; the merged one then takes the changes made meanwhile.
@@ -153,7 +163,22 @@ void GraphCache::MergeIfDue() {
   }
 }
 
+void GraphCache::StoreSnapshotLater() {
+  if (!snapshot_due_.load(std::memory_order_acquire)) {
+    snapshot_due_since_.store(Timestamp::Now().micros, std::memory_order_release);
+  }
+  snapshot_due_.store(true, std::memory_order_release);
+}
+
 void GraphCache::StoreSnapshotIfDue() {
+  if (!snapshot_due_.load(std::memory_order_acquire)) return;
+  const std::int64_t waited =
+      Timestamp::Now().micros - snapshot_due_since_.load(std::memory_order_acquire);
+  if (!WritesPaused() &&
+      waited < std::chrono::duration_cast<std::chrono::microseconds>(options_.store_wait_at_most)
+                   .count()) {
+    return;  // writes are streaming in: asked again on the next turn
+  }
   if (!snapshot_due_.exchange(false, std::memory_order_acq_rel)) return;
   auto [graph, snapshot] = PublishedWithSnapshot();
   if (!graph || snapshot.empty()) return;

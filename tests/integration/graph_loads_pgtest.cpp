@@ -232,6 +232,72 @@ TEST_F(GraphLoads, ARunningInstanceStoresItsGraphAgainAfterManyChangesAndPrunesT
             0);
 }
 
+// A bulk import commits batch after batch: a store that falls due meanwhile waits for the
+// writes to pause instead of writing the whole graph after every batch, and is made once they
+// have; writes that never pause are stored after store_wait_at_most all the same.
+TEST_F(GraphLoads, AMergeOrAStoreThatFallsDueDuringABurstOfWritesWaitsForThemToPause) {
+  const std::int64_t hub = Ci("hub");
+  auto stored_cis = [&] {
+    SqlResult r = Sql("SELECT cis FROM graph_snapshots");
+    return r.rows() == 1 ? r.Int(0, 0) : std::int64_t{-1};
+  };
+  auto wait_for = [&](auto&& done, std::chrono::milliseconds limit) {
+    for (auto end = std::chrono::steady_clock::now() + limit;
+         !done() && std::chrono::steady_clock::now() < end;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return done();
+  };
+  // Writes every 150 ms for `how_long`: a CI related to the hub, each a notification and a
+  // load with changes, so a store is due after each.
+  int written = 0;
+  auto burst = [&](std::chrono::milliseconds how_long, auto&& during) {
+    for (auto end = std::chrono::steady_clock::now() + how_long;
+         std::chrono::steady_clock::now() < end;) {
+      Relate(Ci("burst-" + std::to_string(++written)), hub);
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      during();
+    }
+  };
+  store::GraphCacheOptions options;
+  options.store_after = 1;
+  options.store_interval = std::chrono::seconds(0);
+  options.writes_pause = std::chrono::milliseconds(1500);
+  options.store_wait_at_most = std::chrono::seconds(60);
+  options.merge_after = 1;
+  options.merge_after_at_most = 100000;
+  {
+    store::GraphCache cache(*pool_, dsn_, options);
+    ASSERT_TRUE(cache.Current()->Find(hub));
+    ASSERT_TRUE(wait_for([&] { return stored_cis() == 1; }, std::chrono::seconds(15)))
+        << "the first full read was not stored once the writes (none) paused";
+    bool stored_during = false;
+    burst(std::chrono::milliseconds(3000), [&] { stored_during |= stored_cis() != 1; });
+    EXPECT_FALSE(stored_during) << "stored while the writes streamed in";
+    EXPECT_EQ(stored_cis(), 1);
+    EXPECT_EQ(cache.merges(), 0U) << "merged while the writes streamed in";
+    EXPECT_GE(cache.Current()->delta_size(), static_cast<std::size_t>(written));
+    // The writes paused: the graph as it is now is stored.
+    EXPECT_TRUE(wait_for([&] { return stored_cis() == 1 + written; }, std::chrono::seconds(15)))
+        << "stored " << stored_cis() << " CIs, not " << 1 + written;
+    EXPECT_TRUE(wait_for([&] { return cache.merges() >= 1; }, std::chrono::seconds(15)))
+        << "the carried changes were not merged once the writes paused";
+    EXPECT_EQ(cache.Current()->delta_size(), 0U);
+    EXPECT_EQ(Sorted(cache.Current()->Contents()), Sorted(Truth()));
+  }
+  // Writes that never pause: stored after store_wait_at_most, merged once the graph carries
+  // merge_after_at_most changes.
+  options.store_wait_at_most = std::chrono::seconds(1);
+  options.merge_after_at_most = 6;
+  store::GraphCache cache(*pool_, dsn_, options);
+  ASSERT_TRUE(cache.Current()->Find(hub));
+  const int before = written;
+  bool stored_during = false;
+  burst(std::chrono::milliseconds(4000), [&] { stored_during |= stored_cis() > 1 + before; });
+  EXPECT_TRUE(stored_during) << "writes that never pause kept the graph from being stored";
+  EXPECT_GE(cache.merges(), 1U) << "writes that never pause kept the changes from being merged";
+}
+
 // A write whose rows the writer knows is in the graph at once, without a load; when the rows
 // change again elsewhere, the notification's load corrects the graph.
 TEST_F(GraphLoads, AKnownWriteIsAppliedAtOnceAndCorrectedByTheLog) {
