@@ -132,10 +132,11 @@ int main(int argc, char** argv) {
   double build_ms = Ms(t0);
   long rss_after = RssKb();
   {
-    // The graph carrying the largest delta it may carry: 200,000 changes (a merge waits for
-    // the writes to pause up to GraphCacheOptions::merge_after_at_most), in versions of 500
-    // as a busy instance applies them — nine in ten relations added, one in
-    // ten removed — and the resident growth of the arrays plus the delta per relation.
+    // The graph carrying the largest delta it may carry: while writes stream in, a merge
+    // waits up to GraphCacheOptions::merge_after_at_most changes (100,000). They are applied
+    // in versions of 500 as a busy instance applies them — nine in ten relations added, one
+    // in ten removed — and the resident growth of the arrays plus the delta per relation is
+    // measured.
     auto current = std::make_shared<const cmdb::graph::DependencyGraph>(
         cmdb::graph::DependencyGraph::Build(e.nodes, e.edges, types));
     const long rss_built = RssKb();

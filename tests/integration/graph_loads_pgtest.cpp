@@ -232,9 +232,10 @@ TEST_F(GraphLoads, ARunningInstanceStoresItsGraphAgainAfterManyChangesAndPrunesT
             0);
 }
 
-// A bulk import commits batch after batch: a store that falls due meanwhile waits for the
-// writes to pause instead of writing the whole graph after every batch, and is made once they
-// have; writes that never pause are stored after store_wait_at_most all the same.
+// A bulk import commits batch after batch: a merge or a store that falls due meanwhile waits
+// for the writes to pause instead of running after every batch, and runs once they have;
+// writes that never pause are merged past merge_after_at_most changes and stored after
+// store_wait_at_most all the same.
 TEST_F(GraphLoads, AMergeOrAStoreThatFallsDueDuringABurstOfWritesWaitsForThemToPause) {
   const std::int64_t hub = Ci("hub");
   auto stored_cis = [&] {
@@ -249,7 +250,7 @@ TEST_F(GraphLoads, AMergeOrAStoreThatFallsDueDuringABurstOfWritesWaitsForThemToP
     return done();
   };
   // Writes every 150 ms for `how_long`: a CI related to the hub, each a notification and a
-  // load with changes, so a store is due after each.
+  // load with changes, so a merge and a store are due after each.
   int written = 0;
   auto burst = [&](std::chrono::milliseconds how_long, auto&& during) {
     for (auto end = std::chrono::steady_clock::now() + how_long;
