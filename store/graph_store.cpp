@@ -79,12 +79,7 @@ std::optional<GraphChanges> ChangesSince(DbSession& db, const std::string& snaps
   // Streamed with COPY like a full read (a bulk import's 50,000 relations per statement took
   // about twice as long through SOCI's rows); the ids, numbers, are written into the query.
   auto ids_in = [](const std::vector<std::int64_t>& ids) {
-    std::string list = " WHERE id = ANY ('{";
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (i > 0) list += ',';
-      list += std::to_string(ids[i]);
-    }
-    return list + "}'::bigint[])";
+    return " WHERE id = ANY ('" + sql::IdArray(ids) + "'::bigint[])";
   };
   if (!changes.ci_ids.empty()) {
     pg::CopyOut(db,
