@@ -1287,6 +1287,13 @@ class KeptEnds : public PgTest {
     return std::any_of(result.phases.begin(), result.phases.end(),
                        [&](const import::ImportPhase& p) { return p.name == name; });
   }
+  // Every relation as "from-name>to-name", sorted.
+  static SqlResult RelationsByEndNames(store::DbSession& db) {
+    return Query(db,
+                 "SELECT f.name || '>' || t.name FROM relations r "
+                 "JOIN configuration_items f ON f.id = r.from_ci "
+                 "JOIN configuration_items t ON t.id = r.to_ci ORDER BY 1");
+  }
   // 20 servers k-0.. (serial K0..) and 2 applications app-0, app-1 (app_code A0, A1).
   static std::string ServersAndApps() {
     std::string doc = R"({"cis": [)";
@@ -1336,10 +1343,7 @@ TEST_F(KeptEnds, RelationEndsMatchTheKeptIdentitiesOfEveryWriter) {
     EXPECT_EQ(e.field, "to");
     EXPECT_EQ(e.message, "matches no CI");
   }
-  SqlResult written = Query(db,
-                            "SELECT f.name || '>' || t.name FROM relations r "
-                            "JOIN configuration_items f ON f.id = r.from_ci "
-                            "JOIN configuration_items t ON t.id = r.to_ci ORDER BY 1");
+  SqlResult written = RelationsByEndNames(db);
   ASSERT_EQ(written.rows(), 3);
   EXPECT_EQ(written.Text(0, 0), "app-0>k-renamed");
   EXPECT_EQ(written.Text(1, 0), "app-1>k-3");
@@ -1441,10 +1445,7 @@ TEST_F(KeptEnds, EndsByIdentityReadTheirTypeOnceForTheImportsAfter) {
     EXPECT_EQ(busy_identity.relations.created, 1);
     EXPECT_FALSE(HasPhase(busy_identity, "relations.kept_identities"));
   }
-  SqlResult written = Query(db,
-                            "SELECT f.name || '>' || t.name FROM relations r "
-                            "JOIN configuration_items f ON f.id = r.from_ci "
-                            "JOIN configuration_items t ON t.id = r.to_ci ORDER BY 1");
+  SqlResult written = RelationsByEndNames(db);
   ASSERT_EQ(written.rows(), 4);
   EXPECT_EQ(written.Text(0, 0), "app-0>k-0");
   EXPECT_EQ(written.Text(1, 0), "app-1>k-1");
